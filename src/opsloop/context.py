@@ -1,0 +1,157 @@
+"""The current project: its folder, spec, settings, metadata store and artifact store.
+
+Library calls that take no explicit ``store=`` or ``artifacts=`` use the current project. It is
+found once per process from ``OPSLOOP_PROJECT_DIR`` or the working directory (the nearest
+folder with an ``opsloop.yaml``; any folder works without one) and can be switched with
+:func:`use_project`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opsloop.settings import (
+    STATE_DIR,
+    Settings,
+    default_artifact_url,
+    default_store_url,
+    load_settings,
+)
+from opsloop.spec import ProjectSpec, find_project_dir, load_spec
+from opsloop.spec.loader import SPEC_FILE
+
+if TYPE_CHECKING:
+    from opsloop.artifacts import ArtifactStore
+    from opsloop.store import Store
+
+
+@dataclass
+class Project:
+    """One opsloop project and its stores (opened on first use)."""
+
+    dir: Path
+    settings: Settings
+    spec: ProjectSpec | None = None
+    _store: Store | None = field(default=None, repr=False)
+    _artifacts: ArtifactStore | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The project name from the spec, or the folder name."""
+        return self.spec.project if self.spec is not None else self.dir.name
+
+    @property
+    def state_dir(self) -> Path:
+        """``<project>/.opsloop``: local state (store, artifacts, caches)."""
+        return self.dir / STATE_DIR
+
+    @property
+    def store_url(self) -> str:
+        """The metadata store URL in effect."""
+        return self.settings.store_url or default_store_url(self.dir)
+
+    @property
+    def artifact_url(self) -> str:
+        """The artifact store URL in effect."""
+        return self.settings.artifact_url or default_artifact_url(self.dir)
+
+    @property
+    def store(self) -> Store:
+        """The metadata store, opened (and migrated) on first use."""
+        with self._lock:
+            if self._store is None:
+                from opsloop.store import open_store
+
+                self._store = open_store(self.store_url, actor=self.settings.resolved_actor())
+            return self._store
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """The artifact store, opened on first use."""
+        with self._lock:
+            if self._artifacts is None:
+                from opsloop.artifacts import open_artifact_store
+
+                options: dict[str, Any] = {}
+                if self.artifact_url.startswith("s3://") and self.settings.s3_endpoint_url:
+                    options["client_kwargs"] = {"endpoint_url": self.settings.s3_endpoint_url}
+                self._artifacts = open_artifact_store(self.artifact_url, **options)
+            return self._artifacts
+
+    def close(self) -> None:
+        """Release the store's connections."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def fresh(self) -> Project:
+        """The same project without opened stores (for a forked child process)."""
+        return Project(dir=self.dir, settings=self.settings, spec=self.spec)
+
+
+def open_project(path: Path | None = None) -> Project:
+    """Open the project at ``path`` (or the discovered one); its spec is validated now."""
+    settings_env = Settings()
+    if path is None:
+        path = settings_env.project_dir or find_project_dir(Path.cwd()) or Path.cwd()
+    path = path.resolve()
+    spec = load_spec(path) if (path / SPEC_FILE).is_file() else None
+    return Project(dir=path, settings=load_settings(path, spec), spec=spec)
+
+
+_current: Project | None = None
+_current_lock = threading.Lock()
+
+
+def current_project() -> Project:
+    """The project library calls use by default."""
+    global _current
+    with _current_lock:
+        if _current is None:
+            _current = open_project()
+        return _current
+
+
+def set_current_project(project: Project | None) -> None:
+    """Make ``project`` the default (None: discover again on next use)."""
+    global _current
+    with _current_lock:
+        _current = project
+
+
+@contextmanager
+def use_project(project: Project | Path | str) -> Iterator[Project]:
+    """Make a project the default inside a ``with`` block."""
+    global _current
+    proj = project if isinstance(project, Project) else open_project(Path(project))
+    with _current_lock:
+        previous, _current = _current, proj
+    try:
+        yield proj
+    finally:
+        with _current_lock:
+            _current = previous
+        if proj is not project:
+            proj.close()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child must not share the parent's database connections: it keeps the project
+    # but opens its own stores on first use.
+    global _current, _current_lock
+    _current_lock = threading.Lock()
+    if _current is not None:
+        if _current._store is not None:
+            _current._store.engine.dispose(close=False)
+        _current = _current.fresh()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

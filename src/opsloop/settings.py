@@ -1,0 +1,86 @@
+"""Settings from the environment (``OPSLOOP_*``) and ``opsloop.yaml``.
+
+Precedence, highest first: environment variables, the project's ``opsloop.yaml``, defaults.
+The defaults are the zero-config local mode: SQLite and files under ``<project>/.opsloop``.
+"""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from opsloop.spec.schema import ProjectSpec
+
+STATE_DIR = ".opsloop"
+
+
+class Settings(BaseSettings):
+    """opsloop's configuration.
+
+    Attributes:
+        project_dir: The project folder; found from the working directory when not set.
+        store_url: Metadata store, e.g. ``postgresql+psycopg://user@host/db``.
+        artifact_url: Artifact store, e.g. ``s3://bucket/prefix``.
+        s3_endpoint_url: S3-compatible endpoint (MinIO, a test server).
+        actor: Who is acting, recorded on every event; defaults to the login name.
+        metric_buffer_size: Metric points held in memory before a batch is written.
+        debug: Show tracebacks in the CLI.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="OPSLOOP_", extra="ignore")
+
+    project_dir: Path | None = None
+    store_url: str | None = None
+    artifact_url: str | None = None
+    s3_endpoint_url: str | None = None
+    actor: str | None = None
+    metric_buffer_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    debug: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Values from opsloop.yaml arrive as init arguments; the environment must win over them.
+        return env_settings, init_settings
+
+    def resolved_actor(self) -> str:
+        """The actor name: configured, or the login name."""
+        if self.actor:
+            return self.actor
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
+
+
+def load_settings(project_dir: Path | None = None, spec: ProjectSpec | None = None) -> Settings:
+    """Settings for a project: environment first, then ``opsloop.yaml``, then defaults."""
+    from_spec: dict[str, Any] = {}
+    if project_dir is not None:
+        from_spec["project_dir"] = project_dir
+    if spec is not None:
+        if spec.store is not None:
+            from_spec["store_url"] = spec.store.url
+        if spec.artifacts is not None:
+            from_spec["artifact_url"] = spec.artifacts.url
+    return Settings(**from_spec)
+
+
+def default_store_url(project_dir: Path) -> str:
+    """``sqlite:///<project>/.opsloop/opsloop.db``."""
+    return f"sqlite:///{(project_dir / STATE_DIR / 'opsloop.db').resolve()}"
+
+
+def default_artifact_url(project_dir: Path) -> str:
+    """``file://<project>/.opsloop/artifacts``."""
+    return (project_dir / STATE_DIR / "artifacts").resolve().as_uri()

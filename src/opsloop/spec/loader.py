@@ -1,0 +1,64 @@
+"""Load and validate ``opsloop.yaml``; every error names the file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from opsloop.errors import SpecError
+from opsloop.spec.schema import ProjectSpec
+from opsloop.spec.yamlpos import line_for, load_yaml_with_lines, read_text
+
+SPEC_FILE = "opsloop.yaml"
+
+
+def _describe(err: dict[str, object]) -> str:
+    kind = err.get("type")
+    msg = str(err.get("msg", "invalid value"))
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required field is missing"
+    if "input" in err and kind not in ("model_type", "dict_type"):
+        return f"{msg} (got {err['input']!r})"
+    return msg
+
+
+def parse_spec(text: str, file: str = SPEC_FILE) -> ProjectSpec:
+    """Validate spec text; raise SpecError for the first problem, listing all of them."""
+    data, lines = load_yaml_with_lines(text, file)
+    if data is None:
+        raise SpecError("the file is empty; it needs at least 'project: NAME'", file=file, line=1)
+    if not isinstance(data, dict):
+        raise SpecError("the top level must be a mapping of keys to values", file=file, line=1)
+    try:
+        return ProjectSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            field = ".".join(str(p) for p in loc)
+            problems.append((line_for(lines, loc), field, _describe(dict(err))))
+        problems.sort(key=lambda p: (p[0] or 0, p[1]))
+        line, field, message = problems[0]
+        if len(problems) > 1:
+            more = "; ".join(f"line {ln}: '{f}': {m}" for ln, f, m in problems[1:])
+            message = f"{message} (and {len(problems) - 1} more: {more})"
+        raise SpecError(message, file=file, line=line, field=field) from exc
+
+
+def load_spec(path: Path) -> ProjectSpec:
+    """Read and validate the spec at ``path`` (a file, or a folder holding opsloop.yaml)."""
+    if path.is_dir():
+        path = path / SPEC_FILE
+    return parse_spec(read_text(path), str(path))
+
+
+def find_project_dir(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` that holds an opsloop.yaml."""
+    start = start.resolve()
+    for d in (start, *start.parents):
+        if (d / SPEC_FILE).is_file():
+            return d
+    return None

@@ -1,0 +1,36 @@
+"""The backend contract of the metadata store.
+
+The store itself is one SQLAlchemy facade (:class:`opsloop.store.facade.Store`); what differs
+between backends is how an engine is made and how two processes agree on who migrates a new
+store. Each backend module (``sqlite``, ``postgres``) provides one :class:`Backend`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from sqlalchemy import Connection, Engine
+
+
+class Backend(Protocol):
+    """How one database family is opened and migrated safely."""
+
+    name: str
+
+    def create_engine(self, url: str) -> Engine:
+        """Create the engine for ``url`` with the backend's pragmas and pool settings."""
+        ...
+
+    def migration_lock(self, engine: Engine, url: str) -> AbstractContextManager[Connection]:
+        """Hold a lock that only one process at a time can take while it migrates.
+
+        Yields the connection to migrate on.
+        """
+        ...
+
+
+def iter_backends() -> Iterator[str]:
+    """Names of the built-in backends."""
+    yield from ("sqlite", "postgresql")

@@ -1,0 +1,867 @@
+"""The metadata store: one facade over SQLAlchemy for every backend.
+
+Every state change is written in one transaction together with its audit event, so the
+events table never tells a story the other tables do not.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, func, insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from opsloop.errors import AlreadyExistsError, NotFoundError, StoreError, TrackingError
+from opsloop.store import models as m
+from opsloop.store.base import Backend
+from opsloop.store.migrate import upgrade
+from opsloop.store.types import (
+    ArtifactInfo,
+    DatasetVersionInfo,
+    EventInfo,
+    MetricPoint,
+    ModelVersionInfo,
+    RegisteredModelInfo,
+    RunInfo,
+    StepRunInfo,
+)
+
+RUN_STATUSES = ("running", "finished", "failed", "killed")
+STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "cached")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_MAX_KEY = 256
+
+MetricRow = tuple[str, float, int, int]
+"""(key, value, step, timestamp in epoch milliseconds)."""
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not _NAME.match(name):
+        raise TrackingError(
+            f"invalid {kind} name {name!r}: use letters, digits, '_', '-', '.' "
+            "(1-128 characters, starting with a letter or digit)"
+        )
+
+
+def _check_key(kind: str, key: str) -> None:
+    if not key or len(key) > _MAX_KEY:
+        raise TrackingError(f"invalid {kind} key {key!r}: 1-{_MAX_KEY} characters")
+
+
+def _str_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class Store:
+    """Read and write runs, metrics, artifacts, step runs, datasets, models and events.
+
+    Args:
+        engine: A SQLAlchemy engine from the backend.
+        backend: The backend that made the engine.
+        url: The store URL (for messages).
+        actor: Who is acting: recorded on every event.
+        migrate: Bring the schema up to date on open.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        backend: Backend,
+        url: str,
+        *,
+        actor: str = "unknown",
+        migrate: bool = True,
+    ) -> None:
+        self.engine = engine
+        self.backend = backend
+        self.url = url
+        self.actor = actor
+        if migrate:
+            try:
+                upgrade(engine, backend, url)
+            except OperationalError as exc:
+                raise StoreError(
+                    f"cannot open the metadata store at {self.safe_url}: {exc.orig}"
+                ) from exc
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    # -- sessions -------------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as s:
+            try:
+                yield s
+            except OperationalError as exc:
+                raise StoreError(f"metadata store {self.safe_url}: {exc.orig}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin(), Session(bind=conn, expire_on_commit=False) as s:
+                    yield s
+                    s.flush()
+        except OperationalError as exc:
+            raise StoreError(f"metadata store {self.safe_url}: {exc.orig}") from exc
+
+    def _event(
+        self,
+        s: Session,
+        kind: str,
+        object_type: str,
+        object_id: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        s.add(
+            m.Event(
+                actor=self.actor,
+                kind=kind,
+                object_type=object_type,
+                object_id=object_id,
+                details=details or {},
+            )
+        )
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        name: str,
+        *,
+        kind: str = "run",
+        parent_id: str | None = None,
+        project: str = "",
+        git_commit: str | None = None,
+        source: str | None = None,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> RunInfo:
+        """Start a run and record a ``run.started`` event."""
+        run_id = uuid.uuid4().hex
+        with self._write() as s:
+            if parent_id is not None and s.get(m.Run, parent_id) is None:
+                raise NotFoundError(f"parent run {parent_id} does not exist")
+            s.add(
+                m.Run(
+                    id=run_id,
+                    name=name,
+                    kind=kind,
+                    parent_id=parent_id,
+                    status="running",
+                    user=self.actor,
+                    project=project,
+                    git_commit=git_commit,
+                    source=source,
+                )
+            )
+            s.flush()
+            for k, v in (params or {}).items():
+                _check_key("param", k)
+                s.add(m.Param(run_id=run_id, key=k, value=_str_value(v)))
+            for k, v in (tags or {}).items():
+                _check_key("tag", k)
+                s.add(m.RunTag(run_id=run_id, key=k, value=_str_value(v)))
+            self._event(s, "run.started", "run", run_id, {"name": name, "kind": kind})
+        return self.get_run(run_id)
+
+    def finish_run(self, run_id: str, status: str = "finished", error: str | None = None) -> None:
+        """End a run with ``status`` (finished, failed or killed)."""
+        if status not in RUN_STATUSES[1:]:
+            raise TrackingError(f"invalid end status {status!r}: use finished, failed or killed")
+        with self._write() as s:
+            run = s.get(m.Run, run_id)
+            if run is None:
+                raise NotFoundError(f"run {run_id} does not exist")
+            run.status = status
+            run.ended_at = m.utcnow()
+            run.error = error
+            self._event(s, f"run.{status}", "run", run_id, {"error": error} if error else {})
+
+    def get_run(self, run_id: str) -> RunInfo:
+        """A run with params, tags and latest metrics; NotFoundError if absent.
+
+        A unique prefix of the id is accepted too, as the CLI prints short ids.
+        """
+        with self._read() as s:
+            run = s.get(m.Run, run_id)
+            if run is None and 0 < len(run_id) < 32:
+                found = s.scalars(select(m.Run).where(m.Run.id.startswith(run_id)).limit(2)).all()
+                if len(found) == 1:
+                    run = found[0]
+            if run is None:
+                raise NotFoundError(f"run {run_id} does not exist")
+            return self._run_info(s, run)
+
+    def _run_info(self, s: Session, run: m.Run) -> RunInfo:
+        params = {
+            p.key: p.value for p in s.scalars(select(m.Param).where(m.Param.run_id == run.id))
+        }
+        tags = {
+            t.key: t.value for t in s.scalars(select(m.RunTag).where(m.RunTag.run_id == run.id))
+        }
+        return RunInfo.model_validate(
+            {
+                **{c: getattr(run, c) for c in RunInfo.model_fields if hasattr(run, c)},
+                "params": params,
+                "tags": tags,
+                "metrics": self._latest_metrics(s, run.id),
+            }
+        )
+
+    def _latest_metrics(self, s: Session, run_id: str) -> dict[str, float]:
+        t = m.Metric
+        last = (
+            select(t.key, func.max(t.id).label("last_id")).where(t.run_id == run_id).group_by(t.key)
+        ).subquery()
+        rows = s.execute(select(t.key, t.value).join(last, t.id == last.c.last_id)).all()
+        return {k: v for k, v in rows}
+
+    def list_runs(
+        self,
+        *,
+        kind: str | None = None,
+        parent_id: str | None = None,
+        status: str | None = None,
+        name: str | None = None,
+        limit: int = 100,
+    ) -> list[RunInfo]:
+        """Runs, newest first, filtered by kind, parent, status or name."""
+        q = select(m.Run).order_by(m.Run.started_at.desc(), m.Run.id).limit(limit)
+        if kind is not None:
+            q = q.where(m.Run.kind == kind)
+        if parent_id is not None:
+            q = q.where(m.Run.parent_id == parent_id)
+        if status is not None:
+            q = q.where(m.Run.status == status)
+        if name is not None:
+            q = q.where(m.Run.name == name)
+        with self._read() as s:
+            return [self._run_info(s, r) for r in s.scalars(q)]
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Record parameters; re-logging a key with a different value is an error."""
+        with self._write() as s:
+            if s.get(m.Run, run_id) is None:
+                raise NotFoundError(f"run {run_id} does not exist")
+            for k, v in params.items():
+                _check_key("param", k)
+                value = _str_value(v)
+                old = s.get(m.Param, (run_id, k))
+                if old is None:
+                    s.add(m.Param(run_id=run_id, key=k, value=value))
+                elif old.value != value:
+                    raise TrackingError(
+                        f"param '{k}' of run {run_id} is already {old.value!r}; "
+                        f"it cannot change to {value!r}",
+                        hint="a parameter is fixed once logged: log a new key or start a new run",
+                    )
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        """Set (or overwrite) run tags."""
+        with self._write() as s:
+            if s.get(m.Run, run_id) is None:
+                raise NotFoundError(f"run {run_id} does not exist")
+            for k, v in tags.items():
+                _check_key("tag", k)
+                s.merge(m.RunTag(run_id=run_id, key=k, value=_str_value(v)))
+
+    def log_metric_points(self, run_id: str, points: Sequence[MetricRow]) -> None:
+        """Insert metric points in one transaction.
+
+        This is the hot path of tracking: rows go through one executemany of a Core insert
+        without ORM objects.
+        """
+        if not points:
+            return
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    if self.engine.dialect.name == "sqlite":
+                        # The driver's executemany over tuples is about twice as fast as a
+                        # Core insert over dicts, and this is the path of every metric point.
+                        conn.exec_driver_sql(
+                            "INSERT INTO metrics (run_id, key, value, step, timestamp) "
+                            "VALUES (?, ?, ?, ?, ?)",
+                            [(run_id, k, v, st, ts) for k, v, st, ts in points],
+                        )
+                    else:
+                        conn.execute(
+                            insert(m.Metric),
+                            [
+                                {
+                                    "run_id": run_id,
+                                    "key": k,
+                                    "value": v,
+                                    "step": st,
+                                    "timestamp": ts,
+                                }
+                                for k, v, st, ts in points
+                            ],
+                        )
+        except IntegrityError as exc:
+            raise NotFoundError(f"run {run_id} does not exist") from exc
+        except OperationalError as exc:
+            raise StoreError(f"metadata store {self.safe_url}: {exc.orig}") from exc
+
+    def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        """Every point of one metric of a run, by step then time."""
+        t = m.Metric
+        q = (
+            select(t.key, t.value, t.step, t.timestamp)
+            .where(and_(t.run_id == run_id, t.key == key))
+            .order_by(t.step, t.id)
+        )
+        with self._read() as s:
+            return [
+                MetricPoint(key=k, value=v, step=st, timestamp=ts) for k, v, st, ts in s.execute(q)
+            ]
+
+    def count_metric_points(self, run_id: str) -> int:
+        """How many metric points a run has."""
+        with self._read() as s:
+            return int(
+                s.scalar(
+                    select(func.count()).select_from(m.Metric).where(m.Metric.run_id == run_id)
+                )
+                or 0
+            )
+
+    def log_artifact(
+        self, run_id: str, path: str, digest: str, size: int, kind: str = "file"
+    ) -> ArtifactInfo:
+        """Record that a run produced the artifact ``digest`` under the logical ``path``."""
+        with self._write() as s:
+            if s.get(m.Run, run_id) is None:
+                raise NotFoundError(f"run {run_id} does not exist")
+            existing = s.scalar(
+                select(m.RunArtifact).where(
+                    m.RunArtifact.run_id == run_id, m.RunArtifact.path == path
+                )
+            )
+            if existing is not None:
+                existing.digest, existing.size, existing.kind = digest, size, kind
+                row = existing
+            else:
+                row = m.RunArtifact(run_id=run_id, path=path, digest=digest, size=size, kind=kind)
+                s.add(row)
+            s.flush()
+            self._event(s, "artifact.logged", "run", run_id, {"path": path, "digest": digest})
+            return ArtifactInfo.model_validate(row)
+
+    def list_artifacts(self, run_id: str) -> list[ArtifactInfo]:
+        """Artifacts of a run, by path."""
+        q = select(m.RunArtifact).where(m.RunArtifact.run_id == run_id).order_by(m.RunArtifact.path)
+        with self._read() as s:
+            return [ArtifactInfo.model_validate(a) for a in s.scalars(q)]
+
+    # -- pipeline steps -------------------------------------------------------------------
+
+    def create_step_run(
+        self,
+        run_id: str,
+        name: str,
+        *,
+        status: str = "pending",
+        cache_key: str | None = None,
+        params: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+    ) -> StepRunInfo:
+        """Record a step of a pipeline run."""
+        with self._write() as s:
+            row = m.StepRun(
+                run_id=run_id,
+                name=name,
+                status=status,
+                cache_key=cache_key,
+                params=params or {},
+                inputs=inputs or {},
+                outputs={},
+            )
+            s.add(row)
+            s.flush()
+            return StepRunInfo.model_validate(row)
+
+    _STEP_FIELDS = frozenset(
+        {
+            "status",
+            "cache_key",
+            "cached_from",
+            "attempts",
+            "started_at",
+            "ended_at",
+            "cpu_seconds",
+            "peak_memory_bytes",
+            "params",
+            "inputs",
+            "outputs",
+            "logs",
+            "error",
+            "traceback",
+        }
+    )
+
+    def update_step_run(self, step_run_id: int, **fields: Any) -> StepRunInfo:
+        """Update fields of a step run (status, timings, outputs, logs, error …)."""
+        unknown = set(fields) - self._STEP_FIELDS
+        if unknown:
+            raise StoreError(f"unknown step run field(s): {', '.join(sorted(unknown))}")
+        if "status" in fields and fields["status"] not in STEP_STATUSES:
+            raise StoreError(f"invalid step status {fields['status']!r}")
+        with self._write() as s:
+            row = s.get(m.StepRun, step_run_id)
+            if row is None:
+                raise NotFoundError(f"step run {step_run_id} does not exist")
+            for k, v in fields.items():
+                setattr(row, k, v)
+            s.flush()
+            if "status" in fields and fields["status"] in ("succeeded", "failed", "cached"):
+                self._event(
+                    s,
+                    f"step.{fields['status']}",
+                    "run",
+                    row.run_id,
+                    {"step": row.name, "step_run_id": row.id},
+                )
+            return StepRunInfo.model_validate(row)
+
+    def find_cached_step(self, cache_key: str) -> StepRunInfo | None:
+        """The newest step run that succeeded with ``cache_key``, if any."""
+        q = (
+            select(m.StepRun)
+            .where(m.StepRun.cache_key == cache_key, m.StepRun.status == "succeeded")
+            .order_by(m.StepRun.id.desc())
+            .limit(1)
+        )
+        with self._read() as s:
+            row = s.scalar(q)
+            return None if row is None else StepRunInfo.model_validate(row)
+
+    def list_step_runs(self, run_id: str) -> list[StepRunInfo]:
+        """The steps of a pipeline run, in the order they were recorded."""
+        q = select(m.StepRun).where(m.StepRun.run_id == run_id).order_by(m.StepRun.id)
+        with self._read() as s:
+            return [StepRunInfo.model_validate(r) for r in s.scalars(q)]
+
+    # -- datasets -------------------------------------------------------------------------
+
+    def record_dataset_version(
+        self,
+        digest: str,
+        *,
+        source: str,
+        row_count: int,
+        schema: dict[str, Any],
+        name: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> DatasetVersionInfo:
+        """Record a data set version; recording the same digest again returns the first record."""
+        with self._write() as s:
+            row = s.get(m.DatasetVersion, digest)
+            if row is None:
+                row = m.DatasetVersion(
+                    digest=digest,
+                    name=name,
+                    source=source,
+                    row_count=row_count,
+                    schema_=schema,
+                    details=details or {},
+                )
+                s.add(row)
+                s.flush()
+                self._event(
+                    s, "dataset.recorded", "dataset", digest, {"source": source, "rows": row_count}
+                )
+            return DatasetVersionInfo.model_validate(row)
+
+    def get_dataset_version(self, digest: str) -> DatasetVersionInfo:
+        """A recorded data set version; NotFoundError if absent."""
+        with self._read() as s:
+            row = s.get(m.DatasetVersion, digest)
+            if row is None:
+                raise NotFoundError(f"dataset version {digest} does not exist")
+            return DatasetVersionInfo.model_validate(row)
+
+    # -- model registry -------------------------------------------------------------------
+
+    def create_registered_model(
+        self, name: str, *, description: str = "", tags: dict[str, str] | None = None
+    ) -> RegisteredModelInfo:
+        """Create a registered model; AlreadyExistsError if the name is taken."""
+        _check_name("model", name)
+        with self._write() as s:
+            if s.get(m.RegisteredModel, name) is not None:
+                raise AlreadyExistsError(f"model '{name}' already exists")
+            s.add(m.RegisteredModel(name=name, description=description))
+            s.flush()
+            for k, v in (tags or {}).items():
+                s.add(m.ModelTag(model_name=name, key=k, value=v))
+            self._event(s, "model.created", "model", name, {"description": description})
+        return self.get_registered_model(name)
+
+    def get_registered_model(self, name: str) -> RegisteredModelInfo:
+        """A registered model; NotFoundError if absent."""
+        with self._read() as s:
+            row = s.get(m.RegisteredModel, name)
+            if row is None:
+                raise NotFoundError(
+                    f"model '{name}' is not registered", hint="see 'opsloop models list'"
+                )
+            return self._model_info(s, row)
+
+    def _model_info(self, s: Session, row: m.RegisteredModel) -> RegisteredModelInfo:
+        latest = s.scalar(
+            select(func.max(m.ModelVersion.version)).where(m.ModelVersion.model_name == row.name)
+        )
+        aliases = {
+            a.alias: a.version
+            for a in s.scalars(select(m.ModelAlias).where(m.ModelAlias.model_name == row.name))
+        }
+        tags = {
+            t.key: t.value
+            for t in s.scalars(select(m.ModelTag).where(m.ModelTag.model_name == row.name))
+        }
+        return RegisteredModelInfo(
+            name=row.name,
+            description=row.description,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            latest_version=latest,
+            aliases=aliases,
+            tags=tags,
+        )
+
+    def list_registered_models(self) -> list[RegisteredModelInfo]:
+        """Every registered model, by name."""
+        with self._read() as s:
+            rows = s.scalars(select(m.RegisteredModel).order_by(m.RegisteredModel.name)).all()
+            return [self._model_info(s, r) for r in rows]
+
+    def create_model_version(
+        self,
+        model_name: str,
+        *,
+        artifact_digest: str,
+        run_id: str | None = None,
+        dataset_digest: str | None = None,
+        source: str = "",
+        description: str = "",
+        details: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+        alias: str | None = None,
+    ) -> ModelVersionInfo:
+        """Add the next version of ``model_name`` (created if new), optionally aliased.
+
+        The version number is taken under a row lock on the model (PostgreSQL) or the database
+        write lock (SQLite), so concurrent registrations get distinct, gap-free numbers.
+        """
+        _check_name("model", model_name)
+        if alias is not None:
+            _check_name("alias", alias)
+        for attempt in range(5):
+            try:
+                version = self._insert_model_version(
+                    model_name,
+                    artifact_digest=artifact_digest,
+                    run_id=run_id,
+                    dataset_digest=dataset_digest,
+                    source=source,
+                    description=description,
+                    details=details,
+                    tags=tags,
+                    alias=alias,
+                )
+                break
+            except IntegrityError:
+                # Two first registrations of a new model raced to create it; the loser retries
+                # and now finds the model row to lock.
+                if attempt == 4:
+                    raise
+        return self.get_model_version(model_name, version)
+
+    def _insert_model_version(
+        self,
+        model_name: str,
+        *,
+        artifact_digest: str,
+        run_id: str | None,
+        dataset_digest: str | None,
+        source: str,
+        description: str,
+        details: dict[str, Any] | None,
+        tags: dict[str, str] | None,
+        alias: str | None,
+    ) -> int:
+        with self._write() as s:
+            model = s.scalar(
+                select(m.RegisteredModel)
+                .where(m.RegisteredModel.name == model_name)
+                .with_for_update()
+            )
+            if model is None:
+                model = m.RegisteredModel(name=model_name, description="")
+                s.add(model)
+                s.flush()
+                self._event(s, "model.created", "model", model_name, {})
+            current = s.scalar(
+                select(func.max(m.ModelVersion.version)).where(
+                    m.ModelVersion.model_name == model_name
+                )
+            )
+            version = (current or 0) + 1
+            row = m.ModelVersion(
+                model_name=model_name,
+                version=version,
+                artifact_digest=artifact_digest,
+                run_id=run_id,
+                dataset_digest=dataset_digest,
+                source=source,
+                description=description,
+                details=details or {},
+            )
+            s.add(row)
+            model.updated_at = m.utcnow()
+            s.flush()
+            for k, v in (tags or {}).items():
+                s.add(m.ModelVersionTag(version_id=row.id, key=k, value=v))
+            self._event(
+                s,
+                "model_version.created",
+                "model_version",
+                f"{model_name}/{version}",
+                {"artifact": artifact_digest, "run_id": run_id, "dataset": dataset_digest},
+            )
+            if alias is not None:
+                self._set_alias(s, model_name, alias, version)
+        return version
+
+    def _version_info(self, s: Session, row: m.ModelVersion) -> ModelVersionInfo:
+        aliases = sorted(
+            s.scalars(
+                select(m.ModelAlias.alias).where(
+                    m.ModelAlias.model_name == row.model_name, m.ModelAlias.version == row.version
+                )
+            )
+        )
+        tags = {
+            t.key: t.value
+            for t in s.scalars(
+                select(m.ModelVersionTag).where(m.ModelVersionTag.version_id == row.id)
+            )
+        }
+        data = {c: getattr(row, c) for c in ModelVersionInfo.model_fields if hasattr(row, c)}
+        return ModelVersionInfo.model_validate({**data, "aliases": aliases, "tags": tags})
+
+    def _version_row(self, s: Session, model_name: str, version: int) -> m.ModelVersion:
+        row = s.scalar(
+            select(m.ModelVersion).where(
+                m.ModelVersion.model_name == model_name, m.ModelVersion.version == version
+            )
+        )
+        if row is None:
+            if s.get(m.RegisteredModel, model_name) is None:
+                raise NotFoundError(
+                    f"model '{model_name}' is not registered", hint="see 'opsloop models list'"
+                )
+            raise NotFoundError(
+                f"model '{model_name}' has no version {version}",
+                hint=f"see 'opsloop models show {model_name}'",
+            )
+        return row
+
+    def get_model_version(self, model_name: str, version: int) -> ModelVersionInfo:
+        """One version; NotFoundError if the model or the version is absent."""
+        with self._read() as s:
+            return self._version_info(s, self._version_row(s, model_name, version))
+
+    def get_model_version_by_alias(self, model_name: str, alias: str) -> ModelVersionInfo:
+        """The version an alias points at; NotFoundError if the alias is not set."""
+        with self._read() as s:
+            row = s.get(m.ModelAlias, (model_name, alias))
+            if row is None:
+                if s.get(m.RegisteredModel, model_name) is None:
+                    raise NotFoundError(
+                        f"model '{model_name}' is not registered", hint="see 'opsloop models list'"
+                    )
+                raise NotFoundError(
+                    f"model '{model_name}' has no alias '{alias}'",
+                    hint=f"see 'opsloop models show {model_name}'",
+                )
+            return self._version_info(s, self._version_row(s, model_name, row.version))
+
+    def list_model_versions(self, model_name: str) -> list[ModelVersionInfo]:
+        """Versions of a model, newest first."""
+        with self._read() as s:
+            if s.get(m.RegisteredModel, model_name) is None:
+                raise NotFoundError(
+                    f"model '{model_name}' is not registered", hint="see 'opsloop models list'"
+                )
+            rows = s.scalars(
+                select(m.ModelVersion)
+                .where(m.ModelVersion.model_name == model_name)
+                .order_by(m.ModelVersion.version.desc())
+            ).all()
+            return [self._version_info(s, r) for r in rows]
+
+    def _set_alias(self, s: Session, model_name: str, alias: str, version: int) -> int | None:
+        self._version_row(s, model_name, version)
+        row = s.get(m.ModelAlias, (model_name, alias))
+        previous = None if row is None else row.version
+        if row is None:
+            s.add(m.ModelAlias(model_name=model_name, alias=alias, version=version))
+        else:
+            row.version = version
+            row.updated_at = m.utcnow()
+        self._event(
+            s,
+            "alias.set",
+            "model",
+            model_name,
+            {"alias": alias, "version": version, "previous": previous},
+        )
+        return previous
+
+    def set_alias(self, model_name: str, alias: str, version: int) -> int | None:
+        """Point ``alias`` at ``version``; returns the version it pointed at before, if any."""
+        _check_name("alias", alias)
+        if alias.isdigit():
+            raise TrackingError(f"invalid alias {alias!r}: an alias cannot be a number")
+        with self._write() as s:
+            return self._set_alias(s, model_name, alias, version)
+
+    def delete_alias(self, model_name: str, alias: str) -> None:
+        """Remove an alias; NotFoundError if it is not set."""
+        with self._write() as s:
+            row = s.get(m.ModelAlias, (model_name, alias))
+            if row is None:
+                raise NotFoundError(f"model '{model_name}' has no alias '{alias}'")
+            version = row.version
+            s.delete(row)
+            self._event(
+                s, "alias.deleted", "model", model_name, {"alias": alias, "version": version}
+            )
+
+    def update_model(
+        self, model_name: str, *, description: str | None = None, tags: dict[str, str] | None = None
+    ) -> None:
+        """Change a model's description and/or set tags."""
+        with self._write() as s:
+            row = s.get(m.RegisteredModel, model_name)
+            if row is None:
+                raise NotFoundError(f"model '{model_name}' is not registered")
+            if description is not None:
+                row.description = description
+            for k, v in (tags or {}).items():
+                s.merge(m.ModelTag(model_name=model_name, key=k, value=v))
+            row.updated_at = m.utcnow()
+            self._event(
+                s,
+                "model.updated",
+                "model",
+                model_name,
+                {"description": description, "tags": tags or {}},
+            )
+
+    def update_model_version(
+        self,
+        model_name: str,
+        version: int,
+        *,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
+        status: str | None = None,
+    ) -> ModelVersionInfo:
+        """Change a version's description, status, set tags or merge keys into its details."""
+        with self._write() as s:
+            row = self._version_row(s, model_name, version)
+            if description is not None:
+                row.description = description
+            if status is not None:
+                row.status = status
+            if details:
+                row.details = {**row.details, **details}
+            for k, v in (tags or {}).items():
+                s.merge(m.ModelVersionTag(version_id=row.id, key=k, value=v))
+            self._event(
+                s,
+                "model_version.updated",
+                "model_version",
+                f"{model_name}/{version}",
+                {
+                    "description": description,
+                    "status": status,
+                    "tags": tags or {},
+                    "details": sorted(details or {}),
+                },
+            )
+            s.flush()
+            return self._version_info(s, row)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def emit_event(
+        self,
+        kind: str,
+        object_type: str,
+        object_id: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Append an event that no other store call records."""
+        with self._write() as s:
+            self._event(s, kind, object_type, object_id, details)
+
+    def list_events(
+        self,
+        *,
+        object_type: str | None = None,
+        object_id: str | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[EventInfo]:
+        """Events, oldest first, filtered by object, kind (prefix with ``*``) or time."""
+        q = select(m.Event).order_by(m.Event.id).limit(limit)
+        if object_type is not None:
+            q = q.where(m.Event.object_type == object_type)
+        if object_id is not None:
+            q = q.where(m.Event.object_id == object_id)
+        if kind is not None:
+            if kind.endswith("*"):
+                q = q.where(m.Event.kind.startswith(kind[:-1]))
+            else:
+                q = q.where(m.Event.kind == kind)
+        if since is not None:
+            q = q.where(m.Event.time >= since)
+        with self._read() as s:
+            return [EventInfo.model_validate(e) for e in s.scalars(q)]
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run and everything it owns (params, metrics, artifacts records, steps)."""
+        with self._write() as s:
+            run = s.get(m.Run, run_id)
+            if run is None:
+                raise NotFoundError(f"run {run_id} does not exist")
+            for table in (m.Metric, m.Param, m.RunTag, m.RunArtifact, m.StepRun):
+                s.execute(delete(table).where(table.run_id == run_id))
+            s.delete(run)
+            self._event(s, "run.deleted", "run", run_id, {"name": run.name})

@@ -1,0 +1,56 @@
+"""SQLite backend: WAL mode, a busy timeout, and a file lock around migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+
+class SQLiteBackend:
+    """Local store in one file; many processes may read and write it at once."""
+
+    name = "sqlite"
+
+    def create_engine(self, url: str) -> Engine:
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the driver, start transactions: the driver's implicit BEGIN
+            # is deferred, and a deferred transaction that later writes can fail with
+            # "database is locked" instead of waiting for the lock.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # Writers take the write lock up front so concurrent writers queue on the busy
+            # timeout rather than deadlock on a lock upgrade.
+            mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+
+    @contextmanager
+    def migration_lock(self, engine: Engine, url: str) -> Iterator[Connection]:
+        database = make_url(url).database
+        if not database or database == ":memory:":
+            with engine.connect() as conn:
+                yield conn
+            return
+        with FileLock(f"{database}.migrate.lock", timeout=120), engine.connect() as conn:
+            yield conn

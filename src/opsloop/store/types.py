@@ -1,0 +1,139 @@
+"""Plain read models the store returns: detached from any session, safe to pass around."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Info(BaseModel):
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+
+class RunInfo(_Info):
+    """A run with its parameters, tags and latest metric values."""
+
+    id: str
+    name: str
+    kind: str
+    parent_id: str | None
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    user: str
+    project: str
+    git_commit: str | None
+    source: str | None
+    error: str | None
+    params: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to end, None while running."""
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+class MetricPoint(_Info):
+    """One point of a metric series."""
+
+    key: str
+    value: float
+    step: int
+    timestamp: int
+
+
+class ArtifactInfo(_Info):
+    """An artifact logged by a run."""
+
+    run_id: str
+    path: str
+    digest: str
+    size: int
+    kind: str
+    created_at: datetime
+
+
+class StepRunInfo(_Info):
+    """One execution (or cache hit) of a pipeline step."""
+
+    id: int
+    run_id: str
+    name: str
+    status: str
+    cache_key: str | None
+    cached_from: int | None
+    attempts: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    cpu_seconds: float | None
+    peak_memory_bytes: int | None
+    params: dict[str, Any]
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    logs: str | None
+    error: str | None
+    traceback: str | None
+
+
+class DatasetVersionInfo(_Info):
+    """A recorded data set version."""
+
+    digest: str
+    name: str
+    source: str
+    row_count: int
+    schema_: dict[str, Any] = Field(alias="schema_")
+    details: dict[str, Any]
+    created_at: datetime
+
+
+class ModelVersionInfo(_Info):
+    """One version of a registered model."""
+
+    model_name: str
+    version: int
+    artifact_digest: str
+    run_id: str | None
+    dataset_digest: str | None
+    source: str
+    status: str
+    description: str
+    details: dict[str, Any]
+    created_at: datetime
+    aliases: list[str] = Field(default_factory=list)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        """``models:/<name>/<version>``."""
+        return f"models:/{self.model_name}/{self.version}"
+
+
+class RegisteredModelInfo(_Info):
+    """A registered model with its aliases and latest version number."""
+
+    name: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+    latest_version: int | None
+    aliases: dict[str, int] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class EventInfo(_Info):
+    """One audit event."""
+
+    id: int
+    time: datetime
+    actor: str
+    kind: str
+    object_type: str
+    object_id: str
+    details: dict[str, Any]

@@ -1,0 +1,94 @@
+"""Fixtures shared by every test: projects on tmp_path and real store backends.
+
+PostgreSQL tests use the server at ``OPSLOOP_TEST_PG_URL`` (default: the local server on
+127.0.0.1:5432 as user postgres). Each test gets a database of its own, dropped afterwards.
+Without a reachable server those tests skip with the reason — unless
+``OPSLOOP_REQUIRE_POSTGRES=1`` (set by CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from opsloop.context import Project, open_project, set_current_project
+
+PG_URL = os.environ.get(
+    "OPSLOOP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+_pg_problem: str | None = None
+_pg_checked = False
+
+
+def _postgres_reason() -> str | None:
+    """None when PostgreSQL answers, else why not."""
+    global _pg_problem, _pg_checked
+    if not _pg_checked:
+        _pg_checked = True
+        try:
+            eng = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+            with eng.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            eng.dispose()
+        except Exception as exc:
+            _pg_problem = f"PostgreSQL at {make_url(PG_URL).render_as_string()} unreachable: {exc}"
+    return _pg_problem
+
+
+def require_postgres() -> None:
+    """Skip (or, under CI, fail) the calling test when PostgreSQL is unreachable."""
+    reason = _postgres_reason()
+    if reason is None:
+        return
+    if os.environ.get("OPSLOOP_REQUIRE_POSTGRES") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def pg_database_url() -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    require_postgres()
+    name = f"opsloop_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every store backend in turn: a new SQLite file, then a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("pg_database_url"))
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
+    """A zero-config project in a temporary folder, made the current project."""
+    for var in ("OPSLOOP_STORE_URL", "OPSLOOP_ARTIFACT_URL", "OPSLOOP_PROJECT_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    proj_dir = tmp_path / "proj"
+    proj_dir.mkdir()
+    (proj_dir / "opsloop.yaml").write_text("project: demo\n")
+    monkeypatch.chdir(proj_dir)
+    proj = open_project(proj_dir)
+    set_current_project(proj)
+    try:
+        yield proj
+    finally:
+        proj.close()
+        set_current_project(None)
