@@ -45,6 +45,18 @@ _EXPORTS: dict[str, str] = {
     "open_store": "opsloop.store",
     "ArtifactStore": "opsloop.artifacts",
     "open_artifact_store": "opsloop.artifacts",
+    # pipelines
+    "step": "opsloop.pipeline",
+    "run_pipeline": "opsloop.pipeline",
+    "load_output": "opsloop.pipeline",
+    "register_materializer": "opsloop.pipeline",
+    "Materializer": "opsloop.pipeline",
+    "PipelineRunResult": "opsloop.pipeline",
+    # model registry
+    "register_model": "opsloop.registry",
+    "load_model": "opsloop.registry",
+    "save_model": "opsloop.registry",
+    "LoadedModel": "opsloop.registry",
     # tracking
     "ActiveRun": "opsloop.tracking",
     "start_run": "opsloop.tracking",
@@ -67,12 +79,15 @@ __all__ = [
     "ContractError",
     "DataError",
     "DigestMismatchError",
+    "LoadedModel",
     "MLError",
+    "Materializer",
     "MissingDependencyError",
     "ModelLoadError",
     "NotFoundError",
     "OpsloopError",
     "PipelineError",
+    "PipelineRunResult",
     "Project",
     "ProjectSpec",
     "RegistryError",
@@ -86,6 +101,8 @@ __all__ = [
     "active_run",
     "current_project",
     "end_run",
+    "load_model",
+    "load_output",
     "load_spec",
     "log_artifact",
     "log_metric",
@@ -95,14 +112,23 @@ __all__ = [
     "open_artifact_store",
     "open_project",
     "open_store",
+    "pipeline",
+    "register_materializer",
+    "register_model",
+    "run_pipeline",
+    "save_model",
     "set_tag",
     "set_tags",
     "start_run",
+    "step",
     "use_project",
 ]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "pipeline":
+        # The subpackage opsloop.pipeline is itself callable as the @pipeline decorator.
+        return importlib.import_module("opsloop.pipeline")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'opsloop' has no attribute {name!r}")
@@ -116,8 +142,17 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from opsloop.artifacts import ArtifactStore, open_artifact_store
-    from opsloop.context import Project, current_project, open_project, use_project
+    from opsloop import pipeline
+    from opsloop.artifacts import (
+        ArtifactStore,
+        open_artifact_store,
+    )
+    from opsloop.context import (
+        Project,
+        current_project,
+        open_project,
+        use_project,
+    )
     from opsloop.errors import (
         ArtifactError,
         ConfigError,
@@ -137,9 +172,31 @@ if TYPE_CHECKING:
         TrackingError,
         UntrustedTypeError,
     )
-    from opsloop.settings import Settings
-    from opsloop.spec import ProjectSpec, load_spec
-    from opsloop.store import Store, open_store
+    from opsloop.pipeline import (
+        Materializer,
+        PipelineRunResult,
+        load_output,
+        register_materializer,
+        run_pipeline,
+        step,
+    )
+    from opsloop.registry import (
+        LoadedModel,
+        load_model,
+        register_model,
+        save_model,
+    )
+    from opsloop.settings import (
+        Settings,
+    )
+    from opsloop.spec import (
+        ProjectSpec,
+        load_spec,
+    )
+    from opsloop.store import (
+        Store,
+        open_store,
+    )
     from opsloop.tracking import (
         ActiveRun,
         active_run,

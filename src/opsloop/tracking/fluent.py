@@ -208,9 +208,37 @@ def active_run() -> ActiveRun | None:
         return _stack[-1] if _stack else None
 
 
+def _step_run() -> ActiveRun | None:
+    """Inside a pipeline step: a run of kind ``step`` under the pipeline run, made on first use.
+
+    It is ended by a step-end hook in the worker, which is where the step's metrics are flushed.
+    """
+    worker = sys.modules.get("opsloop.pipeline.worker")
+    if worker is None:
+        return None
+    task = worker.current_task()
+    if task is None:
+        return None
+    run = start_run(task.step, kind="step", parent_id=task.run_id)
+    worker.add_step_end_hook(_end_step_run)
+    return run
+
+
+def _end_step_run(task: Any, error: BaseException | None) -> None:
+    with _stack_lock:
+        runs = [r for r in _stack if r.info.kind == "step" and r.info.parent_id == task.run_id]
+    for run in runs:
+        if error is None:
+            run.end("finished")
+        else:
+            run.end("failed", f"{type(error).__name__}: {error}")
+
+
 def _require_run() -> ActiveRun:
     # No lock: reading the last item of a list is atomic, and this is on every metric call.
     run = _stack[-1] if _stack else None
+    if run is None:
+        run = _step_run()
     if run is None:
         raise TrackingError(
             "no active run", hint="wrap the code in 'with opsloop.start_run(): ...'"

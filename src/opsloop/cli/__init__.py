@@ -1,0 +1,1 @@
+"""The ``opsloop`` command line: thin commands over the concern packages."""

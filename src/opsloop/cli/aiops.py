@@ -1,0 +1,99 @@
+"""``opsloop aiops``: anomaly detectors and the NAB benchmark."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from opsloop.errors import OpsloopError
+
+app = typer.Typer(help="AIOps: streaming anomaly detectors and the NAB benchmark.")
+
+_out = Console()
+_err = Console(stderr=True)
+
+
+def _fail(exc: OpsloopError) -> typer.Exit:
+    _err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+    if exc.hint:
+        _err.print(f"hint: {exc.hint}", highlight=False)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def benchmark(
+    *,
+    nab: Annotated[
+        Path,
+        typer.Option(
+            "--nab",
+            help="NAB-layout folder (data/, labels/combined_windows.json, config/profiles.json).",
+        ),
+    ],
+    detector: Annotated[
+        list[str] | None,
+        typer.Option("--detector", "-d", help="Detector to run (repeatable; default: ensemble)."),
+    ] = None,
+    profile: Annotated[
+        list[str] | None,
+        typer.Option("--profile", "-p", help="Cost profile to score (repeatable; default: all)."),
+    ] = None,
+    results: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--results",
+            help="Folder of precomputed results <name>/<category>/<name>_<file>.csv (repeatable).",
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Processes per detector run.")] = 1,
+    chart: Annotated[
+        Path | None, typer.Option(help="Also write a PNG bar chart of the first profile.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the scoreboard as JSON.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Run detectors over an NAB folder and print the scoreboard."""
+    from opsloop.aiops.benchmark import render_scoreboard, run_nab_benchmark, write_chart
+
+    try:
+        board = run_nab_benchmark(
+            nab,
+            detectors=detector or ["ensemble"],
+            profiles=profile or None,
+            results=results or [],
+            workers=workers,
+            progress=progress,
+            console=_err,
+        )
+    except OpsloopError as exc:
+        raise _fail(exc) from exc
+    _out.print(render_scoreboard(board))
+    if chart is not None:
+        _out.print(f"chart: {write_chart(board, chart)}")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(board.to_dict(), indent=2, default=str), encoding="utf-8")
+        _out.print(f"scoreboard: {json_out}")
+
+
+@app.command("detectors")
+def list_detectors() -> None:
+    """List the built-in detectors and their parameters."""
+    from opsloop.aiops.detectors import DEFAULT_DETECTOR, DETECTORS
+
+    table = Table(title="detectors", title_justify="left")
+    table.add_column("name")
+    table.add_column("class")
+    table.add_column("parameters")
+    for name, cls in DETECTORS.items():
+        params = ", ".join(f"{k}={v!r}" for k, v in cls().get_params().items())
+        label = f"{name} (default)" if name == DEFAULT_DETECTOR else name
+        table.add_row(label, cls.__name__, params)
+    _out.print(table)

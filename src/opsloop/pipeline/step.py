@@ -1,0 +1,313 @@
+"""``@step`` and ``@pipeline``: pipelines from plain functions.
+
+A step is a function whose outputs are stored as artifacts and whose runs are cached. A
+pipeline is a function that calls steps; calling steps inside it records a DAG instead of
+running them (see :mod:`opsloop.pipeline.dag`). Outside a pipeline a step is a plain function
+call, which keeps steps easy to unit-test.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property, update_wrapper
+from typing import TYPE_CHECKING, Any, overload
+
+from pydantic import TypeAdapter, ValidationError
+
+from opsloop.errors import PipelineError
+from opsloop.pipeline.cache import source_digest
+from opsloop.pipeline.dag import Dag, _check_param, building, current_builder
+
+if TYPE_CHECKING:
+    from opsloop.pipeline.runner import PipelineRunResult
+
+__all__ = ["Pipeline", "Step", "lookup_step", "pipeline", "step"]
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+_OUTPUT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+# Steps by (module, qualname), filled when a step is defined. A worker forked from the process
+# that defined a step finds it here without importing anything, which also lets steps defined
+# inside functions run under the local executor.
+_STEPS: dict[tuple[str, str], Step] = {}
+
+
+def lookup_step(module: str, qualname: str) -> Step | None:
+    """The step defined as ``module.qualname`` in this process, if any."""
+    return _STEPS.get((module, qualname))
+
+
+def _check_signature(func: Callable[..., Any], what: str) -> inspect.Signature:
+    sig = inspect.signature(func)
+    for p in sig.parameters.values():
+        if p.kind not in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            raise PipelineError(
+                f"{what} '{func.__qualname__}' has parameter '{p.name}' of kind "
+                f"{p.kind.description}: {what}s take named parameters only"
+            )
+    return sig
+
+
+class Step:
+    """A pipeline step wrapping a plain function.
+
+    Args:
+        func: The function. Its arguments are step outputs (inputs) or JSON values (parameters);
+            it returns one value per declared output.
+        name: Step name (defaults to the function's name).
+        retries: How many times a failed execution is tried again.
+        outputs: Names of the outputs; with more than one the function returns a tuple.
+        cache: Whether an unchanged execution may be reused from an earlier run.
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str | None = None,
+        retries: int = 0,
+        outputs: str | Sequence[str] = ("output",),
+        cache: bool = True,
+    ) -> None:
+        if not inspect.isfunction(func):
+            raise PipelineError(f"@step needs a function, got {func!r}")
+        self.func = func
+        self.name = name or func.__name__
+        if not _NAME.match(self.name):
+            raise PipelineError(
+                f"invalid step name {self.name!r}: use letters, digits, '_', '-', '.' "
+                "(starting with a letter or '_')"
+            )
+        if not isinstance(retries, int) or retries < 0:
+            raise PipelineError(f"step '{self.name}': retries must be an integer >= 0")
+        self.retries = retries
+        names = (outputs,) if isinstance(outputs, str) else tuple(outputs)
+        if not names:
+            raise PipelineError(f"step '{self.name}' declares no outputs")
+        for out in names:
+            if not isinstance(out, str) or not _OUTPUT.match(out):
+                raise PipelineError(f"step '{self.name}': invalid output name {out!r}")
+        if len(set(names)) != len(names):
+            raise PipelineError(f"step '{self.name}': output names repeat: {names}")
+        self.outputs: tuple[str, ...] = names
+        self.cache = cache
+        self.signature = _check_signature(func, "step")
+        self.module: str = func.__module__
+        self.qualname: str = func.__qualname__
+        update_wrapper(self, func)
+        _STEPS[(self.module, self.qualname)] = self
+
+    @cached_property
+    def source_digest(self) -> str:
+        """SHA-256 of the function's normalised source (see :mod:`opsloop.pipeline.cache`)."""
+        return source_digest(self.func)
+
+    @property
+    def source_file(self) -> str | None:
+        """The file that defines the function, when it has one."""
+        try:
+            return inspect.getsourcefile(self.func)
+        except TypeError:
+            return None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Inside a pipeline body: record the call, return placeholders. Else call the function."""
+        builder = current_builder()
+        if builder is None:
+            return self.func(*args, **kwargs)
+        return builder.add(self, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Step {self.name} ({self.module}.{self.qualname})>"
+
+
+@overload
+def step(func: Callable[..., Any], /) -> Step: ...
+
+
+@overload
+def step(
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    outputs: str | Sequence[str] = ("output",),
+    cache: bool = True,
+) -> Callable[[Callable[..., Any]], Step]: ...
+
+
+def step(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    outputs: str | Sequence[str] = ("output",),
+    cache: bool = True,
+) -> Step | Callable[[Callable[..., Any]], Step]:
+    """Make a function a pipeline step: ``@step`` or ``@step(name=, retries=, outputs=, cache=)``.
+
+    Example:
+        >>> @step(outputs=("train", "test"))
+        ... def split(df, test_size: float = 0.2): ...
+    """
+    if func is not None:
+        return Step(func)
+
+    def wrap(f: Callable[..., Any]) -> Step:
+        return Step(f, name=name, retries=retries, outputs=outputs, cache=cache)
+
+    return wrap
+
+
+def _coerce(name: str, annotation: Any, value: Any) -> Any:
+    """Validate ``value`` against ``annotation``; a string may hold JSON for lists and dicts."""
+    try:
+        adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+    except Exception:
+        # An annotation pydantic cannot validate (an arbitrary class): take the value as given.
+        return value
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as first:
+        if isinstance(value, str):
+            try:
+                return adapter.validate_json(value)
+            except ValidationError:
+                pass
+        problem = first.errors()[0]["msg"] if first.errors() else str(first)
+        raise PipelineError(f"pipeline parameter '{name}'={value!r}: {problem}") from None
+
+
+class Pipeline:
+    """A pipeline: a function whose body calls steps.
+
+    Its keyword arguments are the pipeline's parameters. :meth:`build` runs the body to get the
+    DAG; calling the pipeline runs it with :func:`opsloop.pipeline.run_pipeline`.
+
+    Args:
+        func: The pipeline body.
+        name: Pipeline name (defaults to the function's name); runs are recorded under it.
+    """
+
+    def __init__(self, func: Callable[..., Any], *, name: str | None = None) -> None:
+        if not inspect.isfunction(func):
+            raise PipelineError(f"@pipeline needs a function, got {func!r}")
+        self.func = func
+        self.name = name or func.__name__
+        if not _NAME.match(self.name):
+            raise PipelineError(f"invalid pipeline name {self.name!r}")
+        self.signature = _check_signature(func, "pipeline")
+        update_wrapper(self, func)
+
+    @property
+    def source(self) -> str:
+        """``module:qualname`` of the pipeline function."""
+        return f"{self.func.__module__}:{self.func.__qualname__}"
+
+    @cached_property
+    def _hints(self) -> dict[str, Any]:
+        try:
+            return typing.get_type_hints(self.func)
+        except (NameError, TypeError):
+            return {}
+
+    def parameters(self) -> dict[str, inspect.Parameter]:
+        """The pipeline's parameters by name."""
+        return dict(self.signature.parameters)
+
+    def coerce_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Check and convert parameters (e.g. strings from ``-p key=value``); fill defaults.
+
+        Each value is validated against the parameter's annotation, or the type of its
+        default when it has none; a string may hold JSON for list and dict parameters.
+
+        Raises:
+            PipelineError: Unknown, missing or invalid parameters.
+        """
+        params = self.parameters()
+        unknown = sorted(set(raw) - set(params))
+        if unknown:
+            raise PipelineError(
+                f"pipeline '{self.name}' has no parameter(s) {', '.join(unknown)}; "
+                f"its parameters: {', '.join(params) or '(none)'}"
+            )
+        missing = [
+            n for n, p in params.items() if p.default is inspect.Parameter.empty and n not in raw
+        ]
+        if missing:
+            raise PipelineError(
+                f"pipeline '{self.name}' needs parameter(s) {', '.join(missing)}",
+                hint=" ".join(f"-p {n}=VALUE" for n in missing),
+            )
+        out: dict[str, Any] = {}
+        for n, p in params.items():
+            if n not in raw:
+                value = p.default
+            else:
+                value = raw[n]
+                annotation = self._hints.get(n, inspect.Parameter.empty)
+                if (
+                    annotation is inspect.Parameter.empty
+                    and p.default is not inspect.Parameter.empty
+                    and p.default is not None
+                ):
+                    annotation = type(p.default)
+                if annotation is not inspect.Parameter.empty and annotation is not Any:
+                    value = _coerce(n, annotation, value)
+            out[n] = _check_param(value, f"pipeline parameter '{n}'")
+        return out
+
+    def build(self, params: Mapping[str, Any] | None = None) -> Dag:
+        """Run the body with ``params`` (coerced) and return the DAG of its step calls.
+
+        Raises:
+            PipelineError: Bad parameters, a bad step call, or the body raised.
+        """
+        values = self.coerce_params(params or {})
+        with building(self.name) as builder:
+            try:
+                self.func(**values)
+            except PipelineError:
+                raise
+            except Exception as exc:
+                raise PipelineError(
+                    f"building pipeline '{self.name}' failed: {type(exc).__name__}: {exc}",
+                    hint="a pipeline body only calls steps; step outputs have no value until "
+                    "the pipeline runs",
+                ) from exc
+        if not builder.dag.nodes:
+            raise PipelineError(f"pipeline '{self.name}' calls no step")
+        return builder.dag
+
+    def __call__(self, **params: Any) -> PipelineRunResult:
+        """Run the pipeline in the current project (see :func:`run_pipeline`)."""
+        from opsloop.pipeline.runner import run_pipeline
+
+        return run_pipeline(self, params)
+
+    def __repr__(self) -> str:
+        return f"<Pipeline {self.name} ({self.source})>"
+
+
+@overload
+def pipeline(func: Callable[..., Any], /) -> Pipeline: ...
+
+
+@overload
+def pipeline(*, name: str | None = None) -> Callable[[Callable[..., Any]], Pipeline]: ...
+
+
+def pipeline(
+    func: Callable[..., Any] | None = None, /, *, name: str | None = None
+) -> Pipeline | Callable[[Callable[..., Any]], Pipeline]:
+    """Make a function a pipeline: ``@pipeline`` or ``@pipeline(name=...)``."""
+    if func is not None:
+        return Pipeline(func)
+
+    def wrap(f: Callable[..., Any]) -> Pipeline:
+        return Pipeline(f, name=name)
+
+    return wrap

@@ -1,0 +1,448 @@
+"""The registry API: register a model version, load one back, manage aliases."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from opsloop.errors import (
+    InvalidRequestError,
+    ModelLoadError,
+    NotFoundError,
+    RegistryError,
+)
+from opsloop.registry.packaging import (
+    ModelMetadata,
+    load_model_dir,
+    save_model,
+    verify_model_dir,
+)
+from opsloop.registry.signature import ColumnSpec
+from opsloop.registry.uri import resolve_model_uri
+from opsloop.store import ModelVersionInfo, RegisteredModelInfo
+
+if TYPE_CHECKING:
+    from opsloop.artifacts import ArtifactStore
+    from opsloop.store import Store
+
+__all__ = [
+    "LoadedModel",
+    "delete_alias",
+    "get_model",
+    "get_model_version",
+    "list_model_versions",
+    "list_models",
+    "load_model",
+    "register_model",
+    "set_alias",
+    "update_model",
+    "update_model_version",
+]
+
+log = logging.getLogger(__name__)
+
+# The store's rule for model and alias names, checked here too so a bad name fails before the
+# model is packaged and uploaded.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+class LoadedModel:
+    """A model version loaded from the registry or a local folder.
+
+    It satisfies the serving contract (:class:`opsloop.serve.base.ServableModel`).
+
+    Attributes:
+        name: Model name (the folder name for a local folder).
+        version: Version number as text (``"local"`` for a local folder).
+        signature: Input columns, in order.
+        metadata: The parsed ``MLmodel`` file.
+        model: The estimator.
+        path: The folder the model was loaded from.
+        info: The registry record, None for a local folder.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        version: str,
+        model: Any,
+        metadata: ModelMetadata,
+        path: Path,
+        info: ModelVersionInfo | None = None,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.model = model
+        self.metadata = metadata
+        self.signature: list[ColumnSpec] = list(metadata.signature.inputs)
+        self.path = path
+        self.info = info
+        self._columns = [c.name for c in self.signature]
+        self._method = metadata.signature.output.method
+
+    @property
+    def classes(self) -> list[Any] | None:
+        """Class labels in the order of the probability columns; None for non-classifiers."""
+        classes = self.metadata.signature.output.classes
+        return None if classes is None else list(classes)
+
+    @property
+    def uri(self) -> str:
+        """``models:/NAME/VERSION``, or the folder path for a local folder."""
+        return self.info.uri if self.info is not None else str(self.path)
+
+    def input_example(self) -> pd.DataFrame | None:
+        """The example rows stored with the model, if any."""
+        file = self.metadata.input_example_file
+        return None if file is None else pd.read_parquet(self.path / file)
+
+    def _frame(self, df: pd.DataFrame) -> pd.DataFrame:
+        if list(df.columns) == self._columns:
+            return df
+        missing = [c for c in self._columns if c not in df.columns]
+        if missing:
+            raise InvalidRequestError(
+                f"model '{self.name}' version {self.version}: missing input columns: "
+                f"{', '.join(missing)}",
+                field=missing[0],
+            )
+        return df.loc[:, self._columns]
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        """Class probabilities ``(n, k)`` for classifiers that have them, else ``(n,)``."""
+        return np.asarray(getattr(self.model, self._method)(self._frame(df)))
+
+    def predict_labels(self, df: pd.DataFrame) -> np.ndarray:
+        """The estimator's ``predict``: class labels for classifiers."""
+        return np.asarray(self.model.predict(self._frame(df)))
+
+    def __repr__(self) -> str:
+        return f"LoadedModel({self.name!r}, {self.version!r}, {self.metadata.model_class})"
+
+
+def register_model(
+    name: str,
+    model: Any = None,
+    *,
+    path: Path | str | None = None,
+    signature: Sequence[ColumnSpec] | None = None,
+    input_example: pd.DataFrame | None = None,
+    metrics: Mapping[str, float] | None = None,
+    description: str = "",
+    tags: Mapping[str, str] | None = None,
+    alias: str | None = None,
+    run_id: str | None = None,
+    dataset_digest: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    store: Store | None = None,
+    artifacts: ArtifactStore | None = None,
+) -> ModelVersionInfo:
+    """Package (or take a packaged folder), upload it and add it as the model's next version.
+
+    Every check runs and the folder is uploaded before the version row is written, in one
+    transaction with the model (created if new), its tags and alias: a failure registers
+    nothing. Blobs uploaded before a failure stay in the content-addressed artifact store,
+    where they are harmless.
+
+    Args:
+        name: Model name.
+        model: A fitted estimator to package; or pass ``path`` instead.
+        path: A folder written by :func:`~opsloop.registry.save_model`; it is verified.
+        signature: Input columns (with ``model``); inferred from ``input_example`` if omitted.
+        input_example: A few input rows (with ``model``).
+        metrics: Evaluation metrics to record (with ``model``).
+        description: Description of the version.
+        tags: Tags of the version.
+        alias: Alias to point at the new version.
+        run_id: The producing run; default the active run, then the folder's recorded run.
+        dataset_digest: The training data set version.
+        details: Extra JSON-ready details kept on the version record, next to ``package``
+            (a summary of ``MLmodel``).
+        store: Metadata store (default: the current project's).
+        artifacts: Artifact store (default: the current project's).
+
+    Returns:
+        The new version.
+
+    Raises:
+        RegistryError: Bad arguments, or the model cannot be packaged.
+        ModelLoadError: ``path`` is not a sound packaged model.
+        NotFoundError: ``run_id`` is not a run of this store.
+    """
+    if (model is None) == (path is None):
+        raise RegistryError("pass either a model or the path of a packaged model folder")
+    if path is not None and (
+        signature is not None or input_example is not None or metrics is not None
+    ):
+        raise RegistryError(
+            "signature, input_example and metrics are recorded when a model is packaged; "
+            "pass them to save_model, not with path="
+        )
+    _check_name("model", name)
+    if alias is not None:
+        _check_name("alias", alias)
+        if alias.isdigit():
+            raise RegistryError(f"invalid alias {alias!r}: an alias cannot be a number")
+    version_tags = {str(k): str(v) for k, v in (tags or {}).items()}
+    user_details = _json_ready("details", details)
+    if "package" in user_details:
+        raise RegistryError("details: the key 'package' is reserved for the MLmodel summary")
+    store, artifacts = _stores(store, artifacts)
+    if run_id is not None:
+        store.get_run(run_id)
+    else:
+        run_id = _active_run_id(store)
+
+    if path is not None:
+        folder = Path(path).resolve()
+        meta = verify_model_dir(folder)
+        if run_id is None and meta.run_id is not None and _run_exists(store, meta.run_id):
+            run_id = meta.run_id
+        digest = artifacts.put_dir(folder)
+        source = str(folder)
+    else:
+        with tempfile.TemporaryDirectory(prefix="opsloop-package-") as tmp:
+            packaged = save_model(
+                model,
+                Path(tmp) / "model",
+                signature=signature,
+                input_example=input_example,
+                metrics=metrics,
+                run_id=run_id,
+            )
+            digest = artifacts.put_dir(packaged.path)
+        meta = packaged.metadata
+        source = f"python:{meta.model_class}"
+
+    return store.create_model_version(
+        name,
+        artifact_digest=digest,
+        run_id=run_id,
+        dataset_digest=dataset_digest,
+        source=source,
+        description=description,
+        details={"package": meta.summary(), **user_details},
+        tags=version_tags,
+        alias=alias,
+    )
+
+
+def load_model(
+    uri: str | Path,
+    *,
+    store: Store | None = None,
+    artifacts: ArtifactStore | None = None,
+    cache_dir: Path | None = None,
+) -> LoadedModel:
+    """Load a model version by URI, or a packaged local folder.
+
+    A registered version is fetched once into ``cache_dir/<digest hex>`` (every file checked
+    against its digest on download) and loaded from there afterwards. Every load checks the
+    folder's files against ``MLmodel`` and the model's types against those trusted when it
+    was saved; nothing is unpickled. A cached copy that fails these checks is fetched again.
+
+    Args:
+        uri: ``models:/NAME/VERSION``, ``models:/NAME@ALIAS``, ``models:/NAME/latest``, or
+            a folder.
+        store: Metadata store (default: the current project's).
+        artifacts: Artifact store (default: the current project's).
+        cache_dir: Where fetched folders are kept (default
+            ``<project>/.opsloop/cache/models``).
+
+    Raises:
+        NotFoundError: The model, version, alias or folder does not exist.
+        ModelLoadError: The folder is not a sound packaged model.
+        UntrustedTypeError: The model holds a type that was not trusted when it was saved.
+    """
+    local = _local_only(uri)
+    if local is not None:
+        return _load_local(local)
+    store, artifacts = _stores(store, artifacts)
+    ref = resolve_model_uri(uri, store=store)
+    if isinstance(ref, Path):
+        return _load_local(ref)
+    if cache_dir is None:
+        from opsloop.context import current_project
+
+        cache_dir = current_project().state_dir / "cache" / "models"
+    folder = cache_dir / ref.artifact_digest.split(":", 1)[-1]
+    fresh = not folder.is_dir()
+    if fresh:
+        _fetch(artifacts, ref.artifact_digest, folder)
+    try:
+        model, meta = load_model_dir(folder)
+    except ModelLoadError as exc:
+        if fresh:
+            raise
+        log.warning("cached copy of %s failed its checks (%s); fetching it again", ref.uri, exc)
+        shutil.rmtree(folder, ignore_errors=True)
+        _fetch(artifacts, ref.artifact_digest, folder)
+        model, meta = load_model_dir(folder)
+    return LoadedModel(
+        name=ref.model_name,
+        version=str(ref.version),
+        model=model,
+        metadata=meta,
+        path=folder,
+        info=ref,
+    )
+
+
+def get_model(name: str, *, store: Store | None = None) -> RegisteredModelInfo:
+    """A registered model with its aliases, tags and latest version number."""
+    return _store(store).get_registered_model(name)
+
+
+def list_models(*, store: Store | None = None) -> list[RegisteredModelInfo]:
+    """Every registered model, by name."""
+    return _store(store).list_registered_models()
+
+
+def get_model_version(name: str, version: int, *, store: Store | None = None) -> ModelVersionInfo:
+    """One version of a model."""
+    return _store(store).get_model_version(name, int(version))
+
+
+def list_model_versions(name: str, *, store: Store | None = None) -> list[ModelVersionInfo]:
+    """Versions of a model, newest first."""
+    return _store(store).list_model_versions(name)
+
+
+def set_alias(name: str, alias: str, version: int, *, store: Store | None = None) -> int | None:
+    """Point ``alias`` at ``version``; return the version it pointed at before, if any."""
+    return _store(store).set_alias(name, alias, int(version))
+
+
+def delete_alias(name: str, alias: str, *, store: Store | None = None) -> None:
+    """Remove an alias."""
+    _store(store).delete_alias(name, alias)
+
+
+def update_model(
+    name: str,
+    *,
+    description: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    store: Store | None = None,
+) -> RegisteredModelInfo:
+    """Change a model's description and/or set tags; return the updated model."""
+    s = _store(store)
+    s.update_model(
+        name,
+        description=description,
+        tags=None if tags is None else {str(k): str(v) for k, v in tags.items()},
+    )
+    return s.get_registered_model(name)
+
+
+def update_model_version(
+    name: str,
+    version: int,
+    *,
+    description: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    store: Store | None = None,
+) -> ModelVersionInfo:
+    """Change a version's description and/or set tags; return the updated version."""
+    return _store(store).update_model_version(
+        name,
+        int(version),
+        description=description,
+        tags=None if tags is None else {str(k): str(v) for k, v in tags.items()},
+    )
+
+
+def _load_local(folder: Path) -> LoadedModel:
+    folder = folder.resolve()
+    model, meta = load_model_dir(folder)
+    return LoadedModel(name=folder.name, version="local", model=model, metadata=meta, path=folder)
+
+
+def _local_only(uri: str | Path) -> Path | None:
+    # A local folder needs no store; do not open the project's store just to load one.
+    from opsloop.registry.uri import parse_model_uri
+
+    ref = parse_model_uri(uri)
+    if isinstance(ref, Path):
+        if not ref.is_dir():
+            raise NotFoundError(f"model folder {ref} does not exist")
+        return ref
+    return None
+
+
+def _fetch(artifacts: ArtifactStore, digest: str, folder: Path) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name[:16]}.tmp-", dir=folder.parent))
+    try:
+        artifacts.get_dir(digest, staging)
+        try:
+            os.replace(staging, folder)
+        except OSError:
+            # Another process put the same folder in place first; theirs is as good as ours.
+            if not folder.is_dir():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _store(store: Store | None) -> Store:
+    if store is not None:
+        return store
+    from opsloop.context import current_project
+
+    return current_project().store
+
+
+def _stores(store: Store | None, artifacts: ArtifactStore | None) -> tuple[Store, ArtifactStore]:
+    if store is not None and artifacts is not None:
+        return store, artifacts
+    from opsloop.context import current_project
+
+    project = current_project()
+    return store or project.store, artifacts or project.artifacts
+
+
+def _active_run_id(store: Store) -> str | None:
+    from opsloop.tracking import active_run
+
+    run = active_run()
+    if run is None or not _run_exists(store, run.id):
+        return None
+    return run.id
+
+
+def _run_exists(store: Store, run_id: str) -> bool:
+    try:
+        store.get_run(run_id)
+    except NotFoundError:
+        return False
+    return True
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise RegistryError(
+            f"invalid {kind} name {name!r}: use letters, digits, '_', '-', '.' "
+            "(1-128 characters, starting with a letter or digit)"
+        )
+
+
+def _json_ready(what: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not value:
+        return {}
+    try:
+        checked: dict[str, Any] = json.loads(json.dumps(dict(value), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise RegistryError(f"{what} are not JSON-ready: {exc}") from exc
+    return checked

@@ -1,0 +1,102 @@
+"""scikit-learn estimators and pipelines, stored with skops (no pickle on the load path).
+
+Estimators from other libraries that follow the scikit-learn API (LightGBM, XGBoost …) are
+accepted too; skops lists their types as untrusted, and those are recorded as trusted at save
+time because the user who saves a model vouches for what it holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsloop.errors import ModelLoadError, RegistryError, UntrustedTypeError
+
+__all__ = ["SklearnFlavor"]
+
+
+class SklearnFlavor:
+    """Fitted scikit-learn-compatible estimators in the skops format (``model.skops``)."""
+
+    name = "sklearn"
+    model_file = "model.skops"
+
+    def accepts(self, model: Any) -> bool:
+        """Whether ``model`` is a scikit-learn estimator (or follows its base class)."""
+        from sklearn.base import BaseEstimator
+
+        return isinstance(model, BaseEstimator)
+
+    def dump(self, model: Any) -> tuple[bytes, list[str]]:
+        """Serialize a fitted estimator with skops; return the bytes and their untrusted types.
+
+        Raises:
+            RegistryError: The estimator is not fitted, or skops cannot serialize it.
+        """
+        import skops.io as sio
+        from sklearn.exceptions import NotFittedError
+        from sklearn.utils.validation import check_is_fitted
+
+        try:
+            check_is_fitted(model)
+        except NotFittedError:
+            raise RegistryError(
+                f"{type(model).__name__} is not fitted; fit it before saving it"
+            ) from None
+        except TypeError as exc:
+            raise RegistryError(f"cannot package {type(model).__name__}: {exc}") from exc
+        try:
+            data = sio.dumps(model)
+        except Exception as exc:
+            # skops raises many types (TypeError, UnsupportedTypeException, …) for objects
+            # it cannot represent; the user needs the cause, not the type.
+            raise RegistryError(
+                f"skops cannot serialize {type(model).__name__}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return data, self.untrusted_types(data)
+
+    def untrusted_types(self, data: bytes) -> list[str]:
+        """Types in a skops file that skops does not trust by default.
+
+        Raises:
+            ModelLoadError: The bytes are not a skops file.
+        """
+        import skops.io as sio
+
+        try:
+            return sorted(sio.get_untrusted_types(data=data))
+        except Exception as exc:
+            # A file that is not a skops archive fails inside zipfile/json with varied types.
+            raise ModelLoadError(
+                f"{self.model_file} is not a readable skops file: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def load(self, data: bytes, trusted: list[str]) -> Any:
+        """Load a skops file trusting exactly ``trusted`` beyond skops' defaults.
+
+        Raises:
+            UntrustedTypeError: The file holds a type outside ``trusted``.
+            ModelLoadError: The file cannot be loaded (a module or class is missing).
+        """
+        import skops.io as sio
+        from skops.io.exceptions import UntrustedTypesFoundException
+
+        extra = sorted(set(self.untrusted_types(data)) - set(trusted))
+        if extra:
+            raise UntrustedTypeError(
+                f"{self.model_file} holds types that were not trusted when it was saved: "
+                f"{', '.join(extra)}",
+                hint="the file was changed after packaging, or comes from elsewhere; "
+                "do not load it, re-package the model from its source",
+            )
+        try:
+            return sio.loads(data, trusted=list(trusted))
+        except UntrustedTypesFoundException as exc:
+            raise UntrustedTypeError(f"{self.model_file}: {exc}") from exc
+        except Exception as exc:
+            # Missing modules or attributes (a class defined in a script, a library not
+            # installed) surface as ImportError/AttributeError from skops' object loader.
+            raise ModelLoadError(
+                f"cannot load {self.model_file}: {type(exc).__name__}: {exc}",
+                hint="install the packages the model was trained with, and define custom "
+                "classes in an importable module rather than a script or notebook",
+            ) from exc
