@@ -249,3 +249,53 @@ def test_reopen_keeps_data(store_url: str) -> None:
     s2 = open_store(store_url)
     assert s2.get_run(run.id).name == "r"
     s2.close()
+
+
+def test_predictions_and_feedback(store: Store) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    store.log_predictions(
+        [
+            {
+                "request_id": f"r{i}",
+                "deployment": "web",
+                "model_name": "churn",
+                "model_version": "1",
+                "time": t0 + timedelta(minutes=i),
+                "latency_ms": 1.5,
+                "shadow": i == 3,
+                "inputs": {"a": i},
+                "outputs": {"p": 0.1 * i},
+            }
+            for i in range(5)
+        ]
+    )
+    store.log_predictions([])
+    got = store.read_predictions(deployment="web", since=t0 + timedelta(minutes=1))
+    assert [p.request_id for p in got] == ["r1", "r2", "r4"]
+    assert got[0].inputs == {"a": 1} and got[0].time == t0 + timedelta(minutes=1)
+    assert len(store.read_predictions(include_shadow=True, until=t0 + timedelta(minutes=4))) == 4
+    store.log_feedback([{"request_id": "r1", "deployment": "web", "label": {"y": 1}}])
+    assert [f.label for f in store.read_feedback(request_ids=["r1", "r9"])] == [{"y": 1}]
+
+
+def test_metric_series(store: Store) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    store.append_series(
+        [
+            ("drift.psi", {"feature": "a", "deployment": "web"}, t0 + timedelta(hours=i), i / 10)
+            for i in range(3)
+        ]
+        + [("drift.psi", {"deployment": "web", "feature": "b"}, t0, 0.5)]
+    )
+    one = store.read_series("drift.psi", {"deployment": "web", "feature": "a"})
+    assert [p.value for p in one] == [0.0, 0.1, 0.2]
+    assert len(store.read_series("drift.psi")) == 4
+    assert len(store.read_series("drift.psi", since=t0 + timedelta(hours=1))) == 2
+    assert store.list_series("drift.") == [
+        ("drift.psi", {"deployment": "web", "feature": "a"}),
+        ("drift.psi", {"deployment": "web", "feature": "b"}),
+    ]

@@ -10,7 +10,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -26,10 +26,13 @@ from opsloop.store.types import (
     ArtifactInfo,
     DatasetVersionInfo,
     EventInfo,
+    FeedbackInfo,
     MetricPoint,
     ModelVersionInfo,
+    PredictionInfo,
     RegisteredModelInfo,
     RunInfo,
+    SeriesPointInfo,
     StepRunInfo,
 )
 
@@ -122,6 +125,25 @@ class Store:
                     s.flush()
         except OperationalError as exc:
             raise StoreError(f"metadata store {self.safe_url}: {exc.orig}") from exc
+
+    def read_session(self) -> AbstractContextManager[Session]:
+        """A session for reads, for concern packages that own tables of their own."""
+        return self._read()
+
+    def write_session(self) -> AbstractContextManager[Session]:
+        """A session whose work commits in one write transaction (or not at all)."""
+        return self._write()
+
+    def add_event(
+        self,
+        s: Session,
+        kind: str,
+        object_type: str,
+        object_id: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Add an event inside a write session, so it commits with the change it records."""
+        self._event(s, kind, object_type, object_id, details)
 
     def _event(
         self,
@@ -865,3 +887,110 @@ class Store:
                 s.execute(delete(table).where(table.run_id == run_id))
             s.delete(run)
             self._event(s, "run.deleted", "run", run_id, {"name": run.name})
+
+    # -- predictions, feedback and metric series ----------------------------------------
+
+    def log_predictions(self, records: Sequence[dict[str, Any]]) -> None:
+        """Insert prediction records (keys of :class:`PredictionInfo` but ``id``) in one batch."""
+        if records:
+            with self._write() as s:
+                s.execute(insert(m.Prediction), [dict(r) for r in records])
+
+    def log_feedback(self, records: Sequence[dict[str, Any]]) -> None:
+        """Insert feedback records: ``request_id``, ``label`` (JSON object), ``deployment``."""
+        if records:
+            with self._write() as s:
+                s.execute(insert(m.Feedback), [dict(r) for r in records])
+
+    def read_predictions(
+        self,
+        *,
+        deployment: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        include_shadow: bool = False,
+        limit: int | None = None,
+    ) -> list[PredictionInfo]:
+        """Predictions in ``[since, until)``, oldest first."""
+        q = select(m.Prediction).order_by(m.Prediction.time, m.Prediction.id)
+        if deployment is not None:
+            q = q.where(m.Prediction.deployment == deployment)
+        if since is not None:
+            q = q.where(m.Prediction.time >= since)
+        if until is not None:
+            q = q.where(m.Prediction.time < until)
+        if not include_shadow:
+            q = q.where(m.Prediction.shadow.is_(False))
+        if limit is not None:
+            q = q.limit(limit)
+        with self._read() as s:
+            return [PredictionInfo.model_validate(p) for p in s.scalars(q)]
+
+    def read_feedback(
+        self, *, request_ids: Sequence[str] | None = None, deployment: str | None = None
+    ) -> list[FeedbackInfo]:
+        """Feedback labels, oldest first; the latest label per request wins when read."""
+        q = select(m.Feedback).order_by(m.Feedback.id)
+        if request_ids is not None:
+            q = q.where(m.Feedback.request_id.in_(list(request_ids)))
+        if deployment is not None:
+            q = q.where(m.Feedback.deployment == deployment)
+        with self._read() as s:
+            return [FeedbackInfo.model_validate(f) for f in s.scalars(q)]
+
+    def append_series(self, points: Sequence[tuple[str, dict[str, str], datetime, float]]) -> None:
+        """Append points ``(name, labels, time, value)`` to metric series in one batch."""
+        if not points:
+            return
+        rows = [
+            {
+                "name": name,
+                "labels": dict(labels),
+                "labels_key": labels_key(labels),
+                "time": when,
+                "value": float(value),
+            }
+            for name, labels, when, value in points
+        ]
+        with self._write() as s:
+            s.execute(insert(m.SeriesPoint), rows)
+
+    def read_series(
+        self,
+        name: str,
+        labels: dict[str, str] | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[SeriesPointInfo]:
+        """Points of one series (exact labels) — or of every series of ``name`` — by time."""
+        q = select(m.SeriesPoint).where(m.SeriesPoint.name == name)
+        if labels is not None:
+            q = q.where(m.SeriesPoint.labels_key == labels_key(labels))
+        if since is not None:
+            q = q.where(m.SeriesPoint.time >= since)
+        if until is not None:
+            q = q.where(m.SeriesPoint.time < until)
+        q = q.order_by(m.SeriesPoint.time, m.SeriesPoint.id)
+        with self._read() as s:
+            return [SeriesPointInfo.model_validate(p) for p in s.scalars(q)]
+
+    def list_series(self, name_prefix: str = "") -> list[tuple[str, dict[str, str]]]:
+        """Every distinct series ``(name, labels)`` whose name starts with ``name_prefix``."""
+        q = (
+            select(m.SeriesPoint.name, m.SeriesPoint.labels_key, func.min(m.SeriesPoint.id))
+            .where(m.SeriesPoint.name.startswith(name_prefix))
+            .group_by(m.SeriesPoint.name, m.SeriesPoint.labels_key)
+            .order_by(m.SeriesPoint.name, m.SeriesPoint.labels_key)
+        )
+        with self._read() as s:
+            out = []
+            for name, _key, first_id in s.execute(q).all():
+                point = s.get(m.SeriesPoint, first_id)
+                out.append((name, dict(point.labels) if point is not None else {}))
+            return out
+
+
+def labels_key(labels: dict[str, str]) -> str:
+    """A canonical string of a label set: ``a=1,b=2`` (sorted)."""
+    return ",".join(f"{k}={labels[k]}" for k in sorted(labels))

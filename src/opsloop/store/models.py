@@ -251,3 +251,142 @@ class Event(Base):
     object_type: Mapped[str] = mapped_column(String(64))
     object_id: Mapped[str] = mapped_column(String(256))
     details: Mapped[JSONDict] = mapped_column(default=dict)
+
+
+# -- serving, GitOps, monitoring and AIOps (migration 0002) -----------------------------------
+
+
+class Deployment(Base):
+    """Desired and live state of one deployment, as the reconciler last saw them."""
+
+    __tablename__ = "deployments"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    revision: Mapped[str | None] = mapped_column(String(64))
+    desired: Mapped[JSONDict] = mapped_column(default=dict)
+    live: Mapped[JSONDict] = mapped_column(default=dict)
+    sync_status: Mapped[str] = mapped_column(String(16), default="Unknown")
+    health_status: Mapped[str] = mapped_column(String(16), default="Unknown")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SyncRecord(Base):
+    """One reconciliation of one deployment: which revision, what changed, how it ended."""
+
+    __tablename__ = "sync_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(128), index=True)
+    revision: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    result: Mapped[str] = mapped_column(String(16))
+    diff: Mapped[JSONDict] = mapped_column(default=dict)
+    details: Mapped[JSONDict] = mapped_column(default=dict)
+
+
+class Prediction(Base):
+    """One served prediction: inputs, outputs, version, latency."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (Index("ix_predictions_deployment_time", "deployment", "time"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    deployment: Mapped[str] = mapped_column(String(128), default="")
+    model_name: Mapped[str] = mapped_column(String(256))
+    model_version: Mapped[str] = mapped_column(String(32))
+    time: Mapped[datetime] = mapped_column(default=utcnow)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    shadow: Mapped[bool] = mapped_column(default=False)
+    inputs: Mapped[JSONDict] = mapped_column(default=dict)
+    outputs: Mapped[JSONDict] = mapped_column(default=dict)
+
+
+class Feedback(Base):
+    """A ground-truth label that arrived for an earlier request (a delayed label)."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    deployment: Mapped[str] = mapped_column(String(128), default="")
+    time: Mapped[datetime] = mapped_column(default=utcnow)
+    label: Mapped[JSONDict] = mapped_column(default=dict)
+
+
+class SeriesPoint(Base):
+    """One point of a monitored metric series (drift, quality, service health, cost …)."""
+
+    __tablename__ = "metric_series"
+    __table_args__ = (Index("ix_metric_series_key_time", "name", "labels_key", "time"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    labels_key: Mapped[str] = mapped_column(String(512), default="")
+    labels: Mapped[JSONDict] = mapped_column(default=dict)
+    time: Mapped[datetime] = mapped_column(default=utcnow)
+    value: Mapped[float] = mapped_column(Float)
+
+
+class Incident(Base):
+    """Correlated alerts with a ranked root cause and the actions taken."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(512))
+    kind: Mapped[str] = mapped_column(String(32), default="other")
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    severity: Mapped[str] = mapped_column(String(16), default="warning")
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+    root_causes: Mapped[JSONDict] = mapped_column(default=dict)
+    details: Mapped[JSONDict] = mapped_column(default=dict)
+
+
+class Alert(Base):
+    """An alert from a detector, a threshold rule or Alertmanager; repeats are deduplicated."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(80), index=True)
+    source: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(256))
+    severity: Mapped[str] = mapped_column(String(16), default="warning")
+    status: Mapped[str] = mapped_column(String(16), default="firing")
+    labels: Mapped[JSONDict] = mapped_column(default=dict)
+    annotations: Mapped[JSONDict] = mapped_column(default=dict)
+    starts_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ends_at: Mapped[datetime | None]
+    count: Mapped[int] = mapped_column(default=1)
+    incident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="SET NULL"), index=True
+    )
+    details: Mapped[JSONDict] = mapped_column(default=dict)
+
+
+class IncidentAction(Base):
+    """A remediation step of an incident: proposed, approved, run, and how it ended."""
+
+    __tablename__ = "incident_actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(24), default="proposed")
+    policy: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    approved_by: Mapped[str | None] = mapped_column(String(128))
+    params: Mapped[JSONDict] = mapped_column(default=dict)
+    result: Mapped[JSONDict] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)

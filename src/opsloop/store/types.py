@@ -137,3 +137,37 @@ class EventInfo(_Info):
     object_type: str
     object_id: str
     details: dict[str, Any]
+
+
+class PredictionInfo(_Info):
+    """One logged prediction."""
+
+    id: int
+    request_id: str
+    deployment: str
+    model_name: str
+    model_version: str
+    time: datetime
+    latency_ms: float
+    shadow: bool
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+class FeedbackInfo(_Info):
+    """One ground-truth label for an earlier request."""
+
+    id: int
+    request_id: str
+    deployment: str
+    time: datetime
+    label: dict[str, Any]
+
+
+class SeriesPointInfo(_Info):
+    """One point of a monitored metric series."""
+
+    name: str
+    labels: dict[str, str]
+    time: datetime
+    value: float
