@@ -19,9 +19,9 @@ _err = Console(stderr=True)
 
 
 def _fail(exc: OpsloopError) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+    _err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
     if exc.hint:
-        _err.print(f"hint: {exc.hint}", highlight=False)
+        _err.print(f"hint: {exc.hint}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from opsloop import __version__
-from opsloop.cli import models, runs
+from opsloop.cli import aiops, models, runs
 from opsloop.cli._common import State, err_console
 from opsloop.errors import OpsloopError
 
@@ -26,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
+app.add_typer(aiops.app, name="aiops")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,77 @@
+"""NAB benchmark: opsloop's detectors against the published NAB scoreboard.
+
+Runs every built-in detector as a stream over an NAB-layout folder, scores it with NAB's
+method (one corpus-wide threshold per profile), and prints the scoreboard with the published
+figures beside (and any precomputed results found in the folder, e.g. the reference
+detector's). The anchor side is NAB's own published output, so both sides are scored by the
+same scorer in the same run.
+
+Usage::
+
+    python benchmarks/nab.py /path/to/nab            # or set OPSLOOP_NAB_DIR
+    python benchmarks/nab.py /path/to/nab --detector ensemble --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from opsloop.aiops.benchmark import render_scoreboard, run_nab_benchmark, write_chart
+from opsloop.aiops.detectors import DETECTORS
+
+
+def _results_folders(nab_dir: Path) -> list[Path]:
+    found: list[Path] = []
+    for parent in ("results", "reference_results"):
+        base = nab_dir / parent
+        if base.is_dir():
+            found.extend(sorted(p for p in base.iterdir() if p.is_dir()))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("nab_dir", nargs="?", default=os.environ.get("OPSLOOP_NAB_DIR"))
+    parser.add_argument("--detector", "-d", action="append", choices=sorted(DETECTORS))
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
+    args = parser.parse_args(argv)
+    if not args.nab_dir:
+        parser.error("give the NAB folder as an argument or in OPSLOOP_NAB_DIR")
+    nab_dir = Path(args.nab_dir)
+    console = Console()
+    board = run_nab_benchmark(
+        nab_dir,
+        detectors=args.detector or list(DETECTORS),
+        results=_results_folders(nab_dir),
+        workers=args.workers,
+        console=console,
+    )
+    console.print(render_scoreboard(board))
+    best = board.best(source="opsloop")
+    rivals = [r for r in board.rows if r.source != "opsloop" and "standard" in r.scores]
+    if best is not None and rivals and "standard" in best.scores:
+        rival = max(rivals, key=lambda r: r.scores["standard"])
+        ours, theirs = best.scores["standard"], rival.scores["standard"]
+        console.print(
+            f"best opsloop detector '{best.detector}' {ours:.2f} vs best other "
+            f"'{rival.detector}' ({rival.source}) {theirs:.2f}: "
+            f"difference {ours - theirs:+.2f} points, ratio {ours / theirs:.3f}"
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    chart = write_chart(board, args.out / "nab_scoreboard.png")
+    (args.out / "nab_scoreboard.json").write_text(
+        json.dumps(board.to_dict(), indent=2, default=str), encoding="utf-8"
+    )
+    console.print(f"chart: {chart}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
