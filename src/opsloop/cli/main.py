@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from opsloop import __version__
-from opsloop.cli import aiops, models, runs
+from opsloop.cli import aiops, gitops, incidents, models, runs
 from opsloop.cli._common import State, err_console
 from opsloop.errors import OpsloopError
 
@@ -24,9 +24,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(runs.app, name="runs")
-app.add_typer(models.app, name="models")
-app.add_typer(aiops.app, name="aiops")
 
 
 def _version(value: bool) -> None:
@@ -53,9 +50,18 @@ def _register_commands() -> None:
     # Imported here so that a command module's heavy imports load only with the command.
     from opsloop.cli import init, quickstart, run
 
+    app.command("quickstart")(quickstart.quickstart)
     app.command("init")(init.init)
     app.command("run")(run.run)
-    app.command("quickstart")(quickstart.quickstart)
+    app.add_typer(runs.app, name="runs")
+    app.add_typer(models.app, name="models")
+    app.add_typer(gitops.deploy_app, name="deploy")
+    app.command("sync")(gitops.sync)
+    app.command("status")(gitops.status)
+    app.command("rollback")(gitops.rollback)
+    app.command("up")(gitops.up)
+    app.add_typer(incidents.app, name="incidents")
+    app.add_typer(aiops.app, name="aiops")
 
 
 _register_commands()

@@ -110,6 +110,10 @@ class ProjectSpec(_Section):
     train: TrainSection = Field(default_factory=TrainSection)
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     registration: RegisterSection | None = Field(default=None, alias="register")
+    # Validated (with line numbers) by opsloop.aiops, which owns their schemas; kept loose
+    # here so that opening a project does not import the AIOps stack.
+    alerts: dict[str, Any] | None = None
+    remediation: dict[str, Any] | None = None
 
     @field_validator("version")
     @classmethod

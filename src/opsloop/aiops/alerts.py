@@ -1,0 +1,590 @@
+"""Alerts: from detectors, threshold rules and Alertmanager webhooks, deduplicated in the store.
+
+Every alert has a fingerprint, a stable hash of its name and sorted labels. While an alert with
+a fingerprint is firing, a repeat of it is not a new row: the row's ``count`` goes up and its
+``last_seen_at`` moves on. A resolved alert gets ``ends_at``; the next firing of the same
+fingerprint opens a new row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from opsloop.errors import AIOpsError
+
+if TYPE_CHECKING:
+    from opsloop.aiops.detectors import Detector
+    from opsloop.store import Store
+    from opsloop.store import models as m
+
+__all__ = [
+    "SEVERITIES",
+    "AlertIn",
+    "AlertInfo",
+    "WebhookPayloadError",
+    "alerts_from_flags",
+    "detect_anomalies",
+    "fingerprint",
+    "get_alert",
+    "list_alerts",
+    "normalize_severity",
+    "parse_alertmanager",
+    "record_alerts",
+]
+
+Severity = Literal["info", "warning", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
+"""Severities, least to most severe."""
+
+_SEVERITY_WORDS: dict[str, Severity] = {
+    "info": "info",
+    "informational": "info",
+    "low": "info",
+    "none": "info",
+    "debug": "info",
+    "warning": "warning",
+    "warn": "warning",
+    "medium": "warning",
+    "minor": "warning",
+    "moderate": "warning",
+    "critical": "critical",
+    "crit": "critical",
+    "error": "critical",
+    "high": "critical",
+    "major": "critical",
+    "page": "critical",
+    "emergency": "critical",
+    "fatal": "critical",
+}
+
+# Alertmanager marks an unset end time with Go's zero time.
+_GO_ZERO_YEAR = 1
+
+
+def normalize_severity(value: str | None) -> Severity:
+    """One of :data:`SEVERITIES` for a severity word (``error``, ``page`` … → critical).
+
+    Unknown words and None read as ``warning``.
+    """
+    if not value:
+        return "warning"
+    return _SEVERITY_WORDS.get(value.strip().lower(), "warning")
+
+
+def fingerprint(name: str, labels: Mapping[str, str]) -> str:
+    """A stable hash of an alert's name and labels (order does not matter): 32 hex digits."""
+    canonical = json.dumps([name, sorted(labels.items())], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AlertIn(BaseModel):
+    """An alert as it arrives, before deduplication.
+
+    Attributes:
+        name: What is wrong (``feature-drift``, ``HighLatency`` …).
+        labels: Where: ``deployment``, ``feature``, ``model``, ``version``, ``host`` …
+        annotations: Free text for people (``summary``, ``description`` …).
+        severity: ``info``, ``warning`` or ``critical`` (other words are mapped).
+        status: ``firing`` or ``resolved``.
+        source: Who raised it: ``detector``, ``rule``, ``alertmanager`` or ``api``.
+        starts_at: When the condition began.
+        last_seen_at: When it was last observed (defaults to ``starts_at``).
+        ends_at: When it ended (resolved alerts; defaults to ``last_seen_at``).
+        details: Anything else worth keeping (the value, the score, the rule …).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=256)
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    severity: Severity = "warning"
+    status: Literal["firing", "resolved"] = "firing"
+    source: str = Field(default="api", min_length=1, max_length=32)
+    starts_at: datetime = Field(default_factory=_now)
+    last_seen_at: datetime | None = None
+    ends_at: datetime | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _severity(cls, value: object) -> object:
+        return normalize_severity(value) if isinstance(value, str) or value is None else value
+
+    @field_validator("labels", "annotations", mode="before")
+    @classmethod
+    def _str_values(cls, value: object) -> object:
+        if isinstance(value, Mapping):
+            return {str(k): str(v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _times(self) -> AlertIn:
+        start = _utc(self.starts_at)
+        seen = _utc(self.last_seen_at) if self.last_seen_at is not None else start
+        end = _utc(self.ends_at) if self.ends_at is not None else None
+        if self.status == "resolved" and end is None:
+            end = seen
+        # Frozen model: the normalised times are written once, here.
+        object.__setattr__(self, "starts_at", start)
+        object.__setattr__(self, "last_seen_at", max(seen, start))
+        object.__setattr__(self, "ends_at", end)
+        return self
+
+    @property
+    def fingerprint(self) -> str:
+        """:func:`fingerprint` of the name and labels."""
+        return fingerprint(self.name, self.labels)
+
+    @property
+    def seen_at(self) -> datetime:
+        """``last_seen_at``, which is always set after validation."""
+        return self.last_seen_at or self.starts_at
+
+
+class AlertInfo(BaseModel):
+    """An alert as stored: one row per firing episode of a fingerprint."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    id: int
+    fingerprint: str
+    source: str
+    name: str
+    severity: str
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    last_seen_at: datetime
+    ends_at: datetime | None
+    count: int
+    incident_id: int | None
+    details: dict[str, Any]
+
+
+# -- recording ---------------------------------------------------------------------------------
+
+
+def _lock_fingerprints(s: Session, fingerprints: Iterable[str]) -> None:
+    """Serialise concurrent writers of the same fingerprints on PostgreSQL.
+
+    A firing row cannot be locked before it exists, so two writers could both insert one;
+    a transaction-scoped advisory lock per fingerprint (taken in sorted order, so two writers
+    cannot deadlock) prevents that. SQLite write transactions are already serial.
+    """
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    for fp in sorted(set(fingerprints)):
+        key = struct.unpack(">q", bytes.fromhex(fp[:16]))[0]
+        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+def record_in_session(store: Store, s: Session, alerts: Sequence[AlertIn]) -> list[m.Alert]:
+    """Deduplicate and write alerts inside an open write session; one row per alert given.
+
+    Firing: a row already firing with the same fingerprint counts the repeat (when it was
+    seen later than the row's ``last_seen_at``, so replaying the same observation does not
+    count twice); otherwise a new row opens. Resolved: the firing row gets ``ends_at``; with no
+    firing row, a resolved row is written so the end is not lost.
+    """
+    from opsloop.store import models as m
+
+    fps = {a.fingerprint for a in alerts}
+    _lock_fingerprints(s, fps)
+    firing: dict[str, m.Alert] = {}
+    if fps:
+        rows = s.scalars(
+            select(m.Alert)
+            .where(m.Alert.fingerprint.in_(sorted(fps)), m.Alert.status == "firing")
+            .order_by(m.Alert.id)
+        )
+        for existing in rows:
+            firing[existing.fingerprint] = existing
+    out: list[m.Alert] = []
+    for alert in alerts:
+        fp = alert.fingerprint
+        row = firing.get(fp)
+        if alert.status == "firing":
+            if row is None:
+                row = _new_row(alert, fp)
+                s.add(row)
+                s.flush()
+                firing[fp] = row
+                store.add_event(
+                    s,
+                    "alert.fired",
+                    "alert",
+                    str(row.id),
+                    {"name": row.name, "fingerprint": fp, "labels": row.labels},
+                )
+            elif alert.seen_at > row.last_seen_at:
+                # Repeats update the row but add no event: a detector repeating every scrape
+                # would otherwise flood the audit log; count and last_seen_at carry it.
+                row.count += 1
+                row.last_seen_at = alert.seen_at
+                row.severity = _max_severity(row.severity, alert.severity)
+                if alert.annotations:
+                    row.annotations = {**row.annotations, **alert.annotations}
+        else:
+            if row is None:
+                row = _new_row(alert, fp)
+                s.add(row)
+                s.flush()
+            else:
+                row.status = "resolved"
+                row.ends_at = alert.ends_at or alert.seen_at
+                row.last_seen_at = max(row.last_seen_at, alert.seen_at)
+                del firing[fp]
+            store.add_event(
+                s,
+                "alert.resolved",
+                "alert",
+                str(row.id),
+                {"name": row.name, "fingerprint": fp, "incident_id": row.incident_id},
+            )
+        out.append(row)
+    s.flush()
+    return out
+
+
+def _new_row(alert: AlertIn, fp: str) -> m.Alert:
+    from opsloop.store import models as m
+
+    return m.Alert(
+        fingerprint=fp,
+        source=alert.source,
+        name=alert.name,
+        severity=alert.severity,
+        status=alert.status,
+        labels=dict(alert.labels),
+        annotations=dict(alert.annotations),
+        starts_at=alert.starts_at,
+        last_seen_at=alert.seen_at,
+        ends_at=alert.ends_at,
+        count=1,
+        details=dict(alert.details),
+    )
+
+
+def _max_severity(a: str, b: str) -> str:
+    rank: dict[str, int] = {s: i for i, s in enumerate(SEVERITIES)}
+    return a if rank.get(a, 1) >= rank.get(b, 1) else b
+
+
+def record_alerts(store: Store, alerts: Sequence[AlertIn]) -> list[AlertInfo]:
+    """Deduplicate and store alerts in one transaction, without correlating them.
+
+    Returns:
+        The stored row of each alert given, in order (a repeat returns its updated row).
+    """
+    with store.write_session() as s:
+        rows = record_in_session(store, s, alerts)
+        return [AlertInfo.model_validate(r) for r in rows]
+
+
+def list_alerts(
+    store: Store,
+    *,
+    status: str | None = None,
+    incident_id: int | None = None,
+    name: str | None = None,
+    limit: int = 1000,
+) -> list[AlertInfo]:
+    """Stored alerts, oldest first, filtered by status, incident or name."""
+    from opsloop.store import models as m
+
+    q = select(m.Alert).order_by(m.Alert.starts_at, m.Alert.id).limit(limit)
+    if status is not None:
+        q = q.where(m.Alert.status == status)
+    if incident_id is not None:
+        q = q.where(m.Alert.incident_id == incident_id)
+    if name is not None:
+        q = q.where(m.Alert.name == name)
+    with store.read_session() as s:
+        return [AlertInfo.model_validate(r) for r in s.scalars(q)]
+
+
+def get_alert(store: Store, alert_id: int) -> AlertInfo:
+    """One stored alert.
+
+    Raises:
+        NotFoundError: There is no alert with that id.
+    """
+    from opsloop.errors import NotFoundError
+    from opsloop.store import models as m
+
+    with store.read_session() as s:
+        row = s.get(m.Alert, alert_id)
+        if row is None:
+            raise NotFoundError(f"alert {alert_id} does not exist")
+        return AlertInfo.model_validate(row)
+
+
+# -- Alertmanager webhooks ---------------------------------------------------------------------
+
+
+class WebhookPayloadError(AIOpsError):
+    """A webhook payload is not what Alertmanager sends; ``field`` names the bad part."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+def _parse_time(value: object, field: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise WebhookPayloadError(f"expected an RFC 3339 time string, got {value!r}", field=field)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise WebhookPayloadError(f"{value!r} is not an RFC 3339 time", field=field) from None
+    if parsed.year == _GO_ZERO_YEAR:
+        return None
+    return _utc(parsed)
+
+
+def _str_map(value: object, field: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise WebhookPayloadError("expected an object of strings", field=field)
+    out = {}
+    for k, v in value.items():
+        if not isinstance(v, str):
+            raise WebhookPayloadError(f"expected a string, got {v!r}", field=f"{field}.{k}")
+        out[str(k)] = v
+    return out
+
+
+def parse_alertmanager(
+    payload: Mapping[str, Any] | str | bytes, *, received_at: datetime | None = None
+) -> list[AlertIn]:
+    """Alerts of an Alertmanager webhook payload (version 4).
+
+    ``alertname`` becomes the alert's name and ``severity`` its severity; the other labels
+    are kept. Alertmanager's own fingerprint and ``generatorURL`` go into ``details``.
+
+    Args:
+        payload: The JSON body, parsed or not.
+        received_at: When the webhook arrived (``last_seen_at`` of each alert); default now.
+
+    Raises:
+        WebhookPayloadError: The body is not a version 4 payload; the message names the field.
+    """
+    if isinstance(payload, str | bytes):
+        try:
+            payload = json.loads(payload)
+        except ValueError as exc:
+            raise WebhookPayloadError(f"body is not JSON: {exc}") from None
+    if not isinstance(payload, Mapping):
+        raise WebhookPayloadError("body must be a JSON object")
+    version = payload.get("version")
+    if version is not None and str(version) != "4":
+        raise WebhookPayloadError(
+            f"payload version {version!r} is not supported (only 4)", field="version"
+        )
+    items = payload.get("alerts")
+    if not isinstance(items, list):
+        raise WebhookPayloadError("missing or not a list", field="alerts")
+    now = _utc(received_at) if received_at is not None else _now()
+    group = {k: payload[k] for k in ("receiver", "groupKey", "externalURL") if k in payload}
+    out = []
+    for i, item in enumerate(items):
+        at = f"alerts[{i}]"
+        if not isinstance(item, Mapping):
+            raise WebhookPayloadError("expected an object", field=at)
+        status = item.get("status")
+        if status not in ("firing", "resolved"):
+            raise WebhookPayloadError(
+                f"must be 'firing' or 'resolved', got {status!r}", field=f"{at}.status"
+            )
+        labels = _str_map(item.get("labels"), f"{at}.labels")
+        name = labels.pop("alertname", "")
+        if not name:
+            raise WebhookPayloadError("required label is missing", field=f"{at}.labels.alertname")
+        severity = labels.pop("severity", None)
+        starts = _parse_time(item.get("startsAt"), f"{at}.startsAt") or now
+        ends = _parse_time(item.get("endsAt"), f"{at}.endsAt")
+        details: dict[str, Any] = {"alertmanager": group} if group else {}
+        for key in ("fingerprint", "generatorURL"):
+            if isinstance(item.get(key), str) and item[key]:
+                details[key] = item[key]
+        if severity is not None:
+            details["severity_label"] = severity
+        out.append(
+            AlertIn(
+                name=name,
+                labels=labels,
+                annotations=_str_map(item.get("annotations"), f"{at}.annotations"),
+                severity=normalize_severity(severity),
+                status=status,
+                source="alertmanager",
+                starts_at=starts,
+                last_seen_at=max(now, starts) if status == "firing" else (ends or now),
+                ends_at=ends if status == "resolved" else None,
+                details=details,
+            )
+        )
+    return out
+
+
+# -- alerts from a metric series -----------------------------------------------------------------
+
+
+def alerts_from_flags(
+    name: str,
+    labels: Mapping[str, str],
+    times: Sequence[datetime],
+    flags: Sequence[bool],
+    *,
+    for_points: int = 1,
+    severity: str = "warning",
+    source: str = "rule",
+    annotations: Mapping[str, str] | None = None,
+    details: Callable[[int], dict[str, Any]] | None = None,
+) -> list[AlertIn]:
+    """Alerts for a series whose points are flagged bad or good, in time order.
+
+    A run of at least ``for_points`` bad points fires: one firing alert per bad point from the
+    ``for_points``-th on (the repeats are deduplicated when stored), each starting at the first
+    bad point of the run; the first good point after it resolves the alert.
+
+    Args:
+        name: Alert name.
+        labels: Alert labels.
+        times: Time of each point.
+        flags: Whether each point is bad.
+        for_points: How many bad points in a row it takes to fire.
+        severity: Severity of the alerts.
+        source: ``rule`` or ``detector``.
+        annotations: Annotations of every alert.
+        details: Details of the alert at point ``i``.
+    """
+    if len(times) != len(flags):
+        raise AIOpsError(f"{len(times)} times but {len(flags)} flags")
+    out: list[AlertIn] = []
+    run_start: int | None = None
+    fired = False
+    for i, (t, bad) in enumerate(zip(times, flags, strict=True)):
+        if bad:
+            if run_start is None:
+                run_start = i
+            if i - run_start + 1 >= for_points:
+                fired = True
+                out.append(
+                    AlertIn(
+                        name=name,
+                        labels=dict(labels),
+                        annotations=dict(annotations or {}),
+                        severity=normalize_severity(severity),
+                        source=source,
+                        starts_at=times[run_start],
+                        last_seen_at=t,
+                        details=details(i) if details else {},
+                    )
+                )
+        else:
+            if fired and run_start is not None:
+                out.append(
+                    AlertIn(
+                        name=name,
+                        labels=dict(labels),
+                        annotations=dict(annotations or {}),
+                        severity=normalize_severity(severity),
+                        status="resolved",
+                        source=source,
+                        starts_at=times[run_start],
+                        last_seen_at=t,
+                        ends_at=t,
+                        details=details(i) if details else {},
+                    )
+                )
+            run_start, fired = None, False
+    return out
+
+
+def detect_anomalies(
+    store: Store,
+    *,
+    series_prefix: str = "",
+    threshold: float = 0.75,
+    detector: Callable[[], Detector] | None = None,
+    since: datetime | None = None,
+    severity: str = "warning",
+    for_points: int = 1,
+) -> list[AlertIn]:
+    """Alerts from a streaming detector run over every stored metric series.
+
+    Each series is scored point by point with a fresh detector (learning from every point);
+    a score at or over ``threshold`` is a bad point (see :func:`alerts_from_flags`). The alert
+    is named after the series, with the series' labels.
+
+    Args:
+        store: The metadata store holding the series.
+        series_prefix: Only series whose name starts with this.
+        threshold: Score in [0, 1] from which a point is anomalous.
+        detector: Makes a fresh detector; default :func:`~opsloop.aiops.default_detector`.
+        since: Learn from every point but raise alerts only for points from this time on.
+        severity: Severity of the alerts.
+        for_points: Anomalous points in a row it takes to fire.
+    """
+    if not 0 < threshold <= 1:
+        raise AIOpsError(f"detector threshold must be in (0, 1], got {threshold}")
+    if detector is None:
+        from opsloop.aiops.detectors import default_detector
+
+        detector = default_detector
+    since_utc = _utc(since) if since is not None else None
+    out: list[AlertIn] = []
+    for series, labels in store.list_series(series_prefix):
+        points = store.read_series(series, labels)
+        if not points:
+            continue
+        det = detector()
+        times = [p.time for p in points]
+        scores = det.score_many([p.value for p in points], times)
+        first = 0
+        if since_utc is not None:
+            first = next((i for i, t in enumerate(times) if t >= since_utc), len(times))
+        alerts = alerts_from_flags(
+            f"{series} anomaly",
+            {**labels, "series": series},
+            times[first:],
+            [bool(sc >= threshold) for sc in scores[first:]],
+            for_points=for_points,
+            severity=severity,
+            source="detector",
+            annotations={"summary": f"{series} is anomalous"},
+            details=_detail_reader(points[first:], scores[first:], type(det).__name__),
+        )
+        out.extend(alerts)
+    return out
+
+
+def _detail_reader(
+    points: Sequence[Any], scores: Any, detector: str
+) -> Callable[[int], dict[str, Any]]:
+    def read(i: int) -> dict[str, Any]:
+        return {"score": round(float(scores[i]), 4), "value": points[i].value, "detector": detector}
+
+    return read

@@ -1,0 +1,184 @@
+"""``opsloop incidents list|show|approve|reject|resolve``."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from opsloop.cli._common import ago, console, project
+
+app = typer.Typer(
+    help="Correlated incidents, their root causes and remediation.", no_args_is_help=True
+)
+
+_STYLE = {
+    "open": "red",
+    "resolved": "green",
+    "critical": "bold red",
+    "warning": "yellow",
+    "info": "cyan",
+    "firing": "red",
+    "awaiting_approval": "bold yellow",
+    "approved": "yellow",
+    "running": "yellow",
+    "succeeded": "green",
+    "failed": "red",
+    "skipped": "dim",
+    "cancelled": "dim",
+    "rejected": "dim",
+    "dry_run": "cyan",
+}
+
+
+_DIGEST = re.compile(r"(sha256:[0-9a-f]{12})[0-9a-f]{8,}")
+
+
+def _node(node: str) -> str:
+    """A lineage node with its digest shortened, for tables."""
+    return escape(_DIGEST.sub(r"\1…", node))
+
+
+def _styled(word: str) -> str:
+    style = _STYLE.get(word, "white")
+    return f"[{style}]{word}[/{style}]"
+
+
+def _actor() -> str:
+    proj = project()
+    return proj.settings.resolved_actor()
+
+
+def _compact(details: dict[str, Any], limit: int = 160) -> str:
+    if not details:
+        return ""
+    text = json.dumps(details, default=str, separators=(", ", ": "))
+    return escape(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+@app.command("list")
+def list_cmd(
+    status_: str | None = typer.Option(
+        "open", "--status", help="open or resolved; 'all' for both."
+    ),
+    kind: str | None = typer.Option(None, help="Only this kind (data_drift, latency …)."),
+    limit: int = typer.Option(30, help="How many incidents to show."),
+) -> None:
+    """List incidents, newest first."""
+    from opsloop.aiops.incidents import list_incidents
+
+    store = project().store
+    wanted = None if status_ in (None, "all") else status_
+    incidents = list_incidents(store, status=wanted, kind=kind, limit=limit)
+    table = Table(title=f"incidents ({status_ or 'all'})", title_justify="left")
+    for col in ("id", "status", "severity", "kind", "title", "root cause", "alerts", "opened"):
+        table.add_column(col, overflow="fold" if col in ("title", "root cause") else "ellipsis")
+    for inc in incidents:
+        table.add_row(
+            str(inc.id),
+            _styled(inc.status),
+            _styled(inc.severity),
+            inc.kind,
+            escape(inc.title),
+            _node(inc.root_cause or "-"),
+            str(inc.alert_count),
+            ago(inc.opened_at),
+        )
+    console.print(table)
+    if not incidents:
+        console.print("no incidents")
+
+
+@app.command("show")
+def show(incident_id: int = typer.Argument(..., help="Incident id.")) -> None:
+    """Show an incident: root causes, then its timeline of alerts, actions and events."""
+    from opsloop.aiops.incidents import get_incident, timeline
+
+    store = project().store
+    inc = get_incident(store, incident_id)
+    console.print(f"[bold]incident {inc.id}[/bold]  {_styled(inc.status)}  {_styled(inc.severity)}")
+    console.print(escape(inc.title))
+    opened = f"opened {inc.opened_at:%Y-%m-%d %H:%M:%S} UTC"
+    resolved = f" · resolved {inc.resolved_at:%Y-%m-%d %H:%M:%S} UTC" if inc.resolved_at else ""
+    deployments = escape(", ".join(inc.deployments) or "-")
+    console.print(f"kind {inc.kind} · {opened}{resolved} · deployments {deployments}")
+    if inc.root_causes:
+        t = Table(title="root-cause candidates", title_justify="left")
+        for col in ("#", "node", "explains", "first alert", "why"):
+            t.add_column(col, overflow="fold" if col in ("node", "why") else "ellipsis")
+        for n, rc in enumerate(inc.root_causes, 1):
+            node = _node(str(rc["node"])) + (" (inferred)" if rc.get("inferred") else "")
+            t.add_row(
+                str(n),
+                node,
+                str(rc.get("explains", "")),
+                str(rc.get("first_alert_at", ""))[:19].replace("T", " "),
+                escape(str(rc.get("reason", ""))),
+            )
+        console.print(t)
+    t = Table(title="timeline", title_justify="left")
+    for col in ("time (UTC)", "type", "what", "by", "details"):
+        t.add_column(col, overflow="fold" if col in ("what", "details") else "ellipsis")
+    for e in timeline(store, incident_id):
+        what = escape(e.what)
+        status = e.details.get("status") if e.type == "action" else None
+        if isinstance(status, str):
+            what = what.replace(status, _styled(status))
+        t.add_row(f"{e.time:%Y-%m-%d %H:%M:%S}", e.type, what, escape(e.actor), _compact(e.details))
+    console.print(t)
+
+
+@app.command("approve")
+def approve_cmd(
+    incident_id: int = typer.Argument(..., help="Incident id."),
+    by: str | None = typer.Option(None, help="Who approves (default: the current user)."),
+) -> None:
+    """Approve the incident's actions that await approval, and run them now."""
+    from opsloop.aiops.remediation import approve
+
+    store = project().store
+    actions = approve(store, incident_id, by=by or _actor())
+    _print_actions(actions)
+
+
+@app.command("reject")
+def reject_cmd(
+    incident_id: int = typer.Argument(..., help="Incident id."),
+    by: str | None = typer.Option(None, help="Who rejects (default: the current user)."),
+    reason: str = typer.Option("", help="Why, for the timeline."),
+) -> None:
+    """Reject the incident's actions that await approval; nothing runs."""
+    from opsloop.aiops.remediation import reject
+
+    store = project().store
+    _print_actions(reject(store, incident_id, by=by or _actor(), reason=reason))
+
+
+@app.command("resolve")
+def resolve_cmd(
+    incident_id: int = typer.Argument(..., help="Incident id."),
+    note: str = typer.Option("", help="Why it is resolved, for the timeline."),
+    by: str | None = typer.Option(None, help="Who resolves (default: the current user)."),
+) -> None:
+    """Mark an incident resolved (its parked actions are cancelled)."""
+    from opsloop.aiops.incidents import resolve
+
+    store = project().store
+    inc = resolve(store, incident_id, note=note, by=by or _actor())
+    console.print(f"incident {inc.id} {_styled(inc.status)}")
+
+
+def _print_actions(actions: list[Any]) -> None:
+    t = Table(title="actions", title_justify="left")
+    for col in ("id", "action", "status", "policy", "by", "result / error"):
+        t.add_column(col, overflow="fold" if col == "result / error" else "ellipsis")
+    for a in actions:
+        outcome = escape(a.error) if a.error else _compact(a.result)
+        t.add_row(
+            str(a.id), a.action, _styled(a.status), a.policy, escape(a.approved_by or ""), outcome
+        )
+    console.print(t)

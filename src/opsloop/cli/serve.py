@@ -1,0 +1,163 @@
+"""``opsloop serve``: serve registered model versions over HTTP (V2 and /invocations)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+from opsloop.errors import ConfigError
+from opsloop.serve.base import ServableModel
+
+__all__ = ["parse_routes", "resolve_loader", "serve_command"]
+
+Loader = Callable[[str], ServableModel]
+
+
+def _import_loader(spec: str) -> Loader:
+    """``module:function`` to the function (the ``--loader`` option's parser)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise typer.BadParameter(f"expected MODULE:FUNCTION, got {spec!r}")
+    try:
+        found = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise typer.BadParameter(f"cannot import {spec!r}: {exc}") from exc
+    if not callable(found):
+        raise typer.BadParameter(f"{spec!r} is not callable")
+    loader: Loader = found
+    return loader
+
+
+def resolve_loader(loader: Loader | None) -> Loader:
+    """The loader to use: the one given, else ``opsloop.registry.load_model``.
+
+    Raises:
+        ConfigError: No loader was given and the registry has none.
+    """
+    if loader is not None:
+        return loader
+    try:
+        registry = importlib.import_module("opsloop.registry")
+        found: Loader = registry.load_model
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            "no model loader: opsloop.registry.load_model is not available",
+            hint="pass --loader MODULE:FUNCTION that turns a model URI into a servable model",
+        ) from exc
+    return found
+
+
+def parse_routes(values: list[str], option: str) -> dict[str, list[tuple[str, str]]]:
+    """Parse ``MODEL=VERSION[:WEIGHT],...`` options into ``{model: [(version, weight)]}``.
+
+    Raises:
+        ConfigError: A value does not have that form.
+    """
+    routes: dict[str, list[tuple[str, str]]] = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name or not rest:
+            raise ConfigError(
+                f"{option} {value!r}: expected MODEL=VERSION[:WEIGHT][,VERSION[:WEIGHT]...]"
+            )
+        for part in rest.split(","):
+            version, _, weight = part.partition(":")
+            if not version:
+                raise ConfigError(f"{option} {value!r}: empty version")
+            routes.setdefault(name, []).append((version, weight))
+    return routes
+
+
+def serve_command(
+    model_uri: Annotated[
+        list[str],
+        typer.Argument(help="Model URI(s) to serve; each is loaded by the model registry."),
+    ],
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    max_batch_size: Annotated[
+        int, typer.Option("--max-batch-size", min=1, help="Most rows per predict call.")
+    ] = 64,
+    max_wait_ms: Annotated[
+        float,
+        typer.Option("--max-wait-ms", min=0, help="Longest a request waits to join a batch."),
+    ] = 2.0,
+    batching: Annotated[
+        bool, typer.Option("--batching/--no-batching", help="Micro-batch concurrent requests.")
+    ] = True,
+    traffic: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--traffic", help="Canary split, MODEL=VERSION:WEIGHT,VERSION:WEIGHT (repeatable)."
+        ),
+    ] = None,
+    shadow: Annotated[
+        list[str] | None,
+        typer.Option("--shadow", help="Shadow versions, MODEL=VERSION[,VERSION] (repeatable)."),
+    ] = None,
+    prediction_log: Annotated[
+        str | None,
+        typer.Option("--prediction-log", help="Prediction log: a .jsonl file or parquet://DIR."),
+    ] = None,
+    feedback_log: Annotated[
+        str | None,
+        typer.Option("--feedback-log", help="Feedback log: a .jsonl file or parquet://DIR."),
+    ] = None,
+    max_body_mb: Annotated[
+        float, typer.Option("--max-body-mb", min=0.001, help="Largest request body, in MiB.")
+    ] = 10.0,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(
+            "--admin-token",
+            envvar="OPSLOOP_ADMIN_TOKEN",
+            help="Bearer token for /v1/admin/models (else loopback clients only).",
+        ),
+    ] = None,
+    loader: Annotated[
+        Loader | None,
+        typer.Option(
+            "--loader",
+            parser=_import_loader,
+            help="MODULE:FUNCTION turning a model URI into a servable model.",
+        ),
+    ] = None,
+) -> None:
+    """Serve model versions with the V2 inference protocol and MLflow-style /invocations."""
+    from opsloop.serve.config import ServerConfig
+    from opsloop.serve.server import serve
+    from opsloop.serve.sinks import open_sink
+
+    load = resolve_loader(loader)
+    models = [load(uri) for uri in model_uri]
+    shadows = {
+        name: [version for version, _ in pairs]
+        for name, pairs in parse_routes(shadow or [], "--shadow").items()
+    }
+    try:
+        weights = {
+            name: {version: float(weight or 100) for version, weight in pairs}
+            for name, pairs in parse_routes(traffic or [], "--traffic").items()
+        }
+        config = ServerConfig(
+            models=models,
+            traffic=weights,
+            shadow=shadows,
+            host=host,
+            port=port,
+            batching=batching,
+            max_batch_size=max_batch_size,
+            max_wait_ms=max_wait_ms,
+            max_body_bytes=int(max_body_mb * 1024 * 1024),
+            prediction_sink=open_sink(prediction_log) if prediction_log else None,
+            feedback_sink=open_sink(feedback_log) if feedback_log else None,
+            admin_token=admin_token,
+            loader=load,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"invalid server options: {exc}") from exc
+    typer.echo(f"serving {', '.join(model_uri)} on http://{host}:{port}", err=True)
+    serve(config)

@@ -1,0 +1,237 @@
+"""The ``kubernetes`` runtime: ``apps/v1 Deployment`` and ``v1 Service`` manifests per
+deployment, written into a folder.
+
+opsloop does not talk to a cluster. It renders manifests that a cluster-side GitOps tool (or
+``kubectl apply -f``) applies; the cluster then owns health. As a runtime, ``apply`` writes a
+deployment's manifests, ``stop`` removes them and ``live_state`` reads them back, so
+``opsloop sync --runtime kubernetes`` keeps a folder of manifests in step with Git.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from opsloop.errors import GitOpsError
+from opsloop.gitops.runtime.base import Runtime
+from opsloop.gitops.types import Health, HealthStatus, LiveDeployment, RuntimeSpec
+
+__all__ = ["DEFAULT_IMAGE", "KubernetesRuntime", "render_manifests", "write_manifests"]
+
+DEFAULT_IMAGE = "opsloop:latest"
+SPEC_ANNOTATION = "opsloop.io/spec"
+HASH_ANNOTATION = "opsloop.io/spec-hash"
+
+
+def _labels(spec: RuntimeSpec) -> tuple[dict[str, str], dict[str, str]]:
+    selector = {
+        "app.kubernetes.io/name": "opsloop-server",
+        "app.kubernetes.io/instance": spec.name,
+    }
+    labels = {
+        **spec.labels,
+        **selector,
+        "app.kubernetes.io/managed-by": "opsloop",
+        "opsloop.io/model": spec.model,
+        "opsloop.io/version": str(spec.version),
+    }
+    return selector, labels
+
+
+def _resources(spec: RuntimeSpec) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for kind in ("requests", "limits"):
+        values = {k: v for k, v in (spec.resources.get(kind) or {}).items() if v is not None}
+        if values:
+            out[kind] = values
+    return out
+
+
+def render_manifests(
+    spec: RuntimeSpec,
+    *,
+    image: str = DEFAULT_IMAGE,
+    namespace: str | None = None,
+    env: dict[str, str] | None = None,
+    revision: str | None = None,
+) -> list[dict[str, Any]]:
+    """The ``Deployment`` and ``Service`` of one deployment.
+
+    Args:
+        spec: The resolved deployment.
+        image: Container image with opsloop installed (its entry point does not matter: the
+            command is set).
+        namespace: Namespace of both objects (none: the one ``kubectl`` uses).
+        env: Environment variables of the server container (store and artifact URLs …).
+        revision: The Git revision the spec comes from, recorded as an annotation.
+
+    Returns:
+        Two manifests, as plain data.
+    """
+    selector, labels = _labels(spec)
+    # Inside a pod the server must listen on every interface for the Service to reach it.
+    args = ["serve", *spec.server_args("0.0.0.0", spec.port)]
+    annotations = {
+        HASH_ANNOTATION: spec.spec_hash(),
+        SPEC_ANNOTATION: spec.model_dump_json(),
+    }
+    if revision:
+        annotations["opsloop.io/revision"] = revision
+    meta: dict[str, Any] = {"name": spec.name, "labels": labels, "annotations": annotations}
+    if namespace:
+        meta["namespace"] = namespace
+    container: dict[str, Any] = {
+        "name": "server",
+        "image": image,
+        "command": ["opsloop"],
+        "args": args,
+        "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": "/v2/health/ready", "port": "http"},
+            "initialDelaySeconds": 2,
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": "http"},
+            "initialDelaySeconds": 10,
+            "periodSeconds": 10,
+        },
+    }
+    resources = _resources(spec)
+    if resources:
+        container["resources"] = resources
+    if env:
+        container["env"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "replicas": spec.replicas,
+            "selector": {"matchLabels": selector},
+            "strategy": {
+                # Zero downtime: a new pod must be ready before an old one goes.
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(spec.port),
+                        "prometheus.io/path": "/metrics",
+                        HASH_ANNOTATION: spec.spec_hash(),
+                    },
+                },
+                "spec": {
+                    "containers": [container],
+                    "terminationGracePeriodSeconds": 40,
+                },
+            },
+        },
+    }
+    service_meta: dict[str, Any] = {"name": spec.name, "labels": labels}
+    if namespace:
+        service_meta["namespace"] = namespace
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": service_meta,
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [{"name": "http", "port": spec.port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+    return [deployment, service]
+
+
+def write_manifests(manifests: list[dict[str, Any]], path: Path) -> Path:
+    """Write manifests as one multi-document YAML file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        yaml.safe_dump_all(manifests, sort_keys=False, default_flow_style=False), encoding="utf-8"
+    )
+    return path
+
+
+class KubernetesRuntime(Runtime):
+    """Keeps ``<out_dir>/<deployment>.yaml`` in step with the desired state.
+
+    Args:
+        out_dir: Folder of the manifests.
+        image: Container image of the servers.
+        namespace: Namespace of every object.
+        env: Environment of the server containers.
+    """
+
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        out_dir: Path,
+        *,
+        image: str = DEFAULT_IMAGE,
+        namespace: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.image = image
+        self.namespace = namespace
+        self.env = dict(env or {})
+
+    def _path(self, name: str) -> Path:
+        return self.out_dir / f"{name}.yaml"
+
+    def live_state(self) -> dict[str, LiveDeployment]:
+        """The deployments whose manifests are in the folder."""
+        out: dict[str, LiveDeployment] = {}
+        if not self.out_dir.is_dir():
+            return out
+        for path in sorted(self.out_dir.glob("*.yaml")):
+            try:
+                docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+                meta = docs[0]["metadata"]
+                spec = RuntimeSpec.model_validate(json.loads(meta["annotations"][SPEC_ANNOTATION]))
+                replicas = int(docs[0]["spec"]["replicas"])
+            except (OSError, yaml.YAMLError, LookupError, TypeError, ValueError) as exc:
+                raise GitOpsError(f"{path}: not a manifest written by opsloop ({exc})") from exc
+            out[spec.name] = LiveDeployment(
+                name=spec.name,
+                spec=spec,
+                # Rendered, not run: the manifest's replica count is what is "live" here.
+                running=replicas,
+                details={"manifest": str(path)},
+            )
+        return out
+
+    def apply(self, name: str, desired: RuntimeSpec) -> LiveDeployment:
+        """Write the deployment's manifests."""
+        manifests = render_manifests(
+            desired, image=self.image, namespace=self.namespace, env=self.env
+        )
+        path = write_manifests(manifests, self._path(name))
+        return LiveDeployment(
+            name=name, spec=desired, running=desired.replicas, details={"manifest": str(path)}
+        )
+
+    def stop(self, name: str) -> None:
+        """Remove the deployment's manifests."""
+        self._path(name).unlink(missing_ok=True)
+
+    def health(self, name: str) -> Health:
+        """Unknown while the manifests exist: the cluster reports health, not opsloop."""
+        if not self._path(name).is_file():
+            return Health(status=HealthStatus.MISSING, reason="no manifests rendered")
+        live = self.live_state().get(name)
+        if live is not None and live.spec.replicas == 0:
+            return Health(status=HealthStatus.SUSPENDED, reason="scaled to 0 replicas")
+        return Health(
+            status=HealthStatus.UNKNOWN,
+            reason=f"manifests in {self._path(name)}; the cluster reports health",
+        )

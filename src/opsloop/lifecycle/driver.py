@@ -1,0 +1,261 @@
+"""Run the lifecycle declared in ``opsloop.yaml``: check the spec, run the phases, record."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opsloop.context import Project
+from opsloop.errors import ConfigError, NotFoundError, SpecError
+from opsloop.spec.loader import SPEC_FILE
+from opsloop.spec.yamlpos import line_for, load_yaml_with_lines, read_text
+
+PHASES = (
+    "ingest",
+    "validate",
+    "contract_gate",
+    "split",
+    "featurize",
+    "train",
+    "evaluate",
+    "gate",
+    "register",
+)
+
+
+@dataclass
+class LifecycleOutcome:
+    """What a lifecycle run did, for the summary and for callers.
+
+    Attributes:
+        run_id: The pipeline run.
+        status: ``finished`` or ``failed``.
+        steps: Status of each phase (``succeeded``, ``cached``, ``failed``, ``skipped``).
+        error: The failed phase's error, if any.
+        outputs: Loaded JSON outputs of the phases that produced them.
+        report_path: Local copy of the evaluation report (HTML), when there is one.
+    """
+
+    run_id: str
+    status: str
+    steps: dict[str, str]
+    error: str | None = None
+    failed_step: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    report_path: Path | None = None
+    project_dir: Path | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether every phase succeeded or came from the cache."""
+        return self.status == "finished"
+
+    @property
+    def registration(self) -> dict[str, Any] | None:
+        """The registered version: model, version, alias, gates_passed."""
+        value = self.outputs.get("register")
+        return value if isinstance(value, dict) else None
+
+
+def _spec_error_with_line(project: Project, err: SpecError) -> SpecError:
+    """Fill in the line of a spec error raised on a sub-section."""
+    if err.line is not None or err.field is None:
+        return err
+    path = project.dir / SPEC_FILE
+    _, lines = load_yaml_with_lines(read_text(path), str(path))
+    loc = tuple(int(p) if p.isdigit() else p for p in err.field.split("."))
+    return SpecError(err.detail, file=str(path), line=line_for(lines, loc), field=err.field)
+
+
+def _fingerprint(files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f).encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def lifecycle_params(project: Project) -> dict[str, Any]:
+    """Check everything in the spec that can be checked before any data is read.
+
+    Returns the lifecycle pipeline's parameters.
+
+    Raises:
+        ConfigError / SpecError: the spec declares no lifecycle, or a section is invalid.
+        MLError: a gate names an unknown metric, or the metric does not fit the problem.
+        MissingDependencyError: a candidate needs an extra that is not installed.
+        DataError: the data source matches no file.
+    """
+    spec = project.spec
+    if spec is None or spec.problem is None or spec.data is None:
+        raise ConfigError(
+            f"{project.dir / SPEC_FILE} declares no lifecycle: it needs 'problem' and 'data'",
+            hint="see examples/churn/opsloop.yaml",
+        )
+    from opsloop.data import parse_contract, resolve_source
+    from opsloop.ml.candidates import get_candidate
+    from opsloop.ml.gates import validate_gates
+    from opsloop.ml.metrics import get_metric
+
+    problem = spec.problem
+    file = str(project.dir / SPEC_FILE)
+    try:
+        get_metric(problem.primary_metric, problem.type)
+        validate_gates(spec.evaluate.gates, problem.type)
+        for name in spec.train.candidates:
+            get_candidate(name)
+        if spec.contract:
+            parse_contract(spec.contract, file=file)
+    except SpecError as err:
+        raise _spec_error_with_line(project, err) from err
+    files = resolve_source(spec.data.source, base_dir=project.dir)
+    registration = spec.registration
+    model_name = registration.model if registration is not None else spec.project
+    params: dict[str, Any] = {
+        "source": spec.data.source,
+        "project_dir": str(project.dir),
+        "fingerprint": _fingerprint(files),
+        "target": problem.target,
+        "problem_type": problem.type,
+        "metric": problem.primary_metric,
+        "model_name": model_name,
+        "time_column": spec.data.time_column,
+        "contract": spec.contract,
+        "drop": list(spec.features.drop),
+        "numeric": spec.features.numeric,
+        "categorical": spec.features.categorical,
+        "test_size": spec.train.test_size,
+        "seed": spec.train.seed,
+        "candidates": list(spec.train.candidates),
+        "trials": spec.train.tune.trials,
+        "timeout_s": spec.train.tune.timeout_s,
+        "cv": spec.train.tune.cv,
+        "gates": dict(spec.evaluate.gates),
+        "alias_on_pass": registration.alias_on_pass if registration else "champion",
+        "alias_on_fail": registration.alias_on_fail if registration else "challenger",
+    }
+    # Everything that decides what gets trained, hashed: a champion trained from the same key
+    # is this very configuration's own result, so comparing against it again would only
+    # re-register an identical model.
+    key = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+    params["lifecycle_key"] = key
+    params["champion_digest"] = None
+    try:
+        champion = project.store.get_model_version_by_alias(model_name, "champion")
+    except NotFoundError:
+        return params
+    if champion.details.get("lifecycle_key") == key:
+        params["champion_digest"] = champion.details.get("champion_at_training")
+    else:
+        params["champion_digest"] = champion.artifact_digest
+    return params
+
+
+_JSON_OUTPUTS = {
+    "ingest": "dataset",
+    "validate": "output",
+    "featurize": "output",
+    "train": "tuning",
+    "evaluate": "output",
+    "gate": "output",
+    "register": "output",
+}
+
+
+def run_lifecycle(
+    project: Project,
+    *,
+    no_cache: bool = False,
+    executor: str = "local",
+    max_workers: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> LifecycleOutcome:
+    """Run the declared lifecycle in ``project`` and record what it did.
+
+    Args:
+        project: The project (its spec declares the lifecycle).
+        no_cache: Run every phase again.
+        executor: Pipeline executor name.
+        max_workers: Phases run at once.
+        overrides: Pipeline parameters to override (``-p trials=5``).
+        progress: Show the live phase display.
+    """
+    from opsloop.lifecycle.pipeline import lifecycle
+    from opsloop.pipeline import load_output, run_pipeline
+
+    params = lifecycle_params(project)
+    for key, value in (overrides or {}).items():
+        if key not in params:
+            raise ConfigError(
+                f"unknown lifecycle parameter '{key}'; known: {', '.join(sorted(params))}"
+            )
+        params[key] = value
+    result = run_pipeline(
+        lifecycle,
+        params,
+        store=project.store,
+        artifacts=project.artifacts,
+        executor=executor,
+        no_cache=no_cache,
+        max_workers=max_workers,
+        progress=progress,
+        tags={"opsloop.lifecycle": "true"},
+    )
+    outcome = LifecycleOutcome(
+        run_id=result.run_id,
+        status=result.status,
+        steps={name: s.status for name, s in result.steps.items()},
+        project_dir=project.dir,
+    )
+    for name, s in result.steps.items():
+        if s.status == "failed":
+            outcome.failed_step = name
+            outcome.error = s.info.error
+            break
+    for name, output in _JSON_OUTPUTS.items():
+        phase = result.steps.get(name)
+        if phase is not None and phase.status in ("succeeded", "cached"):
+            outcome.outputs[name] = load_output(phase, output=output, artifacts=project.artifacts)
+    _record(project, result.run_id, outcome, trained=result.steps.get("train"))
+    return outcome
+
+
+def _record(project: Project, run_id: str, outcome: LifecycleOutcome, trained: Any) -> None:
+    """Log trials as child runs, the test metrics on the run, and fetch the report."""
+    store = project.store
+    tuning = outcome.outputs.get("train")
+    if isinstance(tuning, dict) and trained is not None and trained.status == "succeeded":
+        for trial in tuning.get("trials", []):
+            child = store.create_run(
+                f"{trial.get('candidate')}-{trial.get('number')}",
+                kind="trial",
+                parent_id=run_id,
+                params={"candidate": trial.get("candidate"), **(trial.get("params") or {})},
+                project=project.name,
+            )
+            score = trial.get("score")
+            if isinstance(score, int | float):
+                store.log_metric_points(child.id, [("cv_score", float(score), 0, 0)])
+            state = "finished" if trial.get("state") == "complete" else "failed"
+            store.finish_run(child.id, state, trial.get("error"))
+    evaluation = outcome.outputs.get("evaluate")
+    if isinstance(evaluation, dict):
+        metrics = evaluation.get("metrics") or {}
+        points = [
+            (f"test_{k}", float(v), 0, 0) for k, v in metrics.items() if isinstance(v, int | float)
+        ]
+        store.log_metric_points(run_id, points)
+        digest = evaluation.get("report_digest")
+        if isinstance(digest, str):
+            size = project.artifacts.get_manifest(digest).size
+            store.log_artifact(run_id, "evaluation", digest, size, kind="dir")
+            folder = project.state_dir / "reports" / run_id[:12]
+            project.artifacts.get_dir(digest, folder)
+            html = sorted(folder.glob("*.html"))
+            outcome.report_path = html[0] if html else folder

@@ -1,0 +1,573 @@
+"""Hyperparameter tuning of model candidates with Optuna and cross-validation.
+
+Tuning sees the training part only. Each cross-validation fold fits its own preprocessor on
+its own training rows, so no statistic of a validation fold leaks into the fit that is scored
+on it. The folds are preprocessed once per tuning run, not once per trial: the preprocessor has
+no hyperparameters, so every trial would refit the very same transform.
+
+Parallelism: on a small machine the cheapest win is to fit the folds of one trial in parallel
+worker processes. Unlike running Optuna trials in threads, this keeps the sampler's sequence,
+and therefore the result, identical for a given seed. Candidates whose fits take only a few
+hundred milliseconds run in-process, where starting workers would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import optuna
+import pandas as pd
+from joblib.externals.loky import ProcessPoolExecutor
+from pydantic import BaseModel, ConfigDict, Field
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sklearn.base import clone
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+from opsloop.errors import MLError
+from opsloop.ml.candidates import DEFAULT_CANDIDATES, Candidate, get_candidate
+from opsloop.ml.features import FeatureSpec, build_preprocessor, check_feature_frame
+from opsloop.ml.metrics import ProblemType, check_problem_type, get_metric, score_model
+from opsloop.ml.split import check_target
+
+__all__ = [
+    "CandidateResult",
+    "TrialRecord",
+    "TuneResult",
+    "render_tune_table",
+    "tune_candidates",
+]
+
+_T = TypeVar("_T")
+
+# Below this mean fit time per fold, worker processes cost more than they save.
+_PARALLEL_MIN_FOLD_S = 0.2
+
+
+class TrialRecord(BaseModel):
+    """One tuning trial of one candidate, as reported to ``on_trial``.
+
+    Attributes:
+        candidate: Candidate name as requested.
+        number: Trial number within the candidate's study, from 0.
+        params: Hyperparameters of the trial.
+        score: Mean cross-validation score (in the metric's own units), None if failed.
+        score_std: Standard deviation of the fold scores.
+        fold_scores: Score of every fold.
+        duration_s: Wall time of the trial.
+        state: ``complete`` or ``failed``.
+        error: The exception, as one line, when failed.
+        warnings: Distinct warnings the fits emitted (e.g. convergence).
+    """
+
+    candidate: str
+    number: int
+    params: dict[str, Any]
+    score: float | None
+    score_std: float | None = None
+    fold_scores: list[float] = Field(default_factory=list)
+    duration_s: float
+    state: Literal["complete", "failed"]
+    error: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class CandidateResult(BaseModel):
+    """Outcome of tuning one candidate."""
+
+    candidate: str
+    best_params: dict[str, Any] | None
+    best_score: float | None
+    n_trials: int
+    n_failed: int
+    budget_trials: int
+    budget_s: float | None
+    duration_s: float
+    parallel: bool
+
+
+class TuneResult(BaseModel):
+    """Outcome of tuning: the leaderboard, every trial, and the refitted best model.
+
+    ``model`` is a fitted scikit-learn ``Pipeline(preprocess, model)`` taking the raw feature
+    columns; it is left out of ``model_dump()`` so the rest serialises to JSON.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    problem_type: ProblemType
+    metric: str
+    higher_is_better: bool
+    best_candidate: str
+    best_params: dict[str, Any]
+    best_score: float
+    candidates: list[CandidateResult]
+    trials: list[TrialRecord]
+    cv: int
+    seed: int
+    train_rows: int
+    tune_rows: int
+    feature_columns: list[str]
+    duration_s: float
+    refit_duration_s: float
+    refit_warnings: list[str] = Field(default_factory=list)
+    model: Any = Field(default=None, exclude=True, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready dict of everything but the model, candidates keyed by name.
+
+        Each candidate entry holds the :class:`CandidateResult` fields plus ``trials`` (the
+        number of trials run); ``trials`` at the top level lists every :class:`TrialRecord`.
+        """
+        data = self.model_dump(mode="json")
+        data["candidates"] = {
+            c["candidate"]: {**c, "trials": c["n_trials"]} for c in data["candidates"]
+        }
+        return data
+
+
+Fold = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]
+
+
+def _warning_lines(caught: Sequence[warnings.WarningMessage]) -> list[str]:
+    return sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught})
+
+
+def _fit_fold(
+    estimator: Any, fold: Fold, metric: str, problem_type: str
+) -> tuple[float, list[str]]:
+    """Fit a clone of ``estimator`` on one fold and score it."""
+    x_fit, y_fit, x_val, y_val = fold
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = clone(estimator).fit(x_fit, y_fit)
+        score = score_model(model, x_val, y_val, metric=metric, problem_type=problem_type)
+    return score, _warning_lines(caught)
+
+
+# Set before the worker interpreters load numpy or OpenMP: one thread per worker process, so
+# workers x threads never exceeds the cores.
+_ONE_THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+}
+
+_WORKER_FOLDS: list[Fold] = []
+
+
+def _init_worker(folds: list[Fold]) -> None:
+    _WORKER_FOLDS[:] = folds
+
+
+def _fit_worker_fold(
+    estimator: Any, index: int, metric: str, problem_type: str
+) -> tuple[float, list[str]]:
+    return _fit_fold(estimator, _WORKER_FOLDS[index], metric, problem_type)
+
+
+class _FoldPool:
+    """Worker processes that hold the folds and fit one fold per task.
+
+    The pool belongs to one tuning run and is shut down when it ends. A process-wide reusable
+    pool would outlive the call by its idle timeout, and a caller that waits for its children
+    before exiting (a pipeline step in a forked process) would wait for it. The folds travel
+    once, when a worker starts, not with every trial.
+    """
+
+    def __init__(self, folds: list[Fold], workers: int) -> None:
+        self._folds = folds
+        self._workers = workers
+        self._executor: Any = None
+
+    def fit(self, estimator: Any, metric: str, problem_type: str) -> list[tuple[float, list[str]]]:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self._workers,
+                initializer=_init_worker,
+                initargs=(self._folds,),
+                env=_ONE_THREAD_ENV,
+            )
+        futures = [
+            self._executor.submit(_fit_worker_fold, estimator, i, metric, problem_type)
+            for i in range(len(self._folds))
+        ]
+        return [f.result() for f in futures]
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+
+def _prepare_folds(
+    x: pd.DataFrame, y: np.ndarray[Any, Any], spec: FeatureSpec, splitter: Any
+) -> list[Fold]:
+    folds: list[Fold] = []
+    with warnings.catch_warnings():
+        # A fold can miss a rare category or have an all-missing column by chance; the final
+        # refit on the whole training part reports such problems, the folds need not.
+        warnings.simplefilter("ignore", UserWarning)
+        for fit_idx, val_idx in splitter.split(x, y):
+            pre = build_preprocessor(spec).fit(x.iloc[fit_idx], y[fit_idx])
+            folds.append(
+                (
+                    pre.transform(x.iloc[fit_idx]),
+                    y[fit_idx],
+                    pre.transform(x.iloc[val_idx]),
+                    y[val_idx],
+                )
+            )
+    return folds
+
+
+def _best(items: Sequence[_T], score: Callable[[_T], float | None], higher: bool) -> _T | None:
+    """The item with the best score; the earliest one wins a tie."""
+    best: _T | None = None
+    best_score = 0.0
+    for item in items:
+        value = score(item)
+        if value is None:
+            continue
+        if best is None or (value > best_score if higher else value < best_score):
+            best, best_score = item, value
+    return best
+
+
+def _split_budget(total: int, parts: int) -> list[int]:
+    base, extra = divmod(total, parts)
+    return [max(1, base + (1 if i < extra else 0)) for i in range(parts)]
+
+
+def _default_jobs(cv: int) -> int:
+    return max(1, min(cv, os.cpu_count() or 1))
+
+
+def _progress(console: Console | None) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[best]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def tune_candidates(
+    train_df: pd.DataFrame,
+    *,
+    target: str,
+    problem_type: str,
+    metric: str,
+    feature_spec: FeatureSpec,
+    candidates: Sequence[str] = DEFAULT_CANDIDATES,
+    trials: int = 30,
+    timeout_s: float | None = 120.0,
+    seed: int = 42,
+    cv: int = 3,
+    n_jobs: int | None = None,
+    max_tune_rows: int | None = 10_000,
+    on_trial: Callable[[TrialRecord], None] | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+) -> TuneResult:
+    """Tune every candidate and refit the best one on the whole training part.
+
+    The trial and time budgets are split evenly across candidates; time a candidate leaves
+    unused passes on to the next ones. Each study uses a TPE sampler seeded with ``seed`` and
+    tries the candidate's default parameters first.
+
+    Args:
+        train_df: The training part (target included). The test part must not be passed.
+        target: Target column.
+        problem_type: ``classification`` or ``regression``.
+        metric: Metric to optimise (see :data:`opsloop.ml.metrics.METRICS`).
+        feature_spec: Feature columns and their types.
+        candidates: Candidate names (see :mod:`opsloop.ml.candidates`).
+        trials: Total number of trials over all candidates (at least one per candidate).
+        timeout_s: Total time budget in seconds, or None for no limit. A trial running when
+            the budget ends is finished.
+        seed: Seed of samplers, folds, subsampling and models.
+        cv: Number of cross-validation folds.
+        n_jobs: Worker processes for fitting folds in parallel; None uses one per core (up to
+            ``cv``), 1 fits everything in-process.
+        max_tune_rows: Cross-validate on a (stratified) sample of at most this many training
+            rows, which bounds the cost of a trial; None uses every row. The final refit always
+            uses the whole training part.
+        on_trial: Called with every finished trial, e.g. to log it as a child run.
+        progress: Show a rich progress bar per candidate.
+        console: Console for the progress bars.
+
+    Returns:
+        The tuning result, with the refitted ``Pipeline(preprocess, model)`` in ``model``.
+
+    Raises:
+        MLError: Unknown metric or candidate, bad budget, or every trial failed.
+        MissingDependencyError: A candidate's optional package is not installed.
+        DataError: Unusable target or feature columns in the training part.
+    """
+    started = time.perf_counter()
+    ptype = check_problem_type(problem_type)
+    info = get_metric(metric, ptype)
+    if not candidates:
+        raise MLError("no model candidates to tune; list at least one in train.candidates")
+    if len(set(candidates)) != len(candidates):
+        raise MLError(f"train.candidates lists a candidate twice: {list(candidates)}")
+    if trials < 1:
+        raise MLError(f"train.tune.trials must be at least 1, got {trials}")
+    if timeout_s is not None and timeout_s <= 0:
+        raise MLError(f"train.tune.timeout_s must be positive, got {timeout_s}")
+    if cv < 2:
+        raise MLError(f"cross-validation needs at least 2 folds, got cv={cv}")
+    resolved = [(name, get_candidate(name)) for name in candidates]
+
+    check_target(train_df, target=target, problem_type=ptype, min_class_rows=cv)
+    check_feature_frame(train_df, feature_spec, part="training part")
+    for name, cand in resolved:
+        problem = cand.check_target(train_df[target], ptype) if cand.check_target else None
+        if problem:
+            raise MLError(f"candidate '{name}' cannot train on target '{target}': {problem}")
+
+    tune_df = train_df
+    if max_tune_rows is not None and len(train_df) > max_tune_rows:
+        tune_df, _ = train_test_split(
+            train_df,
+            train_size=max_tune_rows,
+            random_state=seed,
+            stratify=train_df[target] if ptype == "classification" else None,
+        )
+    x_tune = tune_df[feature_spec.columns]
+    y_tune = tune_df[target].to_numpy()
+    splitter = (
+        StratifiedKFold(cv, shuffle=True, random_state=seed)
+        if ptype == "classification"
+        else KFold(cv, shuffle=True, random_state=seed)
+    )
+    folds = _prepare_folds(x_tune, y_tune, feature_spec, splitter)
+    jobs = _default_jobs(cv) if n_jobs is None else max(1, n_jobs)
+
+    all_trials: list[TrialRecord] = []
+    summaries: list[CandidateResult] = []
+    budgets = _split_budget(trials, len(resolved))
+    previous_verbosity = optuna.logging.get_verbosity()
+    # Failed trials are reported through TrialRecord; Optuna's own log lines would repeat them.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    bars = _progress(console) if progress else None
+    try:
+        if bars is not None:
+            bars.start()
+        pool = _FoldPool(folds, min(jobs, len(folds))) if jobs > 1 else None
+        try:
+            for index, ((name, cand), budget) in enumerate(zip(resolved, budgets, strict=True)):
+                remaining = len(resolved) - index
+                budget_s = None
+                if timeout_s is not None:
+                    left = timeout_s - (time.perf_counter() - started)
+                    budget_s = max(left / remaining, 1e-3)
+                summary, records = _tune_one(
+                    name,
+                    cand,
+                    ptype=ptype,
+                    metric=metric,
+                    higher_is_better=info.higher_is_better,
+                    folds=folds,
+                    budget_trials=budget,
+                    budget_s=budget_s,
+                    seed=seed,
+                    pool=pool,
+                    on_trial=on_trial,
+                    bars=bars,
+                )
+                summaries.append(summary)
+                all_trials.extend(records)
+        finally:
+            if pool is not None:
+                pool.close()
+    finally:
+        if bars is not None:
+            bars.stop()
+        optuna.logging.set_verbosity(previous_verbosity)
+
+    scored = [s for s in summaries if s.best_score is not None]
+    if not scored:
+        errors = [t.error for t in all_trials if t.error]
+        raise MLError(
+            f"every tuning trial failed; first error: {errors[0] if errors else 'unknown'}"
+        )
+    best = _best(scored, lambda s: s.best_score, info.higher_is_better)
+    assert best is not None and best.best_params is not None and best.best_score is not None
+
+    refit_started = time.perf_counter()
+    estimator = get_candidate(best.candidate).make(ptype, best.best_params, seed, jobs)
+    model = Pipeline([("preprocess", build_preprocessor(feature_spec)), ("model", estimator)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with threadpool_limits(limits=jobs):
+            model.fit(train_df[feature_spec.columns], train_df[target].to_numpy())
+    refit_s = time.perf_counter() - refit_started
+
+    return TuneResult(
+        problem_type=ptype,
+        metric=metric,
+        higher_is_better=info.higher_is_better,
+        best_candidate=best.candidate,
+        best_params=best.best_params,
+        best_score=best.best_score,
+        candidates=summaries,
+        trials=all_trials,
+        cv=cv,
+        seed=seed,
+        train_rows=len(train_df),
+        tune_rows=len(tune_df),
+        feature_columns=feature_spec.columns,
+        duration_s=time.perf_counter() - started,
+        refit_duration_s=refit_s,
+        refit_warnings=_warning_lines(caught),
+        model=model,
+    )
+
+
+def _tune_one(
+    name: str,
+    cand: Candidate,
+    *,
+    ptype: ProblemType,
+    metric: str,
+    higher_is_better: bool,
+    folds: list[Fold],
+    budget_trials: int,
+    budget_s: float | None,
+    seed: int,
+    pool: _FoldPool | None,
+    on_trial: Callable[[TrialRecord], None] | None,
+    bars: Progress | None,
+) -> tuple[CandidateResult, list[TrialRecord]]:
+    started = time.perf_counter()
+    records: list[TrialRecord] = []
+    use_pool = False
+    task = bars.add_task(name, total=budget_trials, best="") if bars is not None else None
+
+    def objective(trial: optuna.Trial) -> float:
+        nonlocal use_pool
+        t0 = time.perf_counter()
+        params = cand.suggest(trial, ptype)
+        try:
+            estimator = cand.make(ptype, params, seed, 1)
+            if use_pool and pool is not None:
+                outcomes = pool.fit(estimator, metric, ptype)
+            else:
+                # One thread, as in the workers: OpenMP models spinning on a busy machine can be
+                # several times slower with more threads than free cores.
+                with threadpool_limits(limits=1):
+                    outcomes = [_fit_fold(estimator, f, metric, ptype) for f in folds]
+            scores = [float(o[0]) for o in outcomes]
+            if not all(math.isfinite(s) for s in scores):
+                raise MLError(f"{metric} is not finite on some fold: {scores}")
+        except Exception as exc:  # any model error fails this trial only, as Optuna would
+            record = TrialRecord(
+                candidate=name,
+                number=trial.number,
+                params=params,
+                score=None,
+                duration_s=time.perf_counter() - t0,
+                state="failed",
+                error=f"{type(exc).__name__}: {exc}".splitlines()[0],
+            )
+            value = math.nan
+        else:
+            record = TrialRecord(
+                candidate=name,
+                number=trial.number,
+                params=params,
+                score=float(np.mean(scores)),
+                score_std=float(np.std(scores)),
+                fold_scores=scores,
+                duration_s=time.perf_counter() - t0,
+                state="complete",
+                warnings=sorted({w for o in outcomes for w in o[1]}),
+            )
+            value = record.score if record.score is not None else math.nan
+            # Decide once, from the first (default-parameter) trial, whether workers pay off.
+            if trial.number == 0 and pool is not None:
+                use_pool = record.duration_s / len(folds) >= _PARALLEL_MIN_FOLD_S
+        records.append(record)
+        if bars is not None and task is not None:
+            done = [r.score for r in records if r.score is not None]
+            best = (max if higher_is_better else min)(done) if done else None
+            bars.update(
+                task, advance=1, best=f"best {metric} {best:.4f}" if best is not None else ""
+            )
+        if on_trial is not None:
+            on_trial(record)
+        return value
+
+    study = optuna.create_study(
+        direction="maximize" if higher_is_better else "minimize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+    )
+    study.enqueue_trial(cand.defaults(ptype))
+    study.optimize(objective, n_trials=budget_trials, timeout=budget_s)
+
+    complete = [r for r in records if r.state == "complete" and r.score is not None]
+    best_record = _best(complete, lambda r: r.score, higher_is_better)
+    if bars is not None and task is not None:
+        bars.update(task, total=len(records))
+    return (
+        CandidateResult(
+            candidate=name,
+            best_params=best_record.params if best_record else None,
+            best_score=best_record.score if best_record else None,
+            n_trials=len(records),
+            n_failed=len(records) - len(complete),
+            budget_trials=budget_trials,
+            budget_s=budget_s,
+            duration_s=time.perf_counter() - started,
+            parallel=use_pool,
+        ),
+        records,
+    )
+
+
+def render_tune_table(result: TuneResult) -> Table:
+    """A leaderboard of the candidates, best first, for the console."""
+    table = Table(title=f"tuning: {result.metric} ({result.cv}-fold CV on {result.tune_rows} rows)")
+    table.add_column("candidate")
+    table.add_column(result.metric, justify="right")
+    table.add_column("trials", justify="right")
+    table.add_column("failed", justify="right")
+    table.add_column("time", justify="right")
+    table.add_column("best parameters", overflow="fold")
+
+    def key(c: CandidateResult) -> float:
+        if c.best_score is None:
+            return math.inf
+        return -c.best_score if result.higher_is_better else c.best_score
+
+    for c in sorted(result.candidates, key=key):
+        mark = " *" if c.candidate == result.best_candidate else ""
+        score = f"{c.best_score:.4f}" if c.best_score is not None else "-"
+        params = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in (c.best_params or {}).items()
+        )
+        table.add_row(
+            c.candidate + mark,
+            score,
+            str(c.n_trials),
+            str(c.n_failed),
+            f"{c.duration_s:.1f}s",
+            params,
+        )
+    return table

@@ -1,0 +1,576 @@
+"""Lineage, correlation, root-cause ranking, incidents in a real store, and the incidents CLI."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from opsloop.aiops.alerts import AlertIn, WebhookPayloadError, list_alerts, record_alerts
+from opsloop.aiops.correlation import (
+    RootCause,
+    categorize,
+    correlate,
+    score_incidents,
+    simulate,
+    subject_of,
+)
+from opsloop.aiops.incidents import (
+    get_incident,
+    incident_alerts,
+    ingest_alertmanager,
+    ingest_alerts,
+    list_incidents,
+    resolve,
+    timeline,
+)
+from opsloop.aiops.lineage import LineageGraph, lineage_edges_from_store, lineage_from_store
+from opsloop.context import Project
+from opsloop.errors import AIOpsError, NotFoundError
+from opsloop.store import Store, open_store
+from opsloop.store import models as m
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+D1 = "sha256:" + "a1" * 32
+D2 = "sha256:" + "b2" * 32
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def estate() -> LineageGraph:
+    """Two datasets, two models, three deployments on two hosts.
+
+    churn/3 (D1: tenure, age, plan) serves churn-prod on node-1 and churn-eu on node-2;
+    fraud/1 (D2: tenure, amount) serves fraud-prod on node-1.
+    """
+    edges: list[tuple[str, str]] = []
+    for dataset, cols, model in (
+        (D1, ["tenure", "age", "plan"], "churn/3"),
+        (D2, ["tenure", "amount"], "fraud/1"),
+    ):
+        for col in cols:
+            edges.append((f"dataset:{dataset}", f"feature:{col}@{dataset}"))
+            edges.append((f"feature:{col}@{dataset}", f"model:{model}"))
+    edges += [
+        ("model:churn/3", "deployment:churn-prod"),
+        ("model:churn/3", "deployment:churn-eu"),
+        ("model:fraud/1", "deployment:fraud-prod"),
+        ("deployment:churn-prod", "host:node-1"),  # given in the deployment → host direction
+        ("host:node-2", "deployment:churn-eu"),
+        ("host:node-1", "deployment:fraud-prod"),
+    ]
+    return LineageGraph(edges)
+
+
+def alert(
+    name: str, minute: float, seen: float | None = None, severity: str = "warning", **labels: str
+) -> AlertIn:
+    return AlertIn(
+        name=name,
+        labels=labels,
+        severity=severity,
+        starts_at=at(minute),
+        last_seen_at=at(seen if seen is not None else minute),
+    )
+
+
+# -- lineage -----------------------------------------------------------------------------------
+
+
+def test_lineage_graph_directions_and_relations() -> None:
+    g = estate()
+    assert "host:node-1" in g.parents("deployment:churn-prod")
+    assert g.is_upstream(f"dataset:{D1}", "deployment:churn-eu")
+    assert not g.is_upstream("deployment:churn-eu", f"dataset:{D1}")
+    assert g.related("deployment:churn-prod", "deployment:fraud-prod")  # share node-1
+    assert g.related(f"feature:age@{D1}", "deployment:churn-eu")
+    assert not g.related(f"feature:amount@{D2}", "deployment:churn-eu")
+    assert not g.related(f"dataset:{D1}", f"dataset:{D2}")
+    assert g.closest_common_ancestors(["deployment:churn-prod", "deployment:fraud-prod"]) == [
+        "host:node-1"
+    ]
+    assert g.hops("host:node-2", f"dataset:{D1}") == 4
+    assert LineageGraph.from_dict(g.to_dict()).edges == g.edges
+
+
+def test_lineage_rejects_bad_nodes() -> None:
+    with pytest.raises(AIOpsError, match=r"lineage edge 1: invalid lineage node 'churn'"):
+        LineageGraph([("model:churn/1", "deployment:a"), ("churn", "deployment:a")])
+    with pytest.raises(AIOpsError, match="edge 0"):
+        LineageGraph([("model:a/1",)])  # type: ignore[list-item]
+    with pytest.raises(AIOpsError, match="to itself"):
+        LineageGraph([("host:a", "host:a")])
+
+
+def test_labels_resolve_to_the_right_node() -> None:
+    g = estate()
+    # 'tenure' is a column of both datasets: the deployment label picks the right one.
+    assert g.resolve({"feature": "tenure", "deployment": "churn-eu"}) == f"feature:tenure@{D1}"
+    assert g.resolve({"feature": "tenure", "deployment": "fraud-prod"}) == f"feature:tenure@{D2}"
+    assert g.resolve({"feature": "tenure"}) is None  # ambiguous without context
+    assert g.resolve({"dataset": D1[:14]}) == f"dataset:{D1}"
+    assert g.resolve({"model": "churn", "version": "3"}) == "model:churn/3"
+    assert g.resolve({"model_version": "fraud/1"}) == "model:fraud/1"
+    assert g.resolve({"model": "churn"}) == "model:churn/3"
+    assert g.resolve({"instance": "node-2:9100"}) == "host:node-2"
+    labels = {"deployment": "churn-prod", "model": "churn", "version": "3"}
+    assert g.resolve(labels, ("deployment", "model")) == "deployment:churn-prod"
+    assert g.resolve(labels, ("model", "deployment")) == "model:churn/3"
+    assert g.resolve({"deployment": "nope"}) is None
+
+
+def test_lineage_from_the_store(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        store.create_model_version(
+            "churn",
+            artifact_digest="sha256:" + "0" * 64,
+            dataset_digest=D1,
+            details={"features": {"numeric": ["tenure"], "categorical": ["plan"]}},
+        )
+        store.create_model_version("churn", artifact_digest="sha256:" + "1" * 64, alias="champion")
+        with store.write_session() as s:
+            s.add(
+                m.Deployment(
+                    name="churn-prod",
+                    desired={
+                        "model": "churn",
+                        "traffic": [{"version": 1, "weight": 90}, {"version": 2, "weight": 10}],
+                    },
+                    live={"host": "node-1"},
+                )
+            )
+            s.add(m.Deployment(name="churn-eu", desired={"model": "churn", "alias": "champion"}))
+        edges = lineage_edges_from_store(store)
+        assert (f"dataset:{D1}", f"feature:tenure@{D1}") in edges
+        assert (f"feature:plan@{D1}", "model:churn/1") in edges
+        assert ("model:churn/1", "deployment:churn-prod") in edges
+        assert ("model:churn/2", "deployment:churn-prod") in edges
+        assert ("model:churn/2", "deployment:churn-eu") in edges
+        assert ("host:node-1", "deployment:churn-prod") in edges
+        g = lineage_from_store(store)
+        assert g.resolve({"feature": "tenure", "deployment": "churn-prod"}) == (
+            f"feature:tenure@{D1}"
+        )
+    finally:
+        store.close()
+
+
+# -- categories and subjects -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "category"),
+    [
+        ("feature_drift", "data_drift"),
+        ("drift.psi anomaly", "data_drift"),
+        ("PredictionDrift", "data_drift"),
+        ("model_accuracy_drop", "quality_drop"),
+        ("HighLatency", "latency"),
+        ("latency_p99_ms anomaly", "latency"),
+        ("error_rate", "error_rate"),
+        ("Http5xxRatio", "error_rate"),
+        ("cost_per_hour_anomaly", "cost"),
+        ("NodeCPUSaturation", "infrastructure"),
+        ("dataset_null_rate", "data_quality"),
+        ("something", "other"),
+    ],
+)
+def test_categories_from_names(name: str, category: str) -> None:
+    assert categorize(name) == category
+
+
+def test_category_label_wins() -> None:
+    assert categorize("weird", {"category": "latency"}) == "latency"
+
+
+def test_subject_depends_on_what_the_alert_signals() -> None:
+    g = estate()
+    labels = {"deployment": "churn-prod", "model": "churn", "version": "3", "feature": "age"}
+    assert subject_of(alert("feature_drift", 0, **labels), g) == f"feature:age@{D1}"
+    assert subject_of(alert("model_accuracy_drop", 0, **labels), g) == "model:churn/3"
+    assert subject_of(alert("latency_p99_high", 0, **labels), g) == "deployment:churn-prod"
+    assert subject_of(alert("unknown", 0, team="x"), g) is None
+
+
+# -- correlation and ranking -------------------------------------------------------------------
+
+
+def test_drift_scenario_points_at_the_dataset() -> None:
+    g = estate()
+    alerts = [
+        alert(
+            "model_accuracy_drop",
+            1,
+            severity="critical",
+            deployment="churn-prod",
+            model="churn",
+            version="3",
+        ),
+        alert("feature_drift", 3, feature="tenure", deployment="churn-prod"),
+        alert("feature_drift", 4, feature="age", deployment="churn-eu"),
+        alert("prediction_drift", 6, deployment="churn-eu", model="churn", version="3"),
+    ]
+    (draft,) = correlate(alerts, g)
+    s = draft.summary
+    assert sorted(draft.alert_indices) == [0, 1, 2, 3]
+    top = s.root_causes[0]
+    assert top.node == f"dataset:{D1}" and top.inferred and top.explains == 4
+    assert s.kind == "data_drift" and s.severity == "critical"
+    assert s.deployments == ["churn-eu", "churn-prod"] and s.models == ["churn"]
+    assert s.title.startswith("Data drift: dataset sha256:a1a1") and "(4 alerts)" in s.title
+    assert RootCause.from_dict(top.to_dict()) == top
+
+
+def test_observed_upstream_alert_beats_inference() -> None:
+    g = estate()
+    alerts = [
+        alert("feature_drift", 3, feature="tenure", deployment="churn-prod"),
+        alert("dataset_null_rate", 5, dataset=D1),
+        alert("feature_drift", 2, feature="age", deployment="churn-prod"),
+    ]
+    (draft,) = correlate(alerts, g)
+    top = draft.summary.root_causes[0]
+    assert top.node == f"dataset:{D1}" and not top.inferred and top.explains == 3
+
+
+def test_host_problem_is_inferred_from_two_deployments() -> None:
+    g = estate()
+    alerts = [
+        alert("latency_p99_high", 0, 20, deployment="churn-prod", model="churn", version="3"),
+        alert("error_rate_high", 2, 20, severity="critical", deployment="fraud-prod"),
+    ]
+    (draft,) = correlate(alerts, g)
+    assert draft.summary.root_causes[0].node == "host:node-1"
+    assert draft.summary.root_causes[0].inferred
+    assert draft.summary.kind == "infrastructure"
+
+
+def test_bad_model_version_alone() -> None:
+    g = estate()
+    (draft,) = correlate(
+        [alert("model_accuracy_drop", 0, deployment="churn-eu", model="churn", version="3")], g
+    )
+    assert draft.summary.root_causes[0].node == "model:churn/3"
+    assert draft.summary.kind == "quality_drop"
+
+
+def test_time_and_lineage_both_decide() -> None:
+    g = estate()
+    alerts = [
+        alert("latency_p99_high", 0, 5, deployment="churn-eu"),
+        # Same time, unrelated lineage (fraud's features share nothing with churn-eu).
+        alert("feature_drift", 1, feature="amount", deployment="fraud-prod"),
+        # Related lineage, but 40 minutes after the first alert was last seen.
+        alert("error_rate_high", 45, deployment="churn-eu"),
+        # Within 15 minutes of the previous one's interval.
+        alert("latency_p99_high", 55, deployment="churn-eu"),
+        # Names no node: grouped only with an alert of the same labels.
+        alert("queue_backlog", 50, team="ops"),
+        alert("queue_age", 52, team="ops"),
+    ]
+    drafts = correlate(alerts, g)
+    groups = sorted(sorted(d.alert_indices) for d in drafts)
+    assert groups == [[0], [1], [2, 3], [4, 5]]
+    assert len(correlate(alerts, g, timedelta(hours=2))) == 3
+    by_first = {d.alert_indices[0]: d for d in drafts}
+    assert by_first[4].summary.root_causes[0].kind == "alert"
+    assert by_first[2].summary.kind in ("error_rate", "latency")
+    with pytest.raises(AIOpsError, match="negative"):
+        correlate(alerts, g, timedelta(minutes=-1))
+
+
+def test_nodes_missing_from_the_graph_still_correlate() -> None:
+    g = LineageGraph()
+    alerts = [
+        alert("HighLatency", 0, 5, deployment="checkout", instance="10.0.0.1:80"),
+        alert("HighErrorRate", 2, 5, deployment="checkout"),
+        alert("HighErrorRate", 2, 5, deployment="search"),
+    ]
+    groups = sorted(sorted(d.alert_indices) for d in correlate(alerts, g))
+    assert groups == [[0, 1], [2]]
+    assert subject_of(alerts[0], g) == "deployment:checkout"
+
+
+def test_ties_break_by_earliest_alert_then_count_and_severity() -> None:
+    g = LineageGraph(
+        [
+            ("model:a/1", "deployment:a"),
+            ("model:b/1", "deployment:b"),
+            ("host:h", "deployment:a"),
+            ("host:h", "deployment:b"),
+        ]
+    )
+    early = alert("cost_per_hour_anomaly", 3, deployment="b")
+    late = alert("cost_per_hour_anomaly", 5, deployment="a")
+    ranked = correlate([late, early], g)[0].summary.root_causes
+    assert ranked[0].node == "host:h" and ranked[0].inferred
+    assert [r.node for r in ranked[1:]] == ["deployment:b", "deployment:a"]
+    loud = AlertIn(name="cost_spike", labels={"deployment": "a"}, starts_at=at(3))
+    quiet = AlertIn(
+        name="cost_spike", labels={"deployment": "b"}, starts_at=at(3), severity="critical"
+    )
+    ranked = correlate([loud, quiet], g)[0].summary.root_causes
+    assert [r.node for r in ranked[1:]] == ["deployment:b", "deployment:a"]  # severity
+
+
+def test_simulated_scenarios_meet_the_targets() -> None:
+    """Noise reduction and root-cause accuracy on a small seeded scenario set (pure core)."""
+    sim = simulate(24, seed=11)
+    episodes: dict[tuple[str, datetime], AlertIn] = {}
+    truth: dict[tuple[str, datetime], str] = {}
+    for a, t in zip(sim.alerts, sim.truth, strict=True):
+        if a.status == "firing":
+            key = (a.fingerprint, a.starts_at)
+            prev = episodes.get(key)
+            if prev is None or a.seen_at > prev.seen_at:
+                episodes[key] = a
+            truth[key] = t
+    keys = list(episodes)
+    drafts = correlate([episodes[k] for k in keys], sim.graph)
+    inc_of: dict[str, list[int]] = defaultdict(list)
+    top = {}
+    for n, d in enumerate(drafts):
+        top[n] = d.summary.root_causes[0].node
+        for i in d.alert_indices:
+            inc_of[truth[keys[i]]].append(n)
+    score = score_incidents(sim, inc_of, top)
+    assert score["reduction"] >= 0.9, score
+    assert score["root_cause_first"] >= 0.9, score
+    assert score["fragmentation"] == 1.0, score
+
+
+# -- incidents in the store --------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    s = open_store(store_url, actor="tester")
+    yield s
+    s.close()
+
+
+def test_ingest_opens_attaches_updates_and_auto_resolves(store: Store) -> None:
+    g = estate()
+    first = ingest_alerts(
+        store,
+        [
+            alert(
+                "model_accuracy_drop",
+                0,
+                severity="critical",
+                deployment="churn-prod",
+                model="churn",
+                version="3",
+            )
+        ],
+        g,
+    )
+    assert len(first.opened) == 1 and first.updated == []
+    inc_id = first.opened[0]
+    inc = get_incident(store, inc_id)
+    assert inc.kind == "quality_drop" and inc.root_cause == "model:churn/3"
+    assert inc.status == "open" and inc.alert_count == 1
+
+    # Feature drift on the same model arrives: attached, and the story changes.
+    second = ingest_alerts(
+        store,
+        [
+            alert("feature_drift", 4, feature="tenure", deployment="churn-prod"),
+            alert("feature_drift", 5, feature="age", deployment="churn-eu"),
+            # A repeat of the first alert is counted on its row.
+            alert(
+                "model_accuracy_drop",
+                0,
+                5,
+                severity="critical",
+                deployment="churn-prod",
+                model="churn",
+                version="3",
+            ),
+        ],
+        g,
+    )
+    assert second.opened == [] and second.updated == [inc_id]
+    inc = get_incident(store, inc_id)
+    assert inc.kind == "data_drift" and inc.root_cause == f"dataset:{D1}"
+    assert inc.alert_count == 3 and inc.severity == "critical"
+    assert inc.details["deployments"] == ["churn-eu", "churn-prod"]
+    assert [a.count for a in incident_alerts(store, inc_id)] == [2, 1, 1]
+    kinds = [e.kind for e in store.list_events(object_type="incident", object_id=str(inc_id))]
+    assert kinds == ["incident.opened", "incident.alerts_attached", "incident.updated"]
+    updated = store.list_events(kind="incident.updated")[0].details
+    assert updated["kind"] == {"from": "quality_drop", "to": "data_drift"}
+
+    # An unrelated alert at the same time opens its own incident.
+    other = ingest_alerts(
+        store, [alert("feature_drift", 6, feature="amount", deployment="fraud-prod")], g
+    )
+    assert len(other.opened) == 1
+    assert [i.id for i in list_incidents(store, status="open")] == [other.opened[0], inc_id]
+
+    # Every alert of the first incident ends: it resolves itself, at the last end.
+    ended = [
+        AlertIn(
+            name=a.name,
+            labels=a.labels,
+            status="resolved",
+            starts_at=a.starts_at,
+            last_seen_at=at(30 + k),
+        )
+        for k, a in enumerate(incident_alerts(store, inc_id))
+    ]
+    done = ingest_alerts(store, ended, g)
+    assert done.resolved == [inc_id]
+    inc = get_incident(store, inc_id)
+    assert inc.status == "resolved" and inc.resolved_at == at(32)
+    # A new alert on the same lineage after that opens a new incident.
+    again = ingest_alerts(
+        store, [alert("feature_drift", 40, feature="plan", deployment="churn-prod")], g
+    )
+    assert len(again.opened) == 1 and again.opened[0] not in (inc_id, other.opened[0])
+    assert [i.id for i in list_incidents(store, kind="data_drift", status="resolved")] == [inc_id]
+
+
+def test_alerts_recorded_without_correlation_are_picked_up(store: Store) -> None:
+    g = estate()
+    record_alerts(store, [alert("latency_p99_high", 0, 10, deployment="churn-prod")])
+    assert list_alerts(store)[0].incident_id is None
+    result = ingest_alerts(store, [alert("error_rate_high", 3, 10, deployment="fraud-prod")], g)
+    (inc_id,) = result.opened
+    assert {a.incident_id for a in list_alerts(store)} == {inc_id}
+    assert get_incident(store, inc_id).root_cause == "host:node-1"
+
+
+def test_alertmanager_webhook_to_incident(store: Store) -> None:
+    payload = {
+        "version": "4",
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "HighLatency", "deployment": "churn-prod"},
+                "startsAt": "2025-03-01T12:00:00Z",
+            },
+            {
+                "status": "firing",
+                "labels": {
+                    "alertname": "HighErrorRate",
+                    "deployment": "fraud-prod",
+                    "severity": "critical",
+                },
+                "startsAt": "2025-03-01T12:02:00Z",
+            },
+        ],
+    }
+    result = ingest_alertmanager(store, payload, estate(), received_at=at(3))
+    (inc_id,) = result.opened
+    inc = get_incident(store, inc_id)
+    assert inc.root_cause == "host:node-1" and inc.severity == "critical"
+    with pytest.raises(WebhookPayloadError, match=r"alerts\[0\]\.status"):
+        ingest_alertmanager(store, {"alerts": [{"status": "nope"}]}, estate())
+    assert len(list_alerts(store)) == 2
+
+
+def test_resolve_by_hand_and_timeline(store: Store) -> None:
+    g = estate()
+    (inc_id,) = ingest_alerts(
+        store, [alert("latency_p99_high", 0, 3, deployment="churn-eu")], g
+    ).opened
+    ingest_alerts(store, [alert("latency_p99_high", 0, 6, deployment="churn-eu")], g)
+    resolved = resolve(store, inc_id, note="restarted the pod", by="alice")
+    assert resolved.status == "resolved" and resolved.resolved_at is not None
+    with pytest.raises(AIOpsError, match="already resolved"):
+        resolve(store, inc_id)
+    with pytest.raises(NotFoundError, match="incident 9999 does not exist"):
+        resolve(store, 9999)
+    with pytest.raises(NotFoundError):
+        timeline(store, 9999)
+    entries = timeline(store, inc_id)
+    assert [e.type for e in entries][:1] == ["alert"]
+    assert entries[0].what == "latency_p99_high fired (2x)"
+    events = [e for e in entries if e.type == "event"]
+    assert [e.what for e in events] == ["incident.opened", "incident.resolved"]
+    assert events[-1].details == {"reason": "restarted the pod", "by": "alice", "ended_alerts": [1]}
+    (ended,) = incident_alerts(store, inc_id)
+    assert ended.status == "resolved" and ended.ends_at == resolved.resolved_at
+    assert events[-1].actor == "tester"
+    assert [e.time for e in entries] == sorted(e.time for e in entries)
+
+
+def test_ingested_simulation_meets_the_targets(tmp_path: Path) -> None:
+    """The same scenario check through the store, fed in five-minute batches."""
+    sim = simulate(12, seed=5)
+    store = open_store(f"sqlite:///{tmp_path / 'sim.db'}")
+    try:
+        truth_of: dict[int, str] = {}
+        batch: list[AlertIn] = []
+        truths: list[str] = []
+        slot = None
+
+        def flush() -> None:
+            if batch:
+                res = ingest_alerts(store, batch, sim.graph)
+                for a, t in zip(res.alerts, truths, strict=True):
+                    truth_of[a.id] = t
+                batch.clear()
+                truths.clear()
+
+        for a, t in zip(sim.alerts, sim.truth, strict=True):
+            now = int(a.seen_at.timestamp() // 300)
+            if slot is not None and now != slot:
+                flush()
+            slot = now
+            batch.append(a)
+            truths.append(t)
+        flush()
+        inc_of: dict[str, list[int]] = defaultdict(list)
+        for row in list_alerts(store, limit=100_000):
+            assert row.incident_id is not None
+            inc_of[truth_of[row.id]].append(row.incident_id)
+        incidents = list_incidents(store, limit=100_000)
+        top = {i.id: i.root_cause or "" for i in incidents}
+        score = score_incidents(sim, inc_of, top)
+        assert score["reduction"] >= 0.9, score
+        assert score["root_cause_first"] >= 0.9, score
+        assert all(i.status == "resolved" for i in incidents)
+    finally:
+        store.close()
+
+
+# -- the CLI -----------------------------------------------------------------------------------
+
+
+def test_cli_list_show_resolve(project: Project) -> None:
+    from opsloop.cli.incidents import app
+
+    g = estate()
+    (inc_id,) = ingest_alerts(
+        project.store,
+        [
+            alert("latency_p99_high", 0, 9, deployment="churn-prod"),
+            alert("error_rate_high", 1, 9, severity="critical", deployment="fraud-prod"),
+        ],
+        g,
+    ).opened
+    runner = CliRunner()
+    env = {"COLUMNS": "200"}
+    out = runner.invoke(app, ["list"], env=env)
+    assert out.exit_code == 0, out.output
+    assert "host:node-1" in out.output and "infrastructure" in out.output
+    shown = runner.invoke(app, ["show", str(inc_id)], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "root-cause candidates" in shown.output and "(inferred)" in shown.output
+    assert "latency_p99_high fired" in shown.output and "incident.opened" in shown.output
+    done = runner.invoke(app, ["resolve", str(inc_id), "--note", "node replaced"], env=env)
+    assert done.exit_code == 0 and "resolved" in done.output
+    assert runner.invoke(app, ["list"], env=env).output.count("host:node-1") == 0
+    assert "host:node-1" in runner.invoke(app, ["list", "--status", "all"], env=env).output
+    missing = runner.invoke(app, ["show", "12345"], env=env)
+    assert missing.exit_code == 1 and isinstance(missing.exception, NotFoundError)

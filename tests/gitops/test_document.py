@@ -1,0 +1,121 @@
+"""Deployment documents: validation with file, line and field; YAML round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from opsloop.errors import SpecError
+from opsloop.gitops.document import dump_document, parse_document
+
+FULL = """\
+apiVersion: opsloop/v1
+kind: Deployment
+metadata: {name: churn-prod, labels: {team: growth}}
+spec:
+  model: churn
+  version: 3
+  traffic: [{version: 3, weight: 90}, {version: 4, weight: 10}]
+  shadow: [5]
+  replicas: 2
+  port: 8601
+  resources: {requests: {cpu: "500m", memory: "512Mi"}}
+  monitoring: churn-monitoring
+  remediation: churn-remediation
+  syncPolicy: {automated: true, selfHeal: true, prune: true}
+"""
+
+
+def test_full_document_parses() -> None:
+    doc = parse_document(FULL, "deploy/churn.yaml")
+    assert doc.name == "churn-prod"
+    assert doc.metadata.labels == {"team": "growth"}
+    spec = doc.spec
+    assert (spec.model, spec.version, spec.alias) == ("churn", 3, None)
+    assert [(t.version, t.weight) for t in spec.traffic or []] == [(3, 90), (4, 10)]
+    assert spec.shadow == [5]
+    assert spec.replicas == 2
+    assert spec.resources.requests.cpu == "500m"
+    assert spec.sync_policy.self_heal is True
+    assert spec.monitoring == "churn-monitoring"
+
+
+def test_dump_round_trips() -> None:
+    doc = parse_document(FULL, "a.yaml")
+    text = dump_document(doc)
+    assert parse_document(text, "b.yaml") == doc
+    assert "weight: 90\n" in text  # whole numbers stay whole
+    assert text.index("model:") < text.index("port:") < text.index("syncPolicy:")
+
+
+def _error(text: str) -> SpecError:
+    with pytest.raises(SpecError) as info:
+        parse_document(text, "deploy/x.yaml")
+    return info.value
+
+
+def test_unknown_field_names_file_line_and_field() -> None:
+    err = _error(FULL.replace("  replicas: 2\n", "  replicas: 2\n  replica: 3\n"))
+    assert err.file == "deploy/x.yaml"
+    assert err.line == 10
+    assert err.field == "spec.replica"
+    assert "unknown field" in str(err)
+    assert str(err).startswith("deploy/x.yaml:10: field 'spec.replica'")
+
+
+def test_version_and_alias_are_exclusive() -> None:
+    err = _error(FULL.replace("  version: 3\n", "  version: 3\n  alias: champion\n"))
+    assert "exactly one of 'version' or 'alias'" in str(err)
+    assert err.field == "spec"
+    err = _error(FULL.replace("  version: 3\n", "").replace("  traffic: [", "  #"))
+    assert "exactly one" in str(err)
+
+
+def test_weights_must_add_up_to_100() -> None:
+    err = _error(FULL.replace("weight: 10}", "weight: 20}"))
+    assert err.field == "spec.traffic"
+    assert err.line == 7
+    assert "add up to 100 (they add up to 110)" in str(err)
+
+
+def test_main_version_must_be_in_the_split() -> None:
+    err = _error(
+        FULL.replace("  version: 3\n", "  version: 4\n").replace("{version: 4", "{version: 6")
+    )
+    assert "version 4 is not in traffic" in str(err)
+
+
+def test_shadow_cannot_also_take_traffic() -> None:
+    err = _error(FULL.replace("shadow: [5]", "shadow: [4]"))
+    assert "both in traffic and in shadow" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("name: churn-prod", "name: Churn_Prod", "metadata.name"),
+        ("port: 8601", "port: 80", "spec.port"),
+        ('cpu: "500m"', 'cpu: "lots"', "spec.resources.requests.cpu"),
+        ("team: growth", "team: 'no spaces'", "metadata.labels"),
+        ("replicas: 2", "replicas: -1", "spec.replicas"),
+        ("kind: Deployment", "kind: Deploymnet", "kind"),
+    ],
+)
+def test_bad_values_name_their_field(old: str, new: str, field: str) -> None:
+    err = _error(FULL.replace(old, new))
+    assert err.field == field
+
+
+def test_every_problem_is_listed() -> None:
+    err = _error(FULL.replace("port: 8601", "port: 80").replace("replicas: 2", "replicas: x"))
+    assert "spec.port" in str(err) and "spec.replicas" in str(err)
+
+
+def test_yaml_syntax_error_names_the_line() -> None:
+    err = _error("apiVersion: opsloop/v1\nkind: [Deployment\n")
+    assert err.file == "deploy/x.yaml"
+    assert err.line is not None
+    assert "invalid YAML" in str(err)
+
+
+def test_not_a_mapping() -> None:
+    assert "expected a mapping" in str(_error("- a\n- b\n"))

@@ -1,0 +1,150 @@
+"""Kubernetes manifests: valid apps/v1 Deployment and v1 Service (checked against the
+Kubernetes OpenAPI schemas, offline), and the renderer as a runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+from opsloop.context import Project
+from opsloop.gitops import Reconciler, RuntimeSpec, render_deployments
+from opsloop.gitops.runtime.kubernetes import KubernetesRuntime, render_manifests
+from opsloop.gitops.types import HealthStatus, LiveDeployment
+from tests.gitops.conftest import doc
+
+K8S_VERSION = "1.30"
+
+
+def _validate(manifest: dict[str, object]) -> None:
+    kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+
+
+def _spec(**kw: object) -> RuntimeSpec:
+    data: dict[str, object] = {
+        "name": "churn-prod",
+        "model": "churn",
+        "version": 3,
+        "traffic": {3: 90.0, 4: 10.0},
+        "shadow": [5],
+        "replicas": 2,
+        "port": 8601,
+        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+        "labels": {"team": "growth"},
+    }
+    data.update(kw)
+    return RuntimeSpec.model_validate(data)
+
+
+def test_manifests_are_valid_kubernetes_objects() -> None:
+    deployment, service = render_manifests(
+        _spec(), image="registry.example/opsloop:1.0", namespace="ml", env={"OPSLOOP_X": "1"}
+    )
+    _validate(deployment)
+    _validate(service)
+    assert (deployment["apiVersion"], deployment["kind"]) == ("apps/v1", "Deployment")
+    assert (service["apiVersion"], service["kind"]) == ("v1", "Service")
+    pod = deployment["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    assert container["image"] == "registry.example/opsloop:1.0"
+    assert container["command"] == ["opsloop"]
+    assert container["args"] == [
+        "serve",
+        "models:/churn/3",
+        "models:/churn/4",
+        "models:/churn/5",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8601",
+        "--deployment",
+        "churn-prod",
+        "--traffic",
+        "3=90",
+        "--traffic",
+        "4=10",
+        "--shadow",
+        "5",
+    ]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    assert container["resources"]["requests"] == {"cpu": "500m", "memory": "512Mi"}
+    assert container["env"] == [{"name": "OPSLOOP_X", "value": "1"}]
+    assert deployment["spec"]["replicas"] == 2
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["selector"] == selector
+    assert selector.items() <= pod["metadata"]["labels"].items()
+    assert deployment["metadata"]["labels"]["team"] == "growth"
+    assert deployment["metadata"]["namespace"] == service["metadata"]["namespace"] == "ml"
+    assert service["spec"]["ports"][0]["port"] == 8601
+
+
+def test_the_validator_catches_a_broken_manifest() -> None:
+    deployment, _ = render_manifests(_spec())
+    deployment["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        _validate(deployment)
+
+
+def test_minimal_spec_renders_valid_objects() -> None:
+    for manifest in render_manifests(_spec(traffic={3: 100.0}, shadow=[], resources={}, labels={})):
+        _validate(manifest)
+
+
+def test_render_deployments_writes_a_file_per_deployment(
+    repo_project: Project, models: list[int], commit_doc: Callable[..., str], tmp_path: Path
+) -> None:
+    commit_doc("a.yaml", doc("a", 8601, extra="  alias: champion\n").replace("  version: 1\n", ""))
+    commit_doc("b.yaml", doc("b", 8602, version=8))
+    out = tmp_path / "manifests"
+    result = render_deployments(out, project=repo_project, image="img:1")
+    assert set(result.files) == {"a"}
+    assert "spec.version" in result.problems["b"]
+    docs = list(yaml.safe_load_all((out / "a.yaml").read_text()))
+    assert [d["kind"] for d in docs] == ["Deployment", "Service"]
+    for d in docs:
+        _validate(d)
+    # The alias was resolved when rendering: champion → v2.
+    assert "models:/churn/2" in docs[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_the_kubernetes_runtime_keeps_a_folder_in_step(
+    repo_project: Project, models: list[int], commit_doc: Callable[..., str], tmp_path: Path
+) -> None:
+    out = tmp_path / "k8s"
+    runtime = KubernetesRuntime(out, image="img:2")
+    rec = Reconciler(repo_project, runtime=runtime)
+    commit_doc("a.yaml", doc("a", 8601, extra="  syncPolicy: {prune: true}\n"))
+    result = rec.sync()
+    a = result.outcome("a")
+    assert a.action == "synced" and a.health == HealthStatus.UNKNOWN
+    assert (out / "a.yaml").is_file()
+    assert rec.sync().outcome("a").action == "none"
+    # A hand edit of the manifest is drift.
+    path = out / "a.yaml"
+    path.write_text(path.read_text().replace("replicas: 1", "replicas: 5"))
+    assert rec.sync().outcome("a").diff == {"running": {"live": 5, "desired": 1}}
+    commit_doc("a.yaml", None)
+    assert rec.sync().outcome("a").action == "pruned"
+    assert not path.exists()
+
+
+def test_one_deployment_crashing_the_runtime_does_not_stop_the_others(
+    repo_project: Project, models: list[int], commit_doc: Callable[..., str], tmp_path: Path
+) -> None:
+    class BrokenForB(KubernetesRuntime):
+        def apply(self, name: str, desired: RuntimeSpec) -> LiveDeployment:
+            if name == "b":
+                raise RuntimeError("disk on fire")
+            return super().apply(name, desired)
+
+    commit_doc("a.yaml", doc("a", 8601))
+    commit_doc("b.yaml", doc("b", 8602))
+    commit_doc("c.yaml", doc("c", 8603))
+    result = Reconciler(repo_project, runtime=BrokenForB(tmp_path / "k8s")).sync()
+    b = result.outcome("b")
+    assert b.action == "failed" and b.reason == "reconcile error: RuntimeError: disk on fire"
+    assert [result.outcome(n).action for n in ("a", "c")] == ["synced", "synced"]
+    assert not result.ok

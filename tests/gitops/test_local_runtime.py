@@ -1,0 +1,144 @@
+"""The local runtime with real processes (a tiny stand-in server, for speed): start, health,
+self-heal, in-place and replacing updates, port conflicts, stop."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import psutil
+import pytest
+
+from opsloop.errors import GitOpsError
+from opsloop.gitops.runtime.local import LocalRuntime
+from opsloop.gitops.types import HealthStatus, RuntimeSpec
+from tests.gitops.conftest import free_port, kill
+
+
+def spec(name: str = "web", port: int | None = None, **kw: object) -> RuntimeSpec:
+    data: dict[str, object] = {
+        "name": name,
+        "model": "churn",
+        "version": 1,
+        "traffic": {1: 100.0},
+        "port": port or free_port(),
+    }
+    data.update(kw)
+    return RuntimeSpec.model_validate(data)
+
+
+def test_apply_starts_a_ready_server_and_stop_ends_it(tiny_runtime: LocalRuntime) -> None:
+    s = spec(traffic={1: 80.0, 2: 20.0}, shadow=[3])
+    live = tiny_runtime.apply("web", s)
+    assert live.running == 1 and live.endpoints == [f"http://127.0.0.1:{s.port}"]
+    assert httpx.get(f"http://127.0.0.1:{s.port}/v2/health/ready").status_code == 200
+    [routing] = tiny_runtime.live_state()["web"].routing
+    assert routing is not None and routing.normalized() == s.routing.normalized()
+    health = tiny_runtime.health("web")
+    assert health.status == HealthStatus.HEALTHY
+    assert health.reason == f"1/1 replica ready on 127.0.0.1:{s.port}"
+    [replica] = tiny_runtime._read().deployments["web"].replicas
+    assert "--deployment web --traffic 1=80 --traffic 2=20 --shadow 3" in " ".join(replica.command)
+    assert (tiny_runtime.dir / "local.json").is_file()
+
+    tiny_runtime.stop("web")
+    assert not psutil.pid_exists(replica.pid) or not LocalRuntime.alive(replica)
+    assert tiny_runtime.live_state() == {}
+    assert tiny_runtime.health("web").status == HealthStatus.MISSING
+
+
+def test_a_killed_server_is_degraded_and_apply_brings_it_back(
+    tiny_runtime: LocalRuntime,
+) -> None:
+    s = spec()
+    tiny_runtime.apply("web", s)
+    [old] = tiny_runtime._read().deployments["web"].replicas
+    kill(old.pid)
+    live = tiny_runtime.live_state()["web"]
+    assert live.running == 0
+    health = tiny_runtime.health("web")
+    assert health.status == HealthStatus.DEGRADED
+    assert f"replica 0 (pid {old.pid}, port {s.port}) exited" in health.reason
+    tiny_runtime.apply("web", s)
+    [new] = tiny_runtime._read().deployments["web"].replicas
+    assert new.pid != old.pid and new.port == s.port
+    assert tiny_runtime.health("web").status == HealthStatus.HEALTHY
+
+
+def test_a_foreign_process_on_the_port_is_a_clear_error(tiny_runtime: LocalRuntime) -> None:
+    s = spec()
+    tiny_runtime.apply("web", s)
+    before = tiny_runtime._read()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        with pytest.raises(GitOpsError, match=f"port {taken} on 127.0.0.1 is in use"):
+            tiny_runtime.apply("web", s.model_copy(update={"port": taken}))
+        with pytest.raises(GitOpsError, match=f"port {taken}"):
+            tiny_runtime.apply("other", spec("other", port=taken))
+    # Nothing changed: the same process still serves the old spec.
+    assert tiny_runtime._read() == before
+    assert tiny_runtime.health("web").status == HealthStatus.HEALTHY
+    assert "other" not in tiny_runtime.live_state()
+
+
+def test_a_port_held_by_another_deployment_is_named(tiny_runtime: LocalRuntime) -> None:
+    s = spec()
+    tiny_runtime.apply("web", s)
+    with pytest.raises(GitOpsError, match="in use by deployment 'web'"):
+        tiny_runtime.apply("api", spec("api", port=s.port))
+
+
+def test_a_new_port_starts_beside_the_old_then_stops_it(tiny_runtime: LocalRuntime) -> None:
+    s = spec()
+    tiny_runtime.apply("web", s)
+    [old] = tiny_runtime._read().deployments["web"].replicas
+    moved = s.model_copy(update={"port": free_port()})
+    tiny_runtime.apply("web", moved)
+    [new] = tiny_runtime._read().deployments["web"].replicas
+    assert new.port == moved.port and new.started_at > old.started_at
+    assert not LocalRuntime.alive(old)
+
+
+def test_a_routing_change_the_server_refuses_restarts_it(tiny_runtime: LocalRuntime) -> None:
+    s = spec()
+    tiny_runtime.apply("web", s)
+    [old] = tiny_runtime._read().deployments["web"].replicas
+    changed = s.model_copy(update={"traffic": {1: 50.0, 2: 50.0}})
+    live = tiny_runtime.apply("web", changed)
+    [new] = tiny_runtime._read().deployments["web"].replicas
+    assert new.pid != old.pid and not LocalRuntime.alive(old)
+    assert live.routing[0] is not None
+    assert live.routing[0].normalized() == changed.routing.normalized()
+
+
+def test_replicas_scale_and_zero_is_suspended(tiny_runtime: LocalRuntime) -> None:
+    base = free_port()
+    s = spec(port=base, replicas=2)
+    if not (tiny_runtime.port_free(base + 1)):
+        pytest.skip("the port after the free one is taken")
+    live = tiny_runtime.apply("web", s)
+    assert live.running == 2
+    assert [r.port for r in tiny_runtime._read().deployments["web"].replicas] == [base, base + 1]
+    assert tiny_runtime.health("web").reason.startswith("2/2 replicas ready")
+    tiny_runtime.apply("web", s.model_copy(update={"replicas": 0}))
+    assert tiny_runtime.live_state()["web"].running == 0
+    assert tiny_runtime.health("web").status == HealthStatus.SUSPENDED
+
+
+def test_a_server_that_fails_to_start_is_reported_with_its_log(
+    tiny_runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(tiny_runtime.env, "TINY_FAIL", "1")
+    with pytest.raises(GitOpsError, match="exited before it was ready: error: model failed"):
+        tiny_runtime.apply("web", spec())
+    assert "web" not in tiny_runtime.live_state()
+
+
+def test_state_survives_a_new_runtime_object(tiny_runtime: LocalRuntime) -> None:
+    s = spec()
+    tiny_runtime.apply("web", s)
+    again = LocalRuntime(tiny_runtime.project_dir, server_command=tiny_runtime.server_command)
+    assert again.live_state()["web"].spec == s
+    assert again.health("web").status == HealthStatus.HEALTHY
