@@ -63,11 +63,9 @@ def test_manifests_are_valid_kubernetes_objects() -> None:
         "--deployment",
         "churn-prod",
         "--traffic",
-        "3=90",
-        "--traffic",
-        "4=10",
+        "churn=3:90,4:10",
         "--shadow",
-        "5",
+        "churn=5",
     ]
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
     assert container["resources"]["requests"] == {"cpu": "500m", "memory": "512Mi"}

@@ -38,7 +38,8 @@ def test_apply_starts_a_ready_server_and_stop_ends_it(tiny_runtime: LocalRuntime
     assert health.status == HealthStatus.HEALTHY
     assert health.reason == f"1/1 replica ready on 127.0.0.1:{s.port}"
     [replica] = tiny_runtime._read().deployments["web"].replicas
-    assert "--deployment web --traffic 1=80 --traffic 2=20 --shadow 3" in " ".join(replica.command)
+    command = " ".join(replica.command)
+    assert "--deployment web --traffic churn=1:80,2:20 --shadow churn=3" in command
     assert (tiny_runtime.dir / "local.json").is_file()
 
     tiny_runtime.stop("web")

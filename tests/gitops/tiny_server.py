@@ -29,8 +29,14 @@ def main() -> None:
         sys.exit(3)
     model = args.uris[0].removeprefix("models:/").split("/")[0]
     versions = [u.rsplit("/", 1)[1] for u in args.uris]
-    traffic = {t.split("=")[0]: float(t.split("=")[1]) for t in args.traffic}
-    table = {model: {"versions": versions, "traffic": traffic, "shadow": args.shadow}}
+    # Same forms as opsloop serve: --traffic MODEL=V:W,V:W and --shadow MODEL=V,V
+    traffic = {
+        part.split(":")[0]: float(part.split(":")[1])
+        for t in args.traffic
+        for part in t.split("=", 1)[1].split(",")
+    }
+    shadow = [v for s in args.shadow for v in s.split("=", 1)[1].split(",")]
+    table = {model: {"versions": versions, "traffic": traffic, "shadow": shadow}}
 
     class Handler(BaseHTTPRequestHandler):
         def _send(self, status: int, body: object) -> None:

@@ -98,12 +98,17 @@ class RuntimeSpec(BaseModel):
         return [f"models:/{self.model}/{v}" for v in [self.version, *rest]]
 
     def server_args(self, host: str, port: int) -> list[str]:
-        """Arguments of ``opsloop serve`` for one replica of this deployment."""
+        """Arguments of ``opsloop serve`` for one replica of this deployment.
+
+        Predictions and feedback go to the project's metadata store, labelled with the
+        deployment, where the monitors read them.
+        """
         args = [*self.model_uris(), "--host", host, "--port", str(port), "--deployment", self.name]
-        for version, weight in sorted(self.traffic.items()):
-            args += ["--traffic", f"{version}={weight:g}"]
-        for version in sorted(self.shadow):
-            args += ["--shadow", str(version)]
+        if self.traffic:
+            split = ",".join(f"{v}:{w:g}" for v, w in sorted(self.traffic.items()))
+            args += ["--traffic", f"{self.model}={split}"]
+        if self.shadow:
+            args += ["--shadow", f"{self.model}=" + ",".join(str(v) for v in sorted(self.shadow))]
         return args
 
     def spec_hash(self) -> str:
