@@ -117,6 +117,12 @@ def serve_command(
             help="Bearer token for /v1/admin/models (else loopback clients only).",
         ),
     ] = None,
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            "--deployment", help="Deployment name written into every prediction and feedback."
+        ),
+    ] = None,
     loader: Annotated[
         Loader | None,
         typer.Option(
@@ -156,6 +162,7 @@ def serve_command(
             feedback_sink=open_sink(feedback_log) if feedback_log else None,
             admin_token=admin_token,
             loader=load,
+            deployment=deployment,
         )
     except ValueError as exc:
         raise ConfigError(f"invalid server options: {exc}") from exc

@@ -31,7 +31,7 @@ from rich.table import Table
 from sklearn.base import clone
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+from threadpoolctl import threadpool_limits
 
 from opsloop.errors import MLError
 from opsloop.ml.candidates import DEFAULT_CANDIDATES, Candidate, get_candidate

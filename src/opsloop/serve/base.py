@@ -1,0 +1,327 @@
+"""Contracts of the model server: what a servable model is, what gets logged, where it goes.
+
+The server never imports a model registry or a metadata store. It takes models through
+:class:`ServableModel` and writes prediction and feedback records through
+:class:`PredictionSink` / :class:`FeedbackSink`, so other packages can plug in without the
+server knowing them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from opsloop.errors import ServingError
+
+__all__ = [
+    "SUPPORTED_DTYPES",
+    "ColumnSpec",
+    "ColumnsView",
+    "FeedbackRecord",
+    "FeedbackSink",
+    "PredictionRecord",
+    "PredictionSink",
+    "ServableModel",
+    "SklearnServable",
+    "signature_from_frame",
+]
+
+#: pandas dtype names a signature column may have, mapped to the kind of value it holds.
+SUPPORTED_DTYPES: dict[str, str] = {
+    "int8": "int",
+    "int16": "int",
+    "int32": "int",
+    "int64": "int",
+    "uint8": "int",
+    "uint16": "int",
+    "uint32": "int",
+    "uint64": "int",
+    "float16": "float",
+    "float32": "float",
+    "float64": "float",
+    "bool": "bool",
+    "object": "str",
+    "string": "str",
+    "str": "str",
+    "category": "str",
+    "datetime64[ns]": "datetime",
+    "datetime64[us]": "datetime",
+    "datetime64[ms]": "datetime",
+    "datetime64[s]": "datetime",
+}
+
+
+class ColumnSpec(BaseModel):
+    """One input column of a model signature.
+
+    Args:
+        name: Column name, as the model was trained on it.
+        dtype: pandas dtype name: ``int64``, ``float64``, ``bool``, ``object``, ``string``,
+            ``category`` or ``datetime64[ns]`` (other widths of int/float and units of datetime
+            are accepted too).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    dtype: str
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, value: str) -> str:
+        if value not in SUPPORTED_DTYPES:
+            known = ", ".join(sorted(SUPPORTED_DTYPES))
+            raise ValueError(f"unsupported dtype {value!r}; use one of: {known}")
+        return value
+
+    @property
+    def kind(self) -> str:
+        """The kind of value: ``int``, ``float``, ``bool``, ``str`` or ``datetime``."""
+        return SUPPORTED_DTYPES[self.dtype]
+
+
+@runtime_checkable
+class ServableModel(Protocol):
+    """A loaded model version the server can answer with.
+
+    ``predict`` returns class probabilities with shape ``(n, k)`` for classifiers that have
+    them, else predictions with shape ``(n,)``. It is called with a DataFrame whose columns
+    follow ``signature`` in order and have its dtypes, possibly from another thread.
+
+    Two attributes are read when present: ``input_example`` (a DataFrame whose first row is
+    used for the warm-up predict instead of a synthetic row) and ``output_name`` (the V2
+    output tensor's name; default ``probabilities`` for 2-D outputs, else ``predictions``).
+    """
+
+    name: str
+    version: str
+    signature: list[ColumnSpec]
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        """Predict for every row of ``df``."""
+        ...
+
+
+def signature_from_frame(df: pd.DataFrame) -> list[ColumnSpec]:
+    """Build a signature from the columns and dtypes of a training frame.
+
+    Args:
+        df: A frame shaped like the model's input.
+
+    Returns:
+        One :class:`ColumnSpec` per column, in order.
+
+    Raises:
+        ServingError: A column has a dtype the server cannot carry.
+    """
+    specs: list[ColumnSpec] = []
+    for name, dtype in df.dtypes.items():
+        text = str(dtype)
+        if text not in SUPPORTED_DTYPES:
+            if pd.api.types.is_string_dtype(dtype):
+                text = "string"
+            else:
+                raise ServingError(f"column '{name}': dtype {text!r} cannot be served")
+        specs.append(ColumnSpec(name=str(name), dtype=text))
+    return specs
+
+
+class SklearnServable:
+    """Serve any fitted scikit-learn estimator or pipeline.
+
+    Args:
+        name: Model name.
+        version: Model version.
+        estimator: A fitted estimator; it receives a DataFrame with the signature's columns.
+        signature: Input columns, in order.
+        output: ``"proba"`` to answer with ``predict_proba``, ``"predict"`` for ``predict``,
+            ``"auto"`` for ``predict_proba`` when the estimator has it.
+        input_example: Rows like the training data, used to warm the model up (a synthetic
+            row of zeros and empty strings may be refused by strict encoders).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        estimator: Any,
+        signature: Sequence[ColumnSpec],
+        output: Literal["auto", "proba", "predict"] = "auto",
+        input_example: pd.DataFrame | None = None,
+    ) -> None:
+        if not signature:
+            raise ServingError(f"model '{name}' version '{version}': the signature is empty")
+        has_proba = hasattr(estimator, "predict_proba")
+        if output == "proba" and not has_proba:
+            raise ServingError(
+                f"model '{name}' version '{version}': output='proba' but "
+                f"{type(estimator).__name__} has no predict_proba"
+            )
+        self.name = name
+        self.version = str(version)
+        self.signature = list(signature)
+        self.estimator = estimator
+        self.input_example = input_example
+        self.output = (
+            "proba" if output == "proba" or (output == "auto" and has_proba) else "predict"
+        )
+        classes = getattr(estimator, "classes_", None)
+        self.classes: list[Any] | None = None if classes is None else list(classes)
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        """Predict for every row of ``df`` (probabilities or predictions, see ``output``)."""
+        if self.output == "proba":
+            return np.asarray(self.estimator.predict_proba(df))
+        return np.asarray(self.estimator.predict(df))
+
+    def __repr__(self) -> str:
+        return f"SklearnServable({self.name!r}, {self.version!r}, {type(self.estimator).__name__})"
+
+
+class ColumnsView(Mapping[str, list[Any]]):
+    """Request inputs as ``{column: [values]}``, built on first access.
+
+    The server keeps a request's values as it decoded them (row-major for single-dtype
+    numeric signatures); the per-column lists are only built when a sink reads them, in the
+    log writer's thread rather than on the request path.
+
+    Args:
+        names: Column names, in order.
+        data: One list per column, or None when ``flat`` holds the values.
+        flat: Row-major values, ``len(names)`` per row.
+    """
+
+    __slots__ = ("_cols", "_data", "_flat", "_names")
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        data: list[list[Any]] | None = None,
+        flat: list[Any] | None = None,
+    ) -> None:
+        self._names = names
+        self._data = data
+        self._flat = flat
+        self._cols: dict[str, list[Any]] | None = None
+
+    def _columns(self) -> dict[str, list[Any]]:
+        if self._cols is None:
+            names = self._names
+            if self._data is not None:
+                self._cols = dict(zip(names, self._data, strict=True))
+            else:
+                flat = self._flat or []
+                width = len(names)
+                self._cols = {name: flat[j::width] for j, name in enumerate(names)}
+        return self._cols
+
+    def __getitem__(self, key: str) -> list[Any]:
+        return self._columns()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return repr(self._columns())
+
+
+@dataclass(slots=True)
+class PredictionRecord:
+    """One answered request, as written to the prediction log.
+
+    Attributes:
+        request_id: The ``x-request-id`` the request came with, or the one generated for it.
+        model: Model name.
+        version: Model version that answered (or, for ``shadow=True``, that shadowed).
+        inputs: Input columns, ``{column: [values]}``.
+        outputs: Model outputs, one entry per row.
+        latency_ms: Time from the request's arrival to its answer.
+        timestamp: When the request arrived (UTC).
+        shadow: True for the answer of a shadow version, which was never returned.
+        agreed: For shadow records, whether the shadow agreed with the answer returned.
+        deployment: The deployment the server runs for, when it was given one.
+    """
+
+    request_id: str
+    model: str
+    version: str
+    inputs: Mapping[str, list[Any]]
+    outputs: list[Any]
+    latency_ms: float
+    timestamp: dt.datetime
+    shadow: bool = False
+    agreed: bool | None = None
+    deployment: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the record."""
+        return {
+            "request_id": self.request_id,
+            "model": self.model,
+            "version": self.version,
+            "inputs": self.inputs if isinstance(self.inputs, dict) else dict(self.inputs),
+            "outputs": self.outputs,
+            "latency_ms": self.latency_ms,
+            "timestamp": self.timestamp.isoformat(),
+            "shadow": self.shadow,
+            "agreed": self.agreed,
+            "deployment": self.deployment,
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+
+@dataclass(slots=True)
+class FeedbackRecord:
+    """A ground-truth label for a request answered earlier.
+
+    Attributes:
+        request_id: The request id the label belongs to.
+        label: The true label or value.
+        timestamp: When the label was received (UTC).
+        model: Model name, if the client named it.
+        deployment: The deployment the server runs for, when it was given one.
+    """
+
+    request_id: str
+    label: Any
+    timestamp: dt.datetime
+    model: str | None = None
+    deployment: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the record."""
+        return {
+            "request_id": self.request_id,
+            "label": self.label,
+            "timestamp": self.timestamp.isoformat(),
+            "model": self.model,
+            "deployment": self.deployment,
+        }
+
+
+@runtime_checkable
+class PredictionSink(Protocol):
+    """Where prediction records go. Called from a writer thread, one batch at a time."""
+
+    def write_batch(self, records: list[PredictionRecord]) -> None:
+        """Persist ``records``; raise to signal the batch was not written."""
+        ...
+
+
+@runtime_checkable
+class FeedbackSink(Protocol):
+    """Where feedback records go. Called from a writer thread, one batch at a time."""
+
+    def write_batch(self, records: list[FeedbackRecord]) -> None:
+        """Persist ``records``; raise to signal the batch was not written."""
+        ...

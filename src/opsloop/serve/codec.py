@@ -1,0 +1,715 @@
+"""Request decoding and response encoding for the V2 and MLflow-style protocols.
+
+Every request is turned into the same internal form, a :class:`Columns` of plain Python lists
+keyed by signature column, checked value by value against the signature. Frames are only built
+once per micro-batch (see :mod:`opsloop.serve.batching`), which keeps the per-request cost low.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from opsloop.errors import InvalidRequestError
+from opsloop.serve.base import ColumnSpec
+
+__all__ = [
+    "Columns",
+    "Schema",
+    "V2Request",
+    "decode_invocations",
+    "decode_v2",
+    "encode_v2_response",
+    "loads_json",
+    "parse_v2",
+    "schema_of",
+    "v2_datatype_for",
+    "v2_input_datatype",
+]
+
+_V2_KIND: dict[str, str] = {
+    "BOOL": "bool",
+    "UINT8": "int",
+    "UINT16": "int",
+    "UINT32": "int",
+    "UINT64": "int",
+    "INT8": "int",
+    "INT16": "int",
+    "INT32": "int",
+    "INT64": "int",
+    "FP16": "float",
+    "FP32": "float",
+    "FP64": "float",
+    "BF16": "float",
+    "BYTES": "bytes",
+}
+
+_V2_NUMPY: dict[str, str] = {
+    "BOOL": "bool",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+}
+
+# Which tensor datatypes may feed a column of each kind. Ints widen into floats as in MLflow's
+# schema enforcement; floats never narrow into ints.
+_ACCEPTS: dict[str, frozenset[str]] = {
+    "float": frozenset({"float", "int"}),
+    "int": frozenset({"int"}),
+    "bool": frozenset({"bool"}),
+    "str": frozenset({"bytes"}),
+    "datetime": frozenset({"bytes"}),
+}
+
+_INPUT_DATATYPE: dict[str, str] = {
+    "int8": "INT8",
+    "int16": "INT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "uint8": "UINT8",
+    "uint16": "UINT16",
+    "uint32": "UINT32",
+    "uint64": "UINT64",
+    "float16": "FP16",
+    "float32": "FP32",
+    "float64": "FP64",
+    "bool": "BOOL",
+}
+
+
+def v2_input_datatype(spec: ColumnSpec) -> str:
+    """The V2 datatype a client should send for a signature column."""
+    return _INPUT_DATATYPE.get(spec.dtype, "BYTES")
+
+
+def v2_datatype_for(array: np.ndarray) -> str:
+    """The V2 datatype of a numpy output array."""
+    kind = array.dtype.kind
+    if kind == "b":
+        return "BOOL"
+    if kind in "iuf":
+        return {
+            "i": "INT",
+            "u": "UINT",
+            "f": "FP",
+        }[kind] + str(array.dtype.itemsize * 8)
+    return "BYTES"
+
+
+_NUMERIC = frozenset({"float", "int", "bool"})
+
+
+class Schema(list[ColumnSpec]):
+    """A signature with what the hot path needs precomputed.
+
+    Attributes:
+        names: Column names, in order.
+        block_dtype: The dtype shared by every column when all are numeric of one dtype (such
+            inputs travel as one flat row-major list and become one 2-D block), else None.
+    """
+
+    def __init__(self, signature: Sequence[ColumnSpec]) -> None:
+        super().__init__(signature)
+        self.names = [spec.name for spec in signature]
+        self.kinds = [spec.kind for spec in signature]
+        dtypes = {spec.dtype for spec in signature}
+        self.block_dtype: str | None = (
+            signature[0].dtype
+            if signature and len(dtypes) == 1 and signature[0].kind in _NUMERIC
+            else None
+        )
+        self.block_kind: str | None = signature[0].kind if self.block_dtype else None
+
+
+def schema_of(signature: Sequence[ColumnSpec]) -> Schema:
+    """``signature`` as a :class:`Schema` (itself when it is one already)."""
+    return signature if isinstance(signature, Schema) else Schema(signature)
+
+
+@dataclass(slots=True)
+class Columns:
+    """Decoded, validated request inputs.
+
+    Attributes:
+        data: One list of values per signature column, in signature order; None when the
+            values are held row-major in ``flat``.
+        rows: Number of rows.
+        flat: Row-major values (``rows * width``), used for single-dtype numeric signatures.
+    """
+
+    data: list[list[Any]] | None
+    rows: int
+    flat: list[Any] | None = None
+
+    def column_data(self, width: int) -> list[list[Any]]:
+        """One list per column."""
+        if self.data is not None:
+            return self.data
+        assert self.flat is not None
+        flat = self.flat
+        return [flat[j::width] for j in range(width)]
+
+    def as_dict(self, signature: Sequence[ColumnSpec]) -> dict[str, list[Any]]:
+        """The inputs keyed by column name."""
+        cols = self.column_data(len(signature))
+        return {spec.name: values for spec, values in zip(signature, cols, strict=True)}
+
+
+def loads_json(body: bytes) -> Any:
+    """Parse a JSON body.
+
+    Raises:
+        InvalidRequestError: The body is empty or not JSON.
+    """
+    if not body:
+        raise InvalidRequestError("the request body is empty; expected a JSON document")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"the request body is not valid JSON: {exc}") from None
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+_NONE = type(None)
+_FAST_TYPES: dict[str, frozenset[type]] = {
+    "float": frozenset({float, int, _NONE}),
+    "int": frozenset({int}),
+    "bool": frozenset({bool}),
+    "str": frozenset({str, _NONE}),
+}
+
+
+def _types_fit(kind: str, values: list[Any]) -> bool:
+    """Whether every value has a type the kind takes as is (the common, fast case)."""
+    allowed = _FAST_TYPES.get(kind)
+    return allowed is not None and set(map(type, values)) <= allowed
+
+
+def _check_values(spec: ColumnSpec, values: list[Any]) -> list[Any]:
+    """Check every value of a column against its kind; returns the values to use.
+
+    Hand-written rather than a pandas/pandera pass because it runs per request on a handful of
+    values, where building a frame would cost more than the prediction itself.
+    """
+    kind = spec.kind
+    if _types_fit(kind, values):
+        return values
+    name = spec.name
+    if kind == "float":
+        for value in values:
+            tp = type(value)
+            if tp is not float and tp is not int and value is not None:
+                raise InvalidRequestError(
+                    f"column '{name}' ({spec.dtype}): expected a number, got "
+                    f"{_type_name(value)} {value!r}",
+                    field=name,
+                )
+        return values
+    if kind == "int":
+        for value in values:
+            tp = type(value)
+            if tp is int:
+                continue
+            if tp is float and value.is_integer():
+                continue
+            raise InvalidRequestError(
+                f"column '{name}' ({spec.dtype}): expected an integer, got "
+                f"{_type_name(value)} {value!r}",
+                field=name,
+            )
+        return values
+    if kind == "bool":
+        for value in values:
+            if type(value) is not bool:
+                raise InvalidRequestError(
+                    f"column '{name}' (bool): expected true or false, got "
+                    f"{_type_name(value)} {value!r}",
+                    field=name,
+                )
+        return values
+    if kind == "str":
+        for value in values:
+            if type(value) is not str and value is not None:
+                raise InvalidRequestError(
+                    f"column '{name}' ({spec.dtype}): expected a string, got "
+                    f"{_type_name(value)} {value!r}",
+                    field=name,
+                )
+        return values
+    # datetime: ISO 8601 strings, parsed now so a bad one fails this request only.
+    for value in values:
+        if type(value) is not str:
+            raise InvalidRequestError(
+                f"column '{name}' (datetime64[ns]): expected an ISO 8601 string, got "
+                f"{_type_name(value)} {value!r}",
+                field=name,
+            )
+    try:
+        parsed = pd.to_datetime(values, format="ISO8601")
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequestError(
+            f"column '{name}' (datetime64[ns]): not an ISO 8601 date/time: {exc}", field=name
+        ) from None
+    return list(parsed)
+
+
+def _check_names(signature: Sequence[ColumnSpec], names: Iterable[str], where: str) -> None:
+    expected = [spec.name for spec in signature]
+    given = list(names)
+    given_set = set(given)
+    missing = [name for name in expected if name not in given_set]
+    if missing:
+        raise InvalidRequestError(
+            f"{where}: missing column(s) {', '.join(repr(m) for m in missing)}; the model "
+            f"expects {expected}",
+            field=missing[0],
+        )
+    expected_set = set(expected)
+    extra = [name for name in given if name not in expected_set]
+    if extra:
+        raise InvalidRequestError(
+            f"{where}: unknown column(s) {', '.join(repr(e) for e in extra)}; the model "
+            f"expects {expected}",
+            field=extra[0],
+        )
+    if len(given) != len(given_set):
+        dup = next(name for name in given if given.count(name) > 1)
+        raise InvalidRequestError(f"{where}: column '{dup}' is given twice", field=dup)
+
+
+def _from_rows(signature: Sequence[ColumnSpec], rows: Any, where: str) -> Columns:
+    """Columns from a list of rows, each a list in signature order."""
+    width = len(signature)
+    for i, row in enumerate(rows):
+        if not isinstance(row, list):
+            raise InvalidRequestError(
+                f"{where}[{i}]: expected a row (a list of {width} values), got {_type_name(row)}",
+                field=f"{where}[{i}]",
+            )
+        if len(row) != width:
+            raise InvalidRequestError(
+                f"{where}[{i}]: row has {len(row)} values, the model expects {width} "
+                f"({[spec.name for spec in signature]})",
+                field=f"{where}[{i}]",
+            )
+    schema = schema_of(signature)
+    if schema.block_kind is not None:
+        flat = list(chain.from_iterable(rows))
+        if _types_fit(schema.block_kind, flat):
+            return Columns(None, len(rows), flat)
+    data = [_check_values(spec, [row[j] for row in rows]) for j, spec in enumerate(signature)]
+    return Columns(data, len(rows))
+
+
+def _from_records(signature: Sequence[ColumnSpec], records: list[Any], where: str) -> Columns:
+    """Columns from a list of ``{column: value}`` records."""
+    names = [spec.name for spec in signature]
+    width = len(names)
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InvalidRequestError(
+                f"{where}[{i}]: expected an object of column values, got {_type_name(record)}",
+                field=f"{where}[{i}]",
+            )
+        if len(record) != width or not all(name in record for name in names):
+            _check_names(signature, record.keys(), f"{where}[{i}]")
+    data = [_check_values(spec, [record[spec.name] for record in records]) for spec in signature]
+    return Columns(data, len(records))
+
+
+def _from_columnar(
+    signature: Sequence[ColumnSpec], columns: Mapping[str, Any], where: str
+) -> Columns:
+    """Columns from ``{column: [values]}``."""
+    _check_names(signature, columns.keys(), where)
+    rows: int | None = None
+    data: list[list[Any]] = []
+    for spec in signature:
+        values = columns[spec.name]
+        if not isinstance(values, list):
+            values = [values]
+        if rows is None:
+            rows = len(values)
+        elif len(values) != rows:
+            raise InvalidRequestError(
+                f"{where}: column '{spec.name}' has {len(values)} values, others have {rows}",
+                field=spec.name,
+            )
+        data.append(_check_values(spec, values))
+    return Columns(data, rows or 0)
+
+
+def _nonempty(columns: Columns, where: str) -> Columns:
+    if columns.rows == 0:
+        raise InvalidRequestError(f"{where}: no rows to predict", field=where)
+    return columns
+
+
+def decode_invocations(payload: Any, signature: Sequence[ColumnSpec]) -> Columns:
+    """Decode an MLflow-style ``/invocations`` JSON payload.
+
+    Accepts exactly one of ``dataframe_split`` (``{"columns": [...], "data": [[...]]}``),
+    ``dataframe_records`` (``[{column: value}]``), ``instances`` or ``inputs`` (records, rows
+    or ``{column: [values]}``). A ``params`` key is accepted and ignored.
+
+    Raises:
+        InvalidRequestError: The payload's shape, columns or values do not fit the signature.
+    """
+    if not isinstance(payload, dict):
+        raise InvalidRequestError(
+            "expected a JSON object with one of 'dataframe_split', 'dataframe_records', "
+            f"'instances' or 'inputs', got {_type_name(payload)}"
+        )
+    keys = [
+        k for k in ("dataframe_split", "dataframe_records", "instances", "inputs") if k in payload
+    ]
+    unknown = [k for k in payload if k not in {*keys, "params"}]
+    if unknown:
+        raise InvalidRequestError(f"unknown top-level key '{unknown[0]}'", field=unknown[0])
+    if len(keys) != 1:
+        raise InvalidRequestError(
+            "expected exactly one of 'dataframe_split', 'dataframe_records', 'instances' or "
+            f"'inputs', got {keys or 'none'}"
+        )
+    key = keys[0]
+    body = payload[key]
+    if key == "dataframe_split":
+        if not isinstance(body, dict):
+            raise InvalidRequestError(
+                "dataframe_split: expected {'columns': [...], 'data': [[...]]}", field=key
+            )
+        columns = body.get("columns")
+        data = body.get("data")
+        if not isinstance(data, list):
+            raise InvalidRequestError("dataframe_split.data: expected a list of rows", field=key)
+        if columns is None:
+            return _nonempty(_from_rows(signature, data, "dataframe_split.data"), key)
+        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+            raise InvalidRequestError(
+                "dataframe_split.columns: expected a list of column names", field=key
+            )
+        if columns == schema_of(signature).names:
+            return _nonempty(_from_rows(signature, data, "dataframe_split.data"), key)
+        _check_names(signature, columns, "dataframe_split.columns")
+        order = {name: i for i, name in enumerate(columns)}
+        width = len(columns)
+        for i, row in enumerate(data):
+            if not isinstance(row, list) or len(row) != width:
+                raise InvalidRequestError(
+                    f"dataframe_split.data[{i}]: expected a row of {width} values",
+                    field=f"dataframe_split.data[{i}]",
+                )
+        cols = [_check_values(spec, [row[order[spec.name]] for row in data]) for spec in signature]
+        return _nonempty(Columns(cols, len(data)), key)
+    if key == "dataframe_records":
+        if not isinstance(body, list):
+            raise InvalidRequestError("dataframe_records: expected a list of objects", field=key)
+        return _nonempty(_from_records(signature, body, key), key)
+    # instances / inputs
+    if isinstance(body, dict):
+        return _nonempty(_from_columnar(signature, body, key), key)
+    if not isinstance(body, list):
+        raise InvalidRequestError(f"{key}: expected a list or an object", field=key)
+    if body and isinstance(body[0], dict):
+        return _nonempty(_from_records(signature, body, key), key)
+    if body and not isinstance(body[0], list) and len(signature) > 1:
+        raise InvalidRequestError(
+            f"{key}: expected rows of {len(signature)} values or objects of column values",
+            field=key,
+        )
+    if body and not isinstance(body[0], list):
+        body = [[value] for value in body]
+    return _nonempty(_from_rows(signature, body, key), key)
+
+
+# --- V2 -------------------------------------------------------------------------------------
+
+
+def _flatten(data: Any, name: str) -> list[Any]:
+    if not isinstance(data, list):
+        raise InvalidRequestError(f"input '{name}': 'data' must be a list", field=name)
+    if data and isinstance(data[0], list):
+        flat: list[Any] = []
+        stack = [data]
+        # Nested lists are allowed by the protocol; flatten row-major.
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(reversed(item))
+            else:
+                flat.append(item)
+        return flat
+    return data
+
+
+def _decode_binary(raw: bytes, datatype: str, name: str) -> list[Any]:
+    if datatype == "BYTES":
+        values: list[Any] = []
+        offset = 0
+        while offset < len(raw):
+            if offset + 4 > len(raw):
+                raise InvalidRequestError(f"input '{name}': truncated BYTES element", field=name)
+            (length,) = struct.unpack_from("<I", raw, offset)
+            offset += 4
+            chunk = raw[offset : offset + length]
+            if len(chunk) != length:
+                raise InvalidRequestError(f"input '{name}': truncated BYTES element", field=name)
+            try:
+                values.append(chunk.decode())
+            except UnicodeDecodeError:
+                raise InvalidRequestError(
+                    f"input '{name}': BYTES element is not UTF-8 text", field=name
+                ) from None
+            offset += length
+        return values
+    np_dtype = _V2_NUMPY.get(datatype)
+    if np_dtype is None:
+        raise InvalidRequestError(
+            f"input '{name}': binary data of datatype {datatype} is not supported", field=name
+        )
+    itemsize = np.dtype(np_dtype).itemsize
+    if len(raw) % itemsize:
+        raise InvalidRequestError(
+            f"input '{name}': {len(raw)} bytes is not a whole number of {datatype} elements",
+            field=name,
+        )
+    values = np.frombuffer(raw, dtype=np_dtype).tolist()
+    return values
+
+
+@dataclass(slots=True)
+class V2Request:
+    """A decoded V2 inference request."""
+
+    id: str | None
+    columns: Columns
+    outputs: list[dict[str, Any]] | None
+    binary_output: bool
+
+
+def _split_binary(body: bytes, header_length: int | None) -> tuple[bytes, bytes]:
+    if header_length is None:
+        return body, b""
+    if header_length < 0 or header_length > len(body):
+        raise InvalidRequestError(
+            f"Inference-Header-Content-Length {header_length} does not fit a body of "
+            f"{len(body)} bytes"
+        )
+    return body[:header_length], body[header_length:]
+
+
+def parse_v2(body: bytes, header_length: int | None = None) -> tuple[dict[str, Any], bytes]:
+    """Split a V2 request body into its JSON header (parsed) and its binary tensor data.
+
+    Raises:
+        InvalidRequestError: The body is not a JSON object or the header length is wrong.
+    """
+    head, binary = _split_binary(body, header_length)
+    payload = loads_json(head)
+    if not isinstance(payload, dict):
+        raise InvalidRequestError(f"expected a JSON object, got {_type_name(payload)}")
+    request_id = payload.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidRequestError("'id' must be a string", field="id")
+    return payload, binary
+
+
+def decode_v2(
+    payload: dict[str, Any], signature: Sequence[ColumnSpec], binary: bytes = b""
+) -> V2Request:
+    """Decode a parsed V2 ``/infer`` request (see :func:`parse_v2`) against a signature.
+
+    Inputs are either one tensor per column (shape ``[n]`` or ``[n, 1]``) or one 2-D tensor of
+    shape ``[n, columns]`` whose columns follow the signature.
+
+    Raises:
+        InvalidRequestError: The request's tensors, shapes or values do not fit.
+    """
+    inputs = payload.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidRequestError("'inputs' must be a non-empty list of tensors", field="inputs")
+    request_id = payload.get("id")
+    binary_offset = 0
+    tensors: list[tuple[str, str, list[int], list[Any]]] = []
+    for i, tensor in enumerate(inputs):
+        if not isinstance(tensor, dict):
+            raise InvalidRequestError(f"inputs[{i}] must be an object", field=f"inputs[{i}]")
+        name = tensor.get("name")
+        datatype = tensor.get("datatype")
+        shape = tensor.get("shape")
+        if not isinstance(name, str):
+            raise InvalidRequestError(f"inputs[{i}]: 'name' is required", field=f"inputs[{i}]")
+        if datatype not in _V2_KIND:
+            raise InvalidRequestError(
+                f"input '{name}': unknown datatype {datatype!r}; use one of {', '.join(_V2_KIND)}",
+                field=name,
+            )
+        if (
+            not isinstance(shape, list)
+            or not shape
+            or not all(type(d) is int and d >= 0 for d in shape)
+        ):
+            raise InvalidRequestError(
+                f"input '{name}': 'shape' must be a non-empty list of non-negative integers",
+                field=name,
+            )
+        params = tensor.get("parameters") or {}
+        binary_size = params.get("binary_data_size") if isinstance(params, dict) else None
+        if binary_size is not None:
+            if type(binary_size) is not int or binary_offset + binary_size > len(binary):
+                raise InvalidRequestError(
+                    f"input '{name}': binary_data_size {binary_size!r} runs past the body",
+                    field=name,
+                )
+            data = _decode_binary(
+                binary[binary_offset : binary_offset + binary_size], datatype, name
+            )
+            binary_offset += binary_size
+        else:
+            if "data" not in tensor:
+                raise InvalidRequestError(f"input '{name}': 'data' is required", field=name)
+            data = _flatten(tensor["data"], name)
+        size = math.prod(shape)
+        if len(data) != size:
+            raise InvalidRequestError(
+                f"input '{name}': shape {shape} holds {size} values but 'data' has {len(data)}",
+                field=name,
+            )
+        tensors.append((name, datatype, shape, data))
+
+    by_name = {spec.name: spec for spec in signature}
+    first_name, first_type, first_shape, first_data = tensors[0]
+    width = len(signature)
+    if len(tensors) == 1 and (first_name not in by_name or (width > 1 and len(first_shape) == 2)):
+        # One 2-D tensor carrying every column.
+        if len(first_shape) != 2 or first_shape[1] != width:
+            raise InvalidRequestError(
+                f"input '{first_name}': a single tensor must have shape [n, {width}] for the "
+                f"columns {[s.name for s in signature]}, got {first_shape}",
+                field=first_name,
+            )
+        kind = _V2_KIND[first_type]
+        schema = schema_of(signature)
+        block = schema.block_kind
+        for spec in signature if block is None or kind not in _ACCEPTS[block] else ():
+            if kind not in _ACCEPTS[spec.kind]:
+                raise InvalidRequestError(
+                    f"input '{first_name}': datatype {first_type} cannot feed column "
+                    f"'{spec.name}' ({spec.dtype}); send one input per column",
+                    field=spec.name,
+                )
+        if block is not None and _types_fit(block, first_data):
+            columns = Columns(None, first_shape[0], first_data)
+        else:
+            data = [_check_values(spec, first_data[j::width]) for j, spec in enumerate(signature)]
+            columns = Columns(data, first_shape[0])
+    else:
+        _check_names(signature, (t[0] for t in tensors), "inputs")
+        given = {t[0]: t for t in tensors}
+        rows: int | None = None
+        data = []
+        for spec in signature:
+            name, datatype, shape, values = given[spec.name]
+            if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+                raise InvalidRequestError(
+                    f"input '{name}': shape must be [n] or [n, 1] for a column input, got {shape}",
+                    field=name,
+                )
+            if _V2_KIND[datatype] not in _ACCEPTS[spec.kind]:
+                raise InvalidRequestError(
+                    f"input '{name}': datatype {datatype} does not fit column '{name}' "
+                    f"({spec.dtype}); send {v2_input_datatype(spec)}",
+                    field=name,
+                )
+            if rows is None:
+                rows = shape[0]
+            elif shape[0] != rows:
+                raise InvalidRequestError(
+                    f"input '{name}': {shape[0]} rows, but other inputs have {rows}", field=name
+                )
+            data.append(_check_values(spec, values))
+        columns = Columns(data, rows or 0)
+    if columns.rows == 0:
+        raise InvalidRequestError("inputs: no rows to predict", field="inputs")
+
+    outputs = payload.get("outputs")
+    if outputs is not None and not (
+        isinstance(outputs, list) and all(isinstance(o, dict) and "name" in o for o in outputs)
+    ):
+        raise InvalidRequestError("'outputs' must be a list of {'name': ...}", field="outputs")
+    params = payload.get("parameters")
+    binary_output = bool(isinstance(params, dict) and params.get("binary_data_output"))
+    return V2Request(request_id, columns, outputs, binary_output)
+
+
+def encode_v2_response(
+    *,
+    model: str,
+    version: str,
+    request_id: str | None,
+    output_name: str,
+    result: np.ndarray,
+    requested: list[dict[str, Any]] | None,
+    binary_output: bool,
+) -> tuple[bytes, int | None]:
+    """Encode a V2 inference response.
+
+    Returns:
+        The body and, when binary tensor data was asked for, the JSON header's length (for
+        the ``Inference-Header-Content-Length`` header).
+
+    Raises:
+        InvalidRequestError: An output was requested that the model does not have.
+    """
+    binary = binary_output
+    if requested is not None:
+        for out in requested:
+            if out["name"] != output_name:
+                raise InvalidRequestError(
+                    f"outputs: model '{model}' has no output '{out['name']}'; it has "
+                    f"'{output_name}'",
+                    field="outputs",
+                )
+            params = out.get("parameters")
+            if isinstance(params, dict) and "binary_data" in params:
+                binary = bool(params["binary_data"])
+    datatype = v2_datatype_for(result)
+    tensor: dict[str, Any] = {
+        "name": output_name,
+        "datatype": datatype,
+        "shape": list(result.shape),
+    }
+    blob = b""
+    if binary and datatype != "BYTES":
+        blob = np.ascontiguousarray(result).astype(result.dtype.newbyteorder("<")).tobytes()
+        tensor["parameters"] = {"binary_data_size": len(blob)}
+    elif result.dtype.kind in "biuf":
+        tensor["data"] = np.ascontiguousarray(result).ravel()
+    else:
+        tensor["data"] = [str(v) for v in result.ravel().tolist()]
+    response: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": [tensor]}
+    if request_id is not None:
+        response["id"] = request_id
+    head = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
+    if blob:
+        return head + blob, len(head)
+    return head, None

@@ -1,0 +1,134 @@
+"""Configuration of one model server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from opsloop.serve.base import ServableModel
+
+__all__ = ["ServerConfig"]
+
+
+class ServerConfig(BaseModel):
+    """Everything one server needs: its models, routing, batching, limits and logs.
+
+    Args:
+        models: Model versions to load and warm at startup.
+        traffic: Weighted routing per model, ``{"churn": {"3": 90, "4": 10}}``. A model with
+            no entry sends all traffic to the version loaded first.
+        shadow: Shadow versions per model, ``{"churn": ["5"]}``: they get a copy of the
+            routed traffic, their answers are logged and compared, never returned.
+        host: Address to listen on.
+        port: Port to listen on (0 picks a free one when serving through a socket).
+        batching: Coalesce concurrent requests for one version into one ``predict`` call.
+        max_batch_size: Most rows per ``predict`` call.
+        max_wait_ms: Longest a request waits for others to join its batch.
+        offload: Run ``predict`` in a worker thread ``always``, ``never`` or when slow (auto).
+        offload_threshold_ms: In auto mode, offload when recent predicts took longer.
+        predict_threads: Worker threads for offloaded predicts.
+        max_body_bytes: Largest request body; larger ones get 413 unread.
+        body_timeout_s: Longest a client may take to send a body (408 after).
+        header_timeout_s: Longest a client may take to send a request's headers (then the
+            connection is closed), so slow clients cannot pile up.
+        keep_alive_s: Idle keep-alive connections are closed after this.
+        limit_concurrency: Most connections plus in-flight requests (503 beyond).
+        graceful_timeout_s: On SIGTERM, longest to wait for in-flight requests.
+        prediction_sink: Receives prediction records (``PredictionSink``); None logs nothing.
+        feedback_sink: Receives feedback records (``FeedbackSink``); None refuses feedback.
+        log_queue_size: Records that may wait for the sink before requests wait.
+        log_batch_size: Most records per sink write.
+        log_flush_interval_s: How long records may gather before a write.
+        log_inputs: Include request inputs in prediction records.
+        admin_token: Bearer token for ``/v1/admin/models``; without one, only clients on the
+            loopback address may use it.
+        loader: Turns a model URI into a ``ServableModel`` for the admin ``load`` action.
+        max_shadow_inflight: Most shadow predictions running at once; beyond, copies are
+            skipped and counted.
+        warmup: Predict once on a synthetic row before a version takes traffic.
+        deployment: Name of the deployment this server runs for, written into every
+            prediction and feedback record.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    models: list[Any] = Field(default_factory=list)
+    traffic: dict[str, dict[str, float]] = Field(default_factory=dict)
+    shadow: dict[str, list[str]] = Field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    batching: bool = True
+    max_batch_size: int = Field(default=64, ge=1)
+    max_wait_ms: float = Field(default=2.0, ge=0)
+    offload: Literal["auto", "always", "never"] = "auto"
+    offload_threshold_ms: float = Field(default=2.0, ge=0)
+    predict_threads: int = Field(default=2, ge=1)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    keep_alive_s: int = Field(default=5, ge=1)
+    limit_concurrency: int | None = Field(default=4096, ge=1)
+    graceful_timeout_s: float = Field(default=30.0, gt=0)
+    prediction_sink: Any | None = None
+    feedback_sink: Any | None = None
+    log_queue_size: int = Field(default=10_000, ge=1)
+    log_batch_size: int = Field(default=1_000, ge=1)
+    log_flush_interval_s: float = Field(default=0.1, ge=0)
+    log_inputs: bool = True
+    admin_token: SecretStr | None = None
+    loader: Callable[[str], ServableModel] | None = None
+    max_shadow_inflight: int = Field(default=256, ge=1)
+    warmup: bool = True
+    deployment: str | None = None
+
+    @field_validator("models")
+    @classmethod
+    def _servable(cls, models: list[Any]) -> list[Any]:
+        seen: set[tuple[str, str]] = set()
+        for i, model in enumerate(models):
+            if not isinstance(model, ServableModel):
+                raise ValueError(
+                    f"models[{i}]: {type(model).__name__} is not a ServableModel (needs name, "
+                    "version, signature and predict)"
+                )
+            key = (model.name, str(model.version))
+            if key in seen:
+                raise ValueError(f"models[{i}]: model '{key[0]}' version '{key[1]}' is given twice")
+            seen.add(key)
+        return models
+
+    @field_validator("traffic")
+    @classmethod
+    def _weights(cls, traffic: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for name, weights in traffic.items():
+            if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+                raise ValueError(
+                    f"traffic.{name}: weights must be non-negative with a positive sum"
+                )
+        return traffic
+
+    @field_validator("prediction_sink", "feedback_sink")
+    @classmethod
+    def _sink(cls, sink: Any) -> Any:
+        if sink is not None and not callable(getattr(sink, "write_batch", None)):
+            raise ValueError(f"{type(sink).__name__} has no write_batch(records) method")
+        return sink
+
+    @model_validator(mode="after")
+    def _routes_known(self) -> ServerConfig:
+        loaded: dict[str, set[str]] = {}
+        for model in self.models:
+            loaded.setdefault(model.name, set()).add(str(model.version))
+        for field, table in (("traffic", self.traffic), ("shadow", self.shadow)):
+            for name, versions in table.items():
+                if name not in loaded:
+                    raise ValueError(f"{field}.{name}: no model '{name}' is configured")
+                unknown = [v for v in versions if v not in loaded[name]]
+                if unknown:
+                    raise ValueError(
+                        f"{field}.{name}: version(s) {unknown} are not configured; loaded: "
+                        f"{sorted(loaded[name])}"
+                    )
+        return self

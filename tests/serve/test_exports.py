@@ -1,0 +1,38 @@
+"""The package's public names, and the split between core contracts and the serve extra."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import opsloop.serve as serve_pkg
+
+
+def test_every_public_name_resolves() -> None:
+    for name in serve_pkg.__all__:
+        assert getattr(serve_pkg, name) is not None, name
+
+
+def test_contracts_import_without_the_server_stack() -> None:
+    code = (
+        "import sys\n"
+        "from opsloop.serve import ColumnSpec, ServableModel, SklearnServable\n"
+        "heavy = {'starlette', 'uvicorn', 'prometheus_client', 'orjson'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_extra_names_the_pip_command() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['starlette'] = None\n"
+        "from opsloop.errors import MissingDependencyError\n"
+        "import opsloop.serve as s\n"
+        "try:\n"
+        "    s.create_app\n"
+        "except MissingDependencyError as exc:\n"
+        "    print(exc.package, exc.hint)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "starlette pip install 'opsloop[serve]'"
