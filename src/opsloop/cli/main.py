@@ -48,13 +48,14 @@ def _root(
 
 def _register_commands() -> None:
     # Imported here so that a command module's heavy imports load only with the command.
-    from opsloop.cli import init, quickstart, run
+    from opsloop.cli import init, quickstart, run, serve
 
     app.command("quickstart")(quickstart.quickstart)
     app.command("init")(init.init)
     app.command("run")(run.run)
     app.add_typer(runs.app, name="runs")
     app.add_typer(models.app, name="models")
+    app.command("serve")(serve.serve_command)
     app.add_typer(gitops.deploy_app, name="deploy")
     app.command("sync")(gitops.sync)
     app.command("status")(gitops.status)
