@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _anchors import anchor_python
 
-MLFLOW_REQUIREMENTS = ["mlflow==3.18.0"]
+MLFLOW_REQUIREMENTS = ["mlflow==3.17.2"]
 
 OPSLOOP_SIDE = textwrap.dedent(
     """

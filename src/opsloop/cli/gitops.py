@@ -265,16 +265,40 @@ def up(
         False, "--stop-on-exit", help="Stop every deployment when the loop ends."
     ),
     folder: str = typer.Option("deploy", "--folder", help=FOLDER_HELP),
+    monitor_every: float = typer.Option(
+        60.0, "--monitor-every", help="Seconds between monitor passes (0: no monitoring)."
+    ),
 ) -> None:
-    """Reconcile continuously (automated sync, self-heal, prune) until Ctrl-C."""
-    from opsloop.gitops import Reconciler, SyncResult
+    """Reconcile continuously (automated sync, self-heal, prune) and monitor, until Ctrl-C."""
+    import time
 
-    rec = Reconciler(project(), runtime=runtime, folder=folder)
+    from opsloop.gitops import Reconciler, SyncResult
+    from opsloop.monitor.service import monitor_pass
+
+    proj = project()
+    rec = Reconciler(proj, runtime=runtime, folder=folder)
     stop = threading.Event()
+    last_monitor = [0.0]
+    monitor_note = [Text("")]
     with Live(Text("first pass…"), console=console, refresh_per_second=4) as live:
 
         def on_pass(result: SyncResult) -> None:
-            live.update(_status_table(result, f"every {interval:g} s; Ctrl-C to stop"))
+            now = time.monotonic()
+            if monitor_every > 0 and now - last_monitor[0] >= monitor_every:
+                last_monitor[0] = now
+                try:
+                    done = monitor_pass(proj)
+                    monitor_note[0] = Text(
+                        f"monitors: {done.points} points, {len(done.opened)} incident(s) opened"
+                    )
+                except OpsloopError as exc:
+                    monitor_note[0] = Text(f"monitor pass failed: {exc}", style="red")
+            live.update(
+                Group(
+                    _status_table(result, f"every {interval:g} s; Ctrl-C to stop"),
+                    monitor_note[0],
+                )
+            )
 
         def on_error(exc: OpsloopError) -> None:
             live.update(Group(Text(f"pass failed: {exc}", style="red")))

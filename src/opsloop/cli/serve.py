@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -71,6 +71,23 @@ def parse_routes(values: list[str], option: str) -> dict[str, list[tuple[str, st
     return routes
 
 
+def _sink(target: str | None, deployment: str | None, *, feedback: bool) -> Any:
+    """A file sink when a log file is given, ``none`` for no log, else the metadata store."""
+    from opsloop.serve.sinks import open_sink
+
+    if target == "none":
+        return None
+    if target:
+        return open_sink(target)
+    from opsloop.context import current_project
+    from opsloop.serve.store_sink import StoreFeedbackSink, StorePredictionSink
+
+    store = current_project().store
+    if feedback:
+        return StoreFeedbackSink(store, deployment or "")
+    return StorePredictionSink(store, deployment or "")
+
+
 def serve_command(
     model_uri: Annotated[
         list[str],
@@ -100,11 +117,17 @@ def serve_command(
     ] = None,
     prediction_log: Annotated[
         str | None,
-        typer.Option("--prediction-log", help="Prediction log: a .jsonl file or parquet://DIR."),
+        typer.Option(
+            "--prediction-log",
+            help="Prediction log: a .jsonl file, parquet://DIR, or none (default: the store).",
+        ),
     ] = None,
     feedback_log: Annotated[
         str | None,
-        typer.Option("--feedback-log", help="Feedback log: a .jsonl file or parquet://DIR."),
+        typer.Option(
+            "--feedback-log",
+            help="Feedback log: a .jsonl file, parquet://DIR, or none (default: the store).",
+        ),
     ] = None,
     max_body_mb: Annotated[
         float, typer.Option("--max-body-mb", min=0.001, help="Largest request body, in MiB.")
@@ -135,7 +158,6 @@ def serve_command(
     """Serve model versions with the V2 inference protocol and MLflow-style /invocations."""
     from opsloop.serve.config import ServerConfig
     from opsloop.serve.server import serve
-    from opsloop.serve.sinks import open_sink
 
     load = resolve_loader(loader)
     models = [load(uri) for uri in model_uri]
@@ -158,8 +180,8 @@ def serve_command(
             max_batch_size=max_batch_size,
             max_wait_ms=max_wait_ms,
             max_body_bytes=int(max_body_mb * 1024 * 1024),
-            prediction_sink=open_sink(prediction_log) if prediction_log else None,
-            feedback_sink=open_sink(feedback_log) if feedback_log else None,
+            prediction_sink=_sink(prediction_log, deployment, feedback=False),
+            feedback_sink=_sink(feedback_log, deployment, feedback=True),
             admin_token=admin_token,
             loader=load,
             deployment=deployment,

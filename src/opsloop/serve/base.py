@@ -311,7 +311,12 @@ class FeedbackRecord:
 
 @runtime_checkable
 class PredictionSink(Protocol):
-    """Where prediction records go. Called from a writer thread, one batch at a time."""
+    """Where prediction records go. Called from a writer thread, one batch at a time.
+
+    A sink may also offer ``encode(records) -> bytes`` and ``write_bytes(data)``: the server
+    then encodes on its event loop in small slices and only writes in the thread, which keeps
+    CPU-bound encoding from stalling requests (see :class:`opsloop.serve.JsonlSink`).
+    """
 
     def write_batch(self, records: list[PredictionRecord]) -> None:
         """Persist ``records``; raise to signal the batch was not written."""

@@ -28,6 +28,7 @@ class _Sink(Protocol[R]):
 
 
 _STOP = object()
+_ENCODE_SLICE = 64
 
 
 class RecordLog(Generic[R]):
@@ -143,11 +144,31 @@ class RecordLog(Generic[R]):
             if stop and queue.empty():
                 return
 
+    async def _encode(self, batch: list[R]) -> bytes | None:
+        """The batch as bytes, for sinks that split encoding from writing; else None.
+
+        Encoding is CPU work under the GIL: done in a thread it would stall the event loop for
+        whole switch intervals, so it runs here in small slices between requests and only the
+        blocking write goes to a thread.
+        """
+        encode = getattr(self.sink, "encode", None)
+        if not callable(encode) or not callable(getattr(self.sink, "write_bytes", None)):
+            return None
+        parts: list[bytes] = []
+        for start in range(0, len(batch), _ENCODE_SLICE):
+            parts.append(encode(batch[start : start + _ENCODE_SLICE]))
+            await asyncio.sleep(0)
+        return b"".join(parts)
+
     async def _write(self, batch: list[R]) -> None:
         delay = 0.05
+        data = await self._encode(batch)
         while True:
             try:
-                await asyncio.to_thread(self.sink.write_batch, batch)
+                if data is None:
+                    await asyncio.to_thread(self.sink.write_batch, batch)
+                else:
+                    await asyncio.to_thread(self.sink.write_bytes, data)  # type: ignore[attr-defined]
             except Exception as exc:
                 self.failed_batches += 1
                 if self.metrics is not None:

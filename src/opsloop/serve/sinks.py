@@ -47,12 +47,19 @@ class JsonlSink:
         self.fsync = fsync
         self._lock = threading.Lock()
 
-    def write_batch(self, records: list[Any]) -> None:
-        """Append ``records``."""
-        data = b"".join(
+    def encode(self, records: list[Any]) -> bytes:
+        """``records`` as JSON Lines."""
+        return b"".join(
             orjson.dumps(record.to_dict(), default=_default, option=_JSON_OPTS) + b"\n"
             for record in records
         )
+
+    def write_batch(self, records: list[Any]) -> None:
+        """Append ``records``."""
+        self.write_bytes(self.encode(records))
+
+    def write_bytes(self, data: bytes) -> None:
+        """Append already encoded lines (see :meth:`encode`)."""
         with self._lock, self.path.open("ab") as fh:
             fh.write(data)
             if self.fsync:

@@ -1,0 +1,127 @@
+"""``opsloop monitor run|report``: scheduled monitors, once, and their HTML report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from opsloop.cli._common import console, project
+from opsloop.errors import MonitorError
+
+app = typer.Typer(
+    help="Drift, model quality and service health from the prediction log.",
+    no_args_is_help=True,
+)
+
+WINDOW_HELP = "Window length: 30s, 15m, 1h, 1d …"
+
+
+def parse_window(text: str) -> timedelta:
+    """A window length from text such as ``15m``, ``1h``, ``90s`` or ``1d``.
+
+    Raises:
+        MonitorError: The text is not a positive duration.
+    """
+    import pandas as pd
+
+    # pandas reads the usual unit suffixes (s, m/min, h, d) and combinations like 1h30m.
+    try:
+        value: timedelta = pd.Timedelta(text.strip()).to_pytimedelta()
+    except (ValueError, TypeError):
+        raise MonitorError(
+            f"window {text!r} is not a duration", hint="use e.g. 30s, 15m, 1h or 1d"
+        ) from None
+    if value <= timedelta(0):
+        raise MonitorError(f"window {text!r} must be longer than zero")
+    return value
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time; without a zone it is UTC.
+
+    Raises:
+        MonitorError: The text is not an ISO time.
+    """
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise MonitorError(
+            f"time {text!r} is not an ISO 8601 time", hint="use e.g. 2026-03-02T10:00"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+@app.command("run")
+def run(
+    deployment: list[str] | None = typer.Option(
+        None, "--deployment", "-d", help="Only this deployment (repeatable); default: all."
+    ),
+    window: str = typer.Option("15m", "--window", "-w", help=WINDOW_HELP),
+    until: str | None = typer.Option(
+        None,
+        "--until",
+        help="Monitor the windows that ended by this ISO time (UTC unless it has a zone); "
+        "default: now.",
+    ),
+) -> None:
+    """Monitor every complete window since the last run, once; alert and open incidents."""
+    from opsloop.monitor.service import monitor_pass
+
+    length = parse_window(window)
+    end = parse_time(until) if until is not None else None
+    result = monitor_pass(
+        project(), deployments=deployment or None, window=length, until=end, progress=True
+    )
+    if not result.windows:
+        console.print("nothing to monitor: no complete window with predictions since the last run")
+    else:
+        table = Table(title=f"monitored {len(result.windows)} window(s)", title_justify="left")
+        for col in ("deployment", "windows", "requests", "rows", "labelled", "drifting now"):
+            table.add_column(col, overflow="fold" if col == "drifting now" else "ellipsis")
+        for name in result.deployments:
+            mine = [w for w in result.windows if w.deployment == name]
+            last = mine[-1]
+            drifting = "; ".join(
+                f"{key}: {', '.join(features) or '-'}" for key, features in last.drifted.items()
+            )
+            table.add_row(
+                escape(name),
+                str(len(mine)),
+                str(sum(w.requests for w in mine)),
+                str(sum(w.rows for w in mine)),
+                str(sum(w.labelled for w in mine)),
+                escape(drifting or "-"),
+            )
+        console.print(table)
+        console.print(f"{result.points} series points written")
+    if result.alerts:
+        console.print(
+            f"{len(result.alerts)} alert(s); incidents opened: "
+            f"{', '.join(map(str, result.opened)) or '-'}, updated: "
+            f"{', '.join(map(str, result.updated)) or '-'}"
+        )
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
+
+
+@app.command("report")
+def report(
+    deployment: str = typer.Argument(..., help="The deployment."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="HTML file (default: drift-<deployment>.html)."
+    ),
+    window: str = typer.Option("15m", "--window", "-w", help=WINDOW_HELP),
+) -> None:
+    """Write the HTML drift report of a deployment's latest monitored window."""
+    from opsloop.monitor.service import write_monitor_report
+
+    proj = project()
+    target = out if out is not None else Path(f"drift-{deployment}.html")
+    written = write_monitor_report(
+        proj.store, proj.artifacts, deployment, target, window=parse_window(window)
+    )
+    console.print(f"report written to {escape(str(written))}")

@@ -1,0 +1,378 @@
+"""Windows of the prediction log as DataFrames, with the feedback labels joined in.
+
+The model server writes one prediction row per request: ``inputs`` is ``{column: [values]}``
+(a request may carry several rows) and ``outputs`` is ``{"values": [...]}`` with one entry per
+row, a list of class probabilities for classifiers (the positive class last) or a number for
+regressors. Feedback rows carry ``{"value": label}`` for a request, one label, or a list with
+one label per row of a multi-row request; when a request got several labels, the latest wins.
+
+Monitors read windows ``[since, until)`` of this log. Window bounds are aligned to multiples of
+the window length since the Unix epoch, so that every run, whatever its clock, cuts the same
+windows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from opsloop.errors import MonitorError
+
+if TYPE_CHECKING:
+    from opsloop.store import Store
+    from opsloop.store.types import PredictionInfo
+
+__all__ = [
+    "LABEL",
+    "META_COLUMNS",
+    "MODEL",
+    "OUTPUT",
+    "PREDICTION",
+    "REQUEST_ID",
+    "REQUEST_TIME",
+    "VERSION",
+    "Label",
+    "PredictionWindow",
+    "align",
+    "labelled_window",
+    "latest_labels",
+    "load_window",
+    "read_labels",
+    "rows_frame",
+    "window_bounds",
+]
+
+REQUEST_ID = "request_id"
+REQUEST_TIME = "request_time"
+MODEL = "model_name"
+VERSION = "model_version"
+#: The score monitoring watches: P(positive class) for classifiers, the prediction otherwise
+#: (what the reference profile holds under the same name).
+PREDICTION = "prediction"
+#: The raw output entry of the row: the list of class probabilities, or the prediction.
+OUTPUT = "output"
+#: The row's ground-truth label, ``None`` while none has arrived.
+LABEL = "label"
+META_COLUMNS = (REQUEST_ID, REQUEST_TIME, MODEL, VERSION, PREDICTION, OUTPUT, LABEL)
+"""Columns a window adds next to the features; a feature may not use these names."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Request ids per IN (...) query: well under every backend's bound-parameter limit.
+_ID_CHUNK = 500
+_REQUEST_COLUMNS = (REQUEST_ID, REQUEST_TIME, MODEL, VERSION, "latency_ms", "rows")
+
+
+def utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC datetime (naive values are taken as UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def align(value: datetime, step: timedelta) -> datetime:
+    """The window boundary at or before ``value``: a multiple of ``step`` since the epoch."""
+    if step <= timedelta(0):
+        raise MonitorError(f"window length must be positive, got {step}")
+    return _EPOCH + ((utc(value) - _EPOCH) // step) * step
+
+
+def window_bounds(
+    start: datetime, end: datetime, step: timedelta
+) -> list[tuple[datetime, datetime]]:
+    """Consecutive windows covering ``[start, end)``, cut at aligned boundaries.
+
+    ``start`` need not be aligned (a run after the window length changed continues where the
+    last one stopped): the first window then ends at the next boundary. ``end`` should be a
+    boundary; a trailing part shorter than ``step`` is still a window.
+    """
+    start, end = utc(start), utc(end)
+    out: list[tuple[datetime, datetime]] = []
+    lo = start
+    while lo < end:
+        hi = min(align(lo, step) + step, end)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+@dataclass(frozen=True)
+class PredictionWindow:
+    """The prediction log of one deployment over ``[since, until)``.
+
+    Attributes:
+        deployment: The deployment.
+        since: Start of the window (inclusive).
+        until: End of the window (exclusive).
+        rows: One row per predicted row: the input columns, then :data:`META_COLUMNS`.
+        requests: One row per request: ``request_id``, ``request_time``, ``model_name``,
+            ``model_version``, ``latency_ms`` and ``rows``.
+        malformed: Requests left out of ``rows`` because their inputs and outputs do not
+            have the same number of rows (they still count in ``requests``).
+    """
+
+    deployment: str
+    since: datetime
+    until: datetime
+    rows: pd.DataFrame
+    requests: pd.DataFrame
+    malformed: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        """Length of the window in seconds."""
+        return (self.until - self.since).total_seconds()
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """The input columns, in the order they first appeared."""
+        return [str(c) for c in self.rows.columns if c not in META_COLUMNS]
+
+    def versions(self) -> list[tuple[str, str]]:
+        """``(model, version)`` pairs that answered rows, most rows first."""
+        if self.rows.empty:
+            return []
+        counts = self.rows.groupby([MODEL, VERSION], sort=False).size()
+        ordered = sorted(counts.items(), key=lambda item: -int(item[1]))
+        return [(str(k[0]), str(k[1])) for k, _ in ordered]
+
+    def of_version(self, model: str, version: str) -> pd.DataFrame:
+        """The rows answered by one model version."""
+        mask = (self.rows[MODEL] == model) & (self.rows[VERSION] == version)
+        return self.rows.loc[mask].reset_index(drop=True)
+
+
+def _output_score(entry: Any) -> Any:
+    """The score of one output entry: the last class probability, or the value itself."""
+    if isinstance(entry, list | tuple):
+        return entry[-1] if entry else None
+    return entry
+
+
+def _row_labels(value: Any, n: int) -> list[Any] | None:
+    """Per-row labels of a request's label, or None when it cannot be matched to its rows."""
+    if isinstance(value, list | tuple) and len(value) == n:
+        return list(value)
+    if n == 1:
+        return [value]
+    return None
+
+
+def rows_frame(
+    predictions: Sequence[PredictionInfo], labels: Mapping[str, Any] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Flatten prediction records into one DataFrame row per predicted row.
+
+    Args:
+        predictions: Prediction records, in time order.
+        labels: The label value of each request id that has one (see :func:`latest_labels`).
+
+    Returns:
+        ``(rows, requests, malformed)``: see :class:`PredictionWindow`.
+
+    Raises:
+        MonitorError: An input column has a name of :data:`META_COLUMNS`.
+    """
+    labels = labels or {}
+    columns: dict[str, list[Any]] = {}
+    meta: dict[str, list[Any]] = {name: [] for name in META_COLUMNS}
+    requests: dict[str, list[Any]] = {name: [] for name in _REQUEST_COLUMNS}
+    malformed: list[str] = []
+    total = 0
+    for p in predictions:
+        values = p.outputs.get("values")
+        outputs = list(values) if isinstance(values, list) else []
+        n = len(outputs)
+        requests[REQUEST_ID].append(p.request_id)
+        requests[REQUEST_TIME].append(p.time)
+        requests[MODEL].append(p.model_name)
+        requests[VERSION].append(p.model_version)
+        requests["latency_ms"].append(float(p.latency_ms))
+        requests["rows"].append(n)
+        inputs = p.inputs or {}
+        if n == 0 or any(not isinstance(v, list) or len(v) != n for v in inputs.values()):
+            malformed.append(p.request_id)
+            continue
+        for name, column_values in inputs.items():
+            if name in META_COLUMNS:
+                raise MonitorError(
+                    f"request {p.request_id}: input column '{name}' has a name the monitor "
+                    f"reserves ({', '.join(META_COLUMNS)})"
+                )
+            column = columns.get(name)
+            if column is None:
+                # A column first seen now was absent from the earlier rows.
+                column = columns[name] = [None] * total
+            column.extend(column_values)
+        for name, column in columns.items():
+            if name not in inputs:
+                column.extend([None] * n)
+        meta[REQUEST_ID].extend([p.request_id] * n)
+        meta[REQUEST_TIME].extend([p.time] * n)
+        meta[MODEL].extend([p.model_name] * n)
+        meta[VERSION].extend([p.model_version] * n)
+        meta[PREDICTION].extend(_output_score(o) for o in outputs)
+        meta[OUTPUT].extend(outputs)
+        row_labels = _row_labels(labels[p.request_id], n) if p.request_id in labels else None
+        meta[LABEL].extend(row_labels if row_labels is not None else [None] * n)
+        total += n
+    data: dict[str, Any] = {name: _column(values) for name, values in columns.items()}
+    for name in META_COLUMNS:
+        data[name] = _meta_column(name, meta[name])
+    rows = pd.DataFrame(data, index=pd.RangeIndex(total))
+    request_frame = pd.DataFrame(
+        {
+            REQUEST_ID: pd.Series(requests[REQUEST_ID], dtype=object),
+            REQUEST_TIME: pd.to_datetime(pd.Series(requests[REQUEST_TIME], dtype=object), utc=True),
+            MODEL: pd.Series(requests[MODEL], dtype=object),
+            VERSION: pd.Series(requests[VERSION], dtype=object),
+            "latency_ms": np.asarray(requests["latency_ms"], dtype=np.float64),
+            "rows": np.asarray(requests["rows"], dtype=np.int64),
+        }
+    )
+    return rows, request_frame, malformed
+
+
+def _column(values: list[Any]) -> pd.Series:
+    """An input column: numbers become float64 (``None`` as NaN), anything else stays as is."""
+    if all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values):
+        return pd.Series(np.array([math.nan if v is None else v for v in values], dtype=np.float64))
+    return pd.Series(values, dtype=object)
+
+
+def _meta_column(name: str, values: list[Any]) -> pd.Series:
+    if name == REQUEST_TIME:
+        return pd.to_datetime(pd.Series(values, dtype=object), utc=True)
+    if name == PREDICTION:
+        return _column(values)
+    return pd.Series(values, dtype=object)
+
+
+def latest_labels(
+    store: Store, request_ids: Iterable[str], *, deployment: str | None = None
+) -> dict[str, Any]:
+    """The latest label value of each request id that has feedback."""
+    ids = sorted(set(request_ids))
+    out: dict[str, Any] = {}
+    for i in range(0, len(ids), _ID_CHUNK):
+        # Oldest first, so a later label overwrites an earlier one.
+        for fb in store.read_feedback(request_ids=ids[i : i + _ID_CHUNK], deployment=deployment):
+            if "value" in fb.label:
+                out[fb.request_id] = fb.label["value"]
+    return out
+
+
+def load_window(
+    store: Store,
+    deployment: str,
+    since: datetime,
+    until: datetime,
+    *,
+    labels: bool = True,
+) -> PredictionWindow:
+    """The predictions of ``deployment`` (shadow answers left out) in ``[since, until)``.
+
+    Args:
+        store: The metadata store.
+        deployment: The deployment.
+        since: Start of the window (inclusive).
+        until: End of the window (exclusive).
+        labels: Join the labels that have arrived so far (latest wins).
+    """
+    since, until = utc(since), utc(until)
+    predictions = store.read_predictions(deployment=deployment, since=since, until=until)
+    found = (
+        latest_labels(store, (p.request_id for p in predictions), deployment=deployment)
+        if labels and predictions
+        else {}
+    )
+    rows, requests, malformed = rows_frame(predictions, found)
+    return PredictionWindow(deployment, since, until, rows, requests, malformed)
+
+
+@dataclass(frozen=True)
+class Label:
+    """One feedback label: when it arrived, for which request, and its value."""
+
+    time: datetime
+    request_id: str
+    value: Any
+
+
+def read_labels(store: Store, deployment: str, since: datetime, until: datetime) -> list[Label]:
+    """The labels of ``deployment`` that arrived in ``[since, until)``, oldest first."""
+    from sqlalchemy import select
+
+    from opsloop.store import models as m
+
+    # The store facade reads feedback by request id only; a monitor needs it by arrival
+    # time, so it reads the table through the store's session, once per run.
+    q = (
+        select(m.Feedback.time, m.Feedback.request_id, m.Feedback.label)
+        .where(
+            m.Feedback.deployment == deployment,
+            m.Feedback.time >= utc(since),
+            m.Feedback.time < utc(until),
+        )
+        .order_by(m.Feedback.time, m.Feedback.id)
+    )
+    with store.read_session() as s:
+        return [
+            Label(utc(t), str(rid), label["value"])
+            for t, rid, label in s.execute(q)
+            if isinstance(label, dict) and "value" in label
+        ]
+
+
+def labelled_window(
+    store: Store,
+    deployment: str,
+    since: datetime,
+    until: datetime,
+    *,
+    labels: Sequence[Label] | None = None,
+) -> PredictionWindow:
+    """The rows whose label arrived in ``[since, until)``, whenever they were predicted.
+
+    Labels come late (a churn label a month after the prediction), so model quality is
+    measured when they arrive: each window scores the predictions labelled in it, with the
+    latest label a request got in the window. The window's ``requests`` are the labelled
+    requests.
+
+    Args:
+        store: The metadata store.
+        deployment: The deployment.
+        since: Start of the window (inclusive).
+        until: End of the window (exclusive).
+        labels: The labels that arrived in the window, oldest first, when the caller has
+            read them already (see :func:`read_labels`).
+    """
+    from sqlalchemy import select
+
+    from opsloop.store import models as m
+    from opsloop.store.types import PredictionInfo
+
+    since, until = utc(since), utc(until)
+    if labels is None:
+        labels = read_labels(store, deployment, since, until)
+    found = {label.request_id: label.value for label in labels}
+    ids = sorted(found)
+    predictions: list[PredictionInfo] = []
+    with store.read_session() as s:
+        for i in range(0, len(ids), _ID_CHUNK):
+            # The facade reads predictions by time only; these are found by request id.
+            pq = (
+                select(m.Prediction)
+                .where(
+                    m.Prediction.request_id.in_(ids[i : i + _ID_CHUNK]),
+                    m.Prediction.deployment == deployment,
+                    m.Prediction.shadow.is_(False),
+                )
+                .order_by(m.Prediction.time, m.Prediction.id)
+            )
+            predictions.extend(PredictionInfo.model_validate(p) for p in s.scalars(pq))
+    rows, requests, malformed = rows_frame(predictions, found)
+    return PredictionWindow(deployment, since, until, rows, requests, malformed)
