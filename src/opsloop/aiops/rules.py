@@ -299,20 +299,6 @@ def run_alerting(
 M = TypeVar("M", bound=BaseModel)
 
 
-def _describe(err: Mapping[str, Any]) -> str:
-    kind = err.get("type")
-    msg = str(err.get("msg", "invalid value"))
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required field is missing"
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    if "input" in err and kind not in ("model_type", "dict_type", "value_error"):
-        return f"{msg} (got {err['input']!r})"
-    return msg
-
-
 def load_section(path: Path, key: str, model: type[M]) -> M:
     """Validate one top-level section of a YAML file (``opsloop.yaml``) against a model.
 
@@ -326,8 +312,8 @@ def load_section(path: Path, key: str, model: type[M]) -> M:
     Raises:
         SpecError: The file cannot be read, or the section is invalid; names file, line, field.
     """
-    from opsloop.spec.loader import SPEC_FILE
-    from opsloop.spec.yamlpos import line_for, load_yaml_with_lines, read_text
+    from opsloop.spec.loader import SPEC_FILE, spec_error
+    from opsloop.spec.yamlpos import load_yaml_with_lines, read_text
 
     if path.is_dir():
         path = path / SPEC_FILE
@@ -339,17 +325,7 @@ def load_section(path: Path, key: str, model: type[M]) -> M:
     try:
         return model.model_validate({} if section is None else section)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = (key, *err["loc"])
-            field = ".".join(str(p) for p in loc)
-            problems.append((line_for(lines, loc), field, _describe(dict(err))))
-        problems.sort(key=lambda p: (p[0] or 0, p[1]))
-        line, field, message = problems[0]
-        if len(problems) > 1:
-            more = "; ".join(f"line {ln}: '{f}': {msg}" for ln, f, msg in problems[1:])
-            message = f"{message} (and {len(problems) - 1} more: {more})"
-        raise SpecError(message, file=file, line=line, field=field) from exc
+        raise spec_error(exc, lines, file, (key,)) from exc
 
 
 def load_alerts_section(path: Path) -> AlertsSection:

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from opsloop.errors import SpecError
 from opsloop.spec.schema import ProjectSpec
-from opsloop.spec.yamlpos import line_for, load_yaml_with_lines, read_text
+from opsloop.spec.yamlpos import Loc, line_for, load_yaml_with_lines, read_text
 
 SPEC_FILE = "opsloop.yaml"
 
@@ -20,9 +20,35 @@ def _describe(err: dict[str, object]) -> str:
         return "unknown key"
     if kind == "missing":
         return "required field is missing"
-    if "input" in err and kind not in ("model_type", "dict_type"):
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if "input" in err and kind not in ("model_type", "dict_type", "value_error"):
         return f"{msg} (got {err['input']!r})"
     return msg
+
+
+def spec_error(
+    exc: ValidationError, lines: dict[Loc, int], file: str, prefix: Loc = ()
+) -> SpecError:
+    """One SpecError for a pydantic error: the first problem by line, listing the others.
+
+    Args:
+        exc: The validation error.
+        lines: Where each value of the document is (from ``load_yaml_with_lines``).
+        file: The document's path.
+        prefix: Path of the validated section inside the document (``("alerts",)``).
+    """
+    problems = []
+    for err in exc.errors():
+        loc = (*prefix, *err["loc"])
+        field = ".".join(str(p) for p in loc)
+        problems.append((line_for(lines, loc), field, _describe(dict(err))))
+    problems.sort(key=lambda p: (p[0] or 0, p[1]))
+    line, field, message = problems[0]
+    if len(problems) > 1:
+        more = "; ".join(f"line {ln}: '{f}': {m}" for ln, f, m in problems[1:])
+        message = f"{message} (and {len(problems) - 1} more: {more})"
+    return SpecError(message, file=file, line=line, field=field)
 
 
 def parse_spec(text: str, file: str = SPEC_FILE) -> ProjectSpec:
@@ -35,17 +61,7 @@ def parse_spec(text: str, file: str = SPEC_FILE) -> ProjectSpec:
     try:
         return ProjectSpec.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            field = ".".join(str(p) for p in loc)
-            problems.append((line_for(lines, loc), field, _describe(dict(err))))
-        problems.sort(key=lambda p: (p[0] or 0, p[1]))
-        line, field, message = problems[0]
-        if len(problems) > 1:
-            more = "; ".join(f"line {ln}: '{f}': {m}" for ln, f, m in problems[1:])
-            message = f"{message} (and {len(problems) - 1} more: {more})"
-        raise SpecError(message, file=file, line=line, field=field) from exc
+        raise spec_error(exc, lines, file) from exc
 
 
 def load_spec(path: Path) -> ProjectSpec:
