@@ -56,6 +56,7 @@ from opsloop.errors import AIOpsError, MissingDependencyError, OpsloopError
 if TYPE_CHECKING:
     import httpx
 
+    from opsloop.context import Project
     from opsloop.store import Store
 
 __all__ = [
@@ -406,13 +407,22 @@ class WebhookExecutor:
         return {"status_code": response.status_code, "webhook": shown}
 
 
-def default_executor() -> ActionExecutor:
-    """The executor the CLI approves actions with: notifications over HTTP.
+def default_executor(project: Project | None = None) -> ActionExecutor:
+    """The executor the CLI approves actions with: notifications over HTTP, and the lifecycle
+    (retrain) and GitOps (canary, promote, rollback) actions on ``project`` (default: the
+    current one) through :class:`~opsloop.aiops.actions.LoopExecutor`.
 
-    The lifecycle (retrain) and GitOps (canary, promote, rollback) actions are plugged in as
-    the :class:`WebhookExecutor`'s delegate.
+    Outside a project only ``notify`` can run.
     """
-    return WebhookExecutor()
+    from opsloop.aiops.actions import LoopExecutor
+    from opsloop.context import current_project
+
+    if project is None:
+        try:
+            project = current_project()
+        except OpsloopError:
+            return WebhookExecutor()
+    return WebhookExecutor(delegate=LoopExecutor(project))
 
 
 # -- the engine --------------------------------------------------------------------------------

@@ -14,6 +14,12 @@ def quickstart(
         Path("opsloop-quickstart"), "--dir", help="Project folder: created from the example."
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Run every phase again."),
+    loop: bool = typer.Option(
+        False,
+        "--loop/--no-loop",
+        help="Then close the loop: deploy, drift the traffic, detect, retrain, canary, promote "
+        "(a few minutes).",
+    ),
 ) -> None:
     """Create the churn example project (or use DIR) and run its whole lifecycle."""
     from opsloop.context import open_project, set_current_project
@@ -33,4 +39,10 @@ def quickstart(
     print_summary(outcome, console)
     if not outcome.succeeded:
         raise typer.Exit(1)
+    if loop:
+        from opsloop.loop.demo import run_loop_demo
+
+        result = run_loop_demo(proj, console)
+        if result.promoted_version is None:
+            raise typer.Exit(1)
     console.print(f"  cd {folder} && opsloop runs list")

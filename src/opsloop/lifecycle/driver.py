@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsloop.context import Project
+import yaml
+
+from opsloop.context import Project, use_project
 from opsloop.errors import ConfigError, NotFoundError, SpecError
 from opsloop.spec.loader import SPEC_FILE
 from opsloop.spec.yamlpos import line_for, load_yaml_with_lines, read_text
@@ -70,7 +72,8 @@ def _spec_error_with_line(project: Project, err: SpecError) -> SpecError:
     return SpecError(err.detail, file=str(path), line=line_for(lines, loc), field=err.field)
 
 
-def _fingerprint(files: list[Path]) -> str:
+def source_fingerprint(files: list[Path]) -> str:
+    """A digest of the source files' paths and bytes: changed data changes the cache key."""
     h = hashlib.sha256()
     for f in files:
         h.update(str(f).encode())
@@ -80,10 +83,11 @@ def _fingerprint(files: list[Path]) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def lifecycle_params(project: Project) -> dict[str, Any]:
+def lifecycle_params(project: Project, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Check everything in the spec that can be checked before any data is read.
 
-    Returns the lifecycle pipeline's parameters.
+    Returns the lifecycle pipeline's parameters, with ``overrides`` applied (a new ``source``
+    gets its own fingerprint).
 
     Raises:
         ConfigError / SpecError: the spec declares no lifecycle, or a section is invalid.
@@ -113,13 +117,12 @@ def lifecycle_params(project: Project) -> dict[str, Any]:
             parse_contract(spec.contract, file=file)
     except SpecError as err:
         raise _spec_error_with_line(project, err) from err
-    files = resolve_source(spec.data.source, base_dir=project.dir)
     registration = spec.registration
     model_name = registration.model if registration is not None else spec.project
     params: dict[str, Any] = {
         "source": spec.data.source,
         "project_dir": str(project.dir),
-        "fingerprint": _fingerprint(files),
+        "fingerprint": "",
         "target": problem.target,
         "problem_type": problem.type,
         "metric": problem.primary_metric,
@@ -139,6 +142,16 @@ def lifecycle_params(project: Project) -> dict[str, Any]:
         "alias_on_pass": registration.alias_on_pass if registration else "champion",
         "alias_on_fail": registration.alias_on_fail if registration else "challenger",
     }
+    for key, value in (overrides or {}).items():
+        if key not in params or key in ("project_dir", "fingerprint"):
+            known = sorted(k for k in params if k not in ("project_dir", "fingerprint"))
+            raise ConfigError(f"unknown lifecycle parameter '{key}'; known: {', '.join(known)}")
+        # From the command line (-p trials=30) a value is text: read it as YAML, like the spec.
+        text_for_typed = isinstance(value, str) and not isinstance(params[key], str | None)
+        params[key] = yaml.safe_load(value) if text_for_typed else value
+    params["fingerprint"] = source_fingerprint(
+        resolve_source(str(params["source"]), base_dir=project.dir)
+    )
     # Everything that decides what gets trained, hashed: a champion trained from the same key
     # is this very configuration's own result, so comparing against it again would only
     # re-register an identical model.
@@ -186,16 +199,24 @@ def run_lifecycle(
         overrides: Pipeline parameters to override (``-p trials=5``).
         progress: Show the live phase display.
     """
+    # The phases read the champion and write reports through the current project.
+    with use_project(project):
+        return _run(
+            project, lifecycle_params(project, overrides), no_cache, executor, max_workers, progress
+        )
+
+
+def _run(
+    project: Project,
+    params: dict[str, Any],
+    no_cache: bool,
+    executor: str,
+    max_workers: int | None,
+    progress: bool,
+) -> LifecycleOutcome:
     from opsloop.lifecycle.pipeline import lifecycle
     from opsloop.pipeline import load_output, run_pipeline
 
-    params = lifecycle_params(project)
-    for key, value in (overrides or {}).items():
-        if key not in params:
-            raise ConfigError(
-                f"unknown lifecycle parameter '{key}'; known: {', '.join(sorted(params))}"
-            )
-        params[key] = value
     result = run_pipeline(
         lifecycle,
         params,

@@ -1,0 +1,437 @@
+"""The remediation actions for real: retrain through the lifecycle, canary, promote and
+rollback through Git commits and a sync.
+
+:class:`LoopExecutor` implements :class:`~opsloop.aiops.remediation.ActionExecutor`:
+
+* ``retrain`` builds a training table from the deployment's recent labelled predictions (the
+  prediction log joined with the feedback labels), optionally after the original training
+  data, writes it to ``data/retrain/<incident>.parquet`` and runs the declared lifecycle on it,
+  so the new version goes through the same gates; a refused version changes no alias;
+* ``canary`` commits a split ``{old: 100 - w, new: w}``, syncs, watches the deployment's
+  prediction log for ``hold_s`` and ``min_requests`` and judges the new version's quality
+  against the old one's on the rows labelled meanwhile; a canary that does not hold is
+  withdrawn (a revert commit and a sync) before it returns;
+* ``promote`` commits the new version as the full traffic and syncs;
+* ``rollback`` reverts the deployment's last change in Git and syncs;
+* ``notify`` is the :class:`~opsloop.aiops.remediation.WebhookExecutor`'s.
+
+Every action returns what it did (commits, versions, counts), which the engine records.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from opsloop.errors import AIOpsError, DataError, NotFoundError
+
+if TYPE_CHECKING:
+    from opsloop.aiops.incidents import IncidentInfo
+    from opsloop.context import Project
+    from opsloop.gitops import Runtime
+
+__all__ = ["RETRAIN_FOLDER", "LoopExecutor", "build_retrain_table"]
+
+RETRAIN_FOLDER = "data/retrain"
+"""Where retraining tables are written, relative to the project."""
+
+# Labels a canary's versions each need before their quality is compared: fewer rows give a
+# metric too noisy to judge by.
+_MIN_LABELLED = 30
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_retrain_table(
+    project: Project,
+    deployment: str,
+    since: datetime,
+    until: datetime,
+    *,
+    include_original: bool = False,
+) -> pd.DataFrame:
+    """The training table of a retrain: the deployment's labelled predictions in a window.
+
+    Rows are the predictions made in ``[since, until)`` whose label has arrived, with the
+    label as the target column. Columns of the original data that the server does not see
+    are filled in: the time column with the request time, a dropped column (an id) with the
+    request id. Column types follow the original data so its contract still applies.
+
+    Args:
+        project: The project (its spec names target, time column and data source).
+        deployment: The deployment whose prediction log is read.
+        since: Start of the window (inclusive).
+        until: End of the window (exclusive).
+        include_original: Put the original training data first.
+
+    Raises:
+        DataError: No labelled row in the window, or a column of the original data can be
+            neither read from the log nor filled in.
+    """
+    from opsloop.data import resolve_source
+    from opsloop.monitor.windows import LABEL, REQUEST_ID, REQUEST_TIME, load_window
+
+    spec = project.spec
+    if spec is None or spec.problem is None or spec.data is None:
+        raise DataError(f"{project.dir / 'opsloop.yaml'} declares no lifecycle to retrain with")
+    target = spec.problem.target
+    files = resolve_source(spec.data.source, base_dir=project.dir)
+    original = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    win = load_window(project.store, deployment, since, until)
+    rows = win.rows
+    if not rows.empty:
+        rows = rows[rows[LABEL].notna()]
+    if rows.empty:
+        raise DataError(
+            f"deployment '{deployment}' has no labelled prediction between "
+            f"{since:%Y-%m-%d %H:%M:%S} and {until:%Y-%m-%d %H:%M:%S} UTC to retrain on",
+            hint="send feedback labels to POST /v1/feedback, or widen retrain.window_s",
+        )
+    out: dict[str, Any] = {}
+    for column in original.columns:
+        name = str(column)
+        if name == target:
+            values: Any = rows[LABEL]
+        elif name in rows.columns:
+            values = rows[name]
+        elif name == spec.data.time_column:
+            values = rows[REQUEST_TIME].dt.tz_convert(None)
+        elif name in spec.features.drop:
+            values = "req-" + rows[REQUEST_ID].astype(str)
+        else:
+            raise DataError(
+                f"column '{name}' of the training data is not in the prediction log of "
+                f"deployment '{deployment}' and cannot be filled in",
+                hint="log every model input (the server's log_inputs setting)",
+            )
+        try:
+            out[name] = pd.Series(list(values)).astype(original[column].dtype)
+        except (TypeError, ValueError) as exc:
+            raise DataError(
+                f"column '{name}' of deployment '{deployment}''s prediction log does not fit "
+                f"the training data's type {original[column].dtype}: {exc}"
+            ) from exc
+    table = pd.DataFrame(out, columns=list(original.columns))
+    if include_original:
+        table = pd.concat([original, table], ignore_index=True)
+    return table
+
+
+class LoopExecutor:
+    """Runs remediation actions on a project: the lifecycle for ``retrain``, Git commits and
+    a sync for ``canary``, ``promote`` and ``rollback``, a webhook for ``notify``.
+
+    Args:
+        project: The project.
+        runtime: The runtime the deployments are synced to (a name or a runtime).
+        poll_s: How often a canary reads the prediction log.
+        canary_timeout_s: How long a canary waits beyond ``hold_s`` for ``min_requests``.
+        progress: Show the lifecycle's live display while retraining.
+        clock: The current time (UTC); a canary's window starts at it.
+        sleep: Waits between a canary's polls.
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        runtime: Runtime | str = "local",
+        poll_s: float = 1.0,
+        canary_timeout_s: float = 120.0,
+        progress: bool = False,
+        clock: Callable[[], datetime] = _utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.project = project
+        self.runtime = runtime
+        self.poll_s = poll_s
+        self.canary_timeout_s = canary_timeout_s
+        self.progress = progress
+        self.clock = clock
+        self.sleep = sleep
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _deployment(self, params: dict[str, Any]) -> str:
+        name = params.get("deployment")
+        if not name:
+            raise AIOpsError(
+                f"incident {params.get('incident_id')} names no deployment to act on",
+                hint="alert rules should carry a 'deployment' label",
+            )
+        return str(name)
+
+    def _document(self, deployment: str) -> tuple[str, int, dict[int, float]]:
+        """The model, main version and traffic split Git holds for a deployment now."""
+        from opsloop.gitops import GitRepo, load_desired_state
+
+        repo = GitRepo(self.project.dir)
+        state = load_desired_state(repo, repo.relpath(self.project.dir / "deploy"))
+        loaded = state.documents.get(deployment)
+        if loaded is None:
+            raise NotFoundError(
+                f"deployment '{deployment}' has no valid document in deploy/ at HEAD",
+                hint=f"opsloop deploy promote MODEL --to {deployment}",
+            )
+        spec = loaded.document.spec
+        if spec.version is None:
+            raise AIOpsError(
+                f"deployment '{deployment}' names alias '{spec.alias}', not a version "
+                f"({loaded.file}): promote a version first"
+            )
+        traffic = {int(t.version): float(t.weight) for t in spec.traffic or []}
+        return spec.model, int(spec.version), traffic
+
+    def _sync(self, deployment: str) -> dict[str, Any]:
+        from opsloop.gitops import HealthStatus, Reconciler
+
+        rec = Reconciler(self.project, runtime=self.runtime)
+        outcome = rec.sync([deployment]).outcome(deployment)
+        if outcome.action in ("failed", "invalid") or outcome.health != HealthStatus.HEALTHY:
+            raise AIOpsError(
+                f"sync of deployment '{deployment}' left it {outcome.health} "
+                f"({outcome.action}): {outcome.reason}"
+            )
+        return {"action": outcome.action, "health": str(outcome.health)}
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def retrain(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
+        """Retrain on the deployment's recent labelled predictions through the lifecycle.
+
+        ``params["retrain"]`` may hold ``window_s`` (how far back the labelled predictions
+        go, default one day), ``include_original`` (default false) and ``overrides``
+        (lifecycle parameters, e.g. ``{trials: 5}``).
+
+        Raises:
+            DataError: Nothing labelled to train on.
+            AIOpsError: The lifecycle failed, or its gates refused the new version (no alias
+                moved then).
+        """
+        from opsloop.lifecycle import run_lifecycle
+
+        deployment = self._deployment(params)
+        settings = dict(params.get("retrain") or {})
+        until = self.clock()
+        since = until - timedelta(seconds=float(settings.get("window_s", 86_400)))
+        table = build_retrain_table(
+            self.project,
+            deployment,
+            since,
+            until + timedelta(seconds=1),
+            include_original=bool(settings.get("include_original", False)),
+        )
+        relative = f"{RETRAIN_FOLDER}/incident-{incident.id}.parquet"
+        path = self.project.dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.to_parquet(path, index=False)
+        overrides = dict(settings.get("overrides") or {})
+        overrides["source"] = relative
+        outcome = run_lifecycle(self.project, overrides=overrides, progress=self.progress)
+        reg = outcome.registration
+        if not outcome.succeeded or reg is None:
+            raise AIOpsError(
+                f"retraining on {relative} failed at '{outcome.failed_step}': {outcome.error}",
+                hint=f"see 'opsloop runs show {outcome.run_id}'",
+            )
+        result = {
+            "did": f"trained on {len(table)} rows of {relative}; registered "
+            f"{reg['model']} v{reg['version']} as {reg.get('alias')}",
+            "model": reg["model"],
+            "version": int(reg["version"]),
+            "alias": reg.get("alias"),
+            "gates_passed": bool(reg.get("gates_passed")),
+            "run_id": outcome.run_id,
+            "rows": len(table),
+            "source": relative,
+            "metrics": (outcome.outputs.get("evaluate") or {}).get("metrics"),
+        }
+        if not result["gates_passed"]:
+            refused = [
+                str(g.get("message") or g.get("name"))
+                for g in outcome.outputs.get("gate") or []
+                if isinstance(g, dict) and not g.get("passed")
+            ]
+            raise AIOpsError(
+                f"the gates refused {reg['model']} v{reg['version']} (registered as "
+                f"{reg.get('alias')}): {'; '.join(refused) or 'see the run'}",
+                hint=f"see 'opsloop runs show {outcome.run_id}'",
+            )
+        return result
+
+    def _new_version(self, model: str, params: dict[str, Any]) -> int:
+        retrained = (params.get("previous") or {}).get("retrain") or {}
+        if "version" in retrained:
+            return int(retrained["version"])
+        try:
+            return self.project.store.get_model_version_by_alias(model, "challenger").version
+        except NotFoundError:
+            raise AIOpsError(
+                f"no new version of '{model}' to try: no retrain ran before and no "
+                "'challenger' alias is set"
+            ) from None
+
+    def canary(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
+        """Commit a canary split, hold it and judge the new version; withdraw it if it fails."""
+        from opsloop.gitops import set_traffic
+
+        deployment = self._deployment(params)
+        settings = dict(params.get("canary") or {})
+        weight = float(settings.get("weight", 10))
+        hold_s = float(settings.get("hold_s", 60))
+        min_requests = int(settings.get("min_requests", 50))
+        max_drop = float(settings.get("max_metric_drop", 0.02))
+        model, old, _ = self._document(deployment)
+        new = self._new_version(model, params)
+        if new == old:
+            raise AIOpsError(f"deployment '{deployment}' already serves {model} v{new}")
+        change = set_traffic(deployment, {old: 100 - weight, new: weight}, project=self.project)
+        started = self.clock()
+        sync = self._sync(deployment)
+        verdict = self._watch(deployment, model, old, new, started, hold_s, min_requests, max_drop)
+        result: dict[str, Any] = {
+            "did": f"sent {weight:g}% of '{deployment}' to v{new} (v{old} kept "
+            f"{100 - weight:g}%) for {verdict['held_s']:.0f}s",
+            "model": model,
+            "old_version": old,
+            "version": new,
+            "weight": weight,
+            "commit": change.commit,
+            "sync": sync,
+            **verdict,
+        }
+        result["did"] += f": {verdict['reason']}"
+        if not verdict["held"]:
+            withdrawn = self._revert(deployment)
+            result["withdrawn"] = withdrawn
+            result["did"] += f"; did not hold, withdrawn by {withdrawn['commit']}"
+        return result
+
+    def _watch(
+        self,
+        deployment: str,
+        model: str,
+        old: int,
+        new: int,
+        started: datetime,
+        hold_s: float,
+        min_requests: int,
+        max_drop: float,
+    ) -> dict[str, Any]:
+        from opsloop.monitor.windows import LABEL, VERSION, load_window
+
+        spec = self.project.spec
+        problem = spec.problem if spec is not None else None
+        metric = problem.primary_metric if problem is not None else None
+        problem_type = problem.type if problem is not None else "classification"
+        deadline = hold_s + self.canary_timeout_s
+        counts: dict[str, int] = {}
+        while True:
+            self.sleep(self.poll_s)
+            now = self.clock()
+            held_s = (now - started).total_seconds()
+            win = load_window(self.project.store, deployment, started, now + timedelta(seconds=1))
+            counts = (
+                {str(k): int(v) for k, v in win.requests.groupby(VERSION).size().items()}
+                if not win.requests.empty
+                else {}
+            )
+            if held_s >= hold_s and counts.get(str(new), 0) >= min_requests:
+                break
+            if held_s >= deadline:
+                return {
+                    "held": False,
+                    "held_s": held_s,
+                    "requests": counts,
+                    "reason": f"v{new} served {counts.get(str(new), 0)} request(s) in "
+                    f"{held_s:.0f}s, fewer than min_requests={min_requests}",
+                }
+        verdict: dict[str, Any] = {"held": True, "held_s": held_s, "requests": counts}
+        if metric is None:
+            verdict["reason"] = "no primary metric declared: judged on requests served"
+            return verdict
+        scores: dict[str, float | None] = {}
+        labelled: dict[str, int] = {}
+        for version in (old, new):
+            rows = win.rows[win.rows[VERSION] == str(version)] if not win.rows.empty else win.rows
+            rows = rows[rows[LABEL].notna()] if not rows.empty else rows
+            labelled[str(version)] = len(rows)
+            scores[str(version)] = None
+            if len(rows) >= _MIN_LABELLED:
+                from opsloop.monitor.quality import quality_metrics
+
+                got = quality_metrics(rows, problem_type=problem_type, only=[metric])
+                scores[str(version)] = got.get(metric)
+        verdict.update({"metric": metric, "scores": scores, "labelled": labelled})
+        before, after = scores[str(old)], scores[str(new)]
+        if before is None or after is None:
+            verdict["reason"] = (
+                f"too few labels to compare {metric} (need {_MIN_LABELLED} per version): "
+                "judged on requests served"
+            )
+            return verdict
+        from opsloop.ml.metrics import metric_direction
+
+        drop = before - after if metric_direction(metric) else after - before
+        verdict["drop"] = drop
+        if drop > max_drop:
+            verdict["held"] = False
+            verdict["reason"] = (
+                f"{metric} of v{new} is {after:.4f} against {before:.4f} for v{old}: worse by "
+                f"{drop:.4f} > max_metric_drop {max_drop:g}"
+            )
+        else:
+            verdict["reason"] = f"{metric} v{new} {after:.4f} vs v{old} {before:.4f}"
+        return verdict
+
+    def _revert(self, deployment: str) -> dict[str, Any]:
+        from opsloop.gitops import rollback
+
+        change = rollback(deployment, project=self.project)
+        return {"commit": change.commit, "message": change.message, "sync": self._sync(deployment)}
+
+    def promote(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
+        """Commit the canary's version as the deployment's whole traffic, then sync."""
+        from opsloop.gitops import promote
+
+        deployment = self._deployment(params)
+        model, old, _ = self._document(deployment)
+        canary = (params.get("previous") or {}).get("canary") or {}
+        new = int(canary["version"]) if "version" in canary else self._new_version(model, params)
+        change = promote(model, to=deployment, version=new, alias=None, project=self.project)
+        sync = self._sync(deployment)
+        return {
+            "did": f"'{deployment}' serves {model} v{new} at 100% (was v{old})",
+            "model": model,
+            "version": new,
+            "previous_version": old,
+            "commit": change.commit,
+            "sync": sync,
+        }
+
+    def rollback(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
+        """Revert the deployment's last change in Git, then sync."""
+        deployment = self._deployment(params)
+        _, before, _ = self._document(deployment)
+        reverted = self._revert(deployment)
+        _, after, traffic = self._document(deployment)
+        why = " (withdrawing a canary)" if params.get("compensates") else ""
+        return {
+            "did": f"reverted '{deployment}''s last change{why}: v{before} -> v{after}",
+            "previous_version": before,
+            "version": after,
+            "traffic": {str(k): v for k, v in traffic.items()},
+            **reverted,
+        }
+
+    def notify(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
+        """Send the notification webhook."""
+        from opsloop.aiops.remediation import WebhookExecutor
+
+        return WebhookExecutor().notify(incident, params)

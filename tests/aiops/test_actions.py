@@ -1,0 +1,269 @@
+"""The real remediation actions: retrain through the lifecycle on the churn example, and
+canary / promote / rollback through Git commits against a real model server."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from opsloop.aiops.actions import LoopExecutor, build_retrain_table
+from opsloop.aiops.alerts import AlertIn
+from opsloop.aiops.incidents import IncidentInfo, get_incident, ingest_alerts
+from opsloop.aiops.lineage import LineageGraph
+from opsloop.aiops.remediation import WebhookExecutor, default_executor
+from opsloop.context import Project, open_project, set_current_project
+from opsloop.errors import AIOpsError, DataError
+from opsloop.gitops import Reconciler, parse_document, promote
+from opsloop.gitops.runtime.local import LocalRuntime
+from opsloop.lifecycle import run_lifecycle
+from opsloop.lifecycle.quickstart import prepare_project
+from opsloop.loop.traffic import drifted_sample
+from opsloop.registry import load_model, register_model
+
+DEPLOYMENT = "churn-prod"
+FAST = {"trials": 2, "timeout_s": 10}
+IDENTITY = ["-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
+
+
+def git(cwd: Path, *args: str) -> str:
+    out = subprocess.run(
+        ["git", *IDENTITY, *args], cwd=cwd, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def churn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    """The churn example with its lifecycle run once (v1 champion), as a Git repository,
+    plus a second version of the same model (v2) to canary."""
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("OPSLOOP_STORE_URL", "OPSLOOP_ARTIFACT_URL", "OPSLOOP_PROJECT_DIR"):
+            mp.delenv(var, raising=False)
+        folder, _ = prepare_project(tmp_path_factory.mktemp("actions") / "churn")
+        mp.chdir(folder)
+        proj = open_project(folder)
+        set_current_project(proj)
+        try:
+            outcome = run_lifecycle(proj, overrides=FAST, progress=False)
+            assert outcome.registration and outcome.registration["alias"] == "champion"
+            data = pd.read_parquet(folder / "data" / "customers.parquet")
+            example = data.drop(columns=["customer_id", "signup_date", "churned"]).head(5)
+            model = load_model("models:/churn/1").model
+            register_model("churn", model, input_example=example)
+            (folder / ".gitignore").write_text(".opsloop/\ndata/retrain/\n")
+            git(folder, "init", "-q", "-b", "main")
+            git(folder, "add", "-A")
+            git(folder, "commit", "-q", "-m", "init")
+            yield proj
+        finally:
+            proj.close()
+            set_current_project(None)
+
+
+def incident_on(project: Project, deployment: str = DEPLOYMENT) -> IncidentInfo:
+    alert = AlertIn(
+        name=f"quality-{uuid.uuid4().hex[:6]}",
+        labels={"deployment": deployment},
+        starts_at=datetime.now(UTC),
+        severity="critical",
+    )
+    (inc_id,) = ingest_alerts(project.store, [alert], LineageGraph([])).opened
+    return get_incident(project.store, inc_id)
+
+
+def log_traffic(
+    project: Project,
+    deployment: str,
+    inputs: pd.DataFrame,
+    labels: Any,
+    *,
+    at: datetime,
+    labelled: int | None = None,
+) -> list[str]:
+    """Write predictions (one row each) and the labels of the first ``labelled`` of them."""
+    records = inputs.to_dict(orient="records")
+    ids = [f"{deployment}-{uuid.uuid4().hex}" for _ in records]
+    project.store.log_predictions(
+        [
+            {
+                "request_id": rid,
+                "deployment": deployment,
+                "model_name": "churn",
+                "model_version": "1",
+                "time": at + timedelta(milliseconds=i),
+                "latency_ms": 1.0,
+                "shadow": False,
+                "inputs": {k: [None if pd.isna(v) else v] for k, v in row.items()},
+                "outputs": {"values": [[0.5, 0.5]]},
+            }
+            for i, (rid, row) in enumerate(zip(ids, records, strict=True))
+        ]
+    )
+    n = len(ids) if labelled is None else labelled
+    project.store.log_feedback(
+        [
+            {"request_id": rid, "deployment": deployment, "label": {"value": int(y)}}
+            for rid, y in zip(ids[:n], labels[:n], strict=True)
+        ]
+    )
+    return ids
+
+
+def test_retrain_table_is_the_labelled_window_in_the_training_data_types(
+    churn: Project,
+) -> None:
+    deployment = "table-dep"
+    now = datetime.now(UTC)
+    inputs, labels = drifted_sample(
+        pd.read_parquet(churn.dir / "data" / "customers.parquet"), 60, 1.0, seed=3
+    )
+    old = log_traffic(churn, deployment, inputs.head(10), labels[:10], at=now - timedelta(hours=3))
+    ids = log_traffic(churn, deployment, inputs, labels, at=now - timedelta(minutes=5), labelled=50)
+
+    table = build_retrain_table(churn, deployment, now - timedelta(hours=1), now)
+    original = pd.read_parquet(churn.dir / "data" / "customers.parquet")
+    assert list(table.columns) == list(original.columns)
+    assert dict(table.dtypes) == dict(original.dtypes)
+    assert len(table) == 50  # the unlabelled 10 and the old hour are left out
+    assert table["customer_id"].tolist() == [f"req-{rid}" for rid in ids[:50]]
+    assert table["churned"].tolist() == [int(y) for y in labels[:50]]
+    assert table["tenure_months"].tolist() == inputs["tenure_months"].head(50).tolist()
+    assert table["signup_date"].min() >= (now - timedelta(minutes=6)).replace(tzinfo=None)
+    assert not set(old) & {c[4:] for c in table["customer_id"]}
+
+    both = build_retrain_table(
+        churn, deployment, now - timedelta(hours=1), now, include_original=True
+    )
+    assert len(both) == len(original) + 50
+
+    with pytest.raises(DataError, match="no labelled prediction"):
+        build_retrain_table(churn, deployment, now - timedelta(days=3), now - timedelta(days=2))
+
+
+@pytest.mark.slow
+def test_retrain_refused_by_the_gates_moves_no_alias(churn: Project) -> None:
+    deployment = "noise-dep"
+    data = pd.read_parquet(churn.dir / "data" / "customers.parquet")
+    inputs, _ = drifted_sample(data, 1100, 1.0, seed=5)
+    # Labels drawn at random: nothing to learn, so roc_auc stays under the 0.80 gate.
+    noise = np.random.default_rng(5).integers(0, 2, len(inputs))
+    log_traffic(churn, deployment, inputs, noise, at=datetime.now(UTC) - timedelta(minutes=2))
+    champion = churn.store.get_model_version_by_alias("churn", "champion")
+    incident = incident_on(churn, deployment)
+
+    with pytest.raises(AIOpsError, match=r"the gates refused churn v\d+ .*roc_auc"):
+        LoopExecutor(churn).retrain(
+            incident,
+            {"deployment": deployment, "retrain": {"window_s": 600, "overrides": FAST}},
+        )
+    assert churn.store.get_model_version_by_alias("churn", "champion").version == champion.version
+    assert (churn.dir / "data" / "retrain" / f"incident-{incident.id}.parquet").is_file()
+
+
+@pytest.mark.slow
+def test_retrain_trains_on_the_drifted_labels_and_registers_a_champion(churn: Project) -> None:
+    deployment = "drift-dep"
+    data = pd.read_parquet(churn.dir / "data" / "customers.parquet")
+    inputs, labels = drifted_sample(data, 1200, 1.0, seed=7)
+    log_traffic(churn, deployment, inputs, labels, at=datetime.now(UTC) - timedelta(minutes=2))
+    before = churn.store.get_model_version_by_alias("churn", "champion").version
+    incident = incident_on(churn, deployment)
+
+    result = LoopExecutor(churn).retrain(
+        incident,
+        {"deployment": deployment, "retrain": {"window_s": 600, "overrides": FAST}},
+    )
+    assert result["gates_passed"] is True and result["rows"] == 1200
+    assert result["version"] > before
+    assert result["source"] == f"data/retrain/incident-{incident.id}.parquet"
+    assert result["metrics"]["roc_auc"] >= 0.8
+    champion = churn.store.get_model_version_by_alias("churn", "champion")
+    assert champion.version == result["version"]
+    assert "trained on 1200 rows" in result["did"]
+
+
+def _doc(project: Project) -> dict[str, Any]:
+    text = git(project.dir, "show", f"HEAD:deploy/{DEPLOYMENT}.yaml")
+    return parse_document(text, "d").to_data()["spec"]  # type: ignore[no-any-return]
+
+
+def _table(base: str) -> dict[str, Any]:
+    models: dict[str, Any] = httpx.get(f"{base}/v1/admin/models", timeout=10).json()["models"]
+    return models["churn"]
+
+
+@pytest.mark.slow
+def test_canary_promote_and_rollback_through_git_and_a_real_server(churn: Project) -> None:
+    runtime = LocalRuntime(churn.dir, ready_timeout_s=90, stop_timeout_s=10)
+    try:
+        promote("churn", to=DEPLOYMENT, version=1, alias=None, project=churn)
+        outcome = Reconciler(churn, runtime=runtime).sync([DEPLOYMENT]).outcome(DEPLOYMENT)
+        assert outcome.endpoints, outcome.reason
+        base = outcome.endpoints[0]
+        incident = incident_on(churn)
+        executor = LoopExecutor(churn, runtime=runtime, poll_s=0.1, canary_timeout_s=0.5)
+        retrained = {"retrain": {"version": 2}}
+
+        # A canary that cannot reach its requests is withdrawn before it returns.
+        failed = executor.canary(
+            incident,
+            {
+                "deployment": DEPLOYMENT,
+                "canary": {"weight": 25, "hold_s": 0.2, "min_requests": 10**6},
+                "previous": retrained,
+            },
+        )
+        assert failed["held"] is False and "fewer than min_requests" in failed["reason"]
+        assert failed["withdrawn"]["commit"]
+        assert "traffic" not in _doc(churn) and _doc(churn)["version"] == 1
+        assert _table(base)["versions"] == ["1"]
+
+        held = executor.canary(
+            incident,
+            {
+                "deployment": DEPLOYMENT,
+                "canary": {"weight": 25, "hold_s": 0.2, "min_requests": 0},
+                "previous": retrained,
+            },
+        )
+        assert held["held"] is True and (held["old_version"], held["version"]) == (1, 2)
+        spec = _doc(churn)
+        assert {t["version"]: t["weight"] for t in spec["traffic"]} == {1: 75, 2: 25}
+        live = _table(base)
+        assert {k: float(v) for k, v in live["traffic"].items()} == {"1": 75.0, "2": 25.0}
+
+        promoted = executor.promote(
+            incident, {"deployment": DEPLOYMENT, "previous": {"canary": held}}
+        )
+        assert (promoted["version"], promoted["previous_version"]) == (2, 1)
+        assert _doc(churn)["version"] == 2 and "traffic" not in _doc(churn)
+        assert _table(base)["versions"] == ["2"]
+
+        rolled = executor.rollback(incident, {"deployment": DEPLOYMENT})
+        assert rolled["previous_version"] == 2 and rolled["commit"]
+        assert git(churn.dir, "log", "-1", "--format=%s") == rolled["message"]
+        assert {k: float(v) for k, v in _table(base)["traffic"].items()} == {"1": 75.0, "2": 25.0}
+    finally:
+        runtime.stop_all()
+
+
+def test_default_executor_delegates_the_loop_actions(churn: Project) -> None:
+    executor = default_executor(churn)
+    assert isinstance(executor, WebhookExecutor)
+    assert isinstance(executor.delegate, LoopExecutor)
+    assert executor.delegate.project is churn
+
+
+def test_actions_need_a_deployment(churn: Project) -> None:
+    incident = incident_on(churn, "some-dep")
+    with pytest.raises(AIOpsError, match="names no deployment"):
+        LoopExecutor(churn).promote(incident, {"incident_id": incident.id, "deployment": None})
