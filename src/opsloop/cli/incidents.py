@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -94,7 +95,15 @@ def list_cmd(
 
 
 @app.command("show")
-def show(incident_id: int = typer.Argument(..., help="Incident id.")) -> None:
+def show(
+    incident_id: int = typer.Argument(..., help="Incident id."),
+    charts: Path | None = typer.Option(
+        None,
+        "--charts",
+        help="Also write evidence charts of the alerted series and an index.html into DIR.",
+        metavar="DIR",
+    ),
+) -> None:
     """Show an incident: root causes, then its timeline of alerts, actions and events."""
     from opsloop.aiops.incidents import get_incident, timeline
 
@@ -130,6 +139,12 @@ def show(incident_id: int = typer.Argument(..., help="Incident id.")) -> None:
             what = what.replace(status, _styled(status))
         t.add_row(f"{e.time:%Y-%m-%d %H:%M:%S}", e.type, what, escape(e.actor), _compact(e.details))
     console.print(t)
+    if charts is not None:
+        from opsloop.aiops.evidence import write_evidence
+
+        written = write_evidence(store, incident_id, charts)
+        n = len(written) - 1
+        console.print(f"evidence: {escape(str(written[-1]))} ({n} chart{'s' if n != 1 else ''})")
 
 
 @app.command("approve")
