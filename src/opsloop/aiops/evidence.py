@@ -237,7 +237,11 @@ def write_evidence(
             (_utc(p.time), p.value)
             for p in store.read_series(s.name, s.labels, since=start, until=end)
         ]
-        png = _chart_png(s, points, actions, start, end)
+        # A young series would sit squeezed at the right edge of the full look-back: start
+        # the chart a little before its first point instead.
+        first = points[0][0] if points else start
+        chart_start = max(start, first - (inc.opened_at.astimezone(UTC) - first) * 0.1)
+        png = _chart_png(s, points, actions, chart_start, end)
         path = folder / f"{n:02d}-{_slug(s.title)}.png"
         _write(path, png)
         written.append(path)
