@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,14 +30,21 @@ from opsloop.aiops.nab.scoring import CorpusScore, score_corpus
 from opsloop.errors import AIOpsError
 
 __all__ = [
+    "DEFAULT_CV_CANDIDATES",
     "PUBLISHED_SUBSET_CATEGORIES",
     "PUBLISHED_SUBSET_FILES",
     "PUBLISHED_SUBSET_SCORES",
+    "REFERENCE_RESULTS",
+    "CVFold",
+    "CVReport",
     "Scoreboard",
     "ScoreboardRow",
+    "cross_validate_nab",
+    "render_cv_report",
     "render_scoreboard",
     "run_detector",
     "run_nab_benchmark",
+    "stratified_folds",
     "write_chart",
 ]
 
@@ -438,3 +445,377 @@ def write_chart(board: Scoreboard, path: str | Path, profile: str | None = None)
     finally:
         plt.close(fig)
     return out
+
+
+# --- Out-of-sample check -------------------------------------------------------------------
+
+DEFAULT_CV_CANDIDATES: tuple[dict[str, Any], ...] = (
+    {},
+    {"suppress_factor": 0.6},
+    {"suppress_factor": 0.8},
+    {"seasonal_weight": 1.0},
+    {"seasonal_weight": 2.0},
+    {"smooth_weight": 0.3},
+    {"smooth_weight": 0.7},
+    {"range_days": 14.0},
+)
+"""Settings of the ensemble detector around its defaults (``{}`` is the defaults), as
+overrides of the constructor parameters, for :func:`cross_validate_nab`."""
+
+REFERENCE_RESULTS = ("reference_results/numenta", "results/numenta")
+"""Where :func:`cross_validate_nab` looks for the reference detector's precomputed results."""
+
+
+@dataclass(frozen=True)
+class CVFold:
+    """One held-out fold of one repeat.
+
+    Attributes:
+        repeat: Repeat number, from 0.
+        fold: Fold number within the repeat, from 0.
+        test_files: Files held out.
+        selected: Index into the report's candidates of the setting chosen on the other folds.
+        train_score: The chosen setting's score on the other folds (threshold optimised there).
+        threshold: Threshold chosen on the other folds for the chosen setting.
+        test_score: The chosen setting's score on the held-out files at ``threshold``.
+        default_test_score: The first candidate's held-out score, its threshold also chosen
+            on the other folds (separates the cost of choosing a setting from that of
+            carrying a threshold over).
+        reference_threshold: The reference detector's threshold chosen on the other folds.
+        reference_test_score: The reference detector's held-out score at that threshold.
+    """
+
+    repeat: int
+    fold: int
+    test_files: tuple[str, ...]
+    selected: int
+    train_score: float
+    threshold: float
+    test_score: float
+    default_test_score: float
+    reference_threshold: float | None = None
+    reference_test_score: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly copy."""
+        return {
+            "repeat": self.repeat,
+            "fold": self.fold,
+            "test_files": list(self.test_files),
+            "selected": self.selected,
+            "train_score": self.train_score,
+            "threshold": self.threshold,
+            "test_score": self.test_score,
+            "default_test_score": self.default_test_score,
+            "reference_threshold": self.reference_threshold,
+            "reference_test_score": self.reference_test_score,
+        }
+
+
+def _summary(values: Sequence[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    return {"mean": float(arr.mean()), "min": float(arr.min()), "max": float(arr.max())}
+
+
+@dataclass(frozen=True)
+class CVReport:
+    """Out-of-sample NAB scores: settings and thresholds chosen on some files, scored on others.
+
+    Attributes:
+        corpus: The NAB folder.
+        detector: Registry name of the detector.
+        profile: The cost profile scored.
+        folds_per_repeat: Folds per repeat.
+        repeats: Repeats (each a fresh seeded split).
+        seed: Seed of the splits.
+        candidates: Settings tried, as parameter overrides.
+        in_sample: Each candidate's score on the whole corpus (threshold optimised on it).
+        reference: Name of the reference detector, or None when no results were found.
+        reference_in_sample: The reference detector's whole-corpus score.
+        folds: Every held-out fold.
+    """
+
+    corpus: str
+    detector: str
+    profile: str
+    folds_per_repeat: int
+    repeats: int
+    seed: int
+    candidates: tuple[dict[str, Any], ...]
+    in_sample: tuple[float, ...]
+    reference: str | None
+    reference_in_sample: float | None
+    folds: tuple[CVFold, ...]
+
+    @property
+    def held_out(self) -> dict[str, float]:
+        """Mean, min and max held-out score of the selected settings."""
+        return _summary([f.test_score for f in self.folds])
+
+    @property
+    def default_held_out(self) -> dict[str, float]:
+        """Mean, min and max held-out score of the first candidate."""
+        return _summary([f.default_test_score for f in self.folds])
+
+    @property
+    def reference_held_out(self) -> dict[str, float] | None:
+        """Mean, min and max held-out score of the reference detector, if any."""
+        scores = [f.reference_test_score for f in self.folds if f.reference_test_score is not None]
+        return _summary(scores) if scores else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly copy."""
+        return {
+            "corpus": self.corpus,
+            "detector": self.detector,
+            "profile": self.profile,
+            "folds_per_repeat": self.folds_per_repeat,
+            "repeats": self.repeats,
+            "seed": self.seed,
+            "candidates": [dict(c) for c in self.candidates],
+            "in_sample": list(self.in_sample),
+            "reference": self.reference,
+            "reference_in_sample": self.reference_in_sample,
+            "held_out": self.held_out,
+            "default_held_out": self.default_held_out,
+            "reference_held_out": self.reference_held_out,
+            "folds": [f.to_dict() for f in self.folds],
+        }
+
+
+def stratified_folds(
+    files: Sequence[str], categories: Sequence[str], folds: int, rng: np.random.Generator
+) -> list[list[str]]:
+    """Split files into folds with every category spread evenly over them.
+
+    Hand-written rather than scikit-learn's ``StratifiedKFold``, which refuses (warns about)
+    categories with fewer files than folds; NAB has such categories on small slices.
+
+    Args:
+        files: File names.
+        categories: Each file's category.
+        folds: Number of folds.
+        rng: Source of the shuffle.
+
+    Returns:
+        The folds, each a sorted list of file names.
+    """
+    by_category: dict[str, list[str]] = {}
+    for name, category in zip(files, categories, strict=True):
+        by_category.setdefault(category, []).append(name)
+    out: list[list[str]] = [[] for _ in range(folds)]
+    for category in sorted(by_category):
+        members = sorted(by_category[category])
+        order = rng.permutation(len(members))
+        # Deal each category's files to the currently smallest folds first (random among
+        # ties), so fold sizes stay within one file of each other.
+        sizes = np.array([len(f) for f in out])
+        fold_order = np.lexsort((rng.random(folds), sizes))
+        for k, i in enumerate(order):
+            out[int(fold_order[k % folds])].append(members[int(i)])
+    return [sorted(f) for f in out]
+
+
+def _find_reference(nab_dir: Path) -> Path | None:
+    for relative in REFERENCE_RESULTS:
+        path = nab_dir / relative
+        if path.is_dir():
+            return path
+    return None
+
+
+def cross_validate_nab(
+    nab_dir: str | Path,
+    *,
+    detector: str = "ensemble",
+    candidates: Sequence[Mapping[str, Any]] | None = None,
+    folds: int = 2,
+    repeats: int = 5,
+    seed: int = 0,
+    profile: str = "standard",
+    reference: str | Path | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    console: Console | None = None,
+) -> CVReport:
+    """Score a detector out of sample: settings and threshold chosen on other files.
+
+    Each repeat splits the files into ``folds`` folds, stratified by category. For each fold
+    the candidate with the best score on the other folds (threshold optimised there) is
+    chosen, and the held-out fold is scored with that setting at the threshold chosen on the
+    other folds. The reference detector's precomputed results are scored on the same folds
+    with their threshold chosen the same way. Detectors stream each file on its own, so each
+    candidate runs over the corpus once and only the scoring is repeated per fold.
+
+    Args:
+        nab_dir: NAB-layout folder.
+        detector: Registry name of the detector.
+        candidates: Parameter overrides to choose from (default
+            :data:`DEFAULT_CV_CANDIDATES`); the first is also scored on its own.
+        folds: Folds per repeat (at least 2).
+        repeats: Seeded splits to average over.
+        seed: Seed of the first split.
+        profile: Cost profile to score.
+        reference: Folder of the reference detector's results, laid out as
+            ``<folder>/<category>/<name>_<file>.csv``; by default the first of
+            :data:`REFERENCE_RESULTS` that exists (none: no reference is scored).
+        workers: Processes per detector run.
+        progress: Show a progress bar.
+        console: Where the progress bar goes.
+
+    Returns:
+        The report.
+
+    Raises:
+        AIOpsError: The detector, a parameter, or the profile is unknown; there are no
+            candidates; the folds or repeats are out of range; or a held-out fold has no
+            anomaly window.
+        DataError: The folder or a results file is missing or malformed.
+    """
+    settings = tuple(dict(c) for c in (DEFAULT_CV_CANDIDATES if candidates is None else candidates))
+    if not settings:
+        raise AIOpsError("cross-validation needs at least one candidate setting")
+    if repeats < 1:
+        raise AIOpsError(f"repeats must be at least 1, got {repeats}")
+    corpus = NabCorpus.load(nab_dir)
+    if profile not in corpus.profiles:
+        raise AIOpsError(f"unknown profile {profile!r}; profiles: {', '.join(corpus.profiles)}")
+    if not 2 <= folds <= len(corpus.files):
+        raise AIOpsError(
+            f"folds must be between 2 and the number of files ({len(corpus.files)}), got {folds}"
+        )
+    cost = corpus.profiles[profile]
+    detectors = [get_detector(detector, **c) for c in settings]
+    ref_path = Path(reference) if reference is not None else _find_reference(corpus.root)
+    ref_results = load_results(ref_path, ref_path.name, corpus) if ref_path else None
+
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not progress,
+        transient=False,
+    )
+    runs: list[dict[str, FloatArray]] = []
+    with bar:
+        task = bar.add_task(
+            f"{detector}: {len(settings)} settings", total=corpus.n_rows * len(settings)
+        )
+        for d in detectors:
+            runs.append(
+                run_detector(d, corpus, workers=workers, on_file=lambda _, n: bar.advance(task, n))
+            )
+
+    labels = corpus.labels
+
+    def subset(results: Mapping[str, FloatArray], names: Sequence[str]) -> dict[str, FloatArray]:
+        return {n: results[n] for n in names}
+
+    def score(
+        results: Mapping[str, FloatArray], names: Sequence[str], threshold: float | None = None
+    ) -> CorpusScore:
+        return score_corpus(
+            subset(results, names), {n: labels[n] for n in names}, cost, threshold=threshold
+        )
+
+    names = list(corpus.files)
+    cats = [corpus.files[n].category for n in names]
+    rng = np.random.default_rng(seed)
+    out: list[CVFold] = []
+    for repeat in range(repeats):
+        split = stratified_folds(names, cats, folds, rng)
+        for k, test in enumerate(split):
+            if not any(labels[n].n_windows for n in test):
+                raise AIOpsError(
+                    f"repeat {repeat}, fold {k}: the held-out files have no anomaly window; "
+                    "use fewer folds"
+                )
+            train = [n for j, f in enumerate(split) if j != k for n in f]
+            trained = [score(r, train) for r in runs]
+            # Ties go to the earlier candidate, so the defaults win unless beaten.
+            best = max(range(len(runs)), key=lambda i: (trained[i].score, -i))
+            ref_threshold = ref_score = None
+            if ref_results is not None:
+                ref_threshold = score(ref_results, train).threshold
+                ref_score = score(ref_results, test, ref_threshold).score
+            out.append(
+                CVFold(
+                    repeat=repeat,
+                    fold=k,
+                    test_files=tuple(test),
+                    selected=best,
+                    train_score=trained[best].score,
+                    threshold=trained[best].threshold,
+                    test_score=score(runs[best], test, trained[best].threshold).score,
+                    default_test_score=score(runs[0], test, trained[0].threshold).score,
+                    reference_threshold=ref_threshold,
+                    reference_test_score=ref_score,
+                )
+            )
+    return CVReport(
+        corpus=str(corpus.root),
+        detector=detector,
+        profile=profile,
+        folds_per_repeat=folds,
+        repeats=repeats,
+        seed=seed,
+        candidates=settings,
+        in_sample=tuple(score(r, names).score for r in runs),
+        reference=ref_path.name if ref_path else None,
+        reference_in_sample=score(ref_results, names).score if ref_results is not None else None,
+        folds=tuple(out),
+    )
+
+
+def _setting_label(setting: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in setting.items()) or "defaults"
+
+
+def render_cv_report(report: CVReport) -> Table:
+    """A rich table of a cross-validation report: held-out mean/min/max beside in-sample."""
+    table = Table(
+        title=f"NAB out-of-sample check ({report.profile}): {report.repeats} x "
+        f"{report.folds_per_repeat}-fold, stratified by category, seed {report.seed}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("detector", overflow="fold")
+    table.add_column("held-out mean", justify="right")
+    table.add_column("min", justify="right")
+    table.add_column("max", justify="right")
+    table.add_column("in-sample", justify="right")
+    best_in = max(report.in_sample)
+    rows: list[tuple[str, dict[str, float], float | None, str | None]] = [
+        (f"{report.detector} (selected per fold)", report.held_out, best_in, "bold green"),
+        (
+            f"{report.detector} ({_setting_label(report.candidates[0])})",
+            report.default_held_out,
+            report.in_sample[0],
+            "green",
+        ),
+    ]
+    ref = report.reference_held_out
+    if ref is not None and report.reference:
+        rows.append((f"{report.reference} (reference)", ref, report.reference_in_sample, "cyan"))
+    for name, s, inside, style in rows:
+        table.add_row(
+            name,
+            f"{s['mean']:.2f}",
+            f"{s['min']:.2f}",
+            f"{s['max']:.2f}",
+            f"{inside:.2f}" if inside is not None else "",
+            style=style,
+        )
+    chosen = [f.selected for f in report.folds]
+    picks = ", ".join(
+        f"{_setting_label(report.candidates[i])} x{chosen.count(i)}"
+        for i in sorted(set(chosen), key=lambda i: -chosen.count(i))
+    )
+    table.caption = f"settings chosen: {picks}"
+    table.caption_justify = "left"
+    return table
