@@ -43,6 +43,17 @@ __all__ = [
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
+AlertCategory = Literal[
+    "data_drift",
+    "data_quality",
+    "quality_drop",
+    "error_rate",
+    "latency",
+    "cost",
+    "infrastructure",
+    "other",
+]
+"""What an alert signals, read from its ``category`` label or its name."""
 """Severities, least to most severe."""
 
 _SEVERITY_WORDS: dict[str, Severity] = {

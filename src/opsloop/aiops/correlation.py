@@ -32,11 +32,11 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 
-from opsloop.aiops.alerts import SEVERITIES, AlertIn
+from opsloop.aiops.alerts import SEVERITIES, AlertCategory, AlertIn
 from opsloop.aiops.lineage import LineageGraph, split_node
 from opsloop.errors import AIOpsError
 
@@ -62,19 +62,10 @@ __all__ = [
 DEFAULT_WINDOW = timedelta(minutes=15)
 """Alerts further apart than this are never grouped."""
 
-CATEGORIES = (
-    "data_drift",
-    "data_quality",
-    "quality_drop",
-    "error_rate",
-    "latency",
-    "cost",
-    "infrastructure",
-    "other",
-)
+CATEGORIES: tuple[str, ...] = get_args(AlertCategory)
 """What an alert signals, read from its ``category`` label or its name."""
 
-INCIDENT_KINDS = (
+IncidentKind = Literal[
     "data_drift",
     "quality_drop",
     "error_rate",
@@ -82,7 +73,8 @@ INCIDENT_KINDS = (
     "cost_anomaly",
     "infrastructure",
     "other",
-)
+]
+INCIDENT_KINDS: tuple[str, ...] = get_args(IncidentKind)
 """Kinds of incidents; remediation policies select incidents by kind."""
 
 # Checked in this order, so "latency_error_budget" is latency and "prediction_drift" is drift.

@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import select
 
 from opsloop.aiops.alerts import Severity, normalize_severity
+from opsloop.aiops.correlation import IncidentKind
 from opsloop.aiops.incidents import ActionInfo, IncidentInfo, get_incident, list_actions
 from opsloop.aiops.rules import load_section
 from opsloop.errors import AIOpsError, MissingDependencyError, OpsloopError
@@ -79,15 +80,6 @@ ActionName = Literal["retrain", "canary", "promote", "rollback", "notify"]
 ACTIONS: tuple[str, ...] = get_args(ActionName)
 """The actions a policy can take."""
 
-IncidentKind = Literal[
-    "data_drift",
-    "quality_drop",
-    "error_rate",
-    "latency",
-    "cost_anomaly",
-    "infrastructure",
-    "other",
-]
 # Actions that change what is served; the daily limit and the cooldown count these.
 _EFFECTFUL = frozenset({"retrain", "canary", "promote", "rollback"})
 _DONE = ("running", "succeeded", "failed")

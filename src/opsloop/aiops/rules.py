@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from opsloop.aiops.alerts import AlertIn, Severity, alerts_from_flags, normalize_severity
+from opsloop.aiops.alerts import (
+    AlertCategory,
+    AlertIn,
+    Severity,
+    alerts_from_flags,
+    normalize_severity,
+)
 from opsloop.errors import SpecError
 
 if TYPE_CHECKING:
@@ -59,16 +65,6 @@ _EXPR = re.compile(
     r"(?:for\s+(?P<for>\d+))?\s*$"
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
-Category = Literal[
-    "data_drift",
-    "data_quality",
-    "quality_drop",
-    "error_rate",
-    "latency",
-    "cost",
-    "infrastructure",
-    "other",
-]
 
 
 def _parse_expr(expr: str) -> dict[str, Any]:
@@ -129,7 +125,7 @@ class ThresholdRule(_Section):
     severity: Severity = "warning"
     labels: dict[str, str] = Field(default_factory=dict)
     summary: str = ""
-    category: Category | None = None
+    category: AlertCategory | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -205,6 +205,28 @@ def _short(value: Any) -> str:
     return str(value)
 
 
+def _refused(
+    name: str,
+    reason: str,
+    file: str | None,
+    live: LiveDeployment | None,
+    *,
+    version: int | None = None,
+) -> DeploymentOutcome:
+    """A deployment whose desired state cannot be applied: Degraded, live state untouched."""
+    note = "" if live is None else "; the live deployment is left as it is"
+    return DeploymentOutcome(
+        name=name,
+        sync=SyncStatus.UNKNOWN,
+        health=HealthStatus.DEGRADED,
+        reason=f"{reason}{note}",
+        action="invalid",
+        file=file,
+        version=version,
+        endpoints=live.endpoints if live else [],
+    )
+
+
 class Reconciler:
     """Syncs one project's deployments from its Git repository to a runtime.
 
@@ -428,16 +450,7 @@ class Reconciler:
         desired: DesiredState,
         dry_run: bool,
     ) -> DeploymentOutcome:
-        note = "" if live is None else "; the live deployment is left as it is"
-        outcome = DeploymentOutcome(
-            name=name,
-            sync=SyncStatus.UNKNOWN,
-            health=HealthStatus.DEGRADED,
-            reason=f"invalid document: {problem.message}{note}",
-            action="invalid",
-            file=problem.file,
-            endpoints=live.endpoints if live else [],
-        )
+        outcome = _refused(name, f"invalid document: {problem.message}", problem.file, live)
         return self._save(dry_run, outcome, desired.revision, None, live)
 
     def _desired(
@@ -458,16 +471,8 @@ class Reconciler:
         try:
             spec = resolve_spec(doc, self.store)
         except OpsloopError as exc:
-            note = "" if live is None else "; the live deployment is left as it is"
-            outcome = DeploymentOutcome(
-                name=name,
-                sync=SyncStatus.UNKNOWN,
-                health=HealthStatus.DEGRADED,
-                reason=f"{loaded.file}: {exc}{note}",
-                action="invalid",
-                file=loaded.file,
-                version=doc.spec.version,
-                endpoints=live.endpoints if live else [],
+            outcome = _refused(
+                name, f"{loaded.file}: {exc}", loaded.file, live, version=doc.spec.version
             )
             return self._save(dry_run, outcome, desired.revision, stored, live)
         spec_hash = spec.spec_hash()
