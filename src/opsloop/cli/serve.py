@@ -82,10 +82,13 @@ def _sink(target: str | None, deployment: str | None, *, feedback: bool) -> Any:
     from opsloop.context import current_project
     from opsloop.serve.store_sink import StoreFeedbackSink, StorePredictionSink
 
-    store = current_project().store
+    project = current_project()
+    kind = "feedback" if feedback else "predictions"
+    # Records the store refuses are kept here, one JSON object per line, never dropped.
+    dead_letter = project.state_dir / "dead-letter" / f"{deployment or 'serve'}-{kind}.jsonl"
     if feedback:
-        return StoreFeedbackSink(store, deployment or "")
-    return StorePredictionSink(store, deployment or "")
+        return StoreFeedbackSink(project.store, deployment or "", dead_letter)
+    return StorePredictionSink(project.store, deployment or "", dead_letter)
 
 
 def serve_command(

@@ -91,6 +91,7 @@ class ServerState:
                 batch_size=config.log_batch_size,
                 flush_interval=config.log_flush_interval_s,
                 metrics=self.metrics,
+                dead_letter=RecordLog.dead_letter_for(config.prediction_sink),
             )
         if config.feedback_sink is not None:
             self.feedback = RecordLog(
@@ -100,6 +101,7 @@ class ServerState:
                 batch_size=config.log_batch_size,
                 flush_interval=config.log_flush_interval_s,
                 metrics=self.metrics,
+                dead_letter=RecordLog.dead_letter_for(config.feedback_sink),
             )
         self.ready = False
         self.startup_error: Exception | None = None

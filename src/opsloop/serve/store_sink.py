@@ -6,6 +6,7 @@ The server hands each sink a batch from its writer thread; one batch is one tran
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,11 +36,14 @@ class StorePredictionSink:
     Args:
         store: The metadata store.
         deployment: Deployment name recorded on every row (empty outside GitOps).
+        dead_letter: JSON Lines file for records the store refuses (see
+            :class:`~opsloop.serve.predlog.RecordLog`); None logs them instead.
     """
 
-    def __init__(self, store: Store, deployment: str = "") -> None:
+    def __init__(self, store: Store, deployment: str = "", dead_letter: Path | None = None) -> None:
         self.store = store
         self.deployment = deployment
+        self.dead_letter = dead_letter
 
     def write_batch(self, records: list[PredictionRecord]) -> None:
         """Insert the batch in one transaction."""
@@ -63,11 +67,13 @@ class StorePredictionSink:
 
 
 class StoreFeedbackSink:
-    """Writes feedback labels to the store's ``feedback`` table."""
+    """Writes feedback labels to the store's ``feedback`` table (arguments as for
+    :class:`StorePredictionSink`)."""
 
-    def __init__(self, store: Store, deployment: str = "") -> None:
+    def __init__(self, store: Store, deployment: str = "", dead_letter: Path | None = None) -> None:
         self.store = store
         self.deployment = deployment
+        self.dead_letter = dead_letter
 
     def write_batch(self, records: list[FeedbackRecord]) -> None:
         """Insert the batch in one transaction."""
