@@ -331,10 +331,42 @@ def test_chain_runs_in_order_and_records_everything(store: Store, hook: tuple[st
         "promote: succeeded",
         "notify: succeeded",
     ]
+    events = [e.what for e in timeline(store, inc_id) if e.type == "event"]
+    assert "remediation.started (retrain)" in events and "remediation.succeeded (promote)" in events
+    # The chain healed it: the policy resolved the incident, last on its timeline.
+    assert get_incident(store, inc_id).status == "resolved"
+    assert events[-1] == "incident.resolved"
+    (resolved,) = store.list_events(kind="incident.resolved", object_id=str(inc_id))
+    assert resolved.details["by"] == "policy:churn-remediation"
+    assert resolved.details["reason"].startswith("remediated: policy 'churn-remediation' ran")
 
     # A policy acts on an incident once.
     assert engine.remediate(inc_id) == [] and len(work.calls) == 3
     assert engine.remediate_open() == {}
+
+
+def test_incident_stays_open_when_asked_or_when_nothing_changed_serving(store: Store) -> None:
+    work = RecordingExecutor()
+    kept = open_incident(store, "error_rate")
+    engine = RemediationEngine(
+        store,
+        work,
+        [
+            policy(
+                name="keep",
+                on={"kinds": ["error_rate"]},
+                actions=["rollback"],
+                resolve_on_success=False,
+            ),
+            policy(name="retrain-only", on={"kinds": ["data_drift"]}, actions=["retrain"]),
+        ],
+        clock=Clock(),
+    )
+    assert [a.status for a in engine.remediate(kept)] == ["succeeded"]
+    assert get_incident(store, kept).status == "open"
+    retrained = open_incident(store, "data_drift", deployment="churn-eu")
+    assert [a.status for a in engine.remediate(retrained)] == ["succeeded"]
+    assert get_incident(store, retrained).status == "open"
 
 
 def test_first_matching_policy_and_filters(sqlite_store: Store) -> None:
@@ -391,7 +423,11 @@ def test_cooldown_and_daily_limit(store: Store) -> None:
     def run(deployment: str) -> Any:
         inc_id = open_incident(store, "error_rate", deployment)
         (action,) = engine.remediate(inc_id)
-        resolve(store, inc_id)
+        # A rollback that succeeded resolved the incident; a skipped one left it open.
+        status = get_incident(store, inc_id).status
+        assert status == ("resolved" if action.status == "succeeded" else "open")
+        if status == "open":
+            resolve(store, inc_id)
         return action
 
     assert run("churn-prod").status == "succeeded"

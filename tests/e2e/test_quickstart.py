@@ -1,13 +1,21 @@
-"""The main job as a user runs it: quickstart, then a second run that comes from the cache."""
+"""The main job as a user runs it: ``opsloop quickstart`` trains and registers a champion,
+then closes the loop on it (deploy through Git, drifting traffic with delayed labels, one
+incident, retrain → canary → promote); then the commands a user runs next."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from opsloop.aiops.incidents import get_incident, list_actions, list_incidents
+from opsloop.context import open_project
+from opsloop.gitops.runtime.local import LocalRuntime
+from opsloop.loop.demo import DEPLOYMENT
 
 
 def opsloop(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -26,24 +34,72 @@ def opsloop(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_quickstart_then_cached_rerun(tmp_path: Path) -> None:
+@pytest.mark.timeout(900)
+def test_quickstart_closes_the_loop_then_reruns_from_the_cache(tmp_path: Path) -> None:
     folder = tmp_path / "demo"
     first = opsloop("quickstart", "--dir", str(folder), cwd=tmp_path)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     out = first.stdout
+    assert first.returncode == 0, out[-5000:] + first.stderr[-3000:]
+
+    # The lifecycle.
     assert "created project" in out
     assert "registered models:/churn/1 as champion (every gate passed)" in out
     for word in ("data checks", "candidates", "gates", "evaluation report:"):
         assert word in out
-    assert (folder / "opsloop.yaml").is_file()
     assert list((folder / ".opsloop" / "reports").glob("*/report.html"))
 
+    # The loop: one incident, healed by retrain → canary → promote, quality restored.
+    assert f"sync: {DEPLOYMENT} serves churn v1" in out
+    assert len(re.findall(r"^window \d+: .*incident #\d+ opened", out, re.MULTILINE)) == 1, out
+    for action in ("retrain", "canary", "promote"):
+        assert f"{action}: succeeded" in out, out
+    assert "incident #1: timeline" in out and "stopped the model server" in out
+    quality = re.search(r"ROC AUC on drifted traffic: ([\d.]+) with v1 → ([\d.]+) with v(\d+)", out)
+    assert quality is not None, out
+    before, after, promoted = float(quality[1]), float(quality[2]), int(quality[3])
+    assert promoted > 1 and after > before + 0.2, out
+
+    project = open_project(folder)
+    try:
+        incident = get_incident(project.store, 1)
+        assert incident.kind == "quality_drop" and DEPLOYMENT in incident.deployments
+        # The chain succeeded and changed what serves: the policy resolved the incident.
+        assert incident.status == "resolved"
+        assert len(list_incidents(project.store, status=None)) == 1
+        actions = list_actions(project.store, 1)
+        assert [(a.action, a.status) for a in actions] == [
+            ("retrain", "succeeded"),
+            ("canary", "succeeded"),
+            ("promote", "succeeded"),
+        ]
+    finally:
+        project.close()
+    # Git says the new version serves; the demo stopped its server.
+    doc = (folder / "deploy" / f"{DEPLOYMENT}.yaml").read_text(encoding="utf-8")
+    assert f"version: {promoted}" in doc
+    assert LocalRuntime(folder).live_state() == {}
+    log = subprocess.run(
+        ["git", "log", "--format=%s"], cwd=folder, capture_output=True, text=True, check=True
+    ).stdout
+    assert f"deploy({DEPLOYMENT}): traffic v1=70 v{promoted}=30" in log
+    assert f"deploy({DEPLOYMENT}): promote churn v{promoted}" in log
+
+    shown = opsloop("incidents", "show", "1", cwd=folder)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "promote" in shown.stdout and "resolved" in shown.stdout
+
+    # Running the lifecycle again: the data and the training come from the cache; the
+    # evaluation runs again because the champion it is compared with is the healed version.
     second = opsloop("run", cwd=folder)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert "registered models:/churn/1 as champion" in second.stdout
-    phases = [line for line in second.stdout.splitlines() if line.startswith("│ ")]
-    cached = [line for line in phases if "cached" in line]
-    assert len(cached) >= 9, second.stdout
+    phases = dict(
+        line.strip("│ ").split(maxsplit=1)
+        for line in second.stdout.splitlines()
+        if line.startswith("│ ") and line.count("│") == 3
+    )
+    for phase in ("ingest", "validate", "contract_gate", "split", "featurize", "train"):
+        assert phases[phase].strip(" │") == "cached", second.stdout
+    assert phases["evaluate"].strip(" │") == "succeeded", second.stdout
 
-    shown = opsloop("models", "show", "churn", cwd=folder)
-    assert shown.returncode == 0 and "champion" in shown.stdout and "passed" in shown.stdout
+    models = opsloop("models", "show", "churn", cwd=folder)
+    assert models.returncode == 0 and "champion" in models.stdout and "passed" in models.stdout

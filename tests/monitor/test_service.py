@@ -516,6 +516,35 @@ def test_drift_rule_alerts_become_one_incident(store_url: str, tmp_path: Path) -
         store.close()
 
 
+def test_a_replaced_version_raises_no_new_alerts(stores: tuple[Store, ArtifactStore]) -> None:
+    store, artifacts = stores
+    _register(store, artifacts)
+    _serve(store, T0, range(8))
+    section = AlertsSection.model_validate({"rules": ["drift.share > 0.3"]})
+
+    def serving(traffic: dict[str, float]) -> None:
+        desired = {"spec": {"model": MODEL, "traffic": traffic, "shadow": []}}
+        save_status(
+            store,
+            DEPLOYMENT,
+            revision=None,
+            desired=desired,
+            live={},
+            sync_status="Synced",
+            health_status="Healthy",
+            reason="",
+        )
+
+    # Git says version 2 serves now: version 1's drifting windows are stale.
+    serving({"2": 100.0})
+    stale = run_monitors(store, artifacts, now=_at(6), alerts=section, detector_series=None)
+    assert stale.windows and stale.alerts == [] and stale.opened == []
+    # A canary keeps version 1 in the traffic: its windows alert again.
+    serving({"1": 70.0, "2": 30.0})
+    live = run_monitors(store, artifacts, now=_at(8), alerts=section, detector_series=None)
+    assert [a.name for a in live.alerts] == ["drift.share"] and len(live.opened) == 1
+
+
 def test_a_for_rule_fires_when_windows_come_one_run_at_a_time(
     stores: tuple[Store, ArtifactStore],
 ) -> None:

@@ -510,7 +510,8 @@ def list_actions(store: Store, incident_id: int | None = None) -> list[ActionInf
 
 def timeline(store: Store, incident_id: int) -> list[TimelineEntry]:
     """Everything that happened to an incident, in time order: its alerts firing and ending,
-    its remediation actions (with their outcome), and its audit events.
+    its remediation actions (each at the time its outcome became known), and its audit
+    events (a remediation event names its action: ``remediation.started (retrain)``).
 
     Raises:
         NotFoundError: There is no incident with that id.
@@ -549,13 +550,15 @@ def timeline(store: Store, incident_id: int) -> list[TimelineEntry]:
             info["error"] = act.error
         if act.approved_by:
             info["approved_by"] = act.approved_by
+        # An action is placed where its outcome became known; its plan and start are events.
+        at = act.finished_at or act.started_at or act.created_at
         entries.append(
             (
-                act.created_at,
+                at,
                 1,
                 act.id,
                 TimelineEntry(
-                    time=act.created_at,
+                    time=at,
                     type="action",
                     what=f"{act.action}: {act.status}",
                     ref=act.id,
@@ -572,7 +575,7 @@ def timeline(store: Store, incident_id: int) -> list[TimelineEntry]:
                 TimelineEntry(
                     time=ev.time,
                     type="event",
-                    what=ev.kind,
+                    what=ev.kind + (f" ({ev.details['action']})" if "action" in ev.details else ""),
                     actor=ev.actor,
                     ref=ev.id,
                     details=ev.details,

@@ -50,7 +50,7 @@ from sqlalchemy import select
 
 from opsloop.aiops.alerts import Severity, normalize_severity
 from opsloop.aiops.correlation import IncidentKind
-from opsloop.aiops.incidents import ActionInfo, IncidentInfo, get_incident, list_actions
+from opsloop.aiops.incidents import ActionInfo, IncidentInfo, get_incident, list_actions, resolve
 from opsloop.aiops.rules import load_section
 from opsloop.errors import AIOpsError, MissingDependencyError, OpsloopError
 
@@ -195,6 +195,9 @@ class RemediationPolicy(_Section):
         notify: Webhook for ``notify``.
         retrain: Parameters handed to ``retrain`` (e.g. the pipeline to run).
         rollback: Parameters handed to ``rollback``.
+        resolve_on_success: When every action succeeded and one of them changed what serves
+            (``promote`` or ``rollback``), resolve the incident: its alerts end, and if the
+            problem comes back it fires again and opens a new incident.
     """
 
     name: str
@@ -208,6 +211,7 @@ class RemediationPolicy(_Section):
     notify: NotifySettings | None = None
     retrain: dict[str, Any] = Field(default_factory=dict)
     rollback: dict[str, Any] = Field(default_factory=dict)
+    resolve_on_success: bool = True
 
     @model_validator(mode="before")
     @classmethod
@@ -782,6 +786,23 @@ class RemediationEngine:
                 live_canaries.append((row, result))
             elif row.action in ("promote", "rollback"):
                 live_canaries.clear()
+        if not (blocked or failed):
+            self._resolve_if_healed(incident, rows)
+
+    def _resolve_if_healed(self, incident: IncidentInfo, rows: Sequence[ActionInfo]) -> None:
+        """Resolve the incident when its chain succeeded and changed what serves."""
+        policy = next((p for p in self.policies if rows and p.name == rows[0].policy), None)
+        if policy is None or not policy.resolve_on_success:
+            return
+        healed = [r.action for r in rows if r.action in ("promote", "rollback")]
+        if not healed or get_incident(self.store, incident.id).status != "open":
+            return
+        resolve(
+            self.store,
+            incident.id,
+            note=f"remediated: policy '{policy.name}' ran {', '.join(r.action for r in rows)}",
+            by=f"policy:{policy.name}",
+        )
 
     def _compensate(
         self,

@@ -15,13 +15,14 @@ def quickstart(
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Run every phase again."),
     loop: bool = typer.Option(
-        False,
+        True,
         "--loop/--no-loop",
-        help="Then close the loop: deploy, drift the traffic, detect, retrain, canary, promote "
-        "(a few minutes).",
+        help="After training, close the loop: deploy through Git, drift the traffic, detect, "
+        "retrain, canary, promote (a few minutes). --no-loop stops after training.",
     ),
 ) -> None:
-    """Create the churn example project (or use DIR) and run its whole lifecycle."""
+    """Create the churn example project (or use DIR), train and register a champion, then
+    run the closed loop on it: serve, drift, detect, heal."""
     from opsloop.context import open_project, set_current_project
     from opsloop.lifecycle import run_lifecycle
     from opsloop.lifecycle.quickstart import prepare_project

@@ -55,7 +55,7 @@ def loop_sections(window_s: float, *, min_rows: int) -> str:
     """
     retrain_window = round(2.25 * window_s)
     return f"""
-# Added by 'opsloop quickstart --loop': a quality alert on the deployment, and the policy that
+# Added by 'opsloop quickstart': a quality alert on the deployment, and the policy that
 # heals it (the retrain reads the recent labelled traffic, at least {min_rows} rows).
 alerts:
   rules:
@@ -431,7 +431,14 @@ def run_loop_demo(
             for name in ("time (UTC)", "type", "what"):
                 tl.add_column(name)
             for entry in result.timeline:
-                tl.add_row(f"{entry.time:%H:%M:%S}", entry.type, entry.what)
+                did = (
+                    (entry.details.get("result") or {}).get("did")
+                    if entry.type == "action"
+                    else None
+                )
+                tl.add_row(
+                    f"{entry.time:%H:%M:%S}", entry.type, entry.what + (f": {did}" if did else "")
+                )
             console.print(tl)
         before, after = result.quality("before"), result.quality("after")
         if before is not None and after is not None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -578,6 +578,7 @@ def _alert(
         needed.append(section.detector.for_points)
     since = min(first_new.values()) - max([1, *needed]) * window
     raised: list[AlertIn] = list(run_alerting(store, section, since=since))
+    served = _served_versions(store)
     if section.detector is None:
         for prefix in detector_series or ():
             raised.extend(detect_anomalies(store, series_prefix=prefix, since=since))
@@ -588,6 +589,7 @@ def _alert(
         for a in raised
         if a.labels.get("deployment") in first_new
         and a.seen_at >= first_new[a.labels["deployment"]]
+        and not _stale(a, served)
     ]
     if not fresh:
         return
@@ -597,6 +599,37 @@ def _alert(
     result.opened = list(ingested.opened)
     result.updated = list(ingested.updated)
     result.resolved = list(ingested.resolved)
+
+
+def _served_versions(store: Store) -> dict[str, set[str]]:
+    """The versions each deployment serves or shadows in Git now, as the reconciler saw it."""
+    from opsloop.gitops.state import list_deployments
+
+    served: dict[str, set[str]] = {}
+    for record in list_deployments(store):
+        spec = record.desired.get("spec") or {}
+        versions = {str(v) for v in (spec.get("traffic") or {})}
+        versions.update(str(s.get("version")) for s in spec.get("shadow") or [] if s)
+        if versions:
+            served[record.name] = versions
+    return served
+
+
+def _stale(alert: AlertIn, served: Mapping[str, set[str]]) -> bool:
+    """A firing alert on a model version that no longer serves in its deployment.
+
+    Its series go stale once the version is replaced: what its last windows say (the control
+    arm of a canary, say) raises no new alert, as a removed target raises none in a
+    monitoring system that scrapes. Resolutions still pass.
+    """
+    versions = served.get(alert.labels.get("deployment", ""))
+    version = alert.labels.get("version")
+    return (
+        alert.status == "firing"
+        and versions is not None
+        and version is not None
+        and version not in versions
+    )
 
 
 # -- entry points -------------------------------------------------------------------------------
