@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -192,6 +193,19 @@ async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
+def drain(sink: JsonlSink, records: list[Any], **options: Any) -> RecordLog[Any]:
+    """Queue every record on a new log over ``sink``, then close it (which drains it)."""
+
+    async def main() -> RecordLog[Any]:
+        log: RecordLog[Any] = RecordLog(sink, name="predictions", flush_interval=5.0, **options)
+        log.start()
+        await log.put_many(records)
+        await log.close()
+        return log
+
+    return asyncio.run(main())
+
+
 def test_a_record_that_cannot_be_encoded_is_set_aside_and_the_rest_written(
     tmp_path: Path,
 ) -> None:
@@ -200,14 +214,7 @@ def test_a_record_that_cannot_be_encoded_is_set_aside_and_the_rest_written(
     assert dead == tmp_path / "preds.dead-letter.jsonl"
     records = [bad(i) if i == 137 else rec(i) for i in range(200)]
 
-    async def main() -> RecordLog:
-        log = RecordLog(sink, name="predictions", flush_interval=5.0, dead_letter=dead)
-        log.start()
-        await log.put_many(records)
-        await log.close()
-        return log
-
-    log = asyncio.run(main())
+    log = drain(sink, records, dead_letter=dead)
     written = ids_in(sink.path)
     assert len(written) == 199
     assert set(written) == {f"r{i}" for i in range(200)} - {"r137"}
@@ -231,16 +238,7 @@ def test_close_drains_batches_with_several_bad_records(tmp_path: Path) -> None:
     poisoned = {3, 17, 18, 40, 99}
     records = [bad(i) if i in poisoned else rec(i) for i in range(100)]
 
-    async def main() -> RecordLog:
-        log = RecordLog(
-            sink, name="predictions", batch_size=16, flush_interval=5.0, dead_letter=dead
-        )
-        log.start()
-        await log.put_many(records)
-        await log.close()
-        return log
-
-    log = asyncio.run(main())
+    log = drain(sink, records, batch_size=16, dead_letter=dead)
     written = ids_in(sink.path)
     assert len(written) == 95
     assert set(written) == {f"r{i}" for i in range(100) if i not in poisoned}
