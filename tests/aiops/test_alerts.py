@@ -30,7 +30,7 @@ from opsloop.aiops.rules import (
     load_alerts_section,
     run_alerting,
 )
-from opsloop.errors import NotFoundError, SpecError
+from opsloop.errors import AIOpsError, NotFoundError, SpecError
 from opsloop.store import Store, open_store
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -423,3 +423,34 @@ def test_detector_alerts_on_an_anomalous_series(sqlite_store: Store) -> None:
     )
     both = run_alerting(store, section)
     assert {a.source for a in both} == {"rule", "detector"}
+
+
+def test_detector_scope_exclusions_and_bounded_replay(sqlite_store: Store) -> None:
+    store = sqlite_store
+    rng = np.random.default_rng(11)
+    values = rng.normal(100, 2, 600)
+    values[590:592] = 400
+    points = []
+    for name, labels in [
+        ("service.latency_p95", {"deployment": "churn-prod"}),
+        ("service.latency_p95", {"deployment": "churn-eu"}),
+        ("monitor.window", {"deployment": "churn-prod"}),
+        ("server.requests_total", {"deployment": "churn-prod"}),
+    ]:
+        points += [(name, labels, at(i), float(v)) for i, v in enumerate(values)]
+    store.append_series(points)
+    # Every series but the bookkeeping and the raw counters, by default.
+    alerts = detect_anomalies(store, threshold=0.7)
+    assert {a.labels["series"] for a in alerts} == {"service.latency_p95"}
+    assert {a.labels["deployment"] for a in alerts} == {"churn-prod", "churn-eu"}
+    # Only the deployments asked for.
+    only = detect_anomalies(
+        store, threshold=0.7, where=lambda labels: labels.get("deployment") == "churn-eu"
+    )
+    assert {a.labels["deployment"] for a in only} == {"churn-eu"}
+    # A replay of the latest 200 points still finds the spike, and only looks at them.
+    recent = detect_anomalies(store, series_prefix="service.", threshold=0.7, last=200)
+    firing = [a for a in recent if a.status == "firing"]
+    assert firing and all(at(589) <= a.starts_at <= at(592) for a in firing)
+    with pytest.raises(AIOpsError, match="last must be at least 1"):
+        detect_anomalies(store, last=0)

@@ -295,6 +295,8 @@ def test_metric_series(store: Store) -> None:
     assert [p.value for p in one] == [0.0, 0.1, 0.2]
     assert len(store.read_series("drift.psi")) == 4
     assert len(store.read_series("drift.psi", since=t0 + timedelta(hours=1))) == 2
+    latest = store.read_series("drift.psi", {"deployment": "web", "feature": "a"}, last=2)
+    assert [p.value for p in latest] == [0.1, 0.2]
     assert store.list_series("drift.") == [
         ("drift.psi", {"deployment": "web", "feature": "a"}),
         ("drift.psi", {"deployment": "web", "feature": "b"}),

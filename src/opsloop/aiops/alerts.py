@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from opsloop.store import models as m
 
 __all__ = [
+    "DETECTOR_HISTORY",
+    "NOT_DETECTED",
     "SEVERITIES",
     "AlertIn",
     "AlertInfo",
@@ -534,6 +536,13 @@ def alerts_from_flags(
     return out
 
 
+NOT_DETECTED = ("monitor.", "server.", "service.up", "drift.detected")
+"""Series no detector watches unless asked: the monitor's bookkeeping, raw counters and 0/1
+flags (threshold rules cover those)."""
+DETECTOR_HISTORY = 1000
+"""Latest points of a series a detector replays each time it is run."""
+
+
 def detect_anomalies(
     store: Store,
     *,
@@ -543,6 +552,9 @@ def detect_anomalies(
     since: datetime | None = None,
     severity: str = "warning",
     for_points: int = 1,
+    exclude: Sequence[str] = NOT_DETECTED,
+    where: Callable[[Mapping[str, str]], bool] | None = None,
+    last: int | None = DETECTOR_HISTORY,
 ) -> list[AlertIn]:
     """Alerts from a streaming detector run over every stored metric series.
 
@@ -558,9 +570,15 @@ def detect_anomalies(
         since: Learn from every point but raise alerts only for points from this time on.
         severity: Severity of the alerts.
         for_points: Anomalous points in a row it takes to fire.
+        exclude: Skip series whose name starts with any of these.
+        where: Only series whose labels pass this test.
+        last: Replay only the latest ``last`` points of each series (the detectors' memory
+            is bounded, so a long enough replay rebuilds their state at a bounded cost).
     """
     if not 0 < threshold <= 1:
         raise AIOpsError(f"detector threshold must be in (0, 1], got {threshold}")
+    if last is not None and last < 1:
+        raise AIOpsError(f"last must be at least 1, got {last}")
     if detector is None:
         from opsloop.aiops.detectors import default_detector
 
@@ -568,9 +586,11 @@ def detect_anomalies(
     since_utc = _utc(since) if since is not None else None
     out: list[AlertIn] = []
     for series, labels in store.list_series(series_prefix):
-        points = store.read_series(series, labels)
-        if not points:
+        if series.startswith(tuple(exclude)) or (where is not None and not where(labels)):
             continue
+        points = store.read_series(series, labels, last=last)
+        if not points or (since_utc is not None and _utc(points[-1].time) < since_utc):
+            continue  # nothing new to alert on: no need to score it
         det = detector()
         times = [p.time for p in points]
         scores = det.score_many([p.value for p in points], times)

@@ -87,8 +87,11 @@ DEFAULT_BACKFILL = timedelta(days=7)
 """How far back the first run of a deployment starts (from its first prediction since then)."""
 CURSOR_SERIES = "monitor.window"
 """The series that records how far each deployment has been monitored."""
-DEFAULT_DETECTOR_SERIES = ("service.latency_p95", "service.request_rate", "drift.share")
-"""Series the default anomaly detector watches when ``opsloop.yaml`` configures none."""
+DEFAULT_DETECTOR_SERIES = ("",)
+"""Name prefixes of the series the default anomaly detector watches when ``opsloop.yaml``
+configures none: every series (but those of
+:data:`opsloop.aiops.alerts.NOT_DETECTED`)."""
+
 
 SeriesPoint = tuple[str, dict[str, str], datetime, float]
 
@@ -232,6 +235,7 @@ def run_monitors(
     backfill: timedelta = DEFAULT_BACKFILL,
     detector_series: Sequence[str] | None = DEFAULT_DETECTOR_SERIES,
     progress: bool = False,
+    new_points: Mapping[str, datetime] | None = None,
 ) -> MonitorRunResult:
     """Monitor every complete window since the last run, then alert and open incidents.
 
@@ -253,6 +257,9 @@ def run_monitors(
         detector_series: Series the default anomaly detector watches when ``alerts``
             configures no detector; None or empty: none.
         progress: Draw a progress bar on stderr.
+        new_points: Deployments with points written since the last run outside the
+            windows (a scrape), with the time of the first: alerts are evaluated for them
+            even when no window closed.
 
     Returns:
         The windows monitored, points written, alerts and incidents.
@@ -295,6 +302,8 @@ def run_monitors(
             advance()
     for note in contexts.notes():
         _note(result, note)
+    for name, when in (new_points or {}).items():
+        first_new[name] = min(when, first_new.get(name, when))
     if first_new:
         _alert(store, section, first_new, window, detector_series, result)
     return result
@@ -581,7 +590,17 @@ def _alert(
     served = _served_versions(store)
     if section.detector is None:
         for prefix in detector_series or ():
-            raised.extend(detect_anomalies(store, series_prefix=prefix, since=since))
+            raised.extend(
+                detect_anomalies(
+                    store,
+                    series_prefix=prefix,
+                    # The default detector fires on one point: it needs no lookback.
+                    since=min(first_new.values()),
+                    # Only the series of the deployments monitored now: the others raised
+                    # their alerts when their points were new.
+                    where=lambda labels: labels.get("deployment") in first_new,
+                )
+            )
     # Keep the alerts of the new points of the deployments monitored now; older points
     # raised theirs when they were new.
     fresh = [
@@ -642,11 +661,13 @@ def monitor_pass(
     window: timedelta = DEFAULT_WINDOW,
     until: datetime | None = None,
     progress: bool = False,
+    scrape: bool = True,
 ) -> MonitorRunResult:
     """One monitoring pass over a project: :func:`run_monitors` with its stores and spec.
 
     The ``alerts`` section is read from the project's ``opsloop.yaml`` (errors name its
-    line).
+    line). First the running replicas are scraped (:mod:`opsloop.monitor.scrape`: up, error
+    rate, batch size), so that the pass's alert rules see those points too.
 
     Args:
         project: The project.
@@ -655,13 +676,19 @@ def monitor_pass(
         until: Monitor the windows that ended by this time; default: those that ended
             :data:`DEFAULT_GRACE` ago.
         progress: Draw a progress bar on stderr.
+        scrape: Scrape the replicas' ``/metrics`` first.
     """
     from opsloop.aiops.rules import AlertsSection, load_alerts_section
+    from opsloop.monitor.scrape import scrape_deployments
     from opsloop.spec.loader import SPEC_FILE
 
     spec_file = project.dir / SPEC_FILE
     section = load_alerts_section(spec_file) if spec_file.is_file() else AlertsSection()
-    return run_monitors(
+    scraped = None
+    if scrape:
+        scraped_at = datetime.now(UTC)
+        scraped = scrape_deployments(project.store, scraped_at, deployments=deployments)
+    result = run_monitors(
         project.store,
         project.artifacts,
         deployments=deployments,
@@ -671,7 +698,14 @@ def monitor_pass(
         spec=project.spec,
         alerts=section,
         progress=progress,
+        new_points={p[1]["deployment"]: scraped_at for p in scraped.points} if scraped else None,
     )
+    if scraped is not None:
+        result.points += len(scraped.points)
+        result.series.update(p[0] for p in scraped.points)
+        for replica, why in scraped.down.items():
+            _note(result, f"{replica} did not answer its /metrics scrape: {why}")
+    return result
 
 
 #: Series charted in a report, with the labels they carry.

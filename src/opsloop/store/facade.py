@@ -962,8 +962,10 @@ class Store:
         *,
         since: datetime | None = None,
         until: datetime | None = None,
+        last: int | None = None,
     ) -> list[SeriesPointInfo]:
-        """Points of one series (exact labels) — or of every series of ``name`` — by time."""
+        """Points of one series (exact labels) — or of every series of ``name`` — by time;
+        with ``last``, only the latest ``last`` of them (still oldest first)."""
         q = select(m.SeriesPoint).where(m.SeriesPoint.name == name)
         if labels is not None:
             q = q.where(m.SeriesPoint.labels_key == labels_key(labels))
@@ -971,9 +973,13 @@ class Store:
             q = q.where(m.SeriesPoint.time >= since)
         if until is not None:
             q = q.where(m.SeriesPoint.time < until)
-        q = q.order_by(m.SeriesPoint.time, m.SeriesPoint.id)
+        if last is not None:
+            q = q.order_by(m.SeriesPoint.time.desc(), m.SeriesPoint.id.desc()).limit(last)
+        else:
+            q = q.order_by(m.SeriesPoint.time, m.SeriesPoint.id)
         with self._read() as s:
-            return [SeriesPointInfo.model_validate(p) for p in s.scalars(q)]
+            points = [SeriesPointInfo.model_validate(p) for p in s.scalars(q)]
+        return points[::-1] if last is not None else points
 
     def list_series(self, name_prefix: str = "") -> list[tuple[str, dict[str, str]]]:
         """Every distinct series ``(name, labels)`` whose name starts with ``name_prefix``."""
