@@ -7,10 +7,12 @@ store. Each backend module (``sqlite``, ``postgres``) provides one :class:`Backe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
+import orjson
 from sqlalchemy import Connection, Engine
 
 
@@ -34,3 +36,13 @@ class Backend(Protocol):
 def iter_backends() -> Iterator[str]:
     """Names of the built-in backends."""
     yield from ("sqlite", "postgresql")
+
+
+def load_json(text: str | bytes) -> Any:
+    """Decode a JSON column: orjson, several times faster than the standard library where a
+    monitoring window reads tens of thousands of rows; the standard library for what only it
+    reads (``NaN`` and ``Infinity``, which ``json.dumps`` writes for non-finite floats)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)

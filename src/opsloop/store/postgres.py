@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from opsloop.errors import MissingDependencyError
+from opsloop.store.base import load_json
 
 # Any constant works; it only has to be the same in every opsloop process.
 _MIGRATION_LOCK_KEY = 0x6F70736C6F6F70
@@ -22,7 +23,13 @@ class PostgresBackend:
     def create_engine(self, url: str) -> Engine:
         if importlib.util.find_spec("psycopg") is None:
             raise MissingDependencyError("psycopg", "postgres")
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=10,
+            json_deserializer=load_json,
+        )
 
     @contextmanager
     def migration_lock(self, engine: Engine, url: str) -> Iterator[Connection]:

@@ -11,6 +11,8 @@ from filelock import FileLock
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from opsloop.store.base import load_json
+
 
 class SQLiteBackend:
     """Local store in one file; many processes may read and write it at once."""
@@ -21,7 +23,7 @@ class SQLiteBackend:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60})
+        engine = create_engine(url, connect_args={"timeout": 60}, json_deserializer=load_json)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
