@@ -8,6 +8,7 @@ store. Each backend module (``sqlite``, ``postgres``) provides one :class:`Backe
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -38,10 +39,30 @@ def iter_backends() -> Iterator[str]:
     yield from ("sqlite", "postgresql")
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def dump_json(value: Any) -> str:
+    """Encode a JSON column. ``NaN`` and infinities become ``null`` on every backend:
+    PostgreSQL refuses them in JSON, and one store must hold the same data on both."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), allow_nan=False)
+
+
 def load_json(text: str | bytes) -> Any:
     """Decode a JSON column: orjson, several times faster than the standard library where a
     monitoring window reads tens of thousands of rows; the standard library for what only it
-    reads (``NaN`` and ``Infinity``, which ``json.dumps`` writes for non-finite floats)."""
+    reads (``NaN`` and ``Infinity`` in rows written before :func:`dump_json` mapped them to
+    ``null``, and integers beyond 64 bits)."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:

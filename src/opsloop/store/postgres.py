@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from opsloop.errors import MissingDependencyError
-from opsloop.store.base import load_json
+from opsloop.store.base import dump_json, load_json
 
 # Any constant works; it only has to be the same in every opsloop process.
 _MIGRATION_LOCK_KEY = 0x6F70736C6F6F70
@@ -28,6 +28,7 @@ class PostgresBackend:
             pool_pre_ping=True,
             pool_size=5,
             max_overflow=10,
+            json_serializer=dump_json,
             json_deserializer=load_json,
         )
 

@@ -11,7 +11,7 @@ from filelock import FileLock
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from opsloop.store.base import load_json
+from opsloop.store.base import dump_json, load_json
 
 
 class SQLiteBackend:
@@ -23,7 +23,12 @@ class SQLiteBackend:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60}, json_deserializer=load_json)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 60},
+            json_serializer=dump_json,
+            json_deserializer=load_json,
+        )
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
