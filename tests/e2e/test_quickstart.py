@@ -105,6 +105,10 @@ def test_quickstart_closes_the_loop_then_reruns_from_the_cache(tmp_path: Path) -
     for phase in ("ingest", "validate", "contract_gate", "split", "featurize", "train"):
         assert phases[phase].strip(" │") == "cached", second.stdout
     assert phases["evaluate"].strip(" │") == "succeeded", second.stdout
+    # On the original data the first version beats the healed one: it is champion again,
+    # and not registered a second time.
+    assert "registered models:/churn/1 as champion" in second.stdout, second.stdout
+    assert "the same training as before" in second.stdout
 
     models = opsloop("models", "show", "churn", cwd=folder)
     assert models.returncode == 0 and "champion" in models.stdout and "passed" in models.stdout

@@ -132,6 +132,17 @@ def test_lifecycle_registers_champion_then_reuses_cache(make_project) -> None:  
     assert third.steps["train"] == "succeeded"
     assert third.registration is not None and third.registration["version"] == 2
 
+    # Back to the first configuration: its training comes from the cache, and the gates run
+    # again against the new champion; the same training is not registered a second time.
+    (proj.dir / "opsloop.yaml").write_text(yaml.safe_dump(base_spec()))
+    fourth = run(open_project(proj.dir))
+    assert fourth.succeeded, fourth.error
+    assert fourth.steps["train"] == "cached" and fourth.steps["register"] == "succeeded"
+    back = fourth.registration
+    assert back is not None and back["version"] == 1 and back["reused"] is True
+    assert [v.version for v in proj.store.list_model_versions("lc")] == [2, 1]
+    assert back["alias"] in proj.store.get_model_version("lc", 1).aliases
+
 
 def test_failing_gate_registers_challenger(make_project) -> None:  # type: ignore[no-untyped-def]
     proj = make_project(base_spec(evaluate={"gates": {"roc_auc": {"min": 0.999}}}))

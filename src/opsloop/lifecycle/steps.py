@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from opsloop.errors import ContractError, DataError
+from opsloop.errors import ContractError, DataError, NotFoundError
 from opsloop.pipeline import step
+
+if TYPE_CHECKING:
+    from opsloop.store.types import ModelVersionInfo
 
 
 @step(outputs=("data", "dataset"))
@@ -249,11 +252,30 @@ def register(
 
     The reference profile of the training data (and of the model's predictions on it) is
     stored with the version, so that monitoring compares live traffic with it.
+
+    A version trained from the same lifecycle key (same data, configuration and code: the
+    training came from the cache) is not registered twice: the alias moves to it instead. That
+    happens when only the champion changed since, so the evaluation and the gates ran again.
     """
     from opsloop.context import current_project
     from opsloop.monitor.reference import build_reference_profile
     from opsloop.registry import register_model
 
+    passed = all(bool(g["passed"]) for g in gates)
+    alias = alias_on_pass if passed else alias_on_fail
+    earlier = _same_training(model_name, lifecycle_key)
+    if earlier is not None:
+        store = current_project().store
+        if alias is not None and alias not in earlier.aliases:
+            store.set_alias(model_name, alias, earlier.version)
+        return {
+            "model": model_name,
+            "version": earlier.version,
+            "alias": alias,
+            "gates_passed": passed,
+            "artifact": earlier.artifact_digest,
+            "reused": True,
+        }
     spec_columns = [c for c in features["dtypes"]]
     x = train[spec_columns]
     predictions = _positive_scores(model, x)
@@ -265,8 +287,6 @@ def register(
     )
     artifacts = current_project().artifacts
     profile_digest = artifacts.put_bytes(profile.model_dump_json().encode())
-    passed = all(bool(g["passed"]) for g in gates)
-    alias = alias_on_pass if passed else alias_on_fail
     version = register_model(
         model_name,
         model,
@@ -299,6 +319,17 @@ def register(
         "gates_passed": passed,
         "artifact": version.artifact_digest,
     }
+
+
+def _same_training(model_name: str, lifecycle_key: str) -> ModelVersionInfo | None:
+    """The newest version of ``model_name`` trained from ``lifecycle_key``, if any."""
+    from opsloop.context import current_project
+
+    try:
+        versions = current_project().store.list_model_versions(model_name)
+    except NotFoundError:
+        return None
+    return next((v for v in versions if v.details.get("lifecycle_key") == lifecycle_key), None)
 
 
 def _positive_scores(model: Any, x: pd.DataFrame) -> np.ndarray[Any, Any]:

@@ -139,6 +139,8 @@ def print_summary(outcome: LifecycleOutcome, console: Console) -> None:
         alias = reg.get("alias")
         where = f" as [bold]{alias}[/bold]" if alias else ""
         verdict = "every gate passed" if reg.get("gates_passed") else "a gate failed"
+        if reg.get("reused"):
+            verdict += "; the same training as before, so no new version"
         console.print(
             f"registered [bold]models:/{reg['model']}/{reg['version']}[/bold]{where} ({verdict})"
         )
