@@ -100,9 +100,13 @@ class Step:
         update_wrapper(self, func)
         _STEPS[(self.module, self.qualname)] = self
 
-    @cached_property
+    @property
     def source_digest(self) -> str:
-        """SHA-256 of the function's normalised source (see :mod:`opsloop.pipeline.cache`)."""
+        """SHA-256 of the function's code and the project code it uses.
+
+        Recomputed on each access, cheaply (see :func:`opsloop.pipeline.cache.source_digest`),
+        so that a helper module reloaded in a running session changes it.
+        """
         return source_digest(self.func)
 
     @property
