@@ -588,9 +588,14 @@ def detect_anomalies(
     for series, labels in store.list_series(series_prefix):
         if series.startswith(tuple(exclude)) or (where is not None and not where(labels)):
             continue
+        if since_utc is not None:
+            # Nothing new to alert on: neither read its history nor score it.
+            newest = store.read_series(series, labels, last=1)
+            if not newest or _utc(newest[0].time) < since_utc:
+                continue
         points = store.read_series(series, labels, last=last)
-        if not points or (since_utc is not None and _utc(points[-1].time) < since_utc):
-            continue  # nothing new to alert on: no need to score it
+        if not points:
+            continue
         det = detector()
         times = [p.time for p in points]
         scores = det.score_many([p.value for p in points], times)
