@@ -74,24 +74,42 @@ def _is_docstring(statement: ast.stmt) -> bool:
     )
 
 
-def normalize_source(source: str) -> str:
-    """The source of a function, reduced to what decides its behaviour.
-
-    Decorators, the docstring, comments and formatting are dropped; code that cannot be parsed
-    is kept verbatim (dedented).
-    """
+def _normalized(source: str, edit: Callable[[ast.Module], None]) -> str:
+    """The syntax tree of ``source`` after ``edit``, dumped without positions (so comments and
+    formatting do not count); code that cannot be parsed is kept verbatim (dedented)."""
     text = textwrap.dedent(source)
     try:
         tree = ast.parse(text)
     except SyntaxError:
         return text
+    edit(tree)
+    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
+def _drop_step_decorators_and_docstring(tree: ast.Module) -> None:
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             node.decorator_list = []
             if len(node.body) > 1 and _is_docstring(node.body[0]):
                 node.body = node.body[1:]
             break
-    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
+def _drop_docstrings(tree: ast.Module) -> None:
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        if node.body and _is_docstring(node.body[0]):
+            node.body = node.body[1:] or [ast.Pass()]
+
+
+def normalize_source(source: str) -> str:
+    """The source of a function, reduced to what decides its behaviour.
+
+    Decorators, the docstring, comments and formatting are dropped; code that cannot be parsed
+    is kept verbatim (dedented).
+    """
+    return _normalized(source, _drop_step_decorators_and_docstring)
 
 
 def _normalize_helper_source(source: str) -> str:
@@ -100,17 +118,7 @@ def _normalize_helper_source(source: str) -> str:
     Unlike :func:`normalize_source`, decorators are kept (they change what a helper does) and
     every docstring goes, of nested functions and methods too.
     """
-    text = textwrap.dedent(source)
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return text
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            continue
-        if node.body and _is_docstring(node.body[0]):
-            node.body = node.body[1:] or [ast.Pass()]
-    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+    return _normalized(source, _drop_docstrings)
 
 
 def _sha256(payload: bytes) -> str:
