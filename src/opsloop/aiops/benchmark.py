@@ -375,15 +375,21 @@ def run_nab_benchmark(
     )
 
 
-def render_scoreboard(board: Scoreboard) -> Table:
-    """A rich table of the scoreboard."""
-    table = Table(
-        title=f"NAB scoreboard: {board.files} files, {board.rows_total} rows, "
-        f"{board.windows} windows",
+def _compact_table(title: str) -> Table:
+    """A table that keeps NAB's wide scoreboards readable in 80 columns."""
+    return Table(
+        title=title,
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         collapse_padding=True,
+    )
+
+
+def render_scoreboard(board: Scoreboard) -> Table:
+    """A rich table of the scoreboard."""
+    table = _compact_table(
+        f"NAB scoreboard: {board.files} files, {board.rows_total} rows, {board.windows} windows"
     )
     table.add_column("#", justify="right")
     table.add_column("detector", min_width=12, overflow="fold")
@@ -776,13 +782,9 @@ def _setting_label(setting: Mapping[str, Any]) -> str:
 
 def render_cv_report(report: CVReport) -> Table:
     """A rich table of a cross-validation report: held-out mean/min/max beside in-sample."""
-    table = Table(
-        title=f"NAB out-of-sample check ({report.profile}): {report.repeats} x "
-        f"{report.folds_per_repeat}-fold, stratified by category, seed {report.seed}",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
+    table = _compact_table(
+        f"NAB out-of-sample check ({report.profile}): {report.repeats} x "
+        f"{report.folds_per_repeat}-fold, stratified by category, seed {report.seed}"
     )
     table.add_column("detector", overflow="fold")
     table.add_column("held-out mean", justify="right")
