@@ -69,7 +69,11 @@ class Project:
             if self._store is None:
                 from opsloop.store import open_store
 
-                self._store = open_store(self.store_url, actor=self.settings.resolved_actor())
+                self._store = open_store(
+                    self.store_url,
+                    actor=self.settings.resolved_actor(),
+                    heartbeat_timeout_s=self.settings.heartbeat_timeout_s,
+                )
             return self._store
 
     @property

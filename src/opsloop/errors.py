@@ -61,6 +61,7 @@ __all__ = [
     "StoreError",
     "TrackingError",
     "UntrustedTypeError",
+    "is_data_error",
 ]
 
 
@@ -234,3 +235,29 @@ class MonitorError(OpsloopError):
 
 class AIOpsError(OpsloopError):
     """Detection, correlation or remediation failed."""
+
+
+# Errors that say the data cannot be written, however often it is tried (PEP 249 names for the
+# database drivers' own classes, which opsloop does not import).
+_DATA_ERRORS: tuple[type[Exception], ...] = (TypeError, ValueError, UnicodeError, OverflowError)
+_DATA_ERROR_NAMES = frozenset({"DataError", "IntegrityError"})
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """Whether ``exc``, or the error it wraps (``orig`` of database drivers, ``__cause__``),
+    says the records themselves cannot be written, so that retrying them is useless.
+
+    Any other failure (``OSError``, a database that is down) is the writer's, and worth a
+    retry. Shared by the batched writers: the prediction log and the metric buffer.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _DATA_ERRORS):
+            return True
+        if any(cls.__name__ in _DATA_ERROR_NAMES for cls in type(current).__mro__):
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False

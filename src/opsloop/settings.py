@@ -28,6 +28,11 @@ class Settings(BaseSettings):
         s3_endpoint_url: S3-compatible endpoint (MinIO, a test server).
         actor: Who is acting, recorded on every event; defaults to the login name.
         metric_buffer_size: Metric points held in memory before a batch is written.
+        metric_flush_s: Longest time a metric point waits in memory before it is written,
+            so that a killed process loses at most this much.
+        heartbeat_s: How often a process writing a run says it is alive.
+        heartbeat_timeout_s: How long a run written on another host may stay silent before
+            it is taken to be killed (a run on this host is checked by its process id).
         debug: Show tracebacks in the CLI.
     """
 
@@ -39,6 +44,9 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     actor: str | None = None
     metric_buffer_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    metric_flush_s: float = Field(default=1.0, gt=0, le=3600)
+    heartbeat_s: float = Field(default=10.0, gt=0, le=3600)
+    heartbeat_timeout_s: float = Field(default=300.0, gt=0)
     debug: bool = False
 
     @classmethod

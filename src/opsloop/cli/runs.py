@@ -51,6 +51,9 @@ def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."))
     )
     if r.parent_id:
         console.print(f"parent {r.parent_id}")
+    if r.host is not None and r.status in ("running", "killed"):
+        # Whose process writes it, and when it last said it was alive: why it is (not) killed.
+        console.print(f"process {r.pid} on {r.host} · last heartbeat {ago(r.heartbeat_at)}")
     if r.error:
         console.print(f"[red]error:[/red] {r.error}")
     for title, data in (("params", r.params), ("metrics (latest)", r.metrics), ("tags", r.tags)):

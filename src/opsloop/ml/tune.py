@@ -233,12 +233,12 @@ def _prepare_folds(
 
 
 def _best(items: Sequence[_T], score: Callable[[_T], float | None], higher: bool) -> _T | None:
-    """The item with the best score; the earliest one wins a tie."""
+    """The item with the best score; the earliest one wins a tie, and a NaN never wins."""
     best: _T | None = None
     best_score = 0.0
     for item in items:
         value = score(item)
-        if value is None:
+        if value is None or math.isnan(value):
             continue
         if best is None or (value > best_score if higher else value < best_score):
             best, best_score = item, value

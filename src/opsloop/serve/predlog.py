@@ -49,6 +49,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 
+from opsloop.errors import is_data_error as _is_data_error
 from opsloop.serve.metrics import ServerMetrics
 from opsloop.serve.sinks import JsonlSink, ParquetSink
 
@@ -65,31 +66,12 @@ class _Sink(Protocol[R]):
 
 _STOP = object()
 _ENCODE_SLICE = 64
-# Errors that say the data cannot be written, however often it is tried.
-_DATA_ERRORS: tuple[type[Exception], ...] = (TypeError, ValueError, UnicodeError, OverflowError)
-_DATA_ERROR_NAMES = frozenset({"DataError", "IntegrityError"})
 # Parts in a row that may fail for a sink-side reason, nothing written between, before the sink
 # is taken to be down; doubled each time that happens (to look deeper for several bad records).
 _PATIENCE = 3
 _MAX_PATIENCE = 64
 _MAX_DEPTH = 64
 _DEAD_LETTER_LOCK = threading.Lock()
-
-
-def _is_data_error(exc: BaseException) -> bool:
-    """Whether ``exc``, or the error it wraps (``orig`` of database drivers, ``__cause__``),
-    says the records themselves cannot be written."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, _DATA_ERRORS):
-            return True
-        if any(cls.__name__ in _DATA_ERROR_NAMES for cls in type(current).__mro__):
-            return True
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else current.__cause__
-    return False
 
 
 def _halves(piece: list[R]) -> tuple[list[R], list[R]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opsloop.errors import ConfigError
 from opsloop.store.base import Backend
-from opsloop.store.facade import Store
+from opsloop.store.facade import DEFAULT_HEARTBEAT_TIMEOUT_S, Store
 from opsloop.store.types import (
     ArtifactInfo,
     DatasetVersionInfo,
@@ -53,7 +53,13 @@ def backend_for(url: str) -> Backend:
     )
 
 
-def open_store(url: str, *, actor: str = "unknown", migrate: bool = True) -> Store:
+def open_store(
+    url: str,
+    *,
+    actor: str = "unknown",
+    migrate: bool = True,
+    heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S,
+) -> Store:
     """Open (and by default migrate) the metadata store at ``url``."""
     if url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url[len("postgres://") :]
@@ -61,4 +67,11 @@ def open_store(url: str, *, actor: str = "unknown", migrate: bool = True) -> Sto
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     backend = backend_for(url)
     engine = backend.create_engine(url)
-    return Store(engine, backend, url, actor=actor, migrate=migrate)
+    return Store(
+        engine,
+        backend,
+        url,
+        actor=actor,
+        migrate=migrate,
+        heartbeat_timeout_s=heartbeat_timeout_s,
+    )

@@ -14,13 +14,20 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, insert, select
+from sqlalchemy import Engine, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from opsloop.errors import AlreadyExistsError, NotFoundError, StoreError, TrackingError
+from opsloop.errors import (
+    AlreadyExistsError,
+    NotFoundError,
+    StoreError,
+    TrackingError,
+    is_data_error,
+)
 from opsloop.store import models as m
 from opsloop.store.base import Backend
+from opsloop.store.liveness import gone_reason, this_process
 from opsloop.store.migrate import upgrade
 from opsloop.store.types import (
     ArtifactInfo,
@@ -43,6 +50,8 @@ _MAX_KEY = 256
 
 MetricRow = tuple[str, float, int, int]
 """(key, value, step, timestamp in epoch milliseconds)."""
+
+DEFAULT_HEARTBEAT_TIMEOUT_S = 300.0
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -73,6 +82,8 @@ class Store:
         url: The store URL (for messages).
         actor: Who is acting: recorded on every event.
         migrate: Bring the schema up to date on open.
+        heartbeat_timeout_s: How old the heartbeat of a running run written on another host
+            may be before the run is taken to be killed.
     """
 
     def __init__(
@@ -83,11 +94,13 @@ class Store:
         *,
         actor: str = "unknown",
         migrate: bool = True,
+        heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S,
     ) -> None:
         self.engine = engine
         self.backend = backend
         self.url = url
         self.actor = actor
+        self.heartbeat_timeout_s = heartbeat_timeout_s
         if migrate:
             try:
                 upgrade(engine, backend, url)
@@ -176,9 +189,17 @@ class Store:
         source: str | None = None,
         params: dict[str, Any] | None = None,
         tags: dict[str, Any] | None = None,
+        heartbeat: bool = False,
     ) -> RunInfo:
-        """Start a run and record a ``run.started`` event."""
+        """Start a run and record a ``run.started`` event.
+
+        The run records the calling process (host, pid, start time) as its writer; with
+        ``heartbeat`` the writer promises to call :meth:`heartbeat_run` (or log metric points
+        with ``heartbeat=True``) regularly, so that a run written on another host can be
+        told dead by its silence too.
+        """
         run_id = uuid.uuid4().hex
+        me = this_process()
         with self._write() as s:
             if parent_id is not None and s.get(m.Run, parent_id) is None:
                 raise NotFoundError(f"parent run {parent_id} does not exist")
@@ -193,6 +214,10 @@ class Store:
                     project=project,
                     git_commit=git_commit,
                     source=source,
+                    host=me.host,
+                    pid=me.pid,
+                    pid_started=me.started,
+                    heartbeat_at=m.utcnow() if heartbeat else None,
                 )
             )
             s.flush()
@@ -221,7 +246,8 @@ class Store:
     def get_run(self, run_id: str) -> RunInfo:
         """A run with params, tags and latest metrics; NotFoundError if absent.
 
-        A unique prefix of the id is accepted too, as the CLI prints short ids.
+        A unique prefix of the id is accepted too, as the CLI prints short ids. A running run
+        whose process is gone is marked ``killed`` first (see :meth:`reap_dead_runs`).
         """
         with self._read() as s:
             run = s.get(m.Run, run_id)
@@ -231,7 +257,12 @@ class Store:
                     run = found[0]
             if run is None:
                 raise NotFoundError(f"run {run_id} does not exist")
-            return self._run_info(s, run)
+            dead = self._dead_runs([run], None)
+            if not dead:
+                return self._run_info(s, run)
+        self._mark_killed(dead)
+        with self._read() as s:
+            return self._run_info(s, s.get_one(m.Run, next(iter(dead))))
 
     def _run_info(self, s: Session, run: m.Run) -> RunInfo:
         params = {
@@ -277,7 +308,83 @@ class Store:
         if name is not None:
             q = q.where(m.Run.name == name)
         with self._read() as s:
+            runs = s.scalars(q).all()
+            dead = self._dead_runs(runs, None)
+            if not dead:
+                return [self._run_info(s, r) for r in runs]
+        self._mark_killed(dead)
+        # Runs just marked killed may no longer match a status filter: query again.
+        with self._read() as s:
             return [self._run_info(s, r) for r in s.scalars(q)]
+
+    # -- liveness of running runs ---------------------------------------------------------
+
+    def heartbeat_run(self, run_id: str) -> None:
+        """Record that the process writing ``run_id`` is alive; NotFoundError if absent."""
+        with self._write() as s:
+            done = s.execute(
+                update(m.Run).where(m.Run.id == run_id).values(heartbeat_at=m.utcnow())
+            )
+            if done.rowcount == 0:  # type: ignore[attr-defined]
+                raise NotFoundError(f"run {run_id} does not exist")
+
+    def reap_dead_runs(self, timeout_s: float | None = None) -> list[RunInfo]:
+        """Mark ``killed`` every running run whose process is gone; returns those runs.
+
+        On the host that wrote a run its process is looked up (a reused pid is told apart
+        by its start time); a run written on another host is dead when its heartbeat is
+        older than ``timeout_s`` (default: the store's ``heartbeat_timeout_s``). The run's
+        error names the process, its last heartbeat and the last step stored. Safe to call
+        from several processes at once: a run is marked (and its event written) once.
+        """
+        with self._read() as s:
+            running = s.scalars(select(m.Run).where(m.Run.status == "running")).all()
+            ids = self._dead_runs(running, timeout_s)
+        killed = self._mark_killed(ids)
+        with self._read() as s:
+            return [self._run_info(s, s.get_one(m.Run, run_id)) for run_id in killed]
+
+    def _dead_runs(self, runs: Sequence[m.Run], timeout_s: float | None) -> dict[str, str]:
+        timeout = self.heartbeat_timeout_s if timeout_s is None else timeout_s
+        now = m.utcnow()
+        dead: dict[str, str] = {}
+        for run in runs:
+            if run.status != "running":
+                continue
+            reason = gone_reason(run.host, run.pid, run.pid_started, run.heartbeat_at, now, timeout)
+            if reason is not None:
+                dead[run.id] = reason
+        return dead
+
+    def _mark_killed(self, dead: dict[str, str]) -> list[str]:
+        killed: list[str] = []
+        for run_id, reason in dead.items():
+            with self._write() as s:
+                run = s.get(m.Run, run_id)
+                if run is None or run.status != "running":
+                    continue  # ended, or reaped by another process, since it was read
+                last_step = s.scalar(
+                    select(func.max(m.Metric.step)).where(m.Metric.run_id == run_id)
+                )
+                seen = run.heartbeat_at
+                error = f"killed: {reason}"
+                if seen is not None:
+                    error += f"; last heartbeat {seen:%Y-%m-%d %H:%M:%S} UTC"
+                error += (
+                    "; no metric stored" if last_step is None else f"; last step stored {last_step}"
+                )
+                run.status = "killed"
+                run.ended_at = seen if seen is not None else m.utcnow()
+                run.error = error
+                self._event(
+                    s,
+                    "run.killed",
+                    "run",
+                    run_id,
+                    {"error": error, "host": run.host, "pid": run.pid, "last_step": last_step},
+                )
+                killed.append(run_id)
+        return killed
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         """Record parameters; re-logging a key with a different value is an error."""
@@ -306,11 +413,20 @@ class Store:
                 _check_key("tag", k)
                 s.merge(m.RunTag(run_id=run_id, key=k, value=_str_value(v)))
 
-    def log_metric_points(self, run_id: str, points: Sequence[MetricRow]) -> None:
-        """Insert metric points in one transaction.
+    def log_metric_points(
+        self, run_id: str, points: Sequence[MetricRow], *, heartbeat: bool = False
+    ) -> None:
+        """Insert metric points in one transaction (all or none).
 
         This is the hot path of tracking: rows go through one executemany of a Core insert
-        without ORM objects.
+        without ORM objects. NaN is stored as NULL (see :class:`~opsloop.store.models.NaNFloat`),
+        infinities as they are. With ``heartbeat``, the run's heartbeat is refreshed in the same
+        transaction.
+
+        Raises:
+            NotFoundError: The run does not exist.
+            TrackingError: The store refused a point (a data error: retrying will not help).
+            StoreError: The store failed or cannot be reached.
         """
         if not points:
             return
@@ -318,13 +434,24 @@ class Store:
             with self.engine.connect() as conn:
                 conn.execution_options(sqlite_begin="IMMEDIATE")
                 with conn.begin():
+                    if heartbeat:
+                        beat = conn.execute(
+                            update(m.Run).where(m.Run.id == run_id).values(heartbeat_at=m.utcnow())
+                        )
+                        if beat.rowcount == 0:
+                            raise NotFoundError(f"run {run_id} does not exist")
                     if self.engine.dialect.name == "sqlite":
                         # The driver's executemany over tuples is about twice as fast as a
                         # Core insert over dicts, and this is the path of every metric point.
+                        # NaN goes in as NULL, as NaNFloat does for Core statements; it is the
+                        # one value unequal to itself, a cheaper test than math.isnan per point.
                         conn.exec_driver_sql(
                             "INSERT INTO metrics (run_id, key, value, step, timestamp) "
                             "VALUES (?, ?, ?, ?, ?)",
-                            [(run_id, k, v, st, ts) for k, v, st, ts in points],
+                            [
+                                (run_id, k, v if v == v else None, st, ts)  # noqa: PLR0124
+                                for k, v, st, ts in points
+                            ],
                         )
                     else:
                         conn.execute(
@@ -340,10 +467,28 @@ class Store:
                                 for k, v, st, ts in points
                             ],
                         )
-        except IntegrityError as exc:
-            raise NotFoundError(f"run {run_id} does not exist") from exc
         except OperationalError as exc:
             raise StoreError(f"metadata store {self.safe_url}: {exc.orig}") from exc
+        except IntegrityError as exc:
+            if not self._run_exists(run_id):
+                raise NotFoundError(f"run {run_id} does not exist") from exc
+            raise TrackingError(
+                f"the store refused metric points of run {run_id}: {exc.orig}"
+            ) from exc
+        except (NotFoundError, StoreError):
+            raise
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            detail = getattr(exc, "orig", None) or exc
+            raise TrackingError(
+                f"the store refused metric points of run {run_id}: "
+                f"{type(detail).__name__}: {detail}"
+            ) from exc
+
+    def _run_exists(self, run_id: str) -> bool:
+        with self._read() as s:
+            return s.get(m.Run, run_id) is not None
 
     def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         """Every point of one metric of a run, by step then time."""

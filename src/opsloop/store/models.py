@@ -6,6 +6,7 @@ must match them (a test compares the two).
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +48,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+class NaNFloat(TypeDecorator[float]):
+    """A float that holds NaN as NULL, and reads NULL back as NaN, on every backend.
+
+    SQLite has no NaN (its driver binds one as NULL), and PostgreSQL sorts NaN above every
+    number, so that a NaN would win a ``MAX``; NULL is the same on both, and aggregates skip it.
+    Infinities are stored as they are.
+    """
+
+    impl = Float
+    cache_ok = True
+
+    def process_bind_param(self, value: float | None, dialect: Dialect) -> float | None:
+        return None if value is None or math.isnan(value) else value
+
+    def process_result_value(self, value: float | None, dialect: Dialect) -> float:
+        return math.nan if value is None else value
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
@@ -80,6 +99,11 @@ class Run(Base):
     git_commit: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str | None] = mapped_column(String(1024))
     error: Mapped[str | None] = mapped_column(Text)
+    # The process writing the run (migration 0003): a run whose process is gone is killed.
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None]
+    pid_started: Mapped[float | None] = mapped_column(Float)
+    heartbeat_at: Mapped[datetime | None]
 
 
 class Param(Base):
@@ -103,7 +127,7 @@ class RunTag(Base):
 
 
 class Metric(Base):
-    """One point of a metric series; timestamps are epoch milliseconds."""
+    """One point of a metric series; timestamps are epoch milliseconds, NaN is stored as NULL."""
 
     __tablename__ = "metrics"
     __table_args__ = (Index("ix_metrics_run_key_step", "run_id", "key", "step"),)
@@ -111,7 +135,7 @@ class Metric(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(256))
-    value: Mapped[float] = mapped_column(Float)
+    value: Mapped[float] = mapped_column(NaNFloat, nullable=True)
     step: Mapped[int] = mapped_column(BigInteger, default=0)
     timestamp: Mapped[int] = mapped_column(BigInteger)
 

@@ -13,7 +13,11 @@ class _Info(BaseModel):
 
 
 class RunInfo(_Info):
-    """A run with its parameters, tags and latest metric values."""
+    """A run with its parameters, tags and latest metric values.
+
+    ``host`` and ``pid`` name the process that writes the run; ``heartbeat_at`` is when it last
+    said it is alive (None for runs written without a heartbeat).
+    """
 
     id: str
     name: str
@@ -27,6 +31,9 @@ class RunInfo(_Info):
     git_commit: str | None
     source: str | None
     error: str | None
+    host: str | None = None
+    pid: int | None = None
+    heartbeat_at: datetime | None = None
     params: dict[str, str] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)

@@ -7,12 +7,17 @@
         opsloop.log_artifact("model.json")
 
 Metric points are buffered (see :class:`MetricBuffer`) and written in batches; the buffer is
-flushed when the run ends, when the code inside the ``with`` raises, and at process exit.
+flushed when the run ends, when the code inside the ``with`` raises, and at process exit. A
+daemon thread (one per process) writes points that have waited ``metric_flush_s`` and refreshes
+each active run's heartbeat every ``heartbeat_s``, so that a killed process loses at most about
+``metric_flush_s`` of points and its runs can be told dead (see ``Store.reap_dead_runs``).
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
+import os
 import sys
 import threading
 import time
@@ -26,6 +31,14 @@ from opsloop.errors import TrackingError
 from opsloop.gitutil import git_info
 from opsloop.store import RunInfo, Store
 from opsloop.tracking.buffer import MetricBuffer
+from opsloop.tracking.checks import (
+    check_key,
+    check_step,
+    check_timestamp,
+    check_value,
+)
+
+logger = logging.getLogger("opsloop.tracking")
 
 
 class ActiveRun:
@@ -42,29 +55,64 @@ class ActiveRun:
         self.name = info.name
         self.project = project
         self.store: Store = project.store
+        settings = project.settings
         self._buffer = MetricBuffer(
-            self.store, info.id, capacity=project.settings.metric_buffer_size
+            self.store,
+            info.id,
+            capacity=settings.metric_buffer_size,
+            flush_s=settings.metric_flush_s,
+            heartbeat=True,
         )
+        self._append = self._buffer.append
+        self._points = self._buffer.points
+        self._capacity = self._buffer.capacity
+        self.heartbeat_s = settings.heartbeat_s
+        self.tick_s = min(settings.metric_flush_s / 2, settings.heartbeat_s)
+        self._beat_at = time.monotonic()
         self._steps: dict[str, int] = {}
         self.ended = False
 
-    # Metric logging is the hot path; keep it to a few dict and list operations.
+    # Metric logging is the hot path: a known key, a float value and an int step in range cost
+    # a few dict operations and comparisons; anything else goes through the checks.
     def log_metric(
         self, key: str, value: float, step: int | None = None, timestamp: int | None = None
     ) -> None:
-        """Log one metric point; ``step`` defaults to the next step of that key."""
+        """Log one metric point; ``step`` defaults to the next step of that key.
+
+        Raises:
+            TrackingError: The run has ended, or the key, value (any real number, NaN and
+                infinities included), step (a 64-bit integer) or timestamp (epoch
+                milliseconds) is invalid; nothing is logged then.
+        """
         if self.ended:
             raise TrackingError(f"run {self.id} has ended; start a new run to log '{key}'")
-        if step is None:
-            step = self._steps.get(key, -1) + 1
-        self._steps[key] = step
+        steps = self._steps
         try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise TrackingError(f"metric '{key}': value {value!r} is not a number") from None
-        self._buffer.add(
-            key, v, step, timestamp if timestamp is not None else int(time.time() * 1000)
-        )
+            last = steps.get(key)
+        except TypeError:  # an unhashable key
+            last = None
+        if last is None:
+            check_key(key)
+            last = -1
+        # Literal bounds, folded into constants by the compiler (STEP_MIN, STEP_MAX and
+        # TIMESTAMP_MAX of the checks module), are cheaper than global lookups.
+        if step is None:
+            step = last + 1
+            if step > 2**63 - 1:
+                step = check_step(key, step)
+        elif type(step) is not int or not -(2**63) <= step <= 2**63 - 1:
+            step = check_step(key, step)
+        if type(value) is not float:
+            value = check_value(key, value)
+        if timestamp is None:
+            timestamp = int(time.time() * 1000)
+        elif type(timestamp) is not int or not 0 <= timestamp < 253_402_300_800_000:
+            timestamp = check_timestamp(key, timestamp)
+        steps[key] = step
+        # MetricBuffer.add, inlined: a method call is a tenth of this path's cost.
+        self._append((key, value, step, timestamp))
+        if len(self._points) >= self._capacity:
+            self._buffer.hand_off_full()
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Log several metrics at one step and time."""
@@ -100,19 +148,26 @@ class ActiveRun:
         """Write buffered metric points now."""
         self._buffer.flush()
 
+    def _tick(self, now: float) -> None:
+        """Write points that have waited long enough; say the run is alive when it is time."""
+        self._buffer.tick(now)
+        if now - max(self._beat_at, self._buffer.last_write) >= self.heartbeat_s:
+            self._beat_at = now
+            self.store.heartbeat_run(self.id)
+
     def end(self, status: str = "finished", error: str | None = None) -> None:
         """Flush and end the run (idempotent)."""
         if self.ended:
             return
+        self.ended = True
+        _forget(self)  # first, so that the timer thread leaves the buffer alone
         try:
             self._buffer.close()
         except Exception as exc:
             status, error = "failed", f"could not write metrics: {exc}"
             raise
         finally:
-            self.ended = True
             self.store.finish_run(self.id, status, error)
-            _forget(self)
 
     def __enter__(self) -> ActiveRun:
         return self
@@ -189,10 +244,12 @@ def start_run(
             source=Path(sys.argv[0]).name if sys.argv and sys.argv[0] else None,
             params=params,
             tags=tags,
+            heartbeat=True,
         )
         run = ActiveRun(info, proj)
         _stack.append(run)
         _install_exit_hooks()
+        _Ticker.ensure()
         return run
 
 
@@ -286,6 +343,65 @@ def log_artifact(path: str | Path, name: str | None = None) -> str:
     return _require_run().log_artifact(path, name)
 
 
+# -- the timer: time-based flushes and heartbeats --------------------------------------------
+
+
+class _Ticker:
+    """One daemon thread per process that ticks every active run (see ``ActiveRun._tick``)."""
+
+    _current: _Ticker | None = None
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="opsloop-tracking", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def ensure(cls) -> None:
+        """Start the thread unless it runs."""
+        with _stack_lock:
+            if cls._current is None:
+                cls._current = _Ticker()
+
+    @classmethod
+    def stop(cls) -> None:
+        """Stop the thread (at exit, before the runs are ended)."""
+        with _stack_lock:
+            ticker, cls._current = cls._current, None
+        if ticker is not None:
+            ticker._stop.set()
+            if ticker._thread is not threading.current_thread():
+                ticker._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while True:
+            with _stack_lock:
+                period = min((r.tick_s for r in _stack), default=1.0)
+            if self._stop.wait(period):
+                return
+            with _stack_lock:
+                runs = list(_stack)
+            now = time.monotonic()
+            for run in runs:
+                try:
+                    run._tick(now)
+                except Exception as exc:
+                    # The next tick or the run's end tries again; the thread must go on.
+                    logger.debug("run %s: tick failed: %s", run.id, exc)
+
+
+def _after_fork_in_child() -> None:
+    # A forked child (a pipeline worker) has no timer thread, may have inherited a lock held
+    # by one, and must not write its parent's runs: their points are the parent's to write.
+    global _stack_lock
+    _stack_lock = threading.RLock()
+    _Ticker._current = None
+    _stack.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 # -- process exit --------------------------------------------------------------------------
 
 _hooks_installed = False
@@ -303,6 +419,7 @@ def _excepthook(
 
 
 def _end_all_at_exit() -> None:
+    _Ticker.stop()
     with _stack_lock:
         runs = list(reversed(_stack))
     for run in runs:
