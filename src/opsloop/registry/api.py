@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ from opsloop.errors import (
     NotFoundError,
     RegistryError,
 )
+from opsloop.names import check_name
 from opsloop.registry.packaging import (
     ModelMetadata,
     load_model_dir,
@@ -50,10 +50,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# The store's rule for model and alias names, checked here too so a bad name fails before the
-# model is packaged and uploaded.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 
 class LoadedModel:
@@ -431,11 +427,9 @@ def _run_exists(store: Store, run_id: str) -> bool:
 
 
 def _check_name(kind: str, name: str) -> None:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise RegistryError(
-            f"invalid {kind} name {name!r}: use letters, digits, '_', '-', '.' "
-            "(1-128 characters, starting with a letter or digit)"
-        )
+    # The store checks names too; checking here makes a bad name fail before the model is
+    # packaged and uploaded.
+    check_name(kind, name, RegistryError)
 
 
 def _json_ready(what: str, value: Mapping[str, Any] | None) -> dict[str, Any]:

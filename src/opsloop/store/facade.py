@@ -7,7 +7,6 @@ events table never tells a story the other tables do not.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -19,6 +18,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from opsloop.errors import AlreadyExistsError, NotFoundError, StoreError, TrackingError
+from opsloop.names import check_name
 from opsloop.store import models as m
 from opsloop.store.base import Backend
 from opsloop.store.migrate import upgrade
@@ -38,7 +38,6 @@ from opsloop.store.types import (
 
 RUN_STATUSES = ("running", "finished", "failed", "killed")
 STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "cached")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _MAX_KEY = 256
 
 MetricRow = tuple[str, float, int, int]
@@ -46,11 +45,7 @@ MetricRow = tuple[str, float, int, int]
 
 
 def _check_name(kind: str, name: str) -> None:
-    if not _NAME.match(name):
-        raise TrackingError(
-            f"invalid {kind} name {name!r}: use letters, digits, '_', '-', '.' "
-            "(1-128 characters, starting with a letter or digit)"
-        )
+    check_name(kind, name, TrackingError)
 
 
 def _check_key(kind: str, key: str) -> None:
