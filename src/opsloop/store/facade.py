@@ -585,11 +585,13 @@ class Store:
         details: dict[str, Any] | None = None,
         tags: dict[str, str] | None = None,
         alias: str | None = None,
+        events: Sequence[tuple[str, dict[str, Any]]] = (),
     ) -> ModelVersionInfo:
         """Add the next version of ``model_name`` (created if new), optionally aliased.
 
         The version number is taken under a row lock on the model (PostgreSQL) or the database
         write lock (SQLite), so concurrent registrations get distinct, gap-free numbers.
+        ``events`` (kind, details) are recorded on the new version in the same transaction.
         """
         _check_name("model", model_name)
         if alias is not None:
@@ -606,6 +608,7 @@ class Store:
                     details=details,
                     tags=tags,
                     alias=alias,
+                    events=events,
                 )
                 break
             except IntegrityError:
@@ -627,6 +630,7 @@ class Store:
         details: dict[str, Any] | None,
         tags: dict[str, str] | None,
         alias: str | None,
+        events: Sequence[tuple[str, dict[str, Any]]] = (),
     ) -> int:
         with self._write() as s:
             model = s.scalar(
@@ -667,6 +671,8 @@ class Store:
                 f"{model_name}/{version}",
                 {"artifact": artifact_digest, "run_id": run_id, "dataset": dataset_digest},
             )
+            for kind, event_details in events:
+                self._event(s, kind, "model_version", f"{model_name}/{version}", event_details)
             if alias is not None:
                 self._set_alias(s, model_name, alias, version)
         return version
