@@ -22,6 +22,7 @@ from opsloop.errors import (
     NotFoundError,
     RegistryError,
     TrackingError,
+    UntrustedTypeError,
 )
 from opsloop.registry import (
     LoadedModel,
@@ -39,6 +40,7 @@ from opsloop.registry import (
 )
 from opsloop.serve.base import ServableModel
 from opsloop.store import Store
+from tests.registry.custom_types import Doubler, Fragile
 
 Stores = tuple[Store, ArtifactStore]
 
@@ -254,15 +256,34 @@ def test_failure_inside_packaging_leaves_no_version(
     store, artifacts = stores
     register_model("m", classifier, input_example=frame, store=store, artifacts=artifacts)
     df = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
-    broken = Pipeline(
-        [("f", FunctionTransformer(lambda v: v * 3)), ("lr", LogisticRegression())]
-    ).fit(df, [0, 1, 1])
+    broken = Pipeline([("f", Fragile()), ("lr", LogisticRegression())]).fit(df, [0, 1, 1])
+    trusted = ["tests.registry.custom_types.Fragile"]
     with pytest.raises(RegistryError, match="cannot be loaded back"):
         register_model(
-            "m", broken, input_example=df, alias="prod", store=store, artifacts=artifacts
+            "m",
+            broken,
+            input_example=df,
+            alias="prod",
+            trusted_types=trusted,
+            store=store,
+            artifacts=artifacts,
         )
     with pytest.raises(RegistryError, match="cannot be loaded back"):
-        register_model("other", broken, input_example=df, store=store, artifacts=artifacts)
+        register_model(
+            "other",
+            broken,
+            input_example=df,
+            trusted_types=trusted,
+            store=store,
+            artifacts=artifacts,
+        )
+    lambda_step = Pipeline(
+        [("f", FunctionTransformer(lambda v: v * 3)), ("lr", LogisticRegression())]
+    ).fit(df, [0, 1, 1])
+    with pytest.raises(
+        UntrustedTypeError, match=r"not trusted: 'tests\.registry\.test_api\.<lambda>'"
+    ):
+        register_model("m", lambda_step, input_example=df, store=store, artifacts=artifacts)
     assert [v.version for v in list_model_versions("m", store=store)] == [1]
     assert get_model("m", store=store).aliases == {}
     assert [m.name for m in list_models(store=store)] == ["m"]
@@ -325,3 +346,75 @@ def test_active_run_is_linked(project: Project, classifier: Pipeline, frame: pd.
     loaded = load_model("models:/m/1")
     assert loaded.metadata.run_id == run.id
     assert register_model("m", classifier, input_example=frame).run_id is None
+
+
+DOUBLER = "tests.registry.custom_types.Doubler"
+
+
+def test_extra_trust_is_explicit_recorded_and_audited(
+    stores: Stores, tmp_path: Path, frame: pd.DataFrame
+) -> None:
+    store, artifacts = stores
+    X = frame[["age", "income"]]
+    model = Pipeline([("double", Doubler()), ("lr", LogisticRegression())]).fit(X, [0, 1] * 120)
+    with pytest.raises(UntrustedTypeError, match=DOUBLER):
+        register_model("m", model, input_example=X, store=store, artifacts=artifacts)
+    _assert_nothing_registered(store)
+
+    info = register_model(
+        "m",
+        model,
+        input_example=X,
+        trusted_types=[DOUBLER, "mypkg.unused.Type"],
+        store=store,
+        artifacts=artifacts,
+    )
+    # Only what the model needs is recorded: on the version, in MLmodel and as an event.
+    assert info.details["package"]["extra_trusted_types"] == [DOUBLER]
+    (event,) = store.list_events(kind="model_version.trusted_types")
+    assert (event.actor, event.object_type, event.object_id) == ("tester", "model_version", "m/1")
+    assert event.details == {"types": [DOUBLER], "sources": {DOUBLER: "trusted_types argument"}}
+    cache = tmp_path / "cache"
+    loaded = load_model(info.uri, store=store, artifacts=artifacts, cache_dir=cache)
+    assert loaded.metadata.extra_trusted_types == [DOUBLER]
+    np.testing.assert_array_equal(loaded.predict(X), model.predict_proba(X))
+
+    # The fetched folder, loaded as a plain folder, gets no trust from its own MLmodel, and
+    # registering it again needs the trust again.
+    with pytest.raises(UntrustedTypeError, match=DOUBLER):
+        load_model(loaded.path)
+    with pytest.raises(UntrustedTypeError, match=DOUBLER):
+        register_model("m2", path=loaded.path, store=store, artifacts=artifacts)
+    again = register_model(
+        "m2", path=loaded.path, trusted_types=[DOUBLER], store=store, artifacts=artifacts
+    )
+    assert again.artifact_digest == info.artifact_digest
+    assert len(store.list_events(kind="model_version.trusted_types")) == 2
+
+
+def test_a_model_without_extra_trust_writes_no_trust_event(
+    stores: Stores, classifier: Pipeline, frame: pd.DataFrame
+) -> None:
+    store, artifacts = stores
+    info = register_model("m", classifier, input_example=frame, store=store, artifacts=artifacts)
+    assert info.details["package"]["extra_trusted_types"] == []
+    assert store.list_events(kind="model_version.trusted_types") == []
+
+
+def test_a_folder_changed_during_registration_is_refused(
+    stores: Stores, tmp_path: Path, classifier: Pipeline, frame: pd.DataFrame
+) -> None:
+    store, artifacts = stores
+    folder = save_model(
+        classifier, tmp_path / "pkg", input_example=frame, project_dir=tmp_path
+    ).path
+
+    class Racing(type(artifacts)):  # type: ignore[misc]
+        def put_dir(self, path: Path) -> str:
+            (path / "input_example.parquet").write_bytes(b"changed after the checks")
+            return super().put_dir(path)
+
+    racing = Racing(artifacts.url)
+    with pytest.raises(ModelLoadError, match="changed while it was being registered"):
+        register_model("m", path=folder, store=store, artifacts=racing)
+    _assert_nothing_registered(store)

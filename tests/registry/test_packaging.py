@@ -27,7 +27,7 @@ from opsloop.registry import (
     save_model,
     verify_model_dir,
 )
-from tests.registry.custom_types import Doubler
+from tests.registry.custom_types import Doubler, Fragile
 
 
 def _rewrite_metadata(folder: Path, **changes: object) -> None:
@@ -154,10 +154,24 @@ def test_unfitted_and_foreign_models_are_refused(tmp_path: Path, frame: pd.DataF
 
 def test_a_model_that_cannot_be_loaded_back_is_not_packaged(tmp_path: Path) -> None:
     df = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+    model = Pipeline([("f", Fragile()), ("lr", LogisticRegression())]).fit(df, [0, 1, 1])
+    with pytest.raises(RegistryError, match=r"cannot be loaded back: .*RuntimeError"):
+        save_model(
+            model,
+            tmp_path / "pkg",
+            input_example=df,
+            project_dir=tmp_path,
+            trusted_types=["tests.registry.custom_types.Fragile"],
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_function_step_is_not_trusted_by_default(tmp_path: Path) -> None:
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
     model = Pipeline(
         [("f", FunctionTransformer(lambda v: v + 1)), ("lr", LogisticRegression())]
     ).fit(df, [0, 1, 1])
-    with pytest.raises(RegistryError, match=r"cannot be loaded back: .*<lambda>"):
+    with pytest.raises(UntrustedTypeError, match=r"not trusted: 'tests\.registry\..*<lambda>'"):
         save_model(model, tmp_path / "pkg", input_example=df, project_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
@@ -172,14 +186,37 @@ def test_target_folder_must_be_empty(
         save_model(classifier, target, input_example=frame, project_dir=tmp_path)
 
 
-def test_custom_types_are_trusted_when_saved(tmp_path: Path, frame: pd.DataFrame) -> None:
+DOUBLER = "tests.registry.custom_types.Doubler"
+
+
+def test_custom_types_need_explicit_trust(tmp_path: Path, frame: pd.DataFrame) -> None:
     X = frame[["age", "income"]]
     model = Pipeline([("double", Doubler()), ("scale", StandardScaler())]).fit(X)
-    meta = save_model(model, tmp_path / "pkg", input_example=X, project_dir=tmp_path).metadata
-    assert meta.trusted_types == ["tests.registry.custom_types.Doubler"]
+    with pytest.raises(UntrustedTypeError, match=f"not trusted: {DOUBLER}$") as err:
+        save_model(model, tmp_path / "pkg", input_example=X, project_dir=tmp_path)
+    assert "trusted_types" in (err.value.hint or "")
+    assert list(tmp_path.iterdir()) == []
+
+    meta = save_model(
+        model, tmp_path / "pkg", input_example=X, project_dir=tmp_path, trusted_types=[DOUBLER]
+    ).metadata
+    assert meta.trusted_types == [DOUBLER]
+    assert meta.extra_trusted_types == [DOUBLER]
     assert meta.signature.output.kind == "other"
-    loaded, _ = load_model_dir(tmp_path / "pkg")
+    # The folder's own record does not make its types trusted on load.
+    with pytest.raises(UntrustedTypeError, match=DOUBLER):
+        load_model_dir(tmp_path / "pkg")
+    loaded, _ = load_model_dir(tmp_path / "pkg", trusted_types=[DOUBLER])
     np.testing.assert_array_equal(loaded.transform(X), model.transform(X))
+
+
+def test_the_project_can_trust_types_in_opsloop_yaml(tmp_path: Path, frame: pd.DataFrame) -> None:
+    X = frame[["age", "income"]]
+    model = Pipeline([("double", Doubler()), ("scale", StandardScaler())]).fit(X)
+    (tmp_path / "opsloop.yaml").write_text(f"project: p\nsecurity:\n  trusted_types: [{DOUBLER}]\n")
+    meta = save_model(model, tmp_path / "pkg", input_example=X, project_dir=tmp_path).metadata
+    assert meta.extra_trusted_types == [DOUBLER]
+    assert (tmp_path / "pkg" / "MLmodel").read_text().count(DOUBLER) == 2
 
 
 @pytest.fixture
@@ -216,7 +253,11 @@ def test_untrusted_type_in_a_consistent_folder_is_refused(
     with pytest.raises(UntrustedTypeError, match=r"tests\.registry\.custom_types\.Doubler") as info:
         load_model_dir(packaged)
     assert info.value.hint is not None
-    with pytest.raises(UntrustedTypeError, match="not trusted when it was saved"):
+    with pytest.raises(UntrustedTypeError, match="not trusted"):
+        verify_model_dir(packaged)
+    # Claiming the type as trusted in MLmodel changes nothing: MLmodel is not an authority.
+    _rewrite_metadata(packaged, trusted_types=[DOUBLER], extra_trusted_types=[DOUBLER])
+    with pytest.raises(UntrustedTypeError, match=DOUBLER):
         verify_model_dir(packaged)
 
 

@@ -53,6 +53,7 @@ from opsloop.aiops.correlation import IncidentKind
 from opsloop.aiops.incidents import ActionInfo, IncidentInfo, get_incident, list_actions, resolve
 from opsloop.aiops.rules import load_section
 from opsloop.errors import AIOpsError, MissingDependencyError, OpsloopError
+from opsloop.names import check_name
 
 if TYPE_CHECKING:
     import httpx
@@ -83,7 +84,6 @@ ACTIONS: tuple[str, ...] = get_args(ActionName)
 # Actions that change what is served; the daily limit and the cooldown count these.
 _EFFECTFUL = frozenset({"retrain", "canary", "promote", "rollback"})
 _DONE = ("running", "succeeded", "failed")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DAY = timedelta(days=1)
 
@@ -224,12 +224,7 @@ class RemediationPolicy(_Section):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(
-                f"{value!r} is not a valid policy name: letters, digits, '_', '-', '.' "
-                "(1-128 characters)"
-            )
-        return value
+        return check_name("policy", value)
 
     @model_validator(mode="after")
     def _coherent(self) -> RemediationPolicy:

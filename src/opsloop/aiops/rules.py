@@ -64,7 +64,7 @@ _EXPR = re.compile(
     r"(?P<threshold>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*"
     r"(?:for\s+(?P<for>\d+))?\s*$"
 )
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}\Z")
 
 
 def _parse_expr(expr: str) -> dict[str, Any]:

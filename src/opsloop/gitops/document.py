@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from opsloop.errors import SpecError
+from opsloop.names import check_name, is_name
 from opsloop.spec.yamlpos import line_for, load_yaml_with_lines
 
 __all__ = [
@@ -46,15 +47,14 @@ API_VERSION = "opsloop/v1"
 KIND = "Deployment"
 
 # Deployment names end up as Kubernetes object names and in file names: a DNS-1123 label.
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z"
 )
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$")
-_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?\Z")
+_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]+)?)\Z")
+_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?\Z")
 
 
 class _Strict(BaseModel):
@@ -160,14 +160,12 @@ class DeploymentSpec(_Strict):
     @field_validator("model")
     @classmethod
     def _model_name(cls, value: str) -> str:
-        if not _MODEL_NAME.match(value):
-            raise ValueError(f"{value!r} is not a valid model name")
-        return value
+        return check_name("model", value)
 
     @field_validator("alias")
     @classmethod
     def _alias_name(cls, value: str | None) -> str | None:
-        if value is not None and (not _MODEL_NAME.match(value) or value.isdigit()):
+        if value is not None and (not is_name(value) or value.isdigit()):
             raise ValueError(f"{value!r} is not a valid alias (use 'version' for numbers)")
         return value
 

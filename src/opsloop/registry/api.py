@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -20,14 +19,18 @@ from opsloop.errors import (
     ModelLoadError,
     NotFoundError,
     RegistryError,
+    UntrustedTypeError,
 )
+from opsloop.names import check_name
 from opsloop.registry.packaging import (
     ModelMetadata,
+    checked_model_dir,
+    declared_trusted_types,
     load_model_dir,
     save_model,
-    verify_model_dir,
 )
 from opsloop.registry.signature import ColumnSpec
+from opsloop.registry.trust import check_extra_types
 from opsloop.registry.uri import resolve_model_uri
 from opsloop.store import ModelVersionInfo, RegisteredModelInfo
 
@@ -50,10 +53,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# The store's rule for model and alias names, checked here too so a bad name fails before the
-# model is packaged and uploaded.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 
 class LoadedModel:
@@ -147,6 +146,7 @@ def register_model(
     details: Mapping[str, Any] | None = None,
     store: Store | None = None,
     artifacts: ArtifactStore | None = None,
+    trusted_types: Sequence[str] | None = None,
 ) -> ModelVersionInfo:
     """Package (or take a packaged folder), upload it and add it as the model's next version.
 
@@ -154,6 +154,12 @@ def register_model(
     transaction with the model (created if new), its tags and alias: a failure registers
     nothing. Blobs uploaded before a failure stay in the content-addressed artifact store,
     where they are harmless.
+
+    Everything the model file names must be trusted (see :mod:`opsloop.registry.trust`): by
+    the allow-list, the project's ``security.trusted_types`` or ``trusted_types``; a packaged
+    folder's own ``MLmodel`` list counts for nothing. The explicitly trusted types the model
+    needs are kept on the version (``details["package"]["extra_trusted_types"]``, what loading
+    it trusts) and recorded as a ``model_version.trusted_types`` event.
 
     Args:
         name: Model name.
@@ -171,6 +177,8 @@ def register_model(
             (a summary of ``MLmodel``).
         store: Metadata store (default: the current project's).
         artifacts: Artifact store (default: the current project's).
+        trusted_types: Types and functions to trust beyond the allow-list and the project's
+            ``security.trusted_types``.
 
     Returns:
         The new version.
@@ -178,6 +186,7 @@ def register_model(
     Raises:
         RegistryError: Bad arguments, or the model cannot be packaged.
         ModelLoadError: ``path`` is not a sound packaged model.
+        UntrustedTypeError: The model names something not trusted, or never trustable.
         NotFoundError: ``run_id`` is not a run of this store.
     """
     if (model is None) == (path is None):
@@ -198,6 +207,7 @@ def register_model(
     user_details = _json_ready("details", details)
     if "package" in user_details:
         raise RegistryError("details: the key 'package' is reserved for the MLmodel summary")
+    declared = declared_trusted_types(trusted_types)
     store, artifacts = _stores(store, artifacts)
     if run_id is not None:
         store.get_run(run_id)
@@ -206,10 +216,11 @@ def register_model(
 
     if path is not None:
         folder = Path(path).resolve()
-        meta = verify_model_dir(folder)
+        checked = checked_model_dir(folder, trusted_types=sorted(declared))
+        meta, used = checked.meta, checked.used_extra
         if run_id is None and meta.run_id is not None and _run_exists(store, meta.run_id):
             run_id = meta.run_id
-        digest = artifacts.put_dir(folder)
+        digest = _upload(artifacts, folder, checked.digest)
         source = str(folder)
     else:
         with tempfile.TemporaryDirectory(prefix="opsloop-package-") as tmp:
@@ -220,11 +231,21 @@ def register_model(
                 input_example=input_example,
                 metrics=metrics,
                 run_id=run_id,
+                trusted_types=trusted_types,
             )
-            digest = artifacts.put_dir(packaged.path)
-        meta = packaged.metadata
+            expected = checked_model_dir(packaged.path, trusted_types=sorted(declared)).digest
+            digest = _upload(artifacts, packaged.path, expected)
+        meta, used = packaged.metadata, packaged.metadata.extra_trusted_types
         source = f"python:{meta.model_class}"
 
+    events: list[tuple[str, dict[str, Any]]] = []
+    if used:
+        events.append(
+            (
+                "model_version.trusted_types",
+                {"types": used, "sources": {t: declared[t] for t in used}},
+            )
+        )
     return store.create_model_version(
         name,
         artifact_digest=digest,
@@ -232,9 +253,11 @@ def register_model(
         dataset_digest=dataset_digest,
         source=source,
         description=description,
-        details={"package": meta.summary(), **user_details},
+        # What loading the version trusts is what was checked here, not the folder's claim.
+        details={"package": {**meta.summary(), "extra_trusted_types": used}, **user_details},
         tags=version_tags,
         alias=alias,
+        events=events,
     )
 
 
@@ -244,13 +267,18 @@ def load_model(
     store: Store | None = None,
     artifacts: ArtifactStore | None = None,
     cache_dir: Path | None = None,
+    trusted_types: Sequence[str] | None = None,
 ) -> LoadedModel:
     """Load a model version by URI, or a packaged local folder.
 
     A registered version is fetched once into ``cache_dir/<digest hex>`` (every file checked
     against its digest on download) and loaded from there afterwards. Every load checks the
-    folder's files against ``MLmodel`` and the model's types against those trusted when it
-    was saved; nothing is unpickled. A cached copy that fails these checks is fetched again.
+    folder's files against ``MLmodel``, a cached copy as a whole against the version's
+    artifact digest (a copy that differs is discarded and fetched again), and everything the
+    model file names against the allow-list of :mod:`opsloop.registry.trust` plus the types
+    trusted explicitly: for a registered version those recorded on it when it was registered,
+    for a local folder the project's ``security.trusted_types``; and ``trusted_types`` for
+    both. Nothing is unpickled, and nothing is trusted because the folder says so.
 
     Args:
         uri: ``models:/NAME/VERSION``, ``models:/NAME@ALIAS``, ``models:/NAME/latest``, or
@@ -259,19 +287,31 @@ def load_model(
         artifacts: Artifact store (default: the current project's).
         cache_dir: Where fetched folders are kept (default
             ``<project>/.opsloop/cache/models``).
+        trusted_types: Types and functions to trust beyond those above.
 
     Raises:
         NotFoundError: The model, version, alias or folder does not exist.
         ModelLoadError: The folder is not a sound packaged model.
-        UntrustedTypeError: The model holds a type that was not trusted when it was saved.
+        UntrustedTypeError: The model names something not trusted, or never trustable.
     """
     local = _local_only(uri)
     if local is not None:
-        return _load_local(local)
+        return _load_local(local, trusted_types)
     store, artifacts = _stores(store, artifacts)
     ref = resolve_model_uri(uri, store=store)
     if isinstance(ref, Path):
-        return _load_local(ref)
+        return _load_local(ref, trusted_types)
+    package = ref.details.get("package")
+    recorded = package.get("extra_trusted_types", []) if isinstance(package, dict) else []
+    if not isinstance(recorded, list):
+        recorded = []
+    # The store's record is checked like any other list: the denylist wins over it too.
+    extra = sorted(
+        {
+            *check_extra_types(recorded, source=f"trusted types recorded on {ref.uri}"),
+            *check_extra_types(trusted_types or (), source="trusted_types argument"),
+        }
+    )
     if cache_dir is None:
         from opsloop.context import current_project
 
@@ -281,14 +321,25 @@ def load_model(
     if fresh:
         _fetch(artifacts, ref.artifact_digest, folder)
     try:
-        model, meta = load_model_dir(folder)
+        model, meta = load_model_dir(
+            folder, trusted_types=extra, expected_digest=ref.artifact_digest
+        )
+    except UntrustedTypeError:
+        # The copy matches the registered artifact (that is checked first): fetching it
+        # again would bring the same types back.
+        raise
     except ModelLoadError as exc:
         if fresh:
             raise
         log.warning("cached copy of %s failed its checks (%s); fetching it again", ref.uri, exc)
-        shutil.rmtree(folder, ignore_errors=True)
+        if folder.is_symlink():
+            folder.unlink()
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
         _fetch(artifacts, ref.artifact_digest, folder)
-        model, meta = load_model_dir(folder)
+        model, meta = load_model_dir(
+            folder, trusted_types=extra, expected_digest=ref.artifact_digest
+        )
     return LoadedModel(
         name=ref.model_name,
         version=str(ref.version),
@@ -363,10 +414,23 @@ def update_model_version(
     )
 
 
-def _load_local(folder: Path) -> LoadedModel:
+def _load_local(folder: Path, trusted_types: Sequence[str] | None) -> LoadedModel:
     folder = folder.resolve()
-    model, meta = load_model_dir(folder)
+    extra = sorted(declared_trusted_types(trusted_types))
+    model, meta = load_model_dir(folder, trusted_types=extra)
     return LoadedModel(name=folder.name, version="local", model=model, metadata=meta, path=folder)
+
+
+def _upload(artifacts: ArtifactStore, folder: Path, expected: str) -> str:
+    digest = artifacts.put_dir(folder)
+    if digest != expected:
+        # The folder changed between its checks and its upload: what was uploaded is not
+        # what was checked.
+        raise ModelLoadError(
+            f"{folder}: the folder changed while it was being registered",
+            hint="register it again once nothing writes to it",
+        )
+    return digest
 
 
 def _local_only(uri: str | Path) -> Path | None:
@@ -431,11 +495,9 @@ def _run_exists(store: Store, run_id: str) -> bool:
 
 
 def _check_name(kind: str, name: str) -> None:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise RegistryError(
-            f"invalid {kind} name {name!r}: use letters, digits, '_', '-', '.' "
-            "(1-128 characters, starting with a letter or digit)"
-        )
+    # The store checks names too; checking here makes a bad name fail before the model is
+    # packaged and uploaded.
+    check_name(kind, name, RegistryError)
 
 
 def _json_ready(what: str, value: Mapping[str, Any] | None) -> dict[str, Any]:

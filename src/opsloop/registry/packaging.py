@@ -2,23 +2,27 @@
 
 ``MLmodel`` records the format, the flavor, library versions, the signature, metrics, the
 digest of every other file in the folder, the run and Git commit the model came from, and the
-types that were trusted when the model was saved. Loading checks all of it before any model
-object is built, and never unpickles.
+types the model file names, with those of them trusted explicitly. Loading checks all of it
+before any model object is built, and never unpickles; what a model file may name is decided
+by :mod:`opsloop.registry.trust`, never by ``MLmodel``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import math
 import os
+import pickletools
 import platform
 import shutil
+import stat
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -26,10 +30,10 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from opsloop.artifacts import digest_bytes, digest_file
-from opsloop.errors import ModelLoadError, OpsloopError, RegistryError, UntrustedTypeError
+from opsloop.artifacts import Manifest, ManifestEntry, digest_bytes, digest_file
+from opsloop.errors import ModelLoadError, OpsloopError, RegistryError
 from opsloop.gitutil import GitInfo, git_info
-from opsloop.registry.flavors import flavor_for, get_flavor
+from opsloop.registry.flavors import Flavor, flavor_for, get_flavor
 from opsloop.registry.signature import (
     ColumnSpec,
     ModelSignature,
@@ -37,13 +41,19 @@ from opsloop.registry.signature import (
     describe_output,
     infer_signature,
 )
+from opsloop.registry.trust import TypeRef, check_extra_types, check_types
 
 __all__ = [
     "FORMAT_VERSION",
     "INPUT_EXAMPLE_FILE",
     "METADATA_FILE",
+    "CheckedModel",
     "ModelMetadata",
     "PackagedModel",
+    "checked_model_dir",
+    "declared_trusted_types",
+    "find_pickles",
+    "is_pickle",
     "load_model_dir",
     "read_metadata",
     "save_model",
@@ -62,6 +72,13 @@ PICKLE_SUFFIXES = frozenset(
     {".pkl", ".pickle", ".joblib", ".jbl", ".sav", ".dill", ".cloudpickle", ".pt", ".pth"}
 )
 _LIBRARIES = ("scikit-learn", "skops", "numpy", "pandas")
+#: Bytes of a file's start checked for a pickle before the folder's listing is known.
+PICKLE_SCAN_BYTES = 1 << 16
+#: Opcodes after which a still well-formed stream is taken for a pickle (bounds the time).
+PICKLE_MAX_OPCODES = 100_000
+#: Most entries (files and folders) a model folder may hold; a packaged model has a handful.
+MAX_FOLDER_ENTRIES = 256
+_SHOWN = 5
 
 
 class ModelMetadata(BaseModel):
@@ -78,7 +95,10 @@ class ModelMetadata(BaseModel):
         signature: Input columns in order, and the output.
         metrics: Evaluation metrics.
         files: Digest (``sha256:<hex>``) of every file of the folder except ``MLmodel``.
-        trusted_types: Types beyond skops' defaults that the model needs, trusted at save time.
+        trusted_types: Types beyond the format's defaults that the model file names (a record:
+            loading checks them against the allow-list, never against this list).
+        extra_trusted_types: Those of them trusted explicitly when the model was saved (not by
+            the allow-list of :mod:`opsloop.registry.trust`).
         run_id: The run that produced the model.
         git_commit: Commit of the project's Git repository; None outside Git.
         git_dirty: Whether tracked files had uncommitted changes; None outside Git.
@@ -99,6 +119,7 @@ class ModelMetadata(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     files: dict[str, str]
     trusted_types: list[str] = Field(default_factory=list)
+    extra_trusted_types: list[str] = Field(default_factory=list)
     run_id: str | None = None
     git_commit: str | None = None
     git_dirty: bool | None = None
@@ -120,6 +141,7 @@ class ModelMetadata(BaseModel):
             "git_commit": self.git_commit,
             "git_dirty": self.git_dirty,
             "library_versions": dict(self.library_versions),
+            "extra_trusted_types": list(self.extra_trusted_types),
         }
 
 
@@ -141,13 +163,15 @@ def save_model(
     run_id: str | None = None,
     extra: Mapping[str, Any] | None = None,
     project_dir: Path | None = None,
+    trusted_types: Sequence[str] | None = None,
 ) -> PackagedModel:
     """Package a fitted model into the folder ``path``.
 
     The folder is built next to ``path`` and moved into place at the end, so a failure leaves
-    nothing behind. Before the move the model is loaded back from its file with the recorded
-    trusted types, and, given an input example, its predictions are compared with the
-    original's: a package that cannot be served is never written.
+    nothing behind. Every type and function the model file names must be trusted (see
+    :mod:`opsloop.registry.trust`); then the model is loaded back from its file, and, given an
+    input example, its predictions are compared with the original's: a package that cannot be
+    served is never written.
 
     Args:
         model: A fitted scikit-learn estimator or pipeline.
@@ -157,12 +181,18 @@ def save_model(
         metrics: Evaluation metrics to record.
         run_id: The run that produced the model.
         extra: Any other JSON-ready metadata.
-        project_dir: Folder whose Git commit is recorded (default: the current project).
+        project_dir: Folder whose Git commit and ``security.trusted_types`` are used (default:
+            the current project).
+        trusted_types: Types and functions to trust beyond the allow-list, as well as the
+            project's ``security.trusted_types``; those the model needs are recorded in
+            ``MLmodel`` as ``extra_trusted_types``.
 
     Returns:
         The folder and its parsed metadata.
 
     Raises:
+        UntrustedTypeError: The model names a type or function that is not trusted, or that can
+            never be (each is named).
         RegistryError: The model, signature, metrics or folder are unusable.
     """
     target = Path(path)
@@ -182,8 +212,12 @@ def save_model(
     checked_metrics = _check_metrics(metrics)
     checked_extra = _check_extra(extra)
     example = None if input_example is None else _example_rows(input_example, inputs)
+    declared = declared_trusted_types(trusted_types, project_dir=project_dir)
 
-    data, trusted = flavor.dump(model)
+    data = flavor.dump(model)
+    refs = flavor.references(data)
+    used = check_types(refs, where=f"the packaged {type(model).__name__}", extra=sorted(declared))
+    trusted = _needs_trust(refs)
     try:
         reloaded = flavor.load(data, trusted)
     except ModelLoadError as exc:
@@ -218,6 +252,7 @@ def save_model(
             metrics=checked_metrics,
             files=files,
             trusted_types=trusted,
+            extra_trusted_types=used,
             run_id=run_id,
             git_commit=None if git is None else git.commit,
             git_dirty=None if git is None else git.dirty,
@@ -238,22 +273,27 @@ def read_metadata(path: Path | str) -> ModelMetadata:
     """Parse the ``MLmodel`` file of a model folder (no digest or type checks).
 
     Raises:
-        ModelLoadError: The file is missing, not YAML, or a field is invalid (named).
+        ModelLoadError: The file is missing, not a regular file, not YAML, or a field is
+            invalid (named).
     """
     folder = Path(path)
     file = folder / METADATA_FILE
-    if not file.is_file():
+    if not file.is_file() or file.is_symlink():
         raise ModelLoadError(
             f"{folder} is not a packaged model: it has no {METADATA_FILE} file",
             hint="package models with opsloop.registry.save_model or register_model",
         )
+    return _parse_metadata(file, _read_regular(folder, METADATA_FILE))
+
+
+def _parse_metadata(file: Path, content: bytes) -> ModelMetadata:
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(content.decode("utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
         raise ModelLoadError(f"{where}: not valid YAML: {exc}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise ModelLoadError(f"{file}: cannot be read: {exc}") from exc
     if not isinstance(raw, dict):
         raise ModelLoadError(f"{file}: expected a mapping at the top level")
@@ -272,110 +312,386 @@ def read_metadata(path: Path | str) -> ModelMetadata:
         raise ModelLoadError(f"{file}: field '{field}': {err['msg']}") from exc
 
 
-def verify_model_dir(path: Path | str) -> ModelMetadata:
+def verify_model_dir(
+    path: Path | str,
+    *,
+    trusted_types: Sequence[str] = (),
+    expected_digest: str | None = None,
+) -> ModelMetadata:
     """Check a model folder without building the model; return its metadata.
 
-    Checks, in order: no pickle files, ``MLmodel`` parses, the folder holds exactly the files
-    ``MLmodel`` lists and each matches its digest, the flavor is known, and the model file
-    holds no type beyond those trusted at save time.
+    Checks, in order: the folder holds only regular files (no symbolic link) and no pickle,
+    ``MLmodel`` parses, the folder holds exactly the files ``MLmodel`` lists and each matches
+    its digest, the whole folder matches ``expected_digest`` when given, the flavor is known,
+    and everything the model file names is trusted: by the allow-list of
+    :mod:`opsloop.registry.trust` or by ``trusted_types`` (never by the list in ``MLmodel``,
+    which anyone who can edit the folder can edit).
+
+    Args:
+        path: The folder.
+        trusted_types: Types and functions trusted explicitly for this model.
+        expected_digest: The artifact digest the folder must have (``sha256:<hex>`` of its
+            manifest, as the artifact store computes it).
 
     Raises:
-        ModelLoadError: A check failed (the message names the file).
-        UntrustedTypeError: The model file holds a type that was not trusted at save time.
+        ModelLoadError: A check failed (the message names the file, relative to the folder).
+        UntrustedTypeError: The model file names something not trusted (each is named).
     """
-    folder = Path(path)
-    meta, data = _verified(folder)
-    _check_types(folder, meta, data)
-    return meta
+    return checked_model_dir(
+        Path(path), trusted_types=trusted_types, expected_digest=expected_digest
+    ).meta
 
 
-def load_model_dir(path: Path | str) -> tuple[Any, ModelMetadata]:
+def load_model_dir(
+    path: Path | str,
+    *,
+    trusted_types: Sequence[str] = (),
+    expected_digest: str | None = None,
+) -> tuple[Any, ModelMetadata]:
     """Verify a model folder (see :func:`verify_model_dir`) and load its model.
 
-    The model is built from the very bytes whose digest was checked, so the file cannot be
-    swapped between the check and the load.
+    Every file is read once: the model is built from the very bytes whose digests were checked,
+    so the folder cannot be changed between the checks and the load.
 
     Returns:
         The model object and the folder's metadata.
     """
-    folder = Path(path)
-    meta, data = _verified(folder)
-    _check_types(folder, meta, data)
-    return get_flavor(meta.flavor).load(data, meta.trusted_types), meta
+    checked = checked_model_dir(
+        Path(path), trusted_types=trusted_types, expected_digest=expected_digest
+    )
+    model = checked.flavor.load(checked.data, checked.trusted)
+    return model, checked.meta
+
+
+def declared_trusted_types(
+    trusted_types: Sequence[str] | None, *, project_dir: Path | None = None
+) -> dict[str, str]:
+    """Types trusted explicitly by the caller and by the project, each with its source.
+
+    The project's are ``security.trusted_types`` of its ``opsloop.yaml`` (``project_dir``'s,
+    else the current project's). A project whose ``opsloop.yaml`` cannot be read trusts
+    nothing more.
+
+    Returns:
+        Type name -> where it is trusted (``trusted_types argument`` or
+        ``opsloop.yaml: security.trusted_types``).
+
+    Raises:
+        RegistryError: An entry is not a dotted name.
+        UntrustedTypeError: An entry can never be trusted.
+    """
+    declared: dict[str, str] = {}
+    if isinstance(trusted_types, str):
+        raise RegistryError("trusted_types must be a list of type names, not one string")
+    source = "opsloop.yaml: security.trusted_types"
+    for name in check_extra_types(_project_trusted_types(project_dir), source=source):
+        declared[name] = source
+    argument = "trusted_types argument"
+    for name in check_extra_types(trusted_types or (), source=argument):
+        declared.setdefault(name, argument)
+    return declared
 
 
 def find_pickles(folder: Path) -> list[str]:
-    """Relative paths of files in ``folder`` that are pickles, by name or by content."""
-    found: list[str] = []
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = file.relative_to(folder).as_posix()
-        if file.suffix.lower() in PICKLE_SUFFIXES:
-            found.append(rel)
-            continue
-        with file.open("rb") as f:
-            head = f.read(2)
-        # Pickle protocols 2-5 start with the PROTO opcode (0x80) and the protocol number.
-        if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
-            found.append(rel)
-    return found
+    """Relative paths of files in ``folder`` that are pickles, by name or by content.
+
+    Every file is read whole; symbolic links are not followed.
+    """
+    folder = Path(folder)
+    return [
+        rel
+        for rel in _scan(folder, refuse_links=False)
+        if PurePosixPath(rel).suffix.lower() in PICKLE_SUFFIXES
+        or is_pickle(_read_regular(folder, rel))
+    ]
 
 
-def _verified(folder: Path) -> tuple[ModelMetadata, bytes]:
+def is_pickle(data: bytes) -> bool:
+    """Whether ``data`` (a whole file, or its start) is a pickle of any protocol.
+
+    Protocols 2-5 start with the PROTO opcode. Protocols 0 and 1 have no header: their opcode
+    stream is parsed (never executed) and must be well formed (known opcodes with valid
+    arguments, a consistent stack and memo) and end in STOP with nothing left on the stack;
+    pickle.load ignores what follows STOP, and so does this. A stream still well formed after
+    ``PICKLE_MAX_OPCODES`` opcodes counts too. Ordinary files (text, CSV, JSON, YAML, Parquet,
+    zip) break the rules within their first bytes; a start cut before STOP is not a pickle,
+    nor is a stream that starts with a persistent id (as Parquet and zip files do).
+    """
+    if len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5:
+        return True
+    try:
+        return _opcode_stream_ok(io.BytesIO(data))
+    except Exception:
+        # pickletools raises ValueError for malformed streams, and other types (decoding,
+        # overflow) for malformed opcode arguments: each means "not a pickle".
+        return False
+
+
+_MARK = pickletools.markobject
+_MEMO_PUT = frozenset({"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"})
+_MEMO_GET = frozenset({"GET", "BINGET", "LONG_BINGET"})
+
+
+def _opcode_stream_ok(stream: io.BytesIO) -> bool:
+    """Replay the stack and memo effects of each opcode (the checks of pickletools.dis,
+    without formatting each argument: a file's arguments can be huge)."""
+    stack: list[object] = []
+    memo: set[int] = set()
+    for count, (op, arg, _pos) in enumerate(pickletools.genops(stream)):
+        if count == 0 and op.name in ("PERSID", "BINPERSID"):
+            # Parquet ("PAR1") and zip ("PK") files, skops models among them, start like a
+            # persistent id; pickle.load refuses a stream that starts with one unless the
+            # caller brings a persistent_load, and pickle.dump never writes one first.
+            return False
+        if count >= PICKLE_MAX_OPCODES:
+            return True
+        before, after = op.stack_before, op.stack_after
+        to_pop = len(before)
+        if _MARK in before or (op.name == "POP" and stack and stack[-1] is _MARK):
+            if _MARK not in stack:
+                return False
+            while stack.pop() is not _MARK:
+                pass
+            to_pop = before.index(_MARK) if _MARK in before else 0
+        if op.name in _MEMO_PUT:
+            key = len(memo) if op.name == "MEMOIZE" else arg
+            if not isinstance(key, int) or key in memo or not stack or stack[-1] is _MARK:
+                return False
+            memo.add(key)
+        elif op.name in _MEMO_GET and arg not in memo:
+            return False
+        if to_pop > len(stack):
+            return False
+        del stack[len(stack) - to_pop :]
+        stack.extend(after)
+        if op.name == "STOP":
+            return not stack
+    return False
+
+
+@dataclass(frozen=True)
+class CheckedModel:
+    """A model folder that passed every check of :func:`verify_model_dir`.
+
+    Attributes:
+        meta: Its parsed ``MLmodel``.
+        flavor: The flavor that reads its model file.
+        data: The model file's bytes, as checked.
+        trusted: The names to pass to the flavor's loader (all checked).
+        used_extra: The explicitly trusted types the model file needs.
+        digest: The folder's artifact digest.
+    """
+
+    meta: ModelMetadata
+    flavor: Flavor
+    data: bytes
+    trusted: list[str]
+    used_extra: list[str]
+    digest: str
+
+
+def checked_model_dir(
+    folder: Path, *, trusted_types: Sequence[str] = (), expected_digest: str | None = None
+) -> CheckedModel:
+    """Run the checks of :func:`verify_model_dir`; return what they established."""
+    if isinstance(trusted_types, str):
+        raise RegistryError("trusted_types must be a list of type names, not one string")
+    meta, data, digest = _verified(folder)
+    if expected_digest is not None and digest != expected_digest:
+        raise ModelLoadError(
+            f"{folder}: the folder's content differs from the registered artifact "
+            f"{expected_digest}",
+            hint="the copy was changed after it was fetched; fetch it again from the registry",
+        )
+    flavor = get_flavor(meta.flavor)
+    refs = flavor.references(data)
+    extra = check_extra_types(trusted_types, source="trusted types")
+    used = check_types(refs, where=str(folder / meta.model_file), extra=extra)
+    return CheckedModel(meta, flavor, data, _needs_trust(refs), used, digest)
+
+
+def _needs_trust(refs: Sequence[TypeRef]) -> list[str]:
+    """The names to pass to the flavor's loader: all checked, none vouched by the format."""
+    return sorted({r.name for r in refs if not r.vouched})
+
+
+def _verified(folder: Path) -> tuple[ModelMetadata, bytes, str]:
+    """Check a folder's files against its MLmodel; return it, the model bytes, the digest."""
     if not folder.is_dir():
         raise ModelLoadError(f"{folder} is not a folder", hint="pass a packaged model folder")
-    pickles = find_pickles(folder)
+    present = _scan(folder, refuse_links=True)
+    # A first look at every file's start; the listed files are checked whole below.
+    pickles = [
+        rel
+        for rel in present
+        if PurePosixPath(rel).suffix.lower() in PICKLE_SUFFIXES
+        or is_pickle(_read_regular(folder, rel, limit=PICKLE_SCAN_BYTES))
+    ]
     if pickles:
         raise ModelLoadError(
-            f"{folder} holds pickle files ({', '.join(pickles)}); opsloop never loads pickles "
+            f"{folder} holds pickle files ({_listed(pickles)}); opsloop never loads pickles "
             "because loading one can run arbitrary code",
             hint="re-package the model with opsloop.registry.save_model (skops format)",
         )
-    meta = read_metadata(folder)
-    present = {
-        p.relative_to(folder).as_posix()
-        for p in folder.rglob("*")
-        if p.is_file() and p.name != METADATA_FILE
-    }
+    if METADATA_FILE not in present:
+        raise ModelLoadError(
+            f"{folder} is not a packaged model: it has no {METADATA_FILE} file",
+            hint="package models with opsloop.registry.save_model or register_model",
+        )
+    raw_meta = _read_regular(folder, METADATA_FILE)
+    meta = _parse_metadata(folder / METADATA_FILE, raw_meta)
     listed = set(meta.files)
+    bad = sorted(rel for rel in listed | {meta.model_file} if not _inside(rel))
+    if bad:
+        raise ModelLoadError(
+            f"{folder / METADATA_FILE}: field 'files': {bad[0]!r} is not a path inside the folder"
+        )
     if meta.model_file not in listed:
         raise ModelLoadError(
             f"{folder / METADATA_FILE}: field 'files': the model file "
             f"'{meta.model_file}' is not listed"
         )
-    missing = sorted(listed - present)
+    if meta.input_example_file is not None and meta.input_example_file not in listed:
+        raise ModelLoadError(
+            f"{folder / METADATA_FILE}: field 'input_example_file': "
+            f"{meta.input_example_file!r} is not listed in 'files'"
+        )
+    others = set(present) - {METADATA_FILE}
+    missing = sorted(listed - others)
     if missing:
-        raise ModelLoadError(f"{folder}: files listed in {METADATA_FILE} are missing: {missing}")
-    unlisted = sorted(present - listed)
+        raise ModelLoadError(
+            f"{folder}: files listed in {METADATA_FILE} are missing: "
+            f"{_listed(missing, as_list=True)}"
+        )
+    unlisted = sorted(others - listed)
     if unlisted:
         raise ModelLoadError(
-            f"{folder}: files not listed in {METADATA_FILE} (added after packaging?): {unlisted}"
+            f"{folder}: files not listed in {METADATA_FILE} (added after packaging?): "
+            f"{_listed(unlisted, as_list=True)}"
         )
+    entries = {METADATA_FILE: ManifestEntry(digest=digest_bytes(raw_meta), size=len(raw_meta))}
     data = b""
     for rel in sorted(listed):
-        if rel == meta.model_file:
-            data = (folder / rel).read_bytes()
-            actual = digest_bytes(data)
-        else:
-            actual = digest_file(folder / rel)[0]
+        content = _read_regular(folder, rel)
+        actual = digest_bytes(content)
+        if is_pickle(content):
+            # The whole file this time (a pickle can start with a long argument), and the
+            # bytes that are kept, whatever was there before.
+            raise ModelLoadError(
+                f"{folder} holds pickle files ({_listed([rel])}); opsloop never loads pickles "
+                "because loading one can run arbitrary code",
+                hint="re-package the model with opsloop.registry.save_model (skops format)",
+            )
         if actual != meta.files[rel]:
             raise ModelLoadError(
-                f"{folder / rel}: content does not match its digest in {METADATA_FILE} "
-                f"(recorded {meta.files[rel]}, found {actual})",
+                f"{folder}: {rel}: content does not match its digest in {METADATA_FILE} "
+                f"(recorded {meta.files[rel]})",
                 hint="the file was changed after packaging; fetch the model again from the "
                 "registry",
             )
-    return meta, data
+        entries[rel] = ManifestEntry(digest=actual, size=len(content))
+        if rel == meta.model_file:
+            data = content
+    return meta, data, _manifest_digest(entries)
 
 
-def _check_types(folder: Path, meta: ModelMetadata, data: bytes) -> None:
-    extra = sorted(set(get_flavor(meta.flavor).untrusted_types(data)) - set(meta.trusted_types))
-    if extra:
-        raise UntrustedTypeError(
-            f"{folder / meta.model_file} holds types that were not trusted when it was "
-            f"saved: {', '.join(extra)}",
-            hint="the file was changed after packaging, or comes from elsewhere; "
-            "do not load it, re-package the model from its source",
-        )
+def _manifest_digest(entries: Mapping[str, ManifestEntry]) -> str:
+    # The artifact store's folder digest (ArtifactStore.put_dir): a manifest with the files
+    # in the order of their sorted paths, as JSON.
+    ordered = {rel: entries[rel] for rel in sorted(entries, key=lambda r: r.split("/"))}
+    return digest_bytes(Manifest(files=ordered).model_dump_json().encode())
+
+
+def _scan(folder: Path, *, refuse_links: bool) -> list[str]:
+    """Relative POSIX paths of the regular files under ``folder``, sorted; links never followed.
+
+    Raises:
+        ModelLoadError: With ``refuse_links``, the folder holds a symbolic link or a special
+            file; or it holds more than ``MAX_FOLDER_ENTRIES`` entries. Only names inside the
+            folder are shown, never where a link points.
+    """
+    files: list[str] = []
+    pending = [""]
+    count = 0
+    while pending:
+        prefix = pending.pop()
+        try:
+            with os.scandir(folder / prefix if prefix else folder) as it:
+                entries = list(it)
+        except OSError as exc:
+            raise ModelLoadError(
+                f"{folder}: cannot list {prefix or 'the folder'}: {exc.strerror}"
+            ) from None
+        for entry in entries:
+            count += 1
+            if count > MAX_FOLDER_ENTRIES:
+                raise ModelLoadError(
+                    f"{folder} holds more than {MAX_FOLDER_ENTRIES} files and folders; it is "
+                    "not a packaged model"
+                )
+            rel = f"{prefix}/{entry.name}" if prefix else entry.name
+            if entry.is_symlink():
+                if refuse_links:
+                    raise ModelLoadError(
+                        f"{folder}: {rel} is a symbolic link; a model folder holds regular "
+                        "files only",
+                        hint="copy the files into the folder instead of linking them",
+                    )
+            elif entry.is_dir(follow_symlinks=False):
+                pending.append(rel)
+            elif entry.is_file(follow_symlinks=False):
+                files.append(rel)
+            elif refuse_links:
+                raise ModelLoadError(
+                    f"{folder}: {rel} is not a regular file; a model folder holds regular "
+                    "files only"
+                )
+    return sorted(files)
+
+
+def _read_regular(folder: Path, rel: str, *, limit: int | None = None) -> bytes:
+    """Read a regular file of ``folder`` without following a link at its place."""
+    path = folder / rel
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ModelLoadError(f"{folder}: {rel}: cannot be read: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ModelLoadError(f"{folder}: {rel} is not a regular file")
+        return f.read() if limit is None else f.read(limit)
+
+
+def _inside(rel: str) -> bool:
+    parts = rel.split("/")
+    return "\\" not in rel and "\0" not in rel and all(p not in ("", ".", "..") for p in parts)
+
+
+def _listed(names: Sequence[str], *, as_list: bool = False) -> str:
+    # At most a few names, each from inside the folder; odd ones (a newline …) quoted.
+    shown = [n if n.isprintable() and not as_list else repr(n) for n in names[:_SHOWN]]
+    text = f"[{', '.join(shown)}]" if as_list else ", ".join(shown)
+    more = len(names) - _SHOWN
+    return f"{text} and {more} more" if more > 0 else text
+
+
+def _project_trusted_types(project_dir: Path | None) -> list[str]:
+    from opsloop.context import current_project
+    from opsloop.spec import load_spec
+    from opsloop.spec.loader import SPEC_FILE
+
+    try:
+        if project_dir is None:
+            spec = current_project().spec
+        else:
+            file = Path(project_dir) / SPEC_FILE
+            spec = load_spec(file) if file.is_file() else None
+    except OpsloopError:
+        # A broken opsloop.yaml trusts nothing more; the model is checked against the
+        # allow-list alone.
+        return []
+    return [] if spec is None else list(spec.security.trusted_types)
 
 
 def _check_metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from opsloop.errors import NotFoundError, RegistryError
+from opsloop.names import NAME_PATTERN
 
 if TYPE_CHECKING:
     from opsloop.store import ModelVersionInfo, Store
@@ -17,9 +18,8 @@ if TYPE_CHECKING:
 __all__ = ["ModelRef", "parse_model_uri", "resolve_model_uri"]
 
 SCHEME = "models:/"
-_NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}"
-_BY_VERSION = re.compile(rf"^(?P<name>{_NAME})/(?P<version>[0-9]+|latest)$")
-_BY_ALIAS = re.compile(rf"^(?P<name>{_NAME})@(?P<alias>{_NAME})$")
+_BY_VERSION = re.compile(rf"(?P<name>{NAME_PATTERN})/(?P<version>[0-9]+|latest)")
+_BY_ALIAS = re.compile(rf"(?P<name>{NAME_PATTERN})@(?P<alias>{NAME_PATTERN})")
 _FORMS = "models:/NAME/VERSION, models:/NAME@ALIAS or models:/NAME/latest"
 
 
@@ -54,9 +54,9 @@ def parse_model_uri(uri: str | Path) -> ModelRef | Path:
         if not text.startswith(SCHEME) or text.startswith("models://"):
             raise RegistryError(f"malformed model URI {uri!r}: use {_FORMS}")
         rest = text[len(SCHEME) :]
-        if m := _BY_ALIAS.match(rest):
+        if m := _BY_ALIAS.fullmatch(rest):
             return ModelRef(name=m["name"], alias=m["alias"])
-        if m := _BY_VERSION.match(rest):
+        if m := _BY_VERSION.fullmatch(rest):
             if m["version"] == "latest":
                 return ModelRef(name=m["name"], latest=True)
             version = int(m["version"])

@@ -6,11 +6,13 @@ silently ignored setting.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 class _Section(BaseModel):
@@ -94,6 +96,26 @@ class RegisterSection(_Section):
     alias_on_fail: str | None = "challenger"
 
 
+def _dotted_name(name: str) -> str:
+    if not _DOTTED.fullmatch(name):
+        raise ValueError(f"{name!r} is not a dotted type name such as 'mypkg.module.MyClass'")
+    return name
+
+
+class SecuritySection(_Section):
+    """What the project trusts beyond opsloop's defaults; every entry is an audited choice.
+
+    Args:
+        trusted_types: Dotted names of types and functions a model file may name beyond the
+            registry's allow-list (``mypkg.features.Clipper``). Types that run processes, open
+            files or import modules are refused whatever is listed here.
+    """
+
+    trusted_types: list[Annotated[str, AfterValidator(_dotted_name)]] = Field(
+        default_factory=list, max_length=1000
+    )
+
+
 class ProjectSpec(_Section):
     """The whole of ``opsloop.yaml``."""
 
@@ -114,6 +136,7 @@ class ProjectSpec(_Section):
     # here so that opening a project does not import the AIOps stack.
     alerts: dict[str, Any] | None = None
     remediation: dict[str, Any] | None = None
+    security: SecuritySection = Field(default_factory=SecuritySection)
 
     @field_validator("version")
     @classmethod

@@ -7,7 +7,6 @@ events table never tells a story the other tables do not.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -25,6 +24,7 @@ from opsloop.errors import (
     TrackingError,
     is_data_error,
 )
+from opsloop.names import check_name
 from opsloop.store import models as m
 from opsloop.store.base import Backend
 from opsloop.store.liveness import gone_reason, this_process
@@ -45,7 +45,6 @@ from opsloop.store.types import (
 
 RUN_STATUSES = ("running", "finished", "failed", "killed")
 STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "cached")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _MAX_KEY = 256
 
 MetricRow = tuple[str, float, int, int]
@@ -55,11 +54,7 @@ DEFAULT_HEARTBEAT_TIMEOUT_S = 300.0
 
 
 def _check_name(kind: str, name: str) -> None:
-    if not _NAME.match(name):
-        raise TrackingError(
-            f"invalid {kind} name {name!r}: use letters, digits, '_', '-', '.' "
-            "(1-128 characters, starting with a letter or digit)"
-        )
+    check_name(kind, name, TrackingError)
 
 
 def _check_key(kind: str, key: str) -> None:
@@ -735,11 +730,13 @@ class Store:
         details: dict[str, Any] | None = None,
         tags: dict[str, str] | None = None,
         alias: str | None = None,
+        events: Sequence[tuple[str, dict[str, Any]]] = (),
     ) -> ModelVersionInfo:
         """Add the next version of ``model_name`` (created if new), optionally aliased.
 
         The version number is taken under a row lock on the model (PostgreSQL) or the database
         write lock (SQLite), so concurrent registrations get distinct, gap-free numbers.
+        ``events`` (kind, details) are recorded on the new version in the same transaction.
         """
         _check_name("model", model_name)
         if alias is not None:
@@ -756,6 +753,7 @@ class Store:
                     details=details,
                     tags=tags,
                     alias=alias,
+                    events=events,
                 )
                 break
             except IntegrityError:
@@ -777,6 +775,7 @@ class Store:
         details: dict[str, Any] | None,
         tags: dict[str, str] | None,
         alias: str | None,
+        events: Sequence[tuple[str, dict[str, Any]]] = (),
     ) -> int:
         with self._write() as s:
             model = s.scalar(
@@ -817,6 +816,8 @@ class Store:
                 f"{model_name}/{version}",
                 {"artifact": artifact_digest, "run_id": run_id, "dataset": dataset_digest},
             )
+            for kind, event_details in events:
+                self._event(s, kind, "model_version", f"{model_name}/{version}", event_details)
             if alias is not None:
                 self._set_alias(s, model_name, alias, version)
         return version

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+from opsloop.registry.trust import TypeRef
+
 __all__ = ["Flavor"]
 
 
 @runtime_checkable
 class Flavor(Protocol):
     """One model format. A flavor never loads a model with pickle.
+
+    A flavor reports what a model file names; it never decides what to trust
+    (:mod:`opsloop.registry.trust` does).
 
     Attributes:
         name: Recorded as ``flavor`` in ``MLmodel``.
@@ -23,14 +28,17 @@ class Flavor(Protocol):
         """Whether this flavor can package ``model``."""
         ...
 
-    def dump(self, model: Any) -> tuple[bytes, list[str]]:
-        """Serialize ``model``; return the bytes and the types they need trusted to load."""
+    def dump(self, model: Any) -> bytes:
+        """Serialize ``model``."""
         ...
 
-    def untrusted_types(self, data: bytes) -> list[str]:
-        """Types in ``data`` that are not trusted by default, without loading anything."""
+    def references(self, data: bytes) -> list[TypeRef]:
+        """Every type and function loading ``data`` would import, without loading anything."""
         ...
 
     def load(self, data: bytes, trusted: list[str]) -> Any:
-        """Load a model from ``data``, trusting exactly ``trusted`` beyond the defaults."""
+        """Load a model from ``data``, trusting exactly ``trusted`` beyond the format's defaults.
+
+        ``trusted`` must have passed :func:`opsloop.registry.trust.check_types`.
+        """
         ...
