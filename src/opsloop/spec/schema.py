@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -94,6 +94,54 @@ class RegisterSection(_Section):
     alias_on_fail: str | None = "challenger"
 
 
+class RetentionSection(_Section):
+    """How long the prediction log is kept, enforced by ``opsloop up`` and
+    ``opsloop monitor prune``; ``null`` turns a limit off.
+
+    ``max_rows`` counts predicted rows (a large request with all its rows, also those kept
+    in a chunk). The oldest requests go first, ``batch_size`` per transaction, and only once
+    the monitors have read their windows.
+    """
+
+    max_age_days: float | None = Field(default=30.0, gt=0)
+    max_rows: int | None = Field(default=5_000_000, ge=1)
+    batch_size: int = Field(default=2_000, ge=1, le=50_000)
+
+
+class PredictionLogSection(_Section):
+    """How the model servers log requests, and how long the log is kept.
+
+    A request of more than ``max_inline_rows`` rows is logged by ``large_requests``:
+    ``reference`` writes its inputs and outputs as a Parquet chunk to the artifact store and
+    keeps a reference in the store; ``sample`` keeps a seeded random sample of
+    ``sample_rows`` rows and the total; ``drop`` keeps the counts only. A monitoring window
+    reads at most ``window_max_rows`` rows back from chunks (a seeded sample of each chunk
+    beyond that).
+    """
+
+    max_inline_rows: int = Field(default=1_000, ge=1)
+    large_requests: Literal["reference", "sample", "drop"] = "reference"
+    sample_rows: int = Field(default=1_000, ge=1)
+    seed: int = 0
+    window_max_rows: int = Field(default=500_000, ge=1)
+    retention: RetentionSection = Field(default_factory=RetentionSection)
+
+    @model_validator(mode="after")
+    def _sample_fits(self) -> PredictionLogSection:
+        if self.sample_rows > self.max_inline_rows:
+            raise ValueError(
+                f"sample_rows ({self.sample_rows}) cannot exceed max_inline_rows "
+                f"({self.max_inline_rows}): a sample would be larger than a small request"
+            )
+        return self
+
+
+class MonitoringSection(_Section):
+    """Monitoring settings of the project."""
+
+    prediction_log: PredictionLogSection = Field(default_factory=PredictionLogSection)
+
+
 class ProjectSpec(_Section):
     """The whole of ``opsloop.yaml``."""
 
@@ -114,6 +162,7 @@ class ProjectSpec(_Section):
     # here so that opening a project does not import the AIOps stack.
     alerts: dict[str, Any] | None = None
     remediation: dict[str, Any] | None = None
+    monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
 
     @field_validator("version")
     @classmethod
