@@ -15,6 +15,8 @@ import pytest
 from sqlalchemy import Text, cast, func, select
 
 from opsloop.artifacts import open_artifact_store
+from opsloop.cli.serve import _sink
+from opsloop.context import Project, open_project, set_current_project
 from opsloop.serve import ServerConfig
 from opsloop.serve.base import PredictionRecord
 from opsloop.serve.store_sink import StoreFeedbackSink, StorePredictionSink
@@ -214,3 +216,23 @@ def test_without_an_artifact_store_large_requests_are_sampled(
     assert row.chunk is None and row.outputs["log"]["policy"] == "sample"
     assert len(row.outputs["values"]) == 1_000
     store.close()
+
+
+def test_opsloop_serve_logs_by_the_projects_declared_policy(project: Project) -> None:
+    (project.dir / "opsloop.yaml").write_text(
+        "project: demo\n"
+        "monitoring:\n"
+        "  prediction_log: {max_inline_rows: 10, large_requests: drop}\n"
+    )
+    declared = open_project(project.dir)
+    set_current_project(declared)
+    try:
+        sink = _sink(None, "web", feedback=False)
+        assert isinstance(sink, StorePredictionSink)
+        assert (sink.large, sink.policy.max_inline_rows) == ("drop", 10)
+        assert sink.artifacts is declared.artifacts and sink.deployment == "web"
+        sink.write_batch([_record(11)])
+        (row,) = declared.store.read_predictions()
+        assert row.outputs["log"]["policy"] == "drop" and row.rows == 11
+    finally:
+        declared.close()

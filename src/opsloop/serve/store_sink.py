@@ -79,7 +79,7 @@ class StorePredictionSink:
                 logger.warning(
                     "prediction log: no artifact store for the chunks of large requests; "
                     "they are sampled (%d rows each) instead",
-                    self.policy.sample_rows,
+                    self.policy.sample_size,
                 )
             self.large = "sample"
         # Read once: the test below runs for every record of every batch.
@@ -131,7 +131,7 @@ class StorePredictionSink:
             seed = self.policy.seed
             # Seeded per request, so every request samples other positions, reproducibly.
             rng = np.random.default_rng([seed, zlib.crc32(r.request_id.encode())])
-            k = min(self.policy.sample_rows, n)
+            k = min(self.policy.sample_size, n)
             index = np.sort(rng.choice(n, size=k, replace=False)).tolist()
             inputs = {
                 str(name): [_plain(column[i]) for i in index] for name, column in r.inputs.items()

@@ -114,21 +114,26 @@ class PredictionLogSection(_Section):
     A request of more than ``max_inline_rows`` rows is logged by ``large_requests``:
     ``reference`` writes its inputs and outputs as a Parquet chunk to the artifact store and
     keeps a reference in the store; ``sample`` keeps a seeded random sample of
-    ``sample_rows`` rows and the total; ``drop`` keeps the counts only. A monitoring window
-    reads at most ``window_max_rows`` rows back from chunks (a seeded sample of each chunk
-    beyond that).
+    ``sample_rows`` rows (default: ``max_inline_rows``) and the total; ``drop`` keeps the
+    counts only. A monitoring window reads at most ``window_max_rows`` rows back from chunks
+    (a seeded sample of each chunk beyond that).
     """
 
     max_inline_rows: int = Field(default=1_000, ge=1)
     large_requests: Literal["reference", "sample", "drop"] = "reference"
-    sample_rows: int = Field(default=1_000, ge=1)
+    sample_rows: int | None = Field(default=None, ge=1)
     seed: int = 0
     window_max_rows: int = Field(default=500_000, ge=1)
     retention: RetentionSection = Field(default_factory=RetentionSection)
 
+    @property
+    def sample_size(self) -> int:
+        """Rows ``sample`` keeps: ``sample_rows``, by default ``max_inline_rows``."""
+        return self.sample_rows if self.sample_rows is not None else self.max_inline_rows
+
     @model_validator(mode="after")
     def _sample_fits(self) -> PredictionLogSection:
-        if self.sample_rows > self.max_inline_rows:
+        if self.sample_rows is not None and self.sample_rows > self.max_inline_rows:
             raise ValueError(
                 f"sample_rows ({self.sample_rows}) cannot exceed max_inline_rows "
                 f"({self.max_inline_rows}): a sample would be larger than a small request"
