@@ -83,7 +83,7 @@ def build_retrain_table(
     target = spec.problem.target
     files = resolve_source(spec.data.source, base_dir=project.dir)
     original = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    win = load_window(project.store, deployment, since, until)
+    win = load_window(project.store, deployment, since, until, artifacts=project.artifacts)
     rows = win.rows
     if not rows.empty:
         rows = rows[rows[LABEL].notna()]
@@ -336,7 +336,13 @@ class LoopExecutor:
             self.sleep(self.poll_s)
             now = self.clock()
             held_s = (now - started).total_seconds()
-            win = load_window(self.project.store, deployment, started, now + timedelta(seconds=1))
+            win = load_window(
+                self.project.store,
+                deployment,
+                started,
+                now + timedelta(seconds=1),
+                artifacts=self.project.artifacts,
+            )
             counts = (
                 {str(k): int(v) for k, v in win.requests.groupby(VERSION).size().items()}
                 if not win.requests.empty

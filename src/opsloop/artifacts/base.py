@@ -94,6 +94,17 @@ class ArtifactStore(ABC):
     def size(self, digest: str) -> int:
         """Size of the blob in bytes."""
 
+    def delete(self, digest: str) -> bool:
+        """Remove the blob ``digest``; whether it was there (object stores may not say).
+
+        Only for blobs that nothing else can share, such as the prediction log's chunks
+        (content addressing would otherwise let one owner delete another's bytes).
+
+        Raises:
+            ArtifactError: This store cannot delete blobs.
+        """
+        raise ArtifactError(f"the artifact store {self.url} cannot delete blobs")
+
     def put_dir(self, path: Path) -> str:
         """Store every file under the folder ``path`` and return the folder's digest."""
         if not path.is_dir():

@@ -46,6 +46,14 @@ class FsspecArtifactStore(ArtifactStore):
         except FileNotFoundError as exc:
             raise NotFoundError(f"artifact {digest} is not in {self.url}") from exc
 
+    def delete(self, digest: str) -> bool:
+        path = self._path(digest)
+        try:
+            self.fs.rm_file(path)
+        except FileNotFoundError:
+            return False
+        return True
+
     def put_bytes(self, data: bytes) -> str:
         digest = DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
         target = self._path(digest)

@@ -269,10 +269,12 @@ def up(
         60.0, "--monitor-every", help="Seconds between monitor passes (0: no monitoring)."
     ),
 ) -> None:
-    """Reconcile continuously (automated sync, self-heal, prune) and monitor, until Ctrl-C."""
+    """Reconcile continuously (automated sync, self-heal, prune), monitor and apply the
+    prediction log's retention, until Ctrl-C."""
     import time
 
     from opsloop.gitops import Reconciler, SyncResult
+    from opsloop.monitor.retention import prune_pass
     from opsloop.monitor.service import monitor_pass
 
     proj = project()
@@ -293,6 +295,16 @@ def up(
                     )
                 except OpsloopError as exc:
                     monitor_note[0] = Text(f"monitor pass failed: {exc}", style="red")
+                # After the monitors, so that retention may take what they have read.
+                try:
+                    pruned = prune_pass(proj)
+                    if pruned.predictions or pruned.feedback:
+                        monitor_note[0].append(
+                            f"; retention deleted {pruned.predictions} request(s), "
+                            f"{pruned.feedback} label(s)"
+                        )
+                except OpsloopError as exc:
+                    monitor_note[0].append(f"; retention failed: {exc}", style="red")
             live.update(
                 Group(
                     _status_table(result, f"every {interval:g} s; Ctrl-C to stop"),

@@ -1,4 +1,5 @@
-"""``opsloop monitor run|report``: scheduled monitors, once, and their HTML report."""
+"""``opsloop monitor run|report|prune``: scheduled monitors, once, their HTML report, and the
+prediction log's retention."""
 
 from __future__ import annotations
 
@@ -125,3 +126,17 @@ def report(
         proj.store, proj.artifacts, deployment, target, window=parse_window(window)
     )
     console.print(f"report written to {escape(str(written))}")
+
+
+@app.command("prune")
+def prune() -> None:
+    """Apply the prediction log's retention once (opsloop.yaml monitoring.prediction_log)."""
+    from opsloop.monitor.retention import prune_pass
+
+    result = prune_pass(project())
+    console.print(
+        f"deleted {result.predictions} request(s), {result.feedback} label(s) and "
+        f"{result.chunks} chunk(s) in {result.batches} batch(es)"
+    )
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)

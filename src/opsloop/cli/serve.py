@@ -88,7 +88,11 @@ def _sink(target: str | None, deployment: str | None, *, feedback: bool) -> Any:
     dead_letter = project.state_dir / "dead-letter" / f"{deployment or 'serve'}-{kind}.jsonl"
     if feedback:
         return StoreFeedbackSink(project.store, deployment or "", dead_letter)
-    return StorePredictionSink(project.store, deployment or "", dead_letter)
+    # Large requests are logged as opsloop.yaml's monitoring.prediction_log says.
+    policy = project.spec.monitoring.prediction_log if project.spec is not None else None
+    return StorePredictionSink(
+        project.store, deployment or "", dead_letter, artifacts=project.artifacts, policy=policy
+    )
 
 
 def serve_command(

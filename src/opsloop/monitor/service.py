@@ -21,6 +21,11 @@ walks the complete windows since then. For each window it writes, in one transac
   deployment stopped. It commits with the window's points, so a run over time already
   covered writes nothing, and a run that dies midway resumes at the first missing window.
 
+A request logged out of line (a Parquet chunk of a large request, see
+:mod:`opsloop.monitor.windows`) counts with its real number of rows; its chunk is read back for
+drift and quality, at most ``monitoring.prediction_log.window_max_rows`` rows per window (a
+seeded sample beyond, said in the run's notes).
+
 Every point is stamped with the end of its window. Then the alert rules of ``opsloop.yaml``
 and the anomaly detector run over the new points, and their alerts go into incidents.
 """
@@ -45,6 +50,7 @@ from opsloop.monitor.health import service_health
 from opsloop.monitor.quality import LABELLED, quality_metrics
 from opsloop.monitor.reference import NumericProfile, ReferenceProfile
 from opsloop.monitor.windows import (
+    DEFAULT_WINDOW_MAX_ROWS,
     OUTPUT,
     PREDICTION,
     Label,
@@ -283,6 +289,11 @@ def run_monitors(
 
     result = MonitorRunResult()
     contexts = _Contexts(store, artifacts, spec)
+    max_rows = (
+        spec.monitoring.prediction_log.window_max_rows
+        if spec is not None
+        else DEFAULT_WINDOW_MAX_ROWS
+    )
     first_new: dict[str, datetime] = {}
     labels: dict[str, list[Label]] = {}
     with _progress(progress, len(plan)) as advance:
@@ -292,7 +303,7 @@ def run_monitors(
                 labels[name] = read_labels(store, name, lo, end)
             arrived = _between(labels[name], lo, hi)
             points, summary = _monitor_window(
-                store, contexts, name, lo, hi, arrived, thresholds, result
+                store, contexts, name, lo, hi, arrived, thresholds, result, max_rows
             )
             store.append_series(points)
             first_new.setdefault(name, hi)
@@ -403,8 +414,17 @@ def _monitor_window(
     arrived: list[Label],
     thresholds: DriftThresholds | None,
     result: MonitorRunResult,
+    max_rows: int | None = DEFAULT_WINDOW_MAX_ROWS,
 ) -> tuple[list[SeriesPoint], WindowSummary]:
-    win = load_window(store, deployment, since, until, labels=False)
+    win = load_window(
+        store,
+        deployment,
+        since,
+        until,
+        labels=False,
+        artifacts=contexts.artifacts,
+        max_rows=max_rows,
+    )
     summary = WindowSummary(deployment, since, until)
     points: list[SeriesPoint] = []
 
@@ -419,7 +439,9 @@ def _monitor_window(
     for name, value in health.items():
         add(f"service.{name}", dep, value)
     summary.requests = len(win.requests)
-    summary.rows = len(win.rows)
+    summary.rows = win.row_count
+    for note in win.notes:
+        _note(result, note)
     if win.malformed:
         _note(
             result,
@@ -455,7 +477,17 @@ def _monitor_window(
         summary.drifted[key] = drift.drifted_features
         summary.share[key] = drift.share_drifted
 
-    labelled = labelled_window(store, deployment, since, until, labels=arrived)
+    labelled = labelled_window(
+        store,
+        deployment,
+        since,
+        until,
+        labels=arrived,
+        artifacts=contexts.artifacts,
+        max_rows=max_rows,
+    )
+    for note in labelled.notes:
+        _note(result, note)
     for model, version in labelled.versions():
         ctx = contexts.get(model, version)
         rows = labelled.of_version(model, version)
@@ -751,7 +783,7 @@ def write_monitor_report(
         until = monitored_until(store, deployment) or align(datetime.now(UTC), window)
     until = utc(until)
     since = until - window
-    win = load_window(store, deployment, since, until)
+    win = load_window(store, deployment, since, until, artifacts=artifacts)
     versions = win.versions()
     if not versions:
         raise MonitorError(

@@ -1,18 +1,34 @@
 """Prediction and feedback sinks that write into the metadata store, where monitors read them.
 
 The server hands each sink a batch from its writer thread; one batch is one transaction.
+
+A request of more rows than the prediction log's ``max_inline_rows`` (``opsloop.yaml``
+``monitoring.prediction_log``) is logged by its ``large_requests`` policy instead of as one
+huge row: ``reference`` writes its rows to the artifact store as a Parquet chunk
+(:mod:`opsloop.store.prediction_chunks`) and the row keeps the chunk's digest, row count and
+columns; ``sample`` keeps a seeded random sample of ``sample_rows`` rows inline with their
+positions and the total; ``drop`` keeps the counts only.
 """
 
 from __future__ import annotations
 
+import logging
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from opsloop.serve.base import FeedbackRecord, PredictionRecord
+from opsloop.spec.schema import PredictionLogSection
 from opsloop.store import Store
+from opsloop.store.prediction_chunks import write_chunk
+
+if TYPE_CHECKING:
+    from opsloop.artifacts import ArtifactStore
+
+logger = logging.getLogger("opsloop.serve")
 
 
 def _plain(value: Any) -> Any:
@@ -38,32 +54,107 @@ class StorePredictionSink:
         deployment: Deployment name recorded on every row (empty outside GitOps).
         dead_letter: JSON Lines file for records the store refuses (see
             :class:`~opsloop.serve.predlog.RecordLog`); None logs them instead.
+        artifacts: Where the chunks of large requests go under the ``reference`` policy;
+            without one, large requests are sampled instead.
+        policy: How large requests are logged (default: ``reference`` above 1,000 rows).
     """
 
-    def __init__(self, store: Store, deployment: str = "", dead_letter: Path | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        deployment: str = "",
+        dead_letter: Path | None = None,
+        *,
+        artifacts: ArtifactStore | None = None,
+        policy: PredictionLogSection | None = None,
+    ) -> None:
         self.store = store
         self.deployment = deployment
         self.dead_letter = dead_letter
+        self.artifacts = artifacts
+        self.policy = policy if policy is not None else PredictionLogSection()
+        self.large = self.policy.large_requests
+        if self.large == "reference" and artifacts is None:
+            if policy is not None:
+                logger.warning(
+                    "prediction log: no artifact store for the chunks of large requests; "
+                    "they are sampled (%d rows each) instead",
+                    self.policy.sample_size,
+                )
+            self.large = "sample"
+        # Read once: the test below runs for every record of every batch.
+        self._max_inline = self.policy.max_inline_rows
 
     def write_batch(self, records: list[PredictionRecord]) -> None:
-        """Insert the batch in one transaction."""
+        """Insert the batch in one transaction (after writing the chunks of large requests)."""
+        limit = self._max_inline
         self.store.log_predictions(
-            [
-                {
-                    "request_id": r.request_id,
-                    "deployment": self.deployment,
-                    "model_name": r.model,
-                    "model_version": str(r.version),
-                    "time": r.timestamp,
-                    "latency_ms": float(r.latency_ms),
-                    "shadow": bool(r.shadow),
-                    "inputs": _plain(r.inputs),
-                    "outputs": {"values": _plain(r.outputs)}
-                    | ({"agreed": r.agreed} if r.agreed is not None else {}),
-                }
-                for r in records
-            ]
+            [self._row(r) if len(r.outputs) <= limit else self._large_row(r) for r in records]
         )
+
+    def _row(self, r: PredictionRecord) -> dict[str, Any]:
+        return {
+            "request_id": r.request_id,
+            "deployment": self.deployment,
+            "model_name": r.model,
+            "model_version": str(r.version),
+            "time": r.timestamp,
+            "latency_ms": float(r.latency_ms),
+            "shadow": bool(r.shadow),
+            "inputs": _plain(r.inputs),
+            "outputs": {"values": _plain(r.outputs)}
+            | ({"agreed": r.agreed} if r.agreed is not None else {}),
+            "rows": len(r.outputs),
+            "chunk": None,
+        }
+
+    def _large_row(self, r: PredictionRecord) -> dict[str, Any]:
+        """The row of a request above ``max_inline_rows``, by the policy."""
+        n = len(r.outputs)
+        log: dict[str, Any] = {"policy": self.large, "columns": [str(c) for c in r.inputs]}
+        inputs: dict[str, Any] = {}
+        values: list[Any] = []
+        chunk = None
+        if self.large == "reference":
+            assert self.artifacts is not None  # see __init__
+            ref = write_chunk(
+                self.artifacts,
+                request_id=r.request_id,
+                model=r.model,
+                version=str(r.version),
+                inputs=r.inputs,
+                outputs=r.outputs,
+            )
+            chunk = ref.digest
+            log["bytes"] = ref.size
+        elif self.large == "sample":
+            seed = self.policy.seed
+            # Seeded per request, so every request samples other positions, reproducibly.
+            rng = np.random.default_rng([seed, zlib.crc32(r.request_id.encode())])
+            k = min(self.policy.sample_size, n)
+            index = np.sort(rng.choice(n, size=k, replace=False)).tolist()
+            inputs = {
+                str(name): [_plain(column[i]) for i in index] for name, column in r.inputs.items()
+            }
+            values = [_plain(r.outputs[i]) for i in index]
+            log |= {"seed": seed, "index": index}
+        logger.debug(
+            "prediction log: request %s of %d rows logged by policy %s", r.request_id, n, self.large
+        )
+        return {
+            "request_id": r.request_id,
+            "deployment": self.deployment,
+            "model_name": r.model,
+            "model_version": str(r.version),
+            "time": r.timestamp,
+            "latency_ms": float(r.latency_ms),
+            "shadow": bool(r.shadow),
+            "inputs": inputs,
+            "outputs": {"values": values, "log": log}
+            | ({"agreed": r.agreed} if r.agreed is not None else {}),
+            "rows": n,
+            "chunk": chunk,
+        }
 
 
 class StoreFeedbackSink:

@@ -9,7 +9,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
@@ -116,6 +123,59 @@ class SecuritySection(_Section):
     )
 
 
+class RetentionSection(_Section):
+    """How long the prediction log is kept, enforced by ``opsloop up`` and
+    ``opsloop monitor prune``; ``null`` turns a limit off.
+
+    ``max_rows`` counts predicted rows (a large request with all its rows, also those kept
+    in a chunk). The oldest requests go first, ``batch_size`` per transaction, and only once
+    the monitors have read their windows.
+    """
+
+    max_age_days: float | None = Field(default=30.0, gt=0)
+    max_rows: int | None = Field(default=5_000_000, ge=1)
+    batch_size: int = Field(default=2_000, ge=1, le=50_000)
+
+
+class PredictionLogSection(_Section):
+    """How the model servers log requests, and how long the log is kept.
+
+    A request of more than ``max_inline_rows`` rows is logged by ``large_requests``:
+    ``reference`` writes its inputs and outputs as a Parquet chunk to the artifact store and
+    keeps a reference in the store; ``sample`` keeps a seeded random sample of
+    ``sample_rows`` rows (default: ``max_inline_rows``) and the total; ``drop`` keeps the
+    counts only. A monitoring window reads at most ``window_max_rows`` rows back from chunks
+    (a seeded sample of each chunk beyond that).
+    """
+
+    max_inline_rows: int = Field(default=1_000, ge=1)
+    large_requests: Literal["reference", "sample", "drop"] = "reference"
+    sample_rows: int | None = Field(default=None, ge=1)
+    seed: int = 0
+    window_max_rows: int = Field(default=500_000, ge=1)
+    retention: RetentionSection = Field(default_factory=RetentionSection)
+
+    @property
+    def sample_size(self) -> int:
+        """Rows ``sample`` keeps: ``sample_rows``, by default ``max_inline_rows``."""
+        return self.sample_rows if self.sample_rows is not None else self.max_inline_rows
+
+    @model_validator(mode="after")
+    def _sample_fits(self) -> PredictionLogSection:
+        if self.sample_rows is not None and self.sample_rows > self.max_inline_rows:
+            raise ValueError(
+                f"sample_rows ({self.sample_rows}) cannot exceed max_inline_rows "
+                f"({self.max_inline_rows}): a sample would be larger than a small request"
+            )
+        return self
+
+
+class MonitoringSection(_Section):
+    """Monitoring settings of the project."""
+
+    prediction_log: PredictionLogSection = Field(default_factory=PredictionLogSection)
+
+
 class ProjectSpec(_Section):
     """The whole of ``opsloop.yaml``."""
 
@@ -137,6 +197,7 @@ class ProjectSpec(_Section):
     alerts: dict[str, Any] | None = None
     remediation: dict[str, Any] | None = None
     security: SecuritySection = Field(default_factory=SecuritySection)
+    monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
 
     @field_validator("version")
     @classmethod

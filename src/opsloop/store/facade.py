@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -1042,6 +1043,123 @@ class Store:
             with self._write() as s:
                 s.execute(insert(m.Prediction), [dict(r) for r in records])
 
+    def count_predictions(self) -> int:
+        """How many requests the prediction log holds (shadow answers included)."""
+        with self._read() as s:
+            return int(s.scalar(select(func.count()).select_from(m.Prediction)) or 0)
+
+    def count_prediction_rows(self) -> int:
+        """How many rows the logged requests predicted, also those kept out of line (a
+        request logged before row counts were recorded counts as one)."""
+        total = func.sum(func.coalesce(m.Prediction.rows, 1))
+        with self._read() as s:
+            return int(s.scalar(select(total)) or 0)
+
+    def prediction_deployments(self) -> list[str]:
+        """Every deployment name in the prediction log or its feedback (``""`` for servers
+        outside GitOps)."""
+        names: set[str] = set()
+        with self._read() as s:
+            for table in (m.Prediction, m.Feedback):
+                names.update(str(d) for d in s.scalars(select(table.deployment).distinct()))
+        return sorted(names)
+
+    def oldest_predictions(
+        self, deployment: str, before: datetime, limit: int
+    ) -> list[tuple[datetime, int, int]]:
+        """``(time, id, rows)`` of the oldest ``limit`` requests of ``deployment`` before
+        ``before`` (shadow answers included), oldest first; ``rows`` as in
+        :meth:`count_prediction_rows`."""
+        p = m.Prediction
+        q = (
+            select(p.time, p.id, func.coalesce(p.rows, 1))
+            .where(p.deployment == deployment, p.time < before)
+            .order_by(p.time, p.id)
+            .limit(limit)
+        )
+        with self._read() as s:
+            return [(t, int(i), int(n)) for t, i, n in s.execute(q)]
+
+    def delete_predictions(
+        self, deployment: str, ids: Sequence[int], *, feedback_before: datetime | None = None
+    ) -> DeletedPredictions:
+        """Delete requests of ``deployment`` by id, with their feedback, in one transaction.
+
+        A label is deleted with its request when it arrived before ``feedback_before`` (None:
+        never) and no request of the same id is left in the deployment's log.
+
+        Returns:
+            The numbers of requests, of their rows and of labels deleted, and the chunk
+            digests the deleted requests referenced (see :meth:`referenced_chunks` before
+            deleting a blob).
+        """
+        out = DeletedPredictions()
+        if not ids:
+            return out
+        p = m.Prediction
+        with self._write() as s:
+            request_ids: set[str] = set()
+            for part in _parts(list(ids)):
+                found = s.execute(
+                    select(p.request_id, p.chunk, func.coalesce(p.rows, 1)).where(
+                        p.deployment == deployment, p.id.in_(part)
+                    )
+                ).all()
+                request_ids.update(str(r) for r, _, _ in found)
+                out.chunks.update(str(c) for _, c, _ in found if c)
+                out.predictions += len(found)
+                out.rows += sum(int(n) for _, _, n in found)
+                s.execute(delete(p).where(p.deployment == deployment, p.id.in_(part)))
+            if feedback_before is None or not request_ids:
+                return out
+            f = m.Feedback
+            for part in _parts(sorted(request_ids)):
+                kept = set(
+                    s.scalars(
+                        select(p.request_id)
+                        .where(p.deployment == deployment, p.request_id.in_(part))
+                        .distinct()
+                    )
+                )
+                gone = [r for r in part if r not in kept]
+                if gone:
+                    result = s.execute(
+                        delete(f).where(
+                            f.deployment == deployment,
+                            f.request_id.in_(gone),
+                            f.time < feedback_before,
+                        )
+                    )
+                    out.feedback += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return out
+
+    def delete_feedback_before(self, deployment: str, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest labels of ``deployment`` that arrived before
+        ``before``, in one transaction; how many were deleted."""
+        f = m.Feedback
+        with self._write() as s:
+            ids = list(
+                s.scalars(
+                    select(f.id)
+                    .where(f.deployment == deployment, f.time < before)
+                    .order_by(f.time, f.id)
+                    .limit(limit)
+                )
+            )
+            for part in _parts(ids):
+                s.execute(delete(f).where(f.id.in_(part)))
+        return len(ids)
+
+    def referenced_chunks(self, digests: Iterable[str]) -> set[str]:
+        """The digests among ``digests`` that some logged request still references."""
+        wanted = sorted(set(digests))
+        found: set[str] = set()
+        with self._read() as s:
+            for part in _parts(wanted):
+                q = select(m.Prediction.chunk).where(m.Prediction.chunk.in_(part)).distinct()
+                found.update(str(c) for c in s.scalars(q))
+        return found
+
     def log_feedback(self, records: Sequence[dict[str, Any]]) -> None:
         """Insert feedback records: ``request_id``, ``label`` (JSON object), ``deployment``."""
         if records:
@@ -1141,6 +1259,25 @@ class Store:
                 point = s.get(m.SeriesPoint, first_id)
                 out.append((name, dict(point.labels) if point is not None else {}))
             return out
+
+
+@dataclass
+class DeletedPredictions:
+    """What :meth:`Store.delete_predictions` deleted."""
+
+    predictions: int = 0
+    rows: int = 0
+    feedback: int = 0
+    chunks: set[str] = field(default_factory=set)
+
+
+_PART = 500
+"""Values per ``IN (...)``: well under every backend's bound-parameter limit."""
+
+
+def _parts(values: list[Any]) -> Iterator[list[Any]]:
+    for i in range(0, len(values), _PART):
+        yield values[i : i + _PART]
 
 
 def labels_key(labels: dict[str, str]) -> str:

@@ -312,7 +312,12 @@ class SyncRecord(Base):
 
 
 class Prediction(Base):
-    """One served prediction: inputs, outputs, version, latency."""
+    """One served request: inputs, outputs, version, latency.
+
+    A large request keeps its rows out of line (migration 0003): ``rows`` is the request's
+    real row count, ``chunk`` the digest of the Parquet chunk that holds them (see
+    :mod:`opsloop.store.prediction_chunks`), and ``outputs["log"]`` says how it was logged.
+    """
 
     __tablename__ = "predictions"
     __table_args__ = (Index("ix_predictions_deployment_time", "deployment", "time"),)
@@ -327,12 +332,15 @@ class Prediction(Base):
     shadow: Mapped[bool] = mapped_column(default=False)
     inputs: Mapped[JSONDict] = mapped_column(default=dict)
     outputs: Mapped[JSONDict] = mapped_column(default=dict)
+    rows: Mapped[int | None] = mapped_column(Integer)
+    chunk: Mapped[str | None] = mapped_column(String(80), index=True)
 
 
 class Feedback(Base):
     """A ground-truth label that arrived for an earlier request (a delayed label)."""
 
     __tablename__ = "feedback"
+    __table_args__ = (Index("ix_feedback_deployment_time", "deployment", "time"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     request_id: Mapped[str] = mapped_column(String(64), index=True)

@@ -147,7 +147,13 @@ class EventInfo(_Info):
 
 
 class PredictionInfo(_Info):
-    """One logged prediction."""
+    """One logged request.
+
+    ``rows`` is the request's row count (None on rows logged before it was recorded) and
+    ``chunk`` the digest of the Parquet chunk holding its rows when they were too many to
+    keep inline; ``outputs["log"]`` then says how it was logged (``reference``, ``sample``
+    or ``drop``).
+    """
 
     id: int
     request_id: str
@@ -159,6 +165,16 @@ class PredictionInfo(_Info):
     shadow: bool
     inputs: dict[str, Any]
     outputs: dict[str, Any]
+    rows: int | None = None
+    chunk: str | None = None
+
+    @property
+    def row_count(self) -> int:
+        """The request's rows: recorded, else the number of outputs kept inline."""
+        if self.rows is not None:
+            return self.rows
+        values = self.outputs.get("values")
+        return len(values) if isinstance(values, list) else 0
 
 
 class FeedbackInfo(_Info):
