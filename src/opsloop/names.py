@@ -1,4 +1,4 @@
-"""The one rule for names of models, aliases and policies.
+"""The rules for names: models, aliases and policies; steps and pipelines; step outputs.
 
 A name is 1-128 characters: letters, digits, ``_``, ``-`` and ``.``, starting with a letter or a
 digit. It is matched as a whole (``re.fullmatch``): a pattern anchored with ``$`` would also
@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["NAME_PATTERN", "NAME_RULE", "check_name", "is_name"]
+__all__ = [
+    "NAME_PATTERN",
+    "NAME_RULE",
+    "OUTPUT_NAME",
+    "STEP_NAME",
+    "check_name",
+    "is_name",
+]
 
 #: The name rule as a regular expression without anchors, for composing bigger patterns (model
 #: URIs); match it with ``re.fullmatch`` or anchor it with ``\A`` and ``\Z``.
@@ -20,6 +27,11 @@ NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}"
 NAME_RULE = "letters, digits, '_', '-', '.' (1-128 characters, starting with a letter or digit)"
 
 _NAME = re.compile(NAME_PATTERN)
+
+#: Names of steps and pipelines: Python function names may start with ``_``; use fullmatch.
+STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
+#: Names of step outputs (Python identifiers); use fullmatch.
+OUTPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 def is_name(value: object) -> bool:

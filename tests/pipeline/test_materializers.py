@@ -15,6 +15,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline as SkPipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from opsloop.context import use_project
 from opsloop.errors import MaterializerError
 from opsloop.pipeline import (
     Materializer,
@@ -89,7 +90,7 @@ def test_sklearn_pipeline_roundtrip_with_skops(artifacts):
     ).fit(X, y)
     digest = save_value(model, artifacts)
     files = artifacts.get_manifest(digest).files
-    assert {"model.skops", "trusted.json", META_FILE} == set(files)
+    assert {"model.skops", META_FILE} == set(files)
     back = load_value(digest, artifacts)
     assert np.array_equal(back.predict(X), model.predict(X))
 
@@ -108,20 +109,21 @@ class ShiftEstimator(BaseEstimator):
         return np.asarray(X, dtype=float).ravel() * 0 + self.mean_ + self.shift
 
 
-def test_sklearn_types_trusted_at_save_load_and_others_are_refused(artifacts, tmp_path):
+def test_a_type_outside_the_allow_list_needs_the_project_to_trust_it(artifacts, project):
     model = ShiftEstimator(2.0).fit([[1.0], [3.0]])
-    digest = save_value(model, artifacts)
-    back = load_value(digest, artifacts)
-    assert isinstance(back, ShiftEstimator) and back.predict([[0.0]])[0] == 4.0
+    with pytest.raises(MaterializerError, match=r"not trusted: .*ShiftEstimator") as caught:
+        save_value(model, artifacts)
+    assert "security" in (caught.value.hint or "")
 
-    folder = tmp_path / "out"
-    artifacts.get_dir(digest, folder)
-    trusted = json.loads((folder / "trusted.json").read_text())
-    assert trusted == [f"{__name__}.ShiftEstimator"]
-    (folder / "trusted.json").write_text("[]")
-    tampered = artifacts.put_dir(folder)
-    with pytest.raises(MaterializerError, match=r"not trusted when it was saved: .*ShiftEstimator"):
-        load_value(tampered, artifacts)
+    spec = project.dir / "opsloop.yaml"
+    spec.write_text(f"project: demo\nsecurity: {{trusted_types: [{__name__}.ShiftEstimator]}}\n")
+    with use_project(project.dir):
+        digest = save_value(model, artifacts)
+        back = load_value(digest, artifacts)
+    assert isinstance(back, ShiftEstimator) and back.predict([[0.0]])[0] == 4.0
+    # Without the project's trust, the cached output no longer loads.
+    with pytest.raises(MaterializerError, match=r"not trusted: .*ShiftEstimator"):
+        load_value(digest, artifacts)
 
 
 def test_all_kinds_flow_through_a_pipeline(store, artifacts):

@@ -13,9 +13,10 @@ from sklearn.preprocessing import StandardScaler
 
 from opsloop.aiops.remediation import RemediationPolicy
 from opsloop.aiops.rules import ThresholdRule
-from opsloop.errors import RegistryError, SpecError, TrackingError
+from opsloop.errors import PipelineError, RegistryError, SpecError, TrackingError
 from opsloop.gitops.document import parse_document
 from opsloop.names import NAME_PATTERN, check_name, is_name
+from opsloop.pipeline import pipeline, step
 from opsloop.registry import ColumnSpec, parse_model_uri, register_model, set_alias
 from opsloop.store import open_store
 
@@ -125,3 +126,22 @@ def test_alert_rules_refuse_a_trailing_newline() -> None:
     ThresholdRule.model_validate({"name": "rule:x", "series": "s", "threshold": 1})
     with pytest.raises(pydantic.ValidationError, match="not a valid rule name"):
         ThresholdRule.model_validate({"name": "rule\n", "series": "s", "threshold": 1})
+
+
+@pytest.mark.parametrize("bad", ["train\n", "train\r", "x" * 129])
+def test_step_and_pipeline_names_are_matched_whole(bad: str) -> None:
+    def f() -> int:
+        return 1
+
+    with pytest.raises(PipelineError, match="invalid step name"):
+        step(name=bad)(f)
+    with pytest.raises(PipelineError, match="invalid pipeline name"):
+        pipeline(name=bad)(f)
+
+
+def test_step_output_names_are_matched_whole() -> None:
+    def f() -> int:
+        return 1
+
+    with pytest.raises(PipelineError, match="invalid output name"):
+        step(outputs="out\n")(f)

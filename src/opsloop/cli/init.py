@@ -11,12 +11,12 @@ import typer
 from opsloop.cli._common import console
 from opsloop.errors import AlreadyExistsError, ConfigError
 
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-]{0,63}")
 
 
 def scaffold(name: str, directory: Path) -> list[Path]:
     """Write a new project into ``directory`` (which must not hold an opsloop.yaml yet)."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ConfigError(
             f"invalid project name {name!r}: start with a letter; letters, digits, '-', '_'"
         )

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextvars
 import graphlib
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import PipelineError
+from opsloop.names import STEP_NAME
 
 if TYPE_CHECKING:
     from opsloop.pipeline.step import Step
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["Dag", "DagBuilder", "Node", "StepOutput", "current_builder"]
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -197,7 +196,7 @@ def building(pipeline: str) -> Iterator[DagBuilder]:
             f"pipeline '{pipeline}' called while another pipeline is being built: "
             "pipelines cannot be nested; call its steps instead"
         )
-    if not _NAME.match(pipeline):
+    if not STEP_NAME.fullmatch(pipeline):
         raise PipelineError(
             f"invalid pipeline name {pipeline!r}: use letters, digits, '_', '-', '.'"
         )

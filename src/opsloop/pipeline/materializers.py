@@ -11,7 +11,7 @@ type                          materializer               files
 ``numpy.ndarray``             ``numpy.npy``              ``data.npy`` (``allow_pickle=False``)
 dict/list/str/int/float/bool  ``json``                   ``data.json``
 /None
-scikit-learn estimators       ``sklearn.skops``          ``model.skops`` + ``trusted.json``
+scikit-learn estimators       ``sklearn.skops``          ``model.skops`` (allow-listed types)
 ============================  =========================  ===================================
 
 Nothing is ever pickled. Users add their own with :func:`register_materializer`; the
@@ -156,7 +156,8 @@ def save_value(value: Any, artifacts: ArtifactStore, *, step: str = "", output: 
             mat().save(value, folder)
         except OpsloopError as exc:
             raise MaterializerError(
-                f"{where} ({_type_name(type(value))}) cannot be stored by '{mat.name}': {exc}"
+                f"{where} ({_type_name(type(value))}) cannot be stored by '{mat.name}': {exc}",
+                hint=exc.hint,
             ) from exc
         except Exception as exc:
             raise MaterializerError(
@@ -287,12 +288,14 @@ class NumpyMaterializer(Materializer):
 class SklearnMaterializer(Materializer):
     """scikit-learn estimators with skops.
 
-    The types skops does not trust by default are recorded when the model is saved (the step
-    that produced it is trusted code); on load, the file must not hold any type beyond those.
+    What the file may name is decided by the registry's one allow-list
+    (:mod:`opsloop.registry.trust`) plus the project's ``security.trusted_types``, on save and
+    again on load, never by the file: a cached output in a shared artifact store is checked
+    like a registered model.
     """
 
     name = "sklearn.skops"
-    version = 1
+    version = 2
 
     @classmethod
     def handled_types(cls) -> tuple[type, ...]:
@@ -302,23 +305,38 @@ class SklearnMaterializer(Materializer):
     def save(self, value: Any, folder: Path) -> None:
         import skops.io as sio
 
-        path = folder / "model.skops"
-        sio.dump(value, path)
-        trusted = sorted(sio.get_untrusted_types(file=path))
-        (folder / "trusted.json").write_text(json.dumps(trusted))
+        data = sio.dumps(value)
+        _checked_names(data, f"the step output {type(value).__name__}")
+        (folder / "model.skops").write_bytes(data)
 
     def load(self, folder: Path) -> Any:
-        import skops.io as sio
-
         path = folder / "model.skops"
-        trusted = json.loads((folder / "trusted.json").read_text())
-        unexpected = sorted(set(sio.get_untrusted_types(file=path)) - set(trusted))
-        if unexpected:
-            raise MaterializerError(
-                f"model file holds types that were not trusted when it was saved: "
-                f"{', '.join(unexpected)}"
-            )
-        return sio.load(path, trusted=trusted)
+        data = path.read_bytes()
+        trusted = _checked_names(data, str(path))
+        # Lazy: the registry's packaging imports pandas, which a pipeline without estimators
+        # never needs.
+        from opsloop.registry.flavors.sklearn import SklearnFlavor
+
+        try:
+            return SklearnFlavor().load(data, trusted)
+        except OpsloopError as exc:
+            raise MaterializerError(exc.message, hint=exc.hint) from exc
+
+
+def _checked_names(data: bytes, where: str) -> list[str]:
+    """Refuse a skops file naming anything the allow-list and the project do not trust;
+    return the names its loader must be told to trust."""
+    # Lazy, as in SklearnMaterializer.load.
+    from opsloop.registry.flavors.sklearn import SklearnFlavor
+    from opsloop.registry.packaging import declared_trusted_types
+    from opsloop.registry.trust import check_types
+
+    try:
+        refs = SklearnFlavor().references(data)
+        check_types(refs, where=where, extra=sorted(declared_trusted_types(None)))
+    except OpsloopError as exc:
+        raise MaterializerError(exc.message, hint=exc.hint) from exc
+    return sorted({r.name for r in refs if not r.vouched})
 
 
 for _cls in (JSONMaterializer, NumpyMaterializer, PandasMaterializer, SklearnMaterializer):

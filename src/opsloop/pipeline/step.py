@@ -9,7 +9,6 @@ call, which keeps steps easy to unit-test.
 from __future__ import annotations
 
 import inspect
-import re
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property, update_wrapper
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any, overload
 from pydantic import TypeAdapter, ValidationError
 
 from opsloop.errors import PipelineError
+from opsloop.names import OUTPUT_NAME, STEP_NAME
 from opsloop.pipeline.cache import source_digest
 from opsloop.pipeline.dag import Dag, _check_param, building, current_builder
 
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Pipeline", "Step", "lookup_step", "pipeline", "step"]
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
-_OUTPUT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 # Steps by (module, qualname), filled when a step is defined. A worker forked from the process
 # that defined a step finds it here without importing anything, which also lets steps defined
@@ -76,7 +74,7 @@ class Step:
             raise PipelineError(f"@step needs a function, got {func!r}")
         self.func = func
         self.name = name or func.__name__
-        if not _NAME.match(self.name):
+        if not STEP_NAME.fullmatch(self.name):
             raise PipelineError(
                 f"invalid step name {self.name!r}: use letters, digits, '_', '-', '.' "
                 "(starting with a letter or '_')"
@@ -88,7 +86,7 @@ class Step:
         if not names:
             raise PipelineError(f"step '{self.name}' declares no outputs")
         for out in names:
-            if not isinstance(out, str) or not _OUTPUT.match(out):
+            if not isinstance(out, str) or not OUTPUT_NAME.fullmatch(out):
                 raise PipelineError(f"step '{self.name}': invalid output name {out!r}")
         if len(set(names)) != len(names):
             raise PipelineError(f"step '{self.name}': output names repeat: {names}")
@@ -201,7 +199,7 @@ class Pipeline:
             raise PipelineError(f"@pipeline needs a function, got {func!r}")
         self.func = func
         self.name = name or func.__name__
-        if not _NAME.match(self.name):
+        if not STEP_NAME.fullmatch(self.name):
             raise PipelineError(f"invalid pipeline name {self.name!r}")
         self.signature = _check_signature(func, "pipeline")
         update_wrapper(self, func)
