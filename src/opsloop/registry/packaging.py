@@ -27,7 +27,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opsloop.artifacts import digest_bytes, digest_file
-from opsloop.errors import ModelLoadError, OpsloopError, RegistryError, UntrustedTypeError
+from opsloop.errors import (
+    ModelLoadError,
+    OpsloopError,
+    RegistryError,
+    SpecError,
+    UntrustedTypeError,
+)
 from opsloop.gitutil import GitInfo, git_info
 from opsloop.registry.flavors import flavor_for, get_flavor
 from opsloop.registry.signature import (
@@ -37,6 +43,7 @@ from opsloop.registry.signature import (
     describe_output,
     infer_signature,
 )
+from opsloop.spec.yamlpos import load_yaml, read_text
 
 __all__ = [
     "FORMAT_VERSION",
@@ -248,13 +255,10 @@ def read_metadata(path: Path | str) -> ModelMetadata:
             hint="package models with opsloop.registry.save_model or register_model",
         )
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
-        raise ModelLoadError(f"{where}: not valid YAML: {exc}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"{file}: cannot be read: {exc}") from exc
+        raw = load_yaml(read_text(file), str(file))
+    except SpecError as exc:
+        where = f"{file}:{exc.line}" if exc.line is not None else str(file)
+        raise ModelLoadError(f"{where}: not valid YAML: {exc.detail}") from exc
     if not isinstance(raw, dict):
         raise ModelLoadError(f"{file}: expected a mapping at the top level")
     version = raw.get("format_version")
