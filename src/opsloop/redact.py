@@ -107,7 +107,8 @@ def remember(url: str | None) -> None:
 def redact(text: str, *urls: str | None) -> str:
     """``text`` with the secrets of ``urls`` and of every remembered URL masked, and every URL
     in it redacted."""
-    secrets = set(_known)
+    with _lock:
+        secrets = set(_known)
     for url in urls:
         if url:
             secrets.update(_loose(url))

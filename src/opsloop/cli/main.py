@@ -73,11 +73,18 @@ def _register_commands() -> None:
 _register_commands()
 
 
-class _RedactingFormatter(logging.Formatter):
-    """Log lines as Python's last-resort handler prints them, with URL secrets masked."""
+class _LastResort(logging.Handler):
+    """Python's last-resort handler (WARNING and up, to the current stderr, for a record no
+    handler took), with URL secrets masked."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(redact(self.format(record)) + "\n")
+        except Exception:
+            self.handleError(record)
 
 
 def _print_traceback(exc: BaseException) -> None:
@@ -89,12 +96,8 @@ def _print_traceback(exc: BaseException) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``opsloop`` console script."""
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setLevel(logging.WARNING)
-        handler.setFormatter(_RedactingFormatter())
-        root.addHandler(handler)
+    # Replaced rather than adding a handler: records go exactly where they went before.
+    logging.lastResort = _LastResort()
     try:
         app(args=argv, standalone_mode=True)
     except OpsloopError as exc:
