@@ -97,7 +97,8 @@ def _check_folder(database: str | None, setting: str, state_dir: Path | None) ->
     """The SQLite file's folder must exist; only the project's own state folder is made."""
     if not database or database == ":memory:" or database.startswith("file:"):
         return
-    folder = Path(database).expanduser().absolute().parent
+    # As SQLite opens it: relative to the working folder, "~" not expanded.
+    folder = Path(database).absolute().parent
     if folder.is_dir():
         return
     if (
