@@ -22,6 +22,7 @@ from opsloop.settings import (
     default_artifact_url,
     default_store_url,
     load_settings,
+    setting_name,
 )
 from opsloop.spec import ProjectSpec, find_project_dir, load_spec
 from opsloop.spec.loader import SPEC_FILE
@@ -73,6 +74,8 @@ class Project:
                     self.store_url,
                     actor=self.settings.resolved_actor(),
                     heartbeat_timeout_s=self.settings.heartbeat_timeout_s,
+                    setting=setting_name("store_url", self.settings, self.dir),
+                    state_dir=self.state_dir,
                 )
             return self._store
 
@@ -86,7 +89,12 @@ class Project:
                 options: dict[str, Any] = {}
                 if self.artifact_url.startswith("s3://") and self.settings.s3_endpoint_url:
                     options["client_kwargs"] = {"endpoint_url": self.settings.s3_endpoint_url}
-                self._artifacts = open_artifact_store(self.artifact_url, **options)
+                self._artifacts = open_artifact_store(
+                    self.artifact_url,
+                    setting=setting_name("artifact_url", self.settings, self.dir),
+                    state_dir=self.state_dir,
+                    **options,
+                )
             return self._artifacts
 
     def close(self) -> None:

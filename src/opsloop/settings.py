@@ -7,15 +7,20 @@ The defaults are the zero-config local mode: SQLite and files under ``<project>/
 from __future__ import annotations
 
 import getpass
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from opsloop.redact import redact_url, remember
 from opsloop.spec.schema import ProjectSpec
 
 STATE_DIR = ".opsloop"
+
+_URL_FIELDS = {"store_url": "store.url", "artifact_url": "artifacts.url", "s3_endpoint_url": ""}
 
 
 class Settings(BaseSettings):
@@ -61,6 +66,12 @@ class Settings(BaseSettings):
         # Values from opsloop.yaml arrive as init arguments; the environment must win over them.
         return env_settings, init_settings
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The repr of a project (in a log line, a traceback's locals) must not show a password.
+        for name, value in super().__repr_args__():
+            secret = name in _URL_FIELDS and isinstance(value, str)
+            yield name, redact_url(value) if secret else value
+
     def resolved_actor(self) -> str:
         """The actor name: configured, or the login name."""
         if self.actor:
@@ -81,7 +92,11 @@ def load_settings(project_dir: Path | None = None, spec: ProjectSpec | None = No
             from_spec["store_url"] = spec.store.url
         if spec.artifacts is not None:
             from_spec["artifact_url"] = spec.artifacts.url
-    return Settings(**from_spec)
+    settings = Settings(**from_spec)
+    # Known from now on: any message that quotes them (a driver's error) is masked.
+    remember(settings.store_url)
+    remember(settings.artifact_url)
+    return settings
 
 
 def default_store_url(project_dir: Path) -> str:
@@ -92,3 +107,27 @@ def default_store_url(project_dir: Path) -> str:
 def default_artifact_url(project_dir: Path) -> str:
     """``file://<project>/.opsloop/artifacts``."""
     return (project_dir / STATE_DIR / "artifacts").resolve().as_uri()
+
+
+def setting_name(field: str, settings: Settings, project_dir: Path | None = None) -> str:
+    """Where the value of a setting came from, for messages about it.
+
+    Args:
+        field: ``store_url`` or ``artifact_url``.
+        settings: The settings in effect.
+        project_dir: The project, whose ``opsloop.yaml`` may have set it.
+
+    Returns:
+        ``OPSLOOP_STORE_URL`` when the environment set it, ``store.url in <file>`` when the
+        project's ``opsloop.yaml`` did, else ``the default store_url``.
+    """
+    if getattr(settings, field, None) is None:
+        return f"the default {field}"
+    env = f"OPSLOOP_{field.upper()}"
+    # pydantic-settings matches environment names without regard to case.
+    if any(name.upper() == env for name in os.environ):
+        return env
+    key = _URL_FIELDS.get(field) or field
+    if project_dir is not None:
+        return f"{key} in {project_dir / 'opsloop.yaml'}"
+    return key

@@ -12,6 +12,7 @@ import fsspec
 
 from opsloop.artifacts.base import CHUNK, DIGEST_PREFIX, ArtifactStore, check_digest, digest_file
 from opsloop.errors import DigestMismatchError, NotFoundError
+from opsloop.redact import redact_url
 
 
 class FsspecArtifactStore(ArtifactStore):
@@ -27,6 +28,7 @@ class FsspecArtifactStore(ArtifactStore):
 
     def __init__(self, url: str, **storage_options: Any) -> None:
         self.url = url
+        self.safe_url = redact_url(url)
         self.fs, root = fsspec.core.url_to_fs(url, **storage_options)
         self.root = root.rstrip("/")
         self._local = "file" in _protocols(self.fs)
@@ -44,7 +46,7 @@ class FsspecArtifactStore(ArtifactStore):
         try:
             return int(self.fs.size(self._path(digest)))
         except FileNotFoundError as exc:
-            raise NotFoundError(f"artifact {digest} is not in {self.url}") from exc
+            raise NotFoundError(f"artifact {digest} is not in {self.safe_url}") from exc
 
     def delete(self, digest: str) -> bool:
         path = self._path(digest)
@@ -102,11 +104,12 @@ class FsspecArtifactStore(ArtifactStore):
         try:
             data: bytes = self.fs.cat_file(path)
         except FileNotFoundError as exc:
-            raise NotFoundError(f"artifact {digest} is not in {self.url}") from exc
+            raise NotFoundError(f"artifact {digest} is not in {self.safe_url}") from exc
         actual = DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
         if actual != digest:
             raise DigestMismatchError(
-                f"artifact {digest} in {self.url} is corrupted: its content hashes to {actual}",
+                f"artifact {digest} in {self.safe_url} is corrupted: "
+                f"its content hashes to {actual}",
                 hint="restore the blob from a backup or re-run the step that produced it",
             )
         return data
@@ -123,11 +126,12 @@ class FsspecArtifactStore(ArtifactStore):
                         h.update(chunk)
                         dst.write(chunk)
             except FileNotFoundError as exc:
-                raise NotFoundError(f"artifact {digest} is not in {self.url}") from exc
+                raise NotFoundError(f"artifact {digest} is not in {self.safe_url}") from exc
             actual = DIGEST_PREFIX + h.hexdigest()
             if actual != digest:
                 raise DigestMismatchError(
-                    f"artifact {digest} in {self.url} is corrupted: its content hashes to {actual}",
+                    f"artifact {digest} in {self.safe_url} is corrupted: "
+                    f"its content hashes to {actual}",
                     hint="restore the blob from a backup or re-run the step that produced it",
                 )
             os.replace(tmp, dest)

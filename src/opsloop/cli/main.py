@@ -7,15 +7,19 @@ traceback.
 
 from __future__ import annotations
 
+import logging
 import sys
+import traceback
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from opsloop import __version__
 from opsloop.cli import aiops, gitops, incidents, models, runs
 from opsloop.cli._common import State, err_console
 from opsloop.errors import OpsloopError
+from opsloop.redact import redact
 
 app = typer.Typer(
     name="opsloop",
@@ -69,20 +73,47 @@ def _register_commands() -> None:
 _register_commands()
 
 
+class _LastResort(logging.Handler):
+    """Python's last-resort handler (WARNING and up, to the current stderr, for a record no
+    handler took), with URL secrets masked."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(redact(self.format(record)) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
+def _print_traceback(exc: BaseException) -> None:
+    # Plain text, not rich's renderer: every line must pass through redact(), because a
+    # driver's or a library's message may quote a URL with its password.
+    sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+    sys.stderr.flush()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``opsloop`` console script."""
+    # Replaced rather than adding a handler: records go exactly where they went before.
+    logging.lastResort = _LastResort()
     try:
         app(args=argv, standalone_mode=True)
     except OpsloopError as exc:
         if State.debug:
-            err_console.print_exception(show_locals=False)
-        err_console.print(f"[bold red]error:[/bold red] {exc}", soft_wrap=True)
+            _print_traceback(exc)
+        err_console.print(f"[bold red]error:[/bold red] {escape(redact(str(exc)))}", soft_wrap=True)
         if exc.hint:
-            err_console.print(f"[dim]hint:[/dim] {exc.hint}", soft_wrap=True)
+            err_console.print(f"[dim]hint:[/dim] {escape(redact(exc.hint))}", soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    except Exception as exc:
+        # A bug: its traceback is what to report, with secrets masked like every other line.
+        _print_traceback(exc)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from opsloop.errors import SpecError
 from opsloop.names import check_name, is_name
-from opsloop.spec.yamlpos import line_for, load_yaml_with_lines
+from opsloop.spec.yamlpos import line_for, load_yaml, load_yaml_with_lines
 
 __all__ = [
     "API_VERSION",
@@ -270,8 +270,8 @@ def validate_data(data: dict[str, Any], file: str) -> DeploymentDocument:
 def document_name(text: str) -> str | None:
     """``metadata.name`` of a document that may be invalid, when it can be read at all."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+        data = load_yaml(text, "<document>", unique_keys=False)
+    except SpecError:
         return None
     if isinstance(data, dict):
         meta = data.get("metadata")

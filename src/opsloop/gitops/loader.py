@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import yaml
-
 from opsloop.errors import NotFoundError, SpecError
 from opsloop.gitops.document import KIND, DeploymentDocument, document_name, parse_document
 from opsloop.gitops.repo import GitRepo
 from opsloop.gitops.types import RuntimeSpec
+from opsloop.spec.yamlpos import load_yaml
 
 if TYPE_CHECKING:
     from opsloop.store import Store
@@ -167,8 +166,8 @@ def load_desired_state(
 def _other_kind(text: str) -> bool:
     """Whether a file holds a document of another kind (a policy), read by another concern."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+        data = load_yaml(text, "<document>", unique_keys=False)
+    except SpecError:
         return False
     return isinstance(data, dict) and isinstance(data.get("kind"), str) and data["kind"] != KIND
 

@@ -8,12 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from opsloop.context import Project, use_project
 from opsloop.errors import ConfigError, NotFoundError, SpecError
 from opsloop.spec.loader import SPEC_FILE
-from opsloop.spec.yamlpos import line_for, load_yaml_with_lines, read_text
+from opsloop.spec.yamlpos import line_for, load_yaml, load_yaml_with_lines, read_text
 
 PHASES = (
     "ingest",
@@ -26,6 +24,9 @@ PHASES = (
     "gate",
     "register",
 )
+
+# A parameter value comes from one command-line argument: far below a spec file's limit.
+_MAX_PARAM_CHARS = 64 * 1024
 
 
 @dataclass
@@ -148,7 +149,13 @@ def lifecycle_params(project: Project, overrides: dict[str, Any] | None = None) 
             raise ConfigError(f"unknown lifecycle parameter '{key}'; known: {', '.join(known)}")
         # From the command line (-p trials=30) a value is text: read it as YAML, like the spec.
         text_for_typed = isinstance(value, str) and not isinstance(params[key], str | None)
-        params[key] = yaml.safe_load(value) if text_for_typed else value
+        if not text_for_typed:
+            params[key] = value
+            continue
+        try:
+            params[key] = load_yaml(str(value), f"-p {key}", max_bytes=_MAX_PARAM_CHARS)
+        except SpecError as exc:
+            raise ConfigError(f"lifecycle parameter '{key}': {exc.detail}") from exc
     params["fingerprint"] = source_fingerprint(
         resolve_source(str(params["source"]), base_dir=project.dir)
     )

@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opsloop.artifacts import Manifest, ManifestEntry, digest_bytes, digest_file
-from opsloop.errors import ModelLoadError, OpsloopError, RegistryError
+from opsloop.errors import ModelLoadError, OpsloopError, RegistryError, SpecError
 from opsloop.gitutil import GitInfo, git_info
 from opsloop.registry.flavors import Flavor, flavor_for, get_flavor
 from opsloop.registry.signature import (
@@ -42,6 +42,7 @@ from opsloop.registry.signature import (
     infer_signature,
 )
 from opsloop.registry.trust import TypeRef, check_extra_types, check_types
+from opsloop.spec.yamlpos import load_yaml
 
 __all__ = [
     "FORMAT_VERSION",
@@ -288,11 +289,10 @@ def read_metadata(path: Path | str) -> ModelMetadata:
 
 def _parse_metadata(file: Path, content: bytes) -> ModelMetadata:
     try:
-        raw = yaml.safe_load(content.decode("utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
-        raise ModelLoadError(f"{where}: not valid YAML: {exc}") from exc
+        raw = load_yaml(content.decode("utf-8"), str(file))
+    except SpecError as exc:
+        where = f"{file}:{exc.line}" if exc.line is not None else str(file)
+        raise ModelLoadError(f"{where}: not valid YAML: {exc.detail}") from exc
     except UnicodeDecodeError as exc:
         raise ModelLoadError(f"{file}: cannot be read: {exc}") from exc
     if not isinstance(raw, dict):

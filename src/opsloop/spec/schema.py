@@ -7,6 +7,7 @@ silently ignored setting.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -18,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from opsloop.redact import redact_url
+
 SCHEMA_VERSION = 1
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
@@ -26,16 +29,20 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class StoreSection(_Section):
+class _UrlSection(_Section):
+    url: str
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # A spec's repr (in a log line, a traceback's locals) must not show a password.
+        yield "url", redact_url(self.url)
+
+
+class StoreSection(_UrlSection):
     """Where the metadata store lives (overridden by ``OPSLOOP_STORE_URL``)."""
 
-    url: str
 
-
-class ArtifactsSection(_Section):
+class ArtifactsSection(_UrlSection):
     """Where artifacts live (overridden by ``OPSLOOP_ARTIFACT_URL``)."""
-
-    url: str
 
 
 class ProblemSection(_Section):

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from sqlalchemy import URL
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
 from opsloop.errors import ConfigError
+from opsloop.redact import redact, redact_url, remember
 from opsloop.store.base import Backend
 from opsloop.store.facade import DEFAULT_HEARTBEAT_TIMEOUT_S, Store
 from opsloop.store.types import (
@@ -33,11 +40,12 @@ __all__ = [
     "StepRunInfo",
     "Store",
     "backend_for",
+    "check_store_url",
     "open_store",
 ]
 
 
-def backend_for(url: str) -> Backend:
+def backend_for(url: str, *, setting: str = "store URL") -> Backend:
     """The backend for a store URL, chosen by its scheme (``sqlite``, ``postgresql``)."""
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     if scheme == "sqlite":
@@ -49,7 +57,62 @@ def backend_for(url: str) -> Backend:
 
         return PostgresBackend()
     raise ConfigError(
-        f"unsupported store URL {url!r}: use sqlite:///PATH or postgresql+psycopg://HOST/DB"
+        f"{setting}: unsupported store URL {redact_url(url)!r}: "
+        "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+    )
+
+
+def check_store_url(url: str, *, setting: str = "store URL") -> URL:
+    """Parse a store URL, refusing what a driver would misread or echo.
+
+    Raises:
+        ConfigError: The URL has no scheme, does not parse, has a port that is not a number,
+            or a password with an unescaped ``@``; names the setting, password masked.
+    """
+    shown = redact_url(url)
+    if "://" not in url:
+        raise ConfigError(
+            f"{setting}: {shown!r} is not a URL",
+            hint="use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
+        )
+    try:
+        parsed = make_url(url)
+    except ValueError:
+        # SQLAlchemy converts the port with int(), and its error quotes only that part.
+        raise ConfigError(f"{setting}: the port is not a number in {shown!r}") from None
+    except ArgumentError:
+        # Its message quotes the whole URL, password and all.
+        raise ConfigError(f"{setting}: cannot be read as a URL: {shown!r}") from None
+    if parsed.host is not None and "@" in parsed.host:
+        raise ConfigError(
+            f"{setting}: the password holds an unescaped '@' in {shown!r}",
+            hint="percent-encode it in the URL: '@' as %40, ':' as %3A, '/' as %2F",
+        )
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ConfigError(f"{setting}: port {parsed.port} is out of range in {shown!r}")
+    return parsed
+
+
+def _check_folder(database: str | None, setting: str, state_dir: Path | None) -> None:
+    """The SQLite file's folder must exist; only the project's own state folder is made."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    # As SQLite opens it: relative to the working folder, "~" not expanded.
+    folder = Path(database).absolute().parent
+    if folder.is_dir():
+        return
+    if (
+        state_dir is not None
+        and folder == state_dir.absolute()
+        and folder.parent.is_dir()
+        and not folder.exists()
+    ):
+        folder.mkdir(exist_ok=True)
+        return
+    what = "is not a folder" if folder.exists() else "does not exist"
+    raise ConfigError(
+        f"{setting}: folder {folder} {what}",
+        hint="create it first, or point the store at a file in an existing folder",
     )
 
 
@@ -59,14 +122,39 @@ def open_store(
     actor: str = "unknown",
     migrate: bool = True,
     heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S,
+    setting: str = "store URL",
+    state_dir: Path | None = None,
 ) -> Store:
-    """Open (and by default migrate) the metadata store at ``url``."""
+    """Open (and by default migrate) the metadata store at ``url``.
+
+    Args:
+        url: ``sqlite:///PATH`` or ``postgresql+psycopg://USER@HOST/DB``.
+        actor: Who is acting: recorded on every event.
+        migrate: Bring the schema up to date.
+        setting: Where the URL came from (``OPSLOOP_STORE_URL``), for messages.
+        heartbeat_timeout_s: How long a run on another host may go without a heartbeat
+            before it is marked killed.
+        state_dir: The project's state folder, the one folder created when missing; any other
+            missing folder of a SQLite file is an error.
+
+    Raises:
+        ConfigError: The URL is malformed or unsupported, or the SQLite file's folder does
+            not exist; the message names ``setting`` and masks the password.
+        StoreError: The store cannot be reached or migrated.
+    """
+    remember(url)
     if url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url[len("postgres://") :]
     elif url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    backend = backend_for(url)
-    engine = backend.create_engine(url)
+    parsed = check_store_url(url, setting=setting)
+    backend = backend_for(url, setting=setting)
+    if backend.name == "sqlite":
+        _check_folder(parsed.database, setting, state_dir)
+    try:
+        engine = backend.create_engine(url)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(f"{setting}: {redact(str(exc), url)} in {redact_url(url)!r}") from None
     return Store(
         engine,
         backend,

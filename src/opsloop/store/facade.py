@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from opsloop.errors import (
@@ -26,6 +26,7 @@ from opsloop.errors import (
     is_data_error,
 )
 from opsloop.names import check_name
+from opsloop.redact import redact, redact_url
 from opsloop.store import models as m
 from opsloop.store.base import Backend
 from opsloop.store.liveness import gone_reason, this_process
@@ -100,15 +101,22 @@ class Store:
         if migrate:
             try:
                 upgrade(engine, backend, url)
-            except OperationalError as exc:
+            except DBAPIError as exc:
                 raise StoreError(
-                    f"cannot open the metadata store at {self.safe_url}: {exc.orig}"
+                    f"cannot open the metadata store at {self.safe_url}: {self._reason(exc)}"
                 ) from exc
 
     @property
     def safe_url(self) -> str:
-        """The URL with any password hidden."""
-        return self.engine.url.render_as_string(hide_password=True)
+        """The URL with its password and credential query values masked."""
+        return redact_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"Store({self.safe_url!r})"
+
+    def _reason(self, exc: DBAPIError) -> str:
+        # The driver's own words, on one line, without anything of the URL it may quote.
+        return " ".join(redact(str(exc.orig), self.url).split())
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -122,7 +130,7 @@ class Store:
             try:
                 yield s
             except OperationalError as exc:
-                raise StoreError(f"metadata store {self.safe_url}: {exc.orig}") from exc
+                raise StoreError(f"metadata store {self.safe_url}: {self._reason(exc)}") from exc
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
@@ -133,7 +141,7 @@ class Store:
                     yield s
                     s.flush()
         except OperationalError as exc:
-            raise StoreError(f"metadata store {self.safe_url}: {exc.orig}") from exc
+            raise StoreError(f"metadata store {self.safe_url}: {self._reason(exc)}") from exc
 
     def read_session(self) -> AbstractContextManager[Session]:
         """A session for reads, for concern packages that own tables of their own."""
@@ -464,12 +472,12 @@ class Store:
                             ],
                         )
         except OperationalError as exc:
-            raise StoreError(f"metadata store {self.safe_url}: {exc.orig}") from exc
+            raise StoreError(f"metadata store {self.safe_url}: {self._reason(exc)}") from exc
         except IntegrityError as exc:
             if not self._run_exists(run_id):
                 raise NotFoundError(f"run {run_id} does not exist") from exc
             raise TrackingError(
-                f"the store refused metric points of run {run_id}: {exc.orig}"
+                f"the store refused metric points of run {run_id}: {self._reason(exc)}"
             ) from exc
         except (NotFoundError, StoreError):
             raise

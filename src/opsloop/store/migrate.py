@@ -9,8 +9,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from opsloop.errors import MigrationError
+from opsloop.redact import redact
 from opsloop.store.base import Backend
 
 VERSION_TABLE = "opsloop_alembic_version"
@@ -59,6 +61,10 @@ def upgrade(engine: Engine, backend: Backend, url: str) -> None:
             conn.commit()
         except Exception as exc:
             conn.rollback()
+            reason = exc.orig if isinstance(exc, DBAPIError) else exc
+            # One line, and nothing of the URL a driver may quote.
+            reason_text = " ".join(redact(str(reason), url).split())
             raise MigrationError(
-                f"could not migrate the metadata store from {current or 'empty'} to {head}: {exc}"
+                f"could not migrate the metadata store from {current or 'empty'} to {head}: "
+                f"{reason_text}"
             ) from exc

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
@@ -20,9 +19,8 @@ class SQLiteBackend:
     name = "sqlite"
 
     def create_engine(self, url: str) -> Engine:
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # The file's folder is not made here: opening a store must not create folders by
+        # accident (open_store checks it, and makes only the project's own state folder).
         engine = create_engine(
             url,
             connect_args={"timeout": 60},

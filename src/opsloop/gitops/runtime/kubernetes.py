@@ -15,9 +15,10 @@ from typing import Any
 
 import yaml
 
-from opsloop.errors import GitOpsError
+from opsloop.errors import GitOpsError, SpecError
 from opsloop.gitops.runtime.base import Runtime
 from opsloop.gitops.types import Health, HealthStatus, LiveDeployment, RuntimeSpec
+from opsloop.spec.yamlpos import load_yaml_all, read_text
 
 __all__ = ["DEFAULT_IMAGE", "KubernetesRuntime", "render_manifests", "write_manifests"]
 
@@ -195,11 +196,14 @@ class KubernetesRuntime(Runtime):
             return out
         for path in sorted(self.out_dir.glob("*.yaml")):
             try:
-                docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+                docs = load_yaml_all(read_text(path), str(path))
+            except SpecError as exc:
+                raise GitOpsError(f"{exc} (not a manifest written by opsloop)") from exc
+            try:
                 meta = docs[0]["metadata"]
                 spec = RuntimeSpec.model_validate(json.loads(meta["annotations"][SPEC_ANNOTATION]))
                 replicas = int(docs[0]["spec"]["replicas"])
-            except (OSError, yaml.YAMLError, LookupError, TypeError, ValueError) as exc:
+            except (LookupError, TypeError, ValueError) as exc:
                 raise GitOpsError(f"{path}: not a manifest written by opsloop ({exc})") from exc
             out[spec.name] = LiveDeployment(
                 name=spec.name,
