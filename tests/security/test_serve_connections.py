@@ -83,12 +83,21 @@ def test_health_answers_past_the_concurrency_limit() -> None:
     args = ("--max-per-client", "1000", "--limit-concurrency", "100", "--header-timeout", "3")
     with server_process(*args) as (_, url), httpx.Client(base_url=url, timeout=5) as client:
         port = int(url.rsplit(":", 1)[1])
+        close = {"connection": "close"}
         with idle_connections(port, 150):
-            time.sleep(0.5)  # let the server accept them
-            busy = client.post("/invocations", json=BODY, headers={"connection": "close"})
-            assert busy.status_code == 503  # the limit is reached ...
+            # Once the server has accepted them, the limit is reached ...
+            assert _status_within(client, 503, close, timeout=5)
             for path in ("/v2/health/ready", "/v2/health/live", "/ping", "/health"):
                 # ... yet an orchestrator still sees a live, ready server.
-                assert client.get(path, headers={"connection": "close"}).status_code == 200, path
-            time.sleep(3.5)  # idle connections are closed at the header deadline
-            assert client.post("/invocations", json=BODY).status_code == 200
+                assert client.get(path, headers=close).status_code == 200, path
+            # Idle connections are closed at the header deadline (3 s), and the server is back.
+            assert _status_within(client, 200, close, timeout=8)
+
+
+def _status_within(client: httpx.Client, status: int, headers: dict, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.post("/invocations", json=BODY, headers=headers).status_code == status:
+            return True
+        time.sleep(0.1)
+    return False
