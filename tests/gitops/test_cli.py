@@ -81,7 +81,7 @@ def test_render(repo_project: Project, models: list[int], tmp_path: Path) -> Non
     assert "wrote" in out
     docs = list(yaml.safe_load_all((out_dir / "churn-prod.yaml").read_text()))
     container = docs[0]["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "img:3" and container["env"] == [{"name": "A", "value": "1"}]
+    assert container["image"] == "img:3" and container["env"][0] == {"name": "A", "value": "1"}
     with pytest.raises(GitOpsError, match="unknown render target"):
         run("deploy", "render", "--target", "nomad")
     with pytest.raises(GitOpsError, match="expected KEY=VALUE"):

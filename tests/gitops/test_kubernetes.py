@@ -1,19 +1,28 @@
 """Kubernetes manifests: valid apps/v1 Deployment and v1 Service (checked against the
-Kubernetes OpenAPI schemas, offline), and the renderer as a runtime."""
+Kubernetes OpenAPI schemas, offline), tokens wired from a Secret, and the renderer as a
+runtime."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
 from opsloop.context import Project
+from opsloop.errors import GitOpsError
 from opsloop.gitops import Reconciler, RuntimeSpec, render_deployments
 from opsloop.gitops.runtime.kubernetes import KubernetesRuntime, render_manifests
 from opsloop.gitops.types import HealthStatus, LiveDeployment
+from opsloop.serve.auth import ADMIN_TOKEN_ENV, SERVE_TOKEN_ENV
 from tests.gitops.conftest import doc
 
 K8S_VERSION = "1.30"
@@ -69,7 +78,23 @@ def test_manifests_are_valid_kubernetes_objects() -> None:
     ]
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
     assert container["resources"]["requests"] == {"cpu": "500m", "memory": "512Mi"}
-    assert container["env"] == [{"name": "OPSLOOP_X", "value": "1"}]
+    assert container["env"] == [
+        {"name": "OPSLOOP_X", "value": "1"},
+        {
+            "name": "OPSLOOP_SERVE_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": "churn-prod-serve-tokens", "key": "token"}},
+        },
+        {
+            "name": "OPSLOOP_ADMIN_TOKEN",
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": "churn-prod-serve-tokens",
+                    "key": "admin-token",
+                    "optional": True,
+                }
+            },
+        },
+    ]
     assert deployment["spec"]["replicas"] == 2
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert service["spec"]["selector"] == selector
@@ -77,6 +102,79 @@ def test_manifests_are_valid_kubernetes_objects() -> None:
     assert deployment["metadata"]["labels"]["team"] == "growth"
     assert deployment["metadata"]["namespace"] == service["metadata"]["namespace"] == "ml"
     assert service["spec"]["ports"][0]["port"] == 8601
+
+
+def _token_env(container: dict) -> dict[str, dict]:
+    return {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+
+
+def test_tokens_come_from_a_secret_never_from_the_manifest() -> None:
+    deployment, _ = render_manifests(_spec(), token_secret="shared-tokens")
+    _validate(deployment)
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    refs = _token_env(container)
+    # The names the server reads (the serving package's constants) are the names wired.
+    assert set(refs) == {SERVE_TOKEN_ENV, ADMIN_TOKEN_ENV}
+    assert refs[SERVE_TOKEN_ENV] == {"name": "shared-tokens", "key": "token"}
+    assert refs[ADMIN_TOKEN_ENV]["optional"] is True
+    assert all("value" not in e for e in container["env"] if e["name"] in refs)
+    with pytest.raises(GitOpsError, match="env sets OPSLOOP_SERVE_TOKEN, which would put a token"):
+        render_manifests(_spec(), env={SERVE_TOKEN_ENV: "s3cret"})
+
+
+def test_the_server_reads_the_token_the_manifest_wires(tmp_path: Path) -> None:
+    deployment, _ = render_manifests(_spec())
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    # As the kubelet would: the Secret's keys become the variables the manifest names.
+    secret = {"token": "k8s-serve-token-0123456789", "admin-token": "k8s-admin-token-0123456789"}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    for name, ref in _token_env(container).items():
+        env[name] = secret[ref["key"]]
+    (tmp_path / "opsloop.yaml").write_text("project: k8s\n")
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", 0))
+        port = sock.getsockname()[1]
+    host_args = container["args"][
+        container["args"].index("--host") : container["args"].index("--port")
+    ]
+    assert host_args == ["--host", "0.0.0.0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "opsloop",
+        "serve",
+        "test:churn/1",
+        *host_args,
+        "--port",
+        str(port),
+    ]
+    cmd += ["--loader", "tests.serve.models:load", "--prediction-log", "none"]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.communicate()[1]
+            try:
+                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not become ready"
+            time.sleep(0.1)
+        body = {"instances": [[30, 61.5, "paris", True]]}
+        assert httpx.post(f"{url}/invocations", json=body).status_code == 401
+        auth = {"authorization": f"Bearer {secret['token']}"}
+        assert httpx.post(f"{url}/invocations", json=body, headers=auth).status_code == 200
+        admin = {"authorization": f"Bearer {secret['admin-token']}"}
+        assert httpx.get(f"{url}/v1/admin/models", headers=admin).status_code == 200
+        assert httpx.get(f"{url}/v1/admin/models", headers=auth).status_code == 401
+        assert secret["token"] not in " ".join(cmd)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
 
 
 def test_the_validator_catches_a_broken_manifest() -> None:

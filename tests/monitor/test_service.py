@@ -238,11 +238,12 @@ def test_rows_frame_refuses_a_column_named_like_a_window_column() -> None:
         rows_frame([_info("r", {"label": [1]}, [0.5])])
 
 
-def test_load_window_joins_the_latest_label(stores: tuple[Store, ArtifactStore]) -> None:
+def test_load_window_joins_the_label(stores: tuple[Store, ArtifactStore]) -> None:
     store, _ = stores
     served = _serve(store, T0, range(2))
     first = served.ids[0][0]
-    store.log_feedback(
+    # A request takes one label: the second is refused, never an overwrite.
+    refused = store.log_feedback(
         [
             {
                 "request_id": first,
@@ -258,16 +259,17 @@ def test_load_window_joins_the_latest_label(stores: tuple[Store, ArtifactStore])
             },
         ]
     )
+    assert refused == [first]
     win = load_window(store, DEPLOYMENT, T0, T0 + STEP)
     assert len(win.requests) == REQUESTS  # the shadow answer is left out
     assert len(win.rows) == REQUESTS * ROWS
-    assert win.rows.loc[win.rows["request_id"] == first, LABEL].tolist() == [1] * ROWS
+    assert win.rows.loc[win.rows["request_id"] == first, LABEL].tolist() == [0] * ROWS
     assert win.rows[LABEL].notna().sum() == ROWS
     assert win.versions() == [(MODEL, "1")]
-    # by arrival time: only the correction arrived in the fourth window.
+    # by arrival time: the label arrived in the third window, the refused one nowhere.
     assert len(labelled_window(store, DEPLOYMENT, T0 + 2 * STEP, T0 + 3 * STEP).rows) == ROWS
     late = labelled_window(store, DEPLOYMENT, T0 + 3 * STEP, T0 + 4 * STEP)
-    assert late.rows[LABEL].tolist() == [1] * ROWS
+    assert late.rows.empty
 
 
 # -- drift ------------------------------------------------------------------------------------
@@ -349,12 +351,6 @@ def test_quality_series_appear_when_labels_arrive(stores: tuple[Store, ArtifactS
     labelled_ids = [rid for w in range(4) for rid in served.ids[w]]
     wrong = labelled_ids[0]
     feedback = [
-        {
-            "request_id": wrong,
-            "deployment": DEPLOYMENT,
-            "time": arrival,
-            "label": {"value": [1 - v for v in served.truth[wrong]]},
-        },
         *(
             {
                 "request_id": rid,
@@ -364,6 +360,13 @@ def test_quality_series_appear_when_labels_arrive(stores: tuple[Store, ArtifactS
             }
             for rid in labelled_ids
         ),
+        # a second, wrong label for a labelled request is refused.
+        {
+            "request_id": wrong,
+            "deployment": DEPLOYMENT,
+            "time": arrival,
+            "label": {"value": [1 - v for v in served.truth[wrong]]},
+        },
         # another deployment's label for a request id of ours is not ours.
         {
             "request_id": labelled_ids[1],
@@ -372,7 +375,7 @@ def test_quality_series_appear_when_labels_arrive(stores: tuple[Store, ArtifactS
             "label": {"value": [0] * ROWS},
         },
     ]
-    store.log_feedback(feedback)
+    assert store.log_feedback(feedback) == [wrong]
     second = run_monitors(store, artifacts, now=_at(9), detector_series=None)
     assert [w.labelled for w in second.windows] == [4 * REQUESTS * ROWS]
 

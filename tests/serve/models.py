@@ -122,14 +122,17 @@ class Wrapped:
 
 
 def load(uri: str) -> Any:
-    """A model loader for the admin endpoint and the CLI: ``test:KIND/VERSION``."""
-    kind, _, version = uri.removeprefix("test:").partition("/")
+    """A model loader for the admin endpoint and the CLI: ``test:KIND/VERSION`` (or
+    ``models:/KIND/VERSION``, as the GitOps runtimes name models)."""
+    kind, _, version = uri.removeprefix("test:").removeprefix("models:/").partition("/")
     if kind == "churn":
         return churn_model(version or "1")
     if kind == "churn-strict":
         return churn_model(version or "1", c=0.01)
     if kind == "num":
         return numeric_model(version or "1")
+    if kind == "reg":
+        return regressor_model(version or "1")
     if kind == "broken":
         return Wrapped(churn_model(version or "1"), fail_load=True)
     raise ValueError(f"unknown test model {uri!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 
 import numpy as np
@@ -17,6 +18,7 @@ from opsloop.serve.codec import (
     decode_invocations,
     decode_v2,
     encode_v2_response,
+    media_type,
     parse_v2,
 )
 
@@ -363,3 +365,84 @@ def test_signature_from_frame_and_column_spec_validation() -> None:
         ColumnSpec(name="x", dtype="complex128")
     with pytest.raises(ServingError, match="column 'p'"):
         signature_from_frame(pd.DataFrame({"p": pd.period_range("2024-01", periods=1, freq="M")}))
+
+
+# -- numbers a column's dtype cannot hold ----------------------------------------------------
+
+I8 = [ColumnSpec(name="a", dtype="int8"), ColumnSpec(name="b", dtype="int64")]
+I32_BLOCK = Schema([ColumnSpec(name=f"i{k}", dtype="int32") for k in range(3)])
+F32 = [ColumnSpec(name="x", dtype="float32")]
+
+
+@pytest.mark.parametrize(
+    ("payload", "signature", "field", "words"),
+    [
+        # one past int64 (orjson reads it as an exact int), and a float that is integral
+        ({"instances": [[9223372036854775808, 1.0, "x", True]]}, SIG, "age", "out of range"),
+        ({"instances": [[1e20, 1.0, "x", True]]}, SIG, "age", "1e+20 is out of range"),
+        ({"instances": [[-(2**63) - 1, 1.0, "x", True]]}, SIG, "age", "out of range"),
+        ({"inputs": {"a": [300], "b": [1]}}, I8, "a", "300 is out of range (-128 to 127)"),
+        ({"dataframe_records": [{"a": -129, "b": 1}]}, I8, "a", "(-128 to 127)"),
+        ({"instances": [[1, 2, 3], [4, 2**31, 6]]}, I32_BLOCK, "i1", "2147483648 is out of"),
+        ({"instances": [1e39]}, F32, "x", "out of range (magnitude up to 3.40282e+38)"),
+    ],
+)
+def test_invocations_out_of_range_numbers_are_400(
+    payload: dict, signature: list[ColumnSpec], field: str, words: str
+) -> None:
+    with pytest.raises(InvalidRequestError, match=re.escape(words)) as info:
+        decode_invocations(payload, signature)
+    assert info.value.field == field
+
+
+def test_in_range_numbers_still_build_frames() -> None:
+    cols = decode_invocations({"inputs": {"a": [-128, 127], "b": [2**63 - 1, -(2**63)]}}, I8)
+    df = frame(I8, cols)
+    assert df["a"].tolist() == [-128, 127] and str(df["a"].dtype) == "int8"
+    block = decode_invocations({"instances": [[1, -(2**31), 2**31 - 1]]}, I32_BLOCK)
+    assert frame(I32_BLOCK, block).iloc[0].tolist() == [1, -(2**31), 2**31 - 1]
+
+
+@pytest.mark.parametrize(
+    ("tensor", "words"),
+    [
+        (col("a", "INT8", [300]), "300 is out of range for datatype INT8 (-128 to 127)"),
+        (col("a", "UINT8", [-1]), "-1 is out of range for datatype UINT8 (0 to 255)"),
+        (col("a", "INT16", [40000]), "for datatype INT16"),
+        (col("a", "UINT64", [-5]), "for datatype UINT64"),
+        (col("a", "INT8", [1.5]), "datatype INT8 holds integers, got float 1.5"),
+        (col("a", "INT32", [True]), "datatype INT32 holds integers, got bool True"),
+    ],
+)
+def test_v2_integer_data_must_fit_its_datatype(tensor: dict, words: str) -> None:
+    with pytest.raises(InvalidRequestError, match=re.escape(words)) as info:
+        decode_v2(v2(tensor, col("b", "INT64", [1])), I8)
+    assert info.value.field == "a"
+
+
+def test_v2_values_must_fit_the_column_and_float_datatypes() -> None:
+    # An INT64 tensor may feed an int8 column, but only with values int8 holds.
+    with pytest.raises(InvalidRequestError, match=re.escape("column 'a' (int8): 200 is out")):
+        decode_v2(v2(col("a", "INT64", [200]), col("b", "INT64", [1])), I8)
+    with pytest.raises(InvalidRequestError, match="for datatype FP16"):
+        decode_v2(v2(col("x", "FP16", [70000.0])), F32)
+    block = v2(col("all", "INT32", [1, 2, 2**31], shape=[1, 3]))
+    with pytest.raises(InvalidRequestError, match="for datatype INT32"):
+        decode_v2(block, I32_BLOCK)
+    block = v2(col("all", "INT64", [1, 2, 2**31], shape=[1, 3]))
+    with pytest.raises(InvalidRequestError, match=re.escape("column 'i2' (int32)")):
+        decode_v2(block, I32_BLOCK)
+
+
+def test_v2_negative_binary_data_size_is_a_clear_error() -> None:
+    tensor = {"name": "f0", "datatype": "FP64", "shape": [1], "parameters": {}}
+    for size in (-8, "8", 1.5):
+        tensor["parameters"] = {"binary_data_size": size}
+        with pytest.raises(InvalidRequestError, match="binary_data_size must be a non-negative"):
+            decode_v2(v2(tensor), NUM, b"\0" * 64)
+
+
+def test_media_type_ignores_parameters_and_case() -> None:
+    assert media_type("Application/JSON; charset=utf-8") == "application/json"
+    assert media_type("application/jsonx") == "application/jsonx"
+    assert media_type(None) == media_type("") == ""

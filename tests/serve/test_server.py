@@ -151,6 +151,7 @@ def test_invocations_formats_and_health(churn_server: Running) -> None:
             "/invocations", content=b"age,income\n1,2", headers={"content-type": "text/csv"}
         )
         assert r.status_code == 415
+        assert r.json()["error_code"] == "BAD_REQUEST"
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -206,6 +207,61 @@ def test_bad_requests_name_the_field_and_server_keeps_serving(
         assert doc["field"] == field
         assert words in (doc.get("message") or doc.get("error"))
         assert client.post("/v2/models/churn/infer", json=v2_body(ROWS)).status_code == 200
+
+
+def test_out_of_range_numbers_are_400_not_500(churn_server: Running) -> None:
+    with httpx.Client(base_url=churn_server.url) as client:
+        for age in ("9223372036854775808", "1e20", "18446744073709551616"):
+            body = f'{{"instances": [[{age}, 1.0, "paris", true]]}}'.encode()
+            r = client.post(
+                "/invocations", content=body, headers={"content-type": "application/json"}
+            )
+            assert r.status_code == 400, r.text
+            assert r.json()["error_code"] == "BAD_REQUEST" and r.json()["field"] == "age"
+            assert "out of range" in r.json()["message"]
+        tensor = v2_body(ROWS[:1])
+        tensor["inputs"][0]["datatype"] = "INT8"
+        tensor["inputs"][0]["data"] = [300]
+        r = client.post("/v2/models/churn/infer", json=tensor)
+        assert r.status_code == 400 and "out of range for datatype INT8" in r.json()["error"]
+        tensor["inputs"][0]["parameters"] = {"binary_data_size": -1}
+        r = client.post("/v2/models/churn/infer", json=tensor)
+        assert r.status_code == 400 and "binary_data_size must be a non-negative" in r.text
+        assert client.post("/v2/models/churn/infer", json=v2_body(ROWS)).status_code == 200
+
+
+def test_content_types_are_checked(churn_server: Running) -> None:
+    body = orjson_dumps({"instances": ROWS})
+    with httpx.Client(base_url=churn_server.url) as client:
+        for bad in ("application/jsonx", "text/plain", "application/x-www-form-urlencoded", ""):
+            r = client.post("/invocations", content=body, headers={"content-type": bad})
+            assert r.status_code == 415, bad
+            assert r.json()["error_code"] == "BAD_REQUEST"
+        ok = client.post(
+            "/invocations",
+            content=body,
+            headers={"content-type": "Application/JSON; charset=utf-8"},
+        )
+        assert ok.status_code == 200
+        v2 = orjson_dumps(v2_body(ROWS))
+        # V2: JSON, no content type at all (tritonclient sends none), or binary with its header.
+        for good in ("application/json", "application/json; charset=utf-8", None):
+            headers = {"content-type": good} if good else {}
+            r = client.post("/v2/models/churn/infer", content=v2, headers=headers)
+            assert r.status_code == 200, good
+        binary = {"content-type": "application/octet-stream"}
+        r = client.post("/v2/models/churn/infer", content=v2, headers=binary)
+        assert r.status_code == 415 and "Inference-Header-Content-Length" in r.json()["error"]
+        binary["inference-header-content-length"] = str(len(v2))
+        assert client.post("/v2/models/churn/infer", content=v2, headers=binary).status_code == 200
+        r = client.post("/v2/models/churn/infer", content=v2, headers={"content-type": "text/csv"})
+        assert r.status_code == 415
+
+
+def orjson_dumps(value: object) -> bytes:
+    import orjson
+
+    return orjson.dumps(value)
 
 
 def test_malformed_json_is_400(churn_server: Running) -> None:
@@ -348,6 +404,26 @@ def test_concurrent_requests_are_batched_and_metrics_show_it() -> None:
     assert metric(text, f"opsloop_model_ready{labels}") == 1
 
 
+def test_metric_labels_name_loaded_models_and_versions_only(churn_server: Running) -> None:
+    with httpx.Client(base_url=churn_server.url) as client:
+        client.post("/v2/models/nope/infer", json=v2_body(ROWS))
+        client.post("/v2/models/nope/versions/7/infer", json=v2_body(ROWS))
+        client.post("/v2/models/churn/versions/..%2F..%2Fetc/infer", json=v2_body(ROWS))
+        client.post("/invocations?model=churn&version=../../etc", json={"instances": ROWS})
+        client.post("/invocations", json={"instances": ROWS}, headers={"x-opsloop-model": "zz"})
+        text = client.get("/metrics").text
+    assert "nope" not in text and "etc" not in text and "zz" not in text
+    assert metric(text, 'opsloop_request_errors_total{code="404",model="unknown",version=""}') >= 2
+    assert (
+        metric(text, 'opsloop_request_errors_total{code="404",model="unknown",version="unknown"}')
+        >= 1
+    )
+    assert (
+        metric(text, 'opsloop_request_errors_total{code="404",model="churn",version="unknown"}')
+        >= 2
+    )
+
+
 # -- canary and shadow -----------------------------------------------------------------------
 
 
@@ -438,26 +514,34 @@ def test_prediction_log_and_feedback(tmp_path: Path) -> None:
     with run_server(config) as running, httpx.Client(base_url=running.url) as client:
         r = client.post("/invocations", json={"instances": ROWS}, headers={"x-request-id": "p-1"})
         rid2 = client.post("/v2/models/churn/infer", json=v2_body(ROWS[:1])).headers["x-request-id"]
-        assert client.post("/v1/feedback", json={"request_id": "p-1", "label": 1}).json() == {
+        rid3 = client.post("/v2/models/churn/infer", json=v2_body(ROWS[1:])).headers["x-request-id"]
+        # p-1 had two rows: one label per row.
+        assert client.post("/v1/feedback", json={"request_id": "p-1", "label": [1, 0]}).json() == {
             "accepted": 1
         }
         many = [
             {"request_id": rid2, "label": 0, "model": "churn"},
-            {"request_id": "p-1", "label": 1},
+            {"request_id": rid3, "label": [1]},
         ]
         assert client.post("/v1/feedback", json=many).json() == {"accepted": 2}
         bad = client.post("/v1/feedback", json=[{"request_id": "x", "label": 1}, {"label": 2}])
         assert bad.status_code == 400
         assert bad.json()["field"] == "request_id[1]"
         assert client.post("/v1/feedback", json={"request_id": "x"}).json()["field"] == "label"
+        again = client.post("/v1/feedback", json={"request_id": "p-1", "label": [0, 0]})
+        assert again.status_code == 409 and "'p-1' has a label already" in again.json()["error"]
     preds = read_jsonl(tmp_path / "preds.jsonl")
-    assert [p["request_id"] for p in preds] == ["p-1", rid2]
+    assert [p["request_id"] for p in preds] == ["p-1", rid2, rid3]
     assert preds[0]["inputs"]["city"] == ["paris", "nice"]
     np.testing.assert_allclose(preds[0]["outputs"], r.json()["predictions"])
     assert preds[0]["model"] == "churn" and preds[0]["version"] == "1"
     assert preds[0]["latency_ms"] > 0 and preds[0]["timestamp"].endswith("+00:00")
     labels = read_jsonl(tmp_path / "labels.jsonl")
-    assert [(f["request_id"], f["label"]) for f in labels] == [("p-1", 1), (rid2, 0), ("p-1", 1)]
+    assert [(f["request_id"], f["label"], f["model"]) for f in labels] == [
+        ("p-1", [1, 0], "churn"),
+        (rid2, 0, "churn"),
+        (rid3, [1], "churn"),
+    ]
 
 
 def test_feedback_without_sink_is_refused(churn_server: Running) -> None:

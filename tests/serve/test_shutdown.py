@@ -25,7 +25,12 @@ def test_sigterm_flushes_all_prediction_records(tmp_path: Path) -> None:
     # Records gather for 5 s before a write, so at SIGTERM most of them are still queued.
     args = ("--log", str(log), "--feedback", str(labels), "--log-flush", "5")
     with server_process(*args) as (proc, url):
-        feedback = [{"request_id": f"req-{i}", "label": i % 2} for i in range(n)]
+        # Labels are taken for answered requests only: answer some first, then label them.
+        with httpx.Client(base_url=url) as client:
+            for i in range(n):
+                headers = {"x-request-id": f"lab-{i}"}
+                assert client.post("/invocations", json=BODY, headers=headers).status_code == 200
+        feedback = [{"request_id": f"lab-{i}", "label": i % 2} for i in range(n)]
         assert httpx.post(f"{url}/v1/feedback", json=feedback).json() == {"accepted": n}
 
         async def send_all() -> list[httpx.Response | BaseException]:
@@ -59,7 +64,7 @@ def test_sigterm_flushes_all_prediction_records(tmp_path: Path) -> None:
     refused = [r for r in results if not isinstance(r, httpx.Response)]
     assert all(isinstance(r, httpx.TransportError) for r in refused)
     assert len(answered) >= n // 2
-    logged = [r["request_id"] for r in read_jsonl(log)]
+    logged = [r["request_id"] for r in read_jsonl(log) if r["request_id"].startswith("req-")]
     assert len(logged) == len(set(logged))
     assert set(logged) == answered
     assert len(read_jsonl(labels)) == n

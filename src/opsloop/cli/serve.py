@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -139,13 +140,43 @@ def serve_command(
     max_body_mb: Annotated[
         float, typer.Option("--max-body-mb", min=0.001, help="Largest request body, in MiB.")
     ] = 10.0,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            help="File holding the bearer token for predictions, model metadata and feedback "
+            "(else $OPSLOOP_SERVE_TOKEN; without either these are open). Required beyond "
+            "loopback unless --insecure.",
+        ),
+    ] = None,
+    admin_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--admin-token-file",
+            help="File holding the bearer token for /v1/admin/models, which also grants "
+            "predictions and feedback (else $OPSLOOP_ADMIN_TOKEN; without either, admin is "
+            "for loopback clients only).",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Listen beyond loopback without a token: anyone who reaches the server may "
+            "predict and send labels.",
+        ),
+    ] = False,
+    max_connections_per_client: Annotated[
+        int,
+        typer.Option(
+            "--max-connections-per-client",
+            min=1,
+            help="Most open connections from one client address (raise it behind a proxy).",
+        ),
+    ] = 256,
     admin_token: Annotated[
         str | None,
-        typer.Option(
-            "--admin-token",
-            envvar="OPSLOOP_ADMIN_TOKEN",
-            help="Bearer token for /v1/admin/models (else loopback clients only).",
-        ),
+        typer.Option("--admin-token", hidden=True, help="Refused: use --admin-token-file."),
     ] = None,
     deployment: Annotated[
         str | None,
@@ -162,10 +193,28 @@ def serve_command(
         ),
     ] = None,
 ) -> None:
-    """Serve model versions with the V2 inference protocol and MLflow-style /invocations."""
+    """Serve model versions with the V2 inference protocol and MLflow-style /invocations.
+
+    Tokens come from the environment (OPSLOOP_SERVE_TOKEN, OPSLOOP_ADMIN_TOKEN) or from files
+    (--token-file, --admin-token-file), never from an argument, which other users of the
+    machine can read in the process list. Clients send them as Authorization: Bearer TOKEN.
+    """
+    from opsloop.serve.auth import ADMIN_TOKEN_ENV, SERVE_TOKEN_ENV, is_loopback, read_token
     from opsloop.serve.config import ServerConfig
     from opsloop.serve.server import serve
 
+    if admin_token is not None:
+        raise ConfigError(
+            "--admin-token is not accepted: a token on the command line shows in the process list",
+            hint=f"put it in a file for --admin-token-file, or in ${ADMIN_TOKEN_ENV}",
+        )
+    token = read_token(file=token_file, env_var=SERVE_TOKEN_ENV, what="server token")
+    admin = read_token(file=admin_token_file, env_var=ADMIN_TOKEN_ENV, what="admin token")
+    if not is_loopback(host) and token is None and not insecure:
+        raise ConfigError(
+            f"--host {host} is reachable from other machines and no token is set",
+            hint=f"set ${SERVE_TOKEN_ENV} or --token-file FILE, or pass --insecure",
+        )
     load = resolve_loader(loader)
     models = [load(uri) for uri in model_uri]
     shadows = {
@@ -189,11 +238,20 @@ def serve_command(
             max_body_bytes=int(max_body_mb * 1024 * 1024),
             prediction_sink=_sink(prediction_log, deployment, feedback=False),
             feedback_sink=_sink(feedback_log, deployment, feedback=True),
-            admin_token=admin_token,
+            token=token,
+            admin_token=admin,
+            insecure=insecure,
+            max_connections_per_client=max_connections_per_client,
             loader=load,
             deployment=deployment,
         )
     except ValueError as exc:
         raise ConfigError(f"invalid server options: {exc}") from exc
+    if token is None and not is_loopback(host):
+        typer.echo(
+            f"warning: serving on {host} without a token (--insecure): anyone who reaches it may "
+            "predict and send feedback labels",
+            err=True,
+        )
     typer.echo(f"serving {', '.join(model_uri)} on http://{host}:{port}", err=True)
     serve(config)

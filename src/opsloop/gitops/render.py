@@ -36,6 +36,7 @@ def render_deployments(
     namespace: str | None = None,
     env: dict[str, str] | None = None,
     folder: str = DEFAULT_FOLDER,
+    token_secret: str | None = None,
 ) -> RenderResult:
     """Write ``<out_dir>/<deployment>.yaml`` (a Deployment and a Service) per deployment.
 
@@ -48,8 +49,12 @@ def render_deployments(
         revision: Git revision to read (None: the working tree).
         image: Container image with opsloop installed.
         namespace: Namespace of the objects.
-        env: Environment of the server containers.
+        env: Environment of the server containers (tokens are not taken here: the servers
+            read them from a Secret, see
+            :func:`~opsloop.gitops.runtime.kubernetes.render_manifests`).
         folder: Folder of the deployment documents, relative to the project.
+        token_secret: Name of the Secret with the servers' tokens (default
+            ``<deployment>-serve-tokens``).
     """
     if project is None:
         from opsloop.context import current_project
@@ -66,8 +71,17 @@ def render_deployments(
         except OpsloopError as exc:
             result.problems[name] = f"{loaded.file}: {exc}"
             continue
-        manifests = render_manifests(
-            spec, image=image, namespace=namespace, env=env, revision=desired.revision
-        )
+        try:
+            manifests = render_manifests(
+                spec,
+                image=image,
+                namespace=namespace,
+                env=env,
+                revision=desired.revision,
+                token_secret=token_secret,
+            )
+        except OpsloopError as exc:
+            result.problems[name] = f"{loaded.file}: {exc}"
+            continue
         result.files[name] = write_manifests(manifests, Path(out_dir) / f"{name}.yaml")
     return result

@@ -7,12 +7,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import gc
-import hmac
 import ipaddress
 import logging
+import math
+import os
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -28,7 +28,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opsloop.errors import InvalidRequestError, NotFoundError, OpsloopError, ServingError
-from opsloop.serve.base import ColumnsView, FeedbackRecord, PredictionRecord, ServableModel
+from opsloop.serve.auth import Scope as TokenScope
+from opsloop.serve.auth import TokenAuth
+from opsloop.serve.base import (
+    ColumnsView,
+    FeedbackRecord,
+    FeedbackTarget,
+    PredictionRecord,
+    ServableModel,
+)
 from opsloop.serve.batching import MicroBatcher
 from opsloop.serve.codec import (
     Columns,
@@ -36,9 +44,11 @@ from opsloop.serve.codec import (
     decode_v2,
     encode_v2_response,
     loads_json,
+    media_type,
     parse_v2,
 )
 from opsloop.serve.config import ServerConfig
+from opsloop.serve.feedback import LABELLED, ClientRateLimiter, LabelSpec, RecentRequests
 from opsloop.serve.metrics import CONTENT_TYPE_LATEST, ServerMetrics
 from opsloop.serve.predlog import RecordLog
 from opsloop.serve.router import ModelRouter, VersionSlot
@@ -50,16 +60,46 @@ logger = logging.getLogger("opsloop.serve")
 _JSON = "application/json"
 _JSON_BYTES = b"application/json"
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
+# Random request ids are sliced from a block of OS randomness fetched at once: one syscall
+# per 256 requests instead of one per request (uuid4 and token_hex cost one each).
+_ID_BLOCK = 16 * 256
+_ID_HEX = 32
+# A label on a metric stands for anything that is not loaded, so requests cannot mint series.
+_UNKNOWN = "unknown"
+# MLflow's error codes (databricks ErrorCode names) for the statuses /invocations answers.
+_MLFLOW_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    408: "BAD_REQUEST",
+    409: "RESOURCE_ALREADY_EXISTS",
+    413: "BAD_REQUEST",
+    415: "BAD_REQUEST",
+    422: "INVALID_PARAMETER_VALUE",
+    429: "REQUEST_LIMIT_EXCEEDED",
+    501: "NOT_IMPLEMENTED",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
+_V2_CONTENT_TYPES = frozenset({"", "application/json"})
+_BINARY = "application/octet-stream"
 
 
 class HTTPError(Exception):
-    """An error answer: status, message and the field at fault."""
+    """An error answer: status, message, the field at fault and extra response headers."""
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.headers = headers
 
 
 def _server_version() -> str:
@@ -107,8 +147,21 @@ class ServerState:
         self.startup_error: Exception | None = None
         self.shadow_tasks: set[asyncio.Task[None]] = set()
         self.version = _server_version()
-        self._id_prefix = uuid.uuid4().hex[:16]
-        self._counter = 0
+        self._ids = ""
+        self._id_pos = 0
+        tokens: list[tuple[str, tuple[TokenScope, ...]]] = []
+        if config.token is not None:
+            tokens.append((config.token.get_secret_value(), ("predict", "feedback")))
+        if config.admin_token is not None:
+            tokens.append((config.admin_token.get_secret_value(), ("predict", "feedback", "admin")))
+        self.auth = TokenAuth(tokens)
+        self.token_required = config.token is not None
+        self.guard_admin = config.admin_token is not None
+        # Only a server that takes feedback needs to know which requests it answered.
+        self.recent = (
+            RecentRequests(config.recent_requests) if config.feedback_sink is not None else None
+        )
+        self.feedback_limiter = ClientRateLimiter(config.feedback_rate, config.feedback_burst)
 
     def _batcher_for(self, model: ServableModel) -> MicroBatcher:
         cfg = self.config
@@ -208,6 +261,18 @@ class ServerState:
             ) from None
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
+    def metric_labels(self, model: str, version: str) -> tuple[str, str]:
+        """``(model, version)`` as metric labels: names of loaded models and versions only,
+        anything else ``unknown`` (a request names them, so it must not mint new series)."""
+        router = self.router
+        if not model:
+            return "", ""
+        if not router.known(model):
+            return _UNKNOWN, _UNKNOWN if version else ""
+        if version and not router.known(model, version):
+            return model, _UNKNOWN
+        return model, version
+
     def error_answer(
         self,
         exc: HTTPError,
@@ -218,12 +283,12 @@ class ServerState:
         mlflow: bool = False,
     ) -> tuple[int, bytes, dict[str, str]]:
         """A JSON error answer (status, body, headers), counted in the metrics."""
-        self.metrics.child(self.metrics.errors, model, version, str(exc.status)).inc()
+        label_model, label_version = self.metric_labels(model, version)
+        self.metrics.child(self.metrics.errors, label_model, label_version, str(exc.status)).inc()
         content: dict[str, Any]
         if mlflow:
-            code = {400: "BAD_REQUEST", 404: "RESOURCE_DOES_NOT_EXIST", 413: "BAD_REQUEST"}
             content = {
-                "error_code": code.get(exc.status, "INTERNAL_ERROR"),
+                "error_code": _MLFLOW_CODES.get(exc.status, "INTERNAL_ERROR"),
                 "message": exc.message,
             }
         else:
@@ -231,7 +296,9 @@ class ServerState:
         if exc.field is not None:
             content["field"] = exc.field
         headers = {"x-request-id": request_id} if request_id else {}
-        if exc.status in (408, 413):
+        if exc.headers:
+            headers.update(exc.headers)
+        if exc.status in (401, 408, 413):
             # The body was not read to its end; the connection cannot be reused.
             headers["connection"] = "close"
         return exc.status, orjson.dumps(content), headers
@@ -244,9 +311,144 @@ class ServerState:
         return Response(body, status, headers, _JSON)
 
     def new_request_id(self) -> str:
-        """A unique request id: a random per-server prefix and a counter (no syscall)."""
-        self._counter += 1
-        return f"{self._id_prefix}{self._counter:08x}"
+        """An unguessable request id: 128 random bits as 32 hex digits.
+
+        Ids are what a label is attached to, so they must not be predictable from the ones a
+        client has seen. Only the event loop calls this; no lock is needed.
+        """
+        pos = self._id_pos
+        pool = self._ids
+        if pos >= len(pool):
+            pool = self._ids = os.urandom(_ID_BLOCK).hex()
+            pos = 0
+        self._id_pos = pos + _ID_HEX
+        return pool[pos : pos + _ID_HEX]
+
+    def check_token(self, authorization: str | None, scope: TokenScope) -> None:
+        """Refuse (401) a request without a token granting ``scope``."""
+        if not self.auth.allows(authorization, scope):
+            raise HTTPError(
+                401,
+                f"missing or wrong token for '{scope}' (send Authorization: Bearer TOKEN)",
+                headers={"www-authenticate": "Bearer"},
+            )
+
+    async def accept_feedback(self, body: bytes, client: str) -> int:
+        """Check and queue the labels of one ``POST /v1/feedback``; returns how many.
+
+        All or nothing: the first label at fault refuses the request, naming it.
+
+        Raises:
+            HTTPError: 400 a malformed item or a label that does not fit the model, 404 a
+                request id not answered here (as far as the server or its sink remember),
+                409 a request that has its label already, 413 too many labels at once, 429
+                the client's rate is exceeded (with Retry-After), 501 no feedback sink.
+        """
+        log, recent = self.feedback, self.recent
+        if log is None or recent is None:
+            raise HTTPError(501, "this server has no feedback sink configured")
+        payload = loads_json(body)
+        listed = isinstance(payload, list)
+        items = payload if listed else [payload]
+        limit = self.config.max_feedback_labels
+        if len(items) > limit:
+            raise HTTPError(
+                413, f"feedback: {len(items)} labels in one request; at most {limit}", "feedback"
+            )
+        if not items:
+            raise HTTPError(400, "feedback: the list of labels is empty", "feedback")
+        wait = self.feedback_limiter.take(client, len(items), time.monotonic())
+        if wait:
+            retry = max(1, math.ceil(wait))
+            raise HTTPError(
+                429,
+                f"feedback: too many labels from {client}; retry in {retry} s",
+                headers={"retry-after": str(retry)},
+            )
+        parsed: list[tuple[str, str, Any, str | None]] = []
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            where = f"[{i}]" if listed else ""
+            if not isinstance(item, dict):
+                raise HTTPError(400, f"feedback{where}: expected an object", f"feedback{where}")
+            request_id = item.get("request_id")
+            if not isinstance(request_id, str) or not request_id or len(request_id) > 256:
+                raise HTTPError(
+                    400,
+                    f"feedback{where}.request_id: a string of 1 to 256 characters is required",
+                    f"request_id{where}",
+                )
+            if "label" not in item:
+                raise HTTPError(400, f"feedback{where}.label: required", f"label{where}")
+            model = item.get("model")
+            if model is not None and not isinstance(model, str):
+                raise HTTPError(400, f"feedback{where}.model: must be a string", f"model{where}")
+            unknown = set(item) - {"request_id", "label", "model"}
+            if unknown:
+                field = sorted(unknown)[0]
+                raise HTTPError(400, f"feedback{where}: unknown key '{field}'", field)
+            if request_id in seen:
+                raise HTTPError(
+                    409,
+                    f"feedback{where}.request_id: request '{request_id}' is labelled twice in "
+                    "this request",
+                    f"request_id{where}",
+                )
+            seen.add(request_id)
+            parsed.append((where, request_id, item["label"], model))
+
+        missing = [rid for _, rid, _, _ in parsed if recent.get(rid) is None]
+        looked_up: Mapping[str, FeedbackTarget] = {}
+        lookup = getattr(self.config.feedback_sink, "lookup", None)
+        if missing and callable(lookup):
+            try:
+                looked_up = await asyncio.to_thread(lookup, missing)
+            except Exception as exc:
+                logger.warning("feedback: looking up %d request ids failed: %s", len(missing), exc)
+                raise HTTPError(
+                    503, f"feedback: the feedback sink could not look the requests up: {exc}"
+                ) from exc
+        records: list[FeedbackRecord] = []
+        now = dt.datetime.now(dt.UTC)
+        # No await from here on: what was checked is what gets marked.
+        for where, request_id, label, model in parsed:
+            found = recent.get(request_id)
+            target = looked_up.get(request_id) if found is None else None
+            if found is LABELLED or (target is not None and target.labelled):
+                raise HTTPError(
+                    409,
+                    f"feedback{where}.request_id: request '{request_id}' has a label already",
+                    f"request_id{where}",
+                )
+            if isinstance(found, tuple):
+                spec, rows = found
+            elif target is None:
+                raise HTTPError(
+                    404,
+                    f"feedback{where}.request_id: no request '{request_id}' was answered "
+                    "here (or it is too old to be remembered)",
+                    f"request_id{where}",
+                )
+            else:
+                spec = self.router.label_spec(target.model, target.version) or LabelSpec.unknown(
+                    target.model, target.version
+                )
+                rows = target.rows
+            if model is not None and model != spec.model:
+                raise HTTPError(
+                    400,
+                    f"feedback{where}.model: request '{request_id}' was answered by model "
+                    f"'{spec.model}', not '{model}'",
+                    f"model{where}",
+                )
+            spec.check(label, rows, where)
+            records.append(
+                FeedbackRecord(request_id, label, now, spec.model, self.config.deployment)
+            )
+        for record in records:
+            recent.mark_labelled(record.request_id)
+        await log.put_many(records)
+        return len(records)
 
     def record(
         self,
@@ -300,6 +502,9 @@ class ServerState:
             children["latency"] = metrics.child(metrics.latency, slot.name, slot.version)
         counter.inc()
         children["latency"].observe(latency)
+        recent = self.recent
+        if recent is not None:
+            recent.add(request_id, (slot.labels, columns.rows))
         if self.predictions is not None:
             await self.predictions.put(
                 self.record(
@@ -389,9 +594,21 @@ class ServerState:
         request_id = headers.get("x-request-id")
         label_version = version or ""
         try:
+            if self.token_required:
+                self.check_token(headers.get("authorization"), "predict")
             _check_request_id(request_id)
-            body = await self.read_body(headers, receive)
             header_length = headers.get("inference-header-content-length")
+            content_type = media_type(headers.get("content-type"))
+            if content_type not in _V2_CONTENT_TYPES and not (
+                content_type == _BINARY and header_length is not None
+            ):
+                raise HTTPError(
+                    415,
+                    f"unsupported content type {headers.get('content-type')!r}; send "
+                    "application/json, or application/octet-stream with "
+                    "Inference-Header-Content-Length for binary tensor data",
+                )
+            body = await self.read_body(headers, receive)
             payload, binary = parse_v2(
                 body, _int_header(header_length, "Inference-Header-Content-Length")
             )
@@ -450,12 +667,14 @@ class ServerState:
         version = params.get("version")
         label_name, label_version = name or "", version or ""
         try:
+            if self.token_required:
+                self.check_token(headers.get("authorization"), "predict")
             _check_request_id(request_id)
-            content_type = headers.get("content-type", "")
-            if not content_type.startswith(_JSON):
+            if media_type(headers.get("content-type")) != _JSON:
                 raise HTTPError(
                     415,
-                    f"unsupported content type {content_type or 'none'!r}; send application/json",
+                    f"unsupported content type {headers.get('content-type') or 'none'!r}; "
+                    "send application/json",
                 )
             payload = loads_json(await self.read_body(headers, receive))
             if name is None:
@@ -614,6 +833,11 @@ def create_app(config: ServerConfig) -> Starlette:
         )
 
     async def model_metadata(request: Request) -> Response:
+        if state.token_required:
+            try:
+                state.check_token(request.headers.get("authorization"), "predict")
+            except HTTPError as exc:
+                return state.error_response(exc, "", "", None)
         name = request.path_params["name"]
         version = request.path_params.get("version")
         try:
@@ -649,55 +873,26 @@ def create_app(config: ServerConfig) -> Starlette:
 
     async def feedback(request: Request) -> Response:
         try:
-            if state.feedback is None:
-                raise HTTPError(501, "this server has no feedback sink configured")
-            payload = loads_json(await state.read_body(request.headers, request.receive))
-            items = payload if isinstance(payload, list) else [payload]
-            now = dt.datetime.now(dt.UTC)
-            records: list[FeedbackRecord] = []
-            for i, item in enumerate(items):
-                where = f"[{i}]" if isinstance(payload, list) else ""
-                if not isinstance(item, dict):
-                    raise HTTPError(400, f"feedback{where}: expected an object", f"feedback{where}")
-                request_id = item.get("request_id")
-                if not isinstance(request_id, str) or not request_id:
-                    raise HTTPError(
-                        400,
-                        f"feedback{where}.request_id: a non-empty string is required",
-                        f"request_id{where}",
-                    )
-                if "label" not in item:
-                    raise HTTPError(400, f"feedback{where}.label: required", f"label{where}")
-                model = item.get("model")
-                if model is not None and not isinstance(model, str):
-                    raise HTTPError(400, f"feedback{where}.model: must be a string", "model")
-                unknown = set(item) - {"request_id", "label", "model"}
-                if unknown:
-                    field = sorted(unknown)[0]
-                    raise HTTPError(400, f"feedback{where}: unknown key '{field}'", field)
-                records.append(
-                    FeedbackRecord(request_id, item["label"], now, model, config.deployment)
-                )
-            await state.feedback.put_many(records)
+            if state.token_required:
+                state.check_token(request.headers.get("authorization"), "feedback")
+            body = await state.read_body(request.headers, request.receive)
+            client = request.client.host if request.client else ""
+            accepted = await state.accept_feedback(body, client)
         except Exception as exc:
             return state.error_response(_status_for(exc), "", "", None)
-        return _json({"accepted": len(records)})
+        return _json({"accepted": accepted})
 
     def authorize(request: Request) -> None:
-        token = config.admin_token
-        if token is None:
-            host = request.client.host if request.client else ""
-            try:
-                loopback = ipaddress.ip_address(host).is_loopback
-            except ValueError:
-                loopback = False
-            if not loopback:
-                raise HTTPError(403, "admin endpoints need an admin token when not on loopback")
+        if state.guard_admin:
+            state.check_token(request.headers.get("authorization"), "admin")
             return
-        given = request.headers.get("authorization", "")
-        expected = f"Bearer {token.get_secret_value()}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            raise HTTPError(401, "missing or wrong admin token (Authorization: Bearer TOKEN)")
+        host = request.client.host if request.client else ""
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise HTTPError(403, "admin endpoints need an admin token when not on loopback")
 
     async def admin_models(request: Request) -> Response:
         try:

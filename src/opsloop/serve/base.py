@@ -25,6 +25,7 @@ __all__ = [
     "ColumnsView",
     "FeedbackRecord",
     "FeedbackSink",
+    "FeedbackTarget",
     "PredictionRecord",
     "PredictionSink",
     "ServableModel",
@@ -323,9 +324,32 @@ class PredictionSink(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class FeedbackTarget:
+    """What a feedback sink knows of an earlier request a label is sent for.
+
+    Attributes:
+        model: Model name that answered it.
+        version: Model version that answered it.
+        rows: Rows the request had (a label per row, or one label for one row).
+        labelled: Whether the request has a label already.
+    """
+
+    model: str
+    version: str
+    rows: int
+    labelled: bool = False
+
+
 @runtime_checkable
 class FeedbackSink(Protocol):
-    """Where feedback records go. Called from a writer thread, one batch at a time."""
+    """Where feedback records go. Called from a writer thread, one batch at a time.
+
+    A sink may also offer ``lookup(request_ids) -> Mapping[str, FeedbackTarget]``: the
+    server then accepts labels for requests it no longer remembers (answered long ago, or
+    before a restart) when the sink knows them, and refuses a second label for a request the
+    sink already holds one for (see :class:`opsloop.serve.store_sink.StoreFeedbackSink`).
+    """
 
     def write_batch(self, records: list[FeedbackRecord]) -> None:
         """Persist ``records``; raise to signal the batch was not written."""

@@ -29,6 +29,7 @@ __all__ = [
     "decode_v2",
     "encode_v2_response",
     "loads_json",
+    "media_type",
     "parse_v2",
     "schema_of",
     "v2_datatype_for",
@@ -66,6 +67,19 @@ _V2_NUMPY: dict[str, str] = {
     "FP32": "<f4",
     "FP64": "<f8",
 }
+
+# The values each integer dtype (and V2 integer datatype) holds, and the largest magnitude of
+# the narrow float dtypes: a value beyond is a client error (400), not an overflow in numpy
+# when the batch's frame is built (500, and a failed predict for its batch-mates).
+_INT_RANGE: dict[str, tuple[int, int]] = {
+    **{f"int{b}": (-(2 ** (b - 1)), 2 ** (b - 1) - 1) for b in (8, 16, 32, 64)},
+    **{f"uint{b}": (0, 2**b - 1) for b in (8, 16, 32, 64)},
+}
+_FLOAT_MAX: dict[str, float] = {"float16": 65504.0, "float32": float(np.finfo(np.float32).max)}
+_V2_INT_RANGE: dict[str, tuple[int, int]] = {
+    dt.upper(): bounds for dt, bounds in _INT_RANGE.items()
+}
+_V2_FLOAT_MAX: dict[str, float] = {"FP16": 65504.0, "FP32": _FLOAT_MAX["float32"]}
 
 # Which tensor datatypes may feed a column of each kind. Ints widen into floats as in MLflow's
 # schema enforcement; floats never narrow into ints.
@@ -185,6 +199,13 @@ def loads_json(body: bytes) -> Any:
         raise InvalidRequestError(f"the request body is not valid JSON: {exc}") from None
 
 
+def media_type(content_type: str | None) -> str:
+    """The media type of a ``Content-Type`` header, lower case, without parameters."""
+    if not content_type:
+        return ""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
@@ -204,14 +225,54 @@ def _types_fit(kind: str, values: list[Any]) -> bool:
     return allowed is not None and set(map(type, values)) <= allowed
 
 
+def _check_range(spec: ColumnSpec, values: list[Any]) -> None:
+    """Refuse a number its column's dtype cannot hold (``values`` have the right types)."""
+    bounds = _INT_RANGE.get(spec.dtype)
+    if bounds is not None:
+        low, high = bounds
+        if values and (min(values) < low or max(values) > high):
+            bad = next(v for v in values if v < low or v > high)
+            raise InvalidRequestError(
+                f"column '{spec.name}' ({spec.dtype}): {bad!r} is out of range ({low} to {high})",
+                field=spec.name,
+            )
+        return
+    limit = _FLOAT_MAX.get(spec.dtype)
+    if limit is not None:
+        for value in values:
+            if value is not None and abs(value) > limit:
+                raise InvalidRequestError(
+                    f"column '{spec.name}' ({spec.dtype}): {value!r} is out of range "
+                    f"(magnitude up to {limit:g})",
+                    field=spec.name,
+                )
+
+
+def _check_block_range(schema: Schema, flat: list[Any]) -> None:
+    """:func:`_check_range` for row-major values of a single-dtype signature."""
+    spec = schema[0]
+    if spec.dtype not in _INT_RANGE and spec.dtype not in _FLOAT_MAX:
+        return
+    width = len(schema)
+    try:
+        _check_range(spec, flat)
+    except InvalidRequestError:
+        # Name the column at fault rather than the first one.
+        for j, column in enumerate(schema):
+            _check_range(column, flat[j::width])
+        raise
+
+
 def _check_values(spec: ColumnSpec, values: list[Any]) -> list[Any]:
-    """Check every value of a column against its kind; returns the values to use.
+    """Check every value of a column against its kind and range; returns the values to use.
 
     Hand-written rather than a pandas/pandera pass because it runs per request on a handful of
     values, where building a frame would cost more than the prediction itself.
     """
     kind = spec.kind
     if _types_fit(kind, values):
+        if kind == "int" or spec.dtype in _FLOAT_MAX:
+            _check_range(spec, values)
         return values
     name = spec.name
     if kind == "float":
@@ -223,6 +284,7 @@ def _check_values(spec: ColumnSpec, values: list[Any]) -> list[Any]:
                     f"{_type_name(value)} {value!r}",
                     field=name,
                 )
+        _check_range(spec, values)
         return values
     if kind == "int":
         for value in values:
@@ -236,6 +298,7 @@ def _check_values(spec: ColumnSpec, values: list[Any]) -> list[Any]:
                 f"{_type_name(value)} {value!r}",
                 field=name,
             )
+        _check_range(spec, values)
         return values
     if kind == "bool":
         for value in values:
@@ -315,6 +378,7 @@ def _from_rows(signature: Sequence[ColumnSpec], rows: Any, where: str) -> Column
     if schema.block_kind is not None:
         flat = list(chain.from_iterable(rows))
         if _types_fit(schema.block_kind, flat):
+            _check_block_range(schema, flat)
             return Columns(None, len(rows), flat)
     data = [_check_values(spec, [row[j] for row in rows]) for j, spec in enumerate(signature)]
     return Columns(data, len(rows))
@@ -496,6 +560,37 @@ def _decode_binary(raw: bytes, datatype: str, name: str) -> list[Any]:
     return values
 
 
+def _check_datatype(datatype: str, data: list[Any], name: str) -> None:
+    """Refuse JSON tensor data its declared datatype cannot hold (binary data always fits)."""
+    bounds = _V2_INT_RANGE.get(datatype)
+    if bounds is not None:
+        if not _types_fit("int", data):
+            bad = next(v for v in data if type(v) is not int)
+            raise InvalidRequestError(
+                f"input '{name}': datatype {datatype} holds integers, got {_type_name(bad)} "
+                f"{bad!r}",
+                field=name,
+            )
+        low, high = bounds
+        if data and (min(data) < low or max(data) > high):
+            bad = next(v for v in data if v < low or v > high)
+            raise InvalidRequestError(
+                f"input '{name}': {bad!r} is out of range for datatype {datatype} "
+                f"({low} to {high})",
+                field=name,
+            )
+        return
+    limit = _V2_FLOAT_MAX.get(datatype)
+    if limit is not None:
+        for value in data:
+            if type(value) in (int, float) and abs(value) > limit:
+                raise InvalidRequestError(
+                    f"input '{name}': {value!r} is out of range for datatype {datatype} "
+                    f"(magnitude up to {limit:g})",
+                    field=name,
+                )
+
+
 @dataclass(slots=True)
 class V2Request:
     """A decoded V2 inference request."""
@@ -575,7 +670,13 @@ def decode_v2(
         params = tensor.get("parameters") or {}
         binary_size = params.get("binary_data_size") if isinstance(params, dict) else None
         if binary_size is not None:
-            if type(binary_size) is not int or binary_offset + binary_size > len(binary):
+            if type(binary_size) is not int or binary_size < 0:
+                raise InvalidRequestError(
+                    f"input '{name}': binary_data_size must be a non-negative integer, got "
+                    f"{binary_size!r}",
+                    field=name,
+                )
+            if binary_offset + binary_size > len(binary):
                 raise InvalidRequestError(
                     f"input '{name}': binary_data_size {binary_size!r} runs past the body",
                     field=name,
@@ -588,6 +689,7 @@ def decode_v2(
             if "data" not in tensor:
                 raise InvalidRequestError(f"input '{name}': 'data' is required", field=name)
             data = _flatten(tensor["data"], name)
+            _check_datatype(datatype, data, name)
         size = math.prod(shape)
         if len(data) != size:
             raise InvalidRequestError(
@@ -618,6 +720,7 @@ def decode_v2(
                     field=spec.name,
                 )
         if block is not None and _types_fit(block, first_data):
+            _check_block_range(schema, first_data)
             columns = Columns(None, first_shape[0], first_data)
         else:
             data = [_check_values(spec, first_data[j::width]) for j, spec in enumerate(signature)]

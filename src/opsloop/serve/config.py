@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from opsloop.serve.auth import is_loopback
 from opsloop.serve.base import ServableModel
 
 __all__ = ["ServerConfig"]
@@ -21,7 +22,8 @@ class ServerConfig(BaseModel):
             no entry sends all traffic to the version loaded first.
         shadow: Shadow versions per model, ``{"churn": ["5"]}``: they get a copy of the
             routed traffic, their answers are logged and compared, never returned.
-        host: Address to listen on.
+        host: Address to listen on. Any other than loopback needs ``token`` (or
+            ``insecure``).
         port: Port to listen on (0 picks a free one when serving through a socket).
         batching: Coalesce concurrent requests for one version into one ``predict`` call.
         max_batch_size: Most rows per ``predict`` call.
@@ -31,10 +33,14 @@ class ServerConfig(BaseModel):
         predict_threads: Worker threads for offloaded predicts.
         max_body_bytes: Largest request body; larger ones get 413 unread.
         body_timeout_s: Longest a client may take to send a body (408 after).
-        header_timeout_s: Longest a client may take to send a request's headers (then the
-            connection is closed), so slow clients cannot pile up.
+        header_timeout_s: Longest a client may take to send a request's headers, and longest
+            a new connection may stay silent (then it is closed), so slow or idle clients
+            cannot pile up.
         keep_alive_s: Idle keep-alive connections are closed after this.
-        limit_concurrency: Most connections plus in-flight requests (503 beyond).
+        limit_concurrency: Most connections plus in-flight requests (503 beyond; health and
+            readiness still answer).
+        max_connections_per_client: Most open connections from one client address; further
+            ones are closed at once, so one client cannot take every connection.
         graceful_timeout_s: On SIGTERM, longest to wait for in-flight requests.
         prediction_sink: Receives prediction records (``PredictionSink``); None logs nothing.
         feedback_sink: Receives feedback records (``FeedbackSink``); None refuses feedback.
@@ -42,14 +48,23 @@ class ServerConfig(BaseModel):
         log_batch_size: Most records per sink write.
         log_flush_interval_s: How long records may gather before a write.
         log_inputs: Include request inputs in prediction records.
-        admin_token: Bearer token for ``/v1/admin/models``; without one, only clients on the
-            loopback address may use it.
+        token: Bearer token for the inference routes, model metadata and feedback; without
+            one they are open, which only a loopback address allows unless ``insecure``.
+        admin_token: Bearer token for ``/v1/admin/models`` (it grants every scope); without
+            one, only clients on the loopback address may use it.
+        insecure: Allow listening beyond loopback without ``token``.
         loader: Turns a model URI into a ``ServableModel`` for the admin ``load`` action.
         max_shadow_inflight: Most shadow predictions running at once; beyond, copies are
             skipped and counted.
         warmup: Predict once on a synthetic row before a version takes traffic.
         deployment: Name of the deployment this server runs for, written into every
             prediction and feedback record.
+        recent_requests: Request ids remembered for feedback (with their model version and
+            rows); a label for an id neither remembered nor known to the feedback sink is
+            refused.
+        feedback_rate: Labels a second one client address may send, on average.
+        feedback_burst: Labels one client address may send at once.
+        max_feedback_labels: Most labels in one feedback request.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -67,9 +82,10 @@ class ServerConfig(BaseModel):
     predict_threads: int = Field(default=2, ge=1)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     body_timeout_s: float = Field(default=30.0, gt=0)
-    header_timeout_s: float = Field(default=10.0, gt=0)
+    header_timeout_s: float = Field(default=5.0, gt=0)
     keep_alive_s: int = Field(default=5, ge=1)
     limit_concurrency: int | None = Field(default=4096, ge=1)
+    max_connections_per_client: int | None = Field(default=256, ge=1)
     graceful_timeout_s: float = Field(default=30.0, gt=0)
     prediction_sink: Any | None = None
     feedback_sink: Any | None = None
@@ -77,11 +93,17 @@ class ServerConfig(BaseModel):
     log_batch_size: int = Field(default=1_000, ge=1)
     log_flush_interval_s: float = Field(default=0.1, ge=0)
     log_inputs: bool = True
+    token: SecretStr | None = None
     admin_token: SecretStr | None = None
+    insecure: bool = False
     loader: Callable[[str], ServableModel] | None = None
     max_shadow_inflight: int = Field(default=256, ge=1)
     warmup: bool = True
     deployment: str | None = None
+    recent_requests: int = Field(default=100_000, ge=2)
+    feedback_rate: float = Field(default=200.0, gt=0)
+    feedback_burst: int = Field(default=2_000, ge=1)
+    max_feedback_labels: int = Field(default=1_000, ge=1)
 
     @field_validator("models")
     @classmethod
@@ -115,6 +137,29 @@ class ServerConfig(BaseModel):
         if sink is not None and not callable(getattr(sink, "write_batch", None)):
             raise ValueError(f"{type(sink).__name__} has no write_batch(records) method")
         return sink
+
+    @field_validator("token", "admin_token")
+    @classmethod
+    def _one_word(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None:
+            text = token.get_secret_value()
+            if not text or any(ch.isspace() for ch in text):
+                raise ValueError("a token must be one word without whitespace")
+        return token
+
+    @model_validator(mode="after")
+    def _guarded_beyond_loopback(self) -> ServerConfig:
+        if not is_loopback(self.host) and self.token is None and not self.insecure:
+            raise ValueError(
+                f"host {self.host!r} is reachable from other machines: set a token "
+                "(OPSLOOP_SERVE_TOKEN or --token-file) or pass --insecure to serve without one"
+            )
+        if self.max_feedback_labels > self.feedback_burst:
+            raise ValueError(
+                f"max_feedback_labels ({self.max_feedback_labels}) exceeds feedback_burst "
+                f"({self.feedback_burst}): such a request could never be accepted"
+            )
+        return self
 
     @model_validator(mode="after")
     def _routes_known(self) -> ServerConfig:

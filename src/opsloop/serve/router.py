@@ -22,6 +22,7 @@ from opsloop.errors import NotFoundError, ServingError
 from opsloop.serve.base import ServableModel
 from opsloop.serve.batching import MicroBatcher, synthetic_columns
 from opsloop.serve.codec import Schema, v2_datatype_for, v2_input_datatype
+from opsloop.serve.feedback import LabelSpec
 from opsloop.serve.metrics import ServerMetrics
 
 __all__ = ["ModelEntry", "ModelRouter", "VersionSlot"]
@@ -36,6 +37,7 @@ class VersionSlot:
     output_name: str
     output_datatype: str
     output_shape: list[int]
+    labels: LabelSpec
     children: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -155,6 +157,8 @@ class ModelRouter:
         self._metrics = metrics
         self._warmup = warmup
         self._entries: dict[str, ModelEntry] = {}
+        # Kept after an unload: labels still arrive for the requests a version answered.
+        self._label_specs: dict[tuple[str, str], LabelSpec] = {}
         self._lock = asyncio.Lock()
 
     # -- reads (hot path) ---------------------------------------------------------------------
@@ -185,6 +189,15 @@ class ModelRouter:
                 f"{sorted(self.entry(name).versions)}"
             )
         return found
+
+    def known(self, name: str, version: str | None = None) -> bool:
+        """Whether model ``name`` (and ``version``, when given) is loaded now."""
+        entry = self._entries.get(name)
+        return entry is not None and (version is None or version in entry.versions)
+
+    def label_spec(self, name: str, version: str) -> LabelSpec | None:
+        """What a label of a version loaded at any time by this router must look like."""
+        return self._label_specs.get((name, version))
 
     @property
     def names(self) -> list[str]:
@@ -231,6 +244,7 @@ class ModelRouter:
             if current is not None and version in current.versions:
                 raise ServingError(f"model '{model.name}' version '{version}' is already loaded")
             slot = await self._prepare(model)
+            self._label_specs[(slot.name, slot.version)] = slot.labels
             versions = {**(current.versions if current else {}), version: slot}
             if traffic is not None:
                 weights = dict(traffic)
@@ -345,4 +359,6 @@ class ModelRouter:
         else:
             shape, datatype, default_name = [-1], "FP64", "predictions"
         name = getattr(model, "output_name", None) or default_name
-        return VersionSlot(model, batcher, str(name), datatype, shape)
+        return VersionSlot(
+            model, batcher, str(name), datatype, shape, LabelSpec.for_model(model, shape)
+        )

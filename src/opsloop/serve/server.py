@@ -4,27 +4,46 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Sequence
 from typing import Any
 
 from opsloop.errors import MissingDependencyError, ServingError
+from opsloop.serve.auth import is_loopback
 from opsloop.serve.base import ServableModel
 from opsloop.serve.config import ServerConfig
 
 __all__ = ["run_server", "serve", "uvicorn_config"]
 
+logger = logging.getLogger("opsloop.serve")
 
-def _guarded_protocol(header_timeout: float) -> type[Any]:
-    """uvicorn's httptools protocol plus a deadline for receiving a request's headers.
 
-    uvicorn times out idle keep-alive connections but not a client that sends its headers a
-    byte at a time (slowloris); such connections would pile up until the connection limit.
+# Probes must tell "busy" from "dead": these paths are answered even past limit_concurrency.
+_HEALTH_PATHS = (b"/v2/health/", b"/ping", b"/health")
+
+
+def _guarded_protocol(header_timeout: float, max_per_client: int | None) -> type[Any]:
+    """uvicorn's httptools protocol with three guards against clients that hoard connections.
+
+    * A deadline for receiving a request's headers, from the moment a connection opens or a
+      request begins: uvicorn times out idle keep-alive connections but neither a connection
+      that never sends a byte nor one that sends its headers a byte at a time (slowloris);
+      such connections would pile up until the connection limit.
+    * At most ``max_per_client`` open connections per client address; further ones are closed
+      as soon as they are accepted, so one client cannot take the server's connection limit.
+    * Health and readiness requests are answered even past uvicorn's ``limit_concurrency``
+      (which answers every request 503 beyond it), so an orchestrator does not restart a
+      server that is only busy.
     """
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+    # Per server (each call builds a class), touched only on the event loop: no lock.
+    open_by_client: dict[str, int] = {}
+
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _header_timer: asyncio.TimerHandle | None = None
+        _counted: str | None = None
 
         def _arm(self) -> None:
             self._disarm()
@@ -42,10 +61,27 @@ def _guarded_protocol(header_timeout: float) -> type[Any]:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            if max_per_client is not None and self.client is not None:
+                host = self.client[0]
+                count = open_by_client.get(host, 0)
+                if count >= max_per_client:
+                    # A reset rather than a close: nothing lingers in TIME_WAIT on our side.
+                    transport.abort()
+                    return
+                open_by_client[host] = count + 1
+                self._counted = host
             self._arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            host = self._counted
+            if host is not None:
+                self._counted = None
+                left = open_by_client.get(host, 1) - 1
+                if left > 0:
+                    open_by_client[host] = left
+                else:
+                    open_by_client.pop(host, None)
             super().connection_lost(exc)
 
         def on_message_begin(self) -> None:
@@ -54,6 +90,14 @@ def _guarded_protocol(header_timeout: float) -> type[Any]:
 
         def on_headers_complete(self) -> None:
             self._disarm()
+            limit = self.limit_concurrency
+            if limit is not None and self.url.startswith(_HEALTH_PATHS):
+                self.limit_concurrency = None
+                try:
+                    super().on_headers_complete()
+                finally:
+                    self.limit_concurrency = limit
+                return
             super().on_headers_complete()
 
     return GuardedHttpToolsProtocol
@@ -78,7 +122,7 @@ def uvicorn_config(config: ServerConfig, app: Any | None = None) -> Any:
     except ImportError:  # pragma: no cover - depends on the platform
         loop = "asyncio"
     try:
-        http: Any = _guarded_protocol(config.header_timeout_s)
+        http: Any = _guarded_protocol(config.header_timeout_s, config.max_connections_per_client)
     except ImportError:  # pragma: no cover - httptools is part of uvicorn[standard]
         http = "h11"
     return uvicorn.Config(
@@ -112,6 +156,20 @@ def serve(config: ServerConfig, *, sock: socket.socket | None = None) -> None:
 
     from opsloop.serve.app import create_app
 
+    host = config.host if sock is None else str(sock.getsockname()[0])
+    if not is_loopback(host):
+        if config.token is None and not config.insecure:
+            raise ServingError(
+                f"the socket is bound to {host}, reachable from other machines, and the server "
+                "has no token",
+                hint="set a token (OPSLOOP_SERVE_TOKEN or --token-file), or --insecure",
+            )
+        if config.token is None:
+            logger.warning(
+                "serving on %s without a token: anyone who reaches it may predict and send "
+                "feedback labels",
+                host,
+            )
     app = create_app(config)
     server = uvicorn.Server(uvicorn_config(config, app))
     where = f"{config.host}:{config.port}" if sock is None else str(sock.getsockname())

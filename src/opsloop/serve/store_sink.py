@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from opsloop.serve.base import FeedbackRecord, PredictionRecord
+from opsloop.serve.base import FeedbackRecord, FeedbackTarget, PredictionRecord
 from opsloop.spec.schema import PredictionLogSection
 from opsloop.store import Store
 from opsloop.store.prediction_chunks import write_chunk
 
 if TYPE_CHECKING:
     from opsloop.artifacts import ArtifactStore
+
+logger = logging.getLogger("opsloop.serve")
 
 logger = logging.getLogger("opsloop.serve")
 
@@ -159,16 +161,29 @@ class StorePredictionSink:
 
 class StoreFeedbackSink:
     """Writes feedback labels to the store's ``feedback`` table (arguments as for
-    :class:`StorePredictionSink`)."""
+    :class:`StorePredictionSink`).
+
+    It also answers the server's ``lookup``: requests answered before the server's memory of
+    them (or before a restart) get their label when the store logged their prediction, and
+    a request the store holds a label for gets no second one.
+    """
 
     def __init__(self, store: Store, deployment: str = "", dead_letter: Path | None = None) -> None:
         self.store = store
         self.deployment = deployment
         self.dead_letter = dead_letter
 
+    def lookup(self, request_ids: Sequence[str]) -> dict[str, FeedbackTarget]:
+        """What the store knows of these requests of this deployment."""
+        found = self.store.feedback_targets(request_ids, deployment=self.deployment)
+        return {
+            rid: FeedbackTarget(t.model or "", t.version or "", t.rows, t.labelled)
+            for rid, t in found.items()
+        }
+
     def write_batch(self, records: list[FeedbackRecord]) -> None:
-        """Insert the batch in one transaction."""
-        self.store.log_feedback(
+        """Insert the batch in one transaction; a second label for a request is refused."""
+        refused = self.store.log_feedback(
             [
                 {
                     "request_id": r.request_id,
@@ -179,3 +194,11 @@ class StoreFeedbackSink:
                 for r in records
             ]
         )
+        if refused:
+            # The server refuses these before they are queued; only a race with another
+            # replica of the deployment gets here, and the first label stands.
+            logger.warning(
+                "feedback: %d label(s) refused, their request already has one: %s",
+                len(refused),
+                ", ".join(refused[:10]),
+            )

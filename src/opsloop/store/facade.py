@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Engine, Table, and_, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -53,6 +55,19 @@ MetricRow = tuple[str, float, int, int]
 """(key, value, step, timestamp in epoch milliseconds)."""
 
 DEFAULT_HEARTBEAT_TIMEOUT_S = 300.0
+
+_ID_CHUNK = 1000
+
+
+class FeedbackTarget(NamedTuple):
+    """A request a label is sent for, as the store knows it (see
+    :meth:`Store.feedback_targets`); ``model`` and ``version`` are None for a request that has
+    a label but no logged prediction."""
+
+    model: str | None
+    version: str | None
+    rows: int
+    labelled: bool
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -1168,11 +1183,85 @@ class Store:
                 found.update(str(c) for c in s.scalars(q))
         return found
 
-    def log_feedback(self, records: Sequence[dict[str, Any]]) -> None:
-        """Insert feedback records: ``request_id``, ``label`` (JSON object), ``deployment``."""
-        if records:
-            with self._write() as s:
-                s.execute(insert(m.Feedback), [dict(r) for r in records])
+    def log_feedback(self, records: Sequence[dict[str, Any]]) -> list[str]:
+        """Insert feedback records: ``request_id``, ``label`` (JSON object), ``deployment``.
+
+        A request id of a deployment takes one label: a record for one that has a label
+        already (in the store, or earlier in the batch) is refused, the rest are inserted in
+        one transaction. The unique index on ``(deployment, request_id)`` makes this hold
+        between concurrent writers too.
+
+        Returns:
+            The request ids of the refused records, in order.
+        """
+        if not records:
+            return []
+        rows = [{"deployment": "", **r} for r in records]
+        table = cast(Table, m.Feedback.__table__)
+        keys = ["deployment", "request_id"]
+        if self.engine.dialect.name == "postgresql":
+            stmt: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
+        else:
+            stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
+        stmt = stmt.returning(table.c.deployment, table.c.request_id)
+        with self._write() as s:
+            inserted = Counter((str(d), str(r)) for d, r in s.execute(stmt, rows).all())
+        refused: list[str] = []
+        for row in rows:
+            key = (str(row["deployment"]), str(row["request_id"]))
+            if inserted[key] > 0:
+                inserted[key] -= 1
+            else:
+                refused.append(key[1])
+        return refused
+
+    def feedback_targets(
+        self, request_ids: Sequence[str], *, deployment: str
+    ) -> dict[str, FeedbackTarget]:
+        """What the store knows of requests a label is sent for: the model version that
+        answered each (its latest answer, shadows left out), its rows, and whether it has a
+        label. Ids with neither a prediction nor a label are left out."""
+        ids = sorted(set(request_ids))
+        out: dict[str, FeedbackTarget] = {}
+        with self._read() as s:
+            for i in range(0, len(ids), _ID_CHUNK):
+                chunk = ids[i : i + _ID_CHUNK]
+                labelled = set(
+                    s.scalars(
+                        select(m.Feedback.request_id).where(
+                            m.Feedback.deployment == deployment, m.Feedback.request_id.in_(chunk)
+                        )
+                    )
+                )
+                answered = s.execute(
+                    select(
+                        m.Prediction.request_id,
+                        m.Prediction.model_name,
+                        m.Prediction.model_version,
+                        m.Prediction.outputs,
+                        m.Prediction.rows,
+                    )
+                    .where(
+                        m.Prediction.deployment == deployment,
+                        m.Prediction.request_id.in_(chunk),
+                        m.Prediction.shadow.is_(False),
+                    )
+                    .order_by(m.Prediction.id)
+                )
+                for request_id, model, version, outputs, counted in answered:
+                    values = outputs.get("values") if isinstance(outputs, dict) else None
+                    # A request kept out of line (a chunk) records its row count.
+                    rows = (
+                        int(counted)
+                        if counted is not None
+                        else len(values)
+                        if isinstance(values, list)
+                        else 0
+                    )
+                    out[request_id] = FeedbackTarget(model, version, rows, request_id in labelled)
+                for request_id in labelled - set(out):
+                    out[request_id] = FeedbackTarget(None, None, 0, True)
+        return out
 
     def read_predictions(
         self,

@@ -337,10 +337,16 @@ class Prediction(Base):
 
 
 class Feedback(Base):
-    """A ground-truth label that arrived for an earlier request (a delayed label)."""
+    """A ground-truth label that arrived for an earlier request (a delayed label).
+
+    One label per request of a deployment: a second one is refused, never an overwrite.
+    """
 
     __tablename__ = "feedback"
-    __table_args__ = (Index("ix_feedback_deployment_time", "deployment", "time"),)
+    __table_args__ = (
+        Index("ix_feedback_deployment_time", "deployment", "time"),
+        Index("uq_feedback_deployment_request", "deployment", "request_id", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     request_id: Mapped[str] = mapped_column(String(64), index=True)

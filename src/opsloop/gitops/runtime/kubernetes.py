@@ -23,6 +23,10 @@ from opsloop.spec.yamlpos import load_yaml_all, read_text
 __all__ = ["DEFAULT_IMAGE", "KubernetesRuntime", "render_manifests", "write_manifests"]
 
 DEFAULT_IMAGE = "opsloop:latest"
+# The variables ``opsloop serve`` reads its tokens from (the serving discipline's names; the
+# CLI's contract, repeated here because gitops does not import serve).
+SERVE_TOKEN_ENV = "OPSLOOP_SERVE_TOKEN"
+ADMIN_TOKEN_ENV = "OPSLOOP_ADMIN_TOKEN"
 SPEC_ANNOTATION = "opsloop.io/spec"
 HASH_ANNOTATION = "opsloop.io/spec-hash"
 
@@ -58,8 +62,14 @@ def render_manifests(
     namespace: str | None = None,
     env: dict[str, str] | None = None,
     revision: str | None = None,
+    token_secret: str | None = None,
 ) -> list[dict[str, Any]]:
     """The ``Deployment`` and ``Service`` of one deployment.
+
+    The server listens on every interface of its pod, so it needs a token: the container
+    reads ``OPSLOOP_SERVE_TOKEN`` (key ``token``) and, when present, ``OPSLOOP_ADMIN_TOKEN``
+    (key ``admin-token``) from a Secret that is created in the cluster, never rendered here
+    (manifests live in Git).
 
     Args:
         spec: The resolved deployment.
@@ -68,10 +78,24 @@ def render_manifests(
         namespace: Namespace of both objects (none: the one ``kubectl`` uses).
         env: Environment variables of the server container (store and artifact URLs …).
         revision: The Git revision the spec comes from, recorded as an annotation.
+        token_secret: Name of the Secret holding the tokens (default
+            ``<deployment>-serve-tokens``).
 
     Returns:
         Two manifests, as plain data.
+
+    Raises:
+        GitOpsError: ``env`` sets a token variable (a token must come from the Secret).
     """
+    secret_env = {SERVE_TOKEN_ENV: ("token", False), ADMIN_TOKEN_ENV: ("admin-token", True)}
+    clash = sorted(set(env or {}) & set(secret_env))
+    if clash:
+        raise GitOpsError(
+            f"deployment '{spec.name}': env sets {', '.join(clash)}, which would put a token "
+            "into a manifest in Git",
+            hint="put the tokens in the Secret the manifest names (token, admin-token)",
+        )
+    secret = token_secret or f"{spec.name}-serve-tokens"
     selector, labels = _labels(spec)
     # Inside a pod the server must listen on every interface for the Service to reach it.
     args = ["serve", *spec.server_args("0.0.0.0", spec.port)]
@@ -105,8 +129,15 @@ def render_manifests(
     resources = _resources(spec)
     if resources:
         container["resources"] = resources
-    if env:
-        container["env"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+    container["env"] = [{"name": k, "value": v} for k, v in sorted((env or {}).items())] + [
+        {
+            "name": name,
+            "valueFrom": {
+                "secretKeyRef": {"name": secret, "key": key, **({"optional": True} if opt else {})}
+            },
+        }
+        for name, (key, opt) in secret_env.items()
+    ]
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

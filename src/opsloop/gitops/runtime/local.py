@@ -13,6 +13,11 @@ admin endpoint cannot make (another model, another port) starts the new server, 
 it to be ready, then stops the old one; only a change on the same port that the admin
 endpoint refuses falls back to stop-then-start.
 
+Tokens reach the servers through their environment, never their arguments (which anyone on
+the machine can read in the process list): ``OPSLOOP_SERVE_TOKEN`` and ``OPSLOOP_ADMIN_TOKEN``
+from ``env`` or this process' environment. The runtime sends the admin token with its own
+admin calls; without one the servers take admin calls from loopback only.
+
 ``spec.resources`` are not enforced here; they matter on Kubernetes (and to cost reports).
 """
 
@@ -45,6 +50,8 @@ __all__ = ["LocalRuntime", "ReplicaRecord", "RuntimeRecord"]
 STATE_FILE = "local.json"
 _ADMIN = "/v1/admin/models"
 _READY = "/v2/health/ready"
+# Where ``opsloop serve`` reads its admin token from (gitops does not import serve).
+_ADMIN_TOKEN_ENV = "OPSLOOP_ADMIN_TOKEN"
 
 # Servers must outlive the command that starts them, and must not become zombies of a
 # long-lived parent (``opsloop up``, a test run) when they die. A tiny launcher process
@@ -104,7 +111,8 @@ class LocalRuntime(Runtime):
             ``<project>/.opsloop/runtime``).
         ready_timeout_s: Longest wait for a new server's ``/v2/health/ready``.
         stop_timeout_s: Longest wait for a server to exit on SIGTERM before SIGKILL.
-        env: Extra environment variables for the servers.
+        env: Extra environment variables for the servers (``OPSLOOP_SERVE_TOKEN``,
+            ``OPSLOOP_ADMIN_TOKEN`` … go here or in this process' environment).
     """
 
     name = "local"
@@ -129,6 +137,8 @@ class LocalRuntime(Runtime):
         self.ready_timeout_s = ready_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.env = dict(env or {})
+        admin_token = self.env.get(_ADMIN_TOKEN_ENV, os.environ.get(_ADMIN_TOKEN_ENV, "")).strip()
+        self._admin_headers = {"authorization": f"Bearer {admin_token}"} if admin_token else {}
         self.state_path = self.dir / STATE_FILE
         self._lock = FileLock(str(self.dir / "local.lock"), timeout=600)
 
@@ -265,7 +275,7 @@ class LocalRuntime(Runtime):
 
     def _routing(self, port: int, model: str, timeout: float = 2.0) -> ObservedRouting | None:
         try:
-            resp = httpx.get(self._url(port, _ADMIN), timeout=timeout)
+            resp = httpx.get(self._url(port, _ADMIN), timeout=timeout, headers=self._admin_headers)
             if resp.status_code != 200:
                 return None
             entry = resp.json().get("models", {}).get(model)
@@ -286,7 +296,8 @@ class LocalRuntime(Runtime):
         url = self._url(replica.port, _ADMIN)
         want = set(spec.versions)
         with httpx.Client(
-            timeout=httpx.Timeout(10.0, read=max(self.ready_timeout_s, 10.0))
+            timeout=httpx.Timeout(10.0, read=max(self.ready_timeout_s, 10.0)),
+            headers=self._admin_headers,
         ) as http:
 
             def post(payload: dict[str, Any], what: str) -> None:
