@@ -81,3 +81,11 @@ def test_random_names_and_versions_do_not_grow_the_metrics() -> None:
     assert len(after) - len(before) < 4_000, len(after) - len(before)
     assert not any(word in after for word in junk)
     assert "etc" not in after
+
+
+def test_an_infer_path_with_a_trailing_newline_is_not_an_inference_route() -> None:
+    # Paths arrive percent-decoded: '%0A' is a newline that a '$'-anchored pattern accepts.
+    with server_process() as (_, url):
+        port = int(url.rsplit(":", 1)[1])
+        statuses = _post_all(port, [("/v2/models/churn/infer%0A", {})], workers=1)
+    assert statuses == [404]

@@ -717,7 +717,7 @@ class ServerState:
         await _send(send, 200, content, _JSON_BYTES, {"x-request-id": request_id})
 
 
-_INFER_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")
+_INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 
 
 class InferenceRoutes:
@@ -738,7 +738,7 @@ class InferenceRoutes:
             if path == "/invocations":
                 await self.state.invocations(scope, receive, send)
                 return
-            match = _INFER_PATH.match(path)
+            match = _INFER_PATH.fullmatch(path)
             if match is not None:
                 await self.state.v2_infer(scope, receive, send, match[1], match[2])
                 return
