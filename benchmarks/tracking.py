@@ -39,7 +39,7 @@ OPSLOOP_SIDE = textwrap.dedent(
                 opsloop.log_metric("loss", i * 0.5, step=i)
             run.flush()
             dt = time.perf_counter() - t0
-        stored = run.store.count_metric_points(run.id)
+        stored = run.store.runs.count_metric_points(run.id)
     print(json.dumps({"seconds": dt, "points": n, "stored": stored}))
     """
 )
@@ -77,10 +77,10 @@ MLFLOW_SIDE = textwrap.dedent(
 
 
 def _run(python: str, code: str, *args: str) -> dict[str, float]:
-    out = subprocess.run(
-        [python, "-c", code, *args], check=True, capture_output=True, text=True
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    done = subprocess.run([python, "-c", code, *args], check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"benchmark side failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def main() -> None:
@@ -96,6 +96,7 @@ def main() -> None:
     mlflow_python = anchor_python("mlflow", MLFLOW_REQUIREMENTS)
 
     with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "ops").mkdir()
         ops = _run(sys.executable, OPSLOOP_SIDE, str(args.points), str(Path(tmp) / "ops"))
         mlf = _run(
             str(mlflow_python),

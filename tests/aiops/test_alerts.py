@@ -130,7 +130,7 @@ def test_repeats_are_counted_not_duplicated(store: Store) -> None:
     statuses = [a.status for a in list_alerts(store, name="HighLatency") if a.labels == labels]
     assert statuses == ["resolved", "firing"]
 
-    kinds = [e.kind for e in store.list_events(object_type="alert")]
+    kinds = [e.kind for e in store.events.list(object_type="alert")]
     assert kinds == ["alert.fired", "alert.fired", "alert.resolved", "alert.fired"]
     with pytest.raises(NotFoundError, match="alert 999 does not exist"):
         get_alert(store, 999)
@@ -371,7 +371,7 @@ def test_rules_over_stored_series_respect_where(sqlite_store: Store) -> None:
         bad = 0.05 if i in (2, 3) else 0.001
         points.append(("error_rate", {"deployment": "a"}, at(i), bad))
         points.append(("error_rate", {"deployment": "b"}, at(i), 0.05))
-    store.append_series(points)
+    store.series.append(points)
     rule = ThresholdRule.model_validate(
         {
             "name": "errors",
@@ -398,7 +398,7 @@ def test_detector_alerts_on_an_anomalous_series(sqlite_store: Store) -> None:
     rng = np.random.default_rng(7)
     values = rng.normal(100, 2, 300)
     values[250:253] = 400
-    store.append_series(
+    store.series.append(
         [
             ("latency_p99_ms", {"deployment": "churn-prod"}, at(i), float(v))
             for i, v in enumerate(values)
@@ -438,7 +438,7 @@ def test_detector_scope_exclusions_and_bounded_replay(sqlite_store: Store) -> No
         ("server.requests_total", {"deployment": "churn-prod"}),
     ]:
         points += [(name, labels, at(i), float(v)) for i, v in enumerate(values)]
-    store.append_series(points)
+    store.series.append(points)
     # Every series but the bookkeeping and the raw counters, by default.
     alerts = detect_anomalies(store, threshold=0.7)
     assert {a.labels["series"] for a in alerts} == {"service.latency_p95"}

@@ -128,14 +128,14 @@ def test_labels_resolve_to_the_right_node() -> None:
 def test_lineage_from_the_store(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 's.db'}")
     try:
-        store.create_model_version(
+        store.models.create_version(
             "churn",
             artifact_digest="sha256:" + "0" * 64,
             dataset_digest=D1,
             details={"features": {"numeric": ["tenure"], "categorical": ["plan"]}},
         )
-        store.create_model_version("churn", artifact_digest="sha256:" + "1" * 64, alias="champion")
-        with store.write_session() as s:
+        store.models.create_version("churn", artifact_digest="sha256:" + "1" * 64, alias="champion")
+        with store.db.write() as s:
             s.add(
                 m.Deployment(
                     name="churn-prod",
@@ -403,9 +403,9 @@ def test_ingest_opens_attaches_updates_and_auto_resolves(store: Store) -> None:
     assert inc.alert_count == 3 and inc.severity == "critical"
     assert inc.details["deployments"] == ["churn-eu", "churn-prod"]
     assert [a.count for a in incident_alerts(store, inc_id)] == [2, 1, 1]
-    kinds = [e.kind for e in store.list_events(object_type="incident", object_id=str(inc_id))]
+    kinds = [e.kind for e in store.events.list(object_type="incident", object_id=str(inc_id))]
     assert kinds == ["incident.opened", "incident.alerts_attached", "incident.updated"]
-    updated = store.list_events(kind="incident.updated")[0].details
+    updated = store.events.list(kind="incident.updated")[0].details
     assert updated["kind"] == {"from": "quality_drop", "to": "data_drift"}
 
     # An unrelated alert at the same time opens its own incident.

@@ -41,14 +41,14 @@ def make_incident(store: Store) -> int:
         points.append(("error_rate", PROD, t, 0.09 if 60 <= i < 80 else 0.01))
         points.append(("error_rate", {"deployment": "churn-eu"}, t, 0.01))
         points.append(("latency_p99_ms", PROD, t, 400.0 if 65 <= i < 75 else 120.0))
-    store.append_series(points)
+    store.series.append(points)
 
     # The rule adds a label of its own: the series must still be found by its labels.
     rule = ThresholdRule.model_validate(
         {"name": "HighErrorRate", "expr": "error_rate > 0.05 for 2", "labels": {"team": "ml"}}
     )
     alerts = evaluate_rules(store, [rule])
-    latency = store.read_series("latency_p99_ms", PROD)
+    latency = store.series.read("latency_p99_ms", PROD)
     alerts += alerts_from_flags(
         "latency_p99_ms anomaly",
         {**PROD, "series": "latency_p99_ms"},
@@ -66,7 +66,7 @@ def make_incident(store: Store) -> int:
 
     from opsloop.store import models as m
 
-    with store.write_session() as s:
+    with store.db.write() as s:
         for minute, action, status in ((66, "rollback", "succeeded"), (90, "retrain", "failed")):
             s.add(
                 m.IncidentAction(

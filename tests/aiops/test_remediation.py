@@ -321,7 +321,7 @@ def test_chain_runs_in_order_and_records_everything(store: Store, hook: tuple[st
     assert [o["action"] for o in body["outcomes"]] == ["retrain", "canary", "promote"]
     assert received.headers[0]["X-Team"] == "growth"
 
-    kinds = [e.kind for e in store.list_events(object_type="incident", object_id=str(inc_id))]
+    kinds = [e.kind for e in store.events.list(object_type="incident", object_id=str(inc_id))]
     assert kinds.count("remediation.planned") == 4
     assert kinds.count("remediation.started") == 4 and kinds.count("remediation.succeeded") == 4
     lines = [e.what for e in timeline(store, inc_id) if e.type == "action"]
@@ -336,7 +336,7 @@ def test_chain_runs_in_order_and_records_everything(store: Store, hook: tuple[st
     # The chain healed it: the policy resolved the incident, last on its timeline.
     assert get_incident(store, inc_id).status == "resolved"
     assert events[-1] == "incident.resolved"
-    (resolved,) = store.list_events(kind="incident.resolved", object_id=str(inc_id))
+    (resolved,) = store.events.list(kind="incident.resolved", object_id=str(inc_id))
     assert resolved.details["by"] == "policy:churn-remediation"
     assert resolved.details["reason"].startswith("remediated: policy 'churn-remediation' ran")
 
@@ -447,7 +447,7 @@ def test_cooldown_and_daily_limit(store: Store) -> None:
     clock.advance(hours=24)
     assert run("churn-eu").status == "succeeded"
     assert work.actions == ["rollback"] * 3
-    skipped = store.list_events(kind="remediation.skipped")
+    skipped = store.events.list(kind="remediation.skipped")
     assert len(skipped) == 2 and "cooldown" in skipped[0].details["error"]
 
 
@@ -481,7 +481,7 @@ def test_dry_run_records_without_acting(sqlite_store: Store, hook: tuple[str, Ho
     assert actions[0].result == {"would_run": True} and actions[0].params["model"] == "churn"
     assert actions[0].params["version"] == 3
     assert received.bodies[0]["dry_run"] is True
-    kinds = [e.kind for e in sqlite_store.list_events(kind="remediation.*")]
+    kinds = [e.kind for e in sqlite_store.events.list(kind="remediation.*")]
     assert kinds.count("remediation.dry_run") == 3 and kinds.count("remediation.planned") == 1
 
 
@@ -520,7 +520,7 @@ def test_approval_parks_then_runs(store: Store, hook: tuple[str, Hook]) -> None:
     ]
     assert work.actions == ["rollback"] and done[0].started_at == clock.now
     assert received.bodies[1]["outcomes"][0]["status"] == "succeeded"
-    approved = store.list_events(kind="remediation.approved")
+    approved = store.events.list(kind="remediation.approved")
     assert {e.details["by"] for e in approved} == {"alice"} and len(approved) == 2
     with pytest.raises(AIOpsError, match="no action awaiting approval"):
         engine.approve(inc_id, by="alice")

@@ -82,7 +82,7 @@ def models(repo_project: Project) -> list[int]:
         clf = LogisticRegression(C=0.5 + i).fit(x, y)
         info = register_model("churn", clf, input_example=x.head(3))
         versions.append(info.version)
-    repo_project.store.set_alias("churn", "champion", 2)
+    repo_project.store.models.set_alias("churn", "champion", 2)
     register_model("fraud", LogisticRegression().fit(x, y), input_example=x.head(3))
     return versions
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import pytest
 
 from opsloop.errors import SpecError
 from opsloop.gitops.document import dump_document, parse_document
+from opsloop.spec.monitoring import DriftThresholds
 
 FULL = """\
 apiVersion: opsloop/v1
@@ -19,7 +23,7 @@ spec:
   replicas: 2
   port: 8601
   resources: {requests: {cpu: "500m", memory: "512Mi"}}
-  monitoring: churn-monitoring
+  monitoring: {window: 30s, monitors: [drift, quality], drift: {psi: 0.2}}
   remediation: churn-remediation
   syncPolicy: {automated: true, selfHeal: true, prune: true}
 """
@@ -36,7 +40,9 @@ def test_full_document_parses() -> None:
     assert spec.replicas == 2
     assert spec.resources.requests.cpu == "500m"
     assert spec.sync_policy.self_heal is True
-    assert spec.monitoring == "churn-monitoring"
+    assert spec.monitoring.window == timedelta(seconds=30)
+    assert spec.monitoring.monitors == ["drift", "quality"]
+    assert spec.monitoring.thresholds(DriftThresholds()).psi == 0.2
 
 
 def test_dump_round_trips() -> None:
@@ -119,3 +125,39 @@ def test_yaml_syntax_error_names_the_line() -> None:
 
 def test_not_a_mapping() -> None:
     assert "expected a mapping" in str(_error("- a\n- b\n"))
+
+
+@pytest.mark.parametrize(
+    ("monitoring", "field"),
+    [
+        ("{window: soon}", "spec.monitoring.window"),
+        ("{window: -5}", "spec.monitoring.window"),
+        ("{monitors: [drift, cost]}", "spec.monitoring.monitors.1"),
+        ("{monitors: []}", "spec.monitoring.monitors"),
+        ("{drift: {psi_threshold: 0.2}}", "spec.monitoring.drift"),
+        ("{drift: {psi: high}}", "spec.monitoring.drift"),
+        ("{windows: 30s}", "spec.monitoring.windows"),
+    ],
+)
+def test_bad_monitoring_settings_name_the_field(monitoring: str, field: str) -> None:
+    text = f"""apiVersion: opsloop/v1
+kind: Deployment
+metadata: {{name: churn-prod}}
+spec:
+  model: churn
+  version: 1
+  port: 8601
+  monitoring: {monitoring}
+"""
+    with pytest.raises(SpecError, match=rf"deploy/x.yaml:8: field '{re.escape(field)}"):
+        parse_document(text, "deploy/x.yaml")
+
+
+def test_remediation_names_a_policy() -> None:
+    text = """apiVersion: opsloop/v1
+kind: Deployment
+metadata: {name: churn-prod}
+spec: {model: churn, version: 1, port: 8601, remediation: "bad name"}
+"""
+    with pytest.raises(SpecError, match=r"field 'spec.remediation'"):
+        parse_document(text, "deploy/x.yaml")

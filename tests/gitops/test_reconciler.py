@@ -16,9 +16,6 @@ from opsloop.gitops import (
     HealthStatus,
     Reconciler,
     SyncStatus,
-    get_deployment,
-    list_deployments,
-    sync_history,
 )
 from opsloop.gitops.runtime.local import LocalRuntime
 from opsloop.store import models as m
@@ -38,7 +35,7 @@ def _pid(runtime: LocalRuntime, name: str) -> int:
 
 
 def _events(project: Project, kind: str) -> list[m.Event]:
-    with project.store.read_session() as s:
+    with project.store.db.read() as s:
         return list(s.scalars(select(m.Event).where(m.Event.kind == kind)))
 
 
@@ -54,7 +51,7 @@ def test_sync_starts_deployments_and_records_them(
         assert (o.sync, o.health, o.action) == (SyncStatus.SYNCED, HealthStatus.HEALTHY, "synced")
         assert o.diff == {"deployment": {"live": None, "desired": "running"}}
         assert "1/1 replica ready" in o.reason
-    record = get_deployment(rec.store, "b")
+    record = rec.store.deployments.get("b")
     assert record is not None
     assert (record.sync_status, record.health_status, record.revision) == (
         "Synced",
@@ -63,13 +60,13 @@ def test_sync_starts_deployments_and_records_them(
     )
     assert record.desired["file"] == "deploy/b.yaml" and record.desired["spec"]["version"] == 2
     assert record.live["running"] == 1
-    [entry] = sync_history(rec.store, "b")
+    [entry] = rec.store.deployments.history("b")
     assert (entry.result, entry.revision, entry.details["trigger"]) == ("Succeeded", head, "manual")
     assert len(_events(rec.project, "deployment.synced")) == 2
     # A second pass has nothing to do.
     again = rec.sync()
     assert [o.action for o in again.outcomes] == ["none", "none"]
-    assert len(sync_history(rec.store, "b")) == 1
+    assert len(rec.store.deployments.history("b")) == 1
 
 
 def test_an_invalid_document_degrades_only_its_deployment(
@@ -95,7 +92,7 @@ def test_an_invalid_document_degrades_only_its_deployment(
     assert tiny_runtime.live_state()["b"].spec.version == 3
     assert result.outcome("c").health == HealthStatus.HEALTHY
     assert not result.ok
-    record = get_deployment(rec.store, "a")
+    record = rec.store.deployments.get("a")
     assert record is not None and record.health_status == "Degraded"
     assert record.reason.startswith("invalid document: deploy/a.yaml:7")
 
@@ -144,7 +141,7 @@ def test_a_port_in_use_degrades_only_its_deployment(
     )
     assert f"port {taken} on 127.0.0.1 is in use by another process" in a.reason
     assert result.outcome("b").health == HealthStatus.HEALTHY
-    [failed] = sync_history(rec.store, "a")
+    [failed] = rec.store.deployments.history("a")
     assert failed.result == "Failed" and "in use" in failed.details["error"]
     assert len(_events(rec.project, "deployment.sync_failed")) == 1
 
@@ -157,8 +154,8 @@ def test_dry_run_changes_nothing(
     a = result.outcome("a")
     assert (a.sync, a.action) == (SyncStatus.OUT_OF_SYNC, "would-sync")
     assert tiny_runtime.live_state() == {}
-    assert list_deployments(rec.store) == []
-    assert sync_history(rec.store, "a") == []
+    assert rec.store.deployments.list() == []
+    assert rec.store.deployments.history("a") == []
 
 
 def test_status_refreshes_without_applying(
@@ -170,7 +167,7 @@ def test_status_refreshes_without_applying(
     assert (a.sync, a.health) == (SyncStatus.OUT_OF_SYNC, HealthStatus.MISSING)
     assert "run 'opsloop sync' to apply" in a.reason
     assert tiny_runtime.live_state() == {}
-    record = get_deployment(rec.store, "a")
+    record = rec.store.deployments.get("a")
     assert record is not None and record.sync_status == "OutOfSync"
 
 
@@ -203,7 +200,7 @@ def test_automated_sync_self_heal_and_their_switches(
         "skipped",
     )
     assert "self-heal is off" in left.reason
-    assert sync_history(rec.store, "auto")[0].details["trigger"] == "self-heal"
+    assert rec.store.deployments.history("auto")[0].details["trigger"] == "self-heal"
     assert len(_events(rec.project, "deployment.healed")) == 1
 
 
@@ -217,7 +214,7 @@ def test_a_failed_automated_sync_waits_for_its_backoff(
         assert rec.sync(mode="auto").outcome("a").action == "failed"
         again = rec.sync(mode="auto").outcome("a")
     assert again.action == "skipped" and "retrying in" in again.reason
-    assert len(sync_history(rec.store, "a")) == 1
+    assert len(rec.store.deployments.history("a")) == 1
 
 
 def test_prune_follows_the_policy_or_the_flag(
@@ -236,8 +233,8 @@ def test_prune_follows_the_policy_or_the_flag(
         HealthStatus.MISSING,
     )
     assert "gone" not in tiny_runtime.live_state()
-    assert get_deployment(rec.store, "gone") is None
-    assert sync_history(rec.store, "gone")[0].result == "Pruned"
+    assert rec.store.deployments.get("gone") is None
+    assert rec.store.deployments.history("gone")[0].result == "Pruned"
     keep = result.outcome("keep")
     assert (keep.action, keep.sync) == ("skipped", SyncStatus.OUT_OF_SYNC)
     assert f"not in deploy/ at {head[:10]} but running (prune is off" in keep.reason

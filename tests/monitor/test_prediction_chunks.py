@@ -92,7 +92,7 @@ def test_drift_counts_every_row_of_a_referenced_request(
     _register(store, artifacts)
     _serve(store, T0, range(2))
     df, _, _ = _large(store, artifacts, BIG, when=T0 + timedelta(minutes=7), shift=1.5)
-    (big,) = [p for p in store.read_predictions() if p.request_id == "big"]
+    (big,) = [p for p in store.predictions.read() if p.request_id == "big"]
     assert big.chunk is not None and big.inputs == {}
 
     win = load_window(store, DEPLOYMENT, T0, T0 + STEP, artifacts=artifacts)
@@ -104,7 +104,7 @@ def test_drift_counts_every_row_of_a_referenced_request(
     np.testing.assert_allclose(rows[PREDICTION].to_numpy(), _score(df))
     assert win.rows["f0"].dtype == np.float64
 
-    result = run_monitors(store, artifacts, now=_at(2), detector_series=None)
+    result = run_monitors(store, artifacts, now=_at(2))
     assert result.notes == []
     # The 300,000 shifted rows outweigh the 1,200 others: f1 and f2 drift in window 0 only.
     assert _values(store, "drift.detected", **_version_labels("f1")) == [1.0, 0.0]
@@ -133,14 +133,14 @@ def test_a_window_reads_at_most_its_cap_of_chunk_rows(
     again = load_window(store, DEPLOYMENT, T0, T0 + STEP, artifacts=artifacts, max_rows=4_000)
     pd.testing.assert_frame_equal(win.rows, again.rows)
     # The sample rows are the request's rows at those positions, labels included.
-    (a,) = [p for p in store.read_predictions() if p.request_id == "a"]
+    (a,) = [p for p in store.predictions.read() if p.request_id == "a"]
     full = read_chunk(artifacts, str(a.chunk))
     sampled = win.rows[win.rows["request_id"] == "a"]
     assert set(sampled["f0"]) <= set(full.inputs["f0"])
 
     spec = ProjectSpec(project="p", monitoring={"prediction_log": {"window_max_rows": 4_000}})
     with caplog.at_level(logging.WARNING, logger="opsloop.monitor"):
-        result = run_monitors(store, artifacts, now=_at(1), spec=spec, detector_series=None)
+        result = run_monitors(store, artifacts, now=_at(1), spec=spec)
     assert "more than the 4000 a window reads" in caplog.text
     assert any("a seeded sample of 4000 rows" in n for n in result.notes)
     assert result.windows[0].rows == REQUESTS * ROWS + 40_000
@@ -152,7 +152,7 @@ def test_quality_scores_the_labelled_rows_of_a_chunk(stores: tuple[Store, Artifa
     _register(store, artifacts)
     _, proba, truth = _large(store, artifacts, 3_000, when=T0 + timedelta(minutes=1))
     arrival = T0 + STEP + timedelta(minutes=2)
-    store.log_feedback(
+    store.predictions.log_feedback(
         [
             {
                 "request_id": "big",
@@ -164,7 +164,7 @@ def test_quality_scores_the_labelled_rows_of_a_chunk(stores: tuple[Store, Artifa
     )
     win = labelled_window(store, DEPLOYMENT, T0 + STEP, T0 + 2 * STEP, artifacts=artifacts)
     assert win.rows[LABEL].tolist() == truth.tolist()
-    run_monitors(store, artifacts, now=_at(2), detector_series=None)
+    run_monitors(store, artifacts, now=_at(2))
     labels = _version_labels()
     assert _values(store, "quality.labelled", **labels) == [3_000]
     roc = _values(store, "quality.roc_auc", **labels)
@@ -177,10 +177,10 @@ def test_a_sampled_request_matches_its_labels_by_position(
     store, _ = stores
     policy = PredictionLogSection(large_requests="sample", sample_rows=500)
     df, proba, truth = _large(store, None, 5_000, when=T0, policy=policy)
-    store.log_feedback(
+    store.predictions.log_feedback(
         [{"request_id": "big", "deployment": DEPLOYMENT, "label": {"value": truth.tolist()}}]
     )
-    (row,) = store.read_predictions()
+    (row,) = store.predictions.read()
     index = row.outputs["log"]["index"]
     win = load_window(store, DEPLOYMENT, T0, T0 + STEP)
     assert len(win.rows) == 500 and win.row_count == 5_000
@@ -199,7 +199,7 @@ def test_a_dropped_request_counts_but_has_no_rows(stores: tuple[Store, ArtifactS
     assert win.malformed == [] and win.notes == []
     assert len(win.rows) == REQUESTS * ROWS
     assert win.row_count == REQUESTS * ROWS + 5_000
-    result = run_monitors(store, artifacts, now=_at(1), detector_series=None)
+    result = run_monitors(store, artifacts, now=_at(1))
     assert result.notes == []
     assert _values(store, "service.rows", deployment=DEPLOYMENT) == [REQUESTS * ROWS + 5_000]
 
@@ -211,7 +211,7 @@ def test_a_chunk_that_cannot_be_read_is_left_out_and_said(
     _register(store, artifacts)
     _serve(store, T0, range(1))
     _large(store, artifacts, 2_000, when=T0)
-    (big,) = [p for p in store.read_predictions() if p.request_id == "big"]
+    (big,) = [p for p in store.predictions.read() if p.request_id == "big"]
 
     blind = load_window(store, DEPLOYMENT, T0, T0 + STEP)
     assert len(blind.rows) == REQUESTS * ROWS and blind.row_count == REQUESTS * ROWS + 2_000
@@ -221,7 +221,7 @@ def test_a_chunk_that_cannot_be_read_is_left_out_and_said(
     gone = load_window(store, DEPLOYMENT, T0, T0 + STEP, artifacts=artifacts)
     assert len(gone.rows) == REQUESTS * ROWS and gone.malformed == []
     assert "cannot be read" in gone.notes[0]
-    result = run_monitors(store, artifacts, now=_at(1), detector_series=None)
+    result = run_monitors(store, artifacts, now=_at(1))
     assert any("cannot be read" in n for n in result.notes)
     assert _values(store, "service.requests", deployment=DEPLOYMENT) == [REQUESTS + 1]
 

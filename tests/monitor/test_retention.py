@@ -47,7 +47,7 @@ def _log(
 ) -> list[str]:
     """One one-row request per time, each with a label that arrived an hour later."""
     ids = [f"{prefix}{i}" for i in range(len(times))]
-    store.log_predictions(
+    store.predictions.log(
         [
             {
                 "request_id": rid,
@@ -66,7 +66,7 @@ def _log(
         ]
     )
     if labelled:
-        store.log_feedback(
+        store.predictions.log_feedback(
             [
                 {
                     "request_id": rid,
@@ -103,7 +103,7 @@ def _large(
     )
     (row,) = [
         p
-        for p in store.read_predictions(deployment=deployment)
+        for p in store.predictions.read(deployment=deployment)
         if p.request_id == request_id and p.time == when
     ]
     assert row.chunk is not None
@@ -112,17 +112,17 @@ def _large(
 
 def _monitored(store: Store, deployment: str, until: datetime) -> None:
     """Record that the monitors have read ``deployment``'s windows up to ``until``."""
-    store.append_series([(CURSOR_SERIES, {"deployment": deployment}, until, 0.0)])
+    store.series.append([(CURSOR_SERIES, {"deployment": deployment}, until, 0.0)])
 
 
 def _ids(store: Store, deployment: str | None = None) -> list[str]:
     return [
-        p.request_id for p in store.read_predictions(deployment=deployment, include_shadow=True)
+        p.request_id for p in store.predictions.read(deployment=deployment, include_shadow=True)
     ]
 
 
 def _label_ids(store: Store) -> list[str]:
-    return sorted(f.request_id for f in store.read_feedback())
+    return sorted(f.request_id for f in store.predictions.read_feedback())
 
 
 def test_age_deletes_old_requests_their_labels_and_chunks(
@@ -141,7 +141,7 @@ def test_age_deletes_old_requests_their_labels_and_chunks(
     assert _label_ids(store) == sorted(ids[3:])
     assert not artifacts.exists(old_chunk) and artifacts.exists(new_chunk)
     assert result.notes == [] and result.kept_over_limit == 0
-    (event,) = store.list_events(kind="predictions.pruned")
+    (event,) = store.events.list(kind="predictions.pruned")
     assert event.details["predictions"] == 4
     # A second pass finds nothing more.
     again = prune_predictions(store, artifacts, RetentionSection(max_age_days=30), now=NOW)
@@ -190,7 +190,7 @@ def test_count_deletes_the_oldest_across_deployments_in_batches(
     result = prune_predictions(
         store, artifacts, RetentionSection(max_age_days=None, max_rows=25, batch_size=7), now=NOW
     )
-    assert result.predictions == 35 and store.count_predictions() == 25
+    assert result.predictions == 35 and store.predictions.count() == 25
     assert result.batches >= 5
     kept = set(_ids(store))
     interleaved = [x for pair in zip(a, b, strict=True) for x in pair]
@@ -205,7 +205,7 @@ def test_a_large_request_counts_with_all_its_rows(stores: tuple[Store, ArtifactS
     new = _large(store, artifacts, "web", NOW - timedelta(days=4), "big-new")
     ids = _log(store, "web", [NOW - timedelta(days=3)] * 10)
     _monitored(store, "web", NOW)
-    assert (store.count_predictions(), store.count_prediction_rows()) == (12, 4_010)
+    assert (store.predictions.count(), store.predictions.count_rows()) == (12, 4_010)
     result = prune_predictions(
         store, artifacts, RetentionSection(max_age_days=None, max_rows=2_500), now=NOW
     )
@@ -218,7 +218,7 @@ def test_a_label_of_a_request_id_still_logged_is_kept(stores: tuple[Store, Artif
     store, artifacts = stores
     _log(store, "web", [NOW - timedelta(days=40)], prefix="same", labelled=False)
     _log(store, "web", [NOW - timedelta(days=1)], prefix="same", labelled=False)
-    store.log_feedback(
+    store.predictions.log_feedback(
         [
             {
                 "request_id": "same0",
@@ -257,9 +257,7 @@ def test_retention_waits_for_a_real_monitor_run(stores: tuple[Store, ArtifactSto
     ids = _log(store, "web", [start + timedelta(hours=6 * i) for i in range(12)], labelled=False)
     retention = RetentionSection(max_age_days=None, max_rows=2)
     assert prune_predictions(store, artifacts, retention, now=NOW).predictions == 0
-    run_monitors(
-        store, artifacts, now=start + timedelta(days=1, minutes=1), window=DAY, detector_series=None
-    )
+    run_monitors(store, artifacts, now=start + timedelta(days=1, minutes=1), window=DAY)
     result = prune_predictions(store, artifacts, retention, now=NOW)
     assert _ids(store) == ids[4:] and result.kept_over_limit == 6
 
@@ -319,5 +317,5 @@ def test_opsloop_up_applies_retention_after_its_monitor_pass(project: Project) -
             proc.kill()
             proc.communicate()
     assert [
-        e.details["predictions"] for e in project.store.list_events(kind="predictions.pruned")
+        e.details["predictions"] for e in project.store.events.list(kind="predictions.pruned")
     ] == [1]

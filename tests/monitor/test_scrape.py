@@ -12,7 +12,6 @@ import pytest
 
 from opsloop.aiops.rules import AlertsSection, evaluate_rules
 from opsloop.errors import MonitorError
-from opsloop.gitops.state import save_status
 from opsloop.monitor.scrape import (
     ReplicaCounters,
     parse_server_metrics,
@@ -77,8 +76,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def _live(store: Store, name: str, endpoints: list[str]) -> None:
-    save_status(
-        store,
+    store.deployments.save_status(
         name,
         revision=None,
         desired={"spec": {"model": "churn", "traffic": {"1": 100.0}}},
@@ -131,18 +129,18 @@ def test_scrape_writes_up_error_rate_and_batch_size(store: Store, server: Metric
     assert first.down == {}
     replica = server.url.removeprefix("http://")
     labels = {"deployment": "churn-prod", "replica": replica, "model": "churn", "version": "1"}
-    assert [p.value for p in store.read_series("service.error_rate", labels)] == [0.05]
-    assert [p.value for p in store.read_series("service.server_error_rate", labels)] == [0.0]
-    assert [p.value for p in store.read_series("service.batch_size", labels)] == [2.0]
+    assert [p.value for p in store.series.read("service.error_rate", labels)] == [0.05]
+    assert [p.value for p in store.series.read("service.server_error_rate", labels)] == [0.0]
+    assert [p.value for p in store.series.read("service.batch_size", labels)] == [2.0]
 
     # A minute later half the new requests failed with 500s, in batches of 8.
     server.answer("1", ok=50, errors={"500": 50}, batches=[8] * 5)
     scrape_deployments(store, T0 + timedelta(minutes=1))
-    rates = [p.value for p in store.read_series("service.server_error_rate", labels)]
+    rates = [p.value for p in store.series.read("service.server_error_rate", labels)]
     assert rates == [0.0, 0.5]
-    assert [p.value for p in store.read_series("service.batch_size", labels)] == [2.0, 8.0]
+    assert [p.value for p in store.series.read("service.batch_size", labels)] == [2.0, 8.0]
     up = {"deployment": "churn-prod", "replica": replica}
-    assert [p.value for p in store.read_series("service.up", up)] == [1.0, 1.0]
+    assert [p.value for p in store.series.read("service.up", up)] == [1.0, 1.0]
 
     # A rule on the scraped series fires like any other.
     section = AlertsSection.model_validate({"rules": ["service.error_rate > 0.1"]})
@@ -157,5 +155,5 @@ def test_a_replica_that_does_not_answer_is_down(store: Store, server: MetricsSer
     _live(store, "other", ["http://127.0.0.1:9/"])
     result = scrape_deployments(store, T0, deployments=["churn-prod"], timeout=0.5)
     assert list(result.down) == [f"churn-prod@{url.removeprefix('http://')}"]
-    (point,) = store.read_series("service.up")
+    (point,) = store.series.read("service.up")
     assert point.value == 0.0 and point.labels["deployment"] == "churn-prod"

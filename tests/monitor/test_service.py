@@ -10,19 +10,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pydantic
 import pytest
 from sklearn.metrics import accuracy_score, roc_auc_score
 from typer.testing import CliRunner
 
+from opsloop.aiops.alerting import DEFAULT_DETECTOR_SERIES, raise_alerts
 from opsloop.aiops.incidents import list_incidents
 from opsloop.aiops.rules import AlertsSection
 from opsloop.artifacts import ArtifactStore, open_artifact_store
 from opsloop.context import Project
-from opsloop.errors import MonitorError, SpecError
-from opsloop.gitops.state import save_status
+from opsloop.errors import MonitorError
 from opsloop.monitor import build_reference_profile
 from opsloop.monitor.service import (
     CURSOR_SERIES,
+    DEFAULT_WINDOW,
+    MonitorRunResult,
     monitored_until,
     run_monitors,
     write_monitor_report,
@@ -49,6 +52,38 @@ STEP = timedelta(minutes=15)
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 REQUESTS = 40
 ROWS = 30
+
+
+@dataclass
+class Monitored:
+    """A monitoring run and the alerts its new points raised, as the loop runs them."""
+
+    run: MonitorRunResult
+    alerts: list
+    opened: list[int]
+    updated: list[int]
+    resolved: list[int]
+
+    def __getattr__(self, name: str):
+        return getattr(self.run, name)
+
+
+def monitor_and_alert(
+    store: Store,
+    artifacts: ArtifactStore,
+    *,
+    spec: ProjectSpec | None = None,
+    alerts: AlertsSection | None = None,
+    detector_series=DEFAULT_DETECTOR_SERIES,
+    window: timedelta = DEFAULT_WINDOW,
+    **options,
+) -> Monitored:
+    run = run_monitors(store, artifacts, spec=spec, window=window, **options)
+    section = alerts if alerts is not None else (spec.alerts if spec else AlertsSection())
+    ingest = raise_alerts(
+        store, section, run.first_new, window=window, detector_series=detector_series
+    )
+    return Monitored(run, ingest.alerts, ingest.opened, ingest.updated, ingest.resolved)
 
 
 def _score(df: pd.DataFrame) -> np.ndarray:
@@ -80,14 +115,13 @@ def _register(store: Store, artifacts: ArtifactStore, *, profile: bool = True) -
     }
     if profile:
         details["reference_profile"] = artifacts.put_bytes(built.model_dump_json().encode())
-    store.create_model_version(
+    store.models.create_version(
         MODEL,
         artifact_digest="sha256:" + "0" * 64,
         dataset_digest="sha256:" + "d" * 64,
         details=details,
     )
-    save_status(
-        store,
+    store.deployments.save_status(
         DEPLOYMENT,
         revision=None,
         desired={"model": MODEL, "version": 1},
@@ -154,7 +188,7 @@ def _serve(
             served.scores[request_id] = p.tolist()
         # A shadow answer is never monitored.
         shadow = {**records[0], "request_id": f"w{w}-shadow", "shadow": True, "latency_ms": 1e6}
-        store.log_predictions([*records, shadow])
+        store.predictions.log([*records, shadow])
         served.latency[w] = latency
     return served
 
@@ -165,11 +199,11 @@ def _at(k: int) -> datetime:
 
 
 def _values(store: Store, name: str, **labels: str) -> list[float]:
-    return [p.value for p in store.read_series(name, labels)]
+    return [p.value for p in store.series.read(name, labels)]
 
 
 def _point_count(store: Store) -> int:
-    return sum(len(store.read_series(n, lab)) for n, lab in store.list_series(""))
+    return sum(len(store.series.read(n, lab)) for n, lab in store.series.list(""))
 
 
 @pytest.fixture
@@ -243,7 +277,7 @@ def test_load_window_joins_the_label(stores: tuple[Store, ArtifactStore]) -> Non
     served = _serve(store, T0, range(2))
     first = served.ids[0][0]
     # A request takes one label: the second is refused, never an overwrite.
-    refused = store.log_feedback(
+    refused = store.predictions.log_feedback(
         [
             {
                 "request_id": first,
@@ -279,7 +313,7 @@ def test_drift_flips_for_the_shifted_features_only(stores: tuple[Store, Artifact
     store, artifacts = stores
     _register(store, artifacts)
     _serve(store, T0, range(8), missing=(2, "f3", 6))
-    result = run_monitors(store, artifacts, now=_at(8), detector_series=None)
+    result = monitor_and_alert(store, artifacts, now=_at(8), detector_series=None)
     assert result.notes == []
     assert [w.until for w in result.windows] == [T0 + (w + 1) * STEP for w in range(8)]
     assert [w.requests for w in result.windows] == [REQUESTS] * 8
@@ -313,7 +347,7 @@ def test_service_health_series(stores: tuple[Store, ArtifactStore]) -> None:
     store, artifacts = stores
     _register(store, artifacts)
     served = _serve(store, T0, range(3))
-    run_monitors(store, artifacts, now=_at(3), detector_series=None)
+    monitor_and_alert(store, artifacts, now=_at(3), detector_series=None)
     dep = {"deployment": DEPLOYMENT}
     for name, q in (("latency_p50", 50), ("latency_p95", 95), ("latency_p99", 99)):
         got = _values(store, f"service.{name}", **dep)
@@ -330,9 +364,9 @@ def test_a_version_without_profile_still_gets_health_and_a_note(
     store, artifacts = stores
     _register(store, artifacts, profile=False)
     _serve(store, T0, range(2))
-    result = run_monitors(store, artifacts, now=_at(2), detector_series=None)
+    result = monitor_and_alert(store, artifacts, now=_at(2), detector_series=None)
     assert any("no reference profile" in n for n in result.notes)
-    assert store.list_series("drift.") == []
+    assert store.series.list("drift.") == []
     assert len(_values(store, "service.latency_p95", deployment=DEPLOYMENT)) == 2
 
 
@@ -343,8 +377,8 @@ def test_quality_series_appear_when_labels_arrive(stores: tuple[Store, ArtifactS
     store, artifacts = stores
     _register(store, artifacts)
     served = _serve(store, T0, range(8))
-    first = run_monitors(store, artifacts, now=_at(8), detector_series=None)
-    assert store.list_series("quality.") == []
+    first = monitor_and_alert(store, artifacts, now=_at(8), detector_series=None)
+    assert store.series.list("quality.") == []
     assert all(w.labelled == 0 for w in first.windows)
 
     arrival = T0 + 8 * STEP + timedelta(minutes=5)
@@ -375,15 +409,15 @@ def test_quality_series_appear_when_labels_arrive(stores: tuple[Store, ArtifactS
             "label": {"value": [0] * ROWS},
         },
     ]
-    assert store.log_feedback(feedback) == [wrong]
-    second = run_monitors(store, artifacts, now=_at(9), detector_series=None)
+    assert store.predictions.log_feedback(feedback) == [wrong]
+    second = monitor_and_alert(store, artifacts, now=_at(9), detector_series=None)
     assert [w.labelled for w in second.windows] == [4 * REQUESTS * ROWS]
 
     truth = np.concatenate([served.truth[r] for r in labelled_ids])
     scores = np.concatenate([served.scores[r] for r in labelled_ids])
     labels = _version_labels()
     at = T0 + 9 * STEP
-    points = {name: store.read_series(name, labels) for name, _ in store.list_series("quality.")}
+    points = {name: store.series.read(name, labels) for name, _ in store.series.list("quality.")}
     assert set(points) >= {
         "quality.roc_auc",
         "quality.accuracy",
@@ -401,7 +435,7 @@ def test_quality_series_appear_when_labels_arrive(stores: tuple[Store, ArtifactS
 
 def test_regression_quality_from_the_model_signature(stores: tuple[Store, ArtifactStore]) -> None:
     store, artifacts = stores
-    store.create_model_version(
+    store.models.create_version(
         "price",
         artifact_digest="sha256:" + "1" * 64,
         details={"package": {"signature": {"output": {"kind": "regressor"}}}},
@@ -409,7 +443,7 @@ def test_regression_quality_from_the_model_signature(stores: tuple[Store, Artifa
     rng = np.random.default_rng(5)
     truth = rng.normal(100, 10, 50)
     pred = truth + rng.normal(0, 2, 50)
-    store.log_predictions(
+    store.predictions.log(
         [
             {
                 "request_id": f"p{i}",
@@ -425,7 +459,7 @@ def test_regression_quality_from_the_model_signature(stores: tuple[Store, Artifa
             for i in range(50)
         ]
     )
-    store.log_feedback(
+    store.predictions.log_feedback(
         [
             {
                 "request_id": f"p{i}",
@@ -436,10 +470,10 @@ def test_regression_quality_from_the_model_signature(stores: tuple[Store, Artifa
             for i in range(50)
         ]
     )
-    result = run_monitors(store, artifacts, now=_at(2), detector_series=None)
+    result = monitor_and_alert(store, artifacts, now=_at(2), detector_series=None)
     assert result.deployments == ["price-prod"]
     labels = {"deployment": "price-prod", "model": "price", "version": "1"}
-    rmse = store.read_series("quality.rmse", labels)
+    rmse = store.series.read("quality.rmse", labels)
     assert [p.time for p in rmse] == [T0 + 2 * STEP]
     assert rmse[0].value == pytest.approx(float(np.sqrt(np.mean((truth - pred) ** 2))))
     assert _values(store, "quality.labelled", **labels) == [50.0]
@@ -449,12 +483,10 @@ def test_alert_rules_come_from_the_spec(stores: tuple[Store, ArtifactStore]) -> 
     store, artifacts = stores
     _register(store, artifacts)
     _serve(store, T0, range(6))
-    bad = ProjectSpec(project="demo", alerts={"rules": [{"name": "no-series"}]})
-    with pytest.raises(SpecError, match=r"opsloop.yaml: field 'alerts.rules.0"):
-        run_monitors(store, artifacts, now=_at(6), spec=bad)
-    assert store.list_series("") == []
+    with pytest.raises(pydantic.ValidationError, match=r"alerts.rules.0"):
+        ProjectSpec(project="demo", alerts={"rules": [{"name": "no-series"}]})
     spec = ProjectSpec(project="demo", alerts={"rules": ["drift.share > 0.3"]})
-    result = run_monitors(store, artifacts, now=_at(6), spec=spec, detector_series=None)
+    result = monitor_and_alert(store, artifacts, now=_at(6), spec=spec, detector_series=None)
     assert [a.name for a in result.alerts] == ["drift.share"]
     assert len(result.opened) == 1
 
@@ -469,27 +501,27 @@ def test_rerun_writes_nothing_and_the_next_window_once(store_url: str, tmp_path:
         _register(store, artifacts)
         served = _serve(store, T0, range(4))
         # Ten seconds after the fourth window ended, its log may still be on its way.
-        early = run_monitors(
+        early = monitor_and_alert(
             store, artifacts, now=T0 + 4 * STEP + timedelta(seconds=10), detector_series=None
         )
         assert len(early.windows) == 3
-        first = run_monitors(store, artifacts, now=_at(4), detector_series=None)
+        first = monitor_and_alert(store, artifacts, now=_at(4), detector_series=None)
         assert [w.until for w in first.windows] == [T0 + 4 * STEP] and first.points > 0
         before = _point_count(store)
-        again = run_monitors(store, artifacts, now=_at(4) + STEP / 2)
+        again = monitor_and_alert(store, artifacts, now=_at(4) + STEP / 2)
         assert again.windows == [] and again.points == 0 and again.alerts == []
         assert _point_count(store) == before
 
         _serve(store, T0, range(4, 5), served=served)
         series_before = {
-            (n, tuple(sorted(lab.items()))): len(store.read_series(n, lab))
-            for n, lab in store.list_series("")
+            (n, tuple(sorted(lab.items()))): len(store.series.read(n, lab))
+            for n, lab in store.series.list("")
         }
-        third = run_monitors(store, artifacts, now=_at(5), detector_series=None)
+        third = monitor_and_alert(store, artifacts, now=_at(5), detector_series=None)
         assert [w.until for w in third.windows] == [T0 + 5 * STEP]
-        for n, lab in store.list_series(""):
+        for n, lab in store.series.list(""):
             key = (n, tuple(sorted(lab.items())))
-            assert len(store.read_series(n, lab)) == series_before[key] + 1, key
+            assert len(store.series.read(n, lab)) == series_before[key] + 1, key
     finally:
         store.close()
 
@@ -501,7 +533,7 @@ def test_drift_rule_alerts_become_one_incident(store_url: str, tmp_path: Path) -
         _register(store, artifacts)
         _serve(store, T0, range(8))
         section = AlertsSection.model_validate({"rules": ["drift.share > 0.3"]})
-        result = run_monitors(store, artifacts, now=_at(8), alerts=section)
+        result = monitor_and_alert(store, artifacts, now=_at(8), alerts=section)
         rule_alerts = [a for a in result.alerts if a.name == "drift.share"]
         assert len(rule_alerts) == 1  # one alert row, seen at four window ends
         assert rule_alerts[0].starts_at == T0 + 5 * STEP
@@ -512,7 +544,7 @@ def test_drift_rule_alerts_become_one_incident(store_url: str, tmp_path: Path) -
         assert incidents[0].kind == "data_drift"
         assert DEPLOYMENT in incidents[0].deployments
 
-        again = run_monitors(store, artifacts, now=_at(8), alerts=section)
+        again = monitor_and_alert(store, artifacts, now=_at(8), alerts=section)
         assert again.opened == [] and again.alerts == []
         assert len(list_incidents(store)) == 1
     finally:
@@ -527,8 +559,7 @@ def test_a_replaced_version_raises_no_new_alerts(stores: tuple[Store, ArtifactSt
 
     def serving(traffic: dict[str, float]) -> None:
         desired = {"spec": {"model": MODEL, "traffic": traffic, "shadow": []}}
-        save_status(
-            store,
+        store.deployments.save_status(
             DEPLOYMENT,
             revision=None,
             desired=desired,
@@ -540,11 +571,11 @@ def test_a_replaced_version_raises_no_new_alerts(stores: tuple[Store, ArtifactSt
 
     # Git says version 2 serves now: version 1's drifting windows are stale.
     serving({"2": 100.0})
-    stale = run_monitors(store, artifacts, now=_at(6), alerts=section, detector_series=None)
+    stale = monitor_and_alert(store, artifacts, now=_at(6), alerts=section, detector_series=None)
     assert stale.windows and stale.alerts == [] and stale.opened == []
     # A canary keeps version 1 in the traffic: its windows alert again.
     serving({"1": 70.0, "2": 30.0})
-    live = run_monitors(store, artifacts, now=_at(8), alerts=section, detector_series=None)
+    live = monitor_and_alert(store, artifacts, now=_at(8), alerts=section, detector_series=None)
     assert [a.name for a in live.alerts] == ["drift.share"] and len(live.opened) == 1
 
 
@@ -557,7 +588,9 @@ def test_a_for_rule_fires_when_windows_come_one_run_at_a_time(
     section = AlertsSection.model_validate({"rules": ["drift.share > 0.3 for 3"]})
     fired_at = []
     for w in range(1, 9):
-        result = run_monitors(store, artifacts, now=_at(w), alerts=section, detector_series=None)
+        result = monitor_and_alert(
+            store, artifacts, now=_at(w), alerts=section, detector_series=None
+        )
         assert len(result.windows) == 1
         if any(a.name == "drift.share" for a in result.alerts):
             fired_at.append(w)

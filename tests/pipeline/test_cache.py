@@ -125,7 +125,7 @@ def test_unchanged_rerun_is_fully_cached(store, artifacts, tmp_path):
         assert cached.cache_key == original.cache_key
         assert cached.attempts == 0
     assert second.cached_steps == ["parity", "describe"]
-    assert [e.kind for e in store.list_events(object_id=second.run_id)].count("step.cached") == 2
+    assert [e.kind for e in store.events.list(object_id=second.run_id)].count("step.cached") == 2
 
 
 def test_param_change_misses_but_an_unchanged_input_hits(store, artifacts, tmp_path):
@@ -170,7 +170,7 @@ def test_no_cache_forces_a_run_and_refreshes_the_cache(store, artifacts, tmp_pat
     run(sf.parity_pipeline, params, store=store, artifacts=artifacts)
     forced = run(sf.parity_pipeline, params, store=store, artifacts=artifacts, no_cache=True)
     assert statuses(forced) == {"parity": "succeeded", "describe": "succeeded"}
-    assert store.get_run(forced.run_id).tags["opsloop.no_cache"] == "true"
+    assert store.runs.get(forced.run_id).tags["opsloop.no_cache"] == "true"
     assert marker.read_text() == "xx"
     latest = run(sf.parity_pipeline, params, store=store, artifacts=artifacts)
     assert latest.steps["describe"].info.cached_from == forced.steps["describe"].step_run_id

@@ -27,14 +27,14 @@ def test_run_records_the_pipeline_and_every_step(store, artifacts):
     metrics = load_output(result, "evaluate")
     assert metrics["n"] == 30 and 0.5 <= metrics["accuracy"] <= 1.0
 
-    run_info = store.get_run(result.run_id)
+    run_info = store.runs.get(result.run_id)
     assert run_info.kind == "pipeline"
     assert run_info.status == "finished"
     assert run_info.params == {"rows": "120", "c": "0.5", "seed": "0"}
     assert run_info.source == f"{sf.__name__}:training"
     assert run_info.tags["opsloop.executor"] == "local"
 
-    steps = {s.name: s for s in store.list_step_runs(result.run_id)}
+    steps = {s.name: s for s in store.steps.list(result.run_id)}
     split, fit = steps["split"], steps["fit"]
     assert split.inputs == {"df": steps["make_frame"].outputs["output"]}
     assert set(split.outputs) == {"train", "test"}
@@ -43,7 +43,7 @@ def test_run_records_the_pipeline_and_every_step(store, artifacts):
     assert fit.cache_key and fit.cache_key.startswith("sha256:")
     assert fit.attempts == 1 and fit.started_at and fit.ended_at
     assert fit.started_at <= fit.ended_at
-    events = [e.kind for e in store.list_events(object_id=result.run_id)]
+    events = [e.kind for e in store.events.list(object_id=result.run_id)]
     assert events.count("step.succeeded") == 4 and events[-1] == "run.finished"
 
 
@@ -91,8 +91,8 @@ def test_failure_skips_dependents_and_fails_the_run(store, artifacts, executor):
     assert failed.error == "ValueError: cannot handle 41"
     assert "Traceback" in failed.traceback and "in explode" in failed.traceback
     assert 'raise ValueError(f"cannot handle {value}")' in failed.traceback
-    assert store.get_run(result.run_id).status == "failed"
-    assert "step 'explode' failed" in store.get_run(result.run_id).error
+    assert store.runs.get(result.run_id).status == "failed"
+    assert "step 'explode' failed" in store.runs.get(result.run_id).error
     with pytest.raises(StepFailedError, match="step 'explode' failed: ValueError") as info:
         result.raise_for_status()
     assert info.value.step == "explode" and "Traceback" in info.value.traceback
@@ -232,7 +232,7 @@ def test_load_output_by_run_id_and_step_run(store, artifacts):
     )
     assert load_output(result.run_id, "parity", store=store, artifacts=artifacts) == 1
     assert load_output(result.steps["describe"], artifacts=artifacts) == "parity 1"
-    info = store.list_step_runs(result.run_id)[0]
+    info = store.steps.list(result.run_id)[0]
     assert load_output(info, "parity", artifacts=artifacts) == 1
     with pytest.raises(NotFoundError, match="no step 'nope'"):
         load_output(result, "nope")
@@ -275,7 +275,7 @@ def test_default_stores_come_from_the_current_project(project, tmp_path):
     result = sf.parity_pipeline(n=4, marker=str(tmp_path / "m"))
     assert result.succeeded
     assert load_output(result.run_id, "parity") == 0
-    info = project.store.get_run(result.run_id)
+    info = project.store.runs.get(result.run_id)
     assert info.kind == "pipeline" and info.project == "demo"
 
 
@@ -301,7 +301,7 @@ def test_interrupted_run_is_recorded_as_killed(store, artifacts, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         run(sf.training, store=store, artifacts=artifacts, executor=Interrupting())
-    (info,) = store.list_runs(kind="pipeline")
+    (info,) = store.runs.list(kind="pipeline")
     assert info.status == "killed"
-    steps = {s.name: s.status for s in store.list_step_runs(info.id)}
+    steps = {s.name: s.status for s in store.steps.list(info.id)}
     assert steps["make_frame"] == "failed" and steps["evaluate"] == "skipped"

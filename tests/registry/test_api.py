@@ -214,13 +214,13 @@ def test_tags_and_descriptions(stores: Stores, classifier: Pipeline, frame: pd.D
     )
     assert version.description == "v1, checked"
     assert version.tags == {"stage": "qa", "ok": "yes"}
-    kinds = [e.kind for e in store.list_events(object_type="model_version")]
+    kinds = [e.kind for e in store.events.list(object_type="model_version")]
     assert kinds == ["model_version.created", "model_version.updated"]
 
 
 def _assert_nothing_registered(store: Store) -> None:
-    assert store.list_registered_models() == []
-    assert store.list_events(kind="model*") == []
+    assert store.models.list() == []
+    assert store.events.list(kind="model*") == []
 
 
 @pytest.mark.parametrize(
@@ -293,7 +293,7 @@ def test_register_a_packaged_folder(
     stores: Stores, tmp_path: Path, classifier: Pipeline, frame: pd.DataFrame
 ) -> None:
     store, artifacts = stores
-    run = store.create_run("train", project="p")
+    run = store.runs.create("train", project="p")
     folder = save_model(
         classifier, tmp_path / "pkg", input_example=frame, run_id=run.id, project_dir=tmp_path
     ).path
@@ -371,7 +371,7 @@ def test_extra_trust_is_explicit_recorded_and_audited(
     )
     # Only what the model needs is recorded: on the version, in MLmodel and as an event.
     assert info.details["package"]["extra_trusted_types"] == [DOUBLER]
-    (event,) = store.list_events(kind="model_version.trusted_types")
+    (event,) = store.events.list(kind="model_version.trusted_types")
     assert (event.actor, event.object_type, event.object_id) == ("tester", "model_version", "m/1")
     assert event.details == {"types": [DOUBLER], "sources": {DOUBLER: "trusted_types argument"}}
     cache = tmp_path / "cache"
@@ -389,7 +389,7 @@ def test_extra_trust_is_explicit_recorded_and_audited(
         "m2", path=loaded.path, trusted_types=[DOUBLER], store=store, artifacts=artifacts
     )
     assert again.artifact_digest == info.artifact_digest
-    assert len(store.list_events(kind="model_version.trusted_types")) == 2
+    assert len(store.events.list(kind="model_version.trusted_types")) == 2
 
 
 def test_a_model_without_extra_trust_writes_no_trust_event(
@@ -398,7 +398,7 @@ def test_a_model_without_extra_trust_writes_no_trust_event(
     store, artifacts = stores
     info = register_model("m", classifier, input_example=frame, store=store, artifacts=artifacts)
     assert info.details["package"]["extra_trusted_types"] == []
-    assert store.list_events(kind="model_version.trusted_types") == []
+    assert store.events.list(kind="model_version.trusted_types") == []
 
 
 def test_a_folder_changed_during_registration_is_refused(

@@ -55,14 +55,14 @@ def test_malformed_uris_are_refused(uri: str) -> None:
 
 
 def _add(store: Store, name: str, digest_char: str) -> ModelVersionInfo:
-    return store.create_model_version(name, artifact_digest="sha256:" + digest_char * 64)
+    return store.models.create_version(name, artifact_digest="sha256:" + digest_char * 64)
 
 
 def test_resolve_by_version_alias_latest(stores: tuple[Store, ArtifactStore]) -> None:
     store, _ = stores
     v1 = _add(store, "churn", "a")
     v2 = _add(store, "churn", "b")
-    store.set_alias("churn", "prod", 1)
+    store.models.set_alias("churn", "prod", 1)
     assert resolve_model_uri("models:/churn/1", store=store) == v1.model_copy(
         update={"aliases": ["prod"]}
     )

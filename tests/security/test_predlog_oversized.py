@@ -98,7 +98,7 @@ def _json_sizes(store: Store) -> list[int]:
     size = func.length(cast(m.Prediction.inputs, Text)) + func.length(
         cast(m.Prediction.outputs, Text)
     )
-    with store.read_session() as s:
+    with store.db.read() as s:
         return [int(v) for v in s.scalars(select(size))]
 
 
@@ -124,9 +124,9 @@ def test_a_10_mib_request_is_not_stored_as_one_huge_row(tmp_path: Path, store_ur
         assert resp.status_code == 200, resp.text[:300]
         store = open_store(store_url)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not store.read_predictions():
+        while time.monotonic() < deadline and not store.predictions.read():
             time.sleep(0.2)
-    (row,) = store.read_predictions()
+    (row,) = store.predictions.read()
     (size,) = _json_sizes(store)
     assert size < 1_000, f"the predictions row takes {size} bytes"
     assert (row.rows, row.deployment, row.outputs["log"]["policy"]) == (n, "num-prod", "reference")
@@ -182,7 +182,7 @@ def test_poisoned_chunk_references_are_refused(
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     not_a_chunk = artifacts.put_bytes(b'{"reference": "profile"}')
-    store.log_predictions(
+    store.predictions.log(
         [
             _row("escape", f"sha256:../../{victim.name}"),
             _row("traversal", str(victim)),
@@ -197,7 +197,7 @@ def test_poisoned_chunk_references_are_refused(
         store, "d", T0, T0 + timedelta(minutes=15), artifacts=artifacts, max_rows=10
     )
     assert len(capped.rows) == 0 and sum("cannot be read" in n for n in capped.notes) == 3
-    store.append_series([("monitor.window", {"deployment": "d"}, T0 + timedelta(days=1), 0.0)])
+    store.series.append([("monitor.window", {"deployment": "d"}, T0 + timedelta(days=1), 0.0)])
     result = prune_predictions(
         store, artifacts, RetentionSection(max_age_days=1), now=T0 + timedelta(days=5)
     )
@@ -221,7 +221,7 @@ def test_a_row_that_overstates_its_chunk_is_refused(stores: tuple[Store, Artifac
         inputs={"x": [1.0] * 2_000},
         outputs=[0.5] * 2_000,
     )
-    store.log_predictions([{**_row("liar", ref.digest), "rows": 1_000_000}])
+    store.predictions.log([{**_row("liar", ref.digest), "rows": 1_000_000}])
     win = load_window(store, "d", T0, T0 + timedelta(minutes=1), artifacts=artifacts, max_rows=50)
     assert len(win.rows) == 0 and "rows beyond were asked for" in win.notes[-1]
 
@@ -249,7 +249,7 @@ def test_hostile_values_in_a_large_request_round_trip(stores: tuple[Store, Artif
             )
         ]
     )
-    (row,) = store.read_predictions()
+    (row,) = store.predictions.read()
     chunk = read_chunk(artifacts, str(row.chunk))
     got = chunk.inputs["x"].to_numpy()
     assert math.isnan(got[0]) and got[1] == math.inf and got[2] == -math.inf and got[3] == 1e308

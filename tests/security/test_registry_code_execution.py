@@ -49,8 +49,8 @@ def forged(tmp_path: Path) -> Path:
 
 
 def _nothing_registered(store: Store) -> None:
-    assert store.list_registered_models() == []
-    assert store.list_events(kind="model*") == []
+    assert store.models.list() == []
+    assert store.events.list(kind="model*") == []
 
 
 @pytest.mark.parametrize(
@@ -168,7 +168,7 @@ def test_the_registry_copy_is_checked_against_the_allow_list_not_its_record(
     store, artifacts = stores
     digest = artifacts.put_dir(forged)
     for i, claimed in enumerate((EVIL_TYPES, ["numpy.squeeze", "numpy.atleast_1d"])):
-        store.create_model_version(
+        store.models.create_version(
             f"evil{i}",
             artifact_digest=digest,
             details={"package": {"extra_trusted_types": claimed}},

@@ -60,16 +60,16 @@ def test_registry_and_store_refuse_bad_names(tmp_path: Path, name: str) -> None:
     with pytest.raises(RegistryError, match="invalid alias name"):
         register_model("churn", benign_model(), alias=name, **kw)  # type: ignore[arg-type]
     with pytest.raises(TrackingError, match="invalid model name"):
-        store.create_registered_model(name)
+        store.models.create(name)
     with pytest.raises(TrackingError, match="invalid model name"):
-        store.create_model_version(name, artifact_digest="sha256:" + "0" * 64)
+        store.models.create_version(name, artifact_digest="sha256:" + "0" * 64)
     register_model("churn", benign_model(), **kw)  # type: ignore[arg-type]
     with pytest.raises(TrackingError, match="invalid alias name"):
         set_alias("churn", name, 1, store=store)
     with pytest.raises(TrackingError, match="invalid alias name"):
-        store.create_model_version("churn", artifact_digest="sha256:" + "0" * 64, alias=name)
-    assert [m.name for m in store.list_registered_models()] == ["churn"]
-    assert store.get_registered_model("churn").aliases == {}
+        store.models.create_version("churn", artifact_digest="sha256:" + "0" * 64, alias=name)
+    assert [m.name for m in store.models.list()] == ["churn"]
+    assert store.models.get("churn").aliases == {}
     store.close()
 
 

@@ -91,25 +91,25 @@ def test_sigkill_loses_at_most_one_flush_interval(any_project: Project, tmp_path
     )
 
     store = any_project.store
-    info = store.get_run(run_id)
-    stored = store.count_metric_points(run_id)
+    info = store.runs.get(run_id)
+    stored = store.runs.count_metric_points(run_id)
     assert info.status == "killed", info
     assert f"process {child.pid}" in (info.error or "")
     assert f"last step stored {stored - 1}" in (info.error or "")
     # Points were written in order, none twice.
-    assert [p.step for p in store.get_metric_history(run_id, "loss")] == list(range(stored))
+    assert [p.step for p in store.runs.metric_history(run_id, "loss")] == list(range(stored))
     assert stored <= reported + REPORT_EVERY
     # Lost: only what was logged within about one flush interval (and a write) of the kill.
     lost, allowed = reported - stored, reported - logged_before_window
     assert lost <= allowed, f"lost {lost} of {reported} points; allowed {allowed}"
-    assert store.list_runs(status="running") == []
+    assert store.runs.list(status="running") == []
 
 
 def test_the_cli_shows_a_killed_run(project: Project) -> None:
-    run = project.store.create_run("doomed", heartbeat=True)
+    run = project.store.runs.create("doomed", heartbeat=True)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    with project.store.write_session() as s:
+    with project.store.db.write() as s:
         from sqlalchemy import update
 
         from opsloop.store import models as m

@@ -45,10 +45,10 @@ def test_one_poisoned_point_among_50000_loses_nothing(
             opsloop.log_metric("loss", poison if i == bad_step else 1.0 / (i + 1), step=i)
         opsloop.log_metric("last", poison)
     store = any_project.store
-    info = store.get_run(run.id)
+    info = store.runs.get(run.id)
     assert info.status == "finished" and info.error is None
-    assert store.count_metric_points(run.id) == n + 1
-    history = store.get_metric_history(run.id, "loss")
+    assert store.runs.count_metric_points(run.id) == n + 1
+    history = store.runs.metric_history(run.id, "loss")
     assert [p.step for p in history] == list(range(n))
     got = history[bad_step].value
     assert math.isnan(got) if math.isnan(poison) else got == poison

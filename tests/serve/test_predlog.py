@@ -371,7 +371,7 @@ def test_a_data_error_wrapped_by_the_database_driver_is_not_retried(tmp_path: Pa
 
     log = asyncio.run(main())
     assert len(sink.calls) == len(set(sink.calls))
-    assert sorted(p.request_id for p in store.read_predictions()) == sorted(
+    assert sorted(p.request_id for p in store.predictions.read()) == sorted(
         f"r{i}" for i in range(12) if i != 5
     )
     store.close()

@@ -18,17 +18,17 @@ WRITER = textwrap.dedent(
     while time.time() < go:
         time.sleep(0.001)
     store = open_store(url, actor=who)
-    run = store.create_run(who)
+    run = store.runs.create(who)
     for b in range(20):
-        store.log_metric_points(run.id, [("m", float(i), b * 500 + i, 0) for i in range(500)])
+        store.runs.log_metric_points(run.id, [("m", float(i), b * 500 + i, 0) for i in range(500)])
     digest = "sha256:" + "0" * 64
     versions = [
-        store.create_model_version("shared", artifact_digest=digest, run_id=run.id).version
+        store.models.create_version("shared", artifact_digest=digest, run_id=run.id).version
         for _ in range(15)
     ]
     for i in range(30):
-        store.emit_event("test.tick", "run", run.id, {"i": i})
-    store.finish_run(run.id)
+        store.events.emit("test.tick", "run", run.id, {"i": i})
+    store.runs.finish(run.id)
     print(json.dumps({"run": run.id, "versions": versions}))
     """
 )
@@ -63,10 +63,10 @@ def test_two_writers_lose_nothing(store_url: str) -> None:
     all_versions: list[int] = []
     for r in results:
         run_id = str(r["run"])
-        assert store.count_metric_points(run_id) == 10_000
-        assert store.get_run(run_id).status == "finished"
-        assert len(store.list_events(kind="test.tick", object_id=run_id)) == 30
+        assert store.runs.count_metric_points(run_id) == 10_000
+        assert store.runs.get(run_id).status == "finished"
+        assert len(store.events.list(kind="test.tick", object_id=run_id)) == 30
         all_versions += list(r["versions"])  # type: ignore[arg-type]
     assert sorted(all_versions) == list(range(1, 31))
-    assert [v.version for v in store.list_model_versions("shared")] == list(range(30, 0, -1))
+    assert [v.version for v in store.models.list_versions("shared")] == list(range(30, 0, -1))
     store.close()

@@ -32,7 +32,11 @@ def test_duplicate_labels_collapse_to_the_latest(store_url: str) -> None:
         conn.commit()
     engine.dispose()
     store = open_store(store_url)
-    got = sorted((f.request_id, f.deployment, f.label["value"]) for f in store.read_feedback())
+    got = sorted(
+        (f.request_id, f.deployment, f.label["value"]) for f in store.predictions.read_feedback()
+    )
     assert got == [("r1", "other", 5), ("r1", "web", 2), ("r2", "web", 0)]
-    assert store.log_feedback([{"request_id": "r1", "deployment": "web", "label": {}}]) == ["r1"]
+    assert store.predictions.log_feedback(
+        [{"request_id": "r1", "deployment": "web", "label": {}}]
+    ) == ["r1"]
     store.close()

@@ -29,7 +29,7 @@ def test_load_json_reads_what_json_dumps_writes() -> None:
 
 
 def test_non_finite_values_are_stored_as_null_on_every_backend(store: Store) -> None:
-    store.log_predictions(
+    store.predictions.log(
         [
             {
                 "request_id": "r1",
@@ -44,6 +44,6 @@ def test_non_finite_values_are_stored_as_null_on_every_backend(store: Store) -> 
             }
         ]
     )
-    (row,) = store.read_predictions(deployment="d")
+    (row,) = store.predictions.read(deployment="d")
     assert row.inputs == {"x": [None, 1.5], "y": [None, None]}
     assert row.outputs == {"values": [0.25]}

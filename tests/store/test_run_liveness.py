@@ -36,7 +36,7 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
 
 
 def _set(store: Store, run_id: str, **values: Any) -> None:
-    with store.write_session() as s:
+    with store.db.write() as s:
         s.execute(update(m.Run).where(m.Run.id == run_id).values(**values))
 
 
@@ -48,36 +48,36 @@ def _dead_pid() -> int:
 
 
 def test_a_run_records_its_process_and_heartbeat(store: Store) -> None:
-    plain = store.create_run("plain")
+    plain = store.runs.create("plain")
     assert plain.host == socket.gethostname() and plain.pid == os.getpid()
     assert plain.heartbeat_at is None
-    beating = store.create_run("beating", heartbeat=True)
+    beating = store.runs.create("beating", heartbeat=True)
     assert beating.heartbeat_at is not None
     _set(store, beating.id, heartbeat_at=datetime.now(UTC) - timedelta(hours=1))
-    store.heartbeat_run(beating.id)
-    after = store.get_run(beating.id).heartbeat_at
+    store.runs.heartbeat(beating.id)
+    after = store.runs.get(beating.id).heartbeat_at
     assert after is not None and datetime.now(UTC) - after < timedelta(minutes=1)
-    store.log_metric_points(beating.id, [("x", 1.0, 0, 0)], heartbeat=True)
+    store.runs.log_metric_points(beating.id, [("x", 1.0, 0, 0)], heartbeat=True)
     with pytest.raises(NotFoundError):
-        store.heartbeat_run("0" * 32)
+        store.runs.heartbeat("0" * 32)
     # This process is alive: its runs stay running however old their heartbeat.
     _set(store, beating.id, heartbeat_at=datetime.now(UTC) - timedelta(days=1))
-    assert store.get_run(beating.id).status == "running"
-    assert store.reap_dead_runs() == []
+    assert store.runs.get(beating.id).status == "running"
+    assert store.runs.reap_dead() == []
 
 
 def test_a_run_whose_process_is_gone_is_killed_once(store: Store) -> None:
-    run = store.create_run("doomed", heartbeat=True)
-    store.log_metric_points(run.id, [("loss", 0.5, s, 0) for s in range(42)])
+    run = store.runs.create("doomed", heartbeat=True)
+    store.runs.log_metric_points(run.id, [("loss", 0.5, s, 0) for s in range(42)])
     pid = _dead_pid()
     _set(store, run.id, pid=pid)
-    info = store.get_run(run.id)
+    info = store.runs.get(run.id)
     assert info.status == "killed" and info.ended_at is not None
     assert f"process {pid} on {socket.gethostname()} is gone" in (info.error or "")
     assert "last step stored 41" in (info.error or "")
-    assert store.get_run(run.id).status == "killed"
-    assert store.reap_dead_runs() == []
-    events = store.list_events(object_id=run.id, kind="run.killed")
+    assert store.runs.get(run.id).status == "killed"
+    assert store.runs.reap_dead() == []
+    events = store.events.list(object_id=run.id, kind="run.killed")
     assert len(events) == 1 and events[0].details["last_step"] == 41
 
 
@@ -85,48 +85,48 @@ def test_a_reused_pid_does_not_keep_a_run_alive(
     store: Store, sleeper: subprocess.Popen[bytes]
 ) -> None:
     started = psutil.Process(sleeper.pid).create_time()
-    alive = store.create_run("alive")
+    alive = store.runs.create("alive")
     _set(store, alive.id, pid=sleeper.pid, pid_started=started)
-    reused = store.create_run("reused")
+    reused = store.runs.create("reused")
     _set(store, reused.id, pid=sleeper.pid, pid_started=started - 3600)
-    killed = store.reap_dead_runs()
+    killed = store.runs.reap_dead()
     assert [r.id for r in killed] == [reused.id]
     assert "the pid now belongs to another process" in (killed[0].error or "")
     assert "no metric stored" in (killed[0].error or "")
-    assert store.get_run(alive.id).status == "running"
+    assert store.runs.get(alive.id).status == "running"
 
 
 def test_a_silent_run_on_another_host_is_killed_after_the_timeout(store: Store) -> None:
     now = datetime.now(UTC)
-    silent = store.create_run("silent", heartbeat=True)
+    silent = store.runs.create("silent", heartbeat=True)
     _set(store, silent.id, host="elsewhere", pid=1, heartbeat_at=now - timedelta(minutes=10))
-    recent = store.create_run("recent", heartbeat=True)
+    recent = store.runs.create("recent", heartbeat=True)
     _set(store, recent.id, host="elsewhere", pid=1, heartbeat_at=now - timedelta(minutes=1))
     # Without a heartbeat nothing tells a process on another host is dead.
-    unknown = store.create_run("unknown")
+    unknown = store.runs.create("unknown")
     _set(store, unknown.id, host="elsewhere", pid=1)
-    finished = store.create_run("finished", heartbeat=True)
-    store.finish_run(finished.id)
+    finished = store.runs.create("finished", heartbeat=True)
+    store.runs.finish(finished.id)
     _set(store, finished.id, host="elsewhere", heartbeat_at=now - timedelta(days=1))
 
-    running = store.list_runs(status="running")
+    running = store.runs.list(status="running")
     assert {r.name for r in running} == {"recent", "unknown"}
-    info = store.get_run(silent.id)
+    info = store.runs.get(silent.id)
     assert info.status == "killed"
     assert "no heartbeat from process 1 on elsewhere for 600 s" in (info.error or "")
     assert info.ended_at == info.heartbeat_at
-    assert store.get_run(finished.id).status == "finished"
-    assert [r.name for r in store.reap_dead_runs(timeout_s=30)] == ["recent"]
+    assert store.runs.get(finished.id).status == "finished"
+    assert [r.name for r in store.runs.reap_dead(timeout_s=30)] == ["recent"]
 
 
 def test_reaping_from_two_stores_marks_a_run_once(store_url: str) -> None:
     a, b = open_store(store_url), open_store(store_url)
     try:
-        run = a.create_run("doomed")
+        run = a.runs.create("doomed")
         _set(a, run.id, pid=_dead_pid())
-        assert [r.id for r in a.reap_dead_runs()] == [run.id]
-        assert b.reap_dead_runs() == []
-        assert len(b.list_events(object_id=run.id, kind="run.killed")) == 1
+        assert [r.id for r in a.runs.reap_dead()] == [run.id]
+        assert b.runs.reap_dead() == []
+        assert len(b.events.list(object_id=run.id, kind="run.killed")) == 1
     finally:
         a.close()
         b.close()

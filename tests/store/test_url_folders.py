@@ -39,7 +39,7 @@ def test_the_project_state_folder_is_the_one_made(
 ) -> None:
     project = open_project(tmp_path)
     try:
-        project.store.list_runs()
+        project.store.runs.list()
         project.artifacts.put_bytes(b"x")
     finally:
         project.close()

@@ -44,7 +44,7 @@ def _refuse_step(store: Store, step: int) -> None:
 def test_refused_points_are_set_aside_once_and_the_rest_written(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
-    run = store.create_run("r")
+    run = store.runs.create("r")
     _refuse_step(store, 13)
     buf = MetricBuffer(store, run.id, capacity=100)
     with caplog.at_level(logging.WARNING, logger="opsloop.tracking"):
@@ -53,7 +53,7 @@ def test_refused_points_are_set_aside_once_and_the_rest_written(
             if i == 150:
                 buf.add("loss", 1.0, 2**70, 0)  # no backend holds it
         buf.close()
-    history = store.get_metric_history(run.id, "loss")
+    history = store.runs.metric_history(run.id, "loss")
     assert [p.step for p in history] == [i for i in range(350) if i != 13]
     assert buf.rejected == 2 and buf.written == 349 and len(buf) == 0
     warnings = [r.getMessage() for r in caplog.records if r.name == "opsloop.tracking"]
@@ -64,14 +64,14 @@ def test_refused_points_are_set_aside_once_and_the_rest_written(
 
 
 def test_many_refused_points_cost_few_writes(store: Store) -> None:
-    run = store.create_run("r")
+    run = store.runs.create("r")
     buf = MetricBuffer(store, run.id, capacity=10_000)
     for i in range(5_000):
         buf.add("loss", float(i), i, 0)
         buf.add("bad", float(i), 2**64 + i, 0)
     started = time.perf_counter()
     buf.close()
-    assert buf.rejected == 5_000 and store.count_metric_points(run.id) == 5_000
+    assert buf.rejected == 5_000 and store.runs.count_metric_points(run.id) == 5_000
     assert time.perf_counter() - started < 10
 
 
@@ -83,12 +83,12 @@ def test_points_are_written_by_time_and_the_heartbeat_refreshed(project: Project
         for i in range(10):
             run.log_metric("loss", 1.0 / (i + 1))
         deadline = time.monotonic() + 5
-        while store.count_metric_points(run.id) < 10 and time.monotonic() < deadline:
+        while store.runs.count_metric_points(run.id) < 10 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert store.count_metric_points(run.id) == 10  # the run is still active
-        first = store.get_run(run.id).heartbeat_at
+        assert store.runs.count_metric_points(run.id) == 10  # the run is still active
+        first = store.runs.get(run.id).heartbeat_at
         time.sleep(1.0)
-        later = store.get_run(run.id).heartbeat_at
+        later = store.runs.get(run.id).heartbeat_at
         assert first is not None and later is not None and later > first
 
 
@@ -101,7 +101,7 @@ def test_the_timer_and_the_logging_loop_lose_and_repeat_nothing(project: Project
             opsloop.log_metric("x", float(i))
             if i % 5_000 == 0:
                 time.sleep(0.02)  # let the timer hand over partial batches
-    steps = [p.step for p in project.store.get_metric_history(run.id, "x")]
+    steps = [p.step for p in project.store.runs.metric_history(run.id, "x")]
     assert steps == list(range(n))
 
 
@@ -119,7 +119,7 @@ def test_threads_logging_at_once_lose_nothing(project: Project) -> None:
             t.start()
         for t in threads:
             t.join()
-    assert project.store.count_metric_points(run.id) == 80_000
+    assert project.store.runs.count_metric_points(run.id) == 80_000
 
 
 @pytest.fixture
@@ -156,7 +156,7 @@ def test_an_outage_keeps_points_and_they_are_written_when_the_store_is_back(
 ) -> None:
     url, down = pg_outage
     store = open_store(url)
-    run = store.create_run("r")
+    run = store.runs.create("r")
     buf = MetricBuffer(store, run.id, capacity=100, max_pending=300, outage_timeout_s=0.5)
     for i in range(100):
         buf.add("x", float(i), i, 0)
@@ -177,7 +177,7 @@ def test_an_outage_keeps_points_and_they_are_written_when_the_store_is_back(
         down.apply()  # type: ignore[attr-defined]
         buf.close()
     assert kept >= 300 and len(buf) == 0
-    stored = [p.step for p in store.get_metric_history(run.id, "x")]
+    stored = [p.step for p in store.runs.metric_history(run.id, "x")]
     assert stored == list(range(100 + kept))
     messages = [r.getMessage() for r in caplog.records]
     assert sum("the metadata store failed" in m for m in messages) == 1

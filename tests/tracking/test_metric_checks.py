@@ -31,7 +31,7 @@ def test_bad_keys_are_refused(project: Project, key: Any, message: str) -> None:
         with pytest.raises(TrackingError, match=message):
             run.log_metric(key, 1.0)
         assert len(run._buffer) == 0
-    assert project.store.count_metric_points(run.id) == 0
+    assert project.store.runs.count_metric_points(run.id) == 0
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_bad_points_are_refused_and_leave_no_trace(
         with pytest.raises(TrackingError, match=f"metric 'loss': .*{message}"):
             run.log_metric("loss", **{"value": 1.0, **kwargs})
         run.log_metric("loss", 0.25)  # the refused call did not take a step
-    steps = [p.step for p in project.store.get_metric_history(run.id, "loss")]
+    steps = [p.step for p in project.store.runs.metric_history(run.id, "loss")]
     assert steps == [0, 1]
 
 
@@ -83,7 +83,7 @@ def test_every_real_number_is_accepted(project: Project) -> None:
             run.log_metric("m", v)
         run.log_metric("m", 1.0, step=np.int64(2**62), timestamp=np.int64(1_700_000_000_000))
         run.log_metric("m", 1.0, step=-(2**63))
-    history = project.store.get_metric_history(run.id, "m")
+    history = project.store.runs.metric_history(run.id, "m")
     assert [p.step for p in history] == [-(2**63), *range(len(values)), 2**62]
     got = [p.value for p in history[1:-1]]
     assert math.isnan(got[0]) and got[1:3] == [math.inf, -math.inf]

@@ -33,13 +33,13 @@ def test_start_run_logs_everything(project: Project, tmp_path: Path) -> None:
         opsloop.log_artifact(d, name="folder")
         assert opsloop.active_run() is run
     assert opsloop.active_run() is None
-    info = project.store.get_run(run.id)
+    info = project.store.runs.get(run.id)
     assert info.status == "finished" and info.name == "baseline"
     assert info.params == {"lr": "0.1", "layers": "3"}
     assert info.metrics["loss"] == pytest.approx(1 / 25) and info.metrics["acc"] == 0.8
     assert info.tags == {"team": "fraud"}
-    assert [p.step for p in project.store.get_metric_history(run.id, "loss")] == list(range(25))
-    arts = {a.path: a for a in project.store.list_artifacts(run.id)}
+    assert [p.step for p in project.store.runs.metric_history(run.id, "loss")] == list(range(25))
+    arts = {a.path: a for a in project.store.runs.list_artifacts(run.id)}
     assert arts["notes.txt"].digest == digest and arts["folder"].kind == "dir"
     assert project.artifacts.get_bytes(digest) == b"hi"
 
@@ -50,9 +50,9 @@ def test_steps_default_to_next_per_key(project: Project) -> None:
             run.log_metric("a", v)
         run.log_metric("b", 1.0, step=10)
         run.log_metric("b", 2.0)
-    hist = project.store.get_metric_history(run.id, "a")
+    hist = project.store.runs.metric_history(run.id, "a")
     assert [p.step for p in hist] == [0, 1, 2]
-    assert [p.step for p in project.store.get_metric_history(run.id, "b")] == [10, 11]
+    assert [p.step for p in project.store.runs.metric_history(run.id, "b")] == [10, 11]
 
 
 def test_points_are_kept_when_code_raises(project: Project) -> None:
@@ -60,9 +60,9 @@ def test_points_are_kept_when_code_raises(project: Project) -> None:
         for i in range(1234):
             opsloop.log_metric("x", i)
         _ = 1 / 0
-    info = project.store.get_run(run.id)
+    info = project.store.runs.get(run.id)
     assert info.status == "failed" and "ZeroDivisionError" in (info.error or "")
-    assert project.store.count_metric_points(run.id) == 1234
+    assert project.store.runs.count_metric_points(run.id) == 1234
 
 
 def test_misuse(project: Project) -> None:
@@ -73,7 +73,7 @@ def test_misuse(project: Project) -> None:
             opsloop.start_run()
         with opsloop.start_run(nested=True) as inner:
             assert opsloop.active_run() is inner
-        assert project.store.get_run(inner.id).parent_id == outer.id
+        assert project.store.runs.get(inner.id).parent_id == outer.id
         with pytest.raises(TrackingError, match="not a number"):
             opsloop.log_metric("x", "abc")  # type: ignore[arg-type]
         with pytest.raises(TrackingError, match="does not exist"):
@@ -83,7 +83,7 @@ def test_misuse(project: Project) -> None:
 
 
 def test_buffer_is_bounded_and_batched(project: Project) -> None:
-    run = project.store.create_run("b")
+    run = project.store.runs.create("b")
     buf = MetricBuffer(project.store, run.id, capacity=100)
     for i in range(1050):
         buf.add("k", float(i), i, 0)
@@ -91,7 +91,7 @@ def test_buffer_is_bounded_and_batched(project: Project) -> None:
     buf.flush()
     assert buf.written == 1050 and len(buf) == 0
     buf.close()
-    assert project.store.count_metric_points(run.id) == 1050
+    assert project.store.runs.count_metric_points(run.id) == 1050
 
 
 def test_failed_batch_is_retried_on_flush(project: Project) -> None:
@@ -101,10 +101,10 @@ def test_failed_batch_is_retried_on_flush(project: Project) -> None:
     with pytest.raises(opsloop.NotFoundError):
         buf.flush()
     assert len(buf) == 10  # nothing dropped
-    run = project.store.create_run("late")
+    run = project.store.runs.create("late")
     buf.run_id = run.id
     buf.flush()
-    assert project.store.count_metric_points(run.id) == 10
+    assert project.store.runs.count_metric_points(run.id) == 10
 
 
 SCRIPT = textwrap.dedent(
@@ -137,8 +137,8 @@ def test_points_flushed_at_process_exit(project: Project, mode: str, status: str
     )
     assert (out.returncode == 0) == (mode == "exit"), out.stderr
     run_id = out.stdout.split()[0]
-    info = project.store.get_run(run_id)
+    info = project.store.runs.get(run_id)
     assert info.status == status
-    assert project.store.count_metric_points(run_id) == 5000
+    assert project.store.runs.count_metric_points(run_id) == 5000
     if mode == "raise":
         assert "RuntimeError: uncaught" in (info.error or "")

@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session
 
 from opsloop.errors import AIOpsError
+from opsloop.spec.alerting import (
+    SEVERITIES,
+    Severity,
+    normalize_severity,
+)
+from opsloop.store.types import AlertInfo
 
 if TYPE_CHECKING:
     from opsloop.aiops.detectors import Detector
     from opsloop.store import Store
-    from opsloop.store import models as m
 
 __all__ = [
     "DETECTOR_HISTORY",
@@ -43,54 +45,8 @@ __all__ = [
     "record_alerts",
 ]
 
-Severity = Literal["info", "warning", "critical"]
-SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
-AlertCategory = Literal[
-    "data_drift",
-    "data_quality",
-    "quality_drop",
-    "error_rate",
-    "latency",
-    "cost",
-    "infrastructure",
-    "other",
-]
-"""What an alert signals, read from its ``category`` label or its name."""
-"""Severities, least to most severe."""
-
-_SEVERITY_WORDS: dict[str, Severity] = {
-    "info": "info",
-    "informational": "info",
-    "low": "info",
-    "none": "info",
-    "debug": "info",
-    "warning": "warning",
-    "warn": "warning",
-    "medium": "warning",
-    "minor": "warning",
-    "moderate": "warning",
-    "critical": "critical",
-    "crit": "critical",
-    "error": "critical",
-    "high": "critical",
-    "major": "critical",
-    "page": "critical",
-    "emergency": "critical",
-    "fatal": "critical",
-}
-
 # Alertmanager marks an unset end time with Go's zero time.
 _GO_ZERO_YEAR = 1
-
-
-def normalize_severity(value: str | None) -> Severity:
-    """One of :data:`SEVERITIES` for a severity word (``error``, ``page`` … → critical).
-
-    Unknown words and None read as ``warning``.
-    """
-    if not value:
-        return "warning"
-    return _SEVERITY_WORDS.get(value.strip().lower(), "warning")
 
 
 def fingerprint(name: str, labels: Mapping[str, str]) -> str:
@@ -172,134 +128,7 @@ class AlertIn(BaseModel):
         return self.last_seen_at or self.starts_at
 
 
-class AlertInfo(BaseModel):
-    """An alert as stored: one row per firing episode of a fingerprint."""
-
-    model_config = ConfigDict(frozen=True, from_attributes=True)
-
-    id: int
-    fingerprint: str
-    source: str
-    name: str
-    severity: str
-    status: str
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    starts_at: datetime
-    last_seen_at: datetime
-    ends_at: datetime | None
-    count: int
-    incident_id: int | None
-    details: dict[str, Any]
-
-
 # -- recording ---------------------------------------------------------------------------------
-
-
-def _lock_fingerprints(s: Session, fingerprints: Iterable[str]) -> None:
-    """Serialise concurrent writers of the same fingerprints on PostgreSQL.
-
-    A firing row cannot be locked before it exists, so two writers could both insert one;
-    a transaction-scoped advisory lock per fingerprint (taken in sorted order, so two writers
-    cannot deadlock) prevents that. SQLite write transactions are already serial.
-    """
-    if s.get_bind().dialect.name != "postgresql":
-        return
-    for fp in sorted(set(fingerprints)):
-        key = struct.unpack(">q", bytes.fromhex(fp[:16]))[0]
-        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-
-
-def record_in_session(store: Store, s: Session, alerts: Sequence[AlertIn]) -> list[m.Alert]:
-    """Deduplicate and write alerts inside an open write session; one row per alert given.
-
-    Firing: a row already firing with the same fingerprint counts the repeat (when it was
-    seen later than the row's ``last_seen_at``, so replaying the same observation does not
-    count twice); otherwise a new row opens. Resolved: the firing row gets ``ends_at``; with no
-    firing row, a resolved row is written so the end is not lost.
-    """
-    from opsloop.store import models as m
-
-    fps = {a.fingerprint for a in alerts}
-    _lock_fingerprints(s, fps)
-    firing: dict[str, m.Alert] = {}
-    if fps:
-        rows = s.scalars(
-            select(m.Alert)
-            .where(m.Alert.fingerprint.in_(sorted(fps)), m.Alert.status == "firing")
-            .order_by(m.Alert.id)
-        )
-        for existing in rows:
-            firing[existing.fingerprint] = existing
-    out: list[m.Alert] = []
-    for alert in alerts:
-        fp = alert.fingerprint
-        row = firing.get(fp)
-        if alert.status == "firing":
-            if row is None:
-                row = _new_row(alert, fp)
-                s.add(row)
-                s.flush()
-                firing[fp] = row
-                store.add_event(
-                    s,
-                    "alert.fired",
-                    "alert",
-                    str(row.id),
-                    {"name": row.name, "fingerprint": fp, "labels": row.labels},
-                )
-            elif alert.seen_at > row.last_seen_at:
-                # Repeats update the row but add no event: a detector repeating every scrape
-                # would otherwise flood the audit log; count and last_seen_at carry it.
-                row.count += 1
-                row.last_seen_at = alert.seen_at
-                row.severity = _max_severity(row.severity, alert.severity)
-                if alert.annotations:
-                    row.annotations = {**row.annotations, **alert.annotations}
-        else:
-            if row is None:
-                row = _new_row(alert, fp)
-                s.add(row)
-                s.flush()
-            else:
-                row.status = "resolved"
-                row.ends_at = alert.ends_at or alert.seen_at
-                row.last_seen_at = max(row.last_seen_at, alert.seen_at)
-                del firing[fp]
-            store.add_event(
-                s,
-                "alert.resolved",
-                "alert",
-                str(row.id),
-                {"name": row.name, "fingerprint": fp, "incident_id": row.incident_id},
-            )
-        out.append(row)
-    s.flush()
-    return out
-
-
-def _new_row(alert: AlertIn, fp: str) -> m.Alert:
-    from opsloop.store import models as m
-
-    return m.Alert(
-        fingerprint=fp,
-        source=alert.source,
-        name=alert.name,
-        severity=alert.severity,
-        status=alert.status,
-        labels=dict(alert.labels),
-        annotations=dict(alert.annotations),
-        starts_at=alert.starts_at,
-        last_seen_at=alert.seen_at,
-        ends_at=alert.ends_at,
-        count=1,
-        details=dict(alert.details),
-    )
-
-
-def _max_severity(a: str, b: str) -> str:
-    rank: dict[str, int] = {s: i for i, s in enumerate(SEVERITIES)}
-    return a if rank.get(a, 1) >= rank.get(b, 1) else b
 
 
 def record_alerts(store: Store, alerts: Sequence[AlertIn]) -> list[AlertInfo]:
@@ -308,9 +137,7 @@ def record_alerts(store: Store, alerts: Sequence[AlertIn]) -> list[AlertInfo]:
     Returns:
         The stored row of each alert given, in order (a repeat returns its updated row).
     """
-    with store.write_session() as s:
-        rows = record_in_session(store, s, alerts)
-        return [AlertInfo.model_validate(r) for r in rows]
+    return store.incidents.record_alerts(alerts)
 
 
 def list_alerts(
@@ -322,17 +149,9 @@ def list_alerts(
     limit: int = 1000,
 ) -> list[AlertInfo]:
     """Stored alerts, oldest first, filtered by status, incident or name."""
-    from opsloop.store import models as m
-
-    q = select(m.Alert).order_by(m.Alert.starts_at, m.Alert.id).limit(limit)
-    if status is not None:
-        q = q.where(m.Alert.status == status)
-    if incident_id is not None:
-        q = q.where(m.Alert.incident_id == incident_id)
-    if name is not None:
-        q = q.where(m.Alert.name == name)
-    with store.read_session() as s:
-        return [AlertInfo.model_validate(r) for r in s.scalars(q)]
+    return store.incidents.list_alerts(
+        status=status, incident_id=incident_id, name=name, limit=limit
+    )
 
 
 def get_alert(store: Store, alert_id: int) -> AlertInfo:
@@ -341,14 +160,7 @@ def get_alert(store: Store, alert_id: int) -> AlertInfo:
     Raises:
         NotFoundError: There is no alert with that id.
     """
-    from opsloop.errors import NotFoundError
-    from opsloop.store import models as m
-
-    with store.read_session() as s:
-        row = s.get(m.Alert, alert_id)
-        if row is None:
-            raise NotFoundError(f"alert {alert_id} does not exist")
-        return AlertInfo.model_validate(row)
+    return store.incidents.get_alert(alert_id)
 
 
 # -- Alertmanager webhooks ---------------------------------------------------------------------
@@ -585,15 +397,15 @@ def detect_anomalies(
         detector = default_detector
     since_utc = _utc(since) if since is not None else None
     out: list[AlertIn] = []
-    for series, labels in store.list_series(series_prefix):
+    for series, labels in store.series.list(series_prefix):
         if series.startswith(tuple(exclude)) or (where is not None and not where(labels)):
             continue
         if since_utc is not None:
             # Nothing new to alert on: neither read its history nor score it.
-            newest = store.read_series(series, labels, last=1)
+            newest = store.series.read(series, labels, last=1)
             if not newest or _utc(newest[0].time) < since_utc:
                 continue
-        points = store.read_series(series, labels, last=last)
+        points = store.series.read(series, labels, last=last)
         if not points:
             continue
         det = detector()

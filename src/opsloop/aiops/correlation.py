@@ -32,13 +32,14 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Protocol, get_args
 
 import numpy as np
 
-from opsloop.aiops.alerts import SEVERITIES, AlertCategory, AlertIn
+from opsloop.aiops.alerts import AlertIn
 from opsloop.aiops.lineage import LineageGraph, split_node
 from opsloop.errors import AIOpsError
+from opsloop.spec.alerting import INCIDENT_KINDS, SEVERITIES, AlertCategory
 
 __all__ = [
     "CATEGORIES",
@@ -64,18 +65,6 @@ DEFAULT_WINDOW = timedelta(minutes=15)
 
 CATEGORIES: tuple[str, ...] = get_args(AlertCategory)
 """What an alert signals, read from its ``category`` label or its name."""
-
-IncidentKind = Literal[
-    "data_drift",
-    "quality_drop",
-    "error_rate",
-    "latency",
-    "cost_anomaly",
-    "infrastructure",
-    "other",
-]
-INCIDENT_KINDS: tuple[str, ...] = get_args(IncidentKind)
-"""Kinds of incidents; remediation policies select incidents by kind."""
 
 # Checked in this order, so "latency_error_budget" is latency and "prediction_drift" is drift.
 _KEYWORDS: tuple[tuple[str, frozenset[str]], ...] = (

@@ -25,8 +25,6 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from opsloop.errors import AIOpsError
 
 if TYPE_CHECKING:
@@ -361,48 +359,45 @@ def lineage_edges_from_store(store: Store) -> list[tuple[str, str]]:
     ``traffic``, ``shadow``, or ``alias`` looked up now) and ``host → deployment`` for a
     ``host`` in their live state.
     """
-    from opsloop.store import models as m
-
     edges: list[tuple[str, str]] = []
-    with store.read_session() as s:
-        for mv in s.scalars(select(m.ModelVersion).order_by(m.ModelVersion.id)):
-            model = f"model:{mv.model_name}/{mv.version}"
-            features = (mv.details or {}).get("features") or {}
-            columns = [
-                str(c)
-                for group in ("numeric", "categorical")
-                for c in (features.get(group) or [] if isinstance(features, dict) else [])
-            ]
-            scope = mv.dataset_digest or f"{mv.model_name}/{mv.version}"
+    for mv in store.models.all_versions():
+        model = f"model:{mv.model_name}/{mv.version}"
+        features = (mv.details or {}).get("features") or {}
+        columns = [
+            str(c)
+            for group in ("numeric", "categorical")
+            for c in (features.get(group) or [] if isinstance(features, dict) else [])
+        ]
+        scope = mv.dataset_digest or f"{mv.model_name}/{mv.version}"
+        if mv.dataset_digest:
+            dataset = f"dataset:{mv.dataset_digest}"
+            if not columns:
+                edges.append((dataset, model))
+        for col in columns:
+            feature = f"feature:{col}@{scope}"
             if mv.dataset_digest:
-                dataset = f"dataset:{mv.dataset_digest}"
-                if not columns:
-                    edges.append((dataset, model))
-            for col in columns:
-                feature = f"feature:{col}@{scope}"
-                if mv.dataset_digest:
-                    edges.append((f"dataset:{mv.dataset_digest}", feature))
-                edges.append((feature, model))
-        aliases = {(a.model_name, a.alias): a.version for a in s.scalars(select(m.ModelAlias))}
-        for dep in s.scalars(select(m.Deployment).order_by(m.Deployment.name)):
-            desired = dep.desired or {}
-            name = desired.get("model")
-            if isinstance(name, str) and name:
-                versions: set[int] = set()
-                if isinstance(desired.get("version"), int):
-                    versions.add(desired["version"])
-                for entry in desired.get("traffic") or []:
-                    if isinstance(entry, dict) and isinstance(entry.get("version"), int):
-                        versions.add(entry["version"])
-                versions.update(v for v in desired.get("shadow") or [] if isinstance(v, int))
-                alias = desired.get("alias")
-                if isinstance(alias, str) and (name, alias) in aliases:
-                    versions.add(aliases[(name, alias)])
-                for v in sorted(versions):
-                    edges.append((f"model:{name}/{v}", f"deployment:{dep.name}"))
-            host = (dep.live or {}).get("host")
-            if isinstance(host, str) and host:
-                edges.append((f"host:{host}", f"deployment:{dep.name}"))
+                edges.append((f"dataset:{mv.dataset_digest}", feature))
+            edges.append((feature, model))
+    aliases = store.models.aliases()
+    for dep in store.deployments.list():
+        desired = dep.desired or {}
+        name = desired.get("model")
+        if isinstance(name, str) and name:
+            versions: set[int] = set()
+            if isinstance(desired.get("version"), int):
+                versions.add(desired["version"])
+            for entry in desired.get("traffic") or []:
+                if isinstance(entry, dict) and isinstance(entry.get("version"), int):
+                    versions.add(entry["version"])
+            versions.update(v for v in desired.get("shadow") or [] if isinstance(v, int))
+            alias = desired.get("alias")
+            if isinstance(alias, str) and (name, alias) in aliases:
+                versions.add(aliases[(name, alias)])
+            for v in sorted(versions):
+                edges.append((f"model:{name}/{v}", f"deployment:{dep.name}"))
+        host = (dep.live or {}).get("host")
+        if isinstance(host, str) and host:
+            edges.append((f"host:{host}", f"deployment:{dep.name}"))
     return edges
 
 

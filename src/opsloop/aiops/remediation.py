@@ -42,23 +42,27 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import select
-
-from opsloop.aiops.alerts import Severity, normalize_severity
-from opsloop.aiops.correlation import IncidentKind
-from opsloop.aiops.incidents import ActionInfo, IncidentInfo, get_incident, list_actions, resolve
-from opsloop.aiops.rules import load_section
+from opsloop.aiops.incidents import get_incident, list_actions, resolve
 from opsloop.errors import AIOpsError, MissingDependencyError, OpsloopError
-from opsloop.names import check_name
+from opsloop.spec.loader import load_section
+from opsloop.spec.remediation import (
+    ACTIONS,
+    ENV_REFERENCE,
+    CanarySettings,
+    NotifySettings,
+    PolicyTrigger,
+    RemediationPolicy,
+    RemediationSection,
+)
+from opsloop.store.liveness import gone_reason, this_process
+from opsloop.store.types import ActionInfo, IncidentInfo
 
 if TYPE_CHECKING:
     import httpx
 
-    from opsloop.context import Project
     from opsloop.store import Store
 
 __all__ = [
@@ -72,42 +76,16 @@ __all__ = [
     "RemediationSection",
     "WebhookExecutor",
     "approve",
-    "default_executor",
     "load_remediation_section",
     "reject",
 ]
 
-ActionName = Literal["retrain", "canary", "promote", "rollback", "notify"]
-ACTIONS: tuple[str, ...] = get_args(ActionName)
-"""The actions a policy can take."""
-
 # Actions that change what is served; the daily limit and the cooldown count these.
 _EFFECTFUL = frozenset({"retrain", "canary", "promote", "rollback"})
-_DONE = ("running", "succeeded", "failed")
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_DONE = ("running", "succeeded", "failed", "interrupted")
+NO_POLICY = "none"
+"""What a deployment's ``spec.remediation`` says to keep every policy off it."""
 _DAY = timedelta(days=1)
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class CanarySettings(_Section):
-    """How a new version is tried on a share of the traffic before promotion.
-
-    Attributes:
-        weight: Percent of requests the new version gets.
-        hold_s: Seconds to hold the split before judging.
-        min_requests: Requests the new version must serve before it is judged.
-        max_metric_drop: Largest drop of the metric against the current version that passes.
-        metric: The metric judged (default: the project's primary metric).
-    """
-
-    weight: float = Field(default=10, gt=0, lt=100)
-    hold_s: float = Field(default=60, ge=0)
-    min_requests: int = Field(default=50, ge=0)
-    max_metric_drop: float = Field(default=0.02, ge=0)
-    metric: str | None = None
 
 
 def _expand_env(value: str) -> str:
@@ -120,150 +98,7 @@ def _expand_env(value: str) -> str:
             )
         return os.environ[name]
 
-    return _ENV.sub(sub, value)
-
-
-class NotifySettings(_Section):
-    """Where notifications go: an HTTP POST of JSON.
-
-    ``${VAR}`` in the URL or a header value is read from the environment when the
-    notification is sent, so secrets stay out of the repository and the metadata store.
-    """
-
-    webhook: str
-    headers: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float = Field(default=5, gt=0, le=120)
-
-    @field_validator("webhook")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if _ENV.search(value):
-            return value
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"{value!r} is not an http(s) URL")
-        return value
-
-
-class PolicyTrigger(_Section):
-    """Which incidents a policy acts on (all conditions must hold; empty lists match all).
-
-    Attributes:
-        kinds: Incident kinds (``data_drift``, ``quality_drop``, ``error_rate``, ``latency``,
-            ``cost_anomaly``, ``infrastructure``, ``other``).
-        severities: Incident severities.
-        deployments: Deployments, one of which the incident must be on.
-        models: Registered models, one of which the incident must be on.
-    """
-
-    kinds: list[IncidentKind] = Field(min_length=1)
-    severities: list[Severity] = Field(default_factory=list)
-    deployments: list[str] = Field(default_factory=list)
-    models: list[str] = Field(default_factory=list)
-
-    @field_validator("severities", mode="before")
-    @classmethod
-    def _severities(cls, value: object) -> object:
-        if isinstance(value, list):
-            return [normalize_severity(v) if isinstance(v, str) else v for v in value]
-        return value
-
-    def matches(self, incident: IncidentInfo) -> bool:
-        """Whether the incident is one this trigger selects."""
-        if incident.kind not in self.kinds:
-            return False
-        if self.severities and incident.severity not in self.severities:
-            return False
-        if self.deployments and not set(self.deployments) & set(incident.deployments):
-            return False
-        return not (self.models and not set(self.models) & set(incident.models))
-
-
-class RemediationPolicy(_Section):
-    """One remediation policy.
-
-    Attributes:
-        name: Unique name (recorded on every action).
-        trigger: Which incidents (YAML key ``on``).
-        actions: What to do, in order: ``retrain``, ``canary``, ``promote``, ``rollback``,
-            ``notify``.
-        dry_run: Record the actions without running them (notifications still go out).
-        require_approval: Park the actions until someone approves them.
-        cooldown_s: Seconds after an action on a target before the policy acts on it again.
-        max_actions_per_day: Actions (other than notifications) the policy may run in 24 h.
-        canary: Canary settings for ``canary``.
-        notify: Webhook for ``notify``.
-        retrain: Parameters handed to ``retrain`` (e.g. the pipeline to run).
-        rollback: Parameters handed to ``rollback``.
-        resolve_on_success: When every action succeeded and one of them changed what serves
-            (``promote`` or ``rollback``), resolve the incident: its alerts end, and if the
-            problem comes back it fires again and opens a new incident.
-    """
-
-    name: str
-    trigger: PolicyTrigger = Field(alias="on")
-    actions: list[ActionName] = Field(min_length=1)
-    dry_run: bool = False
-    require_approval: bool = False
-    cooldown_s: float = Field(default=3600, ge=0)
-    max_actions_per_day: int = Field(default=3, ge=1)
-    canary: CanarySettings = Field(default_factory=CanarySettings)
-    notify: NotifySettings | None = None
-    retrain: dict[str, Any] = Field(default_factory=dict)
-    rollback: dict[str, Any] = Field(default_factory=dict)
-    resolve_on_success: bool = True
-
-    @model_validator(mode="before")
-    @classmethod
-    def _yaml_on(cls, data: Any) -> Any:
-        # YAML 1.1 reads a bare ``on`` key as the boolean true.
-        if isinstance(data, Mapping) and True in data:
-            data = {("on" if k is True else k): v for k, v in data.items()}
-        return data
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        return check_name("policy", value)
-
-    @model_validator(mode="after")
-    def _coherent(self) -> RemediationPolicy:
-        seen: set[str] = set()
-        for action in self.actions:
-            if action in seen:
-                raise ValueError(f"action {action!r} is listed twice")
-            seen.add(action)
-        if "notify" in seen and self.notify is None:
-            raise ValueError("action 'notify' needs a 'notify: {webhook: URL}' setting")
-        if "promote" in seen and (
-            "canary" not in seen or self.actions.index("canary") > self.actions.index("promote")
-        ):
-            raise ValueError(
-                "'promote' needs a 'canary' before it: a version is promoted "
-                "only when its canary holds"
-            )
-        if "canary" in seen and "rollback" in seen:
-            raise ValueError("'canary' and 'rollback' do not go in one policy: write two")
-        return self
-
-    @property
-    def effectful_actions(self) -> list[str]:
-        """The policy's actions that change something (all but ``notify``)."""
-        return [a for a in self.actions if a in _EFFECTFUL]
-
-
-class RemediationSection(_Section):
-    """The ``remediation`` section of ``opsloop.yaml``."""
-
-    policies: list[RemediationPolicy] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _unique(self) -> RemediationSection:
-        names = [p.name for p in self.policies]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"policy name(s) used more than once: {', '.join(dup)}")
-        return self
+    return ENV_REFERENCE.sub(sub, value)
 
 
 def load_remediation_section(path: Path) -> RemediationSection:
@@ -398,24 +233,6 @@ class WebhookExecutor:
         return {"status_code": response.status_code, "webhook": shown}
 
 
-def default_executor(project: Project | None = None) -> ActionExecutor:
-    """The executor the CLI approves actions with: notifications over HTTP, and the lifecycle
-    (retrain) and GitOps (canary, promote, rollback) actions on ``project`` (default: the
-    current one) through :class:`~opsloop.aiops.actions.LoopExecutor`.
-
-    Outside a project only ``notify`` can run.
-    """
-    from opsloop.aiops.actions import LoopExecutor
-    from opsloop.context import current_project
-
-    if project is None:
-        try:
-            project = current_project()
-        except OpsloopError:
-            return WebhookExecutor()
-    return WebhookExecutor(delegate=LoopExecutor(project))
-
-
 # -- the engine --------------------------------------------------------------------------------
 
 
@@ -437,6 +254,9 @@ class RemediationEngine:
         executor: Does the work of each action.
         policies: The policies, first match wins.
         clock: The current time (tests move it to cross cooldowns and days).
+        pinned: The policy a deployment's document names (``spec.remediation``), by
+            deployment; ``none`` keeps every policy off it. An incident on a deployment that
+            names a policy is remediated by that policy only (when its trigger matches).
     """
 
     def __init__(
@@ -446,6 +266,7 @@ class RemediationEngine:
         policies: RemediationSection | Sequence[RemediationPolicy] = (),
         *,
         clock: Callable[[], datetime] | None = None,
+        pinned: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -453,12 +274,19 @@ class RemediationEngine:
             policies.policies if isinstance(policies, RemediationSection) else policies
         )
         self.clock = clock or _utcnow
+        self.pinned = dict(pinned or {})
 
     # -- planning ------------------------------------------------------------------------
 
     def policy_for(self, incident: IncidentInfo) -> RemediationPolicy | None:
-        """The first policy whose trigger matches the incident."""
-        return next((p for p in self.policies if p.trigger.matches(incident)), None)
+        """The first policy whose trigger matches the incident, among the policies its
+        deployments pin when they pin any (see ``pinned``)."""
+        named = [self.pinned[d] for d in incident.deployments if d in self.pinned]
+        candidates = self.policies
+        if named:
+            allowed = {n for n in named if n != NO_POLICY}
+            candidates = [p for p in self.policies if p.name in allowed]
+        return next((p for p in candidates if p.trigger.matches(incident)), None)
 
     def remediate(self, incident_id: int) -> list[ActionInfo]:
         """Apply the matching policy to an open incident, once.
@@ -510,6 +338,45 @@ class RemediationEngine:
             )
             self._run(incident, ids)
         return list_actions(self.store, incident_id)
+
+    def recover(self) -> list[ActionInfo]:
+        """Mark ``interrupted`` the running actions whose process is gone (a controller that
+        was killed), and cancel what was planned after them; nothing runs twice.
+
+        The incident stays open for a person: ``opsloop incidents show`` tells what ran.
+
+        Returns:
+            The actions marked interrupted.
+        """
+        interrupted: list[ActionInfo] = []
+        now = self.clock()
+        for action in self.store.incidents.list_actions():
+            if action.status != "running":
+                continue
+            runner = (action.result or {}).get("runner") or {}
+            reason = gone_reason(
+                runner.get("host"), runner.get("pid"), runner.get("started"), None, now, 0.0
+            )
+            if reason is None:
+                continue
+            self._set(
+                action.id,
+                status="interrupted",
+                error=f"interrupted: {reason} while it ran; it was not run again",
+                finished=True,
+                event="remediation.interrupted",
+            )
+            interrupted.append(action)
+            for later in self.store.incidents.list_actions(action.incident_id):
+                if later.policy == action.policy and later.status == "approved":
+                    self._set(
+                        later.id,
+                        status="cancelled",
+                        error=f"not run: '{action.action}' was interrupted",
+                        finished=True,
+                        event="remediation.cancelled",
+                    )
+        return interrupted
 
     def remediate_open(self) -> dict[int, list[ActionInfo]]:
         """Apply the policies to every open incident; the actions of each one touched."""
@@ -600,29 +467,18 @@ class RemediationEngine:
         status: str,
         approved_by: str | None = None,
     ) -> int:
-        from opsloop.store import models as m
-
-        with self.store.write_session() as s:
-            row = m.IncidentAction(
-                incident_id=incident.id,
-                action=action,
-                status=status,
-                policy=policy.name,
-                created_at=self.clock(),
-                approved_by=approved_by,
-                params=params,
-                result={"would_run": True} if status == "dry_run" else {},
-            )
-            s.add(row)
-            s.flush()
-            self.store.add_event(
-                s,
-                f"remediation.{'planned' if status == 'approved' else status}",
-                "incident",
-                str(incident.id),
-                {"action_id": row.id, "action": action, "policy": policy.name},
-            )
-            return row.id
+        return self.store.incidents.create_action(
+            incident.id,
+            action=action,
+            status=status,
+            policy=policy.name,
+            created_at=self.clock(),
+            approved_by=approved_by,
+            params=params,
+            result={"would_run": True} if status == "dry_run" else {},
+            event=f"remediation.{'planned' if status == 'approved' else status}",
+            event_details={"policy": policy.name},
+        )
 
     def _set(
         self,
@@ -637,39 +493,23 @@ class RemediationEngine:
         event: str | None = None,
         event_details: dict[str, Any] | None = None,
     ) -> None:
-        from opsloop.store import models as m
-
-        with self.store.write_session() as s:
-            row = s.get(m.IncidentAction, action_id)
-            if row is None:  # pragma: no cover - rows are never deleted
-                raise AIOpsError(f"remediation action {action_id} vanished")
-            row.status = status
-            if approved_by is not None:
-                row.approved_by = approved_by
-            if result is not None:
-                row.result = result
-            if error is not None:
-                row.error = error
-            now = self.clock()
-            if started:
-                row.started_at = now
-            if finished:
-                row.finished_at = now
-            if event is not None:
-                details = {"action_id": row.id, "action": row.action, "policy": row.policy}
-                if approved_by is not None:
-                    details["by"] = approved_by
-                if error is not None:
-                    details["error"] = error
-                details.update(event_details or {})
-                self.store.add_event(s, event, "incident", str(row.incident_id), details)
+        now = self.clock()
+        self.store.incidents.update_action(
+            action_id,
+            status=status,
+            approved_by=approved_by,
+            result=result,
+            error=error,
+            started_at=now if started else None,
+            finished_at=now if finished else None,
+            event=event,
+            event_details=event_details,
+        )
 
     # -- guardrails ----------------------------------------------------------------------
 
     def _blocked(self, rows: Sequence[ActionInfo]) -> str | None:
         """Why the chain may not run now (cooldown or daily limit), or None."""
-        from opsloop.store import models as m
-
         effectful = [r for r in rows if r.action in _EFFECTFUL]
         if not effectful:
             return None
@@ -680,18 +520,11 @@ class RemediationEngine:
         now = self.clock()
         since = now - max(_DAY, timedelta(seconds=cooldown))
         mine = {r.id for r in rows}
-        with self.store.read_session() as s:
-            recent = [
-                ActionInfo.model_validate(r)
-                for r in s.scalars(
-                    select(m.IncidentAction).where(
-                        m.IncidentAction.policy == first.policy,
-                        m.IncidentAction.status.in_(_DONE),
-                        m.IncidentAction.started_at >= since,
-                    )
-                )
-                if r.id not in mine and r.action in _EFFECTFUL
-            ]
+        recent = [
+            a
+            for a in self.store.incidents.actions_started_since(first.policy, since, _DONE)
+            if a.id not in mine and a.action in _EFFECTFUL
+        ]
         target = first.params.get("target")
         last = max(
             (a for a in recent if a.params.get("target") == target and a.started_at is not None),
@@ -743,7 +576,13 @@ class RemediationEngine:
                 },
                 "outcomes": list(outcomes),
             }
-            self._set(row.id, status="running", started=True, event="remediation.started")
+            self._set(
+                row.id,
+                status="running",
+                started=True,
+                result={"runner": this_process().as_dict()},
+                event="remediation.started",
+            )
             try:
                 result = _call(self.executor, row.action, incident, params)
             except Exception as exc:
@@ -808,8 +647,6 @@ class RemediationEngine:
         outcomes: list[dict[str, Any]],
     ) -> dict[str, Any]:
         """Withdraw canaries that went live before a later action failed."""
-        from opsloop.store import models as m
-
         undo: dict[str, Any] = {}
         for canary, result in live_canaries:
             params = {
@@ -818,28 +655,18 @@ class RemediationEngine:
                 "compensates": {"action_id": canary.id, "result": result},
                 "reason": f"'{failed.action}' failed: {error}",
             }
-            with self.store.write_session() as s:
-                row = m.IncidentAction(
-                    incident_id=incident.id,
-                    action="rollback",
-                    status="running",
-                    policy=canary.policy,
-                    created_at=self.clock(),
-                    started_at=self.clock(),
-                    approved_by=f"policy:{canary.policy}",
-                    params=params,
-                    result={},
-                )
-                s.add(row)
-                s.flush()
-                rollback_id = row.id
-                self.store.add_event(
-                    s,
-                    "remediation.compensating",
-                    "incident",
-                    str(incident.id),
-                    {"action_id": rollback_id, "action": "rollback", "undoes": canary.id},
-                )
+            rollback_id = self.store.incidents.create_action(
+                incident.id,
+                action="rollback",
+                status="running",
+                policy=canary.policy,
+                created_at=self.clock(),
+                started_at=self.clock(),
+                approved_by=f"policy:{canary.policy}",
+                params=params,
+                event="remediation.compensating",
+                event_details={"undoes": canary.id},
+            )
             try:
                 res = _call(self.executor, "rollback", incident, params)
             except Exception as exc:
@@ -959,7 +786,7 @@ def _action_params(policy: RemediationPolicy, action: str) -> dict[str, Any]:
 def approve(
     store: Store,
     incident_id: int,
-    executor: ActionExecutor | None = None,
+    executor: ActionExecutor,
     *,
     by: str,
     clock: Callable[[], datetime] | None = None,
@@ -969,10 +796,11 @@ def approve(
     The actions run as they were planned: their parameters and guardrails were recorded with
     them, so no policy is needed here.
     """
-    engine = RemediationEngine(store, executor or default_executor(), clock=clock)
+    engine = RemediationEngine(store, executor, clock=clock)
     return engine.approve(incident_id, by=by)
 
 
 def reject(store: Store, incident_id: int, *, by: str, reason: str = "") -> list[ActionInfo]:
     """Reject an incident's parked actions (see :meth:`RemediationEngine.reject`)."""
-    return RemediationEngine(store, default_executor()).reject(incident_id, by=by, reason=reason)
+    # Rejecting runs nothing: no executor is needed beyond the placeholder.
+    return RemediationEngine(store, WebhookExecutor()).reject(incident_id, by=by, reason=reason)

@@ -1,19 +1,17 @@
-"""``opsloop deploy promote|set-traffic|render|history``, ``opsloop sync``, ``opsloop rollback``,
-``opsloop status`` and ``opsloop up``: desired state in Git, applied by the reconciler."""
+"""``opsloop deploy promote|set-traffic|render|history``, ``opsloop sync``, ``opsloop rollback``
+and ``opsloop status``: desired state in Git, applied by the reconciler (continuously by
+``opsloop up``, see :mod:`opsloop.cli.loop`)."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import typer
-from rich.console import Group
-from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from opsloop.cli._common import ago, console, err_console, project
-from opsloop.errors import GitOpsError, OpsloopError
+from opsloop.errors import GitOpsError
 
 deploy_app = typer.Typer(
     help="Change and inspect deployments; every change is a commit in Git.",
@@ -155,7 +153,7 @@ def history(
     table = Table(title=f"syncs of {deployment}", title_justify="left")
     for col in ("when", "revision", "result", "trigger", "version", "change"):
         table.add_column(col, overflow="fold" if col == "change" else "ellipsis")
-    entries = gitops.sync_history(proj.store, deployment, limit=limit)
+    entries = proj.store.deployments.history(deployment, limit=limit)
     for e in entries:
         style = {"Succeeded": "green", "Failed": "red", "Pruned": "yellow"}.get(e.result, "white")
         change = e.details.get("error") or ", ".join(sorted(e.diff)) or "-"
@@ -256,72 +254,3 @@ def status(
         console.print(f"no deployments in {folder}/ at {result.revision[:10]} and none running")
         return
     console.print(_status_table(result, "status"))
-
-
-def up(
-    interval: float = typer.Option(5.0, "--interval", help="Seconds between passes."),
-    runtime: str = typer.Option("local", "--runtime", help=RUNTIME_HELP),
-    stop_on_exit: bool = typer.Option(
-        False, "--stop-on-exit", help="Stop every deployment when the loop ends."
-    ),
-    folder: str = typer.Option("deploy", "--folder", help=FOLDER_HELP),
-    monitor_every: float = typer.Option(
-        60.0, "--monitor-every", help="Seconds between monitor passes (0: no monitoring)."
-    ),
-) -> None:
-    """Reconcile continuously (automated sync, self-heal, prune), monitor and apply the
-    prediction log's retention, until Ctrl-C."""
-    import time
-
-    from opsloop.gitops import Reconciler, SyncResult
-    from opsloop.monitor.retention import prune_pass
-    from opsloop.monitor.service import monitor_pass
-
-    proj = project()
-    rec = Reconciler(proj, runtime=runtime, folder=folder)
-    stop = threading.Event()
-    last_monitor = [0.0]
-    monitor_note = [Text("")]
-    with Live(Text("first pass…"), console=console, refresh_per_second=4) as live:
-
-        def on_pass(result: SyncResult) -> None:
-            now = time.monotonic()
-            if monitor_every > 0 and now - last_monitor[0] >= monitor_every:
-                last_monitor[0] = now
-                try:
-                    done = monitor_pass(proj)
-                    monitor_note[0] = Text(
-                        f"monitors: {done.points} points, {len(done.opened)} incident(s) opened"
-                    )
-                except OpsloopError as exc:
-                    monitor_note[0] = Text(f"monitor pass failed: {exc}", style="red")
-                # After the monitors, so that retention may take what they have read.
-                try:
-                    pruned = prune_pass(proj)
-                    if pruned.predictions or pruned.feedback:
-                        monitor_note[0].append(
-                            f"; retention deleted {pruned.predictions} request(s), "
-                            f"{pruned.feedback} label(s)"
-                        )
-                except OpsloopError as exc:
-                    monitor_note[0].append(f"; retention failed: {exc}", style="red")
-            live.update(
-                Group(
-                    _status_table(result, f"every {interval:g} s; Ctrl-C to stop"),
-                    monitor_note[0],
-                )
-            )
-
-        def on_error(exc: OpsloopError) -> None:
-            live.update(Group(Text(f"pass failed: {exc}", style="red")))
-
-        try:
-            rec.run_forever(interval, stop=stop, on_pass=on_pass, on_error=on_error)
-        except KeyboardInterrupt:
-            stop.set()
-    if stop_on_exit:
-        for name in sorted(rec.runtime.live_state()):
-            rec.runtime.stop(name)
-            console.print(f"stopped {name}")
-    else:
-        console.print("reconciler stopped; deployments keep running")

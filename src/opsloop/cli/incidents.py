@@ -154,9 +154,10 @@ def approve_cmd(
 ) -> None:
     """Approve the incident's actions that await approval, and run them now."""
     from opsloop.aiops.remediation import approve
+    from opsloop.loop.actions import default_executor
 
-    store = project().store
-    actions = approve(store, incident_id, by=by or _actor())
+    proj = project()
+    actions = approve(proj.store, incident_id, default_executor(proj), by=by or _actor())
     _print_actions(actions)
 
 

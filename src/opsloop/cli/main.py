@@ -52,7 +52,7 @@ def _root(
 
 def _register_commands() -> None:
     # Imported here so that a command module's heavy imports load only with the command.
-    from opsloop.cli import init, monitor, quickstart, run, serve
+    from opsloop.cli import init, loop, monitor, quickstart, run, serve
 
     app.command("quickstart")(quickstart.quickstart)
     app.command("init")(init.init)
@@ -64,7 +64,8 @@ def _register_commands() -> None:
     app.command("sync")(gitops.sync)
     app.command("status")(gitops.status)
     app.command("rollback")(gitops.rollback)
-    app.command("up")(gitops.up)
+    app.command("up")(loop.up)
+    app.command("down")(loop.down)
     app.add_typer(monitor.app, name="monitor")
     app.add_typer(incidents.app, name="incidents")
     app.add_typer(aiops.app, name="aiops")

@@ -19,7 +19,7 @@ def list_models() -> None:
     table = Table(title="models", title_justify="left")
     for col in ("name", "latest", "aliases", "updated", "description"):
         table.add_column(col)
-    for mdl in store.list_registered_models():
+    for mdl in store.models.list():
         aliases = ", ".join(f"{a}→v{v}" for a, v in sorted(mdl.aliases.items()))
         table.add_row(
             mdl.name,
@@ -35,14 +35,14 @@ def list_models() -> None:
 def show(name: str = typer.Argument(..., help="Model name.")) -> None:
     """Show a model's versions, aliases, metrics and gate results."""
     store = project().store
-    mdl = store.get_registered_model(name)
+    mdl = store.models.get(name)
     console.print(f"[bold]{mdl.name}[/bold]  {mdl.description}")
     if mdl.tags:
         console.print("tags: " + ", ".join(f"{k}={v}" for k, v in sorted(mdl.tags.items())))
     table = Table(title="versions", title_justify="left")
     for col in ("version", "aliases", "created", "run", "metrics", "gates", "artifact"):
         table.add_column(col, overflow="fold" if col == "metrics" else "ellipsis")
-    for v in store.list_model_versions(name):
+    for v in store.models.list_versions(name):
         metrics = v.details.get("metrics") or {}
         shown = ", ".join(
             f"{k}={val:.4g}" for k, val in list(metrics.items())[:3] if isinstance(val, int | float)
@@ -72,7 +72,7 @@ def alias_set(
 ) -> None:
     """Point an alias at a version."""
     store = project().store
-    previous = store.set_alias(name, alias, version)
+    previous = store.models.set_alias(name, alias, version)
     moved = f" (was v{previous})" if previous is not None and previous != version else ""
     console.print(f"{name}@{alias} → v{version}{moved}")
 
@@ -83,5 +83,5 @@ def alias_delete(
     alias: str = typer.Argument(..., help="Alias to remove."),
 ) -> None:
     """Remove an alias."""
-    project().store.delete_alias(name, alias)
+    project().store.models.delete_alias(name, alias)
     console.print(f"{name}@{alias} removed")

@@ -61,7 +61,12 @@ def run(
     deployment: list[str] | None = typer.Option(
         None, "--deployment", "-d", help="Only this deployment (repeatable); default: all."
     ),
-    window: str = typer.Option("15m", "--window", "-w", help=WINDOW_HELP),
+    window: str | None = typer.Option(
+        None,
+        "--window",
+        "-w",
+        help=WINDOW_HELP + " Default: each deployment's own, else the project's (15m).",
+    ),
     until: str | None = typer.Option(
         None,
         "--until",
@@ -70,13 +75,14 @@ def run(
     ),
 ) -> None:
     """Monitor every complete window since the last run, once; alert and open incidents."""
-    from opsloop.monitor.service import monitor_pass
+    from opsloop.loop.monitoring import monitor_step
 
-    length = parse_window(window)
+    length = parse_window(window) if window is not None else None
     end = parse_time(until) if until is not None else None
-    result = monitor_pass(
+    step = monitor_step(
         project(), deployments=deployment or None, window=length, until=end, progress=True
     )
+    result = step.monitor
     if not result.windows:
         console.print("nothing to monitor: no complete window with predictions since the last run")
     else:
@@ -99,13 +105,13 @@ def run(
             )
         console.print(table)
         console.print(f"{result.points} series points written")
-    if result.alerts:
+    if step.alerts:
         console.print(
-            f"{len(result.alerts)} alert(s); incidents opened: "
-            f"{', '.join(map(str, result.opened)) or '-'}, updated: "
-            f"{', '.join(map(str, result.updated)) or '-'}"
+            f"{len(step.alerts)} alert(s); incidents opened: "
+            f"{', '.join(map(str, step.opened)) or '-'}, updated: "
+            f"{', '.join(map(str, step.ingest.updated)) or '-'}"
         )
-    for note in result.notes:
+    for note in step.notes:
         console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
 
 

@@ -34,6 +34,7 @@ from opsloop.gitops.loader import (
     resolve_spec,
 )
 from opsloop.gitops.reconciler import (
+    DEFAULT_FOLDER,
     DeploymentOutcome,
     Reconciler,
     SyncResult,
@@ -45,13 +46,6 @@ from opsloop.gitops.reconciler import (
 from opsloop.gitops.render import render_deployments
 from opsloop.gitops.repo import CommitInfo, GitRepo
 from opsloop.gitops.runtime import Runtime, available_runtimes, open_runtime, register_runtime
-from opsloop.gitops.state import (
-    DeploymentRecord,
-    SyncHistoryEntry,
-    get_deployment,
-    list_deployments,
-    sync_history,
-)
 from opsloop.gitops.types import (
     Health,
     HealthStatus,
@@ -60,8 +54,10 @@ from opsloop.gitops.types import (
     RuntimeSpec,
     SyncStatus,
 )
+from opsloop.store.types import DeploymentRecord, SyncHistoryEntry
 
 __all__ = [
+    "DEFAULT_FOLDER",
     "ChangeResult",
     "CommitInfo",
     "DeploymentDocument",
@@ -89,8 +85,6 @@ __all__ = [
     "document_history",
     "dump_document",
     "find_free_port",
-    "get_deployment",
-    "list_deployments",
     "load_desired_state",
     "open_runtime",
     "parse_document",
@@ -104,5 +98,4 @@ __all__ = [
     "set_traffic",
     "status",
     "sync",
-    "sync_history",
 ]

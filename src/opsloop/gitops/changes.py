@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import GitOpsError, NotFoundError, SpecError
-from opsloop.gitops import state as st
 from opsloop.gitops.document import (
     API_VERSION,
     KIND,
@@ -97,7 +96,7 @@ class _Workspace:
                     f"the document of deployment '{name}' is invalid: {problem.message}",
                     hint="fix it (or roll it back) before changing it",
                 )
-        rec = st.get_deployment(self.store, name)
+        rec = self.store.deployments.get(name)
         if rec is not None and isinstance(rec.desired.get("file"), str):
             return str(rec.desired["file"]), None
         return f"{self.folder}/{name}.yaml", None
@@ -153,12 +152,17 @@ def promote(
     project: Project | None = None,
     folder: str = DEFAULT_FOLDER,
     port: int | None = None,
+    monitoring: Mapping[str, Any] | None = None,
+    remediation: str | None = None,
 ) -> ChangeResult:
     """Point deployment ``to`` at the version ``alias`` names now (or at ``version``).
 
     The concrete version is written into the document, so the deployment does not move when
     the alias moves later; any canary split is removed. A deployment without a document gets
     one: a free port, one replica, automated sync with self-heal and prune.
+
+    ``monitoring`` (the document's ``spec.monitoring``, e.g. ``{"window": "30s"}``) and
+    ``remediation`` (a policy name) are written when given, replacing what the document had.
 
     Raises:
         NotFoundError: The model, alias or version does not exist.
@@ -167,12 +171,12 @@ def promote(
     """
     ws = _Workspace(project, folder)
     if version is not None:
-        info = ws.store.get_model_version(model, version)
+        info = ws.store.models.get_version(model, version)
         source = f"{model} v{version}"
     else:
         if alias is None:
             raise GitOpsError("give an alias or a version to promote")
-        info = ws.store.get_model_version_by_alias(model, alias)
+        info = ws.store.models.get_version_by_alias(model, alias)
         source = f"{model}@{alias}"
     path, doc = ws.locate(to)
     if doc is not None:
@@ -213,12 +217,15 @@ def promote(
             f"{source} resolved to version {info.version} (artifact {info.artifact_digest}) "
             "when promoted; new deployment."
         )
+    if monitoring is not None:
+        data["spec"]["monitoring"] = dict(monitoring)
+    if remediation is not None:
+        data["spec"]["remediation"] = remediation
     new = validate_data(data, path)
     subject = f"deploy({to}): promote {source} -> v{info.version}"
     commit = ws.write(to, path, new, subject, body)
     if commit is not None:
-        st.record_change(
-            ws.store,
+        ws.store.deployments.record_change(
             to,
             "deployment.promoted",
             {"model": model, "version": info.version, "alias": alias, "commit": commit},
@@ -274,7 +281,7 @@ def set_traffic(
     if not weights:
         raise GitOpsError("give at least one VERSION=WEIGHT")
     for v in weights:
-        ws.store.get_model_version(doc.spec.model, v)
+        ws.store.models.get_version(doc.spec.model, v)
     data = doc.to_data()
     spec = data["spec"]
     routed = {v for v, w in weights.items() if w > 0}
@@ -290,7 +297,7 @@ def set_traffic(
     new_shadow = list(shadow) if shadow is not None else list(spec.get("shadow", []))
     new_shadow = [v for v in new_shadow if v not in routed]
     for v in new_shadow:
-        ws.store.get_model_version(doc.spec.model, v)
+        ws.store.models.get_version(doc.spec.model, v)
     if new_shadow:
         spec["shadow"] = new_shadow
     else:
@@ -307,8 +314,7 @@ def set_traffic(
     )
     commit = ws.write(deployment, path, new, subject, f"The split was: {before}.")
     if commit is not None:
-        st.record_change(
-            ws.store,
+        ws.store.deployments.record_change(
             deployment,
             "deployment.traffic_changed",
             {"traffic": {str(v): w for v, w in weights.items()}, "commit": commit},
@@ -360,8 +366,7 @@ def rollback(
                 version = parse_document(content.decode("utf-8"), path).spec.version
             except (SpecError, UnicodeDecodeError):
                 version = None
-        st.record_change(
-            ws.store,
+        ws.store.deployments.record_change(
             deployment,
             "deployment.rolled_back",
             {"target": target, "commit": commit, "file": path},

@@ -14,6 +14,8 @@ monitoring and remediation policies it refers to, and how the reconciler may act
       shadow: [5]
       replicas: 1
       port: 8601
+      monitoring: {window: 15m, monitors: [drift, quality, service], drift: {psi: 0.2}}
+      remediation: churn-retrain      # a policy of opsloop.yaml; 'none': never remediate
       syncPolicy: {automated: true, selfHeal: true, prune: true}
 """
 
@@ -27,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from opsloop.errors import SpecError
 from opsloop.names import check_name, is_name
+from opsloop.spec.monitoring import DeploymentMonitoring
 from opsloop.spec.yamlpos import line_for, load_yaml, load_yaml_with_lines
 
 __all__ = [
@@ -153,7 +156,7 @@ class DeploymentSpec(_Strict):
     replicas: int = Field(default=1, ge=0, le=64)
     port: int = Field(ge=1024, le=65535)
     resources: Resources = Field(default_factory=Resources)
-    monitoring: str | None = None
+    monitoring: DeploymentMonitoring = Field(default_factory=DeploymentMonitoring)
     remediation: str | None = None
     sync_policy: SyncPolicy = Field(default_factory=SyncPolicy, alias="syncPolicy")
 
@@ -161,6 +164,11 @@ class DeploymentSpec(_Strict):
     @classmethod
     def _model_name(cls, value: str) -> str:
         return check_name("model", value)
+
+    @field_validator("remediation")
+    @classmethod
+    def _policy_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_name("remediation policy", value)
 
     @field_validator("alias")
     @classmethod

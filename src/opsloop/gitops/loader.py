@@ -182,10 +182,10 @@ def resolve_spec(doc: DeploymentDocument, store: Store) -> RuntimeSpec:
     spec = doc.spec
     try:
         if spec.alias is not None:
-            version = store.get_model_version_by_alias(spec.model, spec.alias).version
+            version = store.models.get_version_by_alias(spec.model, spec.alias).version
         else:
             assert spec.version is not None
-            version = store.get_model_version(spec.model, spec.version).version
+            version = store.models.get_version(spec.model, spec.version).version
     except NotFoundError as exc:
         where = "spec.alias" if spec.alias is not None else "spec.version"
         raise NotFoundError(f"{where}: {exc.message}", hint=exc.hint) from exc
@@ -197,7 +197,7 @@ def resolve_spec(doc: DeploymentDocument, store: Store) -> RuntimeSpec:
             if v == version:
                 continue
             try:
-                store.get_model_version(spec.model, v)
+                store.models.get_version(spec.model, v)
             except NotFoundError as exc:
                 raise NotFoundError(f"{where}: {exc.message}", hint=exc.hint) from exc
     resources = {
@@ -216,6 +216,4 @@ def resolve_spec(doc: DeploymentDocument, store: Store) -> RuntimeSpec:
         port=spec.port,
         resources=resources,
         labels=dict(doc.metadata.labels),
-        monitoring=spec.monitoring,
-        remediation=spec.remediation,
     )

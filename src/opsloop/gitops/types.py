@@ -61,8 +61,9 @@ class RuntimeSpec(BaseModel):
         port: The port of the first replica.
         resources: Kubernetes-style requests and limits.
         labels: The document's labels.
-        monitoring: Name of the monitoring policy the deployment refers to.
-        remediation: Name of the remediation policy the deployment refers to.
+
+    What the loop does with the deployment (``spec.monitoring``, ``spec.remediation``) is not
+    the runtime's business: changing it restarts nothing.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -77,8 +78,6 @@ class RuntimeSpec(BaseModel):
     port: int
     resources: dict[str, dict[str, str]] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
-    monitoring: str | None = None
-    remediation: str | None = None
 
     @property
     def versions(self) -> list[int]:

@@ -267,7 +267,7 @@ def register(
     if earlier is not None:
         store = current_project().store
         if alias is not None and alias not in earlier.aliases:
-            store.set_alias(model_name, alias, earlier.version)
+            store.models.set_alias(model_name, alias, earlier.version)
         return {
             "model": model_name,
             "version": earlier.version,
@@ -326,7 +326,7 @@ def _same_training(model_name: str, lifecycle_key: str) -> ModelVersionInfo | No
     from opsloop.context import current_project
 
     try:
-        versions = current_project().store.list_model_versions(model_name)
+        versions = current_project().store.models.list_versions(model_name)
     except NotFoundError:
         return None
     return next((v for v in versions if v.details.get("lifecycle_key") == lifecycle_key), None)

@@ -22,14 +22,24 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+from sklearn.metrics import roc_auc_score
 
+from opsloop.aiops.incidents import TimelineEntry, get_incident, list_actions, timeline
+from opsloop.context import open_project
+from opsloop.data import resolve_source
 from opsloop.errors import ConfigError, GitOpsError
+from opsloop.gitops import HealthStatus, promote
+from opsloop.loop.controller import Controller
+from opsloop.loop.traffic import drifted_sample, send_feedback, send_requests
+from opsloop.monitor.windows import align
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from opsloop.aiops.incidents import ActionInfo, TimelineEntry
     from opsloop.context import Project
+    from opsloop.store import ActionInfo, IncidentInfo
 
 __all__ = ["DEPLOYMENT", "LoopDemoResult", "WindowRow", "loop_sections", "run_loop_demo"]
 
@@ -186,8 +196,6 @@ def _prepare(project: Project, window_s: float, min_rows: int) -> None:
 
 
 def _roc_auc(scores: list[float | None], labels: Any) -> float | None:
-    from sklearn.metrics import roc_auc_score
-
     pairs = [(s, int(y)) for s, y in zip(scores, labels, strict=True) if s is not None]
     ys = {y for _, y in pairs}
     if len(ys) < 2:
@@ -209,8 +217,6 @@ class _Background:
         self._thread = threading.Thread(target=self._run, name="loop-traffic", daemon=True)
 
     def _run(self) -> None:
-        from opsloop.loop.traffic import drifted_sample, send_feedback, send_requests
-
         round_ = 0
         while not self._stop.is_set():
             round_ += 1
@@ -236,6 +242,28 @@ class _Background:
         self._thread.join(timeout=60)
 
 
+class _TrafficDuringCanary:
+    """The controller's executor, with drifted traffic sent while a canary holds: in the demo
+    nobody else sends requests, and a canary is judged on the requests it serves."""
+
+    def __init__(self, inner: Any, base_url: str, data: pd.DataFrame, seed: int) -> None:
+        self.inner = inner
+        self.base_url = base_url
+        self.data = data
+        self.seed = seed
+        self.error: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def canary(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
+        background = _Background(self.base_url, self.data, _LEVELS[-1], self.seed)
+        with background:
+            result: dict[str, Any] = self.inner.canary(incident, params)
+        self.error = background.error
+        return result
+
+
 def run_loop_demo(
     project: Project,
     console: Console,
@@ -247,10 +275,14 @@ def run_loop_demo(
 ) -> LoopDemoResult:
     """Deploy the champion, drift its traffic, and let the loop heal it.
 
+    The loop is :class:`~opsloop.loop.controller.Controller`'s, as under ``opsloop up``: each
+    window ends with one of its passes (reconcile, monitor, alert, correlate, remediate,
+    record). The demo adds the traffic and the labels that come back.
+
     Args:
         project: A project whose lifecycle registered a ``champion`` (the churn example).
         console: Where the demo prints.
-        window_s: Monitoring window, in seconds.
+        window_s: Monitoring window, in seconds (written into the deployment's document).
         requests_per_window: Single-row requests sent in each window (the retrain reads two
             drifted windows, and the data contract wants at least 1000 rows).
         seed: Seed of the traffic.
@@ -260,47 +292,37 @@ def run_loop_demo(
         ConfigError: The project declares no lifecycle, or half of the loop's sections.
         GitOpsError: The deployment does not become healthy.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.table import Table
-
-    from opsloop.aiops.actions import LoopExecutor
-    from opsloop.aiops.incidents import get_incident, list_actions, timeline
-    from opsloop.aiops.remediation import (
-        RemediationEngine,
-        WebhookExecutor,
-        load_remediation_section,
-    )
-    from opsloop.data import resolve_source
-    from opsloop.gitops import HealthStatus, Reconciler, promote
-    from opsloop.gitops.runtime.local import LocalRuntime
-    from opsloop.loop.traffic import drifted_sample, send_feedback, send_requests
-    from opsloop.monitor.service import monitor_pass
-    from opsloop.monitor.windows import align
-
     spec = project.spec
     if spec is None or spec.problem is None or spec.data is None:
         raise ConfigError(f"{project.dir / 'opsloop.yaml'} declares no lifecycle to loop over")
     _prepare(project, window_s, min_rows=requests_per_window * 2)
     # The sections were just written: read the spec again.
-    from opsloop.context import open_project
-
     project = open_project(project.dir)
     spec = project.spec
     assert spec is not None and spec.data is not None and spec.problem is not None
     registration = spec.registration
     model = registration.model if registration is not None else spec.project
-    champion = project.store.get_model_version_by_alias(model, "champion")
+    champion = project.store.models.get_version_by_alias(model, "champion")
 
     console.rule("[bold]the loop: serve → drift → detect → heal")
-    change = promote(model, to=DEPLOYMENT, version=champion.version, alias=None, project=project)
+    change = promote(
+        model,
+        to=DEPLOYMENT,
+        version=champion.version,
+        alias=None,
+        project=project,
+        monitoring={"window": f"{window_s:g}s"},
+        remediation=_POLICY,
+    )
     console.print(f"[green]✓[/green] Git: {change.message}")
-    runtime = LocalRuntime(project.dir)
-    reconciler = Reconciler(project, runtime=runtime)
+    controller = Controller(project, monitor_every_s=0)
     with console.status(f"starting the model server of {DEPLOYMENT} …"):
-        outcome = reconciler.sync([DEPLOYMENT]).outcome(DEPLOYMENT)
-    if outcome.health != HealthStatus.HEALTHY or not outcome.endpoints:
-        runtime.stop_all()
-        raise GitOpsError(f"deployment {DEPLOYMENT} did not become healthy: {outcome.reason}")
+        first = controller.run_pass(monitor=False)
+    outcome = first.sync.outcome(DEPLOYMENT) if first.sync is not None else None
+    if outcome is None or outcome.health != HealthStatus.HEALTHY or not outcome.endpoints:
+        controller.runtime.stop(DEPLOYMENT)
+        reason = outcome.reason if outcome is not None else "; ".join(first.errors)
+        raise GitOpsError(f"deployment {DEPLOYMENT} did not become healthy: {reason}")
     base_url = outcome.endpoints[0]
     console.print(
         f"[green]✓[/green] sync: {DEPLOYMENT} serves {model} v{champion.version} on {base_url}"
@@ -312,12 +334,8 @@ def run_loop_demo(
         ignore_index=True,
     )
     drop = [*spec.features.drop, *([spec.data.time_column] if spec.data.time_column else [])]
-    spec_file = project.dir / "opsloop.yaml"
-    engine = RemediationEngine(
-        project.store,
-        WebhookExecutor(delegate=LoopExecutor(project, poll_s=0.5)),
-        load_remediation_section(spec_file),
-    )
+    traffic = _TrafficDuringCanary(controller.executor, base_url, data, seed)
+    controller.executor = traffic
     window = timedelta(seconds=window_s)
     table = Table(title=f"{DEPLOYMENT}: one row per {window_s:g}s monitoring window")
     for name in (
@@ -367,14 +385,16 @@ def run_loop_demo(
                 time.sleep(1.0)
                 send_feedback(base_url, replay.request_ids, labels)
             end = next_start = start + window
-            with console.status("window closing, then a monitoring pass …"):
+            with console.status("window closing, then a pass of the loop …"):
                 time.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 0.5)
-                monitored = monitor_pass(
-                    project, deployments=[DEPLOYMENT], window=window, until=end
-                )
+                report = controller.run_pass(until=end, monitor=True)
+            step = report.monitored
+            # The share of the window just sent: a pass may also close windows it missed.
             shares: dict[str, float] = {}
-            for w in monitored.windows:
-                shares.update(w.share)
+            for w in step.monitor.windows if step is not None else []:
+                if w.deployment == DEPLOYMENT and w.until == end:
+                    shares.update(w.share)
+            opened = list(step.opened) if step is not None else []
             row = WindowRow(
                 index,
                 level,
@@ -382,7 +402,7 @@ def run_loop_demo(
                 len(inputs) - replay.failed,
                 _roc_auc(replay.scores, labels),
                 shares,
-                list(monitored.opened),
+                opened,
                 phase,
             )
             result.windows.append(row)
@@ -399,22 +419,23 @@ def run_loop_demo(
                 + ("-" if row.roc_auc is None else f"{row.roc_auc:.3f}")
                 + (f", [red]incident #{row.opened[0]} opened[/red]" if row.opened else "")
             )
+            for error in report.errors:
+                console.print(f"[yellow]loop: {error}[/yellow]")
             if phase == "after":
                 after_left -= 1
                 if after_left <= 0:
                     break
             if row.opened and result.incident_id is None:
                 result.incident_id = row.opened[0]
-                incident = get_incident(project.store, result.incident_id)
+            actions = report.remediated.get(result.incident_id or -1, [])
+            if actions:
+                incident = get_incident(project.store, result.incident_id or -1)
                 console.print(
                     f"[bold red]incident #{incident.id}[/bold red] {incident.kind}: "
-                    f"{incident.title}; remediation policy '{_POLICY}' acts"
+                    f"{incident.title}; remediation policy '{_POLICY}' acted"
                 )
-                background = _Background(base_url, data, _LEVELS[-1], seed)
-                with console.status("remediation: retrain → canary → promote …"), background:
-                    actions = engine.remediate(incident.id)
-                if background.error:
-                    console.print(f"[yellow]traffic during the canary stopped: {background.error}")
+                if traffic.error:
+                    console.print(f"[yellow]traffic during the canary stopped: {traffic.error}")
                 for a in actions:
                     colour = "green" if a.status == "succeeded" else "red"
                     said = a.result.get("did") if a.status == "succeeded" else a.error
@@ -448,7 +469,7 @@ def run_loop_demo(
             )
     finally:
         if stop_server:
-            runtime.stop_all()
+            controller.runtime.stop(DEPLOYMENT)
             console.print(f"stopped the model server of {DEPLOYMENT}")
         else:
             console.print(

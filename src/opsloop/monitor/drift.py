@@ -39,7 +39,6 @@ from opsloop.errors import MonitorError
 from opsloop.monitor._ecdf import FloatArray, SortedWindow, ks_wasserstein
 from opsloop.monitor.reference import (
     PREDICTION,
-    STORED_DISTINCT_VALUES,
     CategoricalProfile,
     Category,
     NumericProfile,
@@ -48,10 +47,10 @@ from opsloop.monitor.reference import (
     numeric_values,
     prediction_series,
 )
+from opsloop.spec.monitoring import DriftThresholds, Method
 
 __all__ = ["Distribution", "DriftResult", "DriftThresholds", "FeatureDrift", "compute_drift"]
 
-Method = Literal["wasserstein", "ks", "psi", "chisquare", "z", "jensenshannon", "none"]
 
 #: Largest sample size for which scipy computes the exact KS p-value (``method='auto'``).
 KS_EXACT_MAX_N = 10_000
@@ -63,62 +62,6 @@ CHART_CATEGORIES = 20
 #: Unseen categories listed by name per feature.
 LISTED_UNSEEN = 20
 OTHER_LABEL = "(other)"
-
-
-class DriftThresholds(BaseModel):
-    """Thresholds and method choice; the defaults are Evidently's ``DataDriftPreset`` ones.
-
-    Attributes:
-        wasserstein: Normed Wasserstein distance at or above which a feature drifts.
-        ks_pvalue: KS p-value at or below which a feature drifts.
-        chisquare_pvalue: Chi-square p-value below which a feature drifts.
-        z_pvalue: Two-proportion z-test p-value below which a feature drifts.
-        jensenshannon: Jensen-Shannon distance at or above which a feature drifts.
-        psi: PSI at or above which a feature drifts (only when PSI is the method).
-        drift_share: Share of drifting features at or above which the data set drifts.
-        small_reference: Largest reference size for which p-value tests are used.
-        low_cardinality: Most distinct values (reference and window together, at most 20)
-            for which a numeric feature is tested as a set of values.
-        numeric_method: ``"auto"`` for the choice above, or one method for every numeric
-            feature.
-        categorical_method: ``"auto"``, or one method for every categorical feature.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    wasserstein: float = 0.1
-    ks_pvalue: float = 0.05
-    chisquare_pvalue: float = 0.05
-    z_pvalue: float = 0.05
-    jensenshannon: float = 0.1
-    psi: float = 0.1
-    drift_share: float = 0.5
-    small_reference: int = Field(default=1000, ge=0)
-    low_cardinality: int = Field(default=5, ge=1, le=STORED_DISTINCT_VALUES)
-    numeric_method: Literal["auto", "wasserstein", "ks", "psi"] = "auto"
-    categorical_method: Literal["auto", "chisquare", "z", "jensenshannon", "psi"] = "auto"
-
-    def threshold(self, method: Method) -> float | None:
-        """The threshold that applies to ``method``."""
-        return {
-            "wasserstein": self.wasserstein,
-            "ks": self.ks_pvalue,
-            "chisquare": self.chisquare_pvalue,
-            "z": self.z_pvalue,
-            "jensenshannon": self.jensenshannon,
-            "psi": self.psi,
-        }.get(method)
-
-    def drifted(self, method: Method, score: float) -> bool:
-        """Whether ``score`` of ``method`` means drift (comparisons as in Evidently)."""
-        limit = self.threshold(method)
-        if limit is None or math.isnan(score):
-            return False
-        if method == "ks":
-            return score <= limit
-        if method in ("chisquare", "z"):
-            return score < limit
-        return score >= limit
 
 
 class Distribution(BaseModel):

@@ -102,7 +102,7 @@ def prune_predictions(
     """
     now = now if now is not None else datetime.now(UTC)
     result = PruneResult()
-    for name in store.prediction_deployments():
+    for name in store.predictions.deployments():
         cursor = monitored_until(store, name)
         result.horizons[name] = cursor if cursor is not None else now - backfill - _FIRST_RUN_MARGIN
     batch = retention.batch_size
@@ -111,7 +111,7 @@ def prune_predictions(
         for name, horizon in result.horizons.items():
             before = min(cutoff, horizon)
             while True:
-                oldest = store.oldest_predictions(name, before, batch)
+                oldest = store.predictions.oldest(name, before, batch)
                 if not oldest:
                     break
                 done = _delete(store, artifacts, name, [i for _, i, _ in oldest], horizon, result)
@@ -119,7 +119,7 @@ def prune_predictions(
                     break
             while True:
                 # Labels whose request is gone already (or never came).
-                done = store.delete_feedback_before(name, before, batch)
+                done = store.predictions.delete_feedback_before(name, before, batch)
                 result.feedback += done
                 result.batches += 1
                 if done < batch:
@@ -133,7 +133,7 @@ def prune_predictions(
             result.feedback,
             result.chunks,
         )
-        store.emit_event(
+        store.events.emit(
             "predictions.pruned",
             "prediction_log",
             "predictions",
@@ -158,12 +158,12 @@ def _prune_count(
 ) -> None:
     """Delete the oldest requests, whatever their deployment, until their rows are down to
     ``max_rows``."""
-    excess = store.count_prediction_rows() - max_rows
+    excess = store.predictions.count_rows() - max_rows
     while excess > 0:
         candidates = [
             (when, pid, rows, name)
             for name, horizon in result.horizons.items()
-            for when, pid, rows in store.oldest_predictions(name, horizon, batch)
+            for when, pid, rows in store.predictions.oldest(name, horizon, batch)
         ]
         if not candidates:
             result.kept_over_limit = excess
@@ -202,7 +202,7 @@ def _delete(
 ) -> int:
     """Delete one batch of requests (one transaction), then the chunks left unreferenced;
     how many rows the requests held."""
-    deleted = store.delete_predictions(deployment, ids, feedback_before=horizon)
+    deleted = store.predictions.delete(deployment, ids, feedback_before=horizon)
     result.batches += 1
     result.predictions += deleted.predictions
     result.rows += deleted.rows
@@ -216,7 +216,7 @@ def _collect(
     store: Store, artifacts: ArtifactStore | None, digests: set[str], result: PruneResult
 ) -> None:
     """Delete the chunks among ``digests`` that no request references any more."""
-    unreferenced = sorted(digests - store.referenced_chunks(digests))
+    unreferenced = sorted(digests - store.predictions.referenced_chunks(digests))
     if not unreferenced:
         return
     if artifacts is None:

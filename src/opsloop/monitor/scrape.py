@@ -143,31 +143,8 @@ def rates_since(current: ReplicaCounters, previous: ReplicaCounters | None) -> d
 
 def _previous(store: Store, labels: dict[str, str], before: datetime) -> ReplicaCounters | None:
     """The raw counters of the last scrape of these labels before ``before``."""
-    from sqlalchemy import select
-
-    from opsloop.store import models as m
-    from opsloop.store.facade import labels_key
-
-    key = labels_key(labels)
-    values: dict[str, float] = {}
-    with store.read_session() as s:
-        for name in RAW_SERIES:
-            # The newest point only: the index (name, labels_key, time) serves it.
-            q = (
-                select(m.SeriesPoint.value)
-                .where(
-                    m.SeriesPoint.name == name,
-                    m.SeriesPoint.labels_key == key,
-                    m.SeriesPoint.time < before,
-                )
-                .order_by(m.SeriesPoint.time.desc(), m.SeriesPoint.id.desc())
-                .limit(1)
-            )
-            found = s.scalar(q)
-            if found is None:
-                return None
-            values[name] = float(found)
-    return ReplicaCounters(*(values[name] for name in RAW_SERIES))
+    values = store.series.last_values_before(RAW_SERIES, labels, before)
+    return None if values is None else ReplicaCounters(*(values[name] for name in RAW_SERIES))
 
 
 def _replica(endpoint: str) -> str:
@@ -192,12 +169,10 @@ def scrape_deployments(
     """
     import httpx
 
-    from opsloop.gitops.state import list_deployments
-
     result = ScrapeResult()
     wanted = set(deployments) if deployments is not None else None
     with httpx.Client(timeout=timeout) as client:
-        for record in list_deployments(store):
+        for record in store.deployments.list():
             if wanted is not None and record.name not in wanted:
                 continue
             for endpoint in record.live.get("endpoints") or []:
@@ -219,5 +194,5 @@ def scrape_deployments(
                         result.points.append((name, labels, now, value))
                     for name, value in rates_since(current, previous).items():
                         result.points.append((name, labels, now, value))
-    store.append_series(result.points)
+    store.series.append(result.points)
     return result

@@ -26,15 +26,16 @@ A request logged out of line (a Parquet chunk of a large request, see
 drift and quality, at most ``monitoring.prediction_log.window_max_rows`` rows per window (a
 seeded sample beyond, said in the run's notes).
 
-Every point is stamped with the end of its window. Then the alert rules of ``opsloop.yaml``
-and the anomaly detector run over the new points, and their alerts go into incidents.
+Every point is stamped with the end of its window. What the new points mean is the AIOps
+part's to decide (:func:`opsloop.aiops.alerting.raise_alerts`); the loop controller
+(:mod:`opsloop.loop`) runs both.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from opsloop.errors import MonitorError, NotFoundError, OpsloopError, SpecError
+from opsloop.errors import MonitorError, NotFoundError, OpsloopError
 from opsloop.monitor.drift import DriftResult, DriftThresholds, FeatureDrift, compute_drift
 from opsloop.monitor.health import service_health
 from opsloop.monitor.quality import LABELLED, quality_metrics
@@ -62,24 +63,21 @@ from opsloop.monitor.windows import (
     utc,
     window_bounds,
 )
+from opsloop.spec.monitoring import MONITORS
 
 if TYPE_CHECKING:
-    from opsloop.aiops.alerts import AlertIn, AlertInfo
-    from opsloop.aiops.rules import AlertsSection
     from opsloop.artifacts import ArtifactStore
-    from opsloop.context import Project
     from opsloop.spec import ProjectSpec
     from opsloop.store import Store
 
 __all__ = [
     "CURSOR_SERIES",
     "DEFAULT_BACKFILL",
-    "DEFAULT_DETECTOR_SERIES",
     "DEFAULT_GRACE",
     "DEFAULT_WINDOW",
     "MonitorRunResult",
     "WindowSummary",
-    "monitor_pass",
+    "known_deployments",
     "monitored_until",
     "run_monitors",
     "write_monitor_report",
@@ -93,12 +91,6 @@ DEFAULT_BACKFILL = timedelta(days=7)
 """How far back the first run of a deployment starts (from its first prediction since then)."""
 CURSOR_SERIES = "monitor.window"
 """The series that records how far each deployment has been monitored."""
-DEFAULT_DETECTOR_SERIES = ("",)
-"""Name prefixes of the series the default anomaly detector watches when ``opsloop.yaml``
-configures none: every series (but those of
-:data:`opsloop.aiops.alerts.NOT_DETECTED`)."""
-
-
 SeriesPoint = tuple[str, dict[str, str], datetime, float]
 
 
@@ -137,10 +129,7 @@ class MonitorRunResult:
         windows: Every window monitored, per deployment in time order.
         points: Series points written.
         series: Names of the series written to.
-        alerts: The stored alerts the new points raised (deduplicated rows).
-        opened: Incidents opened.
-        updated: Incidents the alerts were attached to.
-        resolved: Incidents resolved because all their alerts ended.
+        first_new: Deployments that got new points, with the time of the first.
         notes: What could not be computed, and why (no reference profile, inputs not
             logged, labels that fit no class …).
     """
@@ -148,10 +137,7 @@ class MonitorRunResult:
     windows: list[WindowSummary] = field(default_factory=list)
     points: int = 0
     series: set[str] = field(default_factory=set)
-    alerts: list[AlertInfo] = field(default_factory=list)
-    opened: list[int] = field(default_factory=list)
-    updated: list[int] = field(default_factory=list)
-    resolved: list[int] = field(default_factory=list)
+    first_new: dict[str, datetime] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -196,7 +182,7 @@ class _Contexts:
             ctx.notes.append(f"{model}/{version}: not a registered version; no reference profile")
             return ctx
         try:
-            info = self.store.get_model_version(model, int(version))
+            info = self.store.models.get_version(model, int(version))
         except NotFoundError as exc:
             ctx.notes.append(f"{model}/{version}: {exc.message}")
             return ctx
@@ -235,15 +221,16 @@ def run_monitors(
     window: timedelta = DEFAULT_WINDOW,
     now: datetime | None = None,
     spec: ProjectSpec | None = None,
-    alerts: AlertsSection | None = None,
     thresholds: DriftThresholds | None = None,
     grace: timedelta = DEFAULT_GRACE,
     backfill: timedelta = DEFAULT_BACKFILL,
-    detector_series: Sequence[str] | None = DEFAULT_DETECTOR_SERIES,
     progress: bool = False,
-    new_points: Mapping[str, datetime] | None = None,
+    monitors: Collection[str] = MONITORS,
 ) -> MonitorRunResult:
-    """Monitor every complete window since the last run, then alert and open incidents.
+    """Monitor every complete window since the last run, writing metric series.
+
+    What the new points mean (alerts, incidents) is the AIOps part's to decide: the result
+    names the deployments that got new points (``first_new``).
 
     Args:
         store: The metadata store (prediction log, feedback, series, incidents).
@@ -253,9 +240,7 @@ def run_monitors(
         window: Length of a window; windows are aligned to multiples of it.
         now: The time of the run (default: now); windows that ended ``grace`` before it
             are monitored.
-        spec: The project's spec: its problem type and, unless ``alerts`` is given, its
-            ``alerts`` section.
-        alerts: Alert rules and detector to run over the new points.
+        spec: The project's spec: its problem type and prediction-log settings.
         thresholds: Drift thresholds (Evidently's defaults when None).
         grace: How long after its end a window is complete: prediction records reach the
             store in batches, a little after the request they record.
@@ -263,23 +248,20 @@ def run_monitors(
         detector_series: Series the default anomaly detector watches when ``alerts``
             configures no detector; None or empty: none.
         progress: Draw a progress bar on stderr.
-        new_points: Deployments with points written since the last run outside the
-            windows (a scrape), with the time of the first: alerts are evaluated for them
-            even when no window closed.
+        monitors: Which monitors run (``drift``, ``quality``, ``service``); the cursor of
+            each window is written whatever runs.
 
     Returns:
-        The windows monitored, points written, alerts and incidents.
+        The windows monitored and the points written.
 
     Raises:
         MonitorError: The window length is not positive.
-        SpecError: The spec's ``alerts`` section is invalid.
     """
     if window <= timedelta(0):
         raise MonitorError(f"window length must be positive, got {window}")
     end = align((now if now is not None else datetime.now(UTC)) - grace, window)
-    section = alerts if alerts is not None else _alerts_of(spec)
     names = (
-        list(deployments) if deployments is not None else _known_deployments(store, end - backfill)
+        list(deployments) if deployments is not None else known_deployments(store, end - backfill)
     )
     plan: list[tuple[str, datetime, datetime]] = []
     for name in names:
@@ -303,9 +285,9 @@ def run_monitors(
                 labels[name] = read_labels(store, name, lo, end)
             arrived = _between(labels[name], lo, hi)
             points, summary = _monitor_window(
-                store, contexts, name, lo, hi, arrived, thresholds, result, max_rows
+                store, contexts, name, lo, hi, arrived, thresholds, result, max_rows, monitors
             )
-            store.append_series(points)
+            store.series.append(points)
             first_new.setdefault(name, hi)
             result.windows.append(summary)
             result.points += len(points)
@@ -313,25 +295,8 @@ def run_monitors(
             advance()
     for note in contexts.notes():
         _note(result, note)
-    for name, when in (new_points or {}).items():
-        first_new[name] = min(when, first_new.get(name, when))
-    if first_new:
-        _alert(store, section, first_new, window, detector_series, result)
+    result.first_new = first_new
     return result
-
-
-def _alerts_of(spec: ProjectSpec | None) -> AlertsSection:
-    from pydantic import ValidationError
-
-    from opsloop.aiops.rules import AlertsSection
-
-    raw = spec.alerts if spec is not None else None
-    try:
-        return AlertsSection.model_validate(raw or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in ("alerts", *first["loc"]))
-        raise SpecError(str(first["msg"]), file="opsloop.yaml", field=where) from exc
 
 
 @contextmanager
@@ -357,36 +322,16 @@ def _progress(enabled: bool, total: int) -> Iterator[Any]:
         yield lambda: bar.advance(task)
 
 
-def _known_deployments(store: Store, since: datetime) -> list[str]:
+def known_deployments(store: Store, since: datetime) -> list[str]:
     """Deployments of the reconciler's records and of the recent prediction log."""
-    from sqlalchemy import select
-
-    from opsloop.gitops.state import list_deployments
-    from opsloop.store import models as m
-
-    names = {d.name for d in list_deployments(store)}
-    # No facade call lists the deployments of the prediction log; the (deployment, time)
-    # index serves this query.
-    q = select(m.Prediction.deployment).where(m.Prediction.time >= since).distinct()
-    with store.read_session() as s:
-        names.update(str(d) for d in s.scalars(q) if d)
+    names = {d.name for d in store.deployments.list()}
+    names.update(store.predictions.deployments_since(since))
     return sorted(names)
 
 
 def monitored_until(store: Store, deployment: str) -> datetime | None:
     """The end of the last window monitored for ``deployment``, or None if none was."""
-    from sqlalchemy import func, select
-
-    from opsloop.store import models as m
-    from opsloop.store.facade import labels_key
-
-    # The newest point only: reading the whole cursor series would grow with its age.
-    q = select(func.max(m.SeriesPoint.time)).where(
-        m.SeriesPoint.name == CURSOR_SERIES,
-        m.SeriesPoint.labels_key == labels_key({"deployment": deployment}),
-    )
-    with store.read_session() as s:
-        found = s.scalar(q)
+    found = store.series.last_time(CURSOR_SERIES, {"deployment": deployment})
     return utc(found) if found is not None else None
 
 
@@ -396,7 +341,7 @@ def _start_of(
     cursor = monitored_until(store, deployment)
     if cursor is not None:
         return cursor if cursor < end else None
-    first = store.read_predictions(deployment=deployment, since=end - backfill, until=end, limit=1)
+    first = store.predictions.read(deployment=deployment, since=end - backfill, until=end, limit=1)
     if not first:
         return None
     return align(first[0].time, window)
@@ -415,6 +360,7 @@ def _monitor_window(
     thresholds: DriftThresholds | None,
     result: MonitorRunResult,
     max_rows: int | None = DEFAULT_WINDOW_MAX_ROWS,
+    monitors: Collection[str] = MONITORS,
 ) -> tuple[list[SeriesPoint], WindowSummary]:
     win = load_window(
         store,
@@ -435,9 +381,9 @@ def _monitor_window(
             points.append((name, labels, until, float(value)))
 
     dep = {"deployment": deployment}
-    health = service_health(win.requests, win.seconds)
-    for name, value in health.items():
-        add(f"service.{name}", dep, value)
+    if "service" in monitors:
+        for name, value in service_health(win.requests, win.seconds).items():
+            add(f"service.{name}", dep, value)
     summary.requests = len(win.requests)
     summary.rows = win.row_count
     for note in win.notes:
@@ -449,7 +395,7 @@ def _monitor_window(
             f"differ in length were left out (e.g. {win.malformed[0]})",
         )
 
-    for model, version in win.versions():
+    for model, version in win.versions() if "drift" in monitors else []:
         ctx = contexts.get(model, version)
         if ctx.profile is None:
             continue
@@ -477,6 +423,27 @@ def _monitor_window(
         summary.drifted[key] = drift.drifted_features
         summary.share[key] = drift.share_drifted
 
+    add(CURSOR_SERIES, dep, float(summary.rows))
+    if "quality" in monitors:
+        _quality(store, contexts, deployment, since, until, arrived, result, max_rows, add, summary)
+    summary.points = len(points)
+    return points, summary
+
+
+def _quality(
+    store: Store,
+    contexts: _Contexts,
+    deployment: str,
+    since: datetime,
+    until: datetime,
+    arrived: list[Label],
+    result: MonitorRunResult,
+    max_rows: int | None,
+    add: Callable[[str, dict[str, str], float | None], None],
+    summary: WindowSummary,
+) -> None:
+    """Model quality on the rows whose labels arrived in the window."""
+    dep = {"deployment": deployment}
     labelled = labelled_window(
         store,
         deployment,
@@ -508,10 +475,6 @@ def _monitor_window(
         for name, value in metrics.items():
             add(f"quality.{name}", labels, value)
         summary.labelled += int(metrics.get(LABELLED, 0))
-
-    add(CURSOR_SERIES, dep, float(summary.rows))
-    summary.points = len(points)
-    return points, summary
 
 
 def _between(labels: list[Label], since: datetime, until: datetime) -> list[Label]:
@@ -596,148 +559,7 @@ def _feature_values(feature: FeatureDrift) -> dict[str, float | None]:
     }
 
 
-# -- alerts and incidents -------------------------------------------------------------------------
-
-
-def _alert(
-    store: Store,
-    section: AlertsSection,
-    first_new: dict[str, datetime],
-    window: timedelta,
-    detector_series: Sequence[str] | None,
-    result: MonitorRunResult,
-) -> None:
-    from opsloop.aiops.alerts import detect_anomalies
-    from opsloop.aiops.incidents import ingest_alerts
-    from opsloop.aiops.lineage import lineage_from_store
-    from opsloop.aiops.rules import run_alerting
-
-    # A rule that needs N points in a row must see the N points before the new ones, or a
-    # run of one window per pass would never fire it (nor resolve an alert it fired).
-    needed = [r.for_points for r in section.rules]
-    if section.detector is not None:
-        needed.append(section.detector.for_points)
-    since = min(first_new.values()) - max([1, *needed]) * window
-    raised: list[AlertIn] = list(run_alerting(store, section, since=since))
-    served = _served_versions(store)
-    if section.detector is None:
-        for prefix in detector_series or ():
-            raised.extend(
-                detect_anomalies(
-                    store,
-                    series_prefix=prefix,
-                    # The default detector fires on one point: it needs no lookback.
-                    since=min(first_new.values()),
-                    # Only the series of the deployments monitored now: the others raised
-                    # their alerts when their points were new.
-                    where=lambda labels: labels.get("deployment") in first_new,
-                )
-            )
-    # Keep the alerts of the new points of the deployments monitored now; older points
-    # raised theirs when they were new.
-    fresh = [
-        a
-        for a in raised
-        if a.labels.get("deployment") in first_new
-        and a.seen_at >= first_new[a.labels["deployment"]]
-        and not _stale(a, served)
-    ]
-    if not fresh:
-        return
-    ingested = ingest_alerts(store, fresh, lineage_from_store(store))
-    # One row per alert given: repeats of a firing alert come back as the same row.
-    result.alerts = list({a.id: a for a in ingested.alerts}.values())
-    result.opened = list(ingested.opened)
-    result.updated = list(ingested.updated)
-    result.resolved = list(ingested.resolved)
-
-
-def _served_versions(store: Store) -> dict[str, set[str]]:
-    """The versions each deployment serves or shadows in Git now, as the reconciler saw it."""
-    from opsloop.gitops.state import list_deployments
-
-    served: dict[str, set[str]] = {}
-    for record in list_deployments(store):
-        spec = record.desired.get("spec") or {}
-        versions = {str(v) for v in (spec.get("traffic") or {})}
-        versions.update(str(s.get("version")) for s in spec.get("shadow") or [] if s)
-        if versions:
-            served[record.name] = versions
-    return served
-
-
-def _stale(alert: AlertIn, served: Mapping[str, set[str]]) -> bool:
-    """A firing alert on a model version that no longer serves in its deployment.
-
-    Its series go stale once the version is replaced: what its last windows say (the control
-    arm of a canary, say) raises no new alert, as a removed target raises none in a
-    monitoring system that scrapes. Resolutions still pass.
-    """
-    versions = served.get(alert.labels.get("deployment", ""))
-    version = alert.labels.get("version")
-    return (
-        alert.status == "firing"
-        and versions is not None
-        and version is not None
-        and version not in versions
-    )
-
-
 # -- entry points -------------------------------------------------------------------------------
-
-
-def monitor_pass(
-    project: Project,
-    *,
-    deployments: Sequence[str] | None = None,
-    window: timedelta = DEFAULT_WINDOW,
-    until: datetime | None = None,
-    progress: bool = False,
-    scrape: bool = True,
-) -> MonitorRunResult:
-    """One monitoring pass over a project: :func:`run_monitors` with its stores and spec.
-
-    The ``alerts`` section is read from the project's ``opsloop.yaml`` (errors name its
-    line). First the running replicas are scraped (:mod:`opsloop.monitor.scrape`: up, error
-    rate, batch size), so that the pass's alert rules see those points too.
-
-    Args:
-        project: The project.
-        deployments: Deployments to monitor (default: all).
-        window: Length of a window.
-        until: Monitor the windows that ended by this time; default: those that ended
-            :data:`DEFAULT_GRACE` ago.
-        progress: Draw a progress bar on stderr.
-        scrape: Scrape the replicas' ``/metrics`` first.
-    """
-    from opsloop.aiops.rules import AlertsSection, load_alerts_section
-    from opsloop.monitor.scrape import scrape_deployments
-    from opsloop.spec.loader import SPEC_FILE
-
-    spec_file = project.dir / SPEC_FILE
-    section = load_alerts_section(spec_file) if spec_file.is_file() else AlertsSection()
-    scraped = None
-    if scrape:
-        scraped_at = datetime.now(UTC)
-        scraped = scrape_deployments(project.store, scraped_at, deployments=deployments)
-    result = run_monitors(
-        project.store,
-        project.artifacts,
-        deployments=deployments,
-        window=window,
-        now=until,
-        grace=DEFAULT_GRACE if until is None else timedelta(0),
-        spec=project.spec,
-        alerts=section,
-        progress=progress,
-        new_points={p[1]["deployment"]: scraped_at for p in scraped.points} if scraped else None,
-    )
-    if scraped is not None:
-        result.points += len(scraped.points)
-        result.series.update(p[0] for p in scraped.points)
-        for replica, why in scraped.down.items():
-            _note(result, f"{replica} did not answer its /metrics scrape: {why}")
-    return result
 
 
 #: Series charted in a report, with the labels they carry.
@@ -811,7 +633,7 @@ def write_monitor_report(
     start = until - history
     wanted: list[tuple[str, str, dict[str, str]]] = []
     wanted.extend((name, name, labels) for name in _REPORT_VERSION_SERIES)
-    for name, series_labels in store.list_series("quality."):
+    for name, series_labels in store.series.list("quality."):
         if series_labels == labels:
             wanted.append((name, name, labels))
     wanted.extend((name, name, {"deployment": deployment}) for name in _REPORT_SERVICE_SERIES)
@@ -819,7 +641,7 @@ def write_monitor_report(
         wanted.append((f"drift.score ({feature})", "drift.score", {**labels, "feature": feature}))
     series: dict[str, list[tuple[datetime, float]]] = {}
     for title, name, series_labels in wanted:
-        points = store.read_series(name, series_labels, since=start, until=until + window)
+        points = store.series.read(name, series_labels, since=start, until=until + window)
         if points:
             series[title] = [(p.time, p.value) for p in points]
     title = (

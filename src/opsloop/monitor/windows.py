@@ -475,7 +475,9 @@ def latest_labels(
     out: dict[str, Any] = {}
     for i in range(0, len(ids), _ID_CHUNK):
         # Oldest first, so a later label overwrites an earlier one.
-        for fb in store.read_feedback(request_ids=ids[i : i + _ID_CHUNK], deployment=deployment):
+        for fb in store.predictions.read_feedback(
+            request_ids=ids[i : i + _ID_CHUNK], deployment=deployment
+        ):
             if "value" in fb.label:
                 out[fb.request_id] = fb.label["value"]
     return out
@@ -504,7 +506,7 @@ def load_window(
         max_rows: Most rows read back from chunks (then a seeded sample of each); None: all.
     """
     since, until = utc(since), utc(until)
-    predictions = store.read_predictions(deployment=deployment, since=since, until=until)
+    predictions = store.predictions.read(deployment=deployment, since=since, until=until)
     found = (
         latest_labels(store, (p.request_id for p in predictions), deployment=deployment)
         if labels and predictions
@@ -535,27 +537,11 @@ class Label:
 
 def read_labels(store: Store, deployment: str, since: datetime, until: datetime) -> list[Label]:
     """The labels of ``deployment`` that arrived in ``[since, until)``, oldest first."""
-    from sqlalchemy import select
-
-    from opsloop.store import models as m
-
-    # The store facade reads feedback by request id only; a monitor needs it by arrival
-    # time, so it reads the table through the store's session, once per run.
-    q = (
-        select(m.Feedback.time, m.Feedback.request_id, m.Feedback.label)
-        .where(
-            m.Feedback.deployment == deployment,
-            m.Feedback.time >= utc(since),
-            m.Feedback.time < utc(until),
-        )
-        .order_by(m.Feedback.time, m.Feedback.id)
-    )
-    with store.read_session() as s:
-        return [
-            Label(utc(t), str(rid), label["value"])
-            for t, rid, label in s.execute(q)
-            if isinstance(label, dict) and "value" in label
-        ]
+    return [
+        Label(utc(t), rid, label["value"])
+        for t, rid, label in store.predictions.labels_between(deployment, utc(since), utc(until))
+        if isinstance(label, dict) and "value" in label
+    ]
 
 
 def labelled_window(
@@ -585,30 +571,12 @@ def labelled_window(
         artifacts: As for :func:`load_window`.
         max_rows: As for :func:`load_window`.
     """
-    from sqlalchemy import select
-
-    from opsloop.store import models as m
-    from opsloop.store.types import PredictionInfo
-
     since, until = utc(since), utc(until)
     if labels is None:
         labels = read_labels(store, deployment, since, until)
     found = {label.request_id: label.value for label in labels}
     ids = sorted(found)
-    predictions: list[PredictionInfo] = []
-    with store.read_session() as s:
-        for i in range(0, len(ids), _ID_CHUNK):
-            # The facade reads predictions by time only; these are found by request id.
-            pq = (
-                select(m.Prediction)
-                .where(
-                    m.Prediction.request_id.in_(ids[i : i + _ID_CHUNK]),
-                    m.Prediction.deployment == deployment,
-                    m.Prediction.shadow.is_(False),
-                )
-                .order_by(m.Prediction.time, m.Prediction.id)
-            )
-            predictions.extend(PredictionInfo.model_validate(p) for p in s.scalars(pq))
+    predictions = store.predictions.read_by_request(deployment, ids)
     where = f"{deployment} labelled in [{since:%Y-%m-%d %H:%M:%S}, {until:%Y-%m-%d %H:%M:%S})"
     flat = _flatten(predictions, found, artifacts, max_rows, where)
     return PredictionWindow(

@@ -97,11 +97,11 @@ def resolve_model_uri(uri: str | Path, *, store: Store | None = None) -> ModelVe
 
         store = current_project().store
     if ref.alias is not None:
-        return store.get_model_version_by_alias(ref.name, ref.alias)
+        return store.models.get_version_by_alias(ref.name, ref.alias)
     if ref.latest:
-        latest = store.get_registered_model(ref.name).latest_version
+        latest = store.models.get(ref.name).latest_version
         if latest is None:
             raise NotFoundError(f"model '{ref.name}' has no versions")
-        return store.get_model_version(ref.name, latest)
+        return store.models.get_version(ref.name, latest)
     assert ref.version is not None
-    return store.get_model_version(ref.name, ref.version)
+    return store.models.get_version(ref.name, ref.version)

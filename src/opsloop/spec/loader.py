@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from opsloop.errors import SpecError
 from opsloop.spec.schema import ProjectSpec
@@ -78,3 +79,32 @@ def find_project_dir(start: Path) -> Path | None:
         if (d / SPEC_FILE).is_file():
             return d
     return None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_section(path: Path, key: str, model: type[M]) -> M:
+    """Validate one top-level section of a YAML file (``opsloop.yaml``) against a model.
+
+    A missing section validates as an empty one.
+
+    Args:
+        path: The file, or a folder holding ``opsloop.yaml``.
+        key: The top-level key (``alerts``, ``remediation``).
+        model: The pydantic model of the section.
+
+    Raises:
+        SpecError: The file cannot be read, or the section is invalid; names file, line, field.
+    """
+    if path.is_dir():
+        path = path / SPEC_FILE
+    file = str(path)
+    data, lines = load_yaml_with_lines(read_text(path), file)
+    if data is not None and not isinstance(data, dict):
+        raise SpecError("the top level must be a mapping of keys to values", file=file, line=1)
+    section = (data or {}).get(key)
+    try:
+        return model.model_validate({} if section is None else section)
+    except ValidationError as exc:
+        raise spec_error(exc, lines, file, (key,)) from exc

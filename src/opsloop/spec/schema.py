@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -20,6 +21,9 @@ from pydantic import (
 )
 
 from opsloop.redact import redact_url
+from opsloop.spec.alerting import AlertsSection
+from opsloop.spec.monitoring import DriftThresholds, Duration
+from opsloop.spec.remediation import RemediationSection
 
 SCHEMA_VERSION = 1
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
@@ -178,8 +182,17 @@ class PredictionLogSection(_Section):
 
 
 class MonitoringSection(_Section):
-    """Monitoring settings of the project."""
+    """Monitoring settings of the project; a deployment's document may override ``window``
+    and ``drift`` (see :class:`opsloop.spec.monitoring.DeploymentMonitoring`).
 
+    Attributes:
+        window: Length of a monitoring window.
+        drift: Drift thresholds (Evidently's DataDriftPreset defaults).
+        prediction_log: How the model servers log requests, and how long the log is kept.
+    """
+
+    window: Duration = Field(default=timedelta(minutes=15))
+    drift: DriftThresholds = Field(default_factory=DriftThresholds)
     prediction_log: PredictionLogSection = Field(default_factory=PredictionLogSection)
 
 
@@ -199,10 +212,8 @@ class ProjectSpec(_Section):
     train: TrainSection = Field(default_factory=TrainSection)
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     registration: RegisterSection | None = Field(default=None, alias="register")
-    # Validated (with line numbers) by opsloop.aiops, which owns their schemas; kept loose
-    # here so that opening a project does not import the AIOps stack.
-    alerts: dict[str, Any] | None = None
-    remediation: dict[str, Any] | None = None
+    alerts: AlertsSection = Field(default_factory=AlertsSection)
+    remediation: RemediationSection = Field(default_factory=RemediationSection)
     security: SecuritySection = Field(default_factory=SecuritySection)
     monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
 

@@ -1,4 +1,6 @@
-"""The metadata store: runs, metrics, artifacts, pipeline steps, datasets, models, events."""
+"""The metadata store: a repository per domain (runs, steps, datasets, models, events,
+predictions, series, deployments, incidents) over one database; see :mod:`opsloop.store.facade`.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +14,19 @@ from opsloop.errors import ConfigError
 from opsloop.redact import redact, redact_url, remember
 from opsloop.store.base import Backend
 from opsloop.store.facade import DEFAULT_HEARTBEAT_TIMEOUT_S, Store
+from opsloop.store.repos.runs import MetricRow
+from opsloop.store.repos.series import labels_key
 from opsloop.store.types import (
+    ActionInfo,
+    AlertInfo,
     ArtifactInfo,
     DatasetVersionInfo,
+    DeletedPredictions,
+    DeploymentRecord,
     EventInfo,
     FeedbackInfo,
+    FeedbackTarget,
+    IncidentInfo,
     MetricPoint,
     ModelVersionInfo,
     PredictionInfo,
@@ -24,14 +34,22 @@ from opsloop.store.types import (
     RunInfo,
     SeriesPointInfo,
     StepRunInfo,
+    SyncHistoryEntry,
 )
 
 __all__ = [
+    "ActionInfo",
+    "AlertInfo",
     "ArtifactInfo",
     "DatasetVersionInfo",
+    "DeletedPredictions",
+    "DeploymentRecord",
     "EventInfo",
     "FeedbackInfo",
+    "FeedbackTarget",
+    "IncidentInfo",
     "MetricPoint",
+    "MetricRow",
     "ModelVersionInfo",
     "PredictionInfo",
     "RegisteredModelInfo",
@@ -39,8 +57,10 @@ __all__ = [
     "SeriesPointInfo",
     "StepRunInfo",
     "Store",
+    "SyncHistoryEntry",
     "backend_for",
     "check_store_url",
+    "labels_key",
     "open_store",
 ]
 

@@ -28,6 +28,10 @@ class ProcessIdentity:
     pid: int
     started: float | None
 
+    def as_dict(self) -> dict[str, str | int | float | None]:
+        """JSON-ready, for records that name their writer."""
+        return {"host": self.host, "pid": self.pid, "started": self.started}
+
 
 _identity: ProcessIdentity | None = None
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -194,3 +195,127 @@ class SeriesPointInfo(_Info):
     labels: dict[str, str]
     time: datetime
     value: float
+
+
+class FeedbackTarget(NamedTuple):
+    """A request a label is sent for, as the store knows it (see
+    :meth:`~opsloop.store.repos.predictions.PredictionRepository.feedback_targets`); ``model``
+    and ``version`` are None for a request that has a label but no logged prediction."""
+
+    model: str | None
+    version: str | None
+    rows: int
+    labelled: bool
+
+
+@dataclass
+class DeletedPredictions:
+    """What :meth:`~opsloop.store.repos.predictions.PredictionRepository.delete` deleted."""
+
+    predictions: int = 0
+    rows: int = 0
+    feedback: int = 0
+    chunks: set[str] = field(default_factory=set)
+
+
+class DeploymentRecord(_Info):
+    """A deployment as the reconciler last saw it."""
+
+    name: str
+    revision: str | None
+    desired: dict[str, Any]
+    live: dict[str, Any]
+    sync_status: str
+    health_status: str
+    reason: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class SyncHistoryEntry(_Info):
+    """One sync of one deployment."""
+
+    id: int
+    deployment: str
+    revision: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    result: str
+    diff: dict[str, Any]
+    details: dict[str, Any]
+
+
+class AlertInfo(_Info):
+    """An alert as stored: one row per firing episode of a fingerprint."""
+
+    id: int
+    fingerprint: str
+    source: str
+    name: str
+    severity: str
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    last_seen_at: datetime
+    ends_at: datetime | None
+    count: int
+    incident_id: int | None
+    details: dict[str, Any]
+
+
+class IncidentInfo(_Info):
+    """An incident as stored.
+
+    ``root_causes`` holds the ranked candidates as dicts (see
+    :class:`~opsloop.aiops.correlation.RootCause`); ``details`` holds ``alert_count``,
+    ``categories``, ``subjects`` (the lineage nodes alerted on) and ``deployments``.
+    """
+
+    id: int
+    title: str
+    kind: str
+    status: str
+    severity: str
+    opened_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    root_causes: list[dict[str, Any]]
+    details: dict[str, Any]
+
+    @property
+    def root_cause(self) -> str | None:
+        """The first-ranked root-cause node, if any."""
+        return str(self.root_causes[0]["node"]) if self.root_causes else None
+
+    @property
+    def deployments(self) -> list[str]:
+        """Deployments the incident's alerts are on."""
+        return [str(d) for d in self.details.get("deployments", [])]
+
+    @property
+    def models(self) -> list[str]:
+        """Registered models the incident's alerts are on."""
+        return [str(d) for d in self.details.get("models", [])]
+
+    @property
+    def alert_count(self) -> int:
+        """How many alerts the incident holds."""
+        return int(self.details.get("alert_count", 0))
+
+
+class ActionInfo(_Info):
+    """A remediation action of an incident, as stored."""
+
+    id: int
+    incident_id: int
+    action: str
+    status: str
+    policy: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    approved_by: str | None
+    params: dict[str, Any]
+    result: dict[str, Any]
+    error: str | None

@@ -9,8 +9,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from opsloop.errors import NotFoundError, StoreError, is_data_error
-from opsloop.store import Store
-from opsloop.store.facade import MetricRow
+from opsloop.store import MetricRow, Store
 from opsloop.tracking.checks import storable_problem
 
 logger = logging.getLogger("opsloop.tracking")
@@ -192,7 +191,7 @@ class MetricBuffer:
     # -- writing --------------------------------------------------------------------------
 
     def _store_write(self, part: list[MetricRow]) -> None:
-        self.store.log_metric_points(self.run_id, part, heartbeat=self.heartbeat)
+        self.store.runs.log_metric_points(self.run_id, part, heartbeat=self.heartbeat)
         self.written += len(part)
         self.last_write = time.monotonic()
         if self._outage is not None:

@@ -122,11 +122,11 @@ class ActiveRun:
 
     def log_params(self, params: dict[str, Any]) -> None:
         """Log parameters (fixed once logged)."""
-        self.store.log_params(self.id, params)
+        self.store.runs.log_params(self.id, params)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         """Set tags (overwritable)."""
-        self.store.set_tags(self.id, tags)
+        self.store.runs.set_tags(self.id, tags)
 
     def log_artifact(self, path: str | Path, name: str | None = None) -> str:
         """Store a file or folder in the artifact store and record it; returns its digest."""
@@ -141,7 +141,7 @@ class ActiveRun:
             digest = self.project.artifacts.put_file(p)
             size = p.stat().st_size
             kind = "file"
-        self.store.log_artifact(self.id, name or p.name, digest, size, kind)
+        self.store.runs.log_artifact(self.id, name or p.name, digest, size, kind)
         return digest
 
     def flush(self) -> None:
@@ -153,7 +153,7 @@ class ActiveRun:
         self._buffer.tick(now)
         if now - max(self._beat_at, self._buffer.last_write) >= self.heartbeat_s:
             self._beat_at = now
-            self.store.heartbeat_run(self.id)
+            self.store.runs.heartbeat(self.id)
 
     def end(self, status: str = "finished", error: str | None = None) -> None:
         """Flush and end the run (idempotent)."""
@@ -167,7 +167,7 @@ class ActiveRun:
             status, error = "failed", f"could not write metrics: {exc}"
             raise
         finally:
-            self.store.finish_run(self.id, status, error)
+            self.store.runs.finish(self.id, status, error)
 
     def __enter__(self) -> ActiveRun:
         return self
@@ -235,7 +235,7 @@ def start_run(
             )
         if nested and parent_id is None and _stack:
             parent_id = _stack[-1].id
-        info = proj.store.create_run(
+        info = proj.store.runs.create(
             name or time.strftime("run-%Y%m%d-%H%M%S"),
             kind=kind,
             parent_id=parent_id,

@@ -15,17 +15,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from opsloop.aiops.actions import LoopExecutor, build_retrain_table
 from opsloop.aiops.alerts import AlertIn
 from opsloop.aiops.incidents import IncidentInfo, get_incident, ingest_alerts
 from opsloop.aiops.lineage import LineageGraph
-from opsloop.aiops.remediation import WebhookExecutor, default_executor
+from opsloop.aiops.remediation import WebhookExecutor
 from opsloop.context import Project, open_project, set_current_project
 from opsloop.errors import AIOpsError, DataError
 from opsloop.gitops import Reconciler, parse_document, promote
 from opsloop.gitops.runtime.local import LocalRuntime
 from opsloop.lifecycle import run_lifecycle
 from opsloop.lifecycle.quickstart import prepare_project
+from opsloop.loop.actions import LoopExecutor, build_retrain_table, default_executor
 from opsloop.loop.traffic import drifted_sample
 from opsloop.registry import load_model, register_model
 
@@ -92,7 +92,7 @@ def log_traffic(
     """Write predictions (one row each) and the labels of the first ``labelled`` of them."""
     records = inputs.to_dict(orient="records")
     ids = [f"{deployment}-{uuid.uuid4().hex}" for _ in records]
-    project.store.log_predictions(
+    project.store.predictions.log(
         [
             {
                 "request_id": rid,
@@ -109,7 +109,7 @@ def log_traffic(
         ]
     )
     n = len(ids) if labelled is None else labelled
-    project.store.log_feedback(
+    project.store.predictions.log_feedback(
         [
             {"request_id": rid, "deployment": deployment, "label": {"value": int(y)}}
             for rid, y in zip(ids[:n], labels[:n], strict=True)
@@ -157,7 +157,7 @@ def test_retrain_refused_by_the_gates_moves_no_alias(churn: Project) -> None:
     # Labels drawn at random: nothing to learn, so roc_auc stays under the 0.80 gate.
     noise = np.random.default_rng(5).integers(0, 2, len(inputs))
     log_traffic(churn, deployment, inputs, noise, at=datetime.now(UTC) - timedelta(minutes=2))
-    champion = churn.store.get_model_version_by_alias("churn", "champion")
+    champion = churn.store.models.get_version_by_alias("churn", "champion")
     incident = incident_on(churn, deployment)
 
     with pytest.raises(AIOpsError, match=r"the gates refused churn v\d+ .*roc_auc"):
@@ -165,7 +165,7 @@ def test_retrain_refused_by_the_gates_moves_no_alias(churn: Project) -> None:
             incident,
             {"deployment": deployment, "retrain": {"window_s": 600, "overrides": FAST}},
         )
-    assert churn.store.get_model_version_by_alias("churn", "champion").version == champion.version
+    assert churn.store.models.get_version_by_alias("churn", "champion").version == champion.version
     assert (churn.dir / "data" / "retrain" / f"incident-{incident.id}.parquet").is_file()
 
 
@@ -175,7 +175,7 @@ def test_retrain_trains_on_the_drifted_labels_and_registers_a_champion(churn: Pr
     data = pd.read_parquet(churn.dir / "data" / "customers.parquet")
     inputs, labels = drifted_sample(data, 1200, 1.0, seed=7)
     log_traffic(churn, deployment, inputs, labels, at=datetime.now(UTC) - timedelta(minutes=2))
-    before = churn.store.get_model_version_by_alias("churn", "champion").version
+    before = churn.store.models.get_version_by_alias("churn", "champion").version
     incident = incident_on(churn, deployment)
 
     result = LoopExecutor(churn).retrain(
@@ -186,7 +186,7 @@ def test_retrain_trains_on_the_drifted_labels_and_registers_a_champion(churn: Pr
     assert result["version"] > before
     assert result["source"] == f"data/retrain/incident-{incident.id}.parquet"
     assert result["metrics"]["roc_auc"] >= 0.8
-    champion = churn.store.get_model_version_by_alias("churn", "champion")
+    champion = churn.store.models.get_version_by_alias("churn", "champion")
     assert champion.version == result["version"]
     assert "trained on 1200 rows" in result["did"]
 

@@ -27,14 +27,36 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from opsloop.errors import AIOpsError, DataError, NotFoundError
+from opsloop.aiops.remediation import ActionExecutor, WebhookExecutor
+from opsloop.context import Project, current_project
+from opsloop.data import resolve_source
+from opsloop.errors import AIOpsError, DataError, NotFoundError, OpsloopError
+from opsloop.gitops import (
+    DEFAULT_FOLDER,
+    GitRepo,
+    HealthStatus,
+    Reconciler,
+    load_desired_state,
+    promote,
+    rollback,
+    set_traffic,
+)
+from opsloop.lifecycle import run_lifecycle
+from opsloop.ml.metrics import metric_direction
+from opsloop.monitor.quality import quality_metrics
+from opsloop.monitor.windows import (
+    LABEL,
+    REQUEST_ID,
+    REQUEST_TIME,
+    VERSION,
+    load_window,
+)
 
 if TYPE_CHECKING:
-    from opsloop.aiops.incidents import IncidentInfo
-    from opsloop.context import Project
     from opsloop.gitops import Runtime
+    from opsloop.store import IncidentInfo
 
-__all__ = ["RETRAIN_FOLDER", "LoopExecutor", "build_retrain_table"]
+__all__ = ["RETRAIN_FOLDER", "LoopExecutor", "build_retrain_table", "default_executor"]
 
 RETRAIN_FOLDER = "data/retrain"
 """Where retraining tables are written, relative to the project."""
@@ -74,9 +96,6 @@ def build_retrain_table(
         DataError: No labelled row in the window, or a column of the original data can be
             neither read from the log nor filled in.
     """
-    from opsloop.data import resolve_source
-    from opsloop.monitor.windows import LABEL, REQUEST_ID, REQUEST_TIME, load_window
-
     spec = project.spec
     if spec is None or spec.problem is None or spec.data is None:
         raise DataError(f"{project.dir / 'opsloop.yaml'} declares no lifecycle to retrain with")
@@ -130,6 +149,9 @@ class LoopExecutor:
     Args:
         project: The project.
         runtime: The runtime the deployments are synced to (a name or a runtime).
+        folder: The folder of the deployment documents, relative to the project.
+        reconciler: The reconciler to sync with (default: a new one over ``runtime``); the
+            loop controller hands over its own, so one runtime holds every server.
         poll_s: How often a canary reads the prediction log.
         canary_timeout_s: How long a canary waits beyond ``hold_s`` for ``min_requests``.
         progress: Show the lifecycle's live display while retraining.
@@ -142,6 +164,8 @@ class LoopExecutor:
         project: Project,
         *,
         runtime: Runtime | str = "local",
+        folder: str = DEFAULT_FOLDER,
+        reconciler: Reconciler | None = None,
         poll_s: float = 1.0,
         canary_timeout_s: float = 120.0,
         progress: bool = False,
@@ -150,6 +174,8 @@ class LoopExecutor:
     ) -> None:
         self.project = project
         self.runtime = runtime
+        self.folder = folder
+        self._reconciler = reconciler
         self.poll_s = poll_s
         self.canary_timeout_s = canary_timeout_s
         self.progress = progress
@@ -169,14 +195,12 @@ class LoopExecutor:
 
     def _document(self, deployment: str) -> tuple[str, int, dict[int, float]]:
         """The model, main version and traffic split Git holds for a deployment now."""
-        from opsloop.gitops import GitRepo, load_desired_state
-
         repo = GitRepo(self.project.dir)
-        state = load_desired_state(repo, repo.relpath(self.project.dir / "deploy"))
+        state = load_desired_state(repo, repo.relpath(self.project.dir / self.folder))
         loaded = state.documents.get(deployment)
         if loaded is None:
             raise NotFoundError(
-                f"deployment '{deployment}' has no valid document in deploy/ at HEAD",
+                f"deployment '{deployment}' has no valid document in {self.folder}/ at HEAD",
                 hint=f"opsloop deploy promote MODEL --to {deployment}",
             )
         spec = loaded.document.spec
@@ -189,10 +213,9 @@ class LoopExecutor:
         return spec.model, int(spec.version), traffic
 
     def _sync(self, deployment: str) -> dict[str, Any]:
-        from opsloop.gitops import HealthStatus, Reconciler
-
-        rec = Reconciler(self.project, runtime=self.runtime)
-        outcome = rec.sync([deployment]).outcome(deployment)
+        if self._reconciler is None:
+            self._reconciler = Reconciler(self.project, runtime=self.runtime, folder=self.folder)
+        outcome = self._reconciler.sync([deployment]).outcome(deployment)
         if outcome.action in ("failed", "invalid") or outcome.health != HealthStatus.HEALTHY:
             raise AIOpsError(
                 f"sync of deployment '{deployment}' left it {outcome.health} "
@@ -214,8 +237,6 @@ class LoopExecutor:
             AIOpsError: The lifecycle failed, or its gates refused the new version (no alias
                 moved then).
         """
-        from opsloop.lifecycle import run_lifecycle
-
         deployment = self._deployment(params)
         settings = dict(params.get("retrain") or {})
         until = self.clock()
@@ -270,7 +291,7 @@ class LoopExecutor:
         if "version" in retrained:
             return int(retrained["version"])
         try:
-            return self.project.store.get_model_version_by_alias(model, "challenger").version
+            return self.project.store.models.get_version_by_alias(model, "challenger").version
         except NotFoundError:
             raise AIOpsError(
                 f"no new version of '{model}' to try: no retrain ran before and no "
@@ -279,8 +300,6 @@ class LoopExecutor:
 
     def canary(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
         """Commit a canary split, hold it and judge the new version; withdraw it if it fails."""
-        from opsloop.gitops import set_traffic
-
         deployment = self._deployment(params)
         settings = dict(params.get("canary") or {})
         weight = float(settings.get("weight", 10))
@@ -324,8 +343,6 @@ class LoopExecutor:
         min_requests: int,
         max_drop: float,
     ) -> dict[str, Any]:
-        from opsloop.monitor.windows import LABEL, VERSION, load_window
-
         spec = self.project.spec
         problem = spec.problem if spec is not None else None
         metric = problem.primary_metric if problem is not None else None
@@ -370,8 +387,6 @@ class LoopExecutor:
             labelled[str(version)] = len(rows)
             scores[str(version)] = None
             if len(rows) >= _MIN_LABELLED:
-                from opsloop.monitor.quality import quality_metrics
-
                 got = quality_metrics(rows, problem_type=problem_type, only=[metric])
                 scores[str(version)] = got.get(metric)
         verdict.update({"metric": metric, "scores": scores, "labelled": labelled})
@@ -382,8 +397,6 @@ class LoopExecutor:
                 "judged on requests served"
             )
             return verdict
-        from opsloop.ml.metrics import metric_direction
-
         drop = before - after if metric_direction(metric) else after - before
         verdict["drop"] = drop
         if drop > max_drop:
@@ -397,15 +410,11 @@ class LoopExecutor:
         return verdict
 
     def _revert(self, deployment: str) -> dict[str, Any]:
-        from opsloop.gitops import rollback
-
         change = rollback(deployment, project=self.project)
         return {"commit": change.commit, "message": change.message, "sync": self._sync(deployment)}
 
     def promote(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
         """Commit the canary's version as the deployment's whole traffic, then sync."""
-        from opsloop.gitops import promote
-
         deployment = self._deployment(params)
         model, old, _ = self._document(deployment)
         canary = (params.get("previous") or {}).get("canary") or {}
@@ -441,3 +450,18 @@ class LoopExecutor:
         from opsloop.aiops.remediation import WebhookExecutor
 
         return WebhookExecutor().notify(incident, params)
+
+
+def default_executor(project: Project | None = None) -> ActionExecutor:
+    """The executor the CLI approves actions with: notifications over HTTP, and the lifecycle
+    (retrain) and GitOps (canary, promote, rollback) actions on ``project`` (default: the
+    current one) through :class:`LoopExecutor`.
+
+    Outside a project only ``notify`` can run.
+    """
+    if project is None:
+        try:
+            project = current_project()
+        except OpsloopError:
+            return WebhookExecutor()
+    return WebhookExecutor(delegate=LoopExecutor(project))

@@ -1,0 +1,156 @@
+"""What the GitOps reconciler records: each deployment's last seen desired and live state with
+its statuses, and the history of syncs. Every change is written with its audit event."""
+
+from __future__ import annotations
+
+import builtins
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, desc, select
+
+from opsloop.store import models as m
+from opsloop.store.db import Database
+from opsloop.store.types import DeploymentRecord, SyncHistoryEntry
+
+__all__ = ["DeploymentRepository"]
+
+
+class DeploymentRepository:
+    """Deployment records and their sync history."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def get(self, name: str) -> DeploymentRecord | None:
+        """The record of one deployment, or None."""
+        with self.db.read() as s:
+            row = s.get(m.Deployment, name)
+            return DeploymentRecord.model_validate(row) if row is not None else None
+
+    def list(self) -> builtins.list[DeploymentRecord]:
+        """Every deployment record, by name."""
+        with self.db.read() as s:
+            rows = s.scalars(select(m.Deployment).order_by(m.Deployment.name)).all()
+            return [DeploymentRecord.model_validate(r) for r in rows]
+
+    def save_status(
+        self,
+        name: str,
+        *,
+        revision: str | None,
+        desired: dict[str, Any] | None,
+        live: dict[str, Any] | None,
+        sync_status: str,
+        health_status: str,
+        reason: str,
+    ) -> bool:
+        """Create or update a deployment's record.
+
+        ``desired`` or ``live`` left None keep their stored value. An event
+        ``deployment.status`` is recorded only when the sync or health status changes, so a
+        reconcile loop does not flood the audit log.
+
+        Returns:
+            Whether the sync or health status changed.
+        """
+        with self.db.write() as s:
+            row = s.get(m.Deployment, name)
+            now = m.utcnow()
+            if row is None:
+                row = m.Deployment(name=name, created_at=now, desired={}, live={})
+                s.add(row)
+                before: tuple[str | None, str | None] = (None, None)
+            else:
+                before = (row.sync_status, row.health_status)
+            row.revision = revision
+            if desired is not None:
+                row.desired = desired
+            if live is not None:
+                row.live = live
+            row.sync_status = sync_status
+            row.health_status = health_status
+            row.reason = reason
+            row.updated_at = now
+            changed = before != (sync_status, health_status)
+            if changed:
+                self.db.event(
+                    s,
+                    "deployment.status",
+                    "deployment",
+                    name,
+                    {
+                        "sync": sync_status,
+                        "health": health_status,
+                        "previous_sync": before[0],
+                        "previous_health": before[1],
+                        "reason": reason,
+                        "revision": revision,
+                    },
+                )
+            return changed
+
+    def record_sync(
+        self,
+        name: str,
+        *,
+        revision: str | None,
+        started_at: datetime,
+        result: str,
+        diff: dict[str, Any],
+        details: dict[str, Any],
+        kind: str = "deployment.synced",
+    ) -> int:
+        """Add a sync to the history, with its event ``kind``; return the record's id."""
+        with self.db.write() as s:
+            rec = m.SyncRecord(
+                deployment=name,
+                revision=revision,
+                started_at=started_at,
+                finished_at=m.utcnow(),
+                result=result,
+                diff=diff,
+                details=details,
+            )
+            s.add(rec)
+            s.flush()
+            self.db.event(
+                s,
+                kind,
+                "deployment",
+                name,
+                {"revision": revision, "result": result, "diff": diff, **details},
+            )
+            return int(rec.id)
+
+    def delete(self, name: str, details: dict[str, Any]) -> None:
+        """Forget a deployment's record (its sync history stays), with a
+        ``deployment.removed`` event."""
+        with self.db.write() as s:
+            s.execute(delete(m.Deployment).where(m.Deployment.name == name))
+            self.db.event(s, "deployment.removed", "deployment", name, details)
+
+    def history(self, name: str, *, limit: int = 50) -> builtins.list[SyncHistoryEntry]:
+        """The latest syncs of a deployment, newest first."""
+        with self.db.read() as s:
+            rows = s.scalars(
+                select(m.SyncRecord)
+                .where(m.SyncRecord.deployment == name)
+                .order_by(desc(m.SyncRecord.id))
+                .limit(limit)
+            ).all()
+            return [SyncHistoryEntry.model_validate(r) for r in rows]
+
+    def last_sync(self, name: str, *, result: str | None = None) -> SyncHistoryEntry | None:
+        """The latest sync of a deployment (with that ``result``, if given), or None."""
+        with self.db.read() as s:
+            query = select(m.SyncRecord).where(m.SyncRecord.deployment == name)
+            if result is not None:
+                query = query.where(m.SyncRecord.result == result)
+            row = s.scalars(query.order_by(desc(m.SyncRecord.id)).limit(1)).first()
+            return SyncHistoryEntry.model_validate(row) if row is not None else None
+
+    def record_change(self, name: str, kind: str, details: dict[str, Any]) -> None:
+        """An audit event for a change of a deployment's desired state (a commit)."""
+        with self.db.write() as s:
+            self.db.event(s, kind, "deployment", name, details)

@@ -1,0 +1,574 @@
+"""Alerts, incidents and remediation actions.
+
+The rules of correlation and remediation live in :mod:`opsloop.aiops`; this module only
+stores what they decide. Alerts are deduplicated here because deduplication is a property of
+the stored rows: while a fingerprint is firing, a repeat of it counts on the same row.
+
+Correlation reads and changes several incidents in one transaction: :meth:`IncidentRepository.
+correlation` opens it (serialised between processes) and hands out an :class:`IncidentTx`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from opsloop.errors import AIOpsError, NotFoundError, StoreError
+from opsloop.store import models as m
+from opsloop.store.db import Database
+from opsloop.store.types import ActionInfo, AlertInfo, IncidentInfo
+
+__all__ = ["SEVERITY_ORDER", "AlertWrite", "IncidentRepository", "IncidentTx"]
+
+SEVERITY_ORDER = ("info", "warning", "critical")
+"""Severities, least to most severe: a repeat of a firing alert keeps the higher one."""
+
+# Key of the transaction-scoped advisory lock that serialises correlation on PostgreSQL.
+_CORRELATION_LOCK = 0x6F70736C6F6F7031
+
+
+class AlertWrite(Protocol):
+    """What the store needs of an incoming alert (``opsloop.aiops.AlertIn`` has it)."""
+
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def labels(self) -> dict[str, str]: ...
+    @property
+    def annotations(self) -> dict[str, str]: ...
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def seen_at(self) -> datetime: ...
+    @property
+    def ends_at(self) -> datetime | None: ...
+    @property
+    def details(self) -> dict[str, Any]: ...
+
+
+def _incident(row: m.Incident) -> IncidentInfo:
+    return IncidentInfo(
+        id=row.id,
+        title=row.title,
+        kind=row.kind,
+        status=row.status,
+        severity=row.severity,
+        opened_at=row.opened_at,
+        updated_at=row.updated_at,
+        resolved_at=row.resolved_at,
+        root_causes=list((row.root_causes or {}).get("ranked", [])),
+        details=dict(row.details or {}),
+    )
+
+
+def _max_severity(a: str, b: str) -> str:
+    rank = {s: i for i, s in enumerate(SEVERITY_ORDER)}
+    return a if rank.get(a, 1) >= rank.get(b, 1) else b
+
+
+def _lock_fingerprints(s: Session, fingerprints: Iterable[str]) -> None:
+    """Serialise concurrent writers of the same fingerprints on PostgreSQL.
+
+    A firing row cannot be locked before it exists, so two writers could both insert one;
+    a transaction-scoped advisory lock per fingerprint (taken in sorted order, so two writers
+    cannot deadlock) prevents that. SQLite write transactions are already serial.
+    """
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    for fp in sorted(set(fingerprints)):
+        key = struct.unpack(">q", bytes.fromhex(fp[:16]))[0]
+        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+class IncidentTx:
+    """Alert and incident changes inside one write transaction (see
+    :meth:`IncidentRepository.correlation`). Reads see the transaction's own writes."""
+
+    def __init__(self, db: Database, s: Session) -> None:
+        self.db = db
+        self.s = s
+
+    def event(
+        self, kind: str, object_type: str, object_id: str, details: dict[str, Any] | None = None
+    ) -> None:
+        """An audit event, committed with the transaction."""
+        self.db.event(self.s, kind, object_type, object_id, details)
+
+    # -- alerts ---------------------------------------------------------------------------
+
+    def record_alerts(self, alerts: Sequence[AlertWrite]) -> builtins.list[AlertInfo]:
+        """Deduplicate and write alerts; the stored row of each alert given, in order.
+
+        Firing: a row already firing with the same fingerprint counts the repeat (when it was
+        seen later than the row's ``last_seen_at``, so replaying the same observation does not
+        count twice); otherwise a new row opens. Resolved: the firing row gets ``ends_at``;
+        with no firing row, a resolved row is written so the end is not lost.
+        """
+        s = self.s
+        fps = {a.fingerprint for a in alerts}
+        _lock_fingerprints(s, fps)
+        firing: dict[str, m.Alert] = {}
+        if fps:
+            rows = s.scalars(
+                select(m.Alert)
+                .where(m.Alert.fingerprint.in_(sorted(fps)), m.Alert.status == "firing")
+                .order_by(m.Alert.id)
+            )
+            for existing in rows:
+                firing[existing.fingerprint] = existing
+        out: builtins.list[m.Alert] = []
+        for alert in alerts:
+            fp = alert.fingerprint
+            row = firing.get(fp)
+            if alert.status == "firing":
+                if row is None:
+                    row = self._new_row(alert)
+                    firing[fp] = row
+                    self.event(
+                        "alert.fired",
+                        "alert",
+                        str(row.id),
+                        {"name": row.name, "fingerprint": fp, "labels": row.labels},
+                    )
+                elif alert.seen_at > row.last_seen_at:
+                    # Repeats update the row but add no event: a detector repeating every
+                    # scrape would otherwise flood the audit log; count and last_seen_at
+                    # carry it.
+                    row.count += 1
+                    row.last_seen_at = alert.seen_at
+                    row.severity = _max_severity(row.severity, alert.severity)
+                    if alert.annotations:
+                        row.annotations = {**row.annotations, **alert.annotations}
+            else:
+                if row is None:
+                    row = self._new_row(alert)
+                else:
+                    row.status = "resolved"
+                    row.ends_at = alert.ends_at or alert.seen_at
+                    row.last_seen_at = max(row.last_seen_at, alert.seen_at)
+                    del firing[fp]
+                self.event(
+                    "alert.resolved",
+                    "alert",
+                    str(row.id),
+                    {"name": row.name, "fingerprint": fp, "incident_id": row.incident_id},
+                )
+            out.append(row)
+        s.flush()
+        return [AlertInfo.model_validate(r) for r in out]
+
+    def _new_row(self, alert: AlertWrite) -> m.Alert:
+        row = m.Alert(
+            fingerprint=alert.fingerprint,
+            source=alert.source,
+            name=alert.name,
+            severity=alert.severity,
+            status=alert.status,
+            labels=dict(alert.labels),
+            annotations=dict(alert.annotations),
+            starts_at=alert.starts_at,
+            last_seen_at=alert.seen_at,
+            ends_at=alert.ends_at,
+            count=1,
+            details=dict(alert.details),
+        )
+        self.s.add(row)
+        self.s.flush()
+        return row
+
+    def alerts(self, ids: Iterable[int]) -> builtins.list[AlertInfo]:
+        """Alerts by id, in the order given (ids that do not exist are left out)."""
+        wanted = list(ids)
+        rows = {r.id: r for r in self.s.scalars(select(m.Alert).where(m.Alert.id.in_(wanted)))}
+        return [AlertInfo.model_validate(rows[i]) for i in wanted if i in rows]
+
+    def loose_firing(self) -> builtins.list[AlertInfo]:
+        """Firing alerts that are in no incident, by id."""
+        q = (
+            select(m.Alert)
+            .where(m.Alert.incident_id.is_(None), m.Alert.status == "firing")
+            .order_by(m.Alert.id)
+        )
+        return [AlertInfo.model_validate(r) for r in self.s.scalars(q)]
+
+    def open_incident_alerts(self, seen_since: datetime) -> builtins.list[AlertInfo]:
+        """The alerts of open incidents last seen at ``seen_since`` or later, by id."""
+        q = (
+            select(m.Alert)
+            .join(m.Incident, m.Alert.incident_id == m.Incident.id)
+            .where(m.Incident.status == "open", m.Alert.last_seen_at >= seen_since)
+            .order_by(m.Alert.id)
+        )
+        return [AlertInfo.model_validate(r) for r in self.s.scalars(q)]
+
+    def alerts_of(self, incident_id: int) -> builtins.list[AlertInfo]:
+        """Every alert of an incident, by id."""
+        q = select(m.Alert).where(m.Alert.incident_id == incident_id).order_by(m.Alert.id)
+        return [AlertInfo.model_validate(r) for r in self.s.scalars(q)]
+
+    # -- incidents ------------------------------------------------------------------------
+
+    def incident(self, incident_id: int) -> IncidentInfo | None:
+        """One incident, or None."""
+        row = self.s.get(m.Incident, incident_id)
+        return None if row is None else _incident(row)
+
+    def open_incident(
+        self,
+        *,
+        title: str,
+        kind: str,
+        severity: str,
+        opened_at: datetime,
+        updated_at: datetime,
+        root_causes: builtins.list[dict[str, Any]],
+        details: dict[str, Any],
+        alert_ids: Sequence[int],
+    ) -> int:
+        """Create an open incident holding ``alert_ids``; its id."""
+        inc = m.Incident(
+            title=title[:512],
+            kind=kind,
+            status="open",
+            severity=severity,
+            opened_at=opened_at,
+            updated_at=updated_at,
+            root_causes={"ranked": list(root_causes)},
+            details=dict(details),
+        )
+        self.s.add(inc)
+        self.s.flush()
+        self.attach(inc.id, alert_ids)
+        return int(inc.id)
+
+    def attach(self, incident_id: int, alert_ids: Sequence[int]) -> None:
+        """Put alerts into an incident."""
+        for row in self.s.scalars(select(m.Alert).where(m.Alert.id.in_(list(alert_ids)))):
+            row.incident_id = incident_id
+        self.s.flush()
+
+    def update_incident(
+        self,
+        incident_id: int,
+        *,
+        title: str,
+        kind: str,
+        severity: str,
+        opened_at: datetime,
+        updated_at: datetime,
+        root_causes: builtins.list[dict[str, Any]],
+        details: dict[str, Any],
+    ) -> None:
+        """Replace an incident's summary (``details`` are merged into the stored ones)."""
+        inc = self._row(incident_id)
+        inc.title = title[:512]
+        inc.kind = kind
+        inc.severity = severity
+        inc.opened_at = opened_at
+        inc.updated_at = updated_at
+        inc.root_causes = {"ranked": list(root_causes)}
+        inc.details = {**(inc.details or {}), **details}
+        self.s.flush()
+
+    def has_pending(self, incident_id: int, statuses: Sequence[str]) -> bool:
+        """Whether a firing alert, or an action in one of ``statuses``, keeps an incident open."""
+        firing = self.s.scalar(
+            select(m.Alert.id)
+            .where(m.Alert.incident_id == incident_id, m.Alert.status == "firing")
+            .limit(1)
+        )
+        if firing is not None:
+            return True
+        pending = self.s.scalar(
+            select(m.IncidentAction.id)
+            .where(
+                m.IncidentAction.incident_id == incident_id,
+                m.IncidentAction.status.in_(list(statuses)),
+            )
+            .limit(1)
+        )
+        return pending is not None
+
+    def last_end(self, incident_id: int) -> datetime | None:
+        """When the last of an incident's alerts ended, if any did."""
+        ended = self.s.scalars(
+            select(m.Alert.ends_at).where(m.Alert.incident_id == incident_id)
+        ).all()
+        return max((e for e in ended if e is not None), default=None)
+
+    def resolve(
+        self, incident_id: int, *, at: datetime | None, reason: str, by: str | None
+    ) -> IncidentInfo:
+        """Mark an incident resolved: its parked actions are cancelled and its alerts still
+        firing end with it, each with its event, then an ``incident.resolved`` event."""
+        inc = self._row(incident_id)
+        now = datetime.now(UTC)
+        inc.status = "resolved"
+        inc.resolved_at = at or now
+        cancelled = []
+        for act in self.s.scalars(
+            select(m.IncidentAction).where(
+                m.IncidentAction.incident_id == inc.id,
+                m.IncidentAction.status.in_(("awaiting_approval", "approved")),
+            )
+        ):
+            act.status = "cancelled"
+            act.finished_at = now
+            act.error = f"incident resolved: {reason}"
+            cancelled.append(act.id)
+            self.event(
+                "remediation.cancelled",
+                "incident",
+                str(inc.id),
+                {"action_id": act.id, "action": act.action, "reason": "incident resolved"},
+            )
+        # Alerts still firing end with the incident: if the condition persists, its next
+        # firing is a new episode and opens a new incident instead of feeding a closed one.
+        closed = []
+        for alert in self.s.scalars(
+            select(m.Alert).where(m.Alert.incident_id == inc.id, m.Alert.status == "firing")
+        ):
+            alert.status = "resolved"
+            alert.ends_at = inc.resolved_at
+            alert.details = {**(alert.details or {}), "ended_by": f"incident {inc.id} resolved"}
+            closed.append(alert.id)
+            self.event(
+                "alert.resolved",
+                "alert",
+                str(alert.id),
+                {"name": alert.name, "fingerprint": alert.fingerprint, "incident_id": inc.id},
+            )
+        details: dict[str, Any] = {"reason": reason}
+        if by:
+            details["by"] = by
+        if cancelled:
+            details["cancelled_actions"] = cancelled
+        if closed:
+            details["ended_alerts"] = closed
+        self.event("incident.resolved", "incident", str(inc.id), details)
+        self.s.flush()
+        return _incident(inc)
+
+    def _row(self, incident_id: int) -> m.Incident:
+        row = self.s.get(m.Incident, incident_id)
+        if row is None:
+            raise NotFoundError(
+                f"incident {incident_id} does not exist", hint="see 'opsloop incidents list'"
+            )
+        return row
+
+
+class IncidentRepository:
+    """Alerts, incidents and their remediation actions."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @contextmanager
+    def correlation(self) -> Iterator[IncidentTx]:
+        """One write transaction for correlating alerts into incidents, serialised between
+        processes (a PostgreSQL advisory lock; SQLite write transactions are serial)."""
+        with self.db.write() as s:
+            if s.get_bind().dialect.name == "postgresql":
+                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CORRELATION_LOCK})
+            yield IncidentTx(self.db, s)
+
+    # -- alerts ---------------------------------------------------------------------------
+
+    def record_alerts(self, alerts: Sequence[AlertWrite]) -> builtins.list[AlertInfo]:
+        """Deduplicate and store alerts in one transaction, without correlating them (see
+        :meth:`IncidentTx.record_alerts`)."""
+        with self.db.write() as s:
+            return IncidentTx(self.db, s).record_alerts(alerts)
+
+    def list_alerts(
+        self,
+        *,
+        status: str | None = None,
+        incident_id: int | None = None,
+        name: str | None = None,
+        limit: int = 1000,
+    ) -> builtins.list[AlertInfo]:
+        """Stored alerts, oldest first, filtered by status, incident or name."""
+        q = select(m.Alert).order_by(m.Alert.starts_at, m.Alert.id).limit(limit)
+        if status is not None:
+            q = q.where(m.Alert.status == status)
+        if incident_id is not None:
+            q = q.where(m.Alert.incident_id == incident_id)
+        if name is not None:
+            q = q.where(m.Alert.name == name)
+        with self.db.read() as s:
+            return [AlertInfo.model_validate(r) for r in s.scalars(q)]
+
+    def get_alert(self, alert_id: int) -> AlertInfo:
+        """One stored alert; NotFoundError if absent."""
+        with self.db.read() as s:
+            row = s.get(m.Alert, alert_id)
+            if row is None:
+                raise NotFoundError(f"alert {alert_id} does not exist")
+            return AlertInfo.model_validate(row)
+
+    # -- incidents ------------------------------------------------------------------------
+
+    def get(self, incident_id: int) -> IncidentInfo:
+        """One incident; NotFoundError if absent."""
+        with self.db.read() as s:
+            row = s.get(m.Incident, incident_id)
+            if row is None:
+                raise NotFoundError(
+                    f"incident {incident_id} does not exist", hint="see 'opsloop incidents list'"
+                )
+            return _incident(row)
+
+    def list(
+        self, *, status: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> builtins.list[IncidentInfo]:
+        """Incidents, newest first, filtered by status (``open``, ``resolved``) or kind."""
+        q = select(m.Incident).order_by(m.Incident.opened_at.desc(), m.Incident.id.desc())
+        if status is not None:
+            q = q.where(m.Incident.status == status)
+        if kind is not None:
+            q = q.where(m.Incident.kind == kind)
+        with self.db.read() as s:
+            return [_incident(r) for r in s.scalars(q.limit(limit))]
+
+    def count(self, *, status: str | None = None) -> int:
+        """How many incidents there are (with that status)."""
+        q = select(func.count()).select_from(m.Incident)
+        if status is not None:
+            q = q.where(m.Incident.status == status)
+        with self.db.read() as s:
+            return int(s.scalar(q) or 0)
+
+    # -- remediation actions --------------------------------------------------------------
+
+    def list_actions(self, incident_id: int | None = None) -> builtins.list[ActionInfo]:
+        """Remediation actions (of one incident, or all), in the order they were created."""
+        q = select(m.IncidentAction).order_by(m.IncidentAction.id)
+        if incident_id is not None:
+            q = q.where(m.IncidentAction.incident_id == incident_id)
+        with self.db.read() as s:
+            return [ActionInfo.model_validate(r) for r in s.scalars(q)]
+
+    def create_action(
+        self,
+        incident_id: int,
+        *,
+        action: str,
+        status: str,
+        policy: str,
+        created_at: datetime,
+        params: dict[str, Any],
+        result: dict[str, Any] | None = None,
+        approved_by: str | None = None,
+        started_at: datetime | None = None,
+        event: str,
+        event_details: dict[str, Any] | None = None,
+    ) -> int:
+        """Add a remediation action with its event (whose details get ``action_id`` and
+        ``action``); the action's id."""
+        with self.db.write() as s:
+            row = m.IncidentAction(
+                incident_id=incident_id,
+                action=action,
+                status=status,
+                policy=policy,
+                created_at=created_at,
+                started_at=started_at,
+                approved_by=approved_by,
+                params=params,
+                result=result or {},
+            )
+            s.add(row)
+            s.flush()
+            details = {"action_id": row.id, "action": action, **(event_details or {})}
+            self.db.event(s, event, "incident", str(incident_id), details)
+            return int(row.id)
+
+    def update_action(
+        self,
+        action_id: int,
+        *,
+        status: str,
+        approved_by: str | None = None,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        event: str | None = None,
+        event_details: dict[str, Any] | None = None,
+    ) -> None:
+        """Change an action's status (and what came with it), with an optional event whose
+        details get ``action_id``, ``action``, ``policy``, ``by`` and ``error``."""
+        with self.db.write() as s:
+            row = s.get(m.IncidentAction, action_id)
+            if row is None:
+                raise StoreError(f"remediation action {action_id} does not exist")
+            row.status = status
+            if approved_by is not None:
+                row.approved_by = approved_by
+            if result is not None:
+                row.result = result
+            if error is not None:
+                row.error = error
+            if started_at is not None:
+                row.started_at = started_at
+            if finished_at is not None:
+                row.finished_at = finished_at
+            if event is not None:
+                details: dict[str, Any] = {
+                    "action_id": row.id,
+                    "action": row.action,
+                    "policy": row.policy,
+                }
+                if approved_by is not None:
+                    details["by"] = approved_by
+                if error is not None:
+                    details["error"] = error
+                details.update(event_details or {})
+                self.db.event(s, event, "incident", str(row.incident_id), details)
+
+    def actions_started_since(
+        self, policy: str, since: datetime, statuses: Sequence[str]
+    ) -> builtins.list[ActionInfo]:
+        """Actions of a policy in one of ``statuses`` that started at ``since`` or later."""
+        q = select(m.IncidentAction).where(
+            m.IncidentAction.policy == policy,
+            m.IncidentAction.status.in_(list(statuses)),
+            m.IncidentAction.started_at >= since,
+        )
+        with self.db.read() as s:
+            return [ActionInfo.model_validate(r) for r in s.scalars(q)]
+
+    def resolve(self, incident_id: int, *, reason: str, by: str | None) -> IncidentInfo:
+        """Mark an open incident resolved (see :meth:`IncidentTx.resolve`).
+
+        Raises:
+            NotFoundError: There is no incident with that id.
+            AIOpsError: It is already resolved.
+        """
+        with self.db.write() as s:
+            tx = IncidentTx(self.db, s)
+            current = tx.incident(incident_id)
+            if current is None:
+                raise NotFoundError(
+                    f"incident {incident_id} does not exist", hint="see 'opsloop incidents list'"
+                )
+            if current.status == "resolved":
+                raise AIOpsError(f"incident {incident_id} is already resolved")
+            return tx.resolve(incident_id, at=None, reason=reason, by=by)
