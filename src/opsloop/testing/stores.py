@@ -44,12 +44,12 @@ def check_run_lifecycle(url: str) -> None:
     """A run starts running, with its params and tags, and ends with a status and error."""
     store = _open(url)
     try:
-        run = store.create_run("train", params={"lr": 0.1, "layers": [1, 2]}, tags={"team": "a"})
+        run = store.runs.create("train", params={"lr": 0.1, "layers": [1, 2]}, tags={"team": "a"})
         assert run.status == "running" and run.ended_at is None and run.user == "tester"
         assert run.params == {"lr": "0.1", "layers": "[1, 2]"}, run.params
         assert run.tags == {"team": "a"}, run.tags
-        store.finish_run(run.id, "failed", error="boom")
-        done = store.get_run(run.id)
+        store.runs.finish(run.id, "failed", error="boom")
+        done = store.runs.get(run.id)
         assert done.status == "failed" and done.error == "boom"
         assert done.ended_at is not None and done.duration_s is not None and done.duration_s >= 0
     finally:
@@ -61,14 +61,14 @@ def check_run_prefix_and_missing(url: str) -> None:
     """A run is found by an id prefix; a missing run or a bad end status is an error."""
     store = _open(url)
     try:
-        run = store.create_run("a")
-        assert store.get_run(run.id[:10]).id == run.id
+        run = store.runs.create("a")
+        assert store.runs.get(run.id[:10]).id == run.id
         with raises(NotFoundError, match="does not exist"):
-            store.get_run("0" * 32)
+            store.runs.get("0" * 32)
         with raises(NotFoundError):
-            store.finish_run("0" * 32)
+            store.runs.finish("0" * 32)
         with raises(TrackingError, match="invalid end status"):
-            store.finish_run(run.id, "weird")
+            store.runs.finish(run.id, "weird")
     finally:
         _close(store)
 
@@ -78,15 +78,15 @@ def check_child_runs_and_filters(url: str) -> None:
     """Runs list by parent, kind, status and limit; an unknown parent is refused."""
     store = _open(url)
     try:
-        parent = store.create_run("parent", kind="pipeline")
-        kids = [store.create_run(f"t{i}", kind="trial", parent_id=parent.id) for i in range(3)]
-        store.finish_run(kids[0].id)
-        assert {r.id for r in store.list_runs(parent_id=parent.id)} == {k.id for k in kids}
-        assert [r.id for r in store.list_runs(kind="pipeline")] == [parent.id]
-        assert [r.id for r in store.list_runs(status="finished")] == [kids[0].id]
-        assert len(store.list_runs(limit=2)) == 2
+        parent = store.runs.create("parent", kind="pipeline")
+        kids = [store.runs.create(f"t{i}", kind="trial", parent_id=parent.id) for i in range(3)]
+        store.runs.finish(kids[0].id)
+        assert {r.id for r in store.runs.list(parent_id=parent.id)} == {k.id for k in kids}
+        assert [r.id for r in store.runs.list(kind="pipeline")] == [parent.id]
+        assert [r.id for r in store.runs.list(status="finished")] == [kids[0].id]
+        assert len(store.runs.list(limit=2)) == 2
         with raises(NotFoundError, match="parent run"):
-            store.create_run("orphan", parent_id="f" * 32)
+            store.runs.create("orphan", parent_id="f" * 32)
     finally:
         _close(store)
 
@@ -96,14 +96,14 @@ def check_params_are_fixed_once_logged(url: str) -> None:
     """A param may be logged again with the same value, never changed."""
     store = _open(url)
     try:
-        run = store.create_run("p")
-        store.log_params(run.id, {"a": 1})
-        store.log_params(run.id, {"a": 1, "b": "x"})
+        run = store.runs.create("p")
+        store.runs.log_params(run.id, {"a": 1})
+        store.runs.log_params(run.id, {"a": 1, "b": "x"})
         with raises(TrackingError, match="cannot change"):
-            store.log_params(run.id, {"a": 2})
-        assert store.get_run(run.id).params == {"a": "1", "b": "x"}
+            store.runs.log_params(run.id, {"a": 2})
+        assert store.runs.get(run.id).params == {"a": "1", "b": "x"}
         with raises(TrackingError, match="invalid param key"):
-            store.log_params(run.id, {"": 1})
+            store.runs.log_params(run.id, {"": 1})
     finally:
         _close(store)
 
@@ -113,10 +113,10 @@ def check_tags_overwrite(url: str) -> None:
     """A tag set again takes the new value."""
     store = _open(url)
     try:
-        run = store.create_run("t")
-        store.set_tags(run.id, {"k": "1"})
-        store.set_tags(run.id, {"k": "2", "other": True})
-        assert store.get_run(run.id).tags == {"k": "2", "other": "true"}
+        run = store.runs.create("t")
+        store.runs.set_tags(run.id, {"k": "1"})
+        store.runs.set_tags(run.id, {"k": "2", "other": True})
+        assert store.runs.get(run.id).tags == {"k": "2", "other": "true"}
     finally:
         _close(store)
 
@@ -126,19 +126,19 @@ def check_metrics_history_and_latest(url: str) -> None:
     """Metric points keep their steps in order; a run shows each metric's latest value."""
     store = _open(url)
     try:
-        run = store.create_run("m")
+        run = store.runs.create("m")
         points = [("loss", 1.0 / (i + 1), i, 1000 + i) for i in range(50)]
         points += [("acc", 0.5, 0, 1000), ("acc", 0.9, 1, 1001)]
-        store.log_metric_points(run.id, points)
-        store.log_metric_points(run.id, [])
-        hist = store.get_metric_history(run.id, "loss")
+        store.runs.log_metric_points(run.id, points)
+        store.runs.log_metric_points(run.id, [])
+        hist = store.runs.metric_history(run.id, "loss")
         assert [p.step for p in hist] == list(range(50))
         assert _approx(hist[-1].value, 1 / 50), hist[-1].value
-        metrics = store.get_run(run.id).metrics
+        metrics = store.runs.get(run.id).metrics
         assert set(metrics) == {"loss", "acc"}, metrics
         assert _approx(metrics["loss"], 1 / 50) and metrics["acc"] == 0.9, metrics
-        assert store.count_metric_points(run.id) == 52
-        assert store.get_metric_history(run.id, "nope") == []
+        assert store.runs.count_metric_points(run.id) == 52
+        assert store.runs.metric_history(run.id, "nope") == []
     finally:
         _close(store)
 
@@ -149,7 +149,7 @@ def check_metric_points_for_missing_run_are_refused(url: str) -> None:
     store = _open(url)
     try:
         with raises(NotFoundError):
-            store.log_metric_points("0" * 32, [("x", 1.0, 0, 0)])
+            store.runs.log_metric_points("0" * 32, [("x", 1.0, 0, 0)])
     finally:
         _close(store)
 
@@ -159,11 +159,11 @@ def check_artifacts(url: str) -> None:
     """Artifacts list by path; the same path logged again is replaced."""
     store = _open(url)
     try:
-        run = store.create_run("a")
-        store.log_artifact(run.id, "model/report.html", DIGEST, 10)
-        store.log_artifact(run.id, "data", DIGEST.replace("ab", "cd"), 99, kind="dir")
-        store.log_artifact(run.id, "data", DIGEST, 5, kind="dir")  # same path: replaced
-        arts = store.list_artifacts(run.id)
+        run = store.runs.create("a")
+        store.runs.log_artifact(run.id, "model/report.html", DIGEST, 10)
+        store.runs.log_artifact(run.id, "data", DIGEST.replace("ab", "cd"), 99, kind="dir")
+        store.runs.log_artifact(run.id, "data", DIGEST, 5, kind="dir")  # same path: replaced
+        arts = store.runs.list_artifacts(run.id)
         assert [(a.path, a.size, a.kind) for a in arts] == [
             ("data", 5, "dir"),
             ("model/report.html", 10, "file"),
@@ -177,11 +177,11 @@ def check_step_runs_and_cache_lookup(url: str) -> None:
     """Step runs update field by field; only a succeeded step is a cache hit."""
     store = _open(url)
     try:
-        run = store.create_run("pipe", kind="pipeline")
-        step = store.create_step_run(run.id, "load", cache_key="k1", params={"n": 1})
+        run = store.runs.create("pipe", kind="pipeline")
+        step = store.steps.create(run.id, "load", cache_key="k1", params={"n": 1})
         assert step.status == "pending" and step.params == {"n": 1}
-        assert store.find_cached_step("k1") is None
-        store.update_step_run(
+        assert store.steps.find_cached("k1") is None
+        store.steps.update(
             step.id,
             status="succeeded",
             outputs={"output": DIGEST},
@@ -190,18 +190,18 @@ def check_step_runs_and_cache_lookup(url: str) -> None:
             logs="hello",
             attempts=1,
         )
-        hit = store.find_cached_step("k1")
+        hit = store.steps.find_cached("k1")
         assert hit is not None and hit.outputs == {"output": DIGEST} and hit.logs == "hello"
-        failed = store.create_step_run(run.id, "train", cache_key="k2")
-        store.update_step_run(failed.id, status="failed", error="ValueError: x", traceback="tb")
-        assert store.find_cached_step("k2") is None
-        assert [s.name for s in store.list_step_runs(run.id)] == ["load", "train"]
+        failed = store.steps.create(run.id, "train", cache_key="k2")
+        store.steps.update(failed.id, status="failed", error="ValueError: x", traceback="tb")
+        assert store.steps.find_cached("k2") is None
+        assert [s.name for s in store.steps.list(run.id)] == ["load", "train"]
         with raises(StoreError, match="unknown step run field"):
-            store.update_step_run(step.id, colour="red")
+            store.steps.update(step.id, colour="red")
         with raises(StoreError, match="invalid step status"):
-            store.update_step_run(step.id, status="great")
+            store.steps.update(step.id, status="great")
         with raises(NotFoundError):
-            store.update_step_run(10**9, status="failed")
+            store.steps.update(10**9, status="failed")
     finally:
         _close(store)
 
@@ -211,14 +211,14 @@ def check_dataset_versions(url: str) -> None:
     """A dataset version is recorded once per digest; the first record stays."""
     store = _open(url)
     try:
-        first = store.record_dataset_version(
+        first = store.datasets.record(
             DIGEST, source="data.csv", row_count=10, schema={"a": "int64"}, name="d"
         )
-        again = store.record_dataset_version(DIGEST, source="other.csv", row_count=11, schema={})
+        again = store.datasets.record(DIGEST, source="other.csv", row_count=11, schema={})
         assert again.source == "data.csv" == first.source
-        assert store.get_dataset_version(DIGEST).schema_ == {"a": "int64"}
+        assert store.datasets.get(DIGEST).schema_ == {"a": "int64"}
         with raises(NotFoundError):
-            store.get_dataset_version("sha256:" + "00" * 32)
+            store.datasets.get("sha256:" + "00" * 32)
     finally:
         _close(store)
 
@@ -228,24 +228,24 @@ def check_model_versions_numbered_per_model(url: str) -> None:
     """Versions count from 1 per model; missing models and versions are named."""
     store = _open(url)
     try:
-        run = store.create_run("r")
-        v1 = store.create_model_version(
+        run = store.runs.create("r")
+        v1 = store.models.create_version(
             "churn", artifact_digest=DIGEST, run_id=run.id, details={"metrics": {"auc": 0.9}}
         )
-        v2 = store.create_model_version("churn", artifact_digest=DIGEST, tags={"stage": "x"})
-        other = store.create_model_version("fraud", artifact_digest=DIGEST)
+        v2 = store.models.create_version("churn", artifact_digest=DIGEST, tags={"stage": "x"})
+        other = store.models.create_version("fraud", artifact_digest=DIGEST)
         assert (v1.version, v2.version, other.version) == (1, 2, 1)
         assert v1.uri == "models:/churn/1" and v1.run_id == run.id
         assert v2.tags == {"stage": "x"}
-        assert [v.version for v in store.list_model_versions("churn")] == [2, 1]
-        assert [m.name for m in store.list_registered_models()] == ["churn", "fraud"]
-        assert store.get_registered_model("churn").latest_version == 2
+        assert [v.version for v in store.models.list_versions("churn")] == [2, 1]
+        assert [m.name for m in store.models.list()] == ["churn", "fraud"]
+        assert store.models.get("churn").latest_version == 2
         with raises(NotFoundError, match="no version 7"):
-            store.get_model_version("churn", 7)
+            store.models.get_version("churn", 7)
         with raises(NotFoundError, match="not registered"):
-            store.get_model_version("nope", 1)
+            store.models.get_version("nope", 1)
         with raises(TrackingError, match="invalid model name"):
-            store.create_model_version("bad name!", artifact_digest=DIGEST)
+            store.models.create_version("bad name!", artifact_digest=DIGEST)
     finally:
         _close(store)
 
@@ -255,18 +255,18 @@ def check_registered_model_create_update(url: str) -> None:
     """Models and versions take descriptions, tags and details; details merge."""
     store = _open(url)
     try:
-        store.create_registered_model("m", description="first", tags={"team": "a"})
+        store.models.create("m", description="first", tags={"team": "a"})
         with raises(AlreadyExistsError):
-            store.create_registered_model("m")
-        store.update_model("m", description="second", tags={"team": "b"})
-        info = store.get_registered_model("m")
+            store.models.create("m")
+        store.models.update("m", description="second", tags={"team": "b"})
+        info = store.models.get("m")
         assert info.description == "second" and info.tags == {"team": "b"}
-        v = store.create_model_version("m", artifact_digest=DIGEST)
-        upd = store.update_model_version(
+        v = store.models.create_version("m", artifact_digest=DIGEST)
+        upd = store.models.update_version(
             "m", v.version, description="d", tags={"t": "1"}, details={"gates": []}, status="ready"
         )
         assert upd.description == "d" and upd.tags == {"t": "1"} and upd.details == {"gates": []}
-        upd = store.update_model_version("m", v.version, details={"more": 1})
+        upd = store.models.update_version("m", v.version, details={"more": 1})
         assert upd.details == {"gates": [], "more": 1}, upd.details
     finally:
         _close(store)
@@ -277,23 +277,23 @@ def check_aliases(url: str) -> None:
     """Aliases move between versions, are deleted, and cannot be numbers."""
     store = _open(url)
     try:
-        store.create_model_version("m", artifact_digest=DIGEST)
-        store.create_model_version("m", artifact_digest=DIGEST, alias="champion")
-        assert store.get_model_version_by_alias("m", "champion").version == 2
-        assert store.set_alias("m", "champion", 1) == 2
-        assert store.set_alias("m", "challenger", 2) is None
-        assert store.get_model_version_by_alias("m", "champion").version == 1
-        assert store.get_model_version("m", 2).aliases == ["challenger"]
-        assert store.get_registered_model("m").aliases == {"champion": 1, "challenger": 2}
-        store.delete_alias("m", "challenger")
+        store.models.create_version("m", artifact_digest=DIGEST)
+        store.models.create_version("m", artifact_digest=DIGEST, alias="champion")
+        assert store.models.get_version_by_alias("m", "champion").version == 2
+        assert store.models.set_alias("m", "champion", 1) == 2
+        assert store.models.set_alias("m", "challenger", 2) is None
+        assert store.models.get_version_by_alias("m", "champion").version == 1
+        assert store.models.get_version("m", 2).aliases == ["challenger"]
+        assert store.models.get("m").aliases == {"champion": 1, "challenger": 2}
+        store.models.delete_alias("m", "challenger")
         with raises(NotFoundError, match="no alias 'challenger'"):
-            store.get_model_version_by_alias("m", "challenger")
+            store.models.get_version_by_alias("m", "challenger")
         with raises(NotFoundError):
-            store.delete_alias("m", "challenger")
+            store.models.delete_alias("m", "challenger")
         with raises(NotFoundError, match="no version 9"):
-            store.set_alias("m", "champion", 9)
+            store.models.set_alias("m", "champion", 9)
         with raises(TrackingError, match="cannot be a number"):
-            store.set_alias("m", "3", 1)
+            store.models.set_alias("m", "3", 1)
     finally:
         _close(store)
 
@@ -303,12 +303,12 @@ def check_every_state_change_is_an_event(url: str) -> None:
     """Runs, models, versions and aliases each leave an event, filterable by kind and object."""
     store = _open(url)
     try:
-        run = store.create_run("r")
-        store.finish_run(run.id)
-        store.create_model_version("m", artifact_digest=DIGEST, run_id=run.id, alias="champion")
-        store.delete_alias("m", "champion")
-        store.emit_event("custom.thing", "deployment", "web", {"x": 1})
-        kinds = [e.kind for e in store.list_events()]
+        run = store.runs.create("r")
+        store.runs.finish(run.id)
+        store.models.create_version("m", artifact_digest=DIGEST, run_id=run.id, alias="champion")
+        store.models.delete_alias("m", "champion")
+        store.events.emit("custom.thing", "deployment", "web", {"x": 1})
+        kinds = [e.kind for e in store.events.list()]
         assert kinds == [
             "run.started",
             "run.finished",
@@ -318,11 +318,11 @@ def check_every_state_change_is_an_event(url: str) -> None:
             "alias.deleted",
             "custom.thing",
         ], kinds
-        ev = store.list_events(kind="alias.*")
+        ev = store.events.list(kind="alias.*")
         assert [e.details["alias"] for e in ev] == ["champion", "champion"]
         assert all(e.actor == "tester" for e in ev)
-        assert store.list_events(object_type="model_version")[0].object_id == "m/1"
-        assert store.list_events(object_type="run", object_id=run.id)[0].kind == "run.started"
+        assert store.events.list(object_type="model_version")[0].object_id == "m/1"
+        assert store.events.list(object_type="run", object_id=run.id)[0].kind == "run.started"
     finally:
         _close(store)
 
@@ -332,12 +332,12 @@ def check_events_are_append_only_in_the_database(url: str) -> None:
     """The database itself refuses to update or delete events."""
     store = _open(url)
     try:
-        store.emit_event("x", "t", "1")
+        store.events.emit("x", "t", "1")
         with raises(DatabaseError), store.engine.begin() as conn:
             conn.execute(text("UPDATE events SET actor = 'mallory'"))
         with raises(DatabaseError), store.engine.begin() as conn:
             conn.execute(text("DELETE FROM events"))
-        assert [e.actor for e in store.list_events()] == ["tester"]
+        assert [e.actor for e in store.events.list()] == ["tester"]
     finally:
         _close(store)
 
@@ -347,13 +347,13 @@ def check_delete_run(url: str) -> None:
     """Deleting a run deletes its metric points and step runs."""
     store = _open(url)
     try:
-        run = store.create_run("r", params={"a": 1})
-        store.log_metric_points(run.id, [("x", 1.0, 0, 0)])
-        store.create_step_run(run.id, "s")
-        store.delete_run(run.id)
+        run = store.runs.create("r", params={"a": 1})
+        store.runs.log_metric_points(run.id, [("x", 1.0, 0, 0)])
+        store.steps.create(run.id, "s")
+        store.runs.delete(run.id)
         with raises(NotFoundError):
-            store.get_run(run.id)
-        assert store.count_metric_points(run.id) == 0
+            store.runs.get(run.id)
+        assert store.runs.count_metric_points(run.id) == 0
     finally:
         _close(store)
 
@@ -362,11 +362,11 @@ def check_delete_run(url: str) -> None:
 def check_reopen_keeps_data(url: str) -> None:
     """What one store object wrote, another opened later reads."""
     s1 = open_store(url)
-    run = s1.create_run("r")
+    run = s1.runs.create("r")
     s1.close()
     s2 = open_store(url)
     try:
-        assert s2.get_run(run.id).name == "r"
+        assert s2.runs.get(run.id).name == "r"
     finally:
         s2.close()
 
@@ -377,7 +377,7 @@ def check_predictions_and_feedback(url: str) -> None:
     store = _open(url)
     try:
         t0 = datetime(2026, 1, 1, tzinfo=UTC)
-        store.log_predictions(
+        store.predictions.log(
             [
                 {
                     "request_id": f"r{i}",
@@ -393,14 +393,14 @@ def check_predictions_and_feedback(url: str) -> None:
                 for i in range(5)
             ]
         )
-        store.log_predictions([])
-        got = store.read_predictions(deployment="web", since=t0 + timedelta(minutes=1))
+        store.predictions.log([])
+        got = store.predictions.read(deployment="web", since=t0 + timedelta(minutes=1))
         assert [p.request_id for p in got] == ["r1", "r2", "r4"]
         assert got[0].inputs == {"a": 1} and got[0].time == t0 + timedelta(minutes=1)
         until = t0 + timedelta(minutes=4)
-        assert len(store.read_predictions(include_shadow=True, until=until)) == 4
-        store.log_feedback([{"request_id": "r1", "deployment": "web", "label": {"y": 1}}])
-        assert [f.label for f in store.read_feedback(request_ids=["r1", "r9"])] == [{"y": 1}]
+        assert len(store.predictions.read(include_shadow=True, until=until)) == 4
+        store.predictions.log_feedback([{"request_id": "r1", "deployment": "web", "label": {"y": 1}}])
+        assert [f.label for f in store.predictions.read_feedback(request_ids=["r1", "r9"])] == [{"y": 1}]
     finally:
         _close(store)
 
@@ -411,7 +411,7 @@ def check_metric_series(url: str) -> None:
     store = _open(url)
     try:
         t0 = datetime(2026, 1, 1, tzinfo=UTC)
-        store.append_series(
+        store.series.append(
             [
                 (
                     "drift.psi",
@@ -423,13 +423,13 @@ def check_metric_series(url: str) -> None:
             ]
             + [("drift.psi", {"deployment": "web", "feature": "b"}, t0, 0.5)]
         )
-        one = store.read_series("drift.psi", {"deployment": "web", "feature": "a"})
+        one = store.series.read("drift.psi", {"deployment": "web", "feature": "a"})
         assert [p.value for p in one] == [0.0, 0.1, 0.2]
-        assert len(store.read_series("drift.psi")) == 4
-        assert len(store.read_series("drift.psi", since=t0 + timedelta(hours=1))) == 2
-        latest = store.read_series("drift.psi", {"deployment": "web", "feature": "a"}, last=2)
+        assert len(store.series.read("drift.psi")) == 4
+        assert len(store.series.read("drift.psi", since=t0 + timedelta(hours=1))) == 2
+        latest = store.series.read("drift.psi", {"deployment": "web", "feature": "a"}, last=2)
         assert [p.value for p in latest] == [0.1, 0.2]
-        assert store.list_series("drift.") == [
+        assert store.series.list("drift.") == [
             ("drift.psi", {"deployment": "web", "feature": "a"}),
             ("drift.psi", {"deployment": "web", "feature": "b"}),
         ]
