@@ -8,7 +8,8 @@ The tree::
 
     OpsloopError
     ├── ConfigError                 settings or environment are unusable
-    │   └── SpecError               opsloop.yaml is invalid (file, line, field)
+    │   ├── SpecError               opsloop.yaml is invalid (file, line, field)
+    │   └── PluginError             an installed or registered plugin cannot be loaded
     ├── MissingDependencyError      an optional extra is not installed
     ├── NotFoundError               a run, model, version, alias, artifact … does not exist
     ├── AlreadyExistsError          a name that must be unique is taken
@@ -54,6 +55,7 @@ __all__ = [
     "NotFoundError",
     "OpsloopError",
     "PipelineError",
+    "PluginError",
     "RegistryError",
     "ServingError",
     "SpecError",
@@ -115,6 +117,11 @@ class SpecError(ConfigError):
         self.line = line
         self.field = field
         self.detail = message
+
+
+class PluginError(ConfigError):
+    """A plugin (an entry point of an installed distribution, or an import reference
+    registered in code) cannot be imported, or is not the kind of object its registry needs."""
 
 
 class MissingDependencyError(OpsloopError):

@@ -1,17 +1,23 @@
 """The local runtime with real processes (a tiny stand-in server, for speed): start, health,
-self-heal, in-place and replacing updates, port conflicts, stop."""
+self-heal, in-place and replacing updates, port conflicts, stop; and the runtime contract
+(opsloop.testing.runtimes) on every built-in runtime."""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
 from opsloop.errors import GitOpsError
+from opsloop.gitops.runtime import Runtime, available_runtimes
+from opsloop.gitops.runtime.kubernetes import KubernetesRuntime
 from opsloop.gitops.runtime.local import LocalRuntime
 from opsloop.gitops.types import HealthStatus, RuntimeSpec
+from opsloop.testing import yield_runtime_checks
 from tests.gitops.conftest import free_port, kill
 
 
@@ -137,9 +143,34 @@ def test_a_server_that_fails_to_start_is_reported_with_its_log(
     assert "web" not in tiny_runtime.live_state()
 
 
-def test_state_survives_a_new_runtime_object(tiny_runtime: LocalRuntime) -> None:
-    s = spec()
-    tiny_runtime.apply("web", s)
-    again = LocalRuntime(tiny_runtime.project_dir, server_command=tiny_runtime.server_command)
-    assert again.live_state()["web"].spec == s
-    assert again.health("web").status == HealthStatus.HEALTHY
+def runtime_factories(
+    tiny_runtime: LocalRuntime, tmp_path: Path
+) -> dict[str, tuple[Callable[[], Runtime], set[HealthStatus]]]:
+    """Each built-in runtime: new objects over one place, and its health once applied."""
+
+    def local() -> Runtime:
+        return LocalRuntime(
+            tiny_runtime.project_dir,
+            server_command=tiny_runtime.server_command,
+            ready_timeout_s=20,
+            stop_timeout_s=5,
+        )
+
+    def kubernetes() -> Runtime:
+        return KubernetesRuntime(tmp_path / "k8s")
+
+    # The local runtime waits for its servers; manifests' health is the cluster's to say.
+    return {
+        "local": (local, {HealthStatus.HEALTHY}),
+        "kubernetes": (kubernetes, {HealthStatus.UNKNOWN}),
+    }
+
+
+@pytest.mark.parametrize("name", available_runtimes())
+@pytest.mark.parametrize("check", [c.name for c in yield_runtime_checks()])
+def test_runtime_contract(
+    tiny_runtime: LocalRuntime, tmp_path: Path, name: str, check: str
+) -> None:
+    make, up = runtime_factories(tiny_runtime, tmp_path)[name]
+    [one] = [c for c in yield_runtime_checks(up=up) if c.name == check]
+    one(make)

@@ -1,8 +1,16 @@
-"""Pick an artifact store backend from a URL scheme."""
+"""Pick an artifact store backend from a URL scheme.
+
+Another distribution adds a scheme with an entry point in the group
+``opsloop.artifact_stores`` (the entry point's name is the scheme) naming an
+:class:`ArtifactBackend`, or a callable ``open(url, **storage_options)`` returning an
+:class:`~opsloop.artifacts.base.ArtifactStore`.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -10,14 +18,49 @@ from urllib.request import url2pathname
 
 from opsloop.artifacts.base import ArtifactStore
 from opsloop.errors import ConfigError, MissingDependencyError
+from opsloop.plugins import Registry
 from opsloop.redact import redact, redact_url, remember
 
-#: URL scheme → (module needed, extra that installs it); None when always available.
-SCHEMES: dict[str, tuple[str, str] | None] = {
-    "file": None,
-    "memory": None,
-    "s3": ("s3fs", "s3"),
-}
+__all__ = ["ARTIFACT_STORES", "ArtifactBackend", "open_artifact_store"]
+
+
+@dataclass(frozen=True)
+class ArtifactBackend:
+    """How the artifact stores of one URL scheme are opened.
+
+    Attributes:
+        open: Called as ``open(url, **storage_options)``; returns the store.
+        requires: A module the scheme needs, checked before ``open`` is called.
+        extra: The opsloop extra that installs ``requires``.
+    """
+
+    open: Callable[..., ArtifactStore]
+    requires: str | None = None
+    extra: str | None = None
+
+
+def _open_fsspec(url: str, **storage_options: Any) -> ArtifactStore:
+    from opsloop.artifacts.fsspec_store import FsspecArtifactStore
+
+    return FsspecArtifactStore(url, **storage_options)
+
+
+def _backend(name: str, obj: Any) -> ArtifactBackend:
+    if isinstance(obj, ArtifactBackend):
+        return obj
+    if callable(obj):
+        return ArtifactBackend(open=obj)
+    raise TypeError(f"{obj!r} is neither an ArtifactBackend nor callable")
+
+
+ARTIFACT_STORES: Registry[ArtifactBackend] = Registry(
+    "artifact store", "opsloop.artifact_stores", check=_backend
+)
+"""Artifact store backends by URL scheme."""
+
+ARTIFACT_STORES.register("file", ArtifactBackend(open=_open_fsspec))
+ARTIFACT_STORES.register("memory", ArtifactBackend(open=_open_fsspec))
+ARTIFACT_STORES.register("s3", ArtifactBackend(open=_open_fsspec, requires="s3fs", extra="s3"))
 
 
 def open_artifact_store(
@@ -43,18 +86,17 @@ def open_artifact_store(
         ConfigError: The scheme is not supported, the URL is malformed, or a local folder's
             parent does not exist; names ``setting``, password masked.
         MissingDependencyError: The scheme needs an extra that is not installed.
+        PluginError: The scheme's plugin cannot be imported.
     """
-    from opsloop.artifacts.fsspec_store import FsspecArtifactStore
-
     remember(url)
     if "://" not in url:
         url = Path(url).expanduser().resolve().as_uri()
     shown = redact_url(url)
     scheme, _, rest = url.partition("://")
-    if scheme not in SCHEMES:
+    if scheme not in ARTIFACT_STORES:
         raise ConfigError(
             f"{setting}: unsupported artifact store URL {shown!r}: scheme '{scheme}' is not one "
-            f"of {', '.join(sorted(SCHEMES))}"
+            f"of {', '.join(ARTIFACT_STORES.names())}"
         )
     authority = rest.split("/", 1)[0]
     if authority.count("@") > 1:
@@ -62,13 +104,13 @@ def open_artifact_store(
             f"{setting}: the password holds an unescaped '@' in {shown!r}",
             hint="percent-encode it in the URL: '@' as %40, ':' as %3A, '/' as %2F",
         )
-    need = SCHEMES[scheme]
-    if need is not None and importlib.util.find_spec(need[0]) is None:
-        raise MissingDependencyError(need[0], need[1])
+    backend = ARTIFACT_STORES.get(scheme)
+    if backend.requires is not None and importlib.util.find_spec(backend.requires) is None:
+        raise MissingDependencyError(backend.requires, backend.extra or backend.requires)
     if scheme == "file":
         _check_folder(Path(url2pathname(urlsplit(url).path)), setting, state_dir)
     try:
-        return FsspecArtifactStore(url, **storage_options)
+        return backend.open(url, **storage_options)
     except (ValueError, TypeError, OSError) as exc:
         reason = " ".join(redact(str(exc), url).split())
         raise ConfigError(f"{setting}: cannot open {shown!r}: {reason}") from None

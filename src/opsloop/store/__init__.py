@@ -12,7 +12,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from opsloop.errors import ConfigError
 from opsloop.redact import redact, redact_url, remember
-from opsloop.store.base import Backend
+from opsloop.store.base import STORE_BACKENDS, Backend
 from opsloop.store.facade import DEFAULT_HEARTBEAT_TIMEOUT_S, Store
 from opsloop.store.repos.runs import MetricRow
 from opsloop.store.repos.series import labels_key
@@ -66,20 +66,23 @@ __all__ = [
 
 
 def backend_for(url: str, *, setting: str = "store URL") -> Backend:
-    """The backend for a store URL, chosen by its scheme (``sqlite``, ``postgresql``)."""
+    """The backend for a store URL, chosen by its scheme (``sqlite``, ``postgresql``, or one
+    a plugin registered in :data:`opsloop.store.base.STORE_BACKENDS`).
+
+    Raises:
+        ConfigError: No backend has that scheme; names ``setting``, password masked.
+        PluginError: The backend's plugin cannot be imported.
+    """
     scheme = url.split(":", 1)[0].split("+", 1)[0]
-    if scheme == "sqlite":
-        from opsloop.store.sqlite import SQLiteBackend
-
-        return SQLiteBackend()
-    if scheme in ("postgresql", "postgres"):
-        from opsloop.store.postgres import PostgresBackend
-
-        return PostgresBackend()
-    raise ConfigError(
-        f"{setting}: unsupported store URL {redact_url(url)!r}: "
-        "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
-    )
+    if scheme == "postgres":
+        scheme = "postgresql"
+    if scheme not in STORE_BACKENDS:
+        raise ConfigError(
+            f"{setting}: unsupported store URL {redact_url(url)!r}: "
+            "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
+            hint=f"store backends: {', '.join(STORE_BACKENDS.names())}",
+        )
+    return STORE_BACKENDS.get(scheme)
 
 
 def check_store_url(url: str, *, setting: str = "store URL") -> URL:

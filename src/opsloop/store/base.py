@@ -2,19 +2,22 @@
 
 The store itself is one SQLAlchemy facade (:class:`opsloop.store.facade.Store`); what differs
 between backends is how an engine is made and how two processes agree on who migrates a new
-store. Each backend module (``sqlite``, ``postgres``) provides one :class:`Backend`.
+store. Each backend module (``sqlite``, ``postgres``) provides one :class:`Backend`, registered
+in :data:`STORE_BACKENDS` under its URL scheme; another distribution adds one with an entry
+point in the group ``opsloop.store_backends`` naming its class.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 from sqlalchemy import Connection, Engine
+
+from opsloop.plugins import Registry
 
 
 class Backend(Protocol):
@@ -34,9 +37,23 @@ class Backend(Protocol):
         ...
 
 
-def iter_backends() -> Iterator[str]:
-    """Names of the built-in backends."""
-    yield from ("sqlite", "postgresql")
+def _backend(name: str, obj: Any) -> Backend:
+    backend = obj() if isinstance(obj, type) else obj
+    missing = [a for a in ("name", "create_engine", "migration_lock") if not hasattr(backend, a)]
+    if missing:
+        raise TypeError(f"{backend!r} has no {', '.join(missing)} (see opsloop.store.base.Backend)")
+    if backend.name != name:
+        raise ValueError(f"its name is {backend.name!r}, not the URL scheme {name!r}")
+    return cast(Backend, backend)
+
+
+STORE_BACKENDS: Registry[Backend] = Registry(
+    "store backend", "opsloop.store_backends", check=_backend
+)
+"""Store backends by URL scheme (the part before ``+`` and ``:``)."""
+
+STORE_BACKENDS.register("sqlite", "opsloop.store.sqlite:SQLiteBackend")
+STORE_BACKENDS.register("postgresql", "opsloop.store.postgres:PostgresBackend")
 
 
 def _finite(value: Any) -> Any:

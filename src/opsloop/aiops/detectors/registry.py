@@ -1,4 +1,9 @@
-"""Detectors by name."""
+"""Detectors by name.
+
+Another distribution adds one with an entry point in the group ``opsloop.detectors`` naming
+its :class:`~opsloop.aiops.detectors.base.Detector` subclass; :func:`opsloop.testing.check_detector`
+runs the contract every detector must pass.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,26 @@ from opsloop.aiops.detectors.ensemble import EnsembleDetector
 from opsloop.aiops.detectors.robust import EWMADetector, MADDetector
 from opsloop.aiops.detectors.seasonal import SeasonalDetector
 from opsloop.errors import AIOpsError
+from opsloop.plugins import Registry
 
 __all__ = ["DEFAULT_DETECTOR", "DETECTORS", "default_detector", "get_detector"]
 
-DETECTORS: dict[str, type[Detector]] = {
-    "mad": MADDetector,
-    "ewma": EWMADetector,
-    "seasonal": SeasonalDetector,
-    "ensemble": EnsembleDetector,
-}
-"""Every built-in detector class, by registry name."""
+
+def _detector_class(name: str, obj: Any) -> type[Detector]:
+    if not (isinstance(obj, type) and issubclass(obj, Detector)):
+        raise TypeError(f"{obj!r} is not a Detector subclass")
+    return obj
+
+
+DETECTORS: Registry[type[Detector]] = Registry(
+    "detector", "opsloop.detectors", error=AIOpsError, check=_detector_class
+)
+"""Every detector class, by registry name (built-in first, then those of entry points)."""
+
+DETECTORS.register("mad", MADDetector)
+DETECTORS.register("ewma", EWMADetector)
+DETECTORS.register("seasonal", SeasonalDetector)
+DETECTORS.register("ensemble", EnsembleDetector)
 
 DEFAULT_DETECTOR = "ensemble"
 """Name of the detector :func:`default_detector` returns."""
@@ -29,7 +44,7 @@ def get_detector(name: str, **params: Any) -> Detector:
     """Create a detector by registry name.
 
     Args:
-        name: A key of :data:`DETECTORS`.
+        name: A name in :data:`DETECTORS`.
         **params: Constructor parameters.
 
     Returns:
@@ -37,12 +52,9 @@ def get_detector(name: str, **params: Any) -> Detector:
 
     Raises:
         AIOpsError: The name is unknown, or a parameter is not one the detector takes.
+        PluginError: The detector's plugin cannot be imported.
     """
-    try:
-        cls = DETECTORS[name]
-    except KeyError:
-        known = ", ".join(sorted(DETECTORS))
-        raise AIOpsError(f"unknown detector {name!r}; known detectors: {known}") from None
+    cls = DETECTORS.get(name)
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     unknown = sorted(set(params) - set(accepted))
     if unknown:

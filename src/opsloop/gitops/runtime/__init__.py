@@ -1,45 +1,78 @@
 """Runtimes that run deployments, picked by name: ``local`` (model server processes on this
-machine) and ``kubernetes`` (manifests rendered into a folder)."""
+machine) and ``kubernetes`` (manifests rendered into a folder).
+
+Another distribution adds one with an entry point in the group ``opsloop.runtimes`` that
+names a factory called as ``factory(project, **options)``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from opsloop.errors import ConfigError
 from opsloop.gitops.runtime.base import Runtime
+from opsloop.plugins import Registry
 
 if TYPE_CHECKING:
     from opsloop.context import Project
 
-__all__ = ["Runtime", "RuntimeFactory", "available_runtimes", "open_runtime", "register_runtime"]
+__all__ = [
+    "RUNTIMES",
+    "Runtime",
+    "RuntimeFactory",
+    "available_runtimes",
+    "open_runtime",
+    "register_runtime",
+]
 
 RuntimeFactory = Callable[..., Runtime]
 """Builds a runtime: called as ``factory(project, **options)``."""
 
-_FACTORIES: dict[str, RuntimeFactory] = {}
+
+def _factory(name: str, obj: Any) -> RuntimeFactory:
+    if not callable(obj):
+        raise TypeError(f"{obj!r} is not callable")
+    return cast(RuntimeFactory, obj)
 
 
-def register_runtime(name: str, factory: RuntimeFactory) -> None:
-    """Make a runtime available under ``name`` (a later registration replaces an earlier one)."""
-    _FACTORIES[name] = factory
+RUNTIMES: Registry[RuntimeFactory] = Registry("runtime", "opsloop.runtimes", check=_factory)
+"""Runtime factories by name."""
+
+
+def register_runtime(name: str, factory: RuntimeFactory | str, *, replace: bool = False) -> None:
+    """Make a runtime available under ``name``.
+
+    Args:
+        name: The runtime's name.
+        factory: Called as ``factory(project, **options)``; or an import reference
+            ``"package.module:attr"`` to such a callable.
+        replace: Replace a runtime already registered under ``name``.
+
+    Raises:
+        ConfigError: The name is taken and ``replace`` is false.
+    """
+    RUNTIMES.register(name, factory, replace=replace)
 
 
 def available_runtimes() -> list[str]:
-    """Names of the registered runtimes."""
-    return sorted(_FACTORIES)
+    """Names of the registered runtimes (entry points included), sorted."""
+    return RUNTIMES.names()
 
 
 def open_runtime(name: str, project: Project, **options: Any) -> Runtime:
     """The runtime registered under ``name``, for ``project``.
 
     Raises:
-        ConfigError: No runtime has that name.
+        ConfigError: No runtime has that name, or its factory returned something else.
+        PluginError: The runtime's plugin cannot be imported.
     """
-    factory = _FACTORIES.get(name)
-    if factory is None:
-        raise ConfigError(f"unknown runtime {name!r}; available: {', '.join(available_runtimes())}")
-    return factory(project, **options)
+    runtime = RUNTIMES.get(name)(project, **options)
+    if not isinstance(runtime, Runtime):
+        raise ConfigError(
+            f"runtime {name!r}: its factory returned a {type(runtime).__name__}, not a Runtime"
+        )
+    return runtime
 
 
 def _local(project: Project, **options: Any) -> Runtime:

@@ -1,19 +1,24 @@
 """Executors run pipeline steps: ``local`` (worker processes) and ``inline`` (in-process).
 
-Pick one by name with :func:`get_executor`; add a backend with :func:`register_executor`.
+Pick one by name with :func:`get_executor`; add a backend with :func:`register_executor`, or
+from another distribution with an entry point in the group ``opsloop.executors`` that names
+a factory called as ``factory(**options)`` (usually the :class:`Executor` subclass itself).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from opsloop.errors import ConfigError
 from opsloop.pipeline.executors.base import DEFAULT_LOG_LIMIT, Executor, StepResult, StepTask
+from opsloop.plugins import Registry
 
 __all__ = [
     "DEFAULT_LOG_LIMIT",
+    "EXECUTORS",
     "Executor",
+    "ExecutorFactory",
     "StepResult",
     "StepTask",
     "available_executors",
@@ -22,45 +27,55 @@ __all__ = [
 ]
 
 ExecutorFactory = Callable[..., Executor]
+"""Builds an executor: called as ``factory(**options)``."""
 
 
-def _local(**options: Any) -> Executor:
-    from opsloop.pipeline.executors.local import LocalExecutor
-
-    return LocalExecutor(**options)
-
-
-def _inline(**options: Any) -> Executor:
-    from opsloop.pipeline.executors.inline import InlineExecutor
-
-    return InlineExecutor(**options)
+def _factory(name: str, obj: Any) -> ExecutorFactory:
+    if isinstance(obj, type) and not issubclass(obj, Executor):
+        raise TypeError(f"{obj.__module__}.{obj.__qualname__} is not an Executor subclass")
+    if not callable(obj):
+        raise TypeError(f"{obj!r} is not callable")
+    return cast(ExecutorFactory, obj)
 
 
-# Backends are imported when first asked for, so that one with heavy dependencies (Ray)
-# costs nothing until it is used.
-_FACTORIES: dict[str, ExecutorFactory] = {"local": _local, "inline": _inline}
+EXECUTORS: Registry[ExecutorFactory] = Registry("executor", "opsloop.executors", check=_factory)
+"""Executor factories by name."""
+
+# Import references: a backend with heavy dependencies (Ray) costs nothing until it is used.
+EXECUTORS.register("local", "opsloop.pipeline.executors.local:LocalExecutor")
+EXECUTORS.register("inline", "opsloop.pipeline.executors.inline:InlineExecutor")
 
 
-def register_executor(name: str, factory: ExecutorFactory) -> None:
-    """Make ``factory(**options)`` the executor called ``name``."""
-    _FACTORIES[name] = factory
+def register_executor(name: str, factory: ExecutorFactory | str, *, replace: bool = False) -> None:
+    """Make ``factory(**options)`` the executor called ``name``.
+
+    Args:
+        name: The executor's name.
+        factory: An :class:`Executor` subclass or a function returning one, or an import
+            reference ``"package.module:attr"`` to one.
+        replace: Replace an executor already registered under ``name``.
+
+    Raises:
+        ConfigError: The name is taken and ``replace`` is false.
+    """
+    EXECUTORS.register(name, factory, replace=replace)
 
 
 def available_executors() -> list[str]:
-    """Names of the registered executors."""
-    return sorted(_FACTORIES)
+    """Names of the registered executors (entry points included), sorted."""
+    return EXECUTORS.names()
 
 
 def get_executor(name: str, **options: Any) -> Executor:
     """A new executor by name, e.g. ``get_executor("local", max_workers=4)``.
 
     Raises:
-        ConfigError: No executor has that name.
+        ConfigError: No executor has that name, or its factory returned something else.
+        PluginError: The executor's plugin cannot be imported.
     """
-    try:
-        factory = _FACTORIES[name]
-    except KeyError:
+    executor = EXECUTORS.get(name)(**options)
+    if not isinstance(executor, Executor):
         raise ConfigError(
-            f"unknown executor {name!r}: choose one of {', '.join(available_executors())}"
-        ) from None
-    return factory(**options)
+            f"executor {name!r}: its factory returned a {type(executor).__name__}, not an Executor"
+        )
+    return executor
