@@ -32,7 +32,6 @@ from opsloop.aiops.lineage import LineageGraph, lineage_edges_from_store, lineag
 from opsloop.context import Project
 from opsloop.errors import AIOpsError, NotFoundError
 from opsloop.store import Store, open_store
-from opsloop.store import models as m
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 D1 = "sha256:" + "a1" * 32
@@ -135,18 +134,28 @@ def test_lineage_from_the_store(tmp_path: Path) -> None:
             details={"features": {"numeric": ["tenure"], "categorical": ["plan"]}},
         )
         store.models.create_version("churn", artifact_digest="sha256:" + "1" * 64, alias="champion")
-        with store.db.write() as s:
-            s.add(
-                m.Deployment(
-                    name="churn-prod",
-                    desired={
-                        "model": "churn",
-                        "traffic": [{"version": 1, "weight": 90}, {"version": 2, "weight": 10}],
-                    },
-                    live={"host": "node-1"},
-                )
-            )
-            s.add(m.Deployment(name="churn-eu", desired={"model": "churn", "alias": "champion"}))
+        # What the reconciler records: the resolved runtime spec, traffic keyed by version.
+        store.deployments.save_status(
+            "churn-prod",
+            revision="r1",
+            desired={
+                "file": "deploy/churn-prod.yaml",
+                "spec": {"model": "churn", "version": 1, "traffic": {"1": 90.0, "2": 10.0}},
+            },
+            live={"host": "node-1"},
+            sync_status="Synced",
+            health_status="Healthy",
+            reason="",
+        )
+        store.deployments.save_status(
+            "churn-eu",
+            revision="r1",
+            desired={"spec": {"model": "churn", "version": 2, "alias": "champion"}},
+            live={},
+            sync_status="Synced",
+            health_status="Healthy",
+            reason="",
+        )
         edges = lineage_edges_from_store(store)
         assert (f"dataset:{D1}", f"feature:tenure@{D1}") in edges
         assert (f"feature:plan@{D1}", "model:churn/1") in edges

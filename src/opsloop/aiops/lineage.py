@@ -380,17 +380,19 @@ def lineage_edges_from_store(store: Store) -> list[tuple[str, str]]:
             edges.append((feature, model))
     aliases = store.models.aliases()
     for dep in store.deployments.list():
-        desired = dep.desired or {}
-        name = desired.get("model")
+        # The reconciler records the resolved runtime spec: model, main version, traffic by
+        # version (JSON keys are strings) and shadows.
+        spec = (dep.desired or {}).get("spec") or {}
+        name = spec.get("model")
         if isinstance(name, str) and name:
             versions: set[int] = set()
-            if isinstance(desired.get("version"), int):
-                versions.add(desired["version"])
-            for entry in desired.get("traffic") or []:
-                if isinstance(entry, dict) and isinstance(entry.get("version"), int):
-                    versions.add(entry["version"])
-            versions.update(v for v in desired.get("shadow") or [] if isinstance(v, int))
-            alias = desired.get("alias")
+            if isinstance(spec.get("version"), int):
+                versions.add(spec["version"])
+            for key in spec.get("traffic") or {}:
+                if str(key).isdigit():
+                    versions.add(int(key))
+            versions.update(v for v in spec.get("shadow") or [] if isinstance(v, int))
+            alias = spec.get("alias")
             if isinstance(alias, str) and (name, alias) in aliases:
                 versions.add(aliases[(name, alias)])
             for v in sorted(versions):

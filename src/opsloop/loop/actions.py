@@ -122,7 +122,9 @@ def build_retrain_table(
         elif name == spec.data.time_column:
             values = rows[REQUEST_TIME].dt.tz_convert(None)
         elif name in spec.features.drop:
-            values = "req-" + rows[REQUEST_ID].astype(str)
+            # One id per row: a request of several rows shares its request id.
+            position = rows.groupby(REQUEST_ID).cumcount().astype(str)
+            values = "req-" + rows[REQUEST_ID].astype(str) + "-" + position
         else:
             raise DataError(
                 f"column '{name}' of the training data is not in the prediction log of "

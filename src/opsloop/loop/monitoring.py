@@ -194,6 +194,7 @@ def monitor_step(
         result.down = dict(scraped.down)
         for point in scraped.points:
             first_new.setdefault(point[1]["deployment"], scraped_at)
+    grace = project.spec.monitoring.grace if project.spec is not None else DEFAULT_GRACE
     groups: dict[MonitorSettings, list[str]] = {}
     for name, own in settings.items():
         groups.setdefault(own, []).append(name)
@@ -204,7 +205,7 @@ def monitor_step(
             deployments=group,
             window=own.window,
             now=until,
-            grace=DEFAULT_GRACE if until is None else timedelta(0),
+            grace=timedelta(0) if until is not None else grace,
             spec=project.spec,
             thresholds=own.thresholds,
             progress=progress,

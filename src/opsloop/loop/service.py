@@ -158,16 +158,26 @@ def stop_loop(project: Project, *, timeout_s: float = 120.0) -> LoopInfo | None:
     try:
         proc = psutil.Process(info.pid)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=timeout_s)
     except psutil.NoSuchProcess:
         return info
-    except psutil.TimeoutExpired:
-        raise ConfigError(
-            f"opsloop up (process {info.pid}) did not stop within {timeout_s:g} s",
-            hint=f"it may be in the middle of a remediation; 'kill {info.pid}' stops it now",
-        ) from None
+    deadline = time.monotonic() + timeout_s
+    while _running(proc):
+        if time.monotonic() > deadline:
+            raise ConfigError(
+                f"opsloop up (process {info.pid}) did not stop within {timeout_s:g} s",
+                hint=f"it may be in the middle of a remediation; 'kill {info.pid}' stops it now",
+            )
+        time.sleep(0.1)
     # The lock file is released by the process itself; give the file system a moment.
     deadline = time.monotonic() + 5
     while loop_info(project) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     return info
+
+
+def _running(proc: psutil.Process) -> bool:
+    # An exited process stays a zombie until its parent reaps it: it is done all the same.
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -187,11 +187,14 @@ class MonitoringSection(_Section):
 
     Attributes:
         window: Length of a monitoring window.
+        grace: How long after its end a window is monitored: the servers write their
+            prediction logs in batches, a little after the requests they record.
         drift: Drift thresholds (Evidently's DataDriftPreset defaults).
         prediction_log: How the model servers log requests, and how long the log is kept.
     """
 
     window: Duration = Field(default=timedelta(minutes=15))
+    grace: Duration = Field(default=timedelta(seconds=30))
     drift: DriftThresholds = Field(default_factory=DriftThresholds)
     prediction_log: PredictionLogSection = Field(default_factory=PredictionLogSection)
 
