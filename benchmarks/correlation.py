@@ -1,7 +1,7 @@
 """Correlation benchmark: noise reduction and root-cause accuracy on seeded scenarios.
 
 Generates seeded scenarios over a simulated estate (4 datasets, 6 models, 8 deployments, 4
-hosts; see ``opsloop.aiops.correlation.simulate``): a drifted dataset (feature drift on
+hosts; see ``opsloop.testing.aiops_scenarios.simulate``): a drifted dataset (feature drift on
 several columns, prediction drift, a quality drop, sometimes a data-quality alert), a failing
 host (latency and errors on every deployment it runs, sometimes a CPU alert), a bad model
 version (a quality drop only) and a cost spike, in turn, plus one unrelated noise alert per
@@ -56,16 +56,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 
 from opsloop.aiops.alerts import AlertIn, list_alerts
-from opsloop.aiops.correlation import (
-    DEFAULT_WINDOW,
-    Simulation,
-    correlate,
-    score_incidents,
-    simulate,
-    subject_of,
-)
+from opsloop.aiops.correlation import DEFAULT_WINDOW, correlate, subject_of
 from opsloop.aiops.incidents import ingest_alerts, list_incidents
 from opsloop.store import open_store
+from opsloop.testing.aiops_scenarios import Simulation, score_incidents, simulate
 
 TARGET_REDUCTION = 0.90
 TARGET_ROOT_CAUSE = 0.90

@@ -28,13 +28,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from opsloop.aiops.benchmark import (
-    cross_validate_nab,
-    render_cv_report,
-    render_scoreboard,
-    run_nab_benchmark,
-    write_chart,
-)
+from opsloop.aiops.benchmark import cross_validate_nab, run_nab_benchmark
+from opsloop.aiops.benchmark_render import render_cv_report, render_scoreboard, write_chart
 from opsloop.aiops.detectors import DETECTORS
 
 

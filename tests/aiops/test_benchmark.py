@@ -17,13 +17,11 @@ from opsloop.aiops.benchmark import (
     PUBLISHED_SUBSET_SCORES,
     CVReport,
     cross_validate_nab,
-    render_cv_report,
-    render_scoreboard,
     run_detector,
     run_nab_benchmark,
     stratified_folds,
-    write_chart,
 )
+from opsloop.aiops.benchmark_render import render_cv_report, render_scoreboard, write_chart
 from opsloop.aiops.detectors import EnsembleDetector
 from opsloop.aiops.nab import NabCorpus, load_results, score_corpus
 from opsloop.errors import AIOpsError, DataError

@@ -11,14 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from opsloop.aiops.alerts import AlertIn, WebhookPayloadError, list_alerts, record_alerts
-from opsloop.aiops.correlation import (
-    RootCause,
-    categorize,
-    correlate,
-    score_incidents,
-    simulate,
-    subject_of,
-)
+from opsloop.aiops.correlation import RootCause, categorize, correlate, subject_of
 from opsloop.aiops.incidents import (
     get_incident,
     incident_alerts,
@@ -32,6 +25,7 @@ from opsloop.aiops.lineage import LineageGraph, lineage_edges_from_store, lineag
 from opsloop.context import Project
 from opsloop.errors import AIOpsError, NotFoundError
 from opsloop.store import Store, open_store
+from opsloop.testing.aiops_scenarios import score_incidents, simulate
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 D1 = "sha256:" + "a1" * 32

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from opsloop.aiops.actions import ActionContext, ActionResult
 from opsloop.aiops.alerts import AlertIn
+from opsloop.aiops.executors import WebhookExecutor
 from opsloop.aiops.incidents import (
-    IncidentInfo,
     get_incident,
     ingest_alerts,
     list_actions,
@@ -26,16 +25,21 @@ from opsloop.aiops.incidents import (
 from opsloop.aiops.lineage import LineageGraph
 from opsloop.aiops.remediation import (
     RemediationEngine,
-    RemediationPolicy,
-    RemediationSection,
-    WebhookExecutor,
     approve,
     load_remediation_section,
     reject,
 )
 from opsloop.context import Project
 from opsloop.errors import AIOpsError, SpecError
+from opsloop.spec.remediation import (
+    CanarySettings,
+    RemediationPolicy,
+    RemediationSection,
+    RetrainSettings,
+    RollbackSettings,
+)
 from opsloop.store import Store, open_store
+from tests.aiops.conftest import Hook
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 GRAPH = LineageGraph(
@@ -63,85 +67,51 @@ class Clock:
         self.now += timedelta(**kw)
 
 
+RETRAINED = ActionResult(did="retrained", model="churn", version=4)
+
+
 @dataclass
 class RecordingExecutor:
     """Records every call; ``outcomes`` replaces an action's result or raises it."""
 
     outcomes: dict[str, Any] = field(default_factory=dict)
-    calls: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
+    calls: list[tuple[str, int, ActionContext]] = field(default_factory=list)
 
-    def _do(self, action: str, incident: IncidentInfo, params: dict[str, Any]) -> Any:
-        self.calls.append((action, incident.id, params))
+    def _do(self, action: str, context: ActionContext) -> Any:
+        self.calls.append((action, context.incident.id, context))
         outcome = self.outcomes.get(action)
         if isinstance(outcome, Exception):
             raise outcome
         if outcome is not None:
             return outcome
         return {
-            "retrain": {"model": "churn", "version": 4},
-            "canary": {"held": True, "revision": "c0ffee1"},
-            "promote": {"revision": "beef002"},
-            "rollback": {"revision": "dead003"},
-            "notify": {"sent": True},
+            "retrain": RETRAINED,
+            "canary": ActionResult(
+                did="canary held", version=4, commits=("c0ffee1",), details={"held": True}
+            ),
+            "promote": ActionResult(did="promoted", version=4, commits=("beef002",)),
+            "rollback": ActionResult(did="rolled back", version=3, commits=("dead003",)),
+            "notify": ActionResult(did="told", details={"sent": True}),
         }[action]
 
-    def retrain(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
-        return self._do("retrain", incident, params)  # type: ignore[no-any-return]
+    def retrain(self, context: ActionContext) -> ActionResult:
+        return self._do("retrain", context)  # type: ignore[no-any-return]
 
-    def canary(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
-        return self._do("canary", incident, params)  # type: ignore[no-any-return]
+    def canary(self, context: ActionContext) -> ActionResult:
+        return self._do("canary", context)  # type: ignore[no-any-return]
 
-    def promote(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
-        return self._do("promote", incident, params)  # type: ignore[no-any-return]
+    def promote(self, context: ActionContext) -> ActionResult:
+        return self._do("promote", context)  # type: ignore[no-any-return]
 
-    def rollback(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
-        return self._do("rollback", incident, params)  # type: ignore[no-any-return]
+    def rollback(self, context: ActionContext) -> ActionResult:
+        return self._do("rollback", context)  # type: ignore[no-any-return]
 
-    def notify(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
-        return self._do("notify", incident, params)  # type: ignore[no-any-return]
+    def notify(self, context: ActionContext) -> ActionResult:
+        return self._do("notify", context)  # type: ignore[no-any-return]
 
     @property
     def actions(self) -> list[str]:
         return [c[0] for c in self.calls]
-
-
-@dataclass
-class Hook:
-    """What the webhook server received, and the status it answers with."""
-
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
-    status: int = 200
-
-
-@pytest.fixture
-def hook() -> Iterator[tuple[str, Hook]]:
-    state = Hook()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.bodies.append(json.loads(body))
-            state.headers.append(dict(self.headers))
-            state.paths.append(self.path)
-            self.send_response(state.status)
-            self.send_header("Content-Length", "7")
-            self.end_headers()
-            self.wfile.write(b"nothing")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/hooks/T0-secret", state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture
@@ -254,6 +224,19 @@ def test_policies_load_from_opsloop_yaml(tmp_path: Path) -> None:
             "remediation.policies.0.cooldown",
             "unknown key",
         ),
+        (
+            "      on: {kinds: [latency]}\n      actions: [rollback, scale down]\n",
+            6,
+            "remediation.policies.0.actions",
+            "invalid remediation action name 'scale down'",
+        ),
+        (
+            "      on: {kinds: [latency]}\n      actions: [rollback]\n"
+            "      retrain: {window_s: 0}\n",
+            7,
+            "remediation.policies.0.retrain.window_s",
+            "greater than 0",
+        ),
     ],
 )
 def test_policy_errors_name_line_and_field(
@@ -289,7 +272,7 @@ def test_chain_runs_in_order_and_records_everything(store: Store, hook: tuple[st
                 on={"kinds": ["data_drift", "quality_drop"]},
                 actions=["retrain", "canary", "promote", "notify"],
                 canary={"weight": 20},
-                retrain={"pipeline": "train"},
+                retrain={"window_s": 600},
                 notify={"webhook": url, "headers": {"X-Team": "growth"}},
             ),
         ],
@@ -303,17 +286,44 @@ def test_chain_runs_in_order_and_records_everything(store: Store, hook: tuple[st
         ("notify", "succeeded"),
     ]
     assert work.actions == ["retrain", "canary", "promote"]
-    retrain_params = work.calls[0][2]
-    assert retrain_params["deployment"] == "churn-prod" and retrain_params["kind"] == "data_drift"
-    assert retrain_params["retrain"] == {"pipeline": "train"}
-    assert retrain_params["root_cause"].startswith("feature:tenure@")
-    canary_params = work.calls[1][2]
-    assert canary_params["previous"] == {"retrain": {"model": "churn", "version": 4}}
-    assert canary_params["canary"]["weight"] == 20
+    retrain = work.calls[0][2]
+    assert (retrain.action, retrain.deployment, retrain.incident.kind) == (
+        "retrain",
+        "churn-prod",
+        "data_drift",
+    )
+    assert retrain.policy == "churn-remediation" and retrain.target == "churn-prod"
+    assert retrain.settings == RetrainSettings(window_s=600)
+    assert (retrain.incident.root_cause or "").startswith("feature:tenure@")
+    assert retrain.previous == {} and retrain.outcomes == () and retrain.dry_run is False
+    canary = work.calls[1][2]
+    assert canary.previous == {"retrain": RETRAINED}
+    assert canary.settings_as(CanarySettings).weight == 20
+    assert [(o.action, o.status) for o in canary.outcomes] == [("retrain", "succeeded")]
+    promote = work.calls[2][2]
+    assert promote.previous["canary"].commits == ("c0ffee1",)
+    assert promote.settings == canary.settings  # promote runs under the canary's settings
     assert all(a.policy == "churn-remediation" for a in actions)
     assert actions[0].approved_by == "policy:churn-remediation"
-    assert actions[0].result == {"model": "churn", "version": 4}
-    assert actions[3].result == {"status_code": 200, "webhook": url.split("/hooks")[0] + "/…"}
+    assert actions[0].params["settings"] == {
+        "window_s": 600.0,
+        "include_original": False,
+        "overrides": {},
+    }
+    # The result is stored flat, as results were before they were typed.
+    assert actions[0].result == {"did": "retrained", "model": "churn", "version": 4}
+    assert actions[1].result == {
+        "did": "canary held",
+        "version": 4,
+        "commits": ["c0ffee1"],
+        "held": True,
+    }
+    shown = url.split("/hooks")[0] + "/…"
+    assert actions[3].result == {
+        "did": f"sent 'remediation' to {shown}",
+        "status_code": 200,
+        "webhook": shown,
+    }
 
     (body,) = received.bodies
     assert body["event"] == "remediation" and body["policy"] == "churn-remediation"
@@ -569,11 +579,14 @@ def test_failed_promote_withdraws_the_canary(store: Store) -> None:
     assert f"withdrawn by action {rollback.id}" in promote.error
     assert promote.result == {"serving_unchanged": True, "compensated_by": rollback.id}
     assert work.actions == ["retrain", "canary", "promote", "rollback", "notify"]
-    undo_params = work.calls[3][2]
-    assert undo_params["compensates"]["action_id"] == actions[1].id
-    assert "'promote' failed" in undo_params["reason"]
-    told = work.calls[4][2]["outcomes"]
-    assert [(o["action"], o["status"]) for o in told] == [
+    undo = work.calls[3][2]
+    assert undo.compensates is not None and undo.compensates.action_id == actions[1].id
+    assert undo.compensates.result.commits == ("c0ffee1",)
+    assert "'promote' failed" in undo.compensates.reason
+    assert undo.action_id == rollback.id and undo.settings == RollbackSettings()
+    assert rollback.params["compensates"]["result"]["commits"] == ["c0ffee1"]
+    told = work.calls[4][2].outcomes
+    assert [(o.action, o.status) for o in told] == [
         ("retrain", "succeeded"),
         ("canary", "succeeded"),
         ("rollback", "succeeded"),
@@ -582,7 +595,13 @@ def test_failed_promote_withdraws_the_canary(store: Store) -> None:
 
 
 def test_canary_that_does_not_hold_stops_the_chain(sqlite_store: Store) -> None:
-    work = RecordingExecutor(outcomes={"canary": {"held": False, "reason": "auc fell by 0.05"}})
+    work = RecordingExecutor(
+        outcomes={
+            "canary": ActionResult(
+                did="canary withdrawn", details={"held": False, "reason": "auc fell by 0.05"}
+            )
+        }
+    )
     engine = RemediationEngine(
         sqlite_store,
         work,
@@ -624,15 +643,21 @@ def test_failed_compensation_says_serving_changed(sqlite_store: Store) -> None:
     assert "may still be live" in (actions[3].error or "")
 
 
-def test_executor_must_return_a_dict(sqlite_store: Store) -> None:
-    work = RecordingExecutor(outcomes={"rollback": ["not", "a", "dict"]})
+@pytest.mark.parametrize(
+    ("returned", "kind"), [(["not", "a", "result"], "list"), ({"did": "a plain dict"}, "dict")]
+)
+def test_executor_must_return_an_action_result(
+    sqlite_store: Store, returned: object, kind: str
+) -> None:
+    work = RecordingExecutor(outcomes={"rollback": returned})
     engine = RemediationEngine(
         sqlite_store, work, [policy(name="p", on={"kinds": ["error_rate"]}, actions=["rollback"])]
     )
     (action,) = engine.remediate(open_incident(sqlite_store, "error_rate"))
     assert action.status == "failed"
     assert action.error == (
-        "executor RecordingExecutor.rollback returned list, not a dict; serving unchanged"
+        f"executor RecordingExecutor.rollback returned {kind}, not an ActionResult; "
+        "serving unchanged"
     )
 
 
@@ -664,7 +689,7 @@ def test_webhook_failures_and_secrets(
     monkeypatch.setenv("HOOK_TOKEN", "s3cret")
     ok = notify_with("${HOOK_BASE}/hooks" + path, {"Authorization": "Bearer ${HOOK_TOKEN}"})
     assert ok.status == "succeeded" and received.headers[-1]["Authorization"] == "Bearer s3cret"
-    assert "HOOK_BASE" in ok.params["webhook"] and "s3cret" not in json.dumps(ok.params)
+    assert "HOOK_BASE" in ok.params["settings"]["webhook"] and "s3cret" not in json.dumps(ok.params)
 
     received.status = 500
     failed = notify_with(url)

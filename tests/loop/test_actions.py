@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from opsloop.aiops.actions import ActionContext, ActionResult
 from opsloop.aiops.alerts import AlertIn
+from opsloop.aiops.executors import WebhookExecutor
 from opsloop.aiops.incidents import IncidentInfo, get_incident, ingest_alerts
 from opsloop.aiops.lineage import LineageGraph
-from opsloop.aiops.remediation import WebhookExecutor
 from opsloop.context import Project, open_project, set_current_project
 from opsloop.errors import AIOpsError, DataError
 from opsloop.gitops import Reconciler, parse_document, promote
@@ -28,6 +29,7 @@ from opsloop.lifecycle.quickstart import prepare_project
 from opsloop.loop.actions import LoopExecutor, build_retrain_table, default_executor
 from opsloop.loop.traffic import drifted_sample
 from opsloop.registry import load_model, register_model
+from opsloop.spec.remediation import CanarySettings, RetrainSettings
 
 DEPLOYMENT = "churn-prod"
 FAST = {"trials": 2, "timeout_s": 10}
@@ -162,8 +164,9 @@ def test_retrain_refused_by_the_gates_moves_no_alias(churn: Project) -> None:
 
     with pytest.raises(AIOpsError, match=r"the gates refused churn v\d+ .*roc_auc"):
         LoopExecutor(churn).retrain(
-            incident,
-            {"deployment": deployment, "retrain": {"window_s": 600, "overrides": FAST}},
+            ActionContext.for_incident(
+                incident, "retrain", settings=RetrainSettings(window_s=600, overrides=FAST)
+            )
         )
     assert churn.store.models.get_version_by_alias("churn", "champion").version == champion.version
     assert (churn.dir / "data" / "retrain" / f"incident-{incident.id}.parquet").is_file()
@@ -178,17 +181,18 @@ def test_retrain_trains_on_the_drifted_labels_and_registers_a_champion(churn: Pr
     before = churn.store.models.get_version_by_alias("churn", "champion").version
     incident = incident_on(churn, deployment)
 
-    result = LoopExecutor(churn).retrain(
-        incident,
-        {"deployment": deployment, "retrain": {"window_s": 600, "overrides": FAST}},
+    context = ActionContext.for_incident(
+        incident, "retrain", settings=RetrainSettings(window_s=600, overrides=FAST)
     )
-    assert result["gates_passed"] is True and result["rows"] == 1200
-    assert result["version"] > before
-    assert result["source"] == f"data/retrain/incident-{incident.id}.parquet"
-    assert result["metrics"]["roc_auc"] >= 0.8
+    assert context.deployment == deployment
+    result = LoopExecutor(churn).retrain(context)
+    assert result.details["gates_passed"] is True and result.details["rows"] == 1200
+    assert result.model == "churn" and result.version is not None and result.version > before
+    assert result.details["source"] == f"data/retrain/incident-{incident.id}.parquet"
+    assert result.details["metrics"]["roc_auc"] >= 0.8
     champion = churn.store.models.get_version_by_alias("churn", "champion")
-    assert champion.version == result["version"]
-    assert "trained on 1200 rows" in result["did"]
+    assert champion.version == result.version
+    assert "trained on 1200 rows" in result.did
 
 
 def _doc(project: Project) -> dict[str, Any]:
@@ -211,46 +215,46 @@ def test_canary_promote_and_rollback_through_git_and_a_real_server(churn: Projec
         base = outcome.endpoints[0]
         incident = incident_on(churn)
         executor = LoopExecutor(churn, runtime=runtime, poll_s=0.1, canary_timeout_s=0.5)
-        retrained = {"retrain": {"version": 2}}
+        retrained = {"retrain": ActionResult(did="retrained", model="churn", version=2)}
+
+        def canary(**settings: Any) -> ActionResult:
+            return executor.canary(
+                ActionContext.for_incident(
+                    incident,
+                    "canary",
+                    settings=CanarySettings(weight=25, hold_s=0.2, **settings),
+                    previous=retrained,
+                )
+            )
 
         # A canary that cannot reach its requests is withdrawn before it returns.
-        failed = executor.canary(
-            incident,
-            {
-                "deployment": DEPLOYMENT,
-                "canary": {"weight": 25, "hold_s": 0.2, "min_requests": 10**6},
-                "previous": retrained,
-            },
-        )
-        assert failed["held"] is False and "fewer than min_requests" in failed["reason"]
-        assert failed["withdrawn"]["commit"]
+        failed = canary(min_requests=10**6)
+        assert failed.details["held"] is False
+        assert "fewer than min_requests" in failed.details["reason"]
+        withdrawn = failed.details["withdrawn"]["commit"]
+        assert len(failed.commits) == 2 and failed.commits[1] == withdrawn
         assert "traffic" not in _doc(churn) and _doc(churn)["version"] == 1
         assert _table(base)["versions"] == ["1"]
 
-        held = executor.canary(
-            incident,
-            {
-                "deployment": DEPLOYMENT,
-                "canary": {"weight": 25, "hold_s": 0.2, "min_requests": 0},
-                "previous": retrained,
-            },
-        )
-        assert held["held"] is True and (held["old_version"], held["version"]) == (1, 2)
+        held = canary(min_requests=0)
+        assert held.details["held"] is True
+        assert (held.details["old_version"], held.version) == (1, 2) and len(held.commits) == 1
         spec = _doc(churn)
         assert {t["version"]: t["weight"] for t in spec["traffic"]} == {1: 75, 2: 25}
         live = _table(base)
         assert {k: float(v) for k, v in live["traffic"].items()} == {"1": 75.0, "2": 25.0}
 
         promoted = executor.promote(
-            incident, {"deployment": DEPLOYMENT, "previous": {"canary": held}}
+            ActionContext.for_incident(incident, "promote", previous={"canary": held})
         )
-        assert (promoted["version"], promoted["previous_version"]) == (2, 1)
+        assert (promoted.version, promoted.details["previous_version"]) == (2, 1)
+        assert promoted.commits == (git(churn.dir, "rev-parse", "HEAD"),)
         assert _doc(churn)["version"] == 2 and "traffic" not in _doc(churn)
         assert _table(base)["versions"] == ["2"]
 
-        rolled = executor.rollback(incident, {"deployment": DEPLOYMENT})
-        assert rolled["previous_version"] == 2 and rolled["commit"]
-        assert git(churn.dir, "log", "-1", "--format=%s") == rolled["message"]
+        rolled = executor.rollback(ActionContext.for_incident(incident, "rollback"))
+        assert rolled.details["previous_version"] == 2 and rolled.commits
+        assert git(churn.dir, "log", "-1", "--format=%s") == rolled.details["message"]
         assert {k: float(v) for k, v in _table(base)["traffic"].items()} == {"1": 75.0, "2": 25.0}
     finally:
         runtime.stop_all()
@@ -266,4 +270,6 @@ def test_default_executor_delegates_the_loop_actions(churn: Project) -> None:
 def test_actions_need_a_deployment(churn: Project) -> None:
     incident = incident_on(churn, "some-dep")
     with pytest.raises(AIOpsError, match="names no deployment"):
-        LoopExecutor(churn).promote(incident, {"incident_id": incident.id, "deployment": None})
+        LoopExecutor(churn).promote(
+            ActionContext.for_incident(incident, "promote", deployment=None)
+        )

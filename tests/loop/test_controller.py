@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from opsloop.aiops.alerts import AlertIn
 from opsloop.aiops.incidents import ingest_alerts
 from opsloop.aiops.lineage import LineageGraph
 from opsloop.context import Project, open_project, set_current_project
+from opsloop.errors import AIOpsError
 from opsloop.gitops import DeploymentDocument, parse_document
 from opsloop.loop.controller import Controller
 from opsloop.loop.monitoring import monitor_step
@@ -270,3 +272,52 @@ def test_a_killed_controller_leaves_its_action_interrupted_and_nothing_runs_twic
         assert hook.requests == 1
     finally:
         hook.close()
+
+
+# -- the engine the controller builds --------------------------------------------------------
+
+ACTIONS_SPEC = """project: demo
+remediation:
+  policies:
+    - name: errors
+      on: {{kinds: [error_rate]}}
+      actions: [{actions}]
+"""
+
+
+@pytest.fixture
+def git_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for var in ("OPSLOOP_STORE_URL", "OPSLOOP_ARTIFACT_URL", "OPSLOOP_PROJECT_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=folder, check=True)
+    return folder
+
+
+@contextmanager
+def _project(folder: Path, actions: str) -> Iterator[Project]:
+    (folder / "opsloop.yaml").write_text(ACTIONS_SPEC.format(actions=actions))
+    project = open_project(folder)
+    try:
+        yield project
+    finally:
+        project.close()
+
+
+def test_a_policy_naming_an_unknown_action_stops_the_loop_from_starting(git_folder: Path) -> None:
+    with _project(git_folder, "rollback, rollbak") as project:
+        with pytest.raises(AIOpsError) as info:
+            Controller(project, monitor_every_s=0)
+        assert str(info.value).startswith(
+            "policy 'errors': unknown remediation action 'rollbak'; known remediation actions: "
+        )
+        assert str(info.value).endswith("(did you mean 'rollback'?)")
+
+
+def test_the_controller_starts_with_known_actions(git_folder: Path) -> None:
+    with _project(git_folder, "rollback") as project:
+        controller = Controller(project, monitor_every_s=0)
+        engine = controller.engine({})
+        assert [p.name for p in engine.policies] == ["errors"]
+        assert engine.executor is controller.executor

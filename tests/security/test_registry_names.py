@@ -11,13 +11,13 @@ import pydantic
 import pytest
 from sklearn.preprocessing import StandardScaler
 
-from opsloop.aiops.remediation import RemediationPolicy
 from opsloop.aiops.rules import ThresholdRule
 from opsloop.errors import PipelineError, RegistryError, SpecError, TrackingError
 from opsloop.gitops.document import parse_document
 from opsloop.names import NAME_PATTERN, check_name, is_name
 from opsloop.pipeline import pipeline, step
 from opsloop.registry import ColumnSpec, parse_model_uri, register_model, set_alias
+from opsloop.spec.remediation import RemediationPolicy
 from opsloop.store import open_store
 
 CMD = [ColumnSpec(name="x", dtype="float64")]

@@ -1,6 +1,6 @@
-"""Remediation: policies that map incident kinds to actions, with guardrails and approval.
+"""Remediation: the engine that runs policies on incidents, with guardrails and approval.
 
-Policies are declared in ``opsloop.yaml``::
+Policies are declared in ``opsloop.yaml`` (schema: :mod:`opsloop.spec.remediation`)::
 
     remediation:
       policies:
@@ -18,9 +18,14 @@ Policies are declared in ``opsloop.yaml``::
           notify: {webhook: "https://hooks.example.com/ops"}
 
 The engine (:class:`RemediationEngine`) picks the first policy whose ``on`` matches an open
-incident and runs its actions in order through an :class:`ActionExecutor`; the concrete
-effects (retraining through the lifecycle and its gates, canary, promotion and rollback
-through Git commits) belong to the executor. Around them the engine keeps the guardrails:
+incident and runs its actions in order, each with an
+:class:`~opsloop.aiops.actions.ActionContext`, recording the
+:class:`~opsloop.aiops.actions.ActionResult` it returns. The actions are those of
+:data:`~opsloop.aiops.actions.REMEDIATION_ACTIONS`: the built-ins' work (retraining through the
+lifecycle and its gates, canary, promotion and rollback through Git commits, notifications) is
+the engine's :class:`~opsloop.aiops.executors.ActionExecutor`'s; an installed distribution's
+action is called itself. A policy naming an action nobody provides is refused when the engine
+is built. Around the actions the engine keeps the guardrails:
 
 * **cooldown** — no action of the policy on the same target (the incident's deployments)
   within ``cooldown_s`` of the last one;
@@ -29,76 +34,66 @@ through Git commits) belong to the executor. Around them the engine keeps the gu
   marked as a dry run, since they are how people see what would have happened;
 * **approval** — park the actions (``awaiting_approval``) until ``opsloop incidents approve``.
 
-An action that fails stops the chain: the actions after it are cancelled (a ``notify`` still
-runs, to tell people), and a canary that went live before the failure is withdrawn by a
-compensating ``rollback``, so serving is left as it was; the failure's record says whether it
-is. Every action and every change of its status is an audit event on the incident.
+Every action but ``notify`` counts for the cooldown and the daily limit. An action that fails
+stops the chain: the actions after it are cancelled (a ``notify`` still runs, to tell people),
+and a canary that went live before the failure is withdrawn by a compensating ``rollback``, so
+serving is left as it was; the failure's record says whether it is. Every action and every
+change of its status is an audit event on the incident.
 """
 
 from __future__ import annotations
 
-import os
-import re
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ValidationError
+
+from opsloop.aiops.actions import (
+    REMEDIATION_ACTIONS,
+    ActionContext,
+    ActionResult,
+    BuiltinAction,
+    Compensation,
+    Outcome,
+    RemediationAction,
+    incident_subject,
+)
+from opsloop.aiops.executors import ActionExecutor, WebhookExecutor
 from opsloop.aiops.incidents import get_incident, list_actions, resolve
-from opsloop.errors import AIOpsError, MissingDependencyError, OpsloopError
+from opsloop.errors import AIOpsError, OpsloopError, PluginError
 from opsloop.spec.loader import load_section
 from opsloop.spec.remediation import (
     ACTIONS,
-    ENV_REFERENCE,
-    CanarySettings,
-    NotifySettings,
-    PolicyTrigger,
+    BUILTIN_SETTINGS,
+    ActionSettings,
     RemediationPolicy,
     RemediationSection,
+    RollbackSettings,
 )
 from opsloop.store.liveness import gone_reason, this_process
 from opsloop.store.types import ActionInfo, IncidentInfo
 
 if TYPE_CHECKING:
-    import httpx
-
+    from opsloop.plugins import Registry
     from opsloop.store import Store
 
 __all__ = [
-    "ACTIONS",
-    "ActionExecutor",
-    "CanarySettings",
-    "NotifySettings",
-    "PolicyTrigger",
+    "NO_POLICY",
     "RemediationEngine",
-    "RemediationPolicy",
-    "RemediationSection",
-    "WebhookExecutor",
     "approve",
     "load_remediation_section",
     "reject",
 ]
 
-# Actions that change what is served; the daily limit and the cooldown count these.
-_EFFECTFUL = frozenset({"retrain", "canary", "promote", "rollback"})
+# Built-ins that change what serves for good: a chain with one of them may resolve its incident.
+_HEALS = ("promote", "rollback")
 _DONE = ("running", "succeeded", "failed", "interrupted")
 NO_POLICY = "none"
 """What a deployment's ``spec.remediation`` says to keep every policy off it."""
 _DAY = timedelta(days=1)
-
-
-def _expand_env(value: str) -> str:
-    def sub(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in os.environ:
-            raise AIOpsError(
-                f"environment variable {name} is not set (it is named in a notify setting)",
-                hint=f"export {name}=...",
-            )
-        return os.environ[name]
-
-    return ENV_REFERENCE.sub(sub, value)
 
 
 def load_remediation_section(path: Path) -> RemediationSection:
@@ -108,132 +103,6 @@ def load_remediation_section(path: Path) -> RemediationSection:
         SpecError: It is invalid; the message names file, line and field.
     """
     return load_section(path, "remediation", RemediationSection)
-
-
-# -- executors ---------------------------------------------------------------------------------
-
-
-class ActionExecutor(Protocol):
-    """Does the actual work of each action. Each method gets the incident and the action's
-    parameters and returns a JSON-ready dict that is stored as the action's result; raising
-    marks the action failed with the exception's message.
-
-    The parameters hold ``incident_id``, ``kind``, ``root_cause``, ``target``,
-    ``deployments``, ``deployment`` (the first), ``models``, ``model`` and ``version`` (when
-    the root cause is a model version), ``dry_run``, the action's own settings, ``previous``
-    (results of the earlier actions of the chain, by action name) and ``outcomes`` (every
-    earlier action's name, status, result or error).
-    """
-
-    def retrain(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
-        """Retrain through the lifecycle pipeline and its gates; return the new version
-        (``{"model": ..., "version": ...}``). Raise when the gates refuse it."""
-        ...
-
-    def canary(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
-        """Commit a canary split (``params["canary"]``) for the new version
-        (``params["previous"]["retrain"]``, or the deployment's challenger), hold and judge
-        it; return ``{"held": bool, ...}``. A canary that does not hold must be withdrawn
-        before returning."""
-        ...
-
-    def promote(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
-        """Commit the canary's version as the deployment's full traffic."""
-        ...
-
-    def rollback(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
-        """Revert the deployment's last change in Git (``params["compensates"]`` names a
-        canary to withdraw, when the engine undoes one)."""
-        ...
-
-    def notify(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
-        """Tell people (``params["webhook"]``); ``params["event"]`` says why."""
-        ...
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{'/…' if parts.path not in ('', '/') else ''}"
-
-
-class WebhookExecutor:
-    """Sends ``notify`` as an HTTP POST of JSON and hands every other action to a delegate.
-
-    Args:
-        delegate: The executor of ``retrain``, ``canary``, ``promote`` and ``rollback`` (the
-            lifecycle and GitOps actions); without one those actions fail, saying so.
-        transport: An httpx transport (tests, proxies); default: the network.
-    """
-
-    def __init__(
-        self,
-        delegate: ActionExecutor | None = None,
-        *,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self.delegate = delegate
-        self.transport = transport
-
-    def _delegate(self, action: str) -> ActionExecutor:
-        if self.delegate is None:
-            raise AIOpsError(
-                f"no executor for '{action}' is configured: only 'notify' can run",
-                hint="give the remediation engine an executor with the lifecycle and GitOps "
-                "actions",
-            )
-        return self.delegate
-
-    def retrain(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
-        """Delegate."""
-        return self._delegate("retrain").retrain(incident, params)
-
-    def canary(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
-        """Delegate."""
-        return self._delegate("canary").canary(incident, params)
-
-    def promote(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
-        """Delegate."""
-        return self._delegate("promote").promote(incident, params)
-
-    def rollback(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
-        """Delegate."""
-        return self._delegate("rollback").rollback(incident, params)
-
-    def notify(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
-        """POST the incident, the event and the chain's outcomes to the webhook.
-
-        Raises:
-            AIOpsError: The webhook is unreachable or answers with an error status.
-        """
-        try:
-            import httpx
-        except ImportError as exc:  # pragma: no cover - httpx ships with the serve extra
-            raise MissingDependencyError("httpx", "serve") from exc
-        url = _expand_env(str(params["webhook"]))
-        headers = {k: _expand_env(v) for k, v in (params.get("headers") or {}).items()}
-        payload = {
-            "event": params.get("event", "remediation"),
-            "policy": params.get("policy"),
-            "dry_run": bool(params.get("dry_run")),
-            "incident": incident.model_dump(mode="json"),
-            "outcomes": params.get("outcomes", []),
-        }
-        shown = _redact(url)
-        try:
-            with httpx.Client(
-                timeout=float(params.get("timeout_s", 5)), transport=self.transport
-            ) as client:
-                response = client.post(url, json=payload, headers=headers)
-        except httpx.HTTPError as exc:
-            raise AIOpsError(f"webhook {shown} is unreachable: {exc}") from exc
-        if response.status_code >= 300:
-            raise AIOpsError(
-                f"webhook {shown} answered {response.status_code}: {response.text[:200]}"
-            )
-        return {"status_code": response.status_code, "webhook": shown}
-
-
-# -- the engine --------------------------------------------------------------------------------
 
 
 def _utcnow() -> datetime:
@@ -251,12 +120,19 @@ class RemediationEngine:
 
     Args:
         store: The metadata store.
-        executor: Does the work of each action.
+        executor: Does the built-in actions' work.
         policies: The policies, first match wins.
         clock: The current time (tests move it to cross cooldowns and days).
         pinned: The policy a deployment's document names (``spec.remediation``), by
             deployment; ``none`` keeps every policy off it. An incident on a deployment that
             names a policy is remediated by that policy only (when its trigger matches).
+        actions: The actions by name (default:
+            :data:`~opsloop.aiops.actions.REMEDIATION_ACTIONS`).
+
+    Raises:
+        AIOpsError: A policy names an action no registry knows; the message names the
+            policy, the action and the known actions.
+        PluginError: The distribution of an action a policy names cannot be imported.
     """
 
     def __init__(
@@ -267,6 +143,7 @@ class RemediationEngine:
         *,
         clock: Callable[[], datetime] | None = None,
         pinned: Mapping[str, str] | None = None,
+        actions: Registry[RemediationAction] | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -275,6 +152,14 @@ class RemediationEngine:
         )
         self.clock = clock or _utcnow
         self.pinned = dict(pinned or {})
+        self.actions = REMEDIATION_ACTIONS if actions is None else actions
+        for policy in self.policies:
+            for name in policy.actions:
+                try:
+                    self.actions.get(name)
+                except (AIOpsError, PluginError) as exc:
+                    message = f"policy '{policy.name}': {exc.message}"
+                    raise type(exc)(message, hint=exc.hint) from exc
 
     # -- planning ------------------------------------------------------------------------
 
@@ -312,7 +197,7 @@ class RemediationEngine:
                     incident,
                     policy,
                     action,
-                    {**base, **_action_params(policy, action)},
+                    _planned(base, policy, action),
                     status="approved" if live else "dry_run",
                     approved_by=f"policy:{policy.name}" if live else None,
                 )
@@ -327,7 +212,7 @@ class RemediationEngine:
                     incident,
                     policy,
                     "notify",
-                    {**base, **_notify_params(policy), "event": "awaiting_approval"},
+                    {**_planned(base, policy, "notify"), "event": "awaiting_approval"},
                     status="approved",
                     approved_by=f"policy:{policy.name}",
                 )
@@ -450,7 +335,7 @@ class RemediationEngine:
                 incident,
                 policy,
                 action,
-                {**base, **_action_params(policy, action)},
+                _planned(base, policy, action),
                 status=status,
                 approved_by=approved_by,
             )
@@ -510,10 +395,10 @@ class RemediationEngine:
 
     def _blocked(self, rows: Sequence[ActionInfo]) -> str | None:
         """Why the chain may not run now (cooldown or daily limit), or None."""
-        effectful = [r for r in rows if r.action in _EFFECTFUL]
-        if not effectful:
+        counted = [r for r in rows if r.action != "notify"]
+        if not counted:
             return None
-        first = effectful[0]
+        first = counted[0]
         guard = first.params.get("guardrails") or {}
         cooldown = float(guard.get("cooldown_s", 0))
         limit = int(guard.get("max_actions_per_day", 1_000_000))
@@ -523,7 +408,7 @@ class RemediationEngine:
         recent = [
             a
             for a in self.store.incidents.actions_started_since(first.policy, since, _DONE)
-            if a.id not in mine and a.action in _EFFECTFUL
+            if a.id not in mine and a.action != "notify"
         ]
         target = first.params.get("target")
         last = max(
@@ -539,10 +424,10 @@ class RemediationEngine:
                     f"{ago:.0f}s ago (incident {last.incident_id}); cooldown_s is {cooldown:g}"
                 )
         today = [a for a in recent if (_aware(a.started_at) or now) >= now - _DAY]
-        if len(today) + len(effectful) > limit:
+        if len(today) + len(counted) > limit:
             return (
                 f"daily limit: policy '{first.policy}' ran {len(today)} action(s) in the last "
-                f"24 h; {len(effectful)} more would pass max_actions_per_day={limit}"
+                f"24 h; {len(counted)} more would pass max_actions_per_day={limit}"
             )
         return None
 
@@ -552,9 +437,9 @@ class RemediationEngine:
         wanted = set(action_ids)
         rows = [a for a in list_actions(self.store, incident.id) if a.id in wanted]
         blocked = self._blocked(rows)
-        outcomes: list[dict[str, Any]] = []
+        outcomes: list[Outcome] = []
         failed: ActionInfo | None = None
-        live_canaries: list[tuple[ActionInfo, dict[str, Any]]] = []
+        live_canaries: list[tuple[ActionInfo, ActionResult]] = []
         for row in rows:
             if row.action != "notify" and (blocked or failed):
                 reason = blocked or f"not run: '{failed.action if failed else ''}' failed"
@@ -566,16 +451,8 @@ class RemediationEngine:
                     finished=True,
                     event=f"remediation.{status}",
                 )
-                outcomes.append({"action": row.action, "status": status, "error": reason})
+                outcomes.append(Outcome(row.action, status, error=reason))
                 continue
-            params = {
-                **row.params,
-                "policy": row.policy,
-                "previous": {
-                    o["action"]: o.get("result", {}) for o in outcomes if o["status"] == "succeeded"
-                },
-                "outcomes": list(outcomes),
-            }
             self._set(
                 row.id,
                 status="running",
@@ -584,12 +461,14 @@ class RemediationEngine:
                 event="remediation.started",
             )
             try:
-                result = _call(self.executor, row.action, incident, params)
+                context = _context(
+                    incident, row.action, row.id, row.policy, row.params, tuple(outcomes)
+                )
+                result = self._call(row.action, context)
             except Exception as exc:
-                # Whatever the executor raises, the action is recorded as failed with its
-                # message: a remediation must never leave an action 'running' behind.
+                # Whatever the action raises, it is recorded as failed with its message: a
+                # remediation must never leave an action 'running' behind.
                 error = _describe_error(exc)
-                outcome: dict[str, Any] = {"action": row.action, "status": "failed", "error": error}
                 undo: dict[str, Any] = {}
                 if row.action != "notify":
                     failed = row
@@ -605,30 +484,46 @@ class RemediationEngine:
                     event="remediation.failed",
                     event_details={"state": state},
                 )
-                outcome["state"] = state
-                outcomes.append(outcome)
+                outcomes.append(Outcome(row.action, "failed", error=error, state=state))
                 continue
             self._set(
                 row.id,
                 status="succeeded",
-                result=result,
+                result=_stored(result),
                 finished=True,
                 event="remediation.succeeded",
             )
-            outcomes.append({"action": row.action, "status": "succeeded", "result": result})
+            outcomes.append(Outcome(row.action, "succeeded", result=result))
             if row.action == "canary":
                 live_canaries.append((row, result))
-            elif row.action in ("promote", "rollback"):
+            elif row.action in _HEALS:
                 live_canaries.clear()
         if not (blocked or failed):
             self._resolve_if_healed(incident, rows)
+
+    def _call(self, name: str, context: ActionContext) -> ActionResult:
+        action = self.actions.get(name)
+        run: Callable[[ActionContext], object]
+        if isinstance(action, BuiltinAction):
+            run = getattr(self.executor, name)
+            where = f"executor {type(self.executor).__name__}.{name}"
+        else:
+            run = action
+            where = f"action '{name}'"
+        result = run(context)
+        if not isinstance(result, ActionResult):
+            raise AIOpsError(f"{where} returned {type(result).__name__}, not an ActionResult")
+        if name == "canary" and result.details.get("held") is False:
+            why = result.details.get("reason") or "its metric dropped too far"
+            raise AIOpsError(f"canary did not hold: {why}")
+        return result
 
     def _resolve_if_healed(self, incident: IncidentInfo, rows: Sequence[ActionInfo]) -> None:
         """Resolve the incident when its chain succeeded and changed what serves."""
         policy = next((p for p in self.policies if rows and p.name == rows[0].policy), None)
         if policy is None or not policy.resolve_on_success:
             return
-        healed = [r.action for r in rows if r.action in ("promote", "rollback")]
+        healed = [r.action for r in rows if r.action in _HEALS]
         if not healed or get_incident(self.store, incident.id).status != "open":
             return
         resolve(
@@ -642,17 +537,17 @@ class RemediationEngine:
         self,
         incident: IncidentInfo,
         failed: ActionInfo,
-        live_canaries: list[tuple[ActionInfo, dict[str, Any]]],
+        live_canaries: list[tuple[ActionInfo, ActionResult]],
         error: str,
-        outcomes: list[dict[str, Any]],
+        outcomes: list[Outcome],
     ) -> dict[str, Any]:
         """Withdraw canaries that went live before a later action failed."""
         undo: dict[str, Any] = {}
         for canary, result in live_canaries:
             params = {
-                **{k: v for k, v in canary.params.items() if k not in ("canary",)},
-                "policy": canary.policy,
-                "compensates": {"action_id": canary.id, "result": result},
+                **{k: v for k, v in canary.params.items() if k not in ("settings", "canary")},
+                "settings": RollbackSettings().model_dump(mode="json"),
+                "compensates": {"action_id": canary.id, "result": result.to_json()},
                 "reason": f"'{failed.action}' failed: {error}",
             }
             rollback_id = self.store.incidents.create_action(
@@ -668,7 +563,10 @@ class RemediationEngine:
                 event_details={"undoes": canary.id},
             )
             try:
-                res = _call(self.executor, "rollback", incident, params)
+                context = _context(
+                    incident, "rollback", rollback_id, canary.policy, params, tuple(outcomes)
+                )
+                res = self._call("rollback", context)
             except Exception as exc:
                 # Reported, not raised: the chain's record must be completed either way.
                 msg = _describe_error(exc)
@@ -680,16 +578,16 @@ class RemediationEngine:
                     event="remediation.failed",
                 )
                 undo = {"compensated_by": rollback_id, "compensation_failed": msg}
-                outcomes.append({"action": "rollback", "status": "failed", "error": msg})
+                outcomes.append(Outcome("rollback", "failed", error=msg))
                 return undo
             self._set(
                 rollback_id,
                 status="succeeded",
-                result=res,
+                result=_stored(res),
                 finished=True,
                 event="remediation.succeeded",
             )
-            outcomes.append({"action": "rollback", "status": "succeeded", "result": res})
+            outcomes.append(Outcome("rollback", "succeeded", result=res))
             undo = {"compensated_by": rollback_id}
         return undo
 
@@ -700,33 +598,30 @@ def _describe_error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _call(
-    executor: ActionExecutor, action: str, incident: IncidentInfo, params: dict[str, Any]
-) -> dict[str, Any]:
-    if action not in ACTIONS:
-        raise AIOpsError(f"unknown remediation action {action!r}; actions: {', '.join(ACTIONS)}")
-    method: Callable[[IncidentInfo, dict[str, Any]], Any] = getattr(executor, action)
-    result = method(incident, params)
-    if not isinstance(result, dict):
-        raise AIOpsError(
-            f"executor {type(executor).__name__}.{action} returned {type(result).__name__}, "
-            "not a dict"
-        )
-    if action == "canary" and result.get("held") is False:
-        why = result.get("reason") or "its metric dropped too far"
-        raise AIOpsError(f"canary did not hold: {why}")
-    return result
+def _stored(result: ActionResult) -> dict[str, Any]:
+    """The result as the store keeps it. Details that are not JSON are left out, saying so:
+    the action has run by then, and its record must say that it succeeded."""
+    data = result.to_json()
+    try:
+        json.dumps(data)
+    except (TypeError, ValueError) as exc:
+        data = ActionResult(
+            did=result.did, model=result.model, version=result.version, commits=result.commits
+        ).to_json()
+        data["details_not_stored"] = f"not JSON: {exc}"
+    return data
 
 
-def _state_after(action: str, outcomes: list[dict[str, Any]], undo: dict[str, Any]) -> str:
+def _state_after(action: str, outcomes: Sequence[Outcome], undo: dict[str, Any]) -> str:
     if action == "notify":
         return "serving unchanged (a notification changes nothing)"
     if "compensation_failed" in undo:
         return "serving CHANGED: the canary could not be withdrawn; act by hand"
+    # An installed distribution's action that succeeded may have changed serving.
     changed = [
-        o["action"]
+        o.action
         for o in outcomes
-        if o["status"] == "succeeded" and o["action"] in ("promote", "rollback")
+        if o.status == "succeeded" and (o.action in _HEALS or o.action not in ACTIONS)
     ]
     if undo.get("compensated_by"):
         return f"serving unchanged (the canary was withdrawn by action {undo['compensated_by']})"
@@ -736,21 +631,11 @@ def _state_after(action: str, outcomes: list[dict[str, Any]], undo: dict[str, An
 
 
 def _base_params(incident: IncidentInfo, policy: RemediationPolicy) -> dict[str, Any]:
-    root = incident.root_cause
-    model = version = None
-    if root and root.startswith("model:"):
-        model, _, version = root[6:].rpartition("/")
-    deployments = incident.deployments
     return {
         "incident_id": incident.id,
         "kind": incident.kind,
-        "root_cause": root,
-        "target": ",".join(deployments) or root or f"incident:{incident.id}",
-        "deployments": deployments,
-        "deployment": deployments[0] if deployments else None,
-        "models": incident.models,
-        "model": model or (incident.models[0] if len(incident.models) == 1 else None),
-        "version": int(version) if version and version.isdigit() else None,
+        "root_cause": incident.root_cause,
+        **incident_subject(incident),
         "dry_run": policy.dry_run,
         "guardrails": {
             "cooldown_s": policy.cooldown_s,
@@ -759,25 +644,87 @@ def _base_params(incident: IncidentInfo, policy: RemediationPolicy) -> dict[str,
     }
 
 
-def _notify_params(policy: RemediationPolicy) -> dict[str, Any]:
-    if policy.notify is None:  # pragma: no cover - the policy validator requires it
-        raise AIOpsError(f"policy '{policy.name}' has no notify setting")
-    return {
-        "webhook": policy.notify.webhook,
-        "headers": dict(policy.notify.headers),
-        "timeout_s": policy.notify.timeout_s,
-        "event": "remediation",
-    }
+def _planned(base: dict[str, Any], policy: RemediationPolicy, action: str) -> dict[str, Any]:
+    """An action's recorded parameters: what it acts on, and its settings (``${VAR}``
+    references unexpanded, so no secret reaches the store)."""
+    settings = policy.settings_for(action)
+    dumped = settings.model_dump(mode="json") if isinstance(settings, BaseModel) else settings
+    return {**base, "settings": dumped}
 
 
-def _action_params(policy: RemediationPolicy, action: str) -> dict[str, Any]:
-    if action == "retrain":
-        return {"retrain": dict(policy.retrain)}
-    if action in ("canary", "promote"):
-        return {"canary": policy.canary.model_dump()}
-    if action == "rollback":
-        return {"rollback": dict(policy.rollback)}
-    return _notify_params(policy)
+def _recorded_settings(action: str, params: Mapping[str, Any]) -> ActionSettings:
+    """An action's settings as recorded when it was planned.
+
+    Rows written before ``settings`` was recorded kept a built-in's section under its own key
+    (``canary`` for ``promote``) and a notification's flat.
+
+    Raises:
+        AIOpsError: The recorded settings do not fit the action's section.
+    """
+    if "settings" in params:
+        data = params["settings"]
+    elif action == "notify":
+        data = {k: params[k] for k in ("webhook", "headers", "timeout_s") if k in params}
+    else:
+        data = params.get("canary" if action == "promote" else action)
+    if data is not None and not isinstance(data, Mapping):
+        raise AIOpsError(
+            f"the recorded settings of '{action}' are a {type(data).__name__}, not a mapping",
+            hint="reject the action and let the policy plan it again",
+        )
+    section = BUILTIN_SETTINGS.get(action)
+    if section is None:
+        return dict(data or {})
+    try:
+        settings: ActionSettings = section.model_validate(data or {})  # type: ignore[assignment]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise AIOpsError(
+            f"the recorded settings of '{action}' do not fit {section.__name__}: "
+            f"{where}: {first['msg']}",
+            hint="reject the action and let the policy plan it again",
+        ) from exc
+    return settings
+
+
+def _context(
+    incident: IncidentInfo,
+    action: str,
+    action_id: int,
+    policy: str,
+    params: Mapping[str, Any],
+    outcomes: tuple[Outcome, ...],
+) -> ActionContext:
+    """The context of a recorded action: what it acts on as planned, the chain so far."""
+    compensates = None
+    undo = params.get("compensates")
+    if isinstance(undo, Mapping):
+        compensates = Compensation(
+            action_id=int(undo.get("action_id") or 0),
+            result=ActionResult.from_json(undo.get("result")),
+            reason=str(params.get("reason") or ""),
+        )
+    deployment = params.get("deployment")
+    model = params.get("model")
+    version = params.get("version")
+    return ActionContext(
+        action=action,
+        action_id=action_id,
+        incident=incident,
+        policy=policy,
+        target=str(params.get("target") or f"incident:{incident.id}"),
+        deployment=str(deployment) if deployment else None,
+        deployments=tuple(str(d) for d in params.get("deployments") or ()),
+        model=str(model) if model else None,
+        version=version if isinstance(version, int) else None,
+        settings=_recorded_settings(action, params),
+        dry_run=bool(params.get("dry_run")),
+        previous={o.action: o.result for o in outcomes if o.result is not None},
+        outcomes=outcomes,
+        event=str(params.get("event") or "remediation"),
+        compensates=compensates,
+    )
 
 
 # -- module-level entry points for the CLI and the API ----------------------------------------

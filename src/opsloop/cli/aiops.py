@@ -60,7 +60,8 @@ def benchmark(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run detectors over an NAB folder and print the scoreboard."""
-    from opsloop.aiops.benchmark import render_scoreboard, run_nab_benchmark, write_chart
+    from opsloop.aiops.benchmark import run_nab_benchmark
+    from opsloop.aiops.benchmark_render import render_scoreboard, write_chart
 
     try:
         board = run_nab_benchmark(

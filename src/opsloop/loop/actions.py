@@ -1,7 +1,7 @@
 """The remediation actions for real: retrain through the lifecycle, canary, promote and
 rollback through Git commits and a sync.
 
-:class:`LoopExecutor` implements :class:`~opsloop.aiops.remediation.ActionExecutor`:
+:class:`LoopExecutor` implements :class:`~opsloop.aiops.executors.ActionExecutor`:
 
 * ``retrain`` builds a training table from the deployment's recent labelled predictions (the
   prediction log joined with the feedback labels), optionally after the original training
@@ -13,9 +13,11 @@ rollback through Git commits and a sync.
   withdrawn (a revert commit and a sync) before it returns;
 * ``promote`` commits the new version as the full traffic and syncs;
 * ``rollback`` reverts the deployment's last change in Git and syncs;
-* ``notify`` is the :class:`~opsloop.aiops.remediation.WebhookExecutor`'s.
+* ``notify`` is the :class:`~opsloop.aiops.executors.WebhookExecutor`'s.
 
-Every action returns what it did (commits, versions, counts), which the engine records.
+Every action gets its :class:`~opsloop.aiops.actions.ActionContext` and returns an
+:class:`~opsloop.aiops.actions.ActionResult` — what it did, the version, the commits, and
+details (counts, the canary's verdict) — which the engine records.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from opsloop.aiops.remediation import ActionExecutor, WebhookExecutor
+from opsloop.aiops.actions import ActionContext, ActionResult
+from opsloop.aiops.executors import ActionExecutor, WebhookExecutor
 from opsloop.context import Project, current_project
 from opsloop.data import resolve_source
 from opsloop.errors import AIOpsError, DataError, NotFoundError, OpsloopError
@@ -51,10 +54,10 @@ from opsloop.monitor.windows import (
     VERSION,
     load_window,
 )
+from opsloop.spec.remediation import CanarySettings, RetrainSettings
 
 if TYPE_CHECKING:
     from opsloop.gitops import Runtime
-    from opsloop.store import IncidentInfo
 
 __all__ = ["RETRAIN_FOLDER", "LoopExecutor", "build_retrain_table", "default_executor"]
 
@@ -186,14 +189,13 @@ class LoopExecutor:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _deployment(self, params: dict[str, Any]) -> str:
-        name = params.get("deployment")
-        if not name:
+    def _deployment(self, context: ActionContext) -> str:
+        if not context.deployment:
             raise AIOpsError(
-                f"incident {params.get('incident_id')} names no deployment to act on",
+                f"incident {context.incident.id} names no deployment to act on",
                 hint="alert rules should carry a 'deployment' label",
             )
-        return str(name)
+        return context.deployment
 
     def _document(self, deployment: str) -> tuple[str, int, dict[int, float]]:
         """The model, main version and traffic split Git holds for a deployment now."""
@@ -227,34 +229,34 @@ class LoopExecutor:
 
     # -- actions ---------------------------------------------------------------------------
 
-    def retrain(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
+    def retrain(self, context: ActionContext) -> ActionResult:
         """Retrain on the deployment's recent labelled predictions through the lifecycle.
 
-        ``params["retrain"]`` may hold ``window_s`` (how far back the labelled predictions
-        go, default one day), ``include_original`` (default false) and ``overrides``
-        (lifecycle parameters, e.g. ``{trials: 5}``).
+        Its :class:`~opsloop.spec.remediation.RetrainSettings` say how far back the labelled
+        predictions go (``window_s``), whether the original training data comes first
+        (``include_original``) and the lifecycle parameters to override (``overrides``).
 
         Raises:
             DataError: Nothing labelled to train on.
             AIOpsError: The lifecycle failed, or its gates refused the new version (no alias
                 moved then).
         """
-        deployment = self._deployment(params)
-        settings = dict(params.get("retrain") or {})
+        deployment = self._deployment(context)
+        settings = context.settings_as(RetrainSettings)
         until = self.clock()
-        since = until - timedelta(seconds=float(settings.get("window_s", 86_400)))
+        since = until - timedelta(seconds=settings.window_s)
         table = build_retrain_table(
             self.project,
             deployment,
             since,
             until + timedelta(seconds=1),
-            include_original=bool(settings.get("include_original", False)),
+            include_original=settings.include_original,
         )
-        relative = f"{RETRAIN_FOLDER}/incident-{incident.id}.parquet"
+        relative = f"{RETRAIN_FOLDER}/incident-{context.incident.id}.parquet"
         path = self.project.dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         table.to_parquet(path, index=False)
-        overrides = dict(settings.get("overrides") or {})
+        overrides = dict(settings.overrides)
         overrides["source"] = relative
         outcome = run_lifecycle(self.project, overrides=overrides, progress=self.progress)
         reg = outcome.registration
@@ -263,19 +265,7 @@ class LoopExecutor:
                 f"retraining on {relative} failed at '{outcome.failed_step}': {outcome.error}",
                 hint=f"see 'opsloop runs show {outcome.run_id}'",
             )
-        result = {
-            "did": f"trained on {len(table)} rows of {relative}; registered "
-            f"{reg['model']} v{reg['version']} as {reg.get('alias')}",
-            "model": reg["model"],
-            "version": int(reg["version"]),
-            "alias": reg.get("alias"),
-            "gates_passed": bool(reg.get("gates_passed")),
-            "run_id": outcome.run_id,
-            "rows": len(table),
-            "source": relative,
-            "metrics": (outcome.outputs.get("evaluate") or {}).get("metrics"),
-        }
-        if not result["gates_passed"]:
+        if not reg.get("gates_passed"):
             refused = [
                 str(g.get("message") or g.get("name"))
                 for g in outcome.outputs.get("gate") or []
@@ -286,12 +276,25 @@ class LoopExecutor:
                 f"{reg.get('alias')}): {'; '.join(refused) or 'see the run'}",
                 hint=f"see 'opsloop runs show {outcome.run_id}'",
             )
-        return result
+        return ActionResult(
+            did=f"trained on {len(table)} rows of {relative}; registered "
+            f"{reg['model']} v{reg['version']} as {reg.get('alias')}",
+            model=reg["model"],
+            version=int(reg["version"]),
+            details={
+                "alias": reg.get("alias"),
+                "gates_passed": True,
+                "run_id": outcome.run_id,
+                "rows": len(table),
+                "source": relative,
+                "metrics": (outcome.outputs.get("evaluate") or {}).get("metrics"),
+            },
+        )
 
-    def _new_version(self, model: str, params: dict[str, Any]) -> int:
-        retrained = (params.get("previous") or {}).get("retrain") or {}
-        if "version" in retrained:
-            return int(retrained["version"])
+    def _new_version(self, model: str, context: ActionContext) -> int:
+        retrained = context.previous.get("retrain")
+        if retrained is not None and retrained.version is not None:
+            return retrained.version
         try:
             return self.project.store.models.get_version_by_alias(model, "challenger").version
         except NotFoundError:
@@ -300,39 +303,45 @@ class LoopExecutor:
                 "'challenger' alias is set"
             ) from None
 
-    def canary(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
-        """Commit a canary split, hold it and judge the new version; withdraw it if it fails."""
-        deployment = self._deployment(params)
-        settings = dict(params.get("canary") or {})
-        weight = float(settings.get("weight", 10))
-        hold_s = float(settings.get("hold_s", 60))
-        min_requests = int(settings.get("min_requests", 50))
-        max_drop = float(settings.get("max_metric_drop", 0.02))
+    def canary(self, context: ActionContext) -> ActionResult:
+        """Commit a canary split, hold it and judge the new version; withdraw it if it fails.
+
+        The verdict is in the details: ``held``, ``reason``, the requests and the scores.
+        """
+        deployment = self._deployment(context)
+        settings = context.settings_as(CanarySettings)
+        weight = settings.weight
         model, old, _ = self._document(deployment)
-        new = self._new_version(model, params)
+        new = self._new_version(model, context)
         if new == old:
             raise AIOpsError(f"deployment '{deployment}' already serves {model} v{new}")
         change = set_traffic(deployment, {old: 100 - weight, new: weight}, project=self.project)
         started = self.clock()
         sync = self._sync(deployment)
-        verdict = self._watch(deployment, model, old, new, started, hold_s, min_requests, max_drop)
-        result: dict[str, Any] = {
-            "did": f"sent {weight:g}% of '{deployment}' to v{new} (v{old} kept "
-            f"{100 - weight:g}%) for {verdict['held_s']:.0f}s",
-            "model": model,
-            "old_version": old,
-            "version": new,
-            "weight": weight,
-            "commit": change.commit,
-            "sync": sync,
-            **verdict,
-        }
-        result["did"] += f": {verdict['reason']}"
+        verdict = self._watch(
+            deployment,
+            model,
+            old,
+            new,
+            started,
+            settings.hold_s,
+            settings.min_requests,
+            settings.max_metric_drop,
+        )
+        did = (
+            f"sent {weight:g}% of '{deployment}' to v{new} (v{old} kept {100 - weight:g}%) "
+            f"for {verdict['held_s']:.0f}s: {verdict['reason']}"
+        )
+        details: dict[str, Any] = {"old_version": old, "weight": weight, "sync": sync, **verdict}
+        commits = [change.commit]
         if not verdict["held"]:
             withdrawn = self._revert(deployment)
-            result["withdrawn"] = withdrawn
-            result["did"] += f"; did not hold, withdrawn by {withdrawn['commit']}"
-        return result
+            details["withdrawn"] = withdrawn
+            commits.append(withdrawn["commit"])
+            did += f"; did not hold, withdrawn by {withdrawn['commit']}"
+        return ActionResult(
+            did=did, model=model, version=new, commits=tuple(commits), details=details
+        )
 
     def _watch(
         self,
@@ -415,43 +424,49 @@ class LoopExecutor:
         change = rollback(deployment, project=self.project)
         return {"commit": change.commit, "message": change.message, "sync": self._sync(deployment)}
 
-    def promote(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
+    def promote(self, context: ActionContext) -> ActionResult:
         """Commit the canary's version as the deployment's whole traffic, then sync."""
-        deployment = self._deployment(params)
+        deployment = self._deployment(context)
         model, old, _ = self._document(deployment)
-        canary = (params.get("previous") or {}).get("canary") or {}
-        new = int(canary["version"]) if "version" in canary else self._new_version(model, params)
+        canary = context.previous.get("canary")
+        new = (
+            canary.version
+            if canary is not None and canary.version is not None
+            else self._new_version(model, context)
+        )
         change = promote(model, to=deployment, version=new, alias=None, project=self.project)
         sync = self._sync(deployment)
-        return {
-            "did": f"'{deployment}' serves {model} v{new} at 100% (was v{old})",
-            "model": model,
-            "version": new,
-            "previous_version": old,
-            "commit": change.commit,
-            "sync": sync,
-        }
+        return ActionResult(
+            did=f"'{deployment}' serves {model} v{new} at 100% (was v{old})",
+            model=model,
+            version=new,
+            commits=(change.commit,),
+            details={"previous_version": old, "sync": sync},
+        )
 
-    def rollback(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
+    def rollback(self, context: ActionContext) -> ActionResult:
         """Revert the deployment's last change in Git, then sync."""
-        deployment = self._deployment(params)
-        _, before, _ = self._document(deployment)
+        deployment = self._deployment(context)
+        model, before, _ = self._document(deployment)
         reverted = self._revert(deployment)
         _, after, traffic = self._document(deployment)
-        why = " (withdrawing a canary)" if params.get("compensates") else ""
-        return {
-            "did": f"reverted '{deployment}''s last change{why}: v{before} -> v{after}",
-            "previous_version": before,
-            "version": after,
-            "traffic": {str(k): v for k, v in traffic.items()},
-            **reverted,
-        }
+        why = " (withdrawing a canary)" if context.compensates is not None else ""
+        return ActionResult(
+            did=f"reverted '{deployment}''s last change{why}: v{before} -> v{after}",
+            model=model,
+            version=after,
+            commits=(reverted["commit"],),
+            details={
+                "previous_version": before,
+                "traffic": {str(k): v for k, v in traffic.items()},
+                "message": reverted["message"],
+                "sync": reverted["sync"],
+            },
+        )
 
-    def notify(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
+    def notify(self, context: ActionContext) -> ActionResult:
         """Send the notification webhook."""
-        from opsloop.aiops.remediation import WebhookExecutor
-
-        return WebhookExecutor().notify(incident, params)
+        return WebhookExecutor().notify(context)
 
 
 def default_executor(project: Project | None = None) -> ActionExecutor:

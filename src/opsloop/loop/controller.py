@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from opsloop.aiops.remediation import NO_POLICY, RemediationEngine, WebhookExecutor
+from opsloop.aiops.executors import WebhookExecutor
+from opsloop.aiops.remediation import NO_POLICY, RemediationEngine
 from opsloop.errors import OpsloopError
 from opsloop.gitops import DEFAULT_FOLDER, DeploymentDocument, Reconciler, SyncResult
 from opsloop.loop.actions import LoopExecutor
@@ -33,7 +34,7 @@ from opsloop.loop.monitoring import MonitorStepResult, monitor_step
 from opsloop.monitor.retention import PruneResult, prune_pass
 
 if TYPE_CHECKING:
-    from opsloop.aiops.remediation import ActionExecutor
+    from opsloop.aiops.executors import ActionExecutor
     from opsloop.context import Project
     from opsloop.gitops import Runtime
     from opsloop.store import ActionInfo, RunInfo
@@ -135,6 +136,10 @@ class Controller:
         monitor_every_s: Seconds between monitoring steps (0: never monitor).
         remediate: Run the remediation policies (False: incidents are only opened).
         clock: The current time (UTC), for tests.
+
+    Raises:
+        AIOpsError: A remediation policy names an action no installed package provides.
+        PluginError: The package of an action a policy names cannot be imported.
     """
 
     def __init__(
@@ -160,6 +165,9 @@ class Controller:
         self.passes = 0
         self._last_monitor: float | None = None
         self._recovered = False
+        # The policies are checked now, so that a policy naming an unknown action stops the
+        # loop from starting instead of failing at its first incident.
+        self.engine({})
 
     @property
     def runtime(self) -> Runtime:
@@ -205,8 +213,12 @@ class Controller:
             except OpsloopError as exc:
                 report.errors.append(f"reconcile: {exc}")
         documents = self._documents(report)
-        engine = self.engine(documents)
-        if not self._recovered:
+        engine: RemediationEngine | None = None
+        try:
+            engine = self.engine(documents)
+        except OpsloopError as exc:
+            report.errors.append(f"remediation: {exc}")
+        if engine is not None and not self._recovered:
             # Once per controller: what a killed predecessor left running.
             self._recovered = True
             try:
@@ -223,7 +235,7 @@ class Controller:
                 report.pruned = prune_pass(self.project)
             except OpsloopError as exc:
                 report.errors.append(f"retention: {exc}")
-        if self.remediate:
+        if self.remediate and engine is not None:
             self._check_pins(engine, report)
             try:
                 report.remediated = engine.remediate_open()

@@ -38,8 +38,9 @@ from opsloop.monitor.windows import align
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from opsloop.aiops.actions import ActionContext, ActionResult
     from opsloop.context import Project
-    from opsloop.store import ActionInfo, IncidentInfo
+    from opsloop.store import ActionInfo
 
 __all__ = ["DEPLOYMENT", "LoopDemoResult", "WindowRow", "loop_sections", "run_loop_demo"]
 
@@ -256,10 +257,10 @@ class _TrafficDuringCanary:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def canary(self, incident: IncidentInfo, params: dict[str, Any]) -> dict[str, Any]:
+    def canary(self, context: ActionContext) -> ActionResult:
         background = _Background(self.base_url, self.data, _LEVELS[-1], self.seed)
         with background:
-            result: dict[str, Any] = self.inner.canary(incident, params)
+            result: ActionResult = self.inner.canary(context)
         self.error = background.error
         return result
 

@@ -9,16 +9,23 @@
           max_actions_per_day: 3
           canary: {weight: 10, hold_s: 60, min_requests: 50, max_metric_drop: 0.02}
           notify: {webhook: "${CHURN_WEBHOOK_URL}"}
+        - name: shrink-on-cost
+          on: {kinds: [cost_anomaly]}
+          actions: [scale_down]               # an action an installed package adds
+          settings: {scale_down: {replicas: 1}}
 
-The schema is validated with the rest of ``opsloop.yaml``; running the policies is
-:mod:`opsloop.aiops.remediation`'s work.
+The schema is validated with the rest of ``opsloop.yaml``: an action is a built-in
+(:data:`ACTIONS`) or any name that follows the name rule, since installed packages add actions
+(entry-point group ``opsloop.remediation_actions``); the remediation engine
+(:mod:`opsloop.aiops.remediation`) refuses a name no installed package provides when it is
+built, and runs the policies.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, TypeAlias, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -28,19 +35,23 @@ from opsloop.spec.alerting import IncidentKind, Severity, normalize_severity
 
 __all__ = [
     "ACTIONS",
+    "BUILTIN_SETTINGS",
     "ENV_REFERENCE",
     "ActionName",
+    "ActionSettings",
     "CanarySettings",
     "IncidentLike",
     "NotifySettings",
     "PolicyTrigger",
     "RemediationPolicy",
     "RemediationSection",
+    "RetrainSettings",
+    "RollbackSettings",
 ]
 
 ActionName = Literal["retrain", "canary", "promote", "rollback", "notify"]
 ACTIONS: tuple[str, ...] = get_args(ActionName)
-"""The actions a policy can take."""
+"""The built-in actions; installed packages add more under other names."""
 
 #: ``${NAME}`` in a notify setting: read from the environment when the notification is sent.
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -79,6 +90,24 @@ class CanarySettings(_Section):
     min_requests: int = Field(default=50, ge=0)
     max_metric_drop: float = Field(default=0.02, ge=0)
     metric: str | None = None
+
+
+class RetrainSettings(_Section):
+    """How ``retrain`` builds its training table and runs the lifecycle.
+
+    Attributes:
+        window_s: How far back the deployment's labelled predictions are read.
+        include_original: Put the original training data before them.
+        overrides: Lifecycle parameters for the retraining run (e.g. ``{trials: 5}``).
+    """
+
+    window_s: float = Field(default=86_400, gt=0)
+    include_original: bool = False
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class RollbackSettings(_Section):
+    """Settings of ``rollback``: none yet (it reverts the deployment's last change in Git)."""
 
 
 class NotifySettings(_Section):
@@ -137,22 +166,39 @@ class PolicyTrigger(_Section):
         return not (self.models and not set(self.models) & set(incident.models))
 
 
+ActionSettings: TypeAlias = (
+    CanarySettings | RetrainSettings | RollbackSettings | NotifySettings | dict[str, Any]
+)
+"""The settings an action gets: its section of the policy (a built-in's typed section, or the
+plain mapping a plugin action's ``settings`` entry holds)."""
+
+BUILTIN_SETTINGS: dict[str, type[BaseModel]] = {
+    "retrain": RetrainSettings,
+    "canary": CanarySettings,
+    "promote": CanarySettings,
+    "rollback": RollbackSettings,
+    "notify": NotifySettings,
+}
+"""The settings section of each built-in action (``promote`` runs under ``canary``'s)."""
+
+
 class RemediationPolicy(_Section):
     """One remediation policy.
 
     Attributes:
         name: Unique name (recorded on every action).
         trigger: Which incidents (YAML key ``on``).
-        actions: What to do, in order: ``retrain``, ``canary``, ``promote``, ``rollback``,
-            ``notify``.
+        actions: What to do, in order: the built-ins ``retrain``, ``canary``, ``promote``,
+            ``rollback``, ``notify``, and actions installed packages add.
         dry_run: Record the actions without running them (notifications still go out).
         require_approval: Park the actions until someone approves them.
         cooldown_s: Seconds after an action on a target before the policy acts on it again.
         max_actions_per_day: Actions (other than notifications) the policy may run in 24 h.
         canary: Canary settings for ``canary``.
         notify: Webhook for ``notify``.
-        retrain: Parameters handed to ``retrain`` (e.g. the pipeline to run).
-        rollback: Parameters handed to ``rollback``.
+        retrain: Settings of ``retrain``.
+        rollback: Settings of ``rollback``.
+        settings: Settings of the actions installed packages add, by action name.
         resolve_on_success: When every action succeeded and one of them changed what serves
             (``promote`` or ``rollback``), resolve the incident: its alerts end, and if the
             problem comes back it fires again and opens a new incident.
@@ -160,15 +206,16 @@ class RemediationPolicy(_Section):
 
     name: str
     trigger: PolicyTrigger = Field(alias="on")
-    actions: list[ActionName] = Field(min_length=1)
+    actions: list[str] = Field(min_length=1)
     dry_run: bool = False
     require_approval: bool = False
     cooldown_s: float = Field(default=3600, ge=0)
     max_actions_per_day: int = Field(default=3, ge=1)
     canary: CanarySettings = Field(default_factory=CanarySettings)
     notify: NotifySettings | None = None
-    retrain: dict[str, Any] = Field(default_factory=dict)
-    rollback: dict[str, Any] = Field(default_factory=dict)
+    retrain: RetrainSettings = Field(default_factory=RetrainSettings)
+    rollback: RollbackSettings = Field(default_factory=RollbackSettings)
+    settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
     resolve_on_success: bool = True
 
     @model_validator(mode="before")
@@ -183,6 +230,13 @@ class RemediationPolicy(_Section):
     @classmethod
     def _valid_name(cls, value: str) -> str:
         return check_name("policy", value)
+
+    @field_validator("actions")
+    @classmethod
+    def _action_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            check_name("remediation action", name)
+        return value
 
     @model_validator(mode="after")
     def _coherent(self) -> RemediationPolicy:
@@ -202,7 +256,31 @@ class RemediationPolicy(_Section):
             )
         if "canary" in seen and "rollback" in seen:
             raise ValueError("'canary' and 'rollback' do not go in one policy: write two")
+        for name in self.settings:
+            if name in ACTIONS:
+                key = "canary" if name == "promote" else name
+                raise ValueError(
+                    f"settings of the built-in action {name!r} go under '{key}:', not 'settings:'"
+                )
+            if name not in seen:
+                raise ValueError(
+                    f"'settings' names {name!r}, which is not among the policy's actions"
+                )
         return self
+
+    def settings_for(self, action: str) -> ActionSettings:
+        """The settings ``action`` runs with: its typed section for a built-in (see
+        :data:`BUILTIN_SETTINGS`), its ``settings`` entry (or nothing) for another action.
+
+        Raises:
+            ValueError: ``action`` is ``notify`` and the policy has no ``notify`` setting.
+        """
+        if action not in BUILTIN_SETTINGS:
+            return dict(self.settings.get(action, {}))
+        section: ActionSettings | None = getattr(self, "canary" if action == "promote" else action)
+        if section is None:
+            raise ValueError(f"policy '{self.name}' has no '{action}' setting")
+        return section
 
 
 class RemediationSection(_Section):

@@ -286,13 +286,6 @@ class NabCorpus:
         """Labelled windows over all files."""
         return sum(f.labels.n_windows for f in self.files.values())
 
-    def results_dirs(self) -> list[str]:
-        """Names of the detectors with a folder under ``results/``."""
-        base = self.root / "results"
-        if not base.is_dir():
-            return []
-        return sorted(p.name for p in base.iterdir() if p.is_dir())
-
 
 def load_results(
     results_dir: str | Path, detector: str, corpus: NabCorpus
