@@ -136,7 +136,7 @@ def test_retrain_table_is_the_labelled_window_in_the_training_data_types(
     assert list(table.columns) == list(original.columns)
     assert dict(table.dtypes) == dict(original.dtypes)
     assert len(table) == 50  # the unlabelled 10 and the old hour are left out
-    assert table["customer_id"].tolist() == [f"req-{rid}" for rid in ids[:50]]
+    assert table["customer_id"].tolist() == [f"req-{rid}-0" for rid in ids[:50]]
     assert table["churned"].tolist() == [int(y) for y in labels[:50]]
     assert table["tenure_months"].tolist() == inputs["tenure_months"].head(50).tolist()
     assert table["signup_date"].min() >= (now - timedelta(minutes=6)).replace(tzinfo=None)
