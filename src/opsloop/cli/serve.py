@@ -201,7 +201,7 @@ def serve_command(
     """
     from opsloop.serve.auth import ADMIN_TOKEN_ENV, SERVE_TOKEN_ENV, is_loopback, read_token
     from opsloop.serve.config import ServerConfig
-    from opsloop.serve.server import serve
+    from opsloop.serve.server import bind_socket, serve
 
     if admin_token is not None:
         raise ConfigError(
@@ -215,43 +215,52 @@ def serve_command(
             f"--host {host} is reachable from other machines and no token is set",
             hint=f"set ${SERVE_TOKEN_ENV} or --token-file FILE, or pass --insecure",
         )
-    load = resolve_loader(loader)
-    models = [load(uri) for uri in model_uri]
-    shadows = {
-        name: [version for version, _ in pairs]
-        for name, pairs in parse_routes(shadow or [], "--shadow").items()
-    }
-    try:
-        weights = {
-            name: {version: float(weight or 100) for version, weight in pairs}
-            for name, pairs in parse_routes(traffic or [], "--traffic").items()
+    # Bound first: a taken port is one line at once, not after the models have loaded.
+    sock = bind_socket(host, port, advice="pick another with --port PORT")
+    with sock:
+        load = resolve_loader(loader)
+        models = [load(uri) for uri in model_uri]
+        shadows = {
+            name: [version for version, _ in pairs]
+            for name, pairs in parse_routes(shadow or [], "--shadow").items()
         }
-        config = ServerConfig(
-            models=models,
-            traffic=weights,
-            shadow=shadows,
-            host=host,
-            port=port,
-            batching=batching,
-            max_batch_size=max_batch_size,
-            max_wait_ms=max_wait_ms,
-            max_body_bytes=int(max_body_mb * 1024 * 1024),
-            prediction_sink=_sink(prediction_log, deployment, feedback=False),
-            feedback_sink=_sink(feedback_log, deployment, feedback=True),
-            token=token,
-            admin_token=admin,
-            insecure=insecure,
-            max_connections_per_client=max_connections_per_client,
-            loader=load,
-            deployment=deployment,
+        try:
+            weights = {
+                name: {version: float(weight or 100) for version, weight in pairs}
+                for name, pairs in parse_routes(traffic or [], "--traffic").items()
+            }
+            config = ServerConfig(
+                models=models,
+                traffic=weights,
+                shadow=shadows,
+                host=host,
+                port=port,
+                batching=batching,
+                max_batch_size=max_batch_size,
+                max_wait_ms=max_wait_ms,
+                max_body_bytes=int(max_body_mb * 1024 * 1024),
+                prediction_sink=_sink(prediction_log, deployment, feedback=False),
+                feedback_sink=_sink(feedback_log, deployment, feedback=True),
+                token=token,
+                admin_token=admin,
+                insecure=insecure,
+                max_connections_per_client=max_connections_per_client,
+                loader=load,
+                deployment=deployment,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"invalid server options: {exc}") from exc
+        if token is None and not is_loopback(host):
+            typer.echo(
+                f"warning: serving on {host} without a token (--insecure): anyone who reaches "
+                "it may predict and send feedback labels",
+                err=True,
+            )
+        uris = ", ".join(model_uri)
+        serve(
+            config,
+            sock=sock,
+            on_started=lambda url: typer.echo(f"serving {uris} on {url}", err=True),
+            # A line the local GitOps runtime finds as the reason a replica is gone.
+            on_stopped=lambda url: typer.echo(f"stopped serving {uris}", err=True),
         )
-    except ValueError as exc:
-        raise ConfigError(f"invalid server options: {exc}") from exc
-    if token is None and not is_loopback(host):
-        typer.echo(
-            f"warning: serving on {host} without a token (--insecure): anyone who reaches it may "
-            "predict and send feedback labels",
-            err=True,
-        )
-    typer.echo(f"serving {', '.join(model_uri)} on http://{host}:{port}", err=True)
-    serve(config)
