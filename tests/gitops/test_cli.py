@@ -46,30 +46,45 @@ def test_promote_traffic_sync_history_rollback(
 ) -> None:
     code, out = run("deploy", "promote", "churn", "--to", "churn-prod", "--port", "8650")
     assert code == 0, out
-    assert "committed" in out and "promote churn@champion -> v2" in out
+    assert "committed" in out and "deploy churn v2 (@champion) to churn-prod" in out
     code, out = run("deploy", "set-traffic", "churn-prod", "2=90", "3=10")
-    assert code == 0 and "traffic v2=90 v3=10" in out
+    assert code == 0 and "set churn-prod traffic to v2 90%, v3 10% (was v2)" in out
 
     code, out = run("status")
     assert code == 0
     assert "churn-prod" in out and "OutOfSync" in out and "Missing" in out
+    # The split, not just the main version.
+    assert "v2 90%, v3 10%" in out
 
     code, out = run("sync", "--dry-run", "--runtime", "kubernetes")
     assert code == 0 and "dry run at" in out and "OutOfSync" in out
-    assert "deployment: None → running" in out
+    assert "churn-prod not running → running" in out
     code, out = run("sync", "--runtime", "kubernetes")
     assert code == 0, out
     assert "Synced" in out and "churn-prod" in out
+    assert "synced: not running → running" in out
     manifest = repo_project.state_dir / "runtime" / "kubernetes" / "churn-prod.yaml"
     assert manifest.is_file()
 
+    code, out = run("deploy", "set-traffic", "churn-prod", "2=50", "3=50")
+    assert code == 0, out
+    code, out = run("sync", "--runtime", "kubernetes")
+    assert code == 0, out
+    assert "churn-prod traffic: v2 90%, v3 10% → v2 50%, v3 50%" in out
+    # Words, never Python reprs.
+    for text in ("None", "{'", "{2:", "[2, 3]"):
+        assert text not in out, text
+
     code, out = run("deploy", "history", "churn-prod")
     assert code == 0 and "Succeeded" in out and "v2" in out
+    assert "not running → running" in out and "v2 90%, v3 10% → v2 50%, v3 50%" in out
     code, out = run("deploy", "history", "churn-prod", "--commits")
-    assert code == 0 and "traffic v2=90 v3=10" in out and "promote churn@champion" in out
+    assert code == 0 and "set churn-prod traffic to v2 90%, v3 10%" in out
+    assert "deploy churn v2 (@champion) to churn-prod" in out
 
     code, out = run("rollback", "churn-prod")
-    assert code == 0 and 'Revert "deploy(churn-prod): traffic v2=90 v3=10"' in out
+    assert code == 0
+    assert 'Revert "set churn-prod traffic to v2 50%, v3 50% (was v2 90%, v3 10%)"' in out
     assert git(repo_project.dir, "log", "-1", "--format=%s").startswith("Revert")
 
 

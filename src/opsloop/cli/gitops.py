@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -142,6 +143,7 @@ def history(
 ) -> None:
     """List the revisions a deployment was synced to (or its document's commits)."""
     from opsloop import gitops
+    from opsloop.gitops.wording import describe_diff
 
     proj = project()
     if commits:
@@ -158,14 +160,14 @@ def history(
     entries = gitops.sync_history(proj.store, deployment, limit=limit)
     for e in entries:
         style = {"Succeeded": "green", "Failed": "red", "Pruned": "yellow"}.get(e.result, "white")
-        change = e.details.get("error") or ", ".join(sorted(e.diff)) or "-"
+        change = e.details.get("error") or describe_diff(e.diff) or "-"
         table.add_row(
             ago(e.started_at),
             (e.revision or "-")[:10],
             f"[{style}]{e.result}[/{style}]",
             str(e.details.get("trigger", "-")),
             f"v{e.details['version']}" if "version" in e.details else "-",
-            str(change),
+            Text(str(change)),
         )
     console.print(table)
     if not entries:
@@ -178,14 +180,14 @@ def _status_table(result: object, title: str) -> Table:
     assert isinstance(result, SyncResult)
     rev = result.revision[:10]
     table = Table(title=f"{title} at {rev}", title_justify="left")
-    for col in ("deployment", "sync", "health", "version", "endpoint", "reason"):
-        table.add_column(col, overflow="fold" if col == "reason" else "ellipsis")
+    for col in ("deployment", "sync", "health", "serves", "endpoint", "reason"):
+        table.add_column(col, overflow="fold" if col in ("reason", "serves") else "ellipsis")
     for o in result.outcomes:
         table.add_row(
             o.name,
             _styled(str(o.sync), _SYNC_STYLE),
             _styled(str(o.health), _HEALTH_STYLE),
-            f"v{o.version}" if o.version is not None else "-",
+            Text(o.serving),
             ", ".join(o.endpoints) or "-",
             Text(o.reason),
         )
@@ -209,6 +211,7 @@ def sync(
 ) -> None:
     """Read the desired state, compare it with the live state, show the diff and apply it."""
     from opsloop.gitops import Reconciler
+    from opsloop.gitops.wording import describe_change
 
     rec = Reconciler(project(), runtime=runtime, folder=folder)
     with console.status("syncing…" if not dry_run else "comparing…"):
@@ -220,11 +223,8 @@ def sync(
         )
     for o in result.outcomes:
         for key, change in o.diff.items():
-            console.print(
-                f"  [bold]{o.name}[/bold] {key}: [red]{change.get('live')}[/red] → "
-                f"[green]{change.get('desired')}[/green]",
-                soft_wrap=True,
-            )
+            words = describe_change(key, change.get("live"), change.get("desired"))
+            console.print(f"  [bold]{escape(o.name)}[/bold] {escape(words)}", soft_wrap=True)
     console.print(_status_table(result, "dry run" if dry_run else "sync"))
     if not result.ok:
         raise typer.Exit(1)
