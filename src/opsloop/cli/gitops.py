@@ -51,13 +51,19 @@ def _committed(commit: str | None, message: str, nothing: str) -> None:
 @deploy_app.command("promote")
 def promote(
     model: str = typer.Argument(..., help="Registered model name."),
-    to: str = typer.Option(..., "--to", help="Deployment to point at the version."),
-    alias: str = typer.Option("champion", "--alias", help="Alias resolved now to a version."),
-    version: int | None = typer.Option(
-        None, "--version", help="Promote this version instead of the alias's."
+    to: str = typer.Option(
+        ..., "--to", metavar="DEPLOYMENT", help="Deployment to point at the version."
     ),
-    port: int | None = typer.Option(None, "--port", help="Port of a new deployment."),
-    folder: str = typer.Option("deploy", "--folder", help=FOLDER_HELP),
+    alias: str = typer.Option(
+        "champion", "--alias", metavar="ALIAS", help="Alias resolved now to a version."
+    ),
+    version: int | None = typer.Option(
+        None, "--version", metavar="VERSION", help="Promote this version instead of the alias's."
+    ),
+    port: int | None = typer.Option(
+        None, "--port", metavar="PORT", help="Port of a new deployment."
+    ),
+    folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """Write the version an alias names now into a deployment's document, and commit."""
     from opsloop import gitops
@@ -73,9 +79,12 @@ def set_traffic(
     deployment: str = typer.Argument(..., help="Deployment name."),
     weights: list[str] = typer.Argument(..., help="VERSION=PERCENT …, e.g. 3=90 4=10."),
     shadow: list[int] | None = typer.Option(
-        None, "--shadow", help="Shadow version (repeat); replaces the shadow list."
+        None,
+        "--shadow",
+        metavar="VERSION",
+        help="Shadow version (repeat); replaces the shadow list.",
     ),
-    folder: str = typer.Option("deploy", "--folder", help=FOLDER_HELP),
+    folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """Commit a new traffic split of a deployment."""
     from opsloop import gitops
@@ -135,11 +144,11 @@ def render(
 @deploy_app.command("history")
 def history(
     deployment: str = typer.Argument(..., help="Deployment name."),
-    limit: int = typer.Option(20, "--limit", "-n", help="Most entries shown."),
+    limit: int = typer.Option(20, "--limit", "-n", metavar="N", help="Most entries shown."),
     commits: bool = typer.Option(
         False, "--commits", help="Show the commits of the document instead of the syncs."
     ),
-    folder: str = typer.Option("deploy", "--folder", help=FOLDER_HELP),
+    folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """List the revisions a deployment was synced to (or its document's commits)."""
     from opsloop import gitops
@@ -196,7 +205,9 @@ def _status_table(result: object, title: str) -> Table:
 
 def sync(
     names: list[str] | None = typer.Argument(None, help="Deployments to sync (default: all)."),
-    revision: str = typer.Option("HEAD", "--revision", help="Git revision to read."),
+    revision: str = typer.Option(
+        "HEAD", "--revision", metavar="REVISION", help="Git revision to read."
+    ),
     working_tree: bool = typer.Option(
         False, "--working-tree", help="Read uncommitted documents instead of a revision."
     ),
@@ -206,8 +217,8 @@ def sync(
         "--prune/--no-prune",
         help="Stop deployments removed from Git (default: as their syncPolicy says).",
     ),
-    runtime: str = typer.Option("local", "--runtime", help=RUNTIME_HELP),
-    folder: str = typer.Option("deploy", "--folder", help=FOLDER_HELP),
+    runtime: str = typer.Option("local", "--runtime", metavar="RUNTIME", help=RUNTIME_HELP),
+    folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """Read the desired state, compare it with the live state, show the diff and apply it."""
     from opsloop.gitops import Reconciler
@@ -233,9 +244,12 @@ def sync(
 def rollback(
     deployment: str = typer.Argument(..., help="Deployment name."),
     to: str | None = typer.Option(
-        None, "--to", help="Restore the document as of this revision instead of reverting."
+        None,
+        "--to",
+        metavar="REVISION",
+        help="Restore the document as of this revision instead of reverting.",
     ),
-    folder: str = typer.Option("deploy", "--folder", help=FOLDER_HELP),
+    folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """Revert the last commit that changed a deployment's document, as a new commit."""
     from opsloop import gitops
@@ -245,8 +259,8 @@ def rollback(
 
 
 def status(
-    runtime: str = typer.Option("local", "--runtime", help=RUNTIME_HELP),
-    folder: str = typer.Option("deploy", "--folder", help=FOLDER_HELP),
+    runtime: str = typer.Option("local", "--runtime", metavar="RUNTIME", help=RUNTIME_HELP),
+    folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """Show every deployment's sync and health status, with the reason."""
     from opsloop.gitops import Reconciler
