@@ -10,6 +10,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
+from opsloop import __version__
 from opsloop.cli._common import console
 from opsloop.cli.gitops import deploy_app, rollback, status, sync
 from opsloop.context import Project
@@ -97,6 +98,13 @@ def test_render(repo_project: Project, models: list[int], tmp_path: Path) -> Non
     docs = list(yaml.safe_load_all((out_dir / "churn-prod.yaml").read_text()))
     container = docs[0]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "img:3" and container["env"][0] == {"name": "A", "value": "1"}
+    code, out = run("deploy", "render", "--out", str(out_dir), "--store-secret", "stores")
+    assert code == 0, out
+    text = (out_dir / "churn-prod.yaml").read_text()
+    container = next(yaml.safe_load_all(text))["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"opsloop:{__version__}" and "&id" not in text
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert refs["OPSLOOP_STORE_URL"] == {"name": "stores", "key": "store-url"}
     with pytest.raises(GitOpsError, match="unknown render target"):
         run("deploy", "render", "--target", "nomad")
     with pytest.raises(GitOpsError, match="expected KEY=VALUE"):

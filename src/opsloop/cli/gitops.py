@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from opsloop import __version__
 from opsloop.cli._common import ago, console, err_console, project
 from opsloop.errors import GitOpsError, OpsloopError
 
@@ -101,18 +102,42 @@ def set_traffic(
 
 @deploy_app.command("render")
 def render(
-    target: str = typer.Option("kubernetes", "--target", help="Only 'kubernetes' for now."),
-    out: Path = typer.Option(Path("manifests"), "--out", help="Folder for the manifests."),
-    image: str = typer.Option("opsloop:latest", "--image", help="Server container image."),
-    namespace: str | None = typer.Option(None, "--namespace", help="Namespace of the objects."),
-    env: list[str] | None = typer.Option(
-        None, "--env", help="KEY=VALUE for the server containers (repeat)."
+    target: str = typer.Option(
+        "kubernetes", "--target", metavar="TARGET", help="Only 'kubernetes' for now."
     ),
-    revision: str = typer.Option("HEAD", "--revision", help="Git revision to read."),
-    folder: str = typer.Option("deploy", "--folder", help=FOLDER_HELP),
+    out: Path = typer.Option(
+        Path("manifests"), "--out", metavar="DIR", help="Folder for the manifests."
+    ),
+    image: str | None = typer.Option(
+        None,
+        "--image",
+        metavar="IMAGE",
+        help=f"Server container image (default: opsloop:{__version__}, this opsloop's version).",
+    ),
+    namespace: str | None = typer.Option(
+        None, "--namespace", metavar="NAMESPACE", help="Namespace of the objects."
+    ),
+    env: list[str] | None = typer.Option(
+        None, "--env", metavar="KEY=VALUE", help="Environment of the server containers (repeat)."
+    ),
+    store_secret: str = typer.Option(
+        "opsloop-store",
+        "--store-secret",
+        metavar="NAME",
+        help="Secret the servers read the store URLs from (keys store-url, artifact-url and "
+        "optionally s3-endpoint-url).",
+    ),
+    revision: str = typer.Option(
+        "HEAD", "--revision", metavar="REVISION", help="Git revision to read."
+    ),
+    folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
-    """Write Kubernetes Deployment and Service manifests for every deployment."""
-    from opsloop.gitops.render import render_deployments
+    """Write Kubernetes Deployment and Service manifests for every deployment.
+
+    The servers read their tokens from the Secret <deployment>-serve-tokens and the store URLs
+    from the Secret opsloop-store; create them in the cluster, never in Git.
+    """
+    from opsloop.gitops.render import DEFAULT_IMAGE, render_deployments
 
     if target != "kubernetes":
         raise GitOpsError(f"unknown render target {target!r}; use kubernetes")
@@ -126,15 +151,16 @@ def render(
         out,
         project=project(),
         revision=revision,
-        image=image,
+        image=image or DEFAULT_IMAGE,
         namespace=namespace,
         env=variables,
         folder=folder,
+        store_secret=store_secret,
     )
     for name, path in res.files.items():
         console.print(f"[green]wrote[/green] {path}  ({name}: Deployment, Service)")
     for name, reason in res.problems.items():
-        err_console.print(f"[red]skipped[/red] {name}: {reason}", soft_wrap=True)
+        err_console.print(f"[red]skipped[/red] {name}: {escape(reason)}", soft_wrap=True)
     if not res.files and not res.problems:
         console.print(f"no deployment documents in {folder}/ at {res.revision[:10]}")
     if res.problems:
