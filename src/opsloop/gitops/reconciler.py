@@ -196,10 +196,6 @@ def compute_diff(desired: RuntimeSpec, live: LiveDeployment | None) -> dict[str,
     return diff
 
 
-def _diff_text(diff: dict[str, Any]) -> str:
-    return describe_diff(diff)
-
-
 def _refused(
     name: str,
     reason: str,
@@ -510,7 +506,7 @@ class Reconciler:
             why_not = "dry run"
         if why_not:
             base.sync = SyncStatus.OUT_OF_SYNC
-            base.reason = f"{_diff_text(diff)} ({why_not})"
+            base.reason = f"{describe_diff(diff)} ({why_not})"
             if live is None:
                 base.health = HealthStatus.MISSING
             else:
@@ -562,7 +558,7 @@ class Reconciler:
         health = self._health(name)
         base.health = health.status
         base.action = "healed" if trigger == "self-heal" else "synced"
-        base.reason = f"{base.action}: {_diff_text(diff)}; {health.reason}"
+        base.reason = f"{base.action}: {describe_diff(diff)}; {health.reason}"
         base.endpoints = live_after.endpoints
         return self._save(False, base, desired.revision, stored, live_after)
 
