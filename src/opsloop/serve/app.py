@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import gc
+import hashlib
 import ipaddress
 import logging
 import math
@@ -168,7 +169,7 @@ class ServerState:
             RecentRequests(config.recent_requests) if config.feedback_sink is not None else None
         )
         self.feedback_limiter = ClientRateLimiter(config.feedback_rate, config.feedback_burst)
-        self._ignored_notes: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._ignored_notes: dict[tuple[str, bytes], str] = {}
 
     def _batcher_for(self, model: ServableModel) -> MicroBatcher:
         cfg = self.config
@@ -459,12 +460,14 @@ class ServerState:
 
     def ignored_warning(self, model: str, names: list[str]) -> str:
         """The warning for columns a request sent beyond the signature, logged once per
-        model and set of columns."""
-        key = (model, tuple(names))
+        model and set of columns (in any order)."""
+        ordered = sorted(names)
+        # A digest, not the names: a set may hold thousands of long names.
+        key = (model, hashlib.blake2b("\0".join(ordered).encode(), digest_size=16).digest())
         note = self._ignored_notes.get(key)
         if note is not None:
             return note
-        note = ignored_note(names)
+        note = ignored_note(ordered)
         notes = self._ignored_notes
         if len(notes) < _MAX_IGNORED_SETS:
             notes[key] = note
