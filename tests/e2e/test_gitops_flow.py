@@ -68,7 +68,7 @@ def test_gitops_flow(project: Project, runtime: LocalRuntime) -> None:
     y = ((x["charges"] / 40 - x["tenure"] / 20 + rng.normal(0, 0.5, 200)) > 0).astype(int)
     for c in (0.1, 1.0, 10.0):
         register_model("churn", LogisticRegression(C=c).fit(x, y), input_example=x.head(5))
-    project.store.set_alias("churn", "champion", 1)
+    project.store.models.set_alias("churn", "champion", 1)
 
     # Promote: the alias is resolved now and the version written into Git.
     promoted = promote("churn", to="churn-prod", alias="champion", project=project)
@@ -150,7 +150,7 @@ def test_gitops_flow(project: Project, runtime: LocalRuntime) -> None:
         table = http.get("/v1/admin/models").json()["models"]["churn"]
         assert table["versions"] == ["1"]
 
-    history = sync_history(project.store, "churn-prod")
+    history = project.store.deployments.history("churn-prod")
     triggers = [h.details["trigger"] for h in history]
     assert triggers == ["automated", "self-heal", "self-heal", "manual", "manual"]
     assert all(h.result == "Succeeded" for h in history)

@@ -29,7 +29,7 @@ def _doc(project: Project, file: str = "deploy/churn-prod.yaml") -> DeploymentDo
 
 
 def _events(project: Project, kind: str) -> list[m.Event]:
-    with project.store.read_session() as s:
+    with project.store.db.read() as s:
         return list(s.scalars(select(m.Event).where(m.Event.kind == kind)))
 
 
@@ -72,7 +72,7 @@ def test_promote_pins_the_version_the_alias_names_now(
     repo_project: Project, models: list[int]
 ) -> None:
     promote("churn", to="churn-prod", project=repo_project)
-    repo_project.store.set_alias("churn", "champion", 3)
+    repo_project.store.models.set_alias("churn", "champion", 3)
     assert _doc(repo_project).spec.version == 2
     res = promote("churn", to="churn-prod", project=repo_project)
     assert res.version == 3 and _doc(repo_project).spec.version == 3

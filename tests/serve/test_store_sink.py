@@ -53,15 +53,15 @@ def test_requests_and_labels_land_in_the_store(tmp_path: Path) -> None:
         fb = httpx.post(f"{running.url}/v1/feedback", json={"request_id": ids[0], "label": 1})
         assert fb.status_code < 300, fb.text
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and len(store.read_predictions()) < len(ids):
+        while time.monotonic() < deadline and len(store.predictions.read()) < len(ids):
             time.sleep(0.1)
-    logged = store.read_predictions(deployment="churn-prod")
+    logged = store.predictions.read(deployment="churn-prod")
     assert [p.request_id for p in logged] == ids
     first = logged[0]
     assert first.model_name == "churn" and first.model_version == "1"
     assert set(first.inputs) == set(df.columns)
     assert len(first.outputs["values"]) == 1
-    labels = store.read_feedback(request_ids=[ids[0]])
+    labels = store.predictions.read_feedback(request_ids=[ids[0]])
     assert [f.label for f in labels] == [{"value": 1}]
     store.close()
 
@@ -83,9 +83,9 @@ def test_a_record_from_the_data_file_keeps_its_ids_in_the_store(store_url: str) 
         assert resp.status_code == 200, resp.text
         assert "customer_id" in resp.headers["x-opsloop-warning"]
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not store.read_predictions():
+        while time.monotonic() < deadline and not store.predictions.read():
             time.sleep(0.1)
-    (logged,) = store.read_predictions(deployment="churn-prod")
+    (logged,) = store.predictions.read(deployment="churn-prod")
     assert logged.ids == {"customer_id": ["c-1", "c-2", "c-3"], "signup_date": ["2024-05-01"] * 3}
     # The inputs stay the model's columns: the monitors see what the model saw.
     assert set(logged.inputs) == set(df.columns)
@@ -114,7 +114,7 @@ def _stored_json_bytes(store: Store) -> list[int]:
     size = func.length(cast(m.Prediction.inputs, Text)) + func.length(
         cast(m.Prediction.outputs, Text)
     )
-    with store.read_session() as s:
+    with store.db.read() as s:
         return [int(v) for v in s.scalars(select(size).order_by(m.Prediction.id))]
 
 
@@ -152,9 +152,9 @@ def test_a_large_request_is_logged_as_a_parquet_chunk(tmp_path: Path) -> None:
         )
         assert small.status_code == 200
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(store.read_predictions()) < 2:
+        while time.monotonic() < deadline and len(store.predictions.read()) < 2:
             time.sleep(0.1)
-    big, one = store.read_predictions(deployment="num-prod")
+    big, one = store.predictions.read(deployment="num-prod")
     assert (big.request_id, big.rows, one.rows, one.chunk) == ("big-1", n, 1, None)
     assert big.inputs == {} and big.outputs["values"] == []
     assert big.outputs["log"]["policy"] == "reference"
@@ -178,7 +178,7 @@ def test_the_threshold_is_the_largest_inline_request(tmp_path: Path) -> None:
     policy = PredictionLogSection(max_inline_rows=50, sample_rows=10)
     sink = StorePredictionSink(store, "d", artifacts=artifacts, policy=policy)
     sink.write_batch([_record(50, "at"), _record(51, "above")])
-    at, above = store.read_predictions()
+    at, above = store.predictions.read()
     assert (at.chunk, at.rows, len(at.outputs["values"]), len(at.inputs["f0"])) == (
         None,
         50,
@@ -196,7 +196,7 @@ def test_a_retried_write_stores_the_chunk_once(tmp_path: Path) -> None:
     record = _record(2_000)
     sink.write_batch([record])
     sink.write_batch([record])
-    first, second = store.read_predictions()
+    first, second = store.predictions.read()
     assert first.chunk == second.chunk
     assert len(list((tmp_path / "artifacts").rglob("*"))) == 3  # sha256/, xx/, the blob
     store.close()
@@ -208,7 +208,7 @@ def test_the_sample_policy_keeps_a_seeded_sample_inline(tmp_path: Path) -> None:
     sink = StorePredictionSink(store, "d", policy=policy)
     record, other = _record(5_000, "s-1"), _record(5_000, "s-2")
     sink.write_batch([record, record, other])
-    first, again, second = store.read_predictions()
+    first, again, second = store.predictions.read()
     log = first.outputs["log"]
     index = log["index"]
     assert (first.rows, first.chunk, log["policy"], log["seed"]) == (5_000, None, "sample", 3)
@@ -230,7 +230,7 @@ def test_a_sampled_large_request_keeps_the_ids_of_its_sampled_rows(tmp_path: Pat
     record = _record(500, "s-ids")
     record.ids = {"customer_id": [f"c-{i}" for i in range(500)]}
     StorePredictionSink(store, "d", policy=policy).write_batch([record])
-    (row,) = store.read_predictions()
+    (row,) = store.predictions.read()
     index = row.outputs["log"]["index"]
     assert len(index) == 10
     assert row.ids == {"customer_id": [f"c-{i}" for i in index]}
@@ -241,7 +241,7 @@ def test_the_drop_policy_keeps_counts_only(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     sink = StorePredictionSink(store, "d", policy=PredictionLogSection(large_requests="drop"))
     sink.write_batch([_record(5_000)])
-    (row,) = store.read_predictions()
+    (row,) = store.predictions.read()
     assert (row.rows, row.chunk, row.inputs, row.outputs["values"]) == (5_000, None, {}, [])
     assert row.outputs["log"] == {"policy": "drop", "columns": ["f0", "plan"]}
     store.close()
@@ -255,7 +255,7 @@ def test_without_an_artifact_store_large_requests_are_sampled(
         sink = StorePredictionSink(store, "d", policy=PredictionLogSection())
     assert "no artifact store" in caplog.text
     sink.write_batch([_record(5_000)])
-    (row,) = store.read_predictions()
+    (row,) = store.predictions.read()
     assert row.chunk is None and row.outputs["log"]["policy"] == "sample"
     assert len(row.outputs["values"]) == 1_000
     store.close()
@@ -275,7 +275,7 @@ def test_opsloop_serve_logs_by_the_projects_declared_policy(project: Project) ->
         assert (sink.large, sink.policy.max_inline_rows) == ("drop", 10)
         assert sink.artifacts is declared.artifacts and sink.deployment == "web"
         sink.write_batch([_record(11)])
-        (row,) = declared.store.read_predictions()
+        (row,) = declared.store.predictions.read()
         assert row.outputs["log"]["policy"] == "drop" and row.rows == 11
     finally:
         declared.close()
@@ -283,7 +283,7 @@ def test_opsloop_serve_logs_by_the_projects_declared_policy(project: Project) ->
 
 def _wait_for_predictions(store: Store, deployment: str, n: int) -> None:
     deadline = time.monotonic() + 20
-    while len(store.read_predictions(deployment=deployment)) < n:
+    while len(store.predictions.read(deployment=deployment)) < n:
         assert time.monotonic() < deadline, "predictions did not reach the store"
         time.sleep(0.05)
 
@@ -327,7 +327,7 @@ def test_labels_for_requests_the_store_logged_survive_a_restart_once(store_url: 
         }
         unknown = client.post("/v1/feedback", json={"request_id": "f" * 32, "label": 0})
         assert unknown.status_code == 404
-    labels = store.read_feedback(deployment="churn-prod")
+    labels = store.predictions.read_feedback(deployment="churn-prod")
     assert sorted((f.request_id, f.label["value"]) for f in labels) == sorted(
         [(ids[0], 1), (ids[1], 0)]
     )
@@ -342,14 +342,14 @@ def test_the_store_keeps_one_label_per_request_of_a_deployment(store_url: str) -
     sink.write_batch(first)
     # A second label (from another replica, say) is refused; the first stands.
     sink.write_batch([FeedbackRecord("r1", 0, now), FeedbackRecord("r3", 1, now)])
-    assert store.log_feedback(
+    assert store.predictions.log_feedback(
         [
             {"request_id": "r4", "deployment": "web", "label": {"value": 1}},
             {"request_id": "r4", "deployment": "web", "label": {"value": 0}},
             {"request_id": "r4", "deployment": "other", "label": {"value": 0}},
         ]
     ) == ["r4"]
-    got = {(f.request_id, f.deployment): f.label["value"] for f in store.read_feedback()}
+    got = {(f.request_id, f.deployment): f.label["value"] for f in store.predictions.read_feedback()}
     assert got == {
         ("r1", "web"): 1,
         ("r2", "web"): 0,

@@ -192,7 +192,7 @@ def history(
     table = Table(title=f"syncs of {deployment}", title_justify="left")
     for col in ("when", "revision", "result", "trigger", "version", "change"):
         table.add_column(col, overflow="fold" if col == "change" else "ellipsis")
-    entries = gitops.sync_history(proj.store, deployment, limit=limit)
+    entries = proj.store.deployments.history(deployment, limit=limit)
     for e in entries:
         style = {"Succeeded": "green", "Failed": "red", "Pruned": "yellow"}.get(e.result, "white")
         change = e.details.get("error") or describe_diff(e.diff) or "-"

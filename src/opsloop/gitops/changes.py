@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import GitOpsError, NotFoundError, SpecError
-from opsloop.gitops import state as st
 from opsloop.gitops.document import (
     API_VERSION,
     KIND,
@@ -98,7 +97,7 @@ class _Workspace:
                     f"the document of deployment '{name}' is invalid: {problem.message}",
                     hint="fix it (or roll it back) before changing it",
                 )
-        rec = st.get_deployment(self.store, name)
+        rec = self.store.deployments.get(name)
         if rec is not None and isinstance(rec.desired.get("file"), str):
             return str(rec.desired["file"]), None
         return f"{self.folder}/{name}.yaml", None
@@ -168,13 +167,13 @@ def promote(
     """
     ws = _Workspace(project, folder)
     if version is not None:
-        info = ws.store.get_model_version(model, version)
+        info = ws.store.models.get_version(model, version)
         source = f"{model} v{version}"
         named = source
     else:
         if alias is None:
             raise GitOpsError("give an alias or a version to promote")
-        info = ws.store.get_model_version_by_alias(model, alias)
+        info = ws.store.models.get_version_by_alias(model, alias)
         source = f"{model}@{alias}"
         named = f"{model} v{info.version} (@{alias})"
     path, doc = ws.locate(to)
@@ -221,9 +220,7 @@ def promote(
     new = validate_data(data, path)
     commit = ws.write(to, path, new, subject, body)
     if commit is not None:
-        st.record_change(
-            ws.store,
-            to,
+        ws.store.deployments.record_change(to,
             "deployment.promoted",
             {"model": model, "version": info.version, "alias": alias, "commit": commit},
         )
@@ -278,7 +275,7 @@ def set_traffic(
     if not weights:
         raise GitOpsError("give at least one VERSION=WEIGHT")
     for v in weights:
-        ws.store.get_model_version(doc.spec.model, v)
+        ws.store.models.get_version(doc.spec.model, v)
     data = doc.to_data()
     spec = data["spec"]
     routed = {v for v, w in weights.items() if w > 0}
@@ -294,7 +291,7 @@ def set_traffic(
     new_shadow = list(shadow) if shadow is not None else list(spec.get("shadow", []))
     new_shadow = [v for v in new_shadow if v not in routed]
     for v in new_shadow:
-        ws.store.get_model_version(doc.spec.model, v)
+        ws.store.models.get_version(doc.spec.model, v)
     if new_shadow:
         spec["shadow"] = new_shadow
     else:
@@ -304,9 +301,7 @@ def set_traffic(
     subject = f"set {deployment} traffic to {split_text(weights, new_shadow)} (was {before})"
     commit = ws.write(deployment, path, new, subject, f"The deployment served {before}.")
     if commit is not None:
-        st.record_change(
-            ws.store,
-            deployment,
+        ws.store.deployments.record_change(deployment,
             "deployment.traffic_changed",
             {"traffic": {str(v): w for v, w in weights.items()}, "commit": commit},
         )
@@ -357,9 +352,7 @@ def rollback(
                 version = parse_document(content.decode("utf-8"), path).spec.version
             except (SpecError, UnicodeDecodeError):
                 version = None
-        st.record_change(
-            ws.store,
-            deployment,
+        ws.store.deployments.record_change(deployment,
             "deployment.rolled_back",
             {"target": target, "commit": commit, "file": path},
         )

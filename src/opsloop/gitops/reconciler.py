@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from filelock import FileLock
 
 from opsloop.errors import GitOpsError, OpsloopError
-from opsloop.gitops import state as st
 from opsloop.gitops.loader import (
     DesiredState,
     DocumentProblem,
@@ -342,7 +341,7 @@ class Reconciler:
     ) -> SyncResult:
         desired = self.desired(revision)
         live = self.runtime.live_state()
-        records = {r.name: r for r in st.list_deployments(self.store)}
+        records = {r.name: r for r in self.store.deployments.list()}
         problems = desired.problems_by_name()
         problem_files = {p.file: p for p in desired.problems}
         for record in records.values():
@@ -423,9 +422,7 @@ class Reconciler:
         live: LiveDeployment | None,
     ) -> DeploymentOutcome:
         if not dry_run:
-            st.save_status(
-                self.store,
-                outcome.name,
+            self.store.deployments.save_status(outcome.name,
                 revision=revision,
                 desired=desired,
                 live=live.model_dump(mode="json") if live is not None else {},
@@ -528,9 +525,7 @@ class Reconciler:
             live_after = self.runtime.apply(name, spec)
         except OpsloopError as exc:
             details["error"] = str(exc)
-            st.record_sync(
-                self.store,
-                name,
+            self.store.deployments.record_sync(name,
                 revision=desired.revision,
                 started_at=started,
                 result=FAILED,
@@ -545,9 +540,7 @@ class Reconciler:
             after = self.runtime.live_state().get(name)
             base.endpoints = after.endpoints if after else []
             return self._save(False, base, desired.revision, stored, after)
-        st.record_sync(
-            self.store,
-            name,
+        self.store.deployments.record_sync(name,
             revision=desired.revision,
             started_at=started,
             result=SUCCEEDED,
@@ -563,11 +556,11 @@ class Reconciler:
         return self._save(False, base, desired.revision, stored, live_after)
 
     def _applied_hash(self, name: str) -> str | None:
-        last = st.last_sync(self.store, name, result=SUCCEEDED)
+        last = self.store.deployments.last_sync(name, result=SUCCEEDED)
         return None if last is None else last.details.get("spec_hash")
 
     def _backoff(self, name: str, spec_hash: str) -> str:
-        last = st.last_sync(self.store, name)
+        last = self.store.deployments.last_sync(name)
         if last is None or last.result != FAILED or last.details.get("spec_hash") != spec_hash:
             return ""
         finished = last.finished_at or last.started_at
@@ -580,7 +573,7 @@ class Reconciler:
         self,
         name: str,
         live: LiveDeployment | None,
-        rec: st.DeploymentRecord | None,
+        rec: DeploymentRecord | None,
         desired: DesiredState,
         dry_run: bool,
         prune: bool | None,
@@ -602,8 +595,7 @@ class Reconciler:
                 file=file,
             )
             if not dry_run and mode != "refresh":
-                st.delete_deployment(
-                    self.store, name, {"revision": desired.revision, "reason": outcome.reason}
+                self.store.deployments.delete(name, {"revision": desired.revision, "reason": outcome.reason}
                 )
             return outcome
         if mode == "refresh" or dry_run or not prune:
@@ -627,9 +619,7 @@ class Reconciler:
         try:
             self.runtime.stop(name)
         except OpsloopError as exc:
-            st.record_sync(
-                self.store,
-                name,
+            self.store.deployments.record_sync(name,
                 revision=desired.revision,
                 started_at=started,
                 result=FAILED,
@@ -649,9 +639,7 @@ class Reconciler:
                 shadow=list(live.spec.shadow),
             )
             return self._save(False, outcome, desired.revision, None, live)
-        st.record_sync(
-            self.store,
-            name,
+        self.store.deployments.record_sync(name,
             revision=desired.revision,
             started_at=started,
             result=PRUNED,
@@ -660,7 +648,7 @@ class Reconciler:
             kind="deployment.pruned",
         )
         reason = f"pruned: not in {where}"
-        st.delete_deployment(self.store, name, {"revision": desired.revision, "reason": reason})
+        self.store.deployments.delete(name, {"revision": desired.revision, "reason": reason})
         return DeploymentOutcome(
             name=name,
             sync=SyncStatus.SYNCED,

@@ -92,7 +92,7 @@ class StorePredictionSink:
     def write_batch(self, records: list[PredictionRecord]) -> None:
         """Insert the batch in one transaction (after writing the chunks of large requests)."""
         limit = self._max_inline
-        self.store.log_predictions(
+        self.store.predictions.log(
             [self._row(r) if len(r.outputs) <= limit else self._large_row(r) for r in records]
         )
 
@@ -184,7 +184,7 @@ class StoreFeedbackSink:
 
     def lookup(self, request_ids: Sequence[str]) -> dict[str, FeedbackTarget]:
         """What the store knows of these requests of this deployment."""
-        found = self.store.feedback_targets(request_ids, deployment=self.deployment)
+        found = self.store.predictions.feedback_targets(request_ids, deployment=self.deployment)
         return {
             rid: FeedbackTarget(t.model or "", t.version or "", t.rows, t.labelled)
             for rid, t in found.items()
@@ -192,7 +192,7 @@ class StoreFeedbackSink:
 
     def write_batch(self, records: list[FeedbackRecord]) -> None:
         """Insert the batch in one transaction; a second label for a request is refused."""
-        refused = self.store.log_feedback(
+        refused = self.store.predictions.log_feedback(
             [
                 {
                     "request_id": r.request_id,
