@@ -294,10 +294,12 @@ def main() -> None:
     row = probe_row(data_dir)
     reference = train(data_dir, with_names=False).predict_proba(np.array([row]))
     v2 = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, len(row)], "data": row}]}
-    v2_mlserver = {**v2, "outputs": [{"name": "predict_proba"}]}
+    # opsloop and MLServer answer a classifier's labels unless probabilities are asked for.
+    v2_proba = {**v2, "outputs": [{"name": "predict_proba"}]}
     split = {"dataframe_split": {"columns": COLUMNS, "data": [row]}}
+    split_proba = {**split, "params": {"predict_method": "predict_proba"}}
     bodies = {}
-    for name, body in (("v2", v2), ("v2-mlserver", v2_mlserver), ("split", split)):
+    for name, body in (("v2", v2_proba), ("split", split), ("split-proba", split_proba)):
         bodies[name] = work / f"body-{name}.json"
         bodies[name].write_text(json.dumps(body))
 
@@ -325,13 +327,19 @@ def main() -> None:
                 *extra,
             ]
             with running(cmd, f"{base}/v2/health/ready", name, cwd=ROOT):
-                check_answer(f"{base}/v2/models/bench/infer", v2, reference, name)
-                check_answer(f"{base}/invocations", split, reference, name)
+                check_answer(f"{base}/v2/models/bench/infer", v2_proba, reference, name)
+                check_answer(f"{base}/invocations", split_proba, reference, name)
                 measure(
                     name, "V2", f"{base}/v2/models/bench/infer", bodies["v2"], args, wrk, results
                 )
                 measure(
-                    name, "invocations", f"{base}/invocations", bodies["split"], args, wrk, results
+                    name,
+                    "invocations",
+                    f"{base}/invocations",
+                    bodies["split-proba"],
+                    args,
+                    wrk,
+                    results,
                 )
             (work / "predictions.jsonl").unlink(missing_ok=True)
 
@@ -400,8 +408,8 @@ def main() -> None:
             cmd = [str(python.parent / "mlserver"), "start", str(model_dir)]
             with running(cmd, f"{base}/v2/models/bench/ready", name, cwd=model_dir):
                 url = f"{base}/v2/models/bench/infer"
-                check_answer(url, v2_mlserver, reference, name)
-                measure(name, "V2", url, bodies["v2-mlserver"], args, wrk, results)
+                check_answer(url, v2_proba, reference, name)
+                measure(name, "V2", url, bodies["v2"], args, wrk, results)
 
     table = Table(title="Serving benchmark (same machine, same run)")
     for col in ("server", "protocol", "conc.", "req/s", "p50 ms", "p99 ms", "errors"):

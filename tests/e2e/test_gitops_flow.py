@@ -88,7 +88,13 @@ def test_gitops_flow(project: Project, runtime: LocalRuntime) -> None:
         assert v2.status_code == 200, v2.text
         body = v2.json()
         assert body["model_name"] == "churn" and body["model_version"] == "1"
-        assert np.asarray(body["outputs"][0]["data"]).size == 4  # 2 rows x 2 classes
+        # A classifier answers its classes; its probabilities when asked (as MLServer).
+        assert [o["name"] for o in body["outputs"]] == ["predict"]
+        assert np.asarray(body["outputs"][0]["data"]).size == 2
+        proba = http.post(
+            "/v2/models/churn/infer", json={**_v2(ROWS), "outputs": [{"name": "predict_proba"}]}
+        ).json()["outputs"][0]
+        assert proba["name"] == "predict_proba" and proba["shape"] == [2, 2]
         inv = http.post(
             "/invocations",
             json={"dataframe_split": {"columns": list(ROWS), "data": [[1.0, 80.0], [30.0, 20.0]]}},

@@ -86,8 +86,9 @@ def test_quickstart_closes_the_loop_then_reruns_from_the_cache(tmp_path: Path) -
     log = subprocess.run(
         ["git", "log", "--format=%s"], cwd=folder, capture_output=True, text=True, check=True
     ).stdout
-    assert f"deploy({DEPLOYMENT}): traffic v1=70 v{promoted}=30" in log
-    assert f"deploy({DEPLOYMENT}): promote churn v{promoted}" in log
+    assert f"deploy churn v1 to {DEPLOYMENT}" in log
+    assert f"set {DEPLOYMENT} traffic to v1 70%, v{promoted} 30% (was v1)" in log
+    assert f"promote churn v{promoted} to {DEPLOYMENT} (was v1 70%, v{promoted} 30%)" in log
 
     shown = opsloop("incidents", "show", "1", cwd=folder)
     assert shown.returncode == 0, shown.stdout + shown.stderr

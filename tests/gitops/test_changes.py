@@ -45,7 +45,8 @@ def test_promote_creates_a_document_with_defaults(repo_project: Project, models:
     )
     log = git(repo_project.dir, "log", "-1", "--format=%an|%s%n%b")
     assert log.startswith(f"opsloop ({repo_project.settings.resolved_actor()})|")
-    assert "deploy(churn-prod): promote churn@champion -> v2" in log
+    # A new deployment is deployed, not "promoted v2 -> v2".
+    assert "|deploy churn v2 (@champion) to churn-prod\n" in log
     assert "resolved to version 2" in log
     [event] = _events(repo_project, "deployment.promoted")
     assert event.object_id == "churn-prod" and event.details["commit"] == res.commit
@@ -75,6 +76,7 @@ def test_promote_pins_the_version_the_alias_names_now(
     assert _doc(repo_project).spec.version == 2
     res = promote("churn", to="churn-prod", project=repo_project)
     assert res.version == 3 and _doc(repo_project).spec.version == 3
+    assert res.message == "promote churn v3 (@champion) to churn-prod (was v2)"
     again = promote("churn", to="churn-prod", project=repo_project)
     assert again.commit is None
 
@@ -88,7 +90,8 @@ def test_promote_replaces_a_split_and_keeps_the_rest(
         "  replicas: 2\n"
     )
     commit_doc("churn-prod.yaml", doc("churn-prod", 8611, extra=extra))
-    promote("churn", to="churn-prod", version=2, alias=None, project=repo_project)
+    res = promote("churn", to="churn-prod", version=2, alias=None, project=repo_project)
+    assert res.message == "promote churn v2 to churn-prod (was v1 50%, v3 50%; shadow v2)"
     d = _doc(repo_project)
     assert (d.spec.version, d.spec.traffic, d.spec.shadow) == (2, None, [])
     assert (d.spec.port, d.spec.replicas) == (8611, 2)
@@ -108,15 +111,17 @@ def test_promote_unknown_alias(repo_project: Project, models: list[int]) -> None
 def test_set_traffic(repo_project: Project, models: list[int]) -> None:
     promote("churn", to="churn-prod", project=repo_project)
     res = set_traffic("churn-prod", parse_weights(["2=90", "3=10"]), project=repo_project)
-    assert res.message == "deploy(churn-prod): traffic v2=90 v3=10"
+    assert res.message == "set churn-prod traffic to v2 90%, v3 10% (was v2)"
     d = _doc(repo_project)
     assert [(t.version, t.weight) for t in d.spec.traffic or []] == [(2, 90), (3, 10)]
     assert d.spec.version == 2
     # Everything to v3: the split collapses into the main version.
-    set_traffic("churn-prod", {3: 100}, project=repo_project)
+    res = set_traffic("churn-prod", {3: 100}, project=repo_project)
+    assert res.message == "set churn-prod traffic to v3 100% (was v2 90%, v3 10%)"
     d = _doc(repo_project)
     assert (d.spec.version, d.spec.traffic) == (3, None)
-    set_traffic("churn-prod", {1: 30, 3: 70}, shadow=[2], project=repo_project)
+    res = set_traffic("churn-prod", {1: 30, 3: 70}, shadow=[2], project=repo_project)
+    assert res.message == "set churn-prod traffic to v1 30%, v3 70%; shadow v2 (was v3)"
     d = _doc(repo_project)
     assert (d.spec.version, d.spec.shadow) == (3, [2])
     assert len(_events(repo_project, "deployment.traffic_changed")) == 3
@@ -149,7 +154,7 @@ def test_rollback_reverts_the_last_change(repo_project: Project, models: list[in
     promote("churn", to="churn-prod", project=repo_project)
     set_traffic("churn-prod", {2: 90, 3: 10}, project=repo_project)
     res = rollback("churn-prod", project=repo_project)
-    assert res.message == 'Revert "deploy(churn-prod): traffic v2=90 v3=10"'
+    assert res.message == 'Revert "set churn-prod traffic to v2 90%, v3 10% (was v2)"'
     assert _doc(repo_project).spec.traffic is None
     assert res.version == 2
     [event] = _events(repo_project, "deployment.rolled_back")
@@ -165,9 +170,7 @@ def test_rollback_to_a_revision(repo_project: Project, models: list[int]) -> Non
     promote("churn", to="churn-prod", version=3, alias=None, project=repo_project)
     assert first.commit is not None
     res = rollback("churn-prod", to=first.commit[:8], project=repo_project)
-    assert (
-        res.version == 1 and res.message == f"deploy(churn-prod): roll back to {first.commit[:10]}"
-    )
+    assert res.version == 1 and res.message == f"roll back churn-prod to {first.commit[:10]}"
     assert _doc(repo_project).spec.version == 1
     history = document_history("churn-prod", project=repo_project)
     assert history[0].subject == res.message

@@ -10,6 +10,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
+from opsloop import __version__
 from opsloop.cli._common import console
 from opsloop.cli.gitops import deploy_app, rollback, status, sync
 from opsloop.context import Project
@@ -46,30 +47,45 @@ def test_promote_traffic_sync_history_rollback(
 ) -> None:
     code, out = run("deploy", "promote", "churn", "--to", "churn-prod", "--port", "8650")
     assert code == 0, out
-    assert "committed" in out and "promote churn@champion -> v2" in out
+    assert "committed" in out and "deploy churn v2 (@champion) to churn-prod" in out
     code, out = run("deploy", "set-traffic", "churn-prod", "2=90", "3=10")
-    assert code == 0 and "traffic v2=90 v3=10" in out
+    assert code == 0 and "set churn-prod traffic to v2 90%, v3 10% (was v2)" in out
 
     code, out = run("status")
     assert code == 0
     assert "churn-prod" in out and "OutOfSync" in out and "Missing" in out
+    # The split, not just the main version.
+    assert "v2 90%, v3 10%" in out
 
     code, out = run("sync", "--dry-run", "--runtime", "kubernetes")
     assert code == 0 and "dry run at" in out and "OutOfSync" in out
-    assert "deployment: None → running" in out
+    assert "churn-prod not running → running" in out
     code, out = run("sync", "--runtime", "kubernetes")
     assert code == 0, out
     assert "Synced" in out and "churn-prod" in out
+    assert "synced: not running → running" in out
     manifest = repo_project.state_dir / "runtime" / "kubernetes" / "churn-prod.yaml"
     assert manifest.is_file()
 
+    code, out = run("deploy", "set-traffic", "churn-prod", "2=50", "3=50")
+    assert code == 0, out
+    code, out = run("sync", "--runtime", "kubernetes")
+    assert code == 0, out
+    assert "churn-prod traffic: v2 90%, v3 10% → v2 50%, v3 50%" in out
+    # Words, never Python reprs.
+    for text in ("None", "{'", "{2:", "[2, 3]"):
+        assert text not in out, text
+
     code, out = run("deploy", "history", "churn-prod")
     assert code == 0 and "Succeeded" in out and "v2" in out
+    assert "not running → running" in out and "v2 90%, v3 10% → v2 50%, v3 50%" in out
     code, out = run("deploy", "history", "churn-prod", "--commits")
-    assert code == 0 and "traffic v2=90 v3=10" in out and "promote churn@champion" in out
+    assert code == 0 and "set churn-prod traffic to v2 90%, v3 10%" in out
+    assert "deploy churn v2 (@champion) to churn-prod" in out
 
     code, out = run("rollback", "churn-prod")
-    assert code == 0 and 'Revert "deploy(churn-prod): traffic v2=90 v3=10"' in out
+    assert code == 0
+    assert 'Revert "set churn-prod traffic to v2 50%, v3 50% (was v2 90%, v3 10%)"' in out
     assert git(repo_project.dir, "log", "-1", "--format=%s").startswith("Revert")
 
 
@@ -82,6 +98,13 @@ def test_render(repo_project: Project, models: list[int], tmp_path: Path) -> Non
     docs = list(yaml.safe_load_all((out_dir / "churn-prod.yaml").read_text()))
     container = docs[0]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "img:3" and container["env"][0] == {"name": "A", "value": "1"}
+    code, out = run("deploy", "render", "--out", str(out_dir), "--store-secret", "stores")
+    assert code == 0, out
+    text = (out_dir / "churn-prod.yaml").read_text()
+    container = next(yaml.safe_load_all(text))["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"opsloop:{__version__}" and "&id" not in text
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert refs["OPSLOOP_STORE_URL"] == {"name": "stores", "key": "store-url"}
     with pytest.raises(GitOpsError, match="unknown render target"):
         run("deploy", "render", "--target", "nomad")
     with pytest.raises(GitOpsError, match="expected KEY=VALUE"):

@@ -5,6 +5,7 @@ runtime."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,10 +18,15 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+import opsloop
 from opsloop.context import Project
 from opsloop.errors import GitOpsError
 from opsloop.gitops import Reconciler, RuntimeSpec, render_deployments
-from opsloop.gitops.runtime.kubernetes import KubernetesRuntime, render_manifests
+from opsloop.gitops.runtime.kubernetes import (
+    KubernetesRuntime,
+    render_manifests,
+    write_manifests,
+)
 from opsloop.gitops.types import HealthStatus, LiveDeployment
 from opsloop.serve.auth import ADMIN_TOKEN_ENV, SERVE_TOKEN_ENV
 from tests.gitops.conftest import doc
@@ -94,6 +100,24 @@ def test_manifests_are_valid_kubernetes_objects() -> None:
                 }
             },
         },
+        {
+            "name": "OPSLOOP_STORE_URL",
+            "valueFrom": {"secretKeyRef": {"name": "opsloop-store", "key": "store-url"}},
+        },
+        {
+            "name": "OPSLOOP_ARTIFACT_URL",
+            "valueFrom": {"secretKeyRef": {"name": "opsloop-store", "key": "artifact-url"}},
+        },
+        {
+            "name": "OPSLOOP_S3_ENDPOINT_URL",
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": "opsloop-store",
+                    "key": "s3-endpoint-url",
+                    "optional": True,
+                }
+            },
+        },
     ]
     assert deployment["spec"]["replicas"] == 2
     selector = deployment["spec"]["selector"]["matchLabels"]
@@ -105,7 +129,58 @@ def test_manifests_are_valid_kubernetes_objects() -> None:
 
 
 def _token_env(container: dict) -> dict[str, dict]:
-    return {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    return {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container["env"]
+        if "valueFrom" in e and e["name"] in (SERVE_TOKEN_ENV, ADMIN_TOKEN_ENV)
+    }
+
+
+def _store_env(container: dict) -> dict[str, dict]:
+    return {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container["env"]
+        if "valueFrom" in e and e["name"] not in (SERVE_TOKEN_ENV, ADMIN_TOKEN_ENV)
+    }
+
+
+def test_store_urls_come_from_a_secret_by_default() -> None:
+    deployment, _ = render_manifests(_spec(), store_secret="ml-stores")
+    _validate(deployment)
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    refs = _store_env(container)
+    assert refs == {
+        "OPSLOOP_STORE_URL": {"name": "ml-stores", "key": "store-url"},
+        "OPSLOOP_ARTIFACT_URL": {"name": "ml-stores", "key": "artifact-url"},
+        "OPSLOOP_S3_ENDPOINT_URL": {
+            "name": "ml-stores",
+            "key": "s3-endpoint-url",
+            "optional": True,
+        },
+    }
+    # A URL without a credential may be set in the manifest instead of read from the Secret.
+    deployment, _ = render_manifests(_spec(), env={"OPSLOOP_ARTIFACT_URL": "s3://bucket/ml"})
+    _validate(deployment)
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    names = [e["name"] for e in container["env"]]
+    assert names.count("OPSLOOP_ARTIFACT_URL") == 1
+    assert {"name": "OPSLOOP_ARTIFACT_URL", "value": "s3://bucket/ml"} in container["env"]
+    assert "OPSLOOP_STORE_URL" in _store_env(container)
+    with pytest.raises(GitOpsError, match="env sets OPSLOOP_STORE_URL with a credential"):
+        render_manifests(_spec(), env={"OPSLOOP_STORE_URL": "postgresql://ml:s3cret@db/opsloop"})
+
+
+def test_manifests_are_plain_yaml_with_a_pinned_image(tmp_path: Path) -> None:
+    path = write_manifests(render_manifests(_spec()), tmp_path / "m.yaml")
+    text = path.read_text()
+    # The labels and selector dicts are shared in memory; the file repeats them.
+    assert "&id" not in text and "*id" not in text
+    assert re.search(r"^\s*image: opsloop:" + re.escape(opsloop.__version__) + "$", text, re.M)
+    assert "latest" not in text
+    docs = list(yaml.safe_load_all(text))
+    assert docs[0]["metadata"]["labels"] == docs[1]["metadata"]["labels"]
+    for d in docs:
+        _validate(d)
 
 
 def test_tokens_come_from_a_secret_never_from_the_manifest() -> None:

@@ -5,6 +5,7 @@ self-heal, in-place and replacing updates, port conflicts, stop; and the runtime
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,13 +13,14 @@ import httpx
 import psutil
 import pytest
 
+from opsloop.context import Project
 from opsloop.errors import GitOpsError
 from opsloop.gitops.runtime import Runtime, available_runtimes
 from opsloop.gitops.runtime.kubernetes import KubernetesRuntime
-from opsloop.gitops.runtime.local import LocalRuntime
+from opsloop.gitops.runtime.local import LocalRuntime, exit_reason
 from opsloop.gitops.types import HealthStatus, RuntimeSpec
 from opsloop.testing import yield_runtime_checks
-from tests.gitops.conftest import free_port, kill
+from tests.gitops.conftest import TINY_SERVER, free_port, kill
 
 
 def spec(name: str = "web", port: int | None = None, **kw: object) -> RuntimeSpec:
@@ -66,6 +68,9 @@ def test_a_killed_server_is_degraded_and_apply_brings_it_back(
     health = tiny_runtime.health("web")
     assert health.status == HealthStatus.DEGRADED
     assert f"replica 0 (pid {old.pid}, port {s.port}) exited" in health.reason
+    # The cause, not the start-up line its log ends with.
+    assert "killed by a signal or out of memory" in health.reason
+    assert "tiny server for" not in health.reason
     tiny_runtime.apply("web", s)
     [new] = tiny_runtime._read().deployments["web"].replicas
     assert new.pid != old.pid and new.port == s.port
@@ -174,3 +179,71 @@ def test_runtime_contract(
     make, up = runtime_factories(tiny_runtime, tmp_path)[name]
     [one] = [c for c in yield_runtime_checks(up=up) if c.name == check]
     one(make)
+
+
+def test_a_port_taken_after_the_check_is_the_same_one_line(repo_project: Project) -> None:
+    class Racy(LocalRuntime):
+        def _check_ports(self, *args: object) -> None:
+            # As if another process bound the port between the check and the server's bind.
+            pass
+
+    runtime = Racy(
+        repo_project.dir,
+        server_command=[sys.executable, str(TINY_SERVER)],
+        ready_timeout_s=20,
+        stop_timeout_s=5,
+    )
+    try:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            taken = busy.getsockname()[1]
+            with pytest.raises(GitOpsError) as info:
+                runtime.apply("web", spec(port=taken))
+        message = str(info.value)
+        assert (
+            message == f"deployment 'web': port {taken} on 127.0.0.1 is in use by another process"
+        )
+        assert info.value.hint == "free the port or change spec.port in the deployment document"
+        assert "web" not in runtime.live_state()
+    finally:
+        runtime.stop_all()
+
+
+@pytest.mark.parametrize(
+    ("lines", "reason"),
+    [
+        (
+            ["serving models:/churn/1 on http://127.0.0.1:8601"],
+            "its log shows no error: killed by a signal or out of memory?",
+        ),
+        (
+            [
+                "serving models:/churn/1 on http://127.0.0.1:8601",
+                "error: the server could not start: model 'churn' failed its warm-up",
+                "hint: see the log",
+            ],
+            "error: the server could not start: model 'churn' failed its warm-up",
+        ),
+        (
+            ["Traceback (most recent call last):", '  File "x.py", line 1', "MemoryError"],
+            "MemoryError",
+        ),
+        (
+            ["Traceback (most recent call last):", "ValueError: bad input: 3"],
+            "ValueError: bad input: 3",
+        ),
+        (
+            ["serving models:/churn/1 on http://127.0.0.1:8601", "stopped serving models:/churn/1"],
+            "it was stopped (SIGTERM or Ctrl-C)",
+        ),
+    ],
+)
+def test_the_exit_reason_is_read_from_the_last_start(
+    tmp_path: Path, lines: list[str], reason: str
+) -> None:
+    log = tmp_path / "web-0.log"
+    earlier = ["--- 2026-01-01T00:00:00 starting: opsloop serve", "error: an earlier run failed"]
+    log.write_text("\n".join([*earlier, "--- 2026-01-02T00:00:00 starting: opsloop serve", *lines]))
+    assert exit_reason(log) == reason
+    assert exit_reason(tmp_path / "missing.log") == "no log"

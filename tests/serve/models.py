@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -44,6 +45,18 @@ def churn_pipeline(seed: int = 0, c: float = 1.0) -> Pipeline:
         ]
     )
     return Pipeline([("pre", pre), ("clf", LogisticRegression(C=c))]).fit(df, y)
+
+
+@cache
+def yes_no_pipeline() -> Pipeline:
+    """The churn pipeline fitted on text classes: ``"no"`` and ``"yes"``."""
+    df, y = churn_frame()
+    return clone(churn_pipeline()).fit(df, np.where(y == 1, "yes", "no"))
+
+
+def yes_no_model(version: str = "1") -> SklearnServable:
+    """A servable churn classifier whose classes are words."""
+    return SklearnServable("yesno", version, yes_no_pipeline(), churn_signature())
 
 
 def churn_signature() -> list[ColumnSpec]:

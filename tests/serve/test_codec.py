@@ -18,8 +18,11 @@ from opsloop.serve.codec import (
     decode_invocations,
     decode_v2,
     encode_v2_response,
+    ignored_note,
     media_type,
     parse_v2,
+    predict_method,
+    v2_outputs,
 )
 
 SIG = [
@@ -236,7 +239,9 @@ def test_v2_malformed_bodies() -> None:
 
 
 ROWS = [[30, 50.5, "paris", True], [41, 7.0, "nice", False]]
-RECORDS = [dict(zip(["age", "income", "city", "member"], row, strict=True)) for row in ROWS]
+SIG_NAMES = ["age", "income", "city", "member"]
+RECORDS = [dict(zip(SIG_NAMES, row, strict=True)) for row in ROWS]
+COLUMNAR = {name: [row[i] for row in ROWS] for i, name in enumerate(SIG_NAMES)}
 
 
 @pytest.mark.parametrize(
@@ -272,10 +277,20 @@ def test_invocations_formats_agree(payload: dict) -> None:
     ("payload", "field", "words"),
     [
         ({"dataframe_records": [{"age": 1, "income": 2.0, "city": "a"}]}, "member", "missing"),
-        ({"dataframe_records": [{**RECORDS[0], "zip": 1}]}, "zip", "unknown column"),
         ({"dataframe_records": [{**RECORDS[0], "income": "x"}]}, "income", "expected a number"),
         ({"instances": [[1, 2.0, "a"]]}, "instances[0]", "3 values"),
         ({"dataframe_split": {"columns": ["age"], "data": [[1]]}}, "income", "missing"),
+        (
+            {
+                "dataframe_split": {
+                    "columns": [*SIG_NAMES, "age"],
+                    "data": [[30, 1.0, "a", True, 1]],
+                }
+            },
+            "age",
+            "given twice",
+        ),
+        ({"inputs": {**COLUMNAR, "id": [1]}}, "id", "'id' has 1 values, others have 2"),
         ({"dataframe_records": RECORDS, "instances": RECORDS}, None, "exactly one"),
         ({"records": RECORDS}, "records", "unknown top-level key"),
         ({"dataframe_records": []}, "dataframe_records", "no rows"),
@@ -313,46 +328,100 @@ def test_datetime_and_string_columns() -> None:
 def test_encode_v2_json_and_binary() -> None:
     result = np.array([[0.25, 0.75]])
     body, head = encode_v2_response(
-        model="m",
-        version="1",
-        request_id="r",
-        output_name="probabilities",
-        result=result,
-        requested=None,
-        binary_output=False,
+        model="m", version="1", request_id="r", tensors=[("predict_proba", result, False)]
     )
     assert head is None
     doc = orjson.loads(body)
     assert doc["id"] == "r"
     assert doc["outputs"][0] == {
-        "name": "probabilities",
+        "name": "predict_proba",
         "datatype": "FP64",
         "shape": [1, 2],
         "data": [0.25, 0.75],
     }
+    labels = np.array(["yes"], dtype=object)
     body, head = encode_v2_response(
         model="m",
         version="1",
         request_id=None,
-        output_name="probabilities",
-        result=result,
-        requested=[{"name": "probabilities", "parameters": {"binary_data": True}}],
-        binary_output=False,
+        tensors=[("predict", labels, True), ("predict_proba", result, True)],
     )
     assert head is not None
     meta = orjson.loads(body[:head])
-    assert meta["outputs"][0]["parameters"]["binary_data_size"] == 16
+    # Text goes as JSON even when binary data is asked for; numbers as binary.
+    assert meta["outputs"][0] == {
+        "name": "predict",
+        "datatype": "BYTES",
+        "shape": [1],
+        "data": ["yes"],
+    }
+    assert meta["outputs"][1]["parameters"]["binary_data_size"] == 16
     assert np.frombuffer(body[head:], "<f8").tolist() == [0.25, 0.75]
-    with pytest.raises(InvalidRequestError, match="no output 'labels'"):
-        encode_v2_response(
-            model="m",
-            version="1",
-            request_id=None,
-            output_name="probabilities",
-            result=result,
-            requested=[{"name": "labels"}],
-            binary_output=False,
-        )
+
+
+def test_v2_outputs_follow_the_request() -> None:
+    available = ["predict", "predict_proba"]
+    assert v2_outputs(None, available, ["predict"], model="m") == [("predict", False)]
+    asked = [{"name": "predict_proba", "parameters": {"binary_data": True}}, {"name": "predict"}]
+    assert v2_outputs(asked, available, ["predict"], model="m", binary_output=False) == [
+        ("predict_proba", True),
+        ("predict", False),
+    ]
+    with pytest.raises(InvalidRequestError, match="no output 'labels'; it has 'predict', "):
+        v2_outputs([{"name": "labels"}], available, ["predict"], model="m")
+
+
+def test_columns_beyond_the_signature_are_kept_aside() -> None:
+    rows = [{**r, "customer_id": f"c-{i}"} for i, r in enumerate(RECORDS)]
+    rows[1]["signup_date"] = "2024-01-01"
+    for payload in (
+        {"dataframe_records": rows},
+        {"instances": rows},
+        {
+            "inputs": {
+                **COLUMNAR,
+                "customer_id": ["c-0", "c-1"],
+                "signup_date": [None, "2024-01-01"],
+            }
+        },
+        {
+            "dataframe_split": {
+                "columns": ["signup_date", *SIG_NAMES, "customer_id"],
+                "data": [
+                    [None, *RECORDS[0].values(), "c-0"],
+                    ["2024-01-01", *RECORDS[1].values(), "c-1"],
+                ],
+            }
+        },
+    ):
+        cols = decode_invocations(payload, SIG)
+        assert frame(SIG, cols).to_dict("records") == RECORDS
+        assert cols.ignored is not None
+        assert cols.ignored["customer_id"] == ["c-0", "c-1"]
+        assert cols.ignored["signup_date"] == [None, "2024-01-01"]
+    exact = decode_invocations({"dataframe_records": RECORDS}, SIG)
+    assert exact.ignored is None
+
+
+def test_predict_method_from_params_or_query() -> None:
+    assert predict_method(None) is None
+    assert predict_method({"predict_method": "predict_proba"}) == "predict_proba"
+    assert predict_method({"other": 1}, "predict") == "predict"
+    # The body's params win over the query.
+    assert predict_method({"predict_method": "predict"}, "predict_proba") == "predict"
+    with pytest.raises(InvalidRequestError, match="'transform' is not one of predict"):
+        predict_method({"predict_method": "transform"})
+    with pytest.raises(InvalidRequestError, match="params: expected an object"):
+        predict_method([1])
+
+
+def test_ignored_note_is_one_bounded_ascii_line() -> None:
+    names = ["customer_id", 'evil"\r\nset-cookie: x', "caf\u00e9", *[f"c{i}" for i in range(20)]]
+    note = ignored_note(names)
+    assert note.isascii() and "\n" not in note and "\r" not in note
+    assert note.startswith('columns not in the model\'s signature were ignored: "customer_id", ')
+    assert note.endswith(" and 13 more")
+    assert len(ignored_note(["x" * 10_000] * 50)) < 1000
 
 
 def test_signature_from_frame_and_column_spec_validation() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from opsloop.errors import NotFoundError, ServingError
@@ -110,14 +111,25 @@ def test_output_metadata_from_warmup() -> None:
         clf = await router.load(churn_model("1"))
         reg = await router.load(regressor_model())
         assert (clf.output_name, clf.output_datatype, clf.output_shape) == (
-            "probabilities",
+            "predict_proba",
             "FP64",
             [-1, 2],
         )
-        assert (reg.output_name, reg.output_shape) == ("predictions", [-1])
+        # As MLServer's scikit-learn runtime: labels by default, probabilities on request.
+        assert clf.outputs == ["predict", "predict_proba"]
+        assert clf.classes is not None and clf.classes.tolist() == [0, 1]
+        assert (reg.output_name, reg.output_shape, reg.outputs) == ("predict", [-1], ["predict"])
+        assert reg.classes is None
         meta = clf.metadata(["1"])
         assert [i["name"] for i in meta["inputs"]] == ["age", "income", "city", "member"]
         assert [i["datatype"] for i in meta["inputs"]] == ["INT64", "FP64", "BYTES", "BOOL"]
+        assert meta["outputs"] == [
+            {"name": "predict", "datatype": "INT64", "shape": [-1]},
+            {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2]},
+        ]
+        proba = np.array([[0.9, 0.1], [0.2, 0.8]])
+        assert clf.has_labels(proba) and clf.class_labels(proba).tolist() == [0, 1]
+        assert not clf.has_labels(np.array([0.5, 0.5]))
 
     asyncio.run(main())
 

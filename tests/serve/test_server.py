@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ import pytest
 import tritonclient.http as triton
 
 from opsloop.serve import JsonlSink, ServerConfig, read_jsonl
+from opsloop.serve import app as app_module
 from tests.serve.conftest import Running, run_server
 from tests.serve.models import (
     Wrapped,
@@ -24,18 +26,31 @@ from tests.serve.models import (
     churn_pipeline,
     load,
     numeric_model,
+    regressor_model,
+    yes_no_model,
 )
 
 ROWS = [[30, 61.5, "paris", True], [52, 38.0, "nice", False]]
 COLUMNS = ["age", "income", "city", "member"]
+PROBA = {"predict_method": "predict_proba"}
 
 
 def expected(rows: list[list]) -> np.ndarray:
+    """The churn model's class probabilities for ``rows``."""
     import pandas as pd
 
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["city"] = df["city"].astype(object)
     return churn_pipeline().predict_proba(df)
+
+
+def expected_labels(rows: list[list]) -> list[int]:
+    """The churn model's classes for ``rows`` (what scikit-learn's predict answers)."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df["city"] = df["city"].astype(object)
+    return churn_pipeline().predict(df).tolist()
 
 
 def v2_body(rows: list[list], **extra: object) -> dict:
@@ -69,7 +84,10 @@ def test_tritonclient_health_metadata_and_infer(churn_server: Running) -> None:
             ("city", "BYTES"),
             ("member", "BOOL"),
         ]
-        assert meta["outputs"] == [{"name": "probabilities", "datatype": "FP64", "shape": [-1, 2]}]
+        assert meta["outputs"] == [
+            {"name": "predict", "datatype": "INT64", "shape": [-1]},
+            {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2]},
+        ]
         assert client.get_server_metadata()["name"] == "opsloop"
 
         arrays = [
@@ -86,9 +104,13 @@ def test_tritonclient_health_metadata_and_infer(churn_server: Running) -> None:
                 tensor = triton.InferInput(name, [2], dtype)
                 tensor.set_data_from_numpy(array, binary_data=binary)
                 inputs.append(tensor)
-            outputs = [triton.InferRequestedOutput("probabilities", binary_data=binary)]
+            outputs = [
+                triton.InferRequestedOutput("predict_proba", binary_data=binary),
+                triton.InferRequestedOutput("predict", binary_data=binary),
+            ]
             result = client.infer("churn", inputs, outputs=outputs, request_id=f"trq-{binary}")
-            np.testing.assert_allclose(result.as_numpy("probabilities"), expected(ROWS))
+            np.testing.assert_allclose(result.as_numpy("predict_proba"), expected(ROWS))
+            assert result.as_numpy("predict").tolist() == expected_labels(ROWS)
             response = result.get_response()
             assert response["id"] == f"trq-{binary}"
             assert response["model_version"] == "1"
@@ -108,9 +130,20 @@ def test_v2_json_infer_with_request_id_header(churn_server: Running) -> None:
         doc = r.json()
         assert doc["id"] == "body-id"
         assert doc["model_name"] == "churn"
-        np.testing.assert_allclose(
-            np.array(doc["outputs"][0]["data"]).reshape(2, 2), expected(ROWS)
+        # Without 'outputs', a classifier answers its labels only (as MLServer does).
+        assert doc["outputs"] == [
+            {"name": "predict", "datatype": "INT64", "shape": [2], "data": expected_labels(ROWS)}
+        ]
+        both = client.post(
+            "/v2/models/churn/infer",
+            json=v2_body(ROWS, outputs=[{"name": "predict_proba"}, {"name": "predict"}]),
+        ).json()["outputs"]
+        assert [o["name"] for o in both] == ["predict_proba", "predict"]
+        np.testing.assert_allclose(np.array(both[0]["data"]).reshape(2, 2), expected(ROWS))
+        unknown = client.post(
+            "/v2/models/churn/infer", json=v2_body(ROWS, outputs=[{"name": "probabilities"}])
         )
+        assert unknown.status_code == 400 and unknown.json()["field"] == "outputs"
         generated = client.post("/v2/models/churn/infer", json=v2_body(ROWS)).headers
         assert len(generated["x-request-id"]) >= 16
         other = client.post("/v2/models/churn/infer", json=v2_body(ROWS)).headers
@@ -143,8 +176,14 @@ def test_invocations_formats_and_health(churn_server: Running) -> None:
         for payload in payloads:
             r = client.post("/invocations", json=payload)
             assert r.status_code == 200, r.text
-            np.testing.assert_allclose(r.json()["predictions"], expected(ROWS))
+            # A classifier answers its classes, as MLflow's scikit-learn flavor does.
+            assert r.json()["predictions"] == expected_labels(ROWS)
             assert r.headers["x-request-id"]
+            assert "x-opsloop-warning" not in r.headers
+            proba = client.post("/invocations", json={**payload, "params": PROBA})
+            np.testing.assert_allclose(proba.json()["predictions"], expected(ROWS))
+            query = client.post("/invocations?predict_method=predict_proba", json=payload)
+            np.testing.assert_allclose(query.json()["predictions"], expected(ROWS))
         assert client.get("/ping").status_code == 200
         assert client.get("/health").json() == {"ready": True}
         r = client.post(
@@ -152,6 +191,102 @@ def test_invocations_formats_and_health(churn_server: Running) -> None:
         )
         assert r.status_code == 415
         assert r.json()["error_code"] == "BAD_REQUEST"
+
+
+def test_columns_beyond_the_signature_are_ignored_with_a_warning_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = ServerConfig(
+        models=[churn_model()], port=0, prediction_sink=JsonlSink(tmp_path / "preds.jsonl")
+    )
+    # A record as it stands in the data file: an id and a date the model does not take.
+    records = [
+        {
+            "customer_id": f"c-{i}",
+            **dict(zip(COLUMNS, row, strict=True)),
+            "signup_date": "2024-05-01",
+        }
+        for i, row in enumerate(ROWS)
+    ]
+    with (
+        caplog.at_level(logging.WARNING, logger="opsloop.serve"),
+        run_server(config) as running,
+        httpx.Client(base_url=running.url) as client,
+    ):
+        answers = [
+            client.post("/invocations", json={"dataframe_records": records}) for _ in range(3)
+        ]
+        reordered = [dict(reversed(list(r.items()))) for r in records]
+        answers.append(client.post("/invocations", json={"dataframe_records": reordered}))
+        split = client.post(
+            "/invocations",
+            json={
+                "dataframe_split": {
+                    "columns": [*COLUMNS, "customer_id"],
+                    "data": [[*ROWS[0], "c-9"]],
+                }
+            },
+        )
+    for r in answers:
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == expected_labels(ROWS)
+        assert r.headers["x-opsloop-warning"] == (
+            'columns not in the model\'s signature were ignored: "customer_id", "signup_date"'
+        )
+    assert split.status_code == 200 and '"customer_id"' in split.headers["x-opsloop-warning"]
+    # Logged once per set of columns (in any order), not once per request.
+    logged = [r.getMessage() for r in caplog.records if "were ignored" in r.getMessage()]
+    assert len(logged) == 2 and "customer_id" in logged[0] and "signup_date" in logged[0]
+    preds = read_jsonl(tmp_path / "preds.jsonl")
+    assert preds[0]["ids"] == {"customer_id": ["c-0", "c-1"], "signup_date": ["2024-05-01"] * 2}
+    assert set(preds[0]["inputs"]) == set(COLUMNS)
+    assert preds[-1]["ids"] == {"customer_id": ["c-9"]}
+
+
+def test_a_flood_of_column_sets_stays_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    config = ServerConfig(models=[churn_model()], port=0)
+    record = dict(zip(COLUMNS, ROWS[0], strict=True))
+    with (
+        caplog.at_level(logging.WARNING, logger="opsloop.serve"),
+        run_server(config) as running,
+        httpx.Client(base_url=running.url) as client,
+    ):
+        state = running.state
+        for i in range(app_module._MAX_IGNORED_SETS + 20):
+            # Cheaper than a request each: the same method the handler calls.
+            state.ignored_warning("churn", [f"extra-{i}"])
+        r = client.post("/invocations", json={"dataframe_records": [{**record, "late": 1}]})
+        assert r.status_code == 200 and "late" in r.headers["x-opsloop-warning"]
+    assert len(state._ignored_notes) == app_module._MAX_IGNORED_SETS + 1
+    assert len(caplog.records) == app_module._MAX_IGNORED_SETS + 1
+    assert "further ones are not logged" in caplog.records[-1].getMessage()
+
+
+def test_text_classes_are_answered_as_words() -> None:
+    config = ServerConfig(models=[yes_no_model()], port=0)
+    records = [dict(zip(COLUMNS, row, strict=True)) for row in ROWS]
+    words = ["yes" if label else "no" for label in expected_labels(ROWS)]
+    with run_server(config) as running, httpx.Client(base_url=running.url) as client:
+        r = client.post("/invocations", json={"dataframe_records": records})
+        assert r.json() == {"predictions": words}
+        proba = client.post("/invocations", json={"dataframe_records": records, "params": PROBA})
+        assert np.array(proba.json()["predictions"]).shape == (2, 2)
+        v2 = client.post("/v2/models/yesno/infer", json=v2_body(ROWS)).json()["outputs"]
+        assert v2 == [{"name": "predict", "datatype": "BYTES", "shape": [2], "data": words}]
+
+
+def test_probabilities_of_a_model_without_them_are_400() -> None:
+    config = ServerConfig(models=[regressor_model()], port=0)
+    with run_server(config) as running, httpx.Client(base_url=running.url) as client:
+        plain = client.post("/invocations", json={"instances": [[1.0, 0.0]]})
+        assert plain.status_code == 200 and plain.json()["predictions"] == [pytest.approx(2.0)]
+        r = client.post("/invocations", json={"instances": [[1.0, 0.0]], "params": PROBA})
+        assert r.status_code == 400 and r.json()["field"] == "predict_method"
+        assert "answers no class probabilities" in r.json()["message"]
+        bad = client.post(
+            "/invocations", json={"instances": [[1.0, 0.0]], "params": {"predict_method": "x"}}
+        )
+        assert bad.status_code == 400 and "'x' is not one of" in bad.json()["message"]
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -171,16 +306,6 @@ def test_invocations_formats_and_health(churn_server: Running) -> None:
             {"dataframe_records": [{"age": 30, "income": 1.0, "city": "nice"}]},
             "member",
             "missing column",
-        ),
-        (
-            "/invocations",
-            {
-                "dataframe_records": [
-                    {"age": 30, "income": 1.0, "city": "nice", "member": True, "zip": 7}
-                ]
-            },
-            "zip",
-            "unknown column",
         ),
         ("/invocations", {"instances": [[30, 1.0, "nice"]]}, "instances[0]", "3 values"),
         (
@@ -533,7 +658,9 @@ def test_prediction_log_and_feedback(tmp_path: Path) -> None:
     preds = read_jsonl(tmp_path / "preds.jsonl")
     assert [p["request_id"] for p in preds] == ["p-1", rid2, rid3]
     assert preds[0]["inputs"]["city"] == ["paris", "nice"]
-    np.testing.assert_allclose(preds[0]["outputs"], r.json()["predictions"])
+    # The client got labels; the log keeps the probabilities the monitors need.
+    assert r.json()["predictions"] == expected_labels(ROWS)
+    np.testing.assert_allclose(preds[0]["outputs"], expected(ROWS))
     assert preds[0]["model"] == "churn" and preds[0]["version"] == "1"
     assert preds[0]["latency_ms"] > 0 and preds[0]["timestamp"].endswith("+00:00")
     labels = read_jsonl(tmp_path / "labels.jsonl")
@@ -665,7 +792,7 @@ def test_several_models_need_a_name_on_invocations_and_ids_are_bounded() -> None
             headers={"x-opsloop-model": "num"},
         )
         assert num.status_code == 200
-        assert len(num.json()["predictions"][0]) == 2
+        assert num.json()["predictions"][0] in (0, 1)
         long_id = client.post(
             "/v2/models/churn/infer", json=v2_body(ROWS), headers={"x-request-id": "x" * 300}
         )

@@ -66,6 +66,33 @@ def test_requests_and_labels_land_in_the_store(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_record_from_the_data_file_keeps_its_ids_in_the_store(store_url: str) -> None:
+    store = open_store(store_url)
+    config = ServerConfig(
+        models=[churn_model("1")], port=0, prediction_sink=StorePredictionSink(store, "churn-prod")
+    )
+    df, _ = churn_frame(3)
+    rows = df.assign(customer_id=["c-1", "c-2", "c-3"], signup_date="2024-05-01")
+    records = orjson.loads(rows.to_json(orient="records"))
+    with run_server(config) as running:
+        resp = httpx.post(
+            f"{running.url}/invocations",
+            json={"dataframe_records": records},
+            headers={"x-request-id": "file-1"},
+        )
+        assert resp.status_code == 200, resp.text
+        assert "customer_id" in resp.headers["x-opsloop-warning"]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not store.predictions.read():
+            time.sleep(0.1)
+    (logged,) = store.predictions.read(deployment="churn-prod")
+    assert logged.ids == {"customer_id": ["c-1", "c-2", "c-3"], "signup_date": ["2024-05-01"] * 3}
+    # The inputs stay the model's columns: the monitors see what the model saw.
+    assert set(logged.inputs) == set(df.columns)
+    assert len(logged.outputs["values"]) == 3 and len(logged.outputs["values"][0]) == 2
+    store.close()
+
+
 # -- large requests -------------------------------------------------------------------------
 
 
@@ -189,10 +216,24 @@ def test_the_sample_policy_keeps_a_seeded_sample_inline(tmp_path: Path) -> None:
     assert first.inputs["f0"] == [record.inputs["f0"][i] for i in index]
     assert first.inputs["plan"] == [record.inputs["plan"][i] for i in index]
     assert first.outputs["values"] == [record.outputs[i] for i in index]
+    assert first.ids is None
     # The same request samples the same rows; another request other rows.
     assert again.outputs["log"]["index"] == index
     assert second.outputs["log"]["index"] != index
     assert max(_stored_json_bytes(store)) < 20_000
+    store.close()
+
+
+def test_a_sampled_large_request_keeps_the_ids_of_its_sampled_rows(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    policy = PredictionLogSection(large_requests="sample", max_inline_rows=100, sample_rows=10)
+    record = _record(500, "s-ids")
+    record.ids = {"customer_id": [f"c-{i}" for i in range(500)]}
+    StorePredictionSink(store, "d", policy=policy).write_batch([record])
+    (row,) = store.predictions.read()
+    index = row.outputs["log"]["index"]
+    assert len(index) == 10
+    assert row.ids == {"customer_id": [f"c-{i}" for i in index]}
     store.close()
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from opsloop import __version__
 from opsloop.cli._common import ago, console, err_console, project
 from opsloop.errors import GitOpsError
 
@@ -48,13 +50,19 @@ def _committed(commit: str | None, message: str, nothing: str) -> None:
 @deploy_app.command("promote")
 def promote(
     model: str = typer.Argument(..., help="Registered model name."),
-    to: str = typer.Option(..., "--to", help="Deployment to point at the version."),
-    alias: str = typer.Option("champion", "--alias", help="Alias resolved now to a version."),
-    version: int | None = typer.Option(
-        None, "--version", help="Promote this version instead of the alias's."
+    to: str = typer.Option(
+        ..., "--to", metavar="DEPLOYMENT", help="Deployment to point at the version."
     ),
-    port: int | None = typer.Option(None, "--port", help="Port of a new deployment."),
-    folder: str = typer.Option("deploy", "--folder", help=FOLDER_HELP),
+    alias: str = typer.Option(
+        "champion", "--alias", metavar="ALIAS", help="Alias resolved now to a version."
+    ),
+    version: int | None = typer.Option(
+        None, "--version", metavar="VERSION", help="Promote this version instead of the alias's."
+    ),
+    port: int | None = typer.Option(
+        None, "--port", metavar="PORT", help="Port of a new deployment."
+    ),
+    folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """Write the version an alias names now into a deployment's document, and commit."""
     from opsloop import gitops
@@ -70,9 +78,12 @@ def set_traffic(
     deployment: str = typer.Argument(..., help="Deployment name."),
     weights: list[str] = typer.Argument(..., help="VERSION=PERCENT …, e.g. 3=90 4=10."),
     shadow: list[int] | None = typer.Option(
-        None, "--shadow", help="Shadow version (repeat); replaces the shadow list."
+        None,
+        "--shadow",
+        metavar="VERSION",
+        help="Shadow version (repeat); replaces the shadow list.",
     ),
-    folder: str = typer.Option("deploy", "--folder", help=FOLDER_HELP),
+    folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """Commit a new traffic split of a deployment."""
     from opsloop import gitops
@@ -89,18 +100,42 @@ def set_traffic(
 
 @deploy_app.command("render")
 def render(
-    target: str = typer.Option("kubernetes", "--target", help="Only 'kubernetes' for now."),
-    out: Path = typer.Option(Path("manifests"), "--out", help="Folder for the manifests."),
-    image: str = typer.Option("opsloop:latest", "--image", help="Server container image."),
-    namespace: str | None = typer.Option(None, "--namespace", help="Namespace of the objects."),
-    env: list[str] | None = typer.Option(
-        None, "--env", help="KEY=VALUE for the server containers (repeat)."
+    target: str = typer.Option(
+        "kubernetes", "--target", metavar="TARGET", help="Only 'kubernetes' for now."
     ),
-    revision: str = typer.Option("HEAD", "--revision", help="Git revision to read."),
-    folder: str = typer.Option("deploy", "--folder", help=FOLDER_HELP),
+    out: Path = typer.Option(
+        Path("manifests"), "--out", metavar="DIR", help="Folder for the manifests."
+    ),
+    image: str | None = typer.Option(
+        None,
+        "--image",
+        metavar="IMAGE",
+        help=f"Server container image (default: opsloop:{__version__}, this opsloop's version).",
+    ),
+    namespace: str | None = typer.Option(
+        None, "--namespace", metavar="NAMESPACE", help="Namespace of the objects."
+    ),
+    env: list[str] | None = typer.Option(
+        None, "--env", metavar="KEY=VALUE", help="Environment of the server containers (repeat)."
+    ),
+    store_secret: str = typer.Option(
+        "opsloop-store",
+        "--store-secret",
+        metavar="NAME",
+        help="Secret the servers read the store URLs from (keys store-url, artifact-url and "
+        "optionally s3-endpoint-url).",
+    ),
+    revision: str = typer.Option(
+        "HEAD", "--revision", metavar="REVISION", help="Git revision to read."
+    ),
+    folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
-    """Write Kubernetes Deployment and Service manifests for every deployment."""
-    from opsloop.gitops.render import render_deployments
+    """Write Kubernetes Deployment and Service manifests for every deployment.
+
+    The servers read their tokens from the Secret <deployment>-serve-tokens and the store URLs
+    from the Secret opsloop-store; create them in the cluster, never in Git.
+    """
+    from opsloop.gitops.render import DEFAULT_IMAGE, render_deployments
 
     if target != "kubernetes":
         raise GitOpsError(f"unknown render target {target!r}; use kubernetes")
@@ -114,15 +149,16 @@ def render(
         out,
         project=project(),
         revision=revision,
-        image=image,
+        image=image or DEFAULT_IMAGE,
         namespace=namespace,
         env=variables,
         folder=folder,
+        store_secret=store_secret,
     )
     for name, path in res.files.items():
         console.print(f"[green]wrote[/green] {path}  ({name}: Deployment, Service)")
     for name, reason in res.problems.items():
-        err_console.print(f"[red]skipped[/red] {name}: {reason}", soft_wrap=True)
+        err_console.print(f"[red]skipped[/red] {name}: {escape(reason)}", soft_wrap=True)
     if not res.files and not res.problems:
         console.print(f"no deployment documents in {folder}/ at {res.revision[:10]}")
     if res.problems:
@@ -132,14 +168,15 @@ def render(
 @deploy_app.command("history")
 def history(
     deployment: str = typer.Argument(..., help="Deployment name."),
-    limit: int = typer.Option(20, "--limit", "-n", help="Most entries shown."),
+    limit: int = typer.Option(20, "--limit", "-n", metavar="N", help="Most entries shown."),
     commits: bool = typer.Option(
         False, "--commits", help="Show the commits of the document instead of the syncs."
     ),
-    folder: str = typer.Option("deploy", "--folder", help=FOLDER_HELP),
+    folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """List the revisions a deployment was synced to (or its document's commits)."""
     from opsloop import gitops
+    from opsloop.gitops.wording import describe_diff
 
     proj = project()
     if commits:
@@ -156,14 +193,14 @@ def history(
     entries = proj.store.deployments.history(deployment, limit=limit)
     for e in entries:
         style = {"Succeeded": "green", "Failed": "red", "Pruned": "yellow"}.get(e.result, "white")
-        change = e.details.get("error") or ", ".join(sorted(e.diff)) or "-"
+        change = e.details.get("error") or describe_diff(e.diff) or "-"
         table.add_row(
             ago(e.started_at),
             (e.revision or "-")[:10],
             f"[{style}]{e.result}[/{style}]",
             str(e.details.get("trigger", "-")),
             f"v{e.details['version']}" if "version" in e.details else "-",
-            str(change),
+            Text(str(change)),
         )
     console.print(table)
     if not entries:
@@ -176,14 +213,14 @@ def _status_table(result: object, title: str) -> Table:
     assert isinstance(result, SyncResult)
     rev = result.revision[:10]
     table = Table(title=f"{title} at {rev}", title_justify="left")
-    for col in ("deployment", "sync", "health", "version", "endpoint", "reason"):
-        table.add_column(col, overflow="fold" if col == "reason" else "ellipsis")
+    for col in ("deployment", "sync", "health", "serves", "endpoint", "reason"):
+        table.add_column(col, overflow="fold" if col in ("reason", "serves") else "ellipsis")
     for o in result.outcomes:
         table.add_row(
             o.name,
             _styled(str(o.sync), _SYNC_STYLE),
             _styled(str(o.health), _HEALTH_STYLE),
-            f"v{o.version}" if o.version is not None else "-",
+            Text(o.serving),
             ", ".join(o.endpoints) or "-",
             Text(o.reason),
         )
@@ -192,7 +229,9 @@ def _status_table(result: object, title: str) -> Table:
 
 def sync(
     names: list[str] | None = typer.Argument(None, help="Deployments to sync (default: all)."),
-    revision: str = typer.Option("HEAD", "--revision", help="Git revision to read."),
+    revision: str = typer.Option(
+        "HEAD", "--revision", metavar="REVISION", help="Git revision to read."
+    ),
     working_tree: bool = typer.Option(
         False, "--working-tree", help="Read uncommitted documents instead of a revision."
     ),
@@ -202,11 +241,12 @@ def sync(
         "--prune/--no-prune",
         help="Stop deployments removed from Git (default: as their syncPolicy says).",
     ),
-    runtime: str = typer.Option("local", "--runtime", help=RUNTIME_HELP),
-    folder: str = typer.Option("deploy", "--folder", help=FOLDER_HELP),
+    runtime: str = typer.Option("local", "--runtime", metavar="RUNTIME", help=RUNTIME_HELP),
+    folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """Read the desired state, compare it with the live state, show the diff and apply it."""
     from opsloop.gitops import Reconciler
+    from opsloop.gitops.wording import describe_change
 
     rec = Reconciler(project(), runtime=runtime, folder=folder)
     with console.status("syncing…" if not dry_run else "comparing…"):
@@ -218,11 +258,8 @@ def sync(
         )
     for o in result.outcomes:
         for key, change in o.diff.items():
-            console.print(
-                f"  [bold]{o.name}[/bold] {key}: [red]{change.get('live')}[/red] → "
-                f"[green]{change.get('desired')}[/green]",
-                soft_wrap=True,
-            )
+            words = describe_change(key, change.get("live"), change.get("desired"))
+            console.print(f"  [bold]{escape(o.name)}[/bold] {escape(words)}", soft_wrap=True)
     console.print(_status_table(result, "dry run" if dry_run else "sync"))
     if not result.ok:
         raise typer.Exit(1)
@@ -231,9 +268,12 @@ def sync(
 def rollback(
     deployment: str = typer.Argument(..., help="Deployment name."),
     to: str | None = typer.Option(
-        None, "--to", help="Restore the document as of this revision instead of reverting."
+        None,
+        "--to",
+        metavar="REVISION",
+        help="Restore the document as of this revision instead of reverting.",
     ),
-    folder: str = typer.Option("deploy", "--folder", help=FOLDER_HELP),
+    folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """Revert the last commit that changed a deployment's document, as a new commit."""
     from opsloop import gitops
@@ -243,8 +283,8 @@ def rollback(
 
 
 def status(
-    runtime: str = typer.Option("local", "--runtime", help=RUNTIME_HELP),
-    folder: str = typer.Option("deploy", "--folder", help=FOLDER_HELP),
+    runtime: str = typer.Option("local", "--runtime", metavar="RUNTIME", help=RUNTIME_HELP),
+    folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """Show every deployment's sync and health status, with the reason."""
     from opsloop.gitops import Reconciler

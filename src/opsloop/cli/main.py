@@ -7,10 +7,13 @@ traceback.
 
 from __future__ import annotations
 
+import inspect
 import logging
+import re
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -59,7 +62,7 @@ def _register_commands() -> None:
     app.command("run")(run.run)
     app.add_typer(runs.app, name="runs")
     app.add_typer(models.app, name="models")
-    app.command("serve")(serve.serve_command)
+    app.command("serve", epilog=serve.EXAMPLES)(serve.serve_command)
     app.add_typer(gitops.deploy_app, name="deploy")
     app.command("sync")(gitops.sync)
     app.command("status")(gitops.status)
@@ -72,6 +75,81 @@ def _register_commands() -> None:
 
 
 _register_commands()
+
+# What a value of each type is called in help pages, as click calls them.
+_TYPE_WORDS = {
+    "int": "INTEGER",
+    "integer": "INTEGER",
+    "float": "NUMBER",
+    "str": "TEXT",
+    "text": "TEXT",
+    "path": "PATH",
+    "file": "FILE",
+    "bool": "BOOLEAN",
+    "boolean": "BOOLEAN",
+    "datetime": "DATETIME",
+    "uuid": "UUID",
+}
+_CHOICES = re.compile(r"[\w-]+(\|[\w-]+)+")
+
+
+def _type_word(param: Any, ctx: Any) -> str:
+    """The word for what ``param`` takes: ``INTEGER``, ``PATH``, ``a|b`` … (``VALUE`` for
+    anything without one, never a Python type)."""
+    display = getattr(param, "display_type", None)
+    if callable(display):
+        shown = str(display(ctx)).strip("<>")
+    else:
+        shown = str(getattr(getattr(param, "type", None), "name", "") or "")
+    shown = shown.removesuffix(" range")
+    if shown.startswith("list[") and shown.endswith("]"):
+        shown = shown[len("list[") : -1]
+    word = _TYPE_WORDS.get(shown.lower())
+    if word is not None:
+        return word
+    return shown if _CHOICES.fullmatch(shown) else "VALUE"
+
+
+def _reflowed(text: str) -> str:
+    """Docstring paragraphs as one line each (typer keeps a docstring's line breaks, which
+    then break lines mid-sentence); a paragraph with indented lines keeps its layout."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(
+        p if any(line[:1].isspace() for line in p.splitlines()) else " ".join(p.split("\n"))
+        for p in paragraphs
+    )
+
+
+def _readable_help(command: Any, ctx: Any = None) -> Any:
+    """Make every help page under ``command`` show values as words.
+
+    typer prints each parameter's Python type as its placeholder (``--debug <bool>``,
+    ``--loader <collections.abc.Callable[...]>``): a flag gets no placeholder, any other
+    option without a ``metavar`` gets a word (``INTEGER``, ``PATH``), and so does an
+    argument (typer prints its type beside its name whatever its metavar).
+    """
+    ctx = ctx if ctx is not None else command.context_class(command)
+    if command.help:
+        command.help = _reflowed(command.help)
+    help_option = command.get_help_option(ctx)
+    for param in [*command.params, *([help_option] if help_option is not None else [])]:
+        if param.param_type_name == "option":
+            if getattr(param, "is_flag", False) or getattr(param, "count", False):
+                param.metavar = ""
+            elif param.metavar is None:
+                param.metavar = _type_word(param, ctx)
+        elif param.param_type_name == "argument" and hasattr(param, "display_type_rich"):
+            word = _type_word(param, ctx)
+            # An instance attribute: only this argument's type column changes.
+            param.display_type_rich = lambda ctx, word=word: word
+    for sub in getattr(command, "commands", {}).values():
+        _readable_help(sub, command.context_class(sub, parent=ctx))
+    return command
+
+
+def cli() -> Any:
+    """The ``opsloop`` click command, with readable help pages."""
+    return _readable_help(typer.main.get_command(app))
 
 
 class _LastResort(logging.Handler):
@@ -100,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     # Replaced rather than adding a handler: records go exactly where they went before.
     logging.lastResort = _LastResort()
     try:
-        app(args=argv, standalone_mode=True)
+        cli()(args=argv, standalone_mode=True, prog_name="opsloop")
     except OpsloopError as exc:
         if State.debug:
             _print_traceback(exc)

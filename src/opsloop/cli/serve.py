@@ -12,7 +12,38 @@ import typer
 from opsloop.errors import ConfigError
 from opsloop.serve.base import ServableModel
 
-__all__ = ["parse_routes", "resolve_loader", "serve_command"]
+__all__ = ["EXAMPLES", "parse_routes", "resolve_loader", "serve_command"]
+
+#: The end of ``opsloop serve --help``: one request per protocol, and a label.
+EXAMPLES = "\n".join(
+    [
+        "Examples, for a server on port 8080 serving model churn (send your model's columns; "
+        "GET /v2/models/NAME lists them):",
+        "",
+        "MLflow-style /invocations answers class labels, or probabilities with "
+        "params.predict_method; columns the model does not take (ids …) are ignored and kept "
+        "in the prediction log:",
+        "",
+        "  curl -s localhost:8080/invocations -H 'content-type: application/json' \\",
+        """    -d '{"dataframe_records": [{"customer_id": "c-17", "tenure_months": 12, """
+        """"plan": "pro"}],""",
+        """         "params": {"predict_method": "predict_proba"}}'""",
+        "",
+        "Open Inference Protocol (V2): outputs predict (labels, the default) and predict_proba:",
+        "",
+        "  curl -s localhost:8080/v2/models/churn/infer -H 'content-type: application/json' \\",
+        """    -d '{"inputs": [{"name": "tenure_months", "datatype": "INT64", "shape": [1], """
+        """"data": [12]},""",
+        """                    {"name": "plan", "datatype": "BYTES", "shape": [1], """
+        """"data": ["pro"]}],""",
+        """         "outputs": [{"name": "predict_proba"}]}'""",
+        "",
+        "Feedback, the true label of an answered request, by the x-request-id of its answer:",
+        "",
+        "  curl -s localhost:8080/v1/feedback -H 'content-type: application/json' \\",
+        """    -d '{"request_id": "REQUEST_ID", "label": 1}'""",
+    ]
+)
 
 Loader = Callable[[str], ServableModel]
 
@@ -99,10 +130,17 @@ def _sink(target: str | None, deployment: str | None, *, feedback: bool) -> Any:
 def serve_command(
     model_uri: Annotated[
         list[str],
-        typer.Argument(help="Model URI(s) to serve; each is loaded by the model registry."),
+        typer.Argument(
+            help="Model URI(s) to serve (models:/NAME/VERSION, models:/NAME@ALIAS); each is "
+            "loaded by the model registry."
+        ),
     ],
-    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8080,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", "-p", metavar="PORT", help="Port to listen on.")
+    ] = 8080,
+    host: Annotated[
+        str, typer.Option("--host", metavar="ADDRESS", help="Address to listen on.")
+    ] = "127.0.0.1",
     max_batch_size: Annotated[
         int, typer.Option("--max-batch-size", min=1, help="Most rows per predict call.")
     ] = 64,
@@ -116,25 +154,35 @@ def serve_command(
     traffic: Annotated[
         list[str] | None,
         typer.Option(
-            "--traffic", help="Canary split, MODEL=VERSION:WEIGHT,VERSION:WEIGHT (repeatable)."
+            "--traffic",
+            metavar="SPLIT",
+            help="Canary split MODEL=VERSION:WEIGHT,..., e.g. churn=3:90,4:10 (repeatable).",
         ),
     ] = None,
     shadow: Annotated[
         list[str] | None,
-        typer.Option("--shadow", help="Shadow versions, MODEL=VERSION[,VERSION] (repeatable)."),
+        typer.Option(
+            "--shadow",
+            metavar="SHADOWS",
+            help="Shadow versions MODEL=VERSION,..., e.g. churn=5 (repeatable).",
+        ),
     ] = None,
     prediction_log: Annotated[
         str | None,
         typer.Option(
             "--prediction-log",
-            help="Prediction log: a .jsonl file, parquet://DIR, or none (default: the store).",
+            metavar="LOG",
+            help="Prediction log: FILE.jsonl, parquet://DIR or none (default: the project's "
+            "metadata store).",
         ),
     ] = None,
     feedback_log: Annotated[
         str | None,
         typer.Option(
             "--feedback-log",
-            help="Feedback log: a .jsonl file, parquet://DIR, or none (default: the store).",
+            metavar="LOG",
+            help="Feedback log: FILE.jsonl, parquet://DIR or none (default: the project's "
+            "metadata store).",
         ),
     ] = None,
     max_body_mb: Annotated[
@@ -144,6 +192,7 @@ def serve_command(
         Path | None,
         typer.Option(
             "--token-file",
+            metavar="FILE",
             help="File holding the bearer token for predictions, model metadata and feedback "
             "(else $OPSLOOP_SERVE_TOKEN; without either these are open). Required beyond "
             "loopback unless --insecure.",
@@ -153,6 +202,7 @@ def serve_command(
         Path | None,
         typer.Option(
             "--admin-token-file",
+            metavar="FILE",
             help="File holding the bearer token for /v1/admin/models, which also grants "
             "predictions and feedback (else $OPSLOOP_ADMIN_TOKEN; without either, admin is "
             "for loopback clients only).",
@@ -181,7 +231,9 @@ def serve_command(
     deployment: Annotated[
         str | None,
         typer.Option(
-            "--deployment", help="Deployment name written into every prediction and feedback."
+            "--deployment",
+            metavar="NAME",
+            help="Deployment name written into every prediction and feedback.",
         ),
     ] = None,
     loader: Annotated[
@@ -189,7 +241,8 @@ def serve_command(
         typer.Option(
             "--loader",
             parser=_import_loader,
-            help="MODULE:FUNCTION turning a model URI into a servable model.",
+            metavar="MODULE:FUNCTION",
+            help="A function turning a model URI into a servable model (default: the registry).",
         ),
     ] = None,
 ) -> None:
@@ -201,7 +254,7 @@ def serve_command(
     """
     from opsloop.serve.auth import ADMIN_TOKEN_ENV, SERVE_TOKEN_ENV, is_loopback, read_token
     from opsloop.serve.config import ServerConfig
-    from opsloop.serve.server import serve
+    from opsloop.serve.server import bind_socket, serve
 
     if admin_token is not None:
         raise ConfigError(
@@ -215,43 +268,52 @@ def serve_command(
             f"--host {host} is reachable from other machines and no token is set",
             hint=f"set ${SERVE_TOKEN_ENV} or --token-file FILE, or pass --insecure",
         )
-    load = resolve_loader(loader)
-    models = [load(uri) for uri in model_uri]
-    shadows = {
-        name: [version for version, _ in pairs]
-        for name, pairs in parse_routes(shadow or [], "--shadow").items()
-    }
-    try:
-        weights = {
-            name: {version: float(weight or 100) for version, weight in pairs}
-            for name, pairs in parse_routes(traffic or [], "--traffic").items()
+    # Bound first: a taken port is one line at once, not after the models have loaded.
+    sock = bind_socket(host, port, advice="pick another with --port PORT")
+    with sock:
+        load = resolve_loader(loader)
+        models = [load(uri) for uri in model_uri]
+        shadows = {
+            name: [version for version, _ in pairs]
+            for name, pairs in parse_routes(shadow or [], "--shadow").items()
         }
-        config = ServerConfig(
-            models=models,
-            traffic=weights,
-            shadow=shadows,
-            host=host,
-            port=port,
-            batching=batching,
-            max_batch_size=max_batch_size,
-            max_wait_ms=max_wait_ms,
-            max_body_bytes=int(max_body_mb * 1024 * 1024),
-            prediction_sink=_sink(prediction_log, deployment, feedback=False),
-            feedback_sink=_sink(feedback_log, deployment, feedback=True),
-            token=token,
-            admin_token=admin,
-            insecure=insecure,
-            max_connections_per_client=max_connections_per_client,
-            loader=load,
-            deployment=deployment,
+        try:
+            weights = {
+                name: {version: float(weight or 100) for version, weight in pairs}
+                for name, pairs in parse_routes(traffic or [], "--traffic").items()
+            }
+            config = ServerConfig(
+                models=models,
+                traffic=weights,
+                shadow=shadows,
+                host=host,
+                port=port,
+                batching=batching,
+                max_batch_size=max_batch_size,
+                max_wait_ms=max_wait_ms,
+                max_body_bytes=int(max_body_mb * 1024 * 1024),
+                prediction_sink=_sink(prediction_log, deployment, feedback=False),
+                feedback_sink=_sink(feedback_log, deployment, feedback=True),
+                token=token,
+                admin_token=admin,
+                insecure=insecure,
+                max_connections_per_client=max_connections_per_client,
+                loader=load,
+                deployment=deployment,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"invalid server options: {exc}") from exc
+        if token is None and not is_loopback(host):
+            typer.echo(
+                f"warning: serving on {host} without a token (--insecure): anyone who reaches "
+                "it may predict and send feedback labels",
+                err=True,
+            )
+        uris = ", ".join(model_uri)
+        serve(
+            config,
+            sock=sock,
+            on_started=lambda url: typer.echo(f"serving {uris} on {url}", err=True),
+            # A line the local GitOps runtime finds as the reason a replica is gone.
+            on_stopped=lambda url: typer.echo(f"stopped serving {uris}", err=True),
         )
-    except ValueError as exc:
-        raise ConfigError(f"invalid server options: {exc}") from exc
-    if token is None and not is_loopback(host):
-        typer.echo(
-            f"warning: serving on {host} without a token (--insecure): anyone who reaches it may "
-            "predict and send feedback labels",
-            err=True,
-        )
-    typer.echo(f"serving {', '.join(model_uri)} on http://{host}:{port}", err=True)
-    serve(config)

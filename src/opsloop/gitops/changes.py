@@ -24,6 +24,7 @@ from opsloop.gitops.document import (
 from opsloop.gitops.loader import load_desired_state
 from opsloop.gitops.reconciler import DEFAULT_FOLDER
 from opsloop.gitops.repo import CommitInfo, GitRepo
+from opsloop.gitops.wording import split_text, versions_text
 
 if TYPE_CHECKING:
     from opsloop.context import Project
@@ -173,11 +174,13 @@ def promote(
     if version is not None:
         info = ws.store.models.get_version(model, version)
         source = f"{model} v{version}"
+        named = source
     else:
         if alias is None:
             raise GitOpsError("give an alias or a version to promote")
         info = ws.store.models.get_version_by_alias(model, alias)
         source = f"{model}@{alias}"
+        named = f"{model} v{info.version} (@{alias})"
     path, doc = ws.locate(to)
     if doc is not None:
         if doc.spec.model != model:
@@ -195,7 +198,8 @@ def promote(
             spec["shadow"] = shadow
         else:
             spec.pop("shadow", None)
-        previous = _target(doc)
+        previous = _serving(doc)
+        subject = f"promote {named} to {to} (was {previous})"
         body = (
             f"{source} resolved to version {info.version} (artifact {info.artifact_digest}) "
             f"when promoted; the deployment served {previous}."
@@ -213,6 +217,7 @@ def promote(
                 "syncPolicy": {"automated": True, "selfHeal": True, "prune": True},
             },
         }
+        subject = f"deploy {named} to {to}"
         body = (
             f"{source} resolved to version {info.version} (artifact {info.artifact_digest}) "
             "when promoted; new deployment."
@@ -222,7 +227,6 @@ def promote(
     if remediation is not None:
         data["spec"]["remediation"] = remediation
     new = validate_data(data, path)
-    subject = f"deploy({to}): promote {source} -> v{info.version}"
     commit = ws.write(to, path, new, subject, body)
     if commit is not None:
         ws.store.deployments.record_change(
@@ -303,16 +307,9 @@ def set_traffic(
     else:
         spec.pop("shadow", None)
     new = validate_data(data, path)
-    split = " ".join(f"v{v}={w:g}" for v, w in sorted(weights.items()))
-    subject = f"deploy({deployment}): traffic {split}"
-    if new_shadow:
-        subject += " shadow " + " ".join(f"v{v}" for v in new_shadow)
-    before = (
-        " ".join(f"v{t.version}={t.weight:g}" for t in doc.spec.traffic)
-        if doc.spec.traffic
-        else f"all to {_target(doc)}"
-    )
-    commit = ws.write(deployment, path, new, subject, f"The split was: {before}.")
+    before = _serving(doc)
+    subject = f"set {deployment} traffic to {split_text(weights, new_shadow)} (was {before})"
+    commit = ws.write(deployment, path, new, subject, f"The deployment served {before}.")
     if commit is not None:
         ws.store.deployments.record_change(
             deployment,
@@ -351,7 +348,7 @@ def rollback(
     else:
         target = ws.repo.resolve(to)
         content = ws.repo.read(target, path)
-        subject = f"deploy({deployment}): roll back to {target[:10]}"
+        subject = f"roll back {deployment} to {target[:10]}"
         what = "Restores" if content is not None else "Removes"
         body = f"{what} {path} as of commit {target}."
         message = f"{subject}\n\n{body}\n\nOpsloop-Actor: {ws.actor}\n"
@@ -376,6 +373,16 @@ def rollback(
 
 def _target(doc: DeploymentDocument) -> str:
     return f"v{doc.spec.version}" if doc.spec.version is not None else f"@{doc.spec.alias}"
+
+
+def _serving(doc: DeploymentDocument) -> str:
+    """What a document serves, in words: ``v1``, ``@champion`` or ``v1 90%, v2 10%``."""
+    shadow = doc.spec.shadow or []
+    if doc.spec.traffic:
+        return split_text({t.version: t.weight for t in doc.spec.traffic}, shadow)
+    if shadow:
+        return f"{_target(doc)}; shadow {versions_text(shadow)}"
+    return _target(doc)
 
 
 def _history_path(ws: _Workspace, deployment: str) -> str:

@@ -44,6 +44,7 @@ from opsloop.gitops.loader import (
 from opsloop.gitops.repo import GitRepo
 from opsloop.gitops.runtime import Runtime, open_runtime
 from opsloop.gitops.types import Health, HealthStatus, LiveDeployment, RuntimeSpec, SyncStatus
+from opsloop.gitops.wording import describe_diff, split_text, versions_text
 from opsloop.store.types import DeploymentRecord
 
 if TYPE_CHECKING:
@@ -96,6 +97,8 @@ class DeploymentOutcome:
         file: The document's path in the repository.
         version: The main model version desired.
         endpoints: URLs of the running replicas.
+        traffic: The traffic split desired (percent per version), else the live one.
+        shadow: The shadow versions, likewise.
     """
 
     name: str
@@ -107,6 +110,18 @@ class DeploymentOutcome:
     file: str | None = None
     version: int | None = None
     endpoints: list[str] = field(default_factory=list)
+    traffic: dict[int, float] = field(default_factory=dict)
+    shadow: list[int] = field(default_factory=list)
+
+    @property
+    def serving(self) -> str:
+        """What the deployment serves, in words: ``v1``, or ``v1 90%, v2 10%``, with its
+        shadows; ``-`` when nothing is known."""
+        if self.traffic and (len(self.traffic) > 1 or self.shadow):
+            return split_text(self.traffic, self.shadow)
+        if self.traffic:
+            return versions_text(self.traffic)
+        return f"v{self.version}" if self.version is not None else "-"
 
 
 @dataclass
@@ -179,30 +194,6 @@ def compute_diff(desired: RuntimeSpec, live: LiveDeployment | None) -> dict[str,
     return diff
 
 
-def _diff_text(diff: dict[str, Any]) -> str:
-    parts = []
-    for key, change in diff.items():
-        if key == "deployment":
-            parts.append("not running")
-        else:
-            parts.append(f"{key}: {_short(change.get('live'))} → {_short(change.get('desired'))}")
-    return "; ".join(parts)
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, dict) and set(value) >= {"traffic"}:
-        value = value["traffic"]
-    if isinstance(value, dict):
-        return (
-            "{"
-            + ", ".join(
-                f"{k}: {v:g}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items()
-            )
-            + "}"
-        )
-    return str(value)
-
-
 def _refused(
     name: str,
     reason: str,
@@ -222,6 +213,8 @@ def _refused(
         file=file,
         version=version,
         endpoints=live.endpoints if live else [],
+        traffic=dict(live.spec.traffic) if live else {},
+        shadow=list(live.spec.shadow) if live else [],
     )
 
 
@@ -484,6 +477,8 @@ class Reconciler:
             file=loaded.file,
             version=spec.version,
             endpoints=live.endpoints if live else [],
+            traffic=dict(spec.traffic),
+            shadow=list(spec.shadow),
         )
         if not diff:
             health = self._health(name)
@@ -508,7 +503,7 @@ class Reconciler:
             why_not = "dry run"
         if why_not:
             base.sync = SyncStatus.OUT_OF_SYNC
-            base.reason = f"{_diff_text(diff)} ({why_not})"
+            base.reason = f"{describe_diff(diff)} ({why_not})"
             if live is None:
                 base.health = HealthStatus.MISSING
             else:
@@ -558,7 +553,7 @@ class Reconciler:
         health = self._health(name)
         base.health = health.status
         base.action = "healed" if trigger == "self-heal" else "synced"
-        base.reason = f"{base.action}: {_diff_text(diff)}; {health.reason}"
+        base.reason = f"{base.action}: {describe_diff(diff)}; {health.reason}"
         base.endpoints = live_after.endpoints
         return self._save(False, base, desired.revision, stored, live_after)
 
@@ -618,6 +613,8 @@ class Reconciler:
                 diff={"deployment": {"live": "running", "desired": None}},
                 file=file,
                 endpoints=live.endpoints,
+                traffic=dict(live.spec.traffic),
+                shadow=list(live.spec.shadow),
             )
             return self._save(dry_run, outcome, desired.revision, None, live)
         started = datetime.now(UTC)
@@ -642,6 +639,8 @@ class Reconciler:
                 action="failed",
                 file=file,
                 endpoints=live.endpoints,
+                traffic=dict(live.spec.traffic),
+                shadow=list(live.spec.shadow),
             )
             return self._save(False, outcome, desired.revision, None, live)
         self.store.deployments.record_sync(

@@ -1,4 +1,5 @@
-"""Render every deployment of a revision as Kubernetes manifests."""
+"""Render every deployment of a revision as Kubernetes manifests: plain YAML, the server
+image pinned to this opsloop's version, tokens and store URLs read from Secrets."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ from opsloop.errors import OpsloopError
 from opsloop.gitops.loader import load_desired_state, resolve_spec
 from opsloop.gitops.reconciler import DEFAULT_FOLDER
 from opsloop.gitops.repo import GitRepo
-from opsloop.gitops.runtime.kubernetes import DEFAULT_IMAGE, render_manifests, write_manifests
+from opsloop.gitops.runtime.kubernetes import (
+    DEFAULT_IMAGE,
+    DEFAULT_STORE_SECRET,
+    render_manifests,
+    write_manifests,
+)
 
 if TYPE_CHECKING:
     from opsloop.context import Project
 
-__all__ = ["RenderResult", "render_deployments"]
+__all__ = ["DEFAULT_IMAGE", "DEFAULT_STORE_SECRET", "RenderResult", "render_deployments"]
 
 
 @dataclass
@@ -37,6 +43,7 @@ def render_deployments(
     env: dict[str, str] | None = None,
     folder: str = DEFAULT_FOLDER,
     token_secret: str | None = None,
+    store_secret: str = DEFAULT_STORE_SECRET,
 ) -> RenderResult:
     """Write ``<out_dir>/<deployment>.yaml`` (a Deployment and a Service) per deployment.
 
@@ -47,7 +54,7 @@ def render_deployments(
         out_dir: Folder for the manifests.
         project: The project (default: the current one).
         revision: Git revision to read (None: the working tree).
-        image: Container image with opsloop installed.
+        image: Container image with opsloop installed (default ``opsloop:<version>``).
         namespace: Namespace of the objects.
         env: Environment of the server containers (tokens are not taken here: the servers
             read them from a Secret, see
@@ -55,6 +62,8 @@ def render_deployments(
         folder: Folder of the deployment documents, relative to the project.
         token_secret: Name of the Secret with the servers' tokens (default
             ``<deployment>-serve-tokens``).
+        store_secret: Name of the Secret with the store URLs (keys ``store-url``,
+            ``artifact-url`` and optionally ``s3-endpoint-url``).
     """
     if project is None:
         from opsloop.context import current_project
@@ -79,6 +88,7 @@ def render_deployments(
                 env=env,
                 revision=desired.revision,
                 token_secret=token_secret,
+                store_secret=store_secret,
             )
         except OpsloopError as exc:
             result.problems[name] = f"{loaded.file}: {exc}"

@@ -73,6 +73,10 @@ def drifted_sample(
     return inputs, labels
 
 
+# A classifier answers with labels unless asked for probabilities (as MLflow 2.x params).
+_PROBA = {"params": {"predict_method": "predict_proba"}}
+
+
 def _records(inputs: pd.DataFrame) -> list[dict[str, Any]]:
     # pandas' JSON writer turns NaN into null and numpy scalars into plain numbers.
     records: list[dict[str, Any]] = json.loads(inputs.to_json(orient="records"))
@@ -104,7 +108,8 @@ def send_requests(
     timeout_s: float = 30.0,
     advance: Callable[[int], None] | None = None,
 ) -> Replay:
-    """Send each row as its own ``/invocations`` request (``dataframe_records``).
+    """Send each row as its own ``/invocations`` request (``dataframe_records``), asking
+    for class probabilities (``params: {"predict_method": "predict_proba"}``).
 
     Args:
         base_url: The server, e.g. ``http://127.0.0.1:8601``.
@@ -122,7 +127,9 @@ def send_requests(
 
         def one(i: int) -> None:
             try:
-                resp = client.post("/invocations", json={"dataframe_records": [records[i]]})
+                resp = client.post(
+                    "/invocations", json={"dataframe_records": [records[i]], **_PROBA}
+                )
             except httpx.HTTPError as exc:
                 out.failed += 1
                 if len(out.errors) < 5:

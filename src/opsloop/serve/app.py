@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import gc
+import hashlib
 import ipaddress
 import logging
 import math
@@ -43,9 +44,12 @@ from opsloop.serve.codec import (
     decode_invocations,
     decode_v2,
     encode_v2_response,
+    ignored_note,
     loads_json,
     media_type,
     parse_v2,
+    predict_method,
+    v2_outputs,
 )
 from opsloop.serve.config import ServerConfig
 from opsloop.serve.feedback import LABELLED, ClientRateLimiter, LabelSpec, RecentRequests
@@ -83,6 +87,9 @@ _MLFLOW_CODES = {
 }
 _V2_CONTENT_TYPES = frozenset({"", "application/json"})
 _BINARY = "application/octet-stream"
+# Sets of ignored columns remembered (for their warning text, and to log each once): a
+# client sending a new set with every request must not grow memory or flood the log.
+_MAX_IGNORED_SETS = 1024
 
 
 class HTTPError(Exception):
@@ -162,6 +169,7 @@ class ServerState:
             RecentRequests(config.recent_requests) if config.feedback_sink is not None else None
         )
         self.feedback_limiter = ClientRateLimiter(config.feedback_rate, config.feedback_burst)
+        self._ignored_notes: dict[tuple[str, bytes], str] = {}
 
     def _batcher_for(self, model: ServableModel) -> MicroBatcher:
         cfg = self.config
@@ -450,6 +458,29 @@ class ServerState:
         await log.put_many(records)
         return len(records)
 
+    def ignored_warning(self, model: str, names: list[str]) -> str:
+        """The warning for columns a request sent beyond the signature, logged once per
+        model and set of columns (in any order)."""
+        ordered = sorted(names)
+        # A digest, not the names: a set may hold thousands of long names.
+        key = (model, hashlib.blake2b("\0".join(ordered).encode(), digest_size=16).digest())
+        note = self._ignored_notes.get(key)
+        if note is not None:
+            return note
+        note = ignored_note(ordered)
+        notes = self._ignored_notes
+        if len(notes) < _MAX_IGNORED_SETS:
+            notes[key] = note
+            logger.warning("model %s: %s (warned once per set of columns)", model, note)
+        elif len(notes) == _MAX_IGNORED_SETS:
+            notes[key] = note
+            logger.warning(
+                "model %s: %d sets of ignored columns seen; further ones are not logged",
+                model,
+                _MAX_IGNORED_SETS,
+            )
+        return note
+
     def record(
         self,
         slot: VersionSlot,
@@ -462,7 +493,9 @@ class ServerState:
         shadow: bool = False,
         agreed: bool | None = None,
     ) -> PredictionRecord:
-        """A prediction record for the log."""
+        """A prediction record for the log: the model's output (class probabilities for a
+        classifier, whatever the client asked to be answered), and the columns the request
+        sent beyond the signature as ``ids``."""
         return PredictionRecord(
             request_id=request_id,
             model=slot.name,
@@ -476,6 +509,7 @@ class ServerState:
             shadow=shadow,
             agreed=agreed,
             deployment=self.config.deployment,
+            ids=columns.ignored,
         )
 
     async def predict(
@@ -621,6 +655,14 @@ class ServerState:
                 slot = self.router.slot(name, version)
             label_version = slot.version
             decoded = decode_v2(payload, slot.schema, binary)
+            available = slot.outputs
+            wanted = v2_outputs(
+                decoded.outputs,
+                available,
+                available[:1],
+                model=slot.name,
+                binary_output=decoded.binary_output,
+            )
             if request_id is None:
                 request_id = self.new_request_id()
             result = await self.predict(
@@ -632,14 +674,21 @@ class ServerState:
                 started=started,
                 routed=version is None,
             )
+            labelled = slot.has_labels(result)
             content, head_length = encode_v2_response(
                 model=slot.name,
                 version=slot.version,
                 request_id=body_id,
-                output_name=slot.output_name,
-                result=result,
-                requested=decoded.outputs,
-                binary_output=decoded.binary_output,
+                tensors=[
+                    (
+                        out,
+                        slot.class_labels(result)
+                        if out != slot.output_name and labelled
+                        else result,
+                        binary_out,
+                    )
+                    for out, binary_out in wanted
+                ],
             )
         except Exception as exc:
             status, content, extra = self.error_answer(
@@ -655,7 +704,14 @@ class ServerState:
             await _send(send, 200, content, _JSON_BYTES, out_headers)
 
     async def invocations(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """MLflow-style ``POST /invocations``."""
+        """MLflow-style ``POST /invocations``.
+
+        A classifier answers with class labels, or with its class probabilities when
+        ``params.predict_method`` (or the ``predict_method`` query parameter) is
+        ``predict_proba``; the prediction log keeps the probabilities either way. Columns
+        beyond the signature are ignored with an ``x-opsloop-warning`` header (and one log
+        line per set of columns) and logged as the record's ``ids``.
+        """
         started = time.perf_counter()
         arrived = time.time()
         headers = _headers(scope)
@@ -693,6 +749,9 @@ class ServerState:
                 slot = self.router.slot(name, version)
             label_version = slot.version
             columns = decode_invocations(payload, slot.schema)
+            method = predict_method(payload.get("params"), params.get("predict_method"))
+            if method == "predict_proba" and len(slot.output_shape) != 2:
+                raise _no_proba(slot)
             if request_id is None:
                 request_id = self.new_request_id()
             result = await self.predict(
@@ -704,17 +763,28 @@ class ServerState:
                 started=started,
                 routed=version is None,
             )
+            if method == "predict_proba":
+                if result.ndim != 2:
+                    raise _no_proba(slot)
+            elif slot.has_labels(result):
+                # A classifier answers with its classes, as MLflow's scikit-learn flavor does.
+                result = slot.class_labels(result)
             if result.dtype.kind in "biuf":
                 content = orjson.dumps({"predictions": result}, option=_NUMPY)
             else:
                 content = orjson.dumps({"predictions": result.tolist()}, default=str)
+            out_headers = {"x-request-id": request_id}
+            if columns.ignored:
+                out_headers["x-opsloop-warning"] = self.ignored_warning(
+                    slot.name, list(columns.ignored)
+                )
         except Exception as exc:
             status, content, extra = self.error_answer(
                 _status_for(exc), label_name, label_version, request_id, mlflow=True
             )
             await _send(send, status, content, _JSON_BYTES, extra)
             return
-        await _send(send, 200, content, _JSON_BYTES, {"x-request-id": request_id})
+        await _send(send, 200, content, _JSON_BYTES, out_headers)
 
 
 _INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
@@ -743,6 +813,15 @@ class InferenceRoutes:
                 await self.state.v2_infer(scope, receive, send, match[1], match[2])
                 return
         await self.app(scope, receive, send)
+
+
+def _no_proba(slot: VersionSlot) -> HTTPError:
+    return HTTPError(
+        400,
+        f"params.predict_method: model '{slot.name}' version '{slot.version}' answers no class "
+        "probabilities (it is no classifier with predict_proba); use predict",
+        "predict_method",
+    )
 
 
 def _check_request_id(request_id: str | None) -> str | None:

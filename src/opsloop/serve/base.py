@@ -95,9 +95,12 @@ class ServableModel(Protocol):
     them, else predictions with shape ``(n,)``. It is called with a DataFrame whose columns
     follow ``signature`` in order and have its dtypes, possibly from another thread.
 
-    Two attributes are read when present: ``input_example`` (a DataFrame whose first row is
-    used for the warm-up predict instead of a synthetic row) and ``output_name`` (the V2
-    output tensor's name; default ``probabilities`` for 2-D outputs, else ``predictions``).
+    Three attributes are read when present: ``input_example`` (a DataFrame whose first row
+    is used for the warm-up predict instead of a synthetic row), ``classes`` (the class
+    labels, in the order of the probability columns: a classifier then answers with labels
+    unless probabilities are asked for) and ``output_name`` (the V2 name of the output
+    ``predict`` returns; default ``predict_proba`` for 2-D outputs, else ``predict``, as
+    MLServer's scikit-learn runtime names them).
     """
 
     name: str
@@ -244,12 +247,15 @@ class PredictionRecord:
         model: Model name.
         version: Model version that answered (or, for ``shadow=True``, that shadowed).
         inputs: Input columns, ``{column: [values]}``.
-        outputs: Model outputs, one entry per row.
+        outputs: Model outputs, one entry per row: what ``predict`` returned (class
+            probabilities for a classifier), whatever the client asked to be answered.
         latency_ms: Time from the request's arrival to its answer.
         timestamp: When the request arrived (UTC).
         shadow: True for the answer of a shadow version, which was never returned.
         agreed: For shadow records, whether the shadow agreed with the answer returned.
         deployment: The deployment the server runs for, when it was given one.
+        ids: Columns the request sent beyond the model's signature (ids, timestamps …),
+            ``{column: [values]}``: not predicted with, kept so labels can be joined by them.
     """
 
     request_id: str
@@ -263,6 +269,7 @@ class PredictionRecord:
     agreed: bool | None = None
     deployment: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    ids: Mapping[str, list[Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the record."""
@@ -278,6 +285,7 @@ class PredictionRecord:
             "agreed": self.agreed,
             "deployment": self.deployment,
             **({"extra": self.extra} if self.extra else {}),
+            **({"ids": dict(self.ids)} if self.ids else {}),
         }
 
 

@@ -7,6 +7,7 @@ once per micro-batch (see :mod:`opsloop.serve.batching`), which keeps the per-re
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,18 +23,22 @@ from opsloop.errors import InvalidRequestError
 from opsloop.serve.base import ColumnSpec
 
 __all__ = [
+    "PREDICT_METHODS",
     "Columns",
     "Schema",
     "V2Request",
     "decode_invocations",
     "decode_v2",
     "encode_v2_response",
+    "ignored_note",
     "loads_json",
     "media_type",
     "parse_v2",
+    "predict_method",
     "schema_of",
     "v2_datatype_for",
     "v2_input_datatype",
+    "v2_outputs",
 ]
 
 _V2_KIND: dict[str, str] = {
@@ -165,11 +170,14 @@ class Columns:
             values are held row-major in ``flat``.
         rows: Number of rows.
         flat: Row-major values (``rows * width``), used for single-dtype numeric signatures.
+        ignored: Columns the request sent beyond the signature (``/invocations`` only), as
+            sent: not predicted with, kept for the prediction log.
     """
 
     data: list[list[Any]] | None
     rows: int
     flat: list[Any] | None = None
+    ignored: dict[str, list[Any]] | None = None
 
     def column_data(self, width: int) -> list[list[Any]]:
         """One list per column."""
@@ -335,7 +343,11 @@ def _check_values(spec: ColumnSpec, values: list[Any]) -> list[Any]:
     return list(parsed)
 
 
-def _check_names(signature: Sequence[ColumnSpec], names: Iterable[str], where: str) -> None:
+def _check_names(
+    signature: Sequence[ColumnSpec], names: Iterable[str], where: str, *, extra_ok: bool = False
+) -> list[str]:
+    """Refuse missing or repeated columns, and columns beyond the signature unless
+    ``extra_ok``; returns those extra columns, in the order given."""
     expected = [spec.name for spec in signature]
     given = list(names)
     given_set = set(given)
@@ -348,7 +360,7 @@ def _check_names(signature: Sequence[ColumnSpec], names: Iterable[str], where: s
         )
     expected_set = set(expected)
     extra = [name for name in given if name not in expected_set]
-    if extra:
+    if extra and not extra_ok:
         raise InvalidRequestError(
             f"{where}: unknown column(s) {', '.join(repr(e) for e in extra)}; the model "
             f"expects {expected}",
@@ -357,6 +369,7 @@ def _check_names(signature: Sequence[ColumnSpec], names: Iterable[str], where: s
     if len(given) != len(given_set):
         dup = next(name for name in given if given.count(name) > 1)
         raise InvalidRequestError(f"{where}: column '{dup}' is given twice", field=dup)
+    return extra
 
 
 def _from_rows(signature: Sequence[ColumnSpec], rows: Any, where: str) -> Columns:
@@ -385,9 +398,11 @@ def _from_rows(signature: Sequence[ColumnSpec], rows: Any, where: str) -> Column
 
 
 def _from_records(signature: Sequence[ColumnSpec], records: list[Any], where: str) -> Columns:
-    """Columns from a list of ``{column: value}`` records."""
+    """Columns from a list of ``{column: value}`` records; keys beyond the signature are
+    kept aside (a record without one of them has None there)."""
     names = [spec.name for spec in signature]
     width = len(names)
+    extra: dict[str, None] = {}
     for i, record in enumerate(records):
         if not isinstance(record, dict):
             raise InvalidRequestError(
@@ -395,16 +410,21 @@ def _from_records(signature: Sequence[ColumnSpec], records: list[Any], where: st
                 field=f"{where}[{i}]",
             )
         if len(record) != width or not all(name in record for name in names):
-            _check_names(signature, record.keys(), f"{where}[{i}]")
+            extra.update(
+                dict.fromkeys(
+                    _check_names(signature, record.keys(), f"{where}[{i}]", extra_ok=True)
+                )
+            )
     data = [_check_values(spec, [record[spec.name] for record in records]) for spec in signature]
-    return Columns(data, len(records))
+    ignored = {name: [record.get(name) for record in records] for name in extra} or None
+    return Columns(data, len(records), ignored=ignored)
 
 
 def _from_columnar(
     signature: Sequence[ColumnSpec], columns: Mapping[str, Any], where: str
 ) -> Columns:
-    """Columns from ``{column: [values]}``."""
-    _check_names(signature, columns.keys(), where)
+    """Columns from ``{column: [values]}``; columns beyond the signature are kept aside."""
+    extra = _check_names(signature, columns.keys(), where, extra_ok=True)
     rows: int | None = None
     data: list[list[Any]] = []
     for spec in signature:
@@ -419,7 +439,18 @@ def _from_columnar(
                 field=spec.name,
             )
         data.append(_check_values(spec, values))
-    return Columns(data, rows or 0)
+    ignored: dict[str, list[Any]] = {}
+    for name in extra:
+        values = columns[name]
+        if not isinstance(values, list):
+            values = [values]
+        if len(values) != rows:
+            raise InvalidRequestError(
+                f"{where}: column '{name}' has {len(values)} values, others have {rows}",
+                field=name,
+            )
+        ignored[name] = values
+    return Columns(data, rows or 0, ignored=ignored or None)
 
 
 def _nonempty(columns: Columns, where: str) -> Columns:
@@ -433,7 +464,9 @@ def decode_invocations(payload: Any, signature: Sequence[ColumnSpec]) -> Columns
 
     Accepts exactly one of ``dataframe_split`` (``{"columns": [...], "data": [[...]]}``),
     ``dataframe_records`` (``[{column: value}]``), ``instances`` or ``inputs`` (records, rows
-    or ``{column: [values]}``). A ``params`` key is accepted and ignored.
+    or ``{column: [values]}``), and a ``params`` object (see :func:`predict_method`). As in
+    MLflow, named columns beyond the signature (ids, timestamps …) are not refused: they are
+    left out of the prediction and returned in ``Columns.ignored``.
 
     Raises:
         InvalidRequestError: The payload's shape, columns or values do not fit the signature.
@@ -473,7 +506,7 @@ def decode_invocations(payload: Any, signature: Sequence[ColumnSpec]) -> Columns
             )
         if columns == schema_of(signature).names:
             return _nonempty(_from_rows(signature, data, "dataframe_split.data"), key)
-        _check_names(signature, columns, "dataframe_split.columns")
+        extra = _check_names(signature, columns, "dataframe_split.columns", extra_ok=True)
         order = {name: i for i, name in enumerate(columns)}
         width = len(columns)
         for i, row in enumerate(data):
@@ -483,7 +516,8 @@ def decode_invocations(payload: Any, signature: Sequence[ColumnSpec]) -> Columns
                     field=f"dataframe_split.data[{i}]",
                 )
         cols = [_check_values(spec, [row[order[spec.name]] for row in data]) for spec in signature]
-        return _nonempty(Columns(cols, len(data)), key)
+        ignored = {name: [row[order[name]] for row in data] for name in extra} or None
+        return _nonempty(Columns(cols, len(data), ignored=ignored), key)
     if key == "dataframe_records":
         if not isinstance(body, list):
             raise InvalidRequestError("dataframe_records: expected a list of objects", field=key)
@@ -764,55 +798,119 @@ def decode_v2(
     return V2Request(request_id, columns, outputs, binary_output)
 
 
+def v2_outputs(
+    requested: list[dict[str, Any]] | None,
+    available: Sequence[str],
+    default: Sequence[str],
+    *,
+    model: str,
+    binary_output: bool = False,
+) -> list[tuple[str, bool]]:
+    """The outputs a V2 request asks for, each with whether it goes as binary tensor data.
+
+    Without ``outputs`` in the request, the ``default`` ones are answered (as MLServer's
+    scikit-learn runtime answers ``predict`` only); ``binary_data_output`` in the request's
+    parameters, or ``binary_data`` in an output's, asks for binary data.
+
+    Raises:
+        InvalidRequestError: An output was requested that the model does not have.
+    """
+    if requested is None:
+        return [(name, binary_output) for name in default]
+    chosen: dict[str, bool] = {}
+    for out in requested:
+        name = out["name"]
+        if name not in available:
+            raise InvalidRequestError(
+                f"outputs: model '{model}' has no output {name!r}; it has "
+                f"{', '.join(repr(a) for a in available)}",
+                field="outputs",
+            )
+        params = out.get("parameters")
+        binary = binary_output
+        if isinstance(params, dict) and "binary_data" in params:
+            binary = bool(params["binary_data"])
+        chosen[name] = binary
+    return list(chosen.items())
+
+
 def encode_v2_response(
     *,
     model: str,
     version: str,
     request_id: str | None,
-    output_name: str,
-    result: np.ndarray,
-    requested: list[dict[str, Any]] | None,
-    binary_output: bool,
+    tensors: Sequence[tuple[str, np.ndarray, bool]],
 ) -> tuple[bytes, int | None]:
-    """Encode a V2 inference response.
+    """Encode a V2 inference response of ``(name, values, binary)`` output tensors.
 
     Returns:
         The body and, when binary tensor data was asked for, the JSON header's length (for
         the ``Inference-Header-Content-Length`` header).
-
-    Raises:
-        InvalidRequestError: An output was requested that the model does not have.
     """
-    binary = binary_output
-    if requested is not None:
-        for out in requested:
-            if out["name"] != output_name:
-                raise InvalidRequestError(
-                    f"outputs: model '{model}' has no output '{out['name']}'; it has "
-                    f"'{output_name}'",
-                    field="outputs",
-                )
-            params = out.get("parameters")
-            if isinstance(params, dict) and "binary_data" in params:
-                binary = bool(params["binary_data"])
-    datatype = v2_datatype_for(result)
-    tensor: dict[str, Any] = {
-        "name": output_name,
-        "datatype": datatype,
-        "shape": list(result.shape),
-    }
-    blob = b""
-    if binary and datatype != "BYTES":
-        blob = np.ascontiguousarray(result).astype(result.dtype.newbyteorder("<")).tobytes()
-        tensor["parameters"] = {"binary_data_size": len(blob)}
-    elif result.dtype.kind in "biuf":
-        tensor["data"] = np.ascontiguousarray(result).ravel()
-    else:
-        tensor["data"] = [str(v) for v in result.ravel().tolist()]
-    response: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": [tensor]}
+    outputs: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+    for name, result, binary in tensors:
+        datatype = v2_datatype_for(result)
+        tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(result.shape)}
+        if binary and datatype != "BYTES":
+            blob = np.ascontiguousarray(result).astype(result.dtype.newbyteorder("<")).tobytes()
+            tensor["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        elif result.dtype.kind in "biuf":
+            tensor["data"] = np.ascontiguousarray(result).ravel()
+        else:
+            tensor["data"] = [str(v) for v in result.ravel().tolist()]
+        outputs.append(tensor)
+    response: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": outputs}
     if request_id is not None:
         response["id"] = request_id
     head = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
-    if blob:
-        return head + blob, len(head)
+    if blobs:
+        return head + b"".join(blobs), len(head)
     return head, None
+
+
+# --- /invocations answers ---------------------------------------------------------------------
+
+#: What an ``/invocations`` request may ask to be answered with (``params.predict_method``).
+PREDICT_METHODS = ("predict", "predict_proba")
+# A warning header names at most this many ignored columns, each cut to this many characters.
+_NOTE_NAMES = 10
+_NOTE_NAME_CHARS = 64
+
+
+def predict_method(params: Any, query: str | None = None) -> str | None:
+    """What an ``/invocations`` request asks to be answered with, None for the default.
+
+    ``params.predict_method`` as in MLflow 2.x inference params (``predict``: class labels,
+    ``predict_proba``: class probabilities), else the ``?predict_method=`` query parameter.
+
+    Raises:
+        InvalidRequestError: ``params`` is not an object, or the method is unknown.
+    """
+    value: Any = None
+    if params is not None:
+        if not isinstance(params, dict):
+            raise InvalidRequestError("params: expected an object", field="params")
+        value = params.get("predict_method")
+    if value is None:
+        value = query
+    if value is None:
+        return None
+    if value not in PREDICT_METHODS:
+        raise InvalidRequestError(
+            f"params.predict_method: {value!r} is not one of {', '.join(PREDICT_METHODS)}",
+            field="predict_method",
+        )
+    return str(value)
+
+
+def ignored_note(names: Sequence[str]) -> str:
+    """The warning that columns beyond the signature were ignored: one line of ASCII, a
+    bounded number of names (it goes into a response header and the server log)."""
+    # json.dumps escapes quotes, control characters and non-ASCII: a name cannot break a
+    # header line or smuggle another header in.
+    shown = [json.dumps(name[:_NOTE_NAME_CHARS]) for name in names[:_NOTE_NAMES]]
+    more = len(names) - len(shown)
+    tail = f" and {more} more" if more > 0 else ""
+    return f"columns not in the model's signature were ignored: {', '.join(shown)}{tail}"

@@ -25,12 +25,22 @@ from opsloop.serve.codec import Schema, v2_datatype_for, v2_input_datatype
 from opsloop.serve.feedback import LabelSpec
 from opsloop.serve.metrics import ServerMetrics
 
-__all__ = ["ModelEntry", "ModelRouter", "VersionSlot"]
+__all__ = ["LABEL_OUTPUT", "ModelEntry", "ModelRouter", "VersionSlot"]
+
+
+#: The V2 output of a classifier's class labels (MLServer's scikit-learn runtime's name).
+LABEL_OUTPUT = "predict"
 
 
 @dataclass(slots=True)
 class VersionSlot:
-    """One loaded, warmed model version and its batcher."""
+    """One loaded, warmed model version and its batcher.
+
+    Attributes:
+        output_name: The V2 name of what ``predict`` returns.
+        classes: The class labels of a classifier whose output is their probabilities (it
+            answers with labels by default, as scikit-learn's ``predict``); None otherwise.
+    """
 
     model: ServableModel
     batcher: MicroBatcher
@@ -38,7 +48,31 @@ class VersionSlot:
     output_datatype: str
     output_shape: list[int]
     labels: LabelSpec
+    classes: np.ndarray | None = None
     children: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def outputs(self) -> list[str]:
+        """The V2 outputs this version answers with; the first is its default."""
+        if self.classes is None:
+            return [self.output_name]
+        return [LABEL_OUTPUT, self.output_name]
+
+    def has_labels(self, result: np.ndarray) -> bool:
+        """Whether ``result`` holds class probabilities labels can be read from."""
+        classes = self.classes
+        return classes is not None and result.ndim == 2 and result.shape[1] == len(classes)
+
+    def class_labels(self, result: np.ndarray) -> np.ndarray:
+        """The most probable class of each row of ``result`` (see :meth:`has_labels`).
+
+        The class of highest probability, which is what scikit-learn's ``predict`` answers
+        for classifiers whose probabilities decide their class; it keeps the label returned
+        consistent with the probabilities logged.
+        """
+        assert self.classes is not None
+        labels: np.ndarray = self.classes[result.argmax(axis=1)]
+        return labels
 
     @property
     def schema(self) -> Schema:
@@ -66,11 +100,22 @@ class VersionSlot:
                 for spec in self.model.signature
             ],
             "outputs": [
+                *(
+                    [
+                        {
+                            "name": LABEL_OUTPUT,
+                            "datatype": v2_datatype_for(self.classes),
+                            "shape": [-1],
+                        }
+                    ]
+                    if self.classes is not None
+                    else []
+                ),
                 {
                     "name": self.output_name,
                     "datatype": self.output_datatype,
                     "shape": self.output_shape,
-                }
+                },
             ],
         }
 
@@ -355,10 +400,29 @@ class ModelRouter:
                 )
             shape = [-1, *output.shape[1:]]
             datatype = v2_datatype_for(output)
-            default_name = "probabilities" if output.ndim == 2 else "predictions"
         else:
-            shape, datatype, default_name = [-1], "FP64", "predictions"
-        name = getattr(model, "output_name", None) or default_name
-        return VersionSlot(
-            model, batcher, str(name), datatype, shape, LabelSpec.for_model(model, shape)
+            # Not warmed: assume what the contract says a model with classes answers.
+            known = getattr(model, "classes", None)
+            shape = [-1] if known is None else [-1, len(list(known))]
+            datatype = "FP64"
+        labels = LabelSpec.for_model(model, shape)
+        classes = _classes_array(labels.classes, shape)
+        name = getattr(model, "output_name", None) or (
+            "predict_proba" if len(shape) == 2 else "predict"
         )
+        if name == LABEL_OUTPUT:
+            classes = None
+        return VersionSlot(model, batcher, str(name), datatype, shape, labels, classes)
+
+
+def _classes_array(classes: tuple[Any, ...] | None, shape: list[int]) -> np.ndarray | None:
+    """The classes as an array to index with the argmax of each row, when the output is one
+    probability per class."""
+    if classes is None or len(shape) != 2 or shape[1] != len(classes) or not classes:
+        return None
+    array = np.asarray(classes)
+    if array.dtype.kind not in "biuf" or len({type(c) for c in classes}) > 1:
+        # Text or mixed labels: an object array gives back the labels as they were.
+        array = np.empty(len(classes), dtype=object)
+        array[:] = list(classes)
+    return array

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opsloop.errors import MissingDependencyError, ServingError
@@ -14,7 +15,7 @@ from opsloop.serve.auth import is_loopback
 from opsloop.serve.base import ServableModel
 from opsloop.serve.config import ServerConfig
 
-__all__ = ["run_server", "serve", "uvicorn_config"]
+__all__ = ["bind_socket", "run_server", "serve", "uvicorn_config"]
 
 logger = logging.getLogger("opsloop.serve")
 
@@ -141,13 +142,70 @@ def uvicorn_config(config: ServerConfig, app: Any | None = None) -> Any:
     )
 
 
-def serve(config: ServerConfig, *, sock: socket.socket | None = None) -> None:
+def bind_socket(host: str, port: int, *, advice: str | None = None) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (``SO_REUSEADDR``, as uvicorn binds), for
+    :func:`serve`.
+
+    Binding before the server starts turns a taken port into one clear error instead of
+    uvicorn's log lines and exit.
+
+    Args:
+        host: Address (or name) to listen on.
+        port: Port; 0 picks a free one.
+        advice: How to choose another port, appended to the message of a taken port.
+
+    Raises:
+        ServingError: The port is taken, needs privileges, or the host cannot be listened on.
+    """
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ServingError(f"cannot listen on {where}: {exc}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            # As asyncio's create_server: an IPv6 socket does not take the IPv4 port too.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            tail = f"; {advice}" if advice else ""
+            raise ServingError(f"port {port} on {host} is already in use{tail}") from None
+        if exc.errno == errno.EACCES:
+            raise ServingError(
+                f"port {port} on {host} needs privileges this process does not have"
+                + (f"; {advice}" if advice else "")
+            ) from None
+        raise ServingError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in str(host) else f"http://{host}:{port}"
+
+
+def serve(
+    config: ServerConfig,
+    *,
+    sock: socket.socket | None = None,
+    on_started: Callable[[str], None] | None = None,
+    on_stopped: Callable[[str], None] | None = None,
+) -> None:
     """Run a server until SIGINT/SIGTERM; on stop, in-flight requests finish and the logs are
     flushed.
 
     Args:
         config: The server's configuration.
         sock: An already bound socket to serve on (then ``config.host/port`` are ignored).
+        on_started: Called with the server's URL once its models are loaded and it listens.
+        on_stopped: Called with the URL once a started server has shut down (uvicorn then
+            raises the signal that stopped it again, so code after this call may not run).
 
     Raises:
         ServingError: The server could not start (a model failed to load, the port is taken).
@@ -170,16 +228,35 @@ def serve(config: ServerConfig, *, sock: socket.socket | None = None) -> None:
                 "feedback labels",
                 host,
             )
+    owned = sock is None
+    if sock is None:
+        sock = bind_socket(config.host, config.port, advice="choose another port")
+    url = _url(sock)
     app = create_app(config)
-    server = uvicorn.Server(uvicorn_config(config, app))
-    where = f"{config.host}:{config.port}" if sock is None else str(sock.getsockname())
-    # uvicorn exits (SystemExit) when the app's startup fails or it cannot bind.
-    with contextlib.suppress(SystemExit):
-        server.run(sockets=[sock] if sock is not None else None)
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if on_started is not None:
+                on_started(url)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets)
+            if on_stopped is not None and self.started:
+                on_stopped(url)
+
+    server = _Server(uvicorn_config(config, app))
+    try:
+        # uvicorn exits (SystemExit) when the app's startup fails.
+        with contextlib.suppress(SystemExit):
+            server.run(sockets=[sock])
+    finally:
+        if owned:
+            sock.close()
     if not server.started:
         cause = app.state.server.startup_error
         reason = f": {cause}" if cause is not None else "; see the log above"
-        raise ServingError(f"the server on {where} could not start{reason}") from cause
+        raise ServingError(f"the server on {url} could not start{reason}") from cause
 
 
 def run_server(

@@ -8,6 +8,10 @@ huge row: ``reference`` writes its rows to the artifact store as a Parquet chunk
 (:mod:`opsloop.store.prediction_chunks`) and the row keeps the chunk's digest, row count and
 columns; ``sample`` keeps a seeded random sample of ``sample_rows`` rows inline with their
 positions and the total; ``drop`` keeps the counts only.
+
+Columns a request sent beyond the model's signature (ids, timestamps …) go to the row's
+``ids``, so labels can be joined by them: all of them for a request kept inline, those of the
+sampled rows under ``sample``, none under ``reference`` and ``drop``.
 """
 
 from __future__ import annotations
@@ -27,8 +31,6 @@ from opsloop.store.prediction_chunks import write_chunk
 
 if TYPE_CHECKING:
     from opsloop.artifacts import ArtifactStore
-
-logger = logging.getLogger("opsloop.serve")
 
 logger = logging.getLogger("opsloop.serve")
 
@@ -108,6 +110,7 @@ class StorePredictionSink:
             | ({"agreed": r.agreed} if r.agreed is not None else {}),
             "rows": len(r.outputs),
             "chunk": None,
+            "ids": _plain(r.ids) if r.ids else None,
         }
 
     def _large_row(self, r: PredictionRecord) -> dict[str, Any]:
@@ -116,6 +119,7 @@ class StorePredictionSink:
         log: dict[str, Any] = {"policy": self.large, "columns": [str(c) for c in r.inputs]}
         inputs: dict[str, Any] = {}
         values: list[Any] = []
+        ids: dict[str, Any] | None = None
         chunk = None
         if self.large == "reference":
             assert self.artifacts is not None  # see __init__
@@ -139,6 +143,10 @@ class StorePredictionSink:
                 str(name): [_plain(column[i]) for i in index] for name, column in r.inputs.items()
             }
             values = [_plain(r.outputs[i]) for i in index]
+            if r.ids:
+                ids = {
+                    str(name): [_plain(column[i]) for i in index] for name, column in r.ids.items()
+                }
             log |= {"seed": seed, "index": index}
         logger.debug(
             "prediction log: request %s of %d rows logged by policy %s", r.request_id, n, self.large
@@ -156,6 +164,7 @@ class StorePredictionSink:
             | ({"agreed": r.agreed} if r.agreed is not None else {}),
             "rows": n,
             "chunk": chunk,
+            "ids": ids,
         }
 
 

@@ -317,6 +317,7 @@ class Prediction(Base):
     A large request keeps its rows out of line (migration 0003): ``rows`` is the request's
     real row count, ``chunk`` the digest of the Parquet chunk that holds them (see
     :mod:`opsloop.store.prediction_chunks`), and ``outputs["log"]`` says how it was logged.
+    ``ids`` holds the columns the request sent beyond the model's signature (migration 0006).
     """
 
     __tablename__ = "predictions"
@@ -334,6 +335,7 @@ class Prediction(Base):
     outputs: Mapped[JSONDict] = mapped_column(default=dict)
     rows: Mapped[int | None] = mapped_column(Integer)
     chunk: Mapped[str | None] = mapped_column(String(80), index=True)
+    ids: Mapped[JSONDict | None] = mapped_column()
 
 
 class Feedback(Base):

@@ -153,7 +153,8 @@ class PredictionInfo(_Info):
     ``rows`` is the request's row count (None on rows logged before it was recorded) and
     ``chunk`` the digest of the Parquet chunk holding its rows when they were too many to
     keep inline; ``outputs["log"]`` then says how it was logged (``reference``, ``sample``
-    or ``drop``).
+    or ``drop``). ``ids`` are the columns the request sent beyond the model's signature
+    (ids, timestamps …), kept so that labels can be joined by them.
     """
 
     id: int
@@ -168,6 +169,7 @@ class PredictionInfo(_Info):
     outputs: dict[str, Any]
     rows: int | None = None
     chunk: str | None = None
+    ids: dict[str, Any] | None = None
 
     @property
     def row_count(self) -> int:

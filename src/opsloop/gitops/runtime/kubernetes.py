@@ -15,18 +15,47 @@ from typing import Any
 
 import yaml
 
+from opsloop import __version__
 from opsloop.errors import GitOpsError, SpecError
 from opsloop.gitops.runtime.base import Runtime
 from opsloop.gitops.types import Health, HealthStatus, LiveDeployment, RuntimeSpec
+from opsloop.redact import url_secrets
 from opsloop.spec.yamlpos import load_yaml_all, read_text
 
-__all__ = ["DEFAULT_IMAGE", "KubernetesRuntime", "render_manifests", "write_manifests"]
+__all__ = [
+    "DEFAULT_IMAGE",
+    "DEFAULT_STORE_SECRET",
+    "KubernetesRuntime",
+    "PlainDumper",
+    "render_manifests",
+    "write_manifests",
+]
 
-DEFAULT_IMAGE = "opsloop:latest"
+#: The server image: pinned to this opsloop's version, so a manifest runs what rendered it.
+DEFAULT_IMAGE = f"opsloop:{__version__}"
+#: The Secret the servers read the metadata store's and artifact store's URLs from.
+DEFAULT_STORE_SECRET = "opsloop-store"
 # The variables ``opsloop serve`` reads its tokens from (the serving discipline's names; the
 # CLI's contract, repeated here because gitops does not import serve).
 SERVE_TOKEN_ENV = "OPSLOOP_SERVE_TOKEN"
 ADMIN_TOKEN_ENV = "OPSLOOP_ADMIN_TOKEN"
+# Where every opsloop process reads its stores from (opsloop.settings), and the key of each
+# in the store Secret; the S3 endpoint is optional (AWS without one).
+STORE_ENV = {
+    "OPSLOOP_STORE_URL": ("store-url", False),
+    "OPSLOOP_ARTIFACT_URL": ("artifact-url", False),
+    "OPSLOOP_S3_ENDPOINT_URL": ("s3-endpoint-url", True),
+}
+
+
+class PlainDumper(yaml.SafeDumper):
+    """A YAML dumper that writes plain documents: the same dict used twice (labels,
+    selectors) is written twice, never as an anchor (``&id001``) and an alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 SPEC_ANNOTATION = "opsloop.io/spec"
 HASH_ANNOTATION = "opsloop.io/spec-hash"
 
@@ -63,13 +92,18 @@ def render_manifests(
     env: dict[str, str] | None = None,
     revision: str | None = None,
     token_secret: str | None = None,
+    store_secret: str = DEFAULT_STORE_SECRET,
 ) -> list[dict[str, Any]]:
     """The ``Deployment`` and ``Service`` of one deployment.
 
     The server listens on every interface of its pod, so it needs a token: the container
     reads ``OPSLOOP_SERVE_TOKEN`` (key ``token``) and, when present, ``OPSLOOP_ADMIN_TOKEN``
     (key ``admin-token``) from a Secret that is created in the cluster, never rendered here
-    (manifests live in Git).
+    (manifests live in Git). The metadata store's and artifact store's URLs (which hold
+    credentials) come from another Secret likewise: ``OPSLOOP_STORE_URL`` (key
+    ``store-url``), ``OPSLOOP_ARTIFACT_URL`` (``artifact-url``) and, when present,
+    ``OPSLOOP_S3_ENDPOINT_URL`` (``s3-endpoint-url``); ``env`` may set one of them instead,
+    if it holds no password.
 
     Args:
         spec: The resolved deployment.
@@ -80,12 +114,14 @@ def render_manifests(
         revision: The Git revision the spec comes from, recorded as an annotation.
         token_secret: Name of the Secret holding the tokens (default
             ``<deployment>-serve-tokens``).
+        store_secret: Name of the Secret holding the store URLs.
 
     Returns:
         Two manifests, as plain data.
 
     Raises:
-        GitOpsError: ``env`` sets a token variable (a token must come from the Secret).
+        GitOpsError: ``env`` sets a token variable (a token must come from the Secret), or a
+            store URL with a password or credential in it.
     """
     secret_env = {SERVE_TOKEN_ENV: ("token", False), ADMIN_TOKEN_ENV: ("admin-token", True)}
     clash = sorted(set(env or {}) & set(secret_env))
@@ -95,6 +131,14 @@ def render_manifests(
             "into a manifest in Git",
             hint="put the tokens in the Secret the manifest names (token, admin-token)",
         )
+    for name in sorted(set(env or {}) & set(STORE_ENV)):
+        if url_secrets((env or {})[name]):
+            raise GitOpsError(
+                f"deployment '{spec.name}': env sets {name} with a credential in it, which "
+                "would put it into a manifest in Git",
+                hint=f"leave {name} out of env: the server reads it from the Secret "
+                f"'{store_secret}' (key {STORE_ENV[name][0]})",
+            )
     secret = token_secret or f"{spec.name}-serve-tokens"
     selector, labels = _labels(spec)
     # Inside a pod the server must listen on every interface for the Service to reach it.
@@ -129,15 +173,15 @@ def render_manifests(
     resources = _resources(spec)
     if resources:
         container["resources"] = resources
-    container["env"] = [{"name": k, "value": v} for k, v in sorted((env or {}).items())] + [
-        {
-            "name": name,
-            "valueFrom": {
-                "secretKeyRef": {"name": secret, "key": key, **({"optional": True} if opt else {})}
-            },
-        }
-        for name, (key, opt) in secret_env.items()
-    ]
+    container["env"] = (
+        [{"name": k, "value": v} for k, v in sorted((env or {}).items())]
+        + [_secret_ref(name, secret, key, optional) for name, (key, optional) in secret_env.items()]
+        + [
+            _secret_ref(name, store_secret, key, optional)
+            for name, (key, optional) in STORE_ENV.items()
+            if name not in (env or {})
+        ]
+    )
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -183,11 +227,19 @@ def render_manifests(
     return [deployment, service]
 
 
+def _secret_ref(name: str, secret: str, key: str, optional: bool) -> dict[str, Any]:
+    ref: dict[str, Any] = {"name": secret, "key": key}
+    if optional:
+        ref["optional"] = True
+    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+
+
 def write_manifests(manifests: list[dict[str, Any]], path: Path) -> Path:
-    """Write manifests as one multi-document YAML file."""
+    """Write manifests as one multi-document YAML file, plain (no anchors or aliases)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        yaml.safe_dump_all(manifests, sort_keys=False, default_flow_style=False), encoding="utf-8"
+        yaml.dump_all(manifests, Dumper=PlainDumper, sort_keys=False, default_flow_style=False),
+        encoding="utf-8",
     )
     return path
 
@@ -200,6 +252,7 @@ class KubernetesRuntime(Runtime):
         image: Container image of the servers.
         namespace: Namespace of every object.
         env: Environment of the server containers.
+        store_secret: Name of the Secret the servers read the store URLs from.
     """
 
     name = "kubernetes"
@@ -211,11 +264,13 @@ class KubernetesRuntime(Runtime):
         image: str = DEFAULT_IMAGE,
         namespace: str | None = None,
         env: dict[str, str] | None = None,
+        store_secret: str = DEFAULT_STORE_SECRET,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.image = image
         self.namespace = namespace
         self.env = dict(env or {})
+        self.store_secret = store_secret
 
     def _path(self, name: str) -> Path:
         return self.out_dir / f"{name}.yaml"
@@ -248,7 +303,11 @@ class KubernetesRuntime(Runtime):
     def apply(self, name: str, desired: RuntimeSpec) -> LiveDeployment:
         """Write the deployment's manifests."""
         manifests = render_manifests(
-            desired, image=self.image, namespace=self.namespace, env=self.env
+            desired,
+            image=self.image,
+            namespace=self.namespace,
+            env=self.env,
+            store_secret=self.store_secret,
         )
         path = write_manifests(manifests, self._path(name))
         return LiveDeployment(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -45,7 +46,7 @@ from opsloop.errors import GitOpsError
 from opsloop.gitops.runtime.base import Runtime
 from opsloop.gitops.types import Health, HealthStatus, LiveDeployment, ObservedRouting, RuntimeSpec
 
-__all__ = ["LocalRuntime", "ReplicaRecord", "RuntimeRecord"]
+__all__ = ["LocalRuntime", "ReplicaRecord", "RuntimeRecord", "exit_reason"]
 
 STATE_FILE = "local.json"
 _ADMIN = "/v1/admin/models"
@@ -239,9 +240,16 @@ class LocalRuntime(Runtime):
         deadline = time.monotonic() + self.ready_timeout_s
         while True:
             if not self.alive(replica):
+                if not self.port_free(port):
+                    # Taken between the check and the server's bind: the same one line.
+                    raise GitOpsError(
+                        f"deployment '{name}': port {port} on {self.host} is in use by "
+                        "another process",
+                        hint="free the port or change spec.port in the deployment document",
+                    )
                 raise GitOpsError(
                     f"deployment '{name}': the server on port {port} exited before it was "
-                    f"ready: {_log_tail(log)}",
+                    f"ready: {exit_reason(log)}",
                     hint=f"see {log}",
                 )
             if self._ready(port, timeout=1.0):
@@ -476,7 +484,7 @@ class LocalRuntime(Runtime):
                 return Health(
                     status=HealthStatus.DEGRADED,
                     reason=f"replica {index} (pid {replica.pid}, port {replica.port}) exited: "
-                    f"{_log_tail(Path(replica.log))}",
+                    f"{exit_reason(Path(replica.log))} (log: {replica.log})",
                 )
         for replica in rec.replicas:
             if not self._ready(replica.port):
@@ -492,16 +500,53 @@ class LocalRuntime(Runtime):
         )
 
 
-def _log_tail(log: Path, limit: int = 300) -> str:
-    """The last meaningful lines of a server log, as one line."""
+def _last_run(log: Path) -> list[str] | None:
+    """The non-empty lines the server's last start wrote to its log (None: no log)."""
     try:
         lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
-        return "no log"
+        return None
     start = max((i for i, ln in enumerate(lines) if ln.startswith("--- ")), default=-1) + 1
-    useful = [ln.strip() for ln in lines[start:] if ln.strip()]
+    return [ln.strip() for ln in lines[start:] if ln.strip()]
+
+
+def _log_tail(log: Path, limit: int = 300) -> str:
+    """The last meaningful lines of a server log, as one line."""
+    useful = _last_run(log)
+    if useful is None:
+        return "no log"
     text = " | ".join(useful[-3:]) or "no output"
     return text if len(text) <= limit else "…" + text[-limit:]
+
+
+# The last line of a Python traceback: ``ValueError: ...``, ``pkg.mod.SomeError``.
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b(:.*)?$")
+
+
+def exit_reason(log: Path, limit: int = 300) -> str:
+    """Why a server process ended, read from its log, as one line.
+
+    ``opsloop serve`` prints an error as ``error: ...`` and a stop as ``stopped serving
+    ...``; a crash leaves a traceback. A server killed by a signal (or the out-of-memory
+    killer) writes nothing: then its start-up line is no reason, and that is said instead.
+    """
+    lines = _last_run(log)
+    if lines is None:
+        return "no log"
+    reason: str | None = None
+    for line in reversed(lines):
+        if line.startswith("error:"):
+            reason = line
+            break
+        if _EXCEPTION_LINE.match(line) or line.startswith("ERROR:"):
+            reason = line
+            break
+        if line.startswith("stopped serving"):
+            reason = "it was stopped (SIGTERM or Ctrl-C)"
+            break
+    if reason is None:
+        reason = "its log shows no error: killed by a signal or out of memory?"
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
 
 
 def _error_text(resp: httpx.Response) -> str:
