@@ -24,6 +24,7 @@ from rich.text import Text
 
 from opsloop.errors import MLError
 from opsloop.ml.metrics import METRICS, check_problem_type
+from opsloop.spec.loader import did_you_mean
 
 __all__ = [
     "ChampionGate",
@@ -132,6 +133,7 @@ def _metric(gate: str, name: object, known: dict[str, bool], problem_type: str |
         scope = f" for {problem_type}" if problem_type else ""
         raise MLError(
             f"gate '{gate}': unknown metric '{name}'; known metrics{scope}: {', '.join(known)}"
+            f"{did_you_mean(name, known)}"
         )
     return name
 
@@ -148,6 +150,7 @@ def _keys(gate: str, rule: Mapping[str, Any], allowed: set[str]) -> None:
         allowed_keys = ", ".join(sorted(allowed))
         raise MLError(
             f"gate '{gate}': unknown key(s) {', '.join(unknown)}; allowed: {allowed_keys}"
+            f"{did_you_mean(unknown[0], allowed)}"
         )
 
 
