@@ -149,9 +149,16 @@ def train(
     cv: int,
     seed: int,
 ) -> tuple[Any, dict[str, Any]]:
-    """Tune every candidate with cross-validation on the training part; refit the best."""
+    """Tune every candidate with cross-validation on the training part; refit the best.
+
+    Each finished trial is a progress line on the run's display.
+    """
     from opsloop.ml.features import FeatureSpec
-    from opsloop.ml.tune import tune_candidates
+    from opsloop.ml.tune import TrialRecord, tune_candidates
+    from opsloop.pipeline.progress import report_progress
+
+    def on_trial(record: TrialRecord) -> None:
+        report_progress(record.describe(metric))
 
     result = tune_candidates(
         train,
@@ -164,6 +171,7 @@ def train(
         timeout_s=timeout_s,
         seed=seed,
         cv=cv,
+        on_trial=on_trial,
         progress=False,
     )
     return result.model, result.summary()

@@ -319,7 +319,7 @@ class _Runner:
         self.no_cache = no_cache
         self.log_limit = log_limit
         self.order = dag.order()
-        self.display = RunDisplay(dag.pipeline, self.order, enabled=progress)
+        self.display = RunDisplay(dag.pipeline, self.order, enabled=progress, run_id=run_id)
         self.materializers = materializer_versions()
         self.status: dict[str, str] = {}
         self.ids: dict[str, int] = {}
