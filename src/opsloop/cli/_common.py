@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 
-from opsloop.context import Project, open_project, set_current_project
+from opsloop.context import Project, find_project, set_current_project
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Lines in a log file are not wrapped: a path cut at column 80 cannot be copied.
+_LOG_WIDTH = 240
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console for the CLI: on a terminal as usual; without one (a log file, a pipe) plain
+    full-width lines, nothing wrapped, no colour codes, unless ``COLUMNS`` says otherwise."""
+    probe = Console(stderr=stderr, highlight=False)
+    if probe.is_terminal or os.environ.get("COLUMNS"):
+        return probe
+    return Console(stderr=stderr, highlight=False, width=_LOG_WIDTH, soft_wrap=True, no_color=True)
+
+
+console = make_console()
+err_console = make_console(stderr=True)
 
 
 class State:
@@ -21,8 +36,13 @@ class State:
 
 
 def project() -> Project:
-    """Open the project the command works on and make it the current one."""
-    proj = open_project(State.project_dir)
+    """Open the project the command works on and make it the current one.
+
+    Raises:
+        ConfigError: The working directory (or ``-C DIR``) is not in a project; nothing is
+            created.
+    """
+    proj = find_project(State.project_dir)
     set_current_project(proj)
     return proj
 

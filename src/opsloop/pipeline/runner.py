@@ -193,6 +193,10 @@ def load_output(
         if step_name is None:
             raise PipelineError("load_output(run_id, ...) needs the step name")
         if store is None:
+            from opsloop.context import current_project
+
+            # A lookup: outside a project it must not create an empty store to look in.
+            current_project().require_state(f"load_output({source!r})")
             store, _, _ = _project_stores(None, artifacts)
         runs = {s.name: s for s in store.list_step_runs(store.get_run(source).id)}
         if step_name not in runs:
