@@ -34,6 +34,7 @@ __all__ = [
     "ThresholdGate",
     "evaluate_gates",
     "gates_passed",
+    "recent_champion_gates",
     "render_gate_table",
     "validate_gates",
 ]
@@ -345,6 +346,53 @@ def _versus(
             f"{'within' if passed else 'beyond'} the allowed {spec.max_drop:g}"
         )
     return result(passed, how, float(champion))
+
+
+def recent_champion_gates(
+    gates_config: Mapping[str, Any] | None,
+    metrics: Mapping[str, float],
+    champion_metrics: Mapping[str, float],
+    *,
+    rows: int,
+    problem_type: str | None = None,
+) -> list[GateResult]:
+    """The ``vs_champion`` gates judged again on recent labelled traffic.
+
+    The held-out test set is a sample of the training data; when production moved away from
+    it, a model can beat the champion there and lose to it on what it would serve. Each
+    champion gate gets a second verdict, ``<name> (recent traffic)``, on the same rule.
+
+    Args:
+        gates_config: The ``evaluate.gates`` mapping.
+        metrics: The candidate's metrics on the recent rows.
+        champion_metrics: The champion's metrics on the same rows.
+        rows: How many recent rows were scored, for the message.
+        problem_type: Restricts the known metrics when given.
+    """
+    results = []
+    where = f"on {rows:,} recent labelled rows"
+    for spec in validate_gates(gates_config, problem_type):
+        if not isinstance(spec, ChampionGate):
+            continue
+        name = f"{spec.name} (recent traffic)"
+        value = metrics.get(spec.metric)
+        if value is None or math.isnan(value):
+            results.append(
+                GateResult(
+                    name=name,
+                    kind="vs_champion",
+                    passed=True,
+                    metric=spec.metric,
+                    requirement=spec.requirement,
+                    message=f"'{spec.metric}' cannot be computed {where}; not compared",
+                )
+            )
+            continue
+        verdict = _versus(spec, float(value), champion_metrics)
+        results.append(
+            verdict.model_copy(update={"name": name, "message": f"{where}: {verdict.message}"})
+        )
+    return results
 
 
 def gates_passed(results: Sequence[GateResult]) -> bool:
