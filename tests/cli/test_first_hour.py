@@ -185,8 +185,8 @@ def test_models_show_names_run_metrics_and_gates_of_every_version(
     folder, _ = trained
     project = open_project(folder)
     try:
-        version = project.store.get_model_version("churn", 1)
-        run = project.store.list_runs(kind="pipeline", limit=1)[0]
+        version = project.store.models.get_version("churn", 1)
+        run = project.store.runs.list(kind="pipeline", limit=1)[0]
     finally:
         project.close()
     assert version.run_id == run.id
@@ -216,8 +216,8 @@ def test_alias_set_refuses_a_rollback_unless_asked(
     project = open_project(folder)
     try:
         # A second version, made champion: moving back to v1 is now a rollback.
-        v1 = project.store.get_model_version("churn", 1)
-        project.store.create_model_version(
+        v1 = project.store.models.get_version("churn", 1)
+        project.store.models.create_version(
             "churn", artifact_digest=v1.artifact_digest, details={}, alias="champion"
         )
     finally:

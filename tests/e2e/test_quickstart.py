@@ -73,9 +73,9 @@ def test_quickstart_closes_the_loop_then_reruns_from_the_cache(tmp_path: Path) -
             ("promote", "succeeded"),
         ]
         # Each pass scraped the running replica: it answered, and nothing failed.
-        up = project.store.read_series("service.up")
+        up = project.store.series.read("service.up")
         assert up and all(p.value == 1.0 for p in up)
-        errors = project.store.read_series("service.error_rate")
+        errors = project.store.series.read("service.error_rate")
         assert errors and all(p.value == 0.0 for p in errors)
     finally:
         project.close()
@@ -115,7 +115,7 @@ def test_quickstart_closes_the_loop_then_reruns_from_the_cache(tmp_path: Path) -
     assert "FAIL" in recent, second.stdout
     project = open_project(folder)
     try:
-        assert project.store.get_model_version_by_alias("churn", "champion").version == promoted
+        assert project.store.models.get_version_by_alias("churn", "champion").version == promoted
     finally:
         project.close()
 

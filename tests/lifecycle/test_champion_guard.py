@@ -102,7 +102,7 @@ def recent(n: int = 400) -> pd.DataFrame:
 
 
 def champion(proj: Project) -> int:
-    return proj.store.get_model_version_by_alias("churn", "champion").version
+    return proj.store.models.get_version_by_alias("churn", "champion").version
 
 
 def test_recent_traffic_keeps_the_healed_champion(healed: Project) -> None:
@@ -144,12 +144,12 @@ def test_too_few_recent_rows_are_noted_not_used(healed: Project) -> None:
 def test_recent_rows_without_the_target_are_refused_before_anything_runs(
     healed: Project,
 ) -> None:
-    runs = len(healed.store.list_runs(kind="pipeline"))
+    runs = len(healed.store.runs.list(kind="pipeline"))
     with pytest.raises(DataError, match="no target column 'churned'"):
         run_lifecycle(
             healed, progress=False, recent=recent().drop(columns=["churned"]), recent_source="x"
         )
-    assert len(healed.store.list_runs(kind="pipeline")) == runs
+    assert len(healed.store.runs.list(kind="pipeline")) == runs
 
 
 def test_recent_labelled_rows_newest_first_with_labels(tmp_path: Path) -> None:
@@ -157,7 +157,7 @@ def test_recent_labelled_rows_newest_first_with_labels(tmp_path: Path) -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     try:
         log_traffic(store, churn_frame(50, seed=4), t0, prefix="a")
-        store.log_predictions(
+        store.predictions.log(
             [
                 {
                     "request_id": "shadow-1",
@@ -198,7 +198,7 @@ def test_recent_labelled_rows_newest_first_with_labels(tmp_path: Path) -> None:
 def log_traffic(store: Store, frame: pd.DataFrame, t0: datetime, *, prefix: str) -> None:
     """One request per row of ``frame``, answered by churn v2, labelled a minute later."""
     ids = [f"{prefix}{i}" for i in range(len(frame))]
-    store.log_predictions(
+    store.predictions.log(
         [
             {
                 "request_id": rid,
@@ -216,7 +216,7 @@ def log_traffic(store: Store, frame: pd.DataFrame, t0: datetime, *, prefix: str)
             for i, (rid, row) in enumerate(zip(ids, frame.itertuples(), strict=True))
         ]
     )
-    store.log_feedback(
+    store.predictions.log_feedback(
         [
             {
                 "request_id": rid,

@@ -98,8 +98,8 @@ def run(proj: Project) -> LifecycleOutcome:
 
 
 def assert_nothing_registered(proj: Project) -> None:
-    assert proj.store.list_registered_models() == []
-    assert proj.store.list_events(kind="alias.*") == []
+    assert proj.store.models.list() == []
+    assert proj.store.events.list(kind="alias.*") == []
 
 
 def test_lifecycle_registers_champion_then_reuses_cache(make_project) -> None:  # type: ignore[no-untyped-def]
@@ -109,13 +109,13 @@ def test_lifecycle_registers_champion_then_reuses_cache(make_project) -> None:  
     assert set(first.steps.values()) == {"succeeded"}
     reg = first.registration
     assert reg is not None and reg["version"] == 1 and reg["alias"] == "champion"
-    version = proj.store.get_model_version_by_alias("lc", "champion")
+    version = proj.store.models.get_version_by_alias("lc", "champion")
     assert version.dataset_digest == first.outputs["ingest"]["digest"]
     assert version.details["gates_passed"] is True
     assert {g["name"] for g in version.details["gates"]} >= {"roc_auc", "contract"}
     assert proj.artifacts.exists(version.details["reference_profile"])
     assert first.report_path is not None and first.report_path.is_file()
-    trials = proj.store.list_runs(kind="trial", parent_id=first.run_id)
+    trials = proj.store.runs.list(kind="trial", parent_id=first.run_id)
     assert len(trials) == 2 and all("cv_score" in t.metrics for t in trials)
 
     again = run(proj)
@@ -144,8 +144,8 @@ def test_lifecycle_registers_champion_then_reuses_cache(make_project) -> None:  
     assert back is not None and back["version"] == 1 and back["reused"] is True
     assert back["alias"] is None and back["kept"]["alias"] == "champion"
     assert "rollback" in back["kept"]["message"]
-    assert [v.version for v in proj.store.list_model_versions("lc")] == [2, 1]
-    assert proj.store.get_model_version_by_alias("lc", "champion").version == 2
+    assert [v.version for v in proj.store.models.list_versions("lc")] == [2, 1]
+    assert proj.store.models.get_version_by_alias("lc", "champion").version == 2
 
     fifth = run_lifecycle(
         open_project(proj.dir), executor="inline", progress=False, allow_rollback=True
@@ -153,11 +153,11 @@ def test_lifecycle_registers_champion_then_reuses_cache(make_project) -> None:  
     assert fifth.succeeded, fifth.error
     moved = fifth.registration
     assert moved is not None and moved["version"] == 1 and moved["alias"] == "champion"
-    assert proj.store.get_model_version_by_alias("lc", "champion").version == 1
+    assert proj.store.models.get_version_by_alias("lc", "champion").version == 1
 
     # Every version names the pipeline run that trained it, here and in its MLmodel.
-    assert proj.store.get_model_version("lc", 1).run_id == first.run_id
-    assert proj.store.get_model_version("lc", 2).run_id == third.run_id
+    assert proj.store.models.get_version("lc", 1).run_id == first.run_id
+    assert proj.store.models.get_version("lc", 2).run_id == third.run_id
     assert load_model("models:/lc/2").metadata.run_id == third.run_id
 
 
@@ -167,7 +167,7 @@ def test_failing_gate_registers_challenger(make_project) -> None:  # type: ignor
     assert out.succeeded
     assert out.registration is not None and out.registration["alias"] == "challenger"
     assert not out.registration["gates_passed"]
-    info = proj.store.get_registered_model("lc")
+    info = proj.store.models.get("lc")
     assert info.aliases == {"challenger": 1}
 
 
@@ -264,7 +264,7 @@ def test_source_does_not_exist(make_project) -> None:  # type: ignore[no-untyped
     with pytest.raises(DataError, match=r"nope\.csv"):
         run(proj)
     assert_nothing_registered(proj)
-    assert proj.store.list_runs() == []
+    assert proj.store.runs.list() == []
 
 
 def test_gate_with_unknown_metric(make_project) -> None:  # type: ignore[no-untyped-def]
@@ -276,7 +276,7 @@ def test_gate_with_unknown_metric(make_project) -> None:  # type: ignore[no-unty
     assert str(err).startswith(f"{proj.dir / 'opsloop.yaml'}:{err.line}: ")
     assert "did you mean 'accuracy'?" in str(err)
     assert_nothing_registered(proj)
-    assert proj.store.list_runs() == []
+    assert proj.store.runs.list() == []
 
 
 @pytest.mark.parametrize(

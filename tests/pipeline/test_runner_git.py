@@ -23,7 +23,7 @@ def git(cwd: Path, *args: str) -> str:
 
 def commit_of_run(project: Project) -> tuple[str | None, str | None]:
     result = run_pipeline(sf.training, {"rows": "60"}, executor="inline", progress=False)
-    info = project.store.get_run(result.run_id)
+    info = project.store.runs.get(result.run_id)
     return info.git_commit, info.tags.get("opsloop.git_dirty")
 
 

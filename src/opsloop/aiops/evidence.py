@@ -186,7 +186,7 @@ def evidence_series(store: Store, alerts: Sequence[AlertInfo]) -> list[EvidenceS
         if name is None:
             continue
         if name not in known:
-            known[name] = [labels for n, labels in store.list_series(name) if n == name]
+            known[name] = [labels for n, labels in store.series.list(name) if n == name]
         wanted = {k: v for k, v in alert.labels.items() if k != _SERIES_LABEL}
         matches = [
             labels for labels in known[name] if all(wanted.get(k) == v for k, v in labels.items())
@@ -243,7 +243,7 @@ def write_evidence(
     for n, s in enumerate(series, 1):
         points = [
             (_utc(p.time), p.value)
-            for p in store.read_series(s.name, s.labels, since=start, until=end)
+            for p in store.series.read(s.name, s.labels, since=start, until=end)
         ]
         # A young series would sit squeezed at the right edge of the full look-back: start
         # the chart a little before its first point instead.

@@ -186,6 +186,6 @@ def model_aliases(proj: Project, model: str) -> dict[str, int]:
     from opsloop.errors import NotFoundError
 
     try:
-        return dict(proj.store.get_registered_model(model).aliases)
+        return dict(proj.store.models.get(model).aliases)
     except NotFoundError:
         return {}

@@ -33,7 +33,7 @@ def list_models(
 ) -> None:
     """List registered models with their latest version and aliases."""
     store = project().store
-    models = sorted(store.list_registered_models(), key=lambda m: m.updated_at, reverse=True)
+    models = sorted(store.models.list(), key=lambda m: m.updated_at, reverse=True)
     shown = models if all_rows else models[:limit]
     table = Table(title="models", title_justify="left")
     for col in ("name", "latest", "aliases", "updated", "description"):
@@ -86,7 +86,7 @@ def show(name: str = typer.Argument(..., help="Model name.")) -> None:
 
     proj = project()
     store = proj.store
-    mdl = store.get_registered_model(name)
+    mdl = store.models.get(name)
     primary = proj.spec.problem.primary_metric if proj.spec and proj.spec.problem else None
     console.print(f"[bold]{mdl.name}[/bold]  {mdl.description}")
     if mdl.tags:
@@ -94,7 +94,7 @@ def show(name: str = typer.Argument(..., help="Model name.")) -> None:
     table = Table(title="versions", title_justify="left")
     for col in ("version", "aliases", "created", "run", "metrics", "gates", "artifact"):
         table.add_column(col, overflow="fold" if col in ("metrics", "gates") else "ellipsis")
-    for v in store.list_model_versions(name):
+    for v in store.models.list_versions(name):
         metrics = _metrics(v)
         keys = metric_order(list(metrics), primary)[:4]
         shown = ", ".join(f"{k}={metrics[k]:.4g}" for k in keys)
@@ -140,6 +140,6 @@ def alias_delete(
     """Remove an alias."""
     proj = project()
     before: dict[str, Any] = model_aliases(proj, name)
-    proj.store.delete_alias(name, alias)
+    proj.store.models.delete_alias(name, alias)
     console.print(f"{name}@{alias} removed")
     report_alias_moves(proj, name, before, model_aliases(proj, name))

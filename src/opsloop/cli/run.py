@@ -192,7 +192,7 @@ def run(
     table = Table(title=f"pipeline {pipe.name} · run {result.run_id[:12]}", title_justify="left")
     for col in ("step", "status", "duration", "outputs"):
         table.add_column(col)
-    for info in proj.store.list_step_runs(result.run_id):
+    for info in proj.store.steps.list(result.run_id):
         took = (
             (info.ended_at - info.started_at).total_seconds()
             if info.ended_at and info.started_at
@@ -206,7 +206,7 @@ def run(
         )
     console.print(table)
     if not result.succeeded:
-        for info in proj.store.list_step_runs(result.run_id):
+        for info in proj.store.steps.list(result.run_id):
             if info.status == "failed":
                 console.print(f"[red]step '{info.name}' failed:[/red] {info.error}")
         console.print(f"details: opsloop runs show {result.run_id[:12]}")

@@ -54,7 +54,7 @@ def list_runs(
     available = sum(counts.get(k, 0) for k in kinds)
     cap = available if all_rows else limit
     runs = sorted(
-        (r for k in kinds for r in store.list_runs(kind=k, status=status_, limit=max(cap, 1))),
+        (r for k in kinds for r in store.runs.list(kind=k, status=status_, limit=max(cap, 1))),
         key=lambda r: r.started_at,
         reverse=True,
     )[:cap]
@@ -101,7 +101,7 @@ def _commit(r: RunInfo) -> str:
 def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix).")) -> None:
     """Show a run: parameters, metrics, tags, artifacts and pipeline steps."""
     store = project().store
-    r = store.get_run(run_id)
+    r = store.runs.get(run_id)
     console.print(f"[bold]{r.name}[/bold]  {r.id}  {status(r.status)}")
     console.print(
         f"kind {r.kind} · started {r.started_at:%Y-%m-%d %H:%M:%S} UTC · "
@@ -122,7 +122,7 @@ def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."))
             for k, v in sorted(data.items()):
                 t.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
             console.print(t)
-    arts = store.list_artifacts(r.id)
+    arts = store.runs.list_artifacts(r.id)
     if arts:
         t = Table(title="artifacts", title_justify="left")
         for col in ("path", "kind", "size", "digest"):
@@ -130,7 +130,7 @@ def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."))
         for a in arts:
             t.add_row(a.path, a.kind, f"{a.size:,}", a.digest[:19])
         console.print(t)
-    steps = store.list_step_runs(r.id)
+    steps = store.steps.list(r.id)
     if steps:
         t = Table(title="steps", title_justify="left")
         for col in ("step", "status", "attempts", "duration", "cpu s", "peak MiB", "error"):
@@ -149,6 +149,6 @@ def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."))
                 (s.error or "")[:120],
             )
         console.print(t)
-    children = store.list_runs(parent_id=r.id, limit=1000)
+    children = store.runs.list(parent_id=r.id, limit=1000)
     if children:
         console.print(f"{len(children)} child run(s): 'opsloop runs list --all' lists them")

@@ -40,7 +40,7 @@ class AliasMove:
 
 def _current(store: Store, model: str, alias: str) -> int | None:
     try:
-        return store.get_model_version_by_alias(model, alias).version
+        return store.models.get_version_by_alias(model, alias).version
     except NotFoundError:
         return None
 
@@ -54,7 +54,7 @@ def check_alias_move(
         RollbackError: The alias points at a newer version and ``allow_rollback`` is false.
         NotFoundError: The model or the version does not exist.
     """
-    store.get_model_version(model, version)
+    store.models.get_version(model, version)
     move = AliasMove(model, alias, version, _current(store, model, alias))
     if move.rollback and not allow_rollback:
         raise RollbackError(
@@ -71,5 +71,5 @@ def move_alias(
     """Point ``model@alias`` at ``version`` (see :func:`check_alias_move`)."""
     move = check_alias_move(store, model, alias, version, allow_rollback=allow_rollback)
     if move.moved:
-        store.set_alias(model, alias, version)
+        store.models.set_alias(model, alias, version)
     return move

@@ -199,7 +199,7 @@ def lifecycle_params(project: Project, overrides: dict[str, Any] | None = None) 
     params["lifecycle_key"] = key
     params["champion_digest"] = None
     try:
-        champion = project.store.get_model_version_by_alias(model_name, "champion")
+        champion = project.store.models.get_version_by_alias(model_name, "champion")
     except NotFoundError:
         return params
     if champion.details.get("lifecycle_key") == key:
@@ -336,7 +336,7 @@ def _record(project: Project, run_id: str, outcome: LifecycleOutcome, trained: A
     tuning = outcome.outputs.get("train")
     if isinstance(tuning, dict) and trained is not None and trained.status == "succeeded":
         for trial in tuning.get("trials", []):
-            child = store.create_run(
+            child = store.runs.create(
                 f"{trial.get('candidate')}-{trial.get('number')}",
                 kind="trial",
                 parent_id=run_id,
@@ -345,20 +345,20 @@ def _record(project: Project, run_id: str, outcome: LifecycleOutcome, trained: A
             )
             score = trial.get("score")
             if isinstance(score, int | float):
-                store.log_metric_points(child.id, [("cv_score", float(score), 0, 0)])
+                store.runs.log_metric_points(child.id, [("cv_score", float(score), 0, 0)])
             state = "finished" if trial.get("state") == "complete" else "failed"
-            store.finish_run(child.id, state, trial.get("error"))
+            store.runs.finish(child.id, state, trial.get("error"))
     evaluation = outcome.outputs.get("evaluate")
     if isinstance(evaluation, dict):
         metrics = evaluation.get("metrics") or {}
         points = [
             (f"test_{k}", float(v), 0, 0) for k, v in metrics.items() if isinstance(v, int | float)
         ]
-        store.log_metric_points(run_id, points)
+        store.runs.log_metric_points(run_id, points)
         digest = evaluation.get("report_digest")
         if isinstance(digest, str):
             size = project.artifacts.get_manifest(digest).size
-            store.log_artifact(run_id, "evaluation", digest, size, kind="dir")
+            store.runs.log_artifact(run_id, "evaluation", digest, size, kind="dir")
             folder = project.state_dir / "reports" / run_id[:12]
             project.artifacts.get_dir(digest, folder)
             html = sorted(folder.glob("*.html"))

@@ -372,7 +372,7 @@ def _same_training(model_name: str, lifecycle_key: str) -> ModelVersionInfo | No
     from opsloop.context import current_project
 
     try:
-        versions = current_project().store.list_model_versions(model_name)
+        versions = current_project().store.models.list_versions(model_name)
     except NotFoundError:
         return None
     return next((v for v in versions if v.details.get("lifecycle_key") == lifecycle_key), None)

@@ -476,7 +476,7 @@ def latest_labels(
     out: dict[str, Any] = {}
     for i in range(0, len(ids), _ID_CHUNK):
         # Oldest first, so a later label overwrites an earlier one.
-        for fb in store.read_feedback(request_ids=ids[i : i + _ID_CHUNK], deployment=deployment):
+        for fb in store.predictions.read_feedback(request_ids=ids[i : i + _ID_CHUNK], deployment=deployment):
             if "value" in fb.label:
                 out[fb.request_id] = fb.label["value"]
     return out
@@ -505,7 +505,7 @@ def load_window(
         max_rows: Most rows read back from chunks (then a seeded sample of each); None: all.
     """
     since, until = utc(since), utc(until)
-    predictions = store.read_predictions(deployment=deployment, since=since, until=until)
+    predictions = store.predictions.read(deployment=deployment, since=since, until=until)
     found = (
         latest_labels(store, (p.request_id for p in predictions), deployment=deployment)
         if labels and predictions
@@ -551,7 +551,7 @@ def read_labels(store: Store, deployment: str, since: datetime, until: datetime)
         )
         .order_by(m.Feedback.time, m.Feedback.id)
     )
-    with store.read_session() as s:
+    with store.db.read() as s:
         return [
             Label(utc(t), str(rid), label["value"])
             for t, rid, label in s.execute(q)
@@ -597,7 +597,7 @@ def labelled_window(
     found = {label.request_id: label.value for label in labels}
     ids = sorted(found)
     predictions: list[PredictionInfo] = []
-    with store.read_session() as s:
+    with store.db.read() as s:
         for i in range(0, len(ids), _ID_CHUNK):
             # The facade reads predictions by time only; these are found by request id.
             pq = (

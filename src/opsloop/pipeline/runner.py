@@ -198,7 +198,7 @@ def load_output(
             # A lookup: outside a project it must not create an empty store to look in.
             current_project().require_state(f"load_output({source!r})")
             store, _, _ = _project_stores(None, artifacts)
-        runs = {s.name: s for s in store.list_step_runs(store.get_run(source).id)}
+        runs = {s.name: s for s in store.steps.list(store.runs.get(source).id)}
         if step_name not in runs:
             raise NotFoundError(
                 f"pipeline run {source} has no step '{step_name}'; its steps: "
@@ -258,7 +258,7 @@ def run_pipeline(
         run_tags["opsloop.no_cache"] = "true"
     if git is not None and git.dirty:
         run_tags["opsloop.git_dirty"] = "true"
-    run = store.create_run(
+    run = store.runs.create(
         pipeline_obj.name,
         kind="pipeline",
         params=values,
@@ -344,7 +344,7 @@ class _Runner:
             with self.display:
                 for name in self.order:
                     node = self.dag.nodes[name]
-                    info = self.store.create_step_run(self.run_id, name, params=node.params)
+                    info = self.store.steps.create(self.run_id, name, params=node.params)
                     self.ids[name] = info.id
                     self.status[name] = "pending"
                 self._loop()
@@ -353,8 +353,8 @@ class _Runner:
             raise
         failed = [n for n in self.order if self.status[n] == "failed"]
         status = "failed" if failed else "finished"
-        self.store.finish_run(self.run_id, status, self.first_error)
-        infos = {s.name: s for s in self.store.list_step_runs(self.run_id)}
+        self.store.runs.finish(self.run_id, status, self.first_error)
+        infos = {s.name: s for s in self.store.steps.list(self.run_id)}
         return PipelineRunResult(
             run_id=self.run_id,
             pipeline=self.dag.pipeline,
@@ -388,7 +388,7 @@ class _Runner:
 
     def _set(self, name: str, status: str, note: str = "", **fields: Any) -> None:
         self.status[name] = status
-        self.store.update_step_run(self.ids[name], status=status, **fields)
+        self.store.steps.update(self.ids[name], status=status, **fields)
         self.display.update(name, status, note)
 
     def _start(self, name: str) -> None:
@@ -406,7 +406,7 @@ class _Runner:
         # A step that must not be reused records no key, so no later run can find it.
         self.keys[name] = key if step.cache else None
         if step.cache and not self.no_cache:
-            hit = self.store.find_cached_step(key)
+            hit = self.store.steps.find_cached(key)
             if hit is not None and all(
                 out in hit.outputs and self.artifacts.exists(str(hit.outputs[out]))
                 for out in step.outputs
@@ -507,7 +507,7 @@ class _Runner:
         if self.attempts[name] <= step.retries:
             self.attempts[name] += 1
             self.status[name] = "running"
-            self.store.update_step_run(
+            self.store.steps.update(
                 self.ids[name],
                 attempts=self.attempts[name],
                 error=result.error,
@@ -545,11 +545,11 @@ class _Runner:
             status = self.status.get(name)
             with contextlib.suppress(Exception):
                 if status == "running":
-                    self.store.update_step_run(
+                    self.store.steps.update(
                         self.ids[name], status="failed", error=reason, ended_at=_utcnow()
                     )
                 elif status == "pending":
-                    self.store.update_step_run(self.ids[name], status="skipped")
+                    self.store.steps.update(self.ids[name], status="skipped")
         end = "killed" if isinstance(exc, KeyboardInterrupt | SystemExit) else "failed"
         with contextlib.suppress(Exception):
-            self.store.finish_run(self.run_id, end, reason)
+            self.store.runs.finish(self.run_id, end, reason)

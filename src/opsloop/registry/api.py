@@ -210,7 +210,7 @@ def register_model(
     declared = declared_trusted_types(trusted_types)
     store, artifacts = _stores(store, artifacts)
     if run_id is not None:
-        store.get_run(run_id)
+        store.runs.get(run_id)
     else:
         run_id = _active_run_id(store)
 
@@ -246,7 +246,7 @@ def register_model(
                 {"types": used, "sources": {t: declared[t] for t in used}},
             )
         )
-    return store.create_model_version(
+    return store.models.create_version(
         name,
         artifact_digest=digest,
         run_id=run_id,
@@ -357,32 +357,32 @@ def load_model(
 
 def get_model(name: str, *, store: Store | None = None) -> RegisteredModelInfo:
     """A registered model with its aliases, tags and latest version number."""
-    return _store(store).get_registered_model(name)
+    return _store(store).models.get(name)
 
 
 def list_models(*, store: Store | None = None) -> list[RegisteredModelInfo]:
     """Every registered model, by name."""
-    return _store(store).list_registered_models()
+    return _store(store).models.list()
 
 
 def get_model_version(name: str, version: int, *, store: Store | None = None) -> ModelVersionInfo:
     """One version of a model."""
-    return _store(store).get_model_version(name, int(version))
+    return _store(store).models.get_version(name, int(version))
 
 
 def list_model_versions(name: str, *, store: Store | None = None) -> list[ModelVersionInfo]:
     """Versions of a model, newest first."""
-    return _store(store).list_model_versions(name)
+    return _store(store).models.list_versions(name)
 
 
 def set_alias(name: str, alias: str, version: int, *, store: Store | None = None) -> int | None:
     """Point ``alias`` at ``version``; return the version it pointed at before, if any."""
-    return _store(store).set_alias(name, alias, int(version))
+    return _store(store).models.set_alias(name, alias, int(version))
 
 
 def delete_alias(name: str, alias: str, *, store: Store | None = None) -> None:
     """Remove an alias."""
-    _store(store).delete_alias(name, alias)
+    _store(store).models.delete_alias(name, alias)
 
 
 def update_model(
@@ -394,12 +394,12 @@ def update_model(
 ) -> RegisteredModelInfo:
     """Change a model's description and/or set tags; return the updated model."""
     s = _store(store)
-    s.update_model(
+    s.models.update(
         name,
         description=description,
         tags=None if tags is None else {str(k): str(v) for k, v in tags.items()},
     )
-    return s.get_registered_model(name)
+    return s.models.get(name)
 
 
 def update_model_version(
@@ -411,7 +411,7 @@ def update_model_version(
     store: Store | None = None,
 ) -> ModelVersionInfo:
     """Change a version's description and/or set tags; return the updated version."""
-    return _store(store).update_model_version(
+    return _store(store).models.update_version(
         name,
         int(version),
         description=description,
@@ -493,7 +493,7 @@ def _active_run_id(store: Store) -> str | None:
 
 def _run_exists(store: Store, run_id: str) -> bool:
     try:
-        store.get_run(run_id)
+        store.runs.get(run_id)
     except NotFoundError:
         return False
     return True
