@@ -2,8 +2,16 @@
 
 Library calls that take no explicit ``store=`` or ``artifacts=`` use the current project. It is
 found once per process from ``OPSLOOP_PROJECT_DIR`` or the working directory (the nearest
-folder with an ``opsloop.yaml``; any folder works without one) and can be switched with
-:func:`use_project`.
+folder with an ``opsloop.yaml``) and can be switched with :func:`use_project`.
+
+Outside a project (no ``opsloop.yaml`` here or above, no ``OPSLOOP_PROJECT_DIR``) the current
+project is the zero-configuration one of the working directory. Finding it creates nothing.
+Calls that record something (``start_run``, ``register_model``, ``run_pipeline``) create its
+``.opsloop/`` folder on first use; read-only lookups (``load_model`` of a registered URI,
+``load_output`` of a run id) in a folder that has no ``.opsloop/`` yet raise
+:class:`~opsloop.errors.NotFoundError` instead of creating an empty store to look in. The CLI
+is stricter: a command that needs a project wants an ``opsloop.yaml`` (or an existing
+``.opsloop/``) and creates nothing otherwise.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsloop.errors import ConfigError, NotFoundError
 from opsloop.settings import (
     STATE_DIR,
     Settings,
@@ -52,6 +61,30 @@ class Project:
     def state_dir(self) -> Path:
         """``<project>/.opsloop``: local state (store, artifacts, caches)."""
         return self.dir / STATE_DIR
+
+    @property
+    def initialised(self) -> bool:
+        """Whether the folder is a project already: it holds an ``opsloop.yaml`` or a
+        ``.opsloop/`` state folder, or its metadata store is configured to live elsewhere."""
+        return (
+            self.spec is not None
+            or (self.dir / SPEC_FILE).is_file()
+            or self.state_dir.is_dir()
+            or bool(self.settings.store_url)
+        )
+
+    def require_state(self, what: str) -> None:
+        """Refuse a read-only lookup in a folder that is not a project yet (see the module).
+
+        Raises:
+            NotFoundError: The folder holds no ``opsloop.yaml`` and no ``.opsloop/``.
+        """
+        if not self.initialised:
+            raise NotFoundError(
+                f"{what}: {self.dir} is not an opsloop project (no {SPEC_FILE} here or above, "
+                f"no {STATE_DIR}/), so there is nothing to read",
+                hint=f"{NO_PROJECT_HINT}, {_ELSEWHERE_HINT}",
+            )
 
     @property
     def store_url(self) -> str:
@@ -106,6 +139,38 @@ class Project:
     def fresh(self) -> Project:
         """The same project without opened stores (for a forked child process)."""
         return Project(dir=self.dir, settings=self.settings, spec=self.spec)
+
+
+NO_PROJECT_HINT = "see 'opsloop init' or 'opsloop quickstart'"
+_ELSEWHERE_HINT = "or name a project folder with -C DIR or OPSLOOP_PROJECT_DIR"
+
+
+def find_project(path: Path | None = None) -> Project:
+    """The project a command works on, refusing a folder that is not one.
+
+    ``path`` (``-C DIR``), else ``OPSLOOP_PROJECT_DIR``, else the nearest folder with an
+    ``opsloop.yaml``, else the working directory when it holds a ``.opsloop/`` already.
+    Nothing is created.
+
+    Raises:
+        ConfigError: No such folder, or it holds neither an ``opsloop.yaml`` nor a
+            ``.opsloop/``.
+        SpecError: Its ``opsloop.yaml`` is invalid.
+    """
+    settings_env = Settings()
+    explicit = path or settings_env.project_dir
+    if explicit is not None:
+        folder = explicit.resolve()
+        if not (folder / SPEC_FILE).is_file() and not (folder / STATE_DIR).is_dir():
+            what = "does not exist" if not folder.exists() else f"holds no {SPEC_FILE}"
+            raise ConfigError(f"{folder} {what}: it is not an opsloop project; {NO_PROJECT_HINT}")
+        return open_project(folder)
+    cwd = Path.cwd()
+    if find_project_dir(cwd) is None and not (cwd / STATE_DIR).is_dir():
+        raise ConfigError(
+            f"no {SPEC_FILE} here or above ({cwd}); {NO_PROJECT_HINT}", hint=_ELSEWHERE_HINT
+        )
+    return open_project()
 
 
 def open_project(path: Path | None = None) -> Project:

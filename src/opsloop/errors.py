@@ -23,7 +23,8 @@ The tree::
     │   └── MaterializerError       a step output cannot be stored or loaded
     ├── RegistryError               a model registry operation was refused
     │   ├── ModelLoadError          a model version cannot be loaded
-    │   └── UntrustedTypeError      a model holds a type that was not trusted when saved
+    │   ├── UntrustedTypeError      a model holds a type that was not trusted when saved
+    │   └── RollbackError           an alias would move back to an older version unasked
     ├── DataError                   input data is missing, unreadable or unusable
     │   └── ContractError           data broke its contract (every failure listed)
     ├── MLError                     training, tuning, evaluation or gating failed
@@ -57,6 +58,7 @@ __all__ = [
     "PipelineError",
     "PluginError",
     "RegistryError",
+    "RollbackError",
     "ServingError",
     "SpecError",
     "StepFailedError",
@@ -202,6 +204,10 @@ class ModelLoadError(RegistryError):
 
 class UntrustedTypeError(ModelLoadError):
     """A model artifact holds a type that was not trusted when it was saved."""
+
+
+class RollbackError(RegistryError):
+    """An alias would move back to an older version without the rollback being asked for."""
 
 
 class DataError(OpsloopError):

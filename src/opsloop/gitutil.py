@@ -35,9 +35,19 @@ def _git(cwd: Path, *args: str) -> str | None:
 
 
 def git_info(path: Path) -> GitInfo | None:
-    """Commit, dirty flag and branch of the repository holding ``path``; None outside Git."""
+    """Commit, dirty flag and branch of the repository that tracks the folder ``path``.
+
+    None outside Git, and None for a folder the enclosing repository does not track at its
+    commit (a project created inside another checkout, or a virtual environment): that
+    commit says nothing about the folder's contents.
+    """
+    if not path.is_dir():
+        return None
     commit = _git(path, "rev-parse", "HEAD")
     if not commit:
+        return None
+    # Not recursive: one line per entry of the folder itself, so cheap in a large repository.
+    if not _git(path, "ls-tree", "--name-only", "HEAD", "--", "."):
         return None
     status = _git(path, "status", "--porcelain", "--untracked-files=no")
     branch = _git(path, "rev-parse", "--abbrev-ref", "HEAD")

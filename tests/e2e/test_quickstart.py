@@ -95,7 +95,8 @@ def test_quickstart_closes_the_loop_then_reruns_from_the_cache(tmp_path: Path) -
     assert "promote" in shown.stdout and "resolved" in shown.stdout
 
     # Running the lifecycle again: the data and the training come from the cache; the
-    # evaluation runs again because the champion it is compared with is the healed version.
+    # evaluation runs again because the champion it is compared with is the healed version,
+    # on the held-out test set and on the deployment's recent labelled traffic.
     second = opsloop("run", cwd=folder)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     phases = dict(
@@ -106,10 +107,18 @@ def test_quickstart_closes_the_loop_then_reruns_from_the_cache(tmp_path: Path) -
     for phase in ("ingest", "validate", "contract_gate", "split", "featurize", "train"):
         assert phases[phase].strip(" │") == "cached", second.stdout
     assert phases["evaluate"].strip(" │") == "succeeded", second.stdout
-    # On the original data the first version beats the healed one: it is champion again,
-    # and not registered a second time.
-    assert "registered models:/churn/1 as champion" in second.stdout, second.stdout
+    # On the original data the first version beats the healed one; on today's traffic it
+    # does not. It is not registered a second time, and the healed version stays champion.
+    assert "registered models:/churn/1 as challenger" in second.stdout, second.stdout
     assert "the same training as before" in second.stdout
+    lines = second.stdout.splitlines()
+    recent = next(line for line in lines if "vs_champion (recent traffic)" in line)
+    assert "FAIL" in recent, second.stdout
+    project = open_project(folder)
+    try:
+        assert project.store.models.get_version_by_alias("churn", "champion").version == promoted
+    finally:
+        project.close()
 
     models = opsloop("models", "show", "churn", cwd=folder)
     assert models.returncode == 0 and "champion" in models.stdout and "passed" in models.stdout

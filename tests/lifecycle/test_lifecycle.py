@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from opsloop.context import Project, open_project, set_current_project
-from opsloop.errors import DataError, MLError, SpecError
+from opsloop.errors import DataError, SpecError
 from opsloop.lifecycle import LifecycleOutcome, run_lifecycle
+from opsloop.registry import load_model
 
 
 def make_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
@@ -134,14 +135,30 @@ def test_lifecycle_registers_champion_then_reuses_cache(make_project) -> None:  
 
     # Back to the first configuration: its training comes from the cache, and the gates run
     # again against the new champion; the same training is not registered a second time.
+    # Moving the champion back to it is a rollback: refused unless asked for.
     (proj.dir / "opsloop.yaml").write_text(yaml.safe_dump(base_spec()))
     fourth = run(open_project(proj.dir))
     assert fourth.succeeded, fourth.error
     assert fourth.steps["train"] == "cached" and fourth.steps["register"] == "succeeded"
     back = fourth.registration
     assert back is not None and back["version"] == 1 and back["reused"] is True
+    assert back["alias"] is None and back["kept"]["alias"] == "champion"
+    assert "rollback" in back["kept"]["message"]
     assert [v.version for v in proj.store.models.list_versions("lc")] == [2, 1]
-    assert back["alias"] in proj.store.models.get_version("lc", 1).aliases
+    assert proj.store.models.get_version_by_alias("lc", "champion").version == 2
+
+    fifth = run_lifecycle(
+        open_project(proj.dir), executor="inline", progress=False, allow_rollback=True
+    )
+    assert fifth.succeeded, fifth.error
+    moved = fifth.registration
+    assert moved is not None and moved["version"] == 1 and moved["alias"] == "champion"
+    assert proj.store.models.get_version_by_alias("lc", "champion").version == 1
+
+    # Every version names the pipeline run that trained it, here and in its MLmodel.
+    assert proj.store.models.get_version("lc", 1).run_id == first.run_id
+    assert proj.store.models.get_version("lc", 2).run_id == third.run_id
+    assert load_model("models:/lc/2").metadata.run_id == third.run_id
 
 
 def test_failing_gate_registers_challenger(make_project) -> None:  # type: ignore[no-untyped-def]
@@ -252,10 +269,48 @@ def test_source_does_not_exist(make_project) -> None:  # type: ignore[no-untyped
 
 def test_gate_with_unknown_metric(make_project) -> None:  # type: ignore[no-untyped-def]
     proj = make_project(base_spec(evaluate={"gates": {"accuracyy": {"min": 0.5}}}))
-    with pytest.raises(MLError, match="accuracyy"):
+    with pytest.raises(SpecError) as info:
         run(proj)
+    err = info.value
+    assert err.field == "evaluate.gates.accuracyy" and err.line is not None
+    assert str(err).startswith(f"{proj.dir / 'opsloop.yaml'}:{err.line}: ")
+    assert "did you mean 'accuracy'?" in str(err)
     assert_nothing_registered(proj)
     assert proj.store.runs.list() == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "near"),
+    [
+        (
+            {"problem": {"type": "classification", "target": "churned", "metric": "roc_acu"}},
+            "problem.metric",
+            "roc_auc",
+        ),
+        (
+            {"train": {"candidates": ["logistic_regresion"], "tune": {"trials": 2}}},
+            "train.candidates.0",
+            "logistic_regression",
+        ),
+        (
+            {"evaluate": {"gates": {"vs_champion": {"metric": "roc_auc", "max_dorp": 0.1}}}},
+            "evaluate.gates.vs_champion",
+            "max_drop",
+        ),
+    ],
+    ids=["metric", "candidate", "gate-key"],
+)
+def test_near_misses_name_file_line_and_the_known_word(  # type: ignore[no-untyped-def]
+    make_project, overrides: dict[str, object], field: str, near: str
+) -> None:
+    proj = make_project(base_spec(**overrides))
+    with pytest.raises(SpecError) as info:
+        run(proj)
+    err = info.value
+    assert err.field == field and err.line is not None, str(err)
+    assert str(err).startswith(f"{proj.dir / 'opsloop.yaml'}:{err.line}: field '{field}': ")
+    assert f"did you mean '{near}'?" in str(err)
+    assert_nothing_registered(proj)
 
 
 def test_invalid_contract_names_line(make_project) -> None:  # type: ignore[no-untyped-def]

@@ -106,3 +106,51 @@ def test_settings_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("OPSLOOP_STORE_URL", "sqlite:///from-env.db")
     assert load_settings(tmp_path, spec).store_url == "sqlite:///from-env.db"
     assert load_settings(tmp_path, None).artifact_url is None
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "near"),
+    [
+        ("project: x\ntrian: {candidates: [a]}\n", 2, "trian", "train"),
+        (
+            "project: x\ntrain:\n  tune: {trials: 3, timout_s: 4}\n",
+            3,
+            "train.tune.timout_s",
+            "timeout_s",
+        ),
+        (
+            "project: x\nproblem: {type: regression, target: y, metirc: rmse}\n",
+            2,
+            "problem.metirc",
+            "metric",
+        ),
+        (
+            "project: x\nregister: {model: m, alias_on_pas: champion}\n",
+            2,
+            "register.alias_on_pas",
+            "alias_on_pass",
+        ),
+        (
+            "project: x\nmonitoring:\n  prediction_log:\n    retention: {max_age_dayz: 3}\n",
+            4,
+            "monitoring.prediction_log.retention.max_age_dayz",
+            "max_age_days",
+        ),
+        ("project: x\nStore: {url: 'sqlite:///x.db'}\n", 2, "Store", "store"),
+    ],
+    ids=["top", "nested", "problem", "alias-of-register", "deep", "case"],
+)
+def test_unknown_keys_suggest_the_near_miss_at_every_level(
+    text: str, line: int, field: str, near: str
+) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, "opsloop.yaml")
+    assert str(info.value) == (
+        f"opsloop.yaml:{line}: field '{field}': unknown key; did you mean '{near}'?"
+    )
+
+
+def test_a_key_far_from_every_known_one_gets_no_guess() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec("project: x\nzzqx: 1\n", "opsloop.yaml")
+    assert str(info.value) == "opsloop.yaml:2: field 'zzqx': unknown key"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,10 +37,17 @@ from opsloop.errors import AIOpsError
 
 if TYPE_CHECKING:
     import jinja2
+    from matplotlib.figure import Figure
 
     from opsloop.store import Store
 
-__all__ = ["DEFAULT_LOOKBACK", "EvidenceSeries", "evidence_series", "write_evidence"]
+__all__ = [
+    "DEFAULT_LOOKBACK",
+    "EvidenceSeries",
+    "describe_details",
+    "evidence_series",
+    "write_evidence",
+]
 
 DEFAULT_LOOKBACK = timedelta(hours=1)
 """How far before the incident opened the charts start, by default."""
@@ -282,10 +290,81 @@ def _when(value: datetime) -> str:
 
 
 def _compact(details: dict[str, Any], limit: int = 300) -> str:
+    text = describe_details(details)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _plain(value: Any) -> str:
+    """A value as words: ``a=1, b=2`` for a mapping, ``#1, #2`` style lists, no JSON quotes."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_plain(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _ids(value: Any) -> str:
+    items = value if isinstance(value, list | tuple) else [value]
+    return ", ".join(f"#{v}" for v in items)
+
+
+# What each known detail says, as the start of a clause; the value follows.
+_CLAUSES = {
+    "reason": "",
+    "did": "",
+    "error": "error: ",
+    "severity": "severity ",
+    "kind": "kind ",
+    "root_cause": "root cause ",
+    "policy": "of policy ",
+    "by": "by ",
+    "approved_by": "approved by ",
+}
+
+
+def describe_details(details: dict[str, Any]) -> str:
+    """The details of a timeline entry (an alert, an action, an audit event) as a sentence.
+
+    Known details read as words (``severity critical; on deployment churn-prod, model churn;
+    fired 3 times``), an action's result as what it did; anything else as ``key value``.
+    """
     if not details:
         return ""
-    text = json.dumps(details, default=str, separators=(", ", ": "))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    rest = dict(details)
+    parts: list[str] = []
+    result = rest.pop("result", None)
+    if isinstance(result, dict) and result:
+        did = result.get("did")
+        parts.append(
+            str(did) if did else _plain({k: v for k, v in result.items() if v is not None})
+        )
+    if "title" in rest:
+        parts.append(f"“{rest.pop('title')}”")
+    if "action_id" in rest:
+        action = rest.pop("action", None)
+        parts.append(f"action {_ids(rest.pop('action_id'))}" + (f" ({action})" if action else ""))
+    for key, lead in _CLAUSES.items():
+        if key in rest and rest[key] not in (None, "", [], {}):
+            parts.append(f"{lead}{_plain(rest.pop(key))}")
+    labels = rest.pop("labels", None)
+    if isinstance(labels, dict) and labels:
+        parts.append("on " + _plain(labels))
+    count = rest.pop("count", None)
+    if isinstance(count, int):
+        parts.append("fired once" if count == 1 else f"fired {count} times")
+    for key, words in (("alerts", "alerts"), ("ended_alerts", "ended alerts")):
+        if rest.get(key):
+            parts.append(f"{words} {_ids(rest.pop(key))}")
+    status = rest.pop("status", None)
+    for key, value in rest.items():
+        if value not in (None, "", [], {}):
+            parts.append(f"{key.replace('_', ' ')} {_plain(value)}")
+    if status and not result:
+        parts.append(f"now {status}")
+    sentence = "; ".join(p for p in parts if p)
+    return sentence[:1].upper() + sentence[1:] + ("" if sentence.endswith((".", "?", "!")) else ".")
 
 
 def _slug(text: str) -> str:
@@ -317,6 +396,44 @@ def _chart_png(
 ) -> bytes:
     import io
 
+    fig = _chart_figure(s, points, actions, start, end)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+# Rotated action labels: their font size, and the room one takes across the chart (points).
+_LABEL_SIZE = 8.0
+_LABEL_STEP = _LABEL_SIZE * 1.4
+_LABEL_GAP = 14.0
+
+
+def _label_offsets(fractions: list[float], width_pt: float) -> list[float]:
+    """How far right (points) each label must move so that none overlaps the one before.
+
+    ``fractions`` are the labels' wanted places across the axes (0..1), in time order; a
+    label that would overlap its neighbour is pushed right and joined to its mark by a line.
+    """
+    offsets: list[float] = []
+    last = -math.inf
+    for fraction in fractions:
+        wanted = fraction * width_pt
+        placed = max(wanted, last + _LABEL_STEP)
+        offsets.append(placed - wanted)
+        last = placed
+    return offsets
+
+
+def _chart_figure(
+    s: EvidenceSeries,
+    points: list[tuple[datetime, float]],
+    actions: list[ActionInfo],
+    start: datetime,
+    end: datetime,
+) -> Figure:
+    """The chart of one series: the points, the threshold, the firing spans, and a labelled
+    mark per remediation action. Labels stand in a band above the plot, spread so that none
+    overlaps another, the title or the legend (which stands right of the plot)."""
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
     from matplotlib.figure import Figure
 
@@ -376,32 +493,48 @@ def _chart_png(
             label=None if a.name in labelled else f"{a.name} firing",
         )
         labelled.add(a.name)
-    for act in actions:
-        at = _utc(act.created_at)
-        if not left <= at <= right:
-            continue
+    shown = sorted(
+        (act for act in actions if left <= _utc(act.created_at) <= right),
+        key=lambda act: (_utc(act.created_at), act.id),
+    )
+    span = x(right) - x(left)
+    width_pt = ax.get_position().width * fig.get_figwidth() * 72
+    fractions = [(x(act.created_at) - x(left)) / span for act in shown]
+    longest = 0
+    for act, dx in zip(shown, _label_offsets(fractions, width_pt), strict=True):
         color = _ACTION_COLORS.get(act.status, _OTHER_ACTION_COLOR)
-        ax.axvline(x(at), color=color, lw=1.2)
+        at = x(act.created_at)
+        ax.axvline(at, color=color, lw=1.2)
+        text = f"{act.action}: {act.status}"
+        longest = max(longest, len(text))
         ax.annotate(
-            f"{act.action}: {act.status}",
-            xy=(x(at), 1.0),
+            text,
+            xy=(at, 1.0),
             xycoords=("data", "axes fraction"),
-            xytext=(3, -4),
+            # Above a gap the joining lines cross, so that none runs over another label.
+            xytext=(dx, _LABEL_GAP),
             textcoords="offset points",
             rotation=90,
-            va="top",
-            fontsize=8,
+            ha="center",
+            va="bottom",
+            fontsize=_LABEL_SIZE,
             color=color,
+            annotation_clip=False,
+            arrowprops=(
+                {"arrowstyle": "-", "color": color, "lw": 0.6, "relpos": (0.5, 0.0)}
+                if dx > 0
+                else None
+            ),
         )
     locator = AutoDateLocator(tz=UTC)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
     formatter = ConciseDateFormatter(locator, tz=UTC)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_formatter(formatter)
     ax.set_xlim(x(left), x(right))
-    ax.set_title(s.title, fontsize=10, loc="left")
+    # The title stands above the band of action labels (rotated: as tall as they are long).
+    pad = 6 + (_LABEL_GAP + 4 + longest * _LABEL_SIZE * 0.62 if longest else 0)
+    ax.set_title(s.title, fontsize=10, loc="left", pad=pad)
     ax.set_xlabel("time (UTC)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8, framealpha=0.8)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
-    return buffer.getvalue()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.8)
+    return fig

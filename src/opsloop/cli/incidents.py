@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from opsloop.cli._common import ago, console, project
+from opsloop.cli._common import ago, console, hidden_note, plural, project
 
 app = typer.Typer(
     help="Correlated incidents, their root causes and remediation.", no_args_is_help=True
@@ -54,28 +53,37 @@ def _actor() -> str:
     return proj.settings.resolved_actor()
 
 
-def _compact(details: dict[str, Any], limit: int = 160) -> str:
-    if not details:
-        return ""
-    text = json.dumps(details, default=str, separators=(", ", ": "))
+def _compact(details: dict[str, Any], limit: int = 240) -> str:
+    from opsloop.aiops.evidence import describe_details
+
+    text = describe_details(details)
     return escape(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 @app.command("list")
 def list_cmd(
     status_: str | None = typer.Option(
-        "open", "--status", help="open or resolved; 'all' for both."
+        None, "--status", help="Only incidents in this status: open or resolved."
     ),
     kind: str | None = typer.Option(None, help="Only this kind (data_drift, latency …)."),
-    limit: int = typer.Option(30, help="How many incidents to show."),
+    limit: int = typer.Option(30, min=1, help="Show the newest N incidents."),
+    all_rows: bool = typer.Option(
+        False, "--all", help="Show every incident: resolved ones too, and no limit."
+    ),
 ) -> None:
-    """List incidents, newest first."""
+    """List incidents, newest first; only open ones unless asked for."""
     from opsloop.aiops.incidents import list_incidents
 
     store = project().store
-    wanted = None if status_ in (None, "all") else status_
-    incidents = list_incidents(store, status=wanted, kind=kind, limit=limit)
-    table = Table(title=f"incidents ({status_ or 'all'})", title_justify="left")
+    if status_ == "all":  # the spelling of earlier versions
+        status_, all_rows = None, True
+    wanted = status_ if status_ is not None or all_rows else "open"
+    counts = store.incidents.count_by_status(kind=kind)
+    matching = sum(n for s, n in counts.items() if wanted is None or s == wanted)
+    cap = max(matching, 1) if all_rows else limit
+    incidents = list_incidents(store, status=wanted, kind=kind, limit=cap)
+    title = f"incidents ({wanted or 'all'}{f', {kind}' if kind else ''})"
+    table = Table(title=title, title_justify="left")
     for col in ("id", "status", "severity", "kind", "title", "root cause", "alerts", "opened"):
         table.add_column(col, overflow="fold" if col in ("title", "root cause") else "ellipsis")
     for inc in incidents:
@@ -89,9 +97,25 @@ def list_cmd(
             str(inc.alert_count),
             ago(inc.opened_at),
         )
-    console.print(table)
-    if not incidents:
-        console.print("no incidents")
+    if incidents:
+        console.print(table)
+    else:
+        of_kind = f" of kind {kind}" if kind else ""
+        console.print(f"no {wanted + ' ' if wanted else ''}incidents{of_kind}")
+    parts = []
+    hidden = 0
+    if status_ is None and not all_rows:
+        for other, n in sorted(counts.items()):
+            if other != wanted and n:
+                parts.append(plural(n, f"{other} incident"))
+                hidden += n
+    older = matching - len(incidents)
+    if older > 0:
+        parts.append(plural(older, "older incident"))
+        hidden += older
+    note = hidden_note(parts, hidden)
+    if note:
+        console.print(note)
 
 
 @app.command("show")

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from opsloop.cli._common import ago, console, project
+from opsloop.cli._common import (
+    ago,
+    console,
+    hidden_note,
+    model_aliases,
+    plural,
+    project,
+    report_alias_moves,
+)
+
+if TYPE_CHECKING:
+    from opsloop.store.types import ModelVersionInfo
 
 app = typer.Typer(help="Read and manage the model registry.", no_args_is_help=True)
 alias_app = typer.Typer(help="Move or remove model aliases.", no_args_is_help=True)
@@ -13,13 +27,18 @@ app.add_typer(alias_app, name="alias")
 
 
 @app.command("list")
-def list_models() -> None:
+def list_models(
+    limit: int = typer.Option(30, min=1, help="Show the N most recently updated models."),
+    all_rows: bool = typer.Option(False, "--all", help="Show every model, no limit."),
+) -> None:
     """List registered models with their latest version and aliases."""
     store = project().store
+    models = sorted(store.models.list(), key=lambda m: m.updated_at, reverse=True)
+    shown = models if all_rows else models[:limit]
     table = Table(title="models", title_justify="left")
     for col in ("name", "latest", "aliases", "updated", "description"):
         table.add_column(col)
-    for mdl in store.models.list():
+    for mdl in shown:
         aliases = ", ".join(f"{a}→v{v}" for a, v in sorted(mdl.aliases.items()))
         table.add_row(
             mdl.name,
@@ -28,37 +47,64 @@ def list_models() -> None:
             ago(mdl.updated_at),
             mdl.description,
         )
-    console.print(table)
+    if shown:
+        console.print(table)
+    else:
+        console.print("no registered models yet")
+    older = len(models) - len(shown)
+    note = hidden_note([plural(older, "less recently updated model")], older)
+    if note:
+        console.print(note)
+
+
+def _metrics(v: ModelVersionInfo) -> dict[str, float]:
+    """The version's recorded metrics: packaged with the model (``MLmodel``), else the
+    version's own details."""
+    package = v.details.get("package")
+    found = package.get("metrics") if isinstance(package, dict) else None
+    if not isinstance(found, dict) or not found:
+        found = v.details.get("metrics")
+    if not isinstance(found, dict):
+        return {}
+    return {str(k): float(x) for k, x in found.items() if isinstance(x, int | float)}
+
+
+def _gates(v: ModelVersionInfo) -> str:
+    gates = v.details.get("gates")
+    if not isinstance(gates, list) or not gates:
+        return "-"
+    failed = [str(g.get("name")) for g in gates if isinstance(g, dict) and not g.get("passed")]
+    if not failed:
+        return f"[green]passed[/green] ({len(gates)})"
+    return f"[red]failed[/red]: {escape(', '.join(failed))}"
 
 
 @app.command("show")
 def show(name: str = typer.Argument(..., help="Model name.")) -> None:
-    """Show a model's versions, aliases, metrics and gate results."""
-    store = project().store
+    """Show a model's versions with their run, metrics and gate results."""
+    from opsloop.cli.runs import metric_order
+
+    proj = project()
+    store = proj.store
     mdl = store.models.get(name)
+    primary = proj.spec.problem.primary_metric if proj.spec and proj.spec.problem else None
     console.print(f"[bold]{mdl.name}[/bold]  {mdl.description}")
     if mdl.tags:
         console.print("tags: " + ", ".join(f"{k}={v}" for k, v in sorted(mdl.tags.items())))
     table = Table(title="versions", title_justify="left")
     for col in ("version", "aliases", "created", "run", "metrics", "gates", "artifact"):
-        table.add_column(col, overflow="fold" if col == "metrics" else "ellipsis")
+        table.add_column(col, overflow="fold" if col in ("metrics", "gates") else "ellipsis")
     for v in store.models.list_versions(name):
-        metrics = v.details.get("metrics") or {}
-        shown = ", ".join(
-            f"{k}={val:.4g}" for k, val in list(metrics.items())[:3] if isinstance(val, int | float)
-        )
-        gates = v.details.get("gates")
-        gate_word = "-"
-        if isinstance(gates, list) and gates:
-            passed = all(bool(g.get("passed")) for g in gates if isinstance(g, dict))
-            gate_word = "[green]passed[/green]" if passed else "[red]failed[/red]"
+        metrics = _metrics(v)
+        keys = metric_order(list(metrics), primary)[:4]
+        shown = ", ".join(f"{k}={metrics[k]:.4g}" for k in keys)
         table.add_row(
             f"v{v.version}",
             ", ".join(v.aliases) or "-",
             ago(v.created_at),
             (v.run_id or "-")[:12],
             shown or "-",
-            gate_word,
+            _gates(v),
             v.artifact_digest[:19],
         )
     console.print(table)
@@ -69,12 +115,21 @@ def alias_set(
     name: str = typer.Argument(..., help="Model name."),
     alias: str = typer.Argument(..., help="Alias, e.g. champion."),
     version: int = typer.Argument(..., help="Version number the alias points at."),
+    allow_rollback: bool = typer.Option(
+        False, "--allow-rollback", help="Allow moving the alias back to an older version."
+    ),
 ) -> None:
-    """Point an alias at a version."""
-    store = project().store
-    previous = store.models.set_alias(name, alias, version)
-    moved = f" (was v{previous})" if previous is not None and previous != version else ""
-    console.print(f"{name}@{alias} → v{version}{moved}")
+    """Point an alias at a version; moving it back to an older one is a rollback and needs
+    --allow-rollback. Deployments that follow the alias are named."""
+    from opsloop.lifecycle.aliases import move_alias
+
+    proj = project()
+    before = model_aliases(proj, name)
+    move = move_alias(proj.store, name, alias, version, allow_rollback=allow_rollback)
+    moved = f" (was v{move.previous})" if move.moved and move.previous is not None else ""
+    what = " [bold yellow]rollback[/bold yellow]" if move.rollback else ""
+    console.print(f"{name}@{alias} → v{version}{moved}{what}")
+    report_alias_moves(proj, name, before, model_aliases(proj, name))
 
 
 @alias_app.command("delete")
@@ -83,5 +138,8 @@ def alias_delete(
     alias: str = typer.Argument(..., help="Alias to remove."),
 ) -> None:
     """Remove an alias."""
-    project().store.models.delete_alias(name, alias)
+    proj = project()
+    before: dict[str, Any] = model_aliases(proj, name)
+    proj.store.models.delete_alias(name, alias)
     console.print(f"{name}@{alias} removed")
+    report_alias_moves(proj, name, before, model_aliases(proj, name))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -23,21 +24,21 @@ def quickstart(
 ) -> None:
     """Create the churn example project (or use DIR), train and register a champion, then
     run the closed loop on it: serve, drift, detect, heal."""
+    from opsloop.cli.run import run_declared_lifecycle
     from opsloop.context import open_project, set_current_project
-    from opsloop.lifecycle import run_lifecycle
-    from opsloop.lifecycle.quickstart import prepare_project
-    from opsloop.lifecycle.summary import print_summary
+    from opsloop.lifecycle.quickstart import activate_hint, cli_command, prepare_project
 
+    started = time.time()
     folder, created = prepare_project(directory)
     console.print(
         f"{'created' if created else 'using'} project [bold]{folder}[/bold]"
-        + (" from the churn example" if created else "")
+        + (" from the churn example" if created else ""),
+        soft_wrap=True,
     )
     State.project_dir = folder
     proj = open_project(folder)
     set_current_project(proj)
-    outcome = run_lifecycle(proj, no_cache=no_cache)
-    print_summary(outcome, console)
+    outcome = run_declared_lifecycle(proj, no_cache=no_cache, cd=str(directory))
     if not outcome.succeeded:
         raise typer.Exit(1)
     if loop:
@@ -46,4 +47,16 @@ def quickstart(
         result = run_loop_demo(proj, console)
         if result.promoted_version is None:
             raise typer.Exit(1)
-    console.print(f"  cd {folder} && opsloop runs list")
+    reports = sorted(
+        (p for p in (proj.state_dir / "reports").glob("*/*.html") if p.stat().st_mtime >= started),
+        key=lambda p: p.stat().st_mtime,
+    )
+    if reports:
+        console.print("reports written:")
+        for path in reports:
+            console.print(f"  {path}", soft_wrap=True)
+    console.print("next, in the project:")
+    console.print(f"  cd {directory} && {cli_command(folder)} runs list", soft_wrap=True)
+    hint = activate_hint()
+    if hint is not None:
+        console.print(f"  (or '{hint}' first, then plain 'opsloop')", soft_wrap=True)

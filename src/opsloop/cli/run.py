@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from opsloop.cli._common import console, duration, project, status
+from opsloop.cli._common import (
+    console,
+    deployments_of,
+    duration,
+    model_aliases,
+    project,
+    report_alias_moves,
+    status,
+)
 from opsloop.errors import ConfigError, PipelineError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from opsloop.context import Project
+    from opsloop.lifecycle import LifecycleOutcome
+
+RECENT_ROWS = 2_000
+"""Newest labelled rows read per deployment to compare the candidate and the champion on."""
+RECENT_DAYS = 30
+"""How far back those labels may have arrived."""
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -22,6 +42,102 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
+def recent_traffic(proj: Project, model: str) -> tuple[pd.DataFrame | None, str]:
+    """What the deployments of ``model`` (per ``deploy/``) saw lately, with the labels that
+    came back: the input columns and the target, newest first. ``(None, "")`` when none."""
+    import pandas as pd
+
+    from opsloop.monitor.windows import LABEL, recent_labelled_rows
+
+    spec = proj.spec
+    if spec is None or spec.problem is None:
+        return None, ""
+    until = datetime.now(UTC)
+    frames, names = [], []
+    for dep in deployments_of(proj, model):
+        rows = recent_labelled_rows(
+            proj.store,
+            dep.name,
+            until=until,
+            since=until - timedelta(days=RECENT_DAYS),
+            max_rows=RECENT_ROWS,
+            artifacts=proj.artifacts,
+        )
+        if not rows.empty:
+            frames.append(rows)
+            names.append(dep.name)
+    if not frames:
+        return None, ""
+    frame = pd.concat(frames, ignore_index=True).rename(columns={LABEL: spec.problem.target})
+    return frame, f"the labelled traffic of {', '.join(names)}"
+
+
+def run_declared_lifecycle(
+    proj: Project,
+    *,
+    no_cache: bool = False,
+    executor: str = "local",
+    max_workers: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    allow_rollback: bool = False,
+    cd: str | None = None,
+) -> LifecycleOutcome:
+    """Run the lifecycle with what production says now, print its summary, and say loudly
+    which deployments an alias move changes.
+
+    Args:
+        proj: The project.
+        no_cache: Run every phase again.
+        executor: Pipeline executor name.
+        max_workers: Phases run at once.
+        overrides: Lifecycle parameters (``-p``).
+        allow_rollback: Let an alias move back to an older version.
+        cd: The project folder as the user reaches it, when the suggested commands must
+            change to it first.
+    """
+    from opsloop.lifecycle import run_lifecycle
+    from opsloop.lifecycle.quickstart import cli_command
+    from opsloop.lifecycle.summary import print_summary
+
+    spec = proj.spec
+    assert spec is not None
+    model = spec.registration.model if spec.registration is not None else spec.project
+    before = model_aliases(proj, model)
+    recent, source = recent_traffic(proj, model)
+    outcome = run_lifecycle(
+        proj,
+        no_cache=no_cache,
+        executor=executor,
+        max_workers=max_workers,
+        overrides=overrides,
+        recent=recent,
+        recent_source=source or "recent labelled traffic",
+        allow_rollback=allow_rollback,
+    )
+    print_summary(outcome, console, command=cli_command(proj.dir if cd else None), cd=cd)
+    report_alias_moves(proj, model, before, model_aliases(proj, model))
+    return outcome
+
+
+def _unknown_pipeline(proj: Project, name: str) -> PipelineError:
+    from opsloop.spec.loader import did_you_mean
+
+    declared = sorted(proj.spec.pipelines) if proj.spec else []
+    has_lifecycle = proj.spec is not None and proj.spec.has_lifecycle
+    listing = ", ".join(declared) if declared else "no pipelines"
+    lifecycle = "; 'opsloop run' with no name runs its lifecycle" if has_lifecycle else ""
+    return PipelineError(
+        f"unknown pipeline '{name}' in project '{proj.name}' ({proj.dir}): its opsloop.yaml "
+        f"declares {listing}{did_you_mean(name, declared)}{lifecycle}",
+        hint=(
+            "name one of them, give 'module:function', or run in another project (-C DIR)"
+            if declared
+            else "declare it under 'pipelines:' (name: module:function), or give "
+            "'module:function', or run in another project (-C DIR)"
+        ),
+    )
+
+
 def run(
     pipeline: str | None = typer.Argument(
         None, help="Pipeline name from opsloop.yaml, or module:function. Default: the lifecycle."
@@ -30,31 +146,45 @@ def run(
     no_cache: bool = typer.Option(False, "--no-cache", help="Run every step, reuse nothing."),
     executor: str = typer.Option("local", help="Executor: local (processes) or inline."),
     workers: int | None = typer.Option(None, help="Steps run at once (default: CPU count)."),
+    allow_rollback: bool = typer.Option(
+        False,
+        "--allow-rollback",
+        help="Let the lifecycle move an alias back to an older version (a rollback).",
+    ),
 ) -> None:
-    """Run a pipeline; without a name, run the lifecycle declared in opsloop.yaml."""
+    """Run a pipeline; without a name, run the lifecycle declared in opsloop.yaml.
+
+    The lifecycle compares its candidate with the champion on the held-out test set and on
+    the labelled traffic of the deployments that serve the model (deploy/), and says which
+    deployments an alias move changes.
+    """
     proj = project()
     params = parse_params(param)
     if pipeline is None:
         if proj.spec is not None and proj.spec.has_lifecycle:
-            from opsloop.lifecycle import run_lifecycle
-            from opsloop.lifecycle.summary import print_summary
-
-            outcome = run_lifecycle(
-                proj, no_cache=no_cache, executor=executor, max_workers=workers, overrides=params
+            outcome = run_declared_lifecycle(
+                proj,
+                no_cache=no_cache,
+                executor=executor,
+                max_workers=workers,
+                overrides=params,
+                allow_rollback=allow_rollback,
             )
-            print_summary(outcome, console)
             if not outcome.succeeded:
                 raise typer.Exit(1)
             return
         declared = ", ".join(sorted(proj.spec.pipelines)) if proj.spec else ""
         raise PipelineError(
-            "no pipeline named and opsloop.yaml declares no lifecycle (problem + data)",
+            f"no pipeline named, and {proj.dir / 'opsloop.yaml'} declares no lifecycle "
+            "(it needs 'problem' and 'data')",
             hint=f"run one of: {declared}" if declared else "see 'opsloop init'",
         )
 
     from opsloop.pipeline import run_pipeline
     from opsloop.pipeline.loader import load_pipeline
 
+    if ":" not in pipeline and pipeline not in (proj.spec.pipelines if proj.spec else {}):
+        raise _unknown_pipeline(proj, pipeline)
     pipe = load_pipeline(pipeline, project_dir=proj.dir, spec=proj.spec)
     result = run_pipeline(
         pipe, params, no_cache=no_cache, executor=executor, max_workers=workers, progress=True

@@ -2,31 +2,64 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 
-from opsloop.cli._common import ago, console, duration, project, status
+from opsloop.cli._common import ago, console, duration, hidden_note, plural, project, status
+
+if TYPE_CHECKING:
+    from opsloop.store.types import RunInfo
 
 app = typer.Typer(help="Read tracked runs.", no_args_is_help=True)
 
 
+def metric_order(names: list[str], primary: str | None) -> list[str]:
+    """Metric names with the project's declared metric first (as logged by the lifecycle,
+    ``test_<metric>``, or by user code, ``<metric>``), then the rest by name."""
+    first = [m for m in (f"test_{primary}", primary) if primary and m in names]
+    return first + sorted(m for m in names if m not in first)
+
+
+def _shown_metrics(metrics: dict[str, float], primary: str | None, n: int = 4) -> str:
+    keys = metric_order(list(metrics), primary)[:n]
+    more = len(metrics) - len(keys)
+    text = ", ".join(f"{k}={metrics[k]:.4g}" for k in keys)
+    return text + (f" (+{more})" if more > 0 else "")
+
+
 @app.command("list")
 def list_runs(
-    kind: str | None = typer.Option(None, help="run, pipeline, step or trial"),
-    status_: str | None = typer.Option(None, "--status", help="running, finished, failed, killed"),
-    limit: int = typer.Option(30, help="How many runs to show."),
-    all_kinds: bool = typer.Option(False, "--all", help="Include tuning trials."),
+    kind: str | None = typer.Option(None, help="Only runs of this kind: run, pipeline, trial."),
+    status_: str | None = typer.Option(
+        None, "--status", help="Only runs in this status: running, finished, failed, killed."
+    ),
+    limit: int = typer.Option(30, min=1, help="Show the newest N runs."),
+    all_rows: bool = typer.Option(
+        False, "--all", help="Show every run: tuning trials too, and no limit."
+    ),
 ) -> None:
-    """List runs, newest first."""
-    store = project().store
-    runs = store.runs.list(kind=kind, status=status_, limit=limit if all_kinds or kind else 500)
-    if kind is None and not all_kinds:
-        runs = [r for r in runs if r.kind != "trial"][:limit]
+    """List runs, newest first; tuning trials are hidden unless asked for."""
+    proj = project()
+    store = proj.store
+    primary = proj.spec.problem.primary_metric if proj.spec and proj.spec.problem else None
+    counts = store.runs.count_by_kind(status=status_)
+    hide_trials = kind is None and not all_rows
+    kinds = (
+        [kind] if kind is not None else sorted(k for k in counts if k != "trial" or not hide_trials)
+    )
+    available = sum(counts.get(k, 0) for k in kinds)
+    cap = available if all_rows else limit
+    runs = sorted(
+        (r for k in kinds for r in store.runs.list(kind=k, status=status_, limit=max(cap, 1))),
+        key=lambda r: r.started_at,
+        reverse=True,
+    )[:cap]
     table = Table(title="runs", title_justify="left")
     for col in ("id", "name", "kind", "status", "started", "duration", "metrics"):
         table.add_column(col, overflow="fold" if col == "metrics" else "ellipsis")
     for r in runs:
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(r.metrics.items())[:4])
         table.add_row(
             r.id[:12],
             r.name,
@@ -34,9 +67,32 @@ def list_runs(
             status(r.status),
             ago(r.started_at),
             duration(r.duration_s),
-            metrics,
+            _shown_metrics(r.metrics, primary),
         )
-    console.print(table)
+    if runs:
+        console.print(table)
+    else:
+        where = f" {status_}" if status_ else ""
+        console.print(f"no{where} runs" + (f" of kind {kind}" if kind else ""))
+    trials = counts.get("trial", 0) if hide_trials else 0
+    older = available - len(runs)
+    parts = []
+    if trials:
+        parts.append(plural(trials, "tuning trial"))
+    if older:
+        parts.append(plural(older, "older run"))
+    note = hidden_note(parts, trials + older)
+    if note:
+        console.print(note)
+
+
+def _commit(r: RunInfo) -> str:
+    """The project's commit, and whether the folder had uncommitted changes."""
+    if not r.git_commit:
+        return "- (the project is not in a Git repository)"
+    if r.tags.get("opsloop.git_dirty") == "true" and not r.git_commit.endswith("-dirty"):
+        return f"{r.git_commit} (with uncommitted changes)"
+    return r.git_commit
 
 
 @app.command("show")
@@ -47,7 +103,7 @@ def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."))
     console.print(f"[bold]{r.name}[/bold]  {r.id}  {status(r.status)}")
     console.print(
         f"kind {r.kind} · started {r.started_at:%Y-%m-%d %H:%M:%S} UTC · "
-        f"duration {duration(r.duration_s)} · user {r.user} · commit {r.git_commit or '-'}"
+        f"duration {duration(r.duration_s)} · user {r.user} · commit {_commit(r)}"
     )
     if r.parent_id:
         console.print(f"parent {r.parent_id}")

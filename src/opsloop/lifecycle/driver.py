@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.context import Project, use_project
-from opsloop.errors import ConfigError, NotFoundError, SpecError
+from opsloop.errors import ConfigError, DataError, MLError, NotFoundError, SpecError
 from opsloop.spec.loader import SPEC_FILE
 from opsloop.spec.yamlpos import line_for, load_yaml, load_yaml_with_lines, read_text
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PHASES = (
     "ingest",
@@ -28,6 +34,10 @@ PHASES = (
 # A parameter value comes from one command-line argument: far below a spec file's limit.
 _MAX_PARAM_CHARS = 64 * 1024
 
+MIN_RECENT_ROWS = 30
+"""Fewest recent labelled rows worth comparing the candidate and the champion on: fewer give
+a metric too noisy to judge by."""
+
 
 @dataclass
 class LifecycleOutcome:
@@ -40,6 +50,8 @@ class LifecycleOutcome:
         error: The failed phase's error, if any.
         outputs: Loaded JSON outputs of the phases that produced them.
         report_path: Local copy of the evaluation report (HTML), when there is one.
+        reports: Every file of the evaluation report folder (the HTML page and its plots).
+        notes: What the run used or left out, for the summary (recent traffic …).
     """
 
     run_id: str
@@ -50,6 +62,8 @@ class LifecycleOutcome:
     outputs: dict[str, Any] = field(default_factory=dict)
     report_path: Path | None = None
     project_dir: Path | None = None
+    reports: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def succeeded(self) -> bool:
@@ -70,7 +84,9 @@ def _spec_error_with_line(project: Project, err: SpecError) -> SpecError:
     path = project.dir / SPEC_FILE
     _, lines = load_yaml_with_lines(read_text(path), str(path))
     loc = tuple(int(p) if p.isdigit() else p for p in err.field.split("."))
-    return SpecError(err.detail, file=str(path), line=line_for(lines, loc), field=err.field)
+    return SpecError(
+        err.detail, file=str(path), line=line_for(lines, loc), field=err.field, hint=err.hint
+    )
 
 
 def source_fingerprint(files: list[Path]) -> str:
@@ -91,8 +107,8 @@ def lifecycle_params(project: Project, overrides: dict[str, Any] | None = None) 
     gets its own fingerprint).
 
     Raises:
-        ConfigError / SpecError: the spec declares no lifecycle, or a section is invalid.
-        MLError: a gate names an unknown metric, or the metric does not fit the problem.
+        ConfigError / SpecError: the spec declares no lifecycle, or a section is invalid (an
+            unknown metric, gate rule or candidate included: the error names file and line).
         MissingDependencyError: a candidate needs an extra that is not installed.
         DataError: the data source matches no file.
     """
@@ -109,11 +125,28 @@ def lifecycle_params(project: Project, overrides: dict[str, Any] | None = None) 
 
     problem = spec.problem
     file = str(project.dir / SPEC_FILE)
+    # Each check names the field it reads, so that its error points at the file's line.
+    checks: list[tuple[str, Callable[[], object]]] = [
+        (
+            "problem.metric" if problem.metric else "problem.type",
+            lambda: get_metric(problem.primary_metric, problem.type),
+        )
+    ]
+    for gate_name, rule in spec.evaluate.gates.items():
+        checks.append(
+            (
+                f"evaluate.gates.{gate_name}",
+                partial(validate_gates, {gate_name: rule}, problem.type),
+            )
+        )
+    for i, name in enumerate(spec.train.candidates):
+        checks.append((f"train.candidates.{i}", partial(get_candidate, name)))
     try:
-        get_metric(problem.primary_metric, problem.type)
-        validate_gates(spec.evaluate.gates, problem.type)
-        for name in spec.train.candidates:
-            get_candidate(name)
+        for where, check in checks:
+            try:
+                check()
+            except MLError as exc:
+                raise SpecError(exc.message, field=where, hint=exc.hint) from exc
         if spec.contract:
             parse_contract(spec.contract, file=file)
     except SpecError as err:
@@ -195,6 +228,9 @@ def run_lifecycle(
     max_workers: int | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
+    recent: pd.DataFrame | None = None,
+    recent_source: str = "recent labelled traffic",
+    allow_rollback: bool = False,
 ) -> LifecycleOutcome:
     """Run the declared lifecycle in ``project`` and record what it did.
 
@@ -205,12 +241,52 @@ def run_lifecycle(
         max_workers: Phases run at once.
         overrides: Pipeline parameters to override (``-p trials=5``).
         progress: Show the live phase display.
+        recent: Labelled rows of what production serves now (the input columns and the
+            target), e.g. a deployment's prediction log joined with its feedback labels.
+            The candidate must not be worse than the champion on them either (every
+            ``vs_champion`` gate is judged on both). Ignored below :data:`MIN_RECENT_ROWS`.
+        recent_source: Where ``recent`` came from, for the summary.
+        allow_rollback: Let an alias move back to an older version (a training that came
+            from the cache re-gated against a newer champion); otherwise it stays.
     """
     # The phases read the champion and write reports through the current project.
     with use_project(project):
-        return _run(
-            project, lifecycle_params(project, overrides), no_cache, executor, max_workers, progress
+        params = lifecycle_params(project, overrides)
+        notes: list[str] = []
+        params["recent_digest"] = _recent_digest(project, params, recent, recent_source, notes)
+        params["allow_rollback"] = allow_rollback
+        outcome = _run(project, params, no_cache, executor, max_workers, progress)
+        outcome.notes[:0] = notes
+        return outcome
+
+
+def _recent_digest(
+    project: Project,
+    params: dict[str, Any],
+    recent: pd.DataFrame | None,
+    source: str,
+    notes: list[str],
+) -> str | None:
+    """Store the recent labelled rows for the evaluate phase; None when there are none."""
+    if recent is None or recent.empty:
+        return None
+    target = str(params["target"])
+    if target not in recent.columns:
+        raise DataError(
+            f"{source}: the recent labelled rows have no target column '{target}'; "
+            f"columns: {', '.join(map(str, recent.columns))}"
         )
+    rows = recent[recent[target].notna()]
+    if len(rows) < MIN_RECENT_ROWS:
+        notes.append(
+            f"{source}: {len(rows)} labelled row(s), fewer than {MIN_RECENT_ROWS}: the "
+            "champion is compared on the test set only"
+        )
+        return None
+    buffer = io.BytesIO()
+    rows.reset_index(drop=True).to_parquet(buffer, index=False)
+    notes.append(f"the champion is also compared on {len(rows):,} rows of {source}")
+    return project.artifacts.put_bytes(buffer.getvalue())
 
 
 def _run(
@@ -287,3 +363,4 @@ def _record(project: Project, run_id: str, outcome: LifecycleOutcome, trained: A
             project.artifacts.get_dir(digest, folder)
             html = sorted(folder.glob("*.html"))
             outcome.report_path = html[0] if html else folder
+            outcome.reports = sorted(p for p in folder.iterdir() if p.is_file())

@@ -33,6 +33,8 @@ def lifecycle(
     alias_on_fail: str | None = "challenger",
     champion_digest: str | None = None,
     lifecycle_key: str = "",
+    recent_digest: str | None = None,
+    allow_rollback: bool = False,
 ) -> None:
     """The phases: ingest, validate, contract_gate, split, featurize, train, evaluate, gate,
     register."""
@@ -80,6 +82,7 @@ def lifecycle(
         model_name=model_name,
         champion_digest=champion_digest,
         gates=gates or {},
+        recent_digest=recent_digest,
     )
     gate_results = steps.gate(evaluation, report, gates=gates or {}, problem_type=problem_type)
     steps.register(
@@ -96,4 +99,5 @@ def lifecycle(
         alias_on_fail=alias_on_fail,
         lifecycle_key=lifecycle_key,
         champion_digest=champion_digest,
+        allow_rollback=allow_rollback,
     )

@@ -10,6 +10,7 @@ re-runs ``train`` and what follows it, never ``ingest`` or ``validate``.
 
 from __future__ import annotations
 
+import io
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from opsloop.errors import ContractError, DataError, NotFoundError
+from opsloop.errors import ContractError, DataError, NotFoundError, RollbackError
 from opsloop.pipeline import step
 
 if TYPE_CHECKING:
@@ -149,9 +150,16 @@ def train(
     cv: int,
     seed: int,
 ) -> tuple[Any, dict[str, Any]]:
-    """Tune every candidate with cross-validation on the training part; refit the best."""
+    """Tune every candidate with cross-validation on the training part; refit the best.
+
+    Each finished trial is a progress line on the run's display.
+    """
     from opsloop.ml.features import FeatureSpec
-    from opsloop.ml.tune import tune_candidates
+    from opsloop.ml.tune import TrialRecord, tune_candidates
+    from opsloop.pipeline.progress import report_progress
+
+    def on_trial(record: TrialRecord) -> None:
+        report_progress(record.describe(metric))
 
     result = tune_candidates(
         train,
@@ -164,6 +172,7 @@ def train(
         timeout_s=timeout_s,
         seed=seed,
         cv=cv,
+        on_trial=on_trial,
         progress=False,
     )
     return result.model, result.summary()
@@ -179,21 +188,25 @@ def evaluate(
     model_name: str,
     champion_digest: str | None,
     gates: dict[str, dict[str, Any]],
+    recent_digest: str | None = None,
 ) -> dict[str, Any]:
-    """Score the candidate (and the current champion) on the held-out test set.
+    """Score the candidate (and the current champion) on the held-out test set, and on the
+    recent labelled traffic when there is some.
 
     The plots and the HTML report go to the artifact store as one folder; its digest is in
     the result. ``champion_digest`` names the champion's artifact, so a new champion changes
-    the cache key.
+    the cache key; ``recent_digest`` names the recent labelled rows (Parquet), so new labels
+    do too.
     """
     from opsloop.context import current_project
-    from opsloop.ml.evaluate import evaluate_model
+    from opsloop.ml.evaluate import compare_on_frame, evaluate_model
 
     champion = None
     if champion_digest is not None:
         from opsloop.registry import load_model
 
         champion = load_model(f"models:/{model_name}@champion").model
+    artifacts = current_project().artifacts
     with tempfile.TemporaryDirectory() as tmp:
         result = evaluate_model(
             model,
@@ -206,9 +219,14 @@ def evaluate(
             contract_passed=bool(contract_report.get("passed", True)),
             title=f"{model_name}: evaluation on the held-out test set",
         )
-        report_digest = current_project().artifacts.put_dir(Path(tmp))
+        report_digest = artifacts.put_dir(Path(tmp))
     out = result.model_dump(mode="json")
     out["report_digest"] = report_digest
+    if recent_digest is not None:
+        recent = pd.read_parquet(io.BytesIO(artifacts.get_bytes(recent_digest)))
+        out["recent"] = compare_on_frame(
+            model, champion, recent, target=target, problem_type=problem_type
+        )
     return out
 
 
@@ -219,8 +237,9 @@ def gate(
     gates: dict[str, dict[str, Any]],
     problem_type: str,
 ) -> list[dict[str, Any]]:
-    """Apply the gates: metric thresholds, not worse than the champion, contract passed."""
-    from opsloop.ml.gates import evaluate_gates
+    """Apply the gates: metric thresholds, not worse than the champion (on the test set, and
+    on recent labelled traffic when there is some), contract passed."""
+    from opsloop.ml.gates import evaluate_gates, recent_champion_gates
 
     results = evaluate_gates(
         gates,
@@ -229,6 +248,15 @@ def gate(
         contract_passed=bool(contract_report.get("passed", True)),
         problem_type=problem_type,
     )
+    recent = evaluation.get("recent") or {}
+    if recent.get("champion_metrics") is not None:
+        results += recent_champion_gates(
+            gates,
+            recent["metrics"],
+            recent["champion_metrics"],
+            rows=int(recent["rows"]),
+            problem_type=problem_type,
+        )
     return [r.model_dump(mode="json") for r in results]
 
 
@@ -247,6 +275,7 @@ def register(
     alias_on_fail: str | None,
     lifecycle_key: str,
     champion_digest: str | None,
+    allow_rollback: bool = False,
 ) -> dict[str, Any]:
     """Register a model version either way; the alias says whether every gate passed.
 
@@ -256,19 +285,20 @@ def register(
     A version trained from the same lifecycle key (same data, configuration and code: the
     training came from the cache) is not registered twice: the alias moves to it instead. That
     happens when only the champion changed since, so the evaluation and the gates ran again.
+    Moving an alias back to that older version is a rollback: without ``allow_rollback`` the
+    alias stays where it is, and the result says so (``kept``).
     """
     from opsloop.context import current_project
+    from opsloop.lifecycle.aliases import move_alias
     from opsloop.monitor.reference import build_reference_profile
+    from opsloop.pipeline.worker import current_task
     from opsloop.registry import register_model
 
     passed = all(bool(g["passed"]) for g in gates)
     alias = alias_on_pass if passed else alias_on_fail
     earlier = _same_training(model_name, lifecycle_key)
     if earlier is not None:
-        store = current_project().store
-        if alias is not None and alias not in earlier.aliases:
-            store.models.set_alias(model_name, alias, earlier.version)
-        return {
+        out: dict[str, Any] = {
             "model": model_name,
             "version": earlier.version,
             "alias": alias,
@@ -276,6 +306,20 @@ def register(
             "artifact": earlier.artifact_digest,
             "reused": True,
         }
+        if alias is not None:
+            try:
+                move_alias(
+                    current_project().store,
+                    model_name,
+                    alias,
+                    earlier.version,
+                    allow_rollback=allow_rollback,
+                )
+            except RollbackError as exc:
+                out["alias"] = None
+                out["kept"] = {"alias": alias, "message": exc.message}
+        return out
+    task = current_task()
     spec_columns = [c for c in features["dtypes"]]
     x = train[spec_columns]
     predictions = _positive_scores(model, x)
@@ -294,6 +338,8 @@ def register(
         metrics={k: v for k, v in evaluation["metrics"].items() if isinstance(v, int | float)},
         dataset_digest=dataset["digest"],
         alias=alias,
+        # The pipeline run that trained it: `opsloop models show` and MLmodel name it.
+        run_id=task.run_id if task is not None else None,
         description=f"{tuning.get('best_candidate', 'model')} trained by the lifecycle pipeline",
         details={
             "gates": gates,

@@ -82,22 +82,37 @@ def candidates_table(outcome: LifecycleOutcome) -> Table | None:
 
 
 def metrics_table(outcome: LifecycleOutcome) -> Table | None:
-    """Test-set metrics of the candidate beside the champion's."""
+    """Metrics of the candidate beside the champion's: on the held-out test set, and on the
+    recent labelled traffic when it was compared there too."""
     ev = outcome.outputs.get("evaluate")
     if not isinstance(ev, dict):
         return None
     champion = ev.get("champion_metrics") or {}
-    t = Table(title="held-out test set", title_justify="left")
+    recent = ev.get("recent") or {}
+    recent_metrics = recent.get("metrics") or {}
+    recent_champion = recent.get("champion_metrics") or {}
+    title = "held-out test set"
+    if recent_metrics:
+        title += f" · recent labelled traffic ({recent.get('rows', 0):,} rows)"
+    t = Table(title=title, title_justify="left")
     t.add_column("metric")
     t.add_column("candidate", justify="right")
     if champion:
         t.add_column("champion", justify="right")
+    if recent_metrics:
+        t.add_column("candidate (recent)", justify="right")
+        if recent_champion:
+            t.add_column("champion (recent)", justify="right")
     for k, v in (ev.get("metrics") or {}).items():
         if not isinstance(v, int | float):
             continue
         row = [k, _fmt(float(v))]
         if champion:
             row.append(_fmt(champion.get(k)))
+        if recent_metrics:
+            row.append(_fmt(recent_metrics.get(k)))
+            if recent_champion:
+                row.append(_fmt(recent_champion.get(k)))
         t.add_row(*row)
     return t
 
@@ -116,8 +131,23 @@ def gates_table(outcome: LifecycleOutcome) -> Table | None:
     return t
 
 
-def print_summary(outcome: LifecycleOutcome, console: Console) -> None:
-    """Print everything a person wants to see after a lifecycle run."""
+def print_summary(
+    outcome: LifecycleOutcome,
+    console: Console,
+    *,
+    command: str = "opsloop",
+    cd: str | None = None,
+) -> None:
+    """Print everything a person wants to see after a lifecycle run.
+
+    Args:
+        outcome: The run.
+        console: Where to print.
+        command: How to call opsloop in the suggested commands (a path when the command is
+            not on PATH).
+        cd: A folder to change to first in the suggested commands (the project's, when the
+            caller is elsewhere).
+    """
     for table in (
         phase_table(outcome),
         data_table(outcome),
@@ -127,6 +157,14 @@ def print_summary(outcome: LifecycleOutcome, console: Console) -> None:
     ):
         if table is not None:
             console.print(table)
+    for note in outcome.notes:
+        console.print(f"note: {note}", soft_wrap=True)
+    recent_error = ((outcome.outputs.get("evaluate") or {}).get("recent") or {}).get("error")
+    if recent_error:
+        console.print(
+            f"note: the recent labelled traffic could not be scored: {recent_error}",
+            soft_wrap=True,
+        )
     reg = outcome.registration
     if outcome.error:
         console.print(
@@ -142,14 +180,29 @@ def print_summary(outcome: LifecycleOutcome, console: Console) -> None:
         if reg.get("reused"):
             verdict += "; the same training as before, so no new version"
         console.print(
-            f"registered [bold]models:/{reg['model']}/{reg['version']}[/bold]{where} ({verdict})"
+            f"registered [bold]models:/{reg['model']}/{reg['version']}[/bold]{where} ({verdict})",
+            soft_wrap=True,
         )
+        kept = reg.get("kept")
+        if isinstance(kept, dict):
+            console.print(
+                f"[bold yellow]{reg['model']}@{kept.get('alias')} did not move:[/bold yellow] "
+                f"{kept.get('message')}; '{command} run --allow-rollback' moves it",
+                soft_wrap=True,
+            )
+    prefix = f"cd {cd} && " if cd else ""
     if outcome.report_path is not None:
-        console.print(f"evaluation report: {outcome.report_path}")
-    console.print(f"run: opsloop runs show {outcome.run_id[:12]}")
+        console.print(f"evaluation report: {outcome.report_path}", soft_wrap=True)
+        others = [p.name for p in outcome.reports if p != outcome.report_path]
+        if others:
+            console.print(
+                f"  with {', '.join(others)} in {outcome.report_path.parent}", soft_wrap=True
+            )
+    console.print(f"run: {prefix}{command} runs show {outcome.run_id[:12]}", soft_wrap=True)
     if reg is not None:
         console.print("next:")
-        console.print(f"  opsloop models show {reg['model']}")
+        console.print(f"  {prefix}{command} models show {reg['model']}", soft_wrap=True)
         console.print(
-            "  opsloop run                         # re-run: unchanged phases come from the cache"
+            f"  {prefix}{command} run    # re-run: unchanged phases come from the cache",
+            soft_wrap=True,
         )

@@ -132,8 +132,12 @@ def get_candidate(name: str, *, check_installed: bool = True) -> Candidate:
     """
     canonical = _ALIASES.get(name, name)
     if canonical not in _REGISTRY:
+        from opsloop.spec.loader import did_you_mean
+
+        known = candidate_names()
         raise MLError(
-            f"unknown model candidate '{name}'; known candidates: {', '.join(candidate_names())}"
+            f"unknown model candidate '{name}'; known candidates: {', '.join(known)}"
+            f"{did_you_mean(name, [*known, *_ALIASES])}"
         )
     candidate = _REGISTRY[canonical]
     if check_installed:

@@ -36,6 +36,7 @@ from opsloop.ml.split import check_target
 __all__ = [
     "METRICS",
     "EvaluationResult",
+    "compare_on_frame",
     "evaluate_model",
     "predict_for_metrics",
     "write_report",
@@ -211,6 +212,44 @@ def evaluate_model(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     return write_report(result, out, title=title)
+
+
+def compare_on_frame(
+    model: Any,
+    champion: Any | None,
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    problem_type: str,
+) -> dict[str, Any]:
+    """Metrics of a model and of the champion on another labelled frame (recent traffic).
+
+    Returns:
+        ``{"rows", "metrics", "champion_metrics"}``, or ``{"rows", "error"}`` when the frame
+        cannot be scored (a column the model needs is missing, one class only …): recent
+        traffic is extra evidence, and its absence must not stop an evaluation.
+    """
+    ptype = check_problem_type(problem_type)
+    out: dict[str, Any] = {"rows": len(frame)}
+    try:
+        check_target(frame, target=target, problem_type=ptype, min_class_rows=1)
+        y = frame[target].to_numpy()
+        scored = {}
+        for who, m in (("model", model), ("champion", champion)):
+            if m is None:
+                continue
+            pred, proba, classes = predict_for_metrics(
+                m, frame, target=target, problem_type=ptype, who=who
+            )
+            scored[who] = compute_metrics(
+                y, problem_type=ptype, y_pred=pred, proba=proba, classes=classes
+            )
+    except Exception as exc:  # any failure only means "not compared"
+        out["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return out
+    out["metrics"] = scored["model"]
+    out["champion_metrics"] = scored.get("champion")
+    return out
 
 
 def write_report(

@@ -24,6 +24,7 @@ from rich.text import Text
 
 from opsloop.errors import MLError
 from opsloop.ml.metrics import METRICS, check_problem_type
+from opsloop.spec.loader import did_you_mean
 
 __all__ = [
     "ChampionGate",
@@ -33,6 +34,7 @@ __all__ = [
     "ThresholdGate",
     "evaluate_gates",
     "gates_passed",
+    "recent_champion_gates",
     "render_gate_table",
     "validate_gates",
 ]
@@ -132,6 +134,7 @@ def _metric(gate: str, name: object, known: dict[str, bool], problem_type: str |
         scope = f" for {problem_type}" if problem_type else ""
         raise MLError(
             f"gate '{gate}': unknown metric '{name}'; known metrics{scope}: {', '.join(known)}"
+            f"{did_you_mean(name, known)}"
         )
     return name
 
@@ -148,6 +151,7 @@ def _keys(gate: str, rule: Mapping[str, Any], allowed: set[str]) -> None:
         allowed_keys = ", ".join(sorted(allowed))
         raise MLError(
             f"gate '{gate}': unknown key(s) {', '.join(unknown)}; allowed: {allowed_keys}"
+            f"{did_you_mean(unknown[0], allowed)}"
         )
 
 
@@ -342,6 +346,53 @@ def _versus(
             f"{'within' if passed else 'beyond'} the allowed {spec.max_drop:g}"
         )
     return result(passed, how, float(champion))
+
+
+def recent_champion_gates(
+    gates_config: Mapping[str, Any] | None,
+    metrics: Mapping[str, float],
+    champion_metrics: Mapping[str, float],
+    *,
+    rows: int,
+    problem_type: str | None = None,
+) -> list[GateResult]:
+    """The ``vs_champion`` gates judged again on recent labelled traffic.
+
+    The held-out test set is a sample of the training data; when production moved away from
+    it, a model can beat the champion there and lose to it on what it would serve. Each
+    champion gate gets a second verdict, ``<name> (recent traffic)``, on the same rule.
+
+    Args:
+        gates_config: The ``evaluate.gates`` mapping.
+        metrics: The candidate's metrics on the recent rows.
+        champion_metrics: The champion's metrics on the same rows.
+        rows: How many recent rows were scored, for the message.
+        problem_type: Restricts the known metrics when given.
+    """
+    results = []
+    where = f"on {rows:,} recent labelled rows"
+    for spec in validate_gates(gates_config, problem_type):
+        if not isinstance(spec, ChampionGate):
+            continue
+        name = f"{spec.name} (recent traffic)"
+        value = metrics.get(spec.metric)
+        if value is None or math.isnan(value):
+            results.append(
+                GateResult(
+                    name=name,
+                    kind="vs_champion",
+                    passed=True,
+                    metric=spec.metric,
+                    requirement=spec.requirement,
+                    message=f"'{spec.metric}' cannot be computed {where}; not compared",
+                )
+            )
+            continue
+        verdict = _versus(spec, float(value), champion_metrics)
+        results.append(
+            verdict.model_copy(update={"name": name, "message": f"{where}: {verdict.message}"})
+        )
+    return results
 
 
 def gates_passed(results: Sequence[GateResult]) -> bool:

@@ -96,8 +96,11 @@ def get_metric(name: str, problem_type: str) -> MetricInfo:
     """Look a metric up, raising :class:`MLError` that lists the known ones when it is unknown."""
     known = METRICS[check_problem_type(problem_type)]
     if name not in known:
+        from opsloop.spec.loader import did_you_mean
+
         raise MLError(
             f"unknown metric '{name}' for {problem_type}; known metrics: {', '.join(known)}"
+            f"{did_you_mean(name, known)}"
         )
     return known[name]
 

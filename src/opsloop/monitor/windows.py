@@ -56,6 +56,7 @@ __all__ = [
     "latest_labels",
     "load_window",
     "read_labels",
+    "recent_labelled_rows",
     "rows_frame",
     "window_bounds",
 ]
@@ -589,3 +590,51 @@ def labelled_window(
         flat.total_rows,
         flat.notes,
     )
+
+
+def recent_labelled_rows(
+    store: Store,
+    deployment: str,
+    *,
+    until: datetime,
+    since: datetime,
+    max_rows: int = 2_000,
+    artifacts: ArtifactStore | None = None,
+) -> pd.DataFrame:
+    """The newest labelled rows of ``deployment``: what production looks like now.
+
+    The labels that arrived in ``[since, until)`` are taken newest first until their requests
+    hold ``max_rows`` rows; the result has the input columns and :data:`LABEL` (shadow
+    answers left out), newest first. Empty when no label arrived.
+
+    Args:
+        store: The metadata store.
+        deployment: The deployment.
+        until: End of the label window (exclusive).
+        since: Start of the label window (inclusive).
+        max_rows: Most rows returned.
+        artifacts: As for :func:`load_window`.
+    """
+    labels = read_labels(store, deployment, since, until)
+    if not labels:
+        return pd.DataFrame()
+    # The latest label of a request wins; each request counts once, newest first.
+    newest: dict[str, Label] = {}
+    for label in reversed(labels):
+        newest.setdefault(label.request_id, label)
+    picked = list(newest.values())[:max_rows]
+    win = labelled_window(
+        store,
+        deployment,
+        since,
+        until,
+        labels=list(reversed(picked)),
+        artifacts=artifacts,
+        max_rows=max_rows,
+    )
+    rows = win.rows
+    if rows.empty:
+        return rows
+    rows = rows[rows[LABEL].notna()].sort_values(REQUEST_TIME, ascending=False, kind="stable")
+    keep = [c for c in rows.columns if c not in META_COLUMNS] + [LABEL]
+    return rows[keep].head(max_rows).reset_index(drop=True)

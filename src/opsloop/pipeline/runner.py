@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import inspect
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opsloop.errors import NotFoundError, PipelineError, StepFailedError
+from opsloop.errors import NotFoundError, OpsloopError, PipelineError, StepFailedError
 from opsloop.pipeline.cache import cache_key
 from opsloop.pipeline.dag import Dag
 from opsloop.pipeline.executors import DEFAULT_LOG_LIMIT, Executor, get_executor
@@ -27,6 +25,8 @@ from opsloop.store.types import StepRunInfo
 
 if TYPE_CHECKING:
     from opsloop.artifacts import ArtifactStore
+    from opsloop.context import Project
+    from opsloop.gitutil import GitInfo
     from opsloop.store import Store
 
 __all__ = ["PipelineRunResult", "StepOutcome", "load_output", "run_pipeline"]
@@ -193,6 +193,10 @@ def load_output(
         if step_name is None:
             raise PipelineError("load_output(run_id, ...) needs the step name")
         if store is None:
+            from opsloop.context import current_project
+
+            # A lookup: outside a project it must not create an empty store to look in.
+            current_project().require_state(f"load_output({source!r})")
             store, _, _ = _project_stores(None, artifacts)
         runs = {s.name: s for s in store.steps.list(store.runs.get(source).id)}
         if step_name not in runs:
@@ -248,12 +252,7 @@ def run_pipeline(
     own_executor = not isinstance(executor, Executor)
     exe = get_executor(executor, max_workers=max_workers) if isinstance(executor, str) else executor
 
-    git = None
-    with contextlib.suppress(Exception):
-        from opsloop.gitutil import git_info
-
-        source_file = inspect.getsourcefile(pipeline_obj.func)
-        git = git_info(Path(source_file).parent if source_file else Path.cwd())
+    git = _project_git(project)
     run_tags: dict[str, Any] = {"opsloop.executor": exe.name, **(tags or {})}
     if no_cache:
         run_tags["opsloop.no_cache"] = "true"
@@ -285,6 +284,24 @@ def run_pipeline(
             exe.shutdown(cancel=True)
 
 
+def _project_git(project: Project | None) -> GitInfo | None:
+    """The commit and dirty state of the project the run belongs to, or None.
+
+    The project's folder, not the pipeline's source file: the lifecycle's steps live in the
+    installed opsloop package, whose repository (if any) says nothing about the project.
+    """
+    from opsloop.gitutil import git_info
+
+    if project is None:
+        from opsloop.context import current_project
+
+        try:
+            project = current_project()
+        except OpsloopError:
+            return None
+    return git_info(project.dir)
+
+
 class _Runner:
     def __init__(
         self,
@@ -306,7 +323,7 @@ class _Runner:
         self.no_cache = no_cache
         self.log_limit = log_limit
         self.order = dag.order()
-        self.display = RunDisplay(dag.pipeline, self.order, enabled=progress)
+        self.display = RunDisplay(dag.pipeline, self.order, enabled=progress, run_id=run_id)
         self.materializers = materializer_versions()
         self.status: dict[str, str] = {}
         self.ids: dict[str, int] = {}

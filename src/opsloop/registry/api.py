@@ -297,6 +297,11 @@ def load_model(
     local = _local_only(uri)
     if local is not None:
         return _load_local(local, trusted_types)
+    if store is None:
+        from opsloop.context import current_project
+
+        # A lookup: outside a project it must not create an empty store to look in.
+        current_project().require_state(f"load_model({str(uri)!r})")
     store, artifacts = _stores(store, artifacts)
     ref = resolve_model_uri(uri, store=store)
     if isinstance(ref, Path):

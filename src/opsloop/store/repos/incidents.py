@@ -447,13 +447,13 @@ class IncidentRepository:
         with self.db.read() as s:
             return [_incident(r) for r in s.scalars(q.limit(limit))]
 
-    def count(self, *, status: str | None = None) -> int:
-        """How many incidents there are (with that status)."""
-        q = select(func.count()).select_from(m.Incident)
-        if status is not None:
-            q = q.where(m.Incident.status == status)
+    def count_by_status(self, *, kind: str | None = None) -> dict[str, int]:
+        """How many incidents there are in each status (``open``, ``resolved``)."""
+        q = select(m.Incident.status, func.count()).group_by(m.Incident.status)
+        if kind is not None:
+            q = q.where(m.Incident.kind == kind)
         with self.db.read() as s:
-            return int(s.scalar(q) or 0)
+            return {str(status): int(n) for status, n in s.execute(q)}
 
     # -- remediation actions --------------------------------------------------------------
 

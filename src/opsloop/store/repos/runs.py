@@ -422,3 +422,12 @@ class RunRepository:
                 s.execute(delete(table).where(table.run_id == run_id))
             s.delete(run)
             self.db.event(s, "run.deleted", "run", run_id, {"name": run.name})
+
+    def count_by_kind(self, *, status: str | None = None) -> dict[str, int]:
+        """How many runs there are of each kind (``run``, ``pipeline``, ``trial`` …), so
+        that a short list can say what it left out."""
+        q = select(m.Run.kind, func.count()).group_by(m.Run.kind)
+        if status is not None:
+            q = q.where(m.Run.status == status)
+        with self.db.read() as s:
+            return {str(kind): int(n) for kind, n in s.execute(q)}
