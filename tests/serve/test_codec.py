@@ -10,7 +10,7 @@ import orjson
 import pandas as pd
 import pytest
 
-from opsloop.errors import InvalidRequestError, ServingError
+from opsloop.errors import InvalidRequestError, RegistryError
 from opsloop.serve import ColumnSpec, signature_from_frame
 from opsloop.serve.batching import FrameBuilder
 from opsloop.serve.codec import (
@@ -432,7 +432,7 @@ def test_signature_from_frame_and_column_spec_validation() -> None:
     assert kinds == ["int", "float", "str", "bool", "datetime"]
     with pytest.raises(ValueError, match="unsupported dtype"):
         ColumnSpec(name="x", dtype="complex128")
-    with pytest.raises(ServingError, match="column 'p'"):
+    with pytest.raises(RegistryError, match="column 'p'"):
         signature_from_frame(pd.DataFrame({"p": pd.period_range("2024-01", periods=1, freq="M")}))
 
 

@@ -289,8 +289,8 @@ def register(
     alias stays where it is, and the result says so (``kept``).
     """
     from opsloop.context import current_project
+    from opsloop.data.reference import build_reference_profile
     from opsloop.lifecycle.aliases import move_alias
-    from opsloop.monitor.reference import build_reference_profile
     from opsloop.pipeline.worker import current_task
     from opsloop.registry import register_model
 

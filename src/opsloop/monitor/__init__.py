@@ -1,21 +1,23 @@
-"""Monitoring: reference profiles, drift of live data against them, and drift reports.
+"""Monitoring: drift of live data against reference profiles, quality on the labels that come
+back, service health, and drift reports.
 
-Build a :class:`ReferenceProfile` once, when a model is registered; compare each window of
-live data with it using :func:`compute_drift`; write :func:`write_drift_report` for people.
+A :class:`ReferenceProfile` (:mod:`opsloop.data.reference`) is built once, when a model is
+registered; each window of live data is compared with it by :func:`compute_drift`;
+:func:`write_drift_report` is for people.
 """
 
+from opsloop.data.reference import (
+    CategoricalProfile,
+    NumericProfile,
+    ReferenceProfile,
+    build_reference_profile,
+)
 from opsloop.monitor.drift import (
     Distribution,
     DriftResult,
     DriftThresholds,
     FeatureDrift,
     compute_drift,
-)
-from opsloop.monitor.reference import (
-    CategoricalProfile,
-    NumericProfile,
-    ReferenceProfile,
-    build_reference_profile,
 )
 from opsloop.monitor.report import write_drift_report
 

@@ -19,7 +19,7 @@ The PSI, the KS statistic and p-value and the normed Wasserstein distance are re
 every numeric feature whatever the verdict's method.
 
 Cost: each numeric column of the window is sorted once; everything else is binary searches
-of the reference sample in it and one cumulative sum (see :mod:`opsloop.monitor._ecdf`).
+of the reference sample in it and one cumulative sum (see :mod:`opsloop.data._ecdf`).
 """
 
 from __future__ import annotations
@@ -35,9 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 from scipy.spatial import distance
 
-from opsloop.errors import MonitorError
-from opsloop.monitor._ecdf import FloatArray, SortedWindow, ks_wasserstein
-from opsloop.monitor.reference import (
+from opsloop.data._ecdf import FloatArray, SortedWindow, ks_wasserstein
+from opsloop.data.reference import (
     PREDICTION,
     CategoricalProfile,
     Category,
@@ -47,6 +46,7 @@ from opsloop.monitor.reference import (
     numeric_values,
     prediction_series,
 )
+from opsloop.errors import MonitorError
 from opsloop.spec.monitoring import DriftThresholds, Method
 
 __all__ = ["Distribution", "DriftResult", "DriftThresholds", "FeatureDrift", "compute_drift"]
@@ -172,7 +172,7 @@ def compute_drift(
 
     Args:
         profile: The reference profile, from
-            :func:`~opsloop.monitor.reference.build_reference_profile`.
+            :func:`~opsloop.data.reference.build_reference_profile`.
         current: The window; must hold every feature of the profile (other columns are
             ignored).
         thresholds: Thresholds and method choice; Evidently's defaults when ``None``.

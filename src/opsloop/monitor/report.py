@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from opsloop.errors import MonitorError
-from opsloop.monitor.drift import DriftResult, FeatureDrift
-from opsloop.monitor.reference import (
+from opsloop.data.reference import (
     CategoricalProfile,
     NumericProfile,
     ReferenceProfile,
     numeric_values,
 )
+from opsloop.errors import MonitorError
+from opsloop.monitor.drift import DriftResult, FeatureDrift
 
 if TYPE_CHECKING:
     import jinja2

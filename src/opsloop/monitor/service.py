@@ -45,11 +45,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from opsloop.data.reference import NumericProfile, ReferenceProfile
 from opsloop.errors import MonitorError, NotFoundError, OpsloopError
 from opsloop.monitor.drift import DriftResult, DriftThresholds, FeatureDrift, compute_drift
 from opsloop.monitor.health import service_health
 from opsloop.monitor.quality import LABELLED, quality_metrics
-from opsloop.monitor.reference import NumericProfile, ReferenceProfile
 from opsloop.monitor.windows import (
     DEFAULT_WINDOW_MAX_ROWS,
     OUTPUT,

@@ -1,7 +1,7 @@
 """Model signatures: the input columns a model takes, in order, and what it answers.
 
-The column type is the serving contract's :class:`~opsloop.serve.base.ColumnSpec`, so a
-signature read from a packaged model is what the model server checks requests against.
+A signature read from a packaged model is what the model server checks requests against
+(:mod:`opsloop.serve` uses :class:`ColumnSpec` for its requests).
 """
 
 from __future__ import annotations
@@ -10,21 +10,99 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from opsloop.errors import RegistryError, ServingError
-from opsloop.serve.base import ColumnSpec, signature_from_frame
+from opsloop.errors import RegistryError
 
 __all__ = [
+    "SUPPORTED_DTYPES",
     "ColumnSpec",
     "ModelSignature",
     "OutputSpec",
     "check_feature_names",
     "describe_output",
     "infer_signature",
+    "signature_from_frame",
 ]
 
 ClassLabel = bool | int | float | str
+
+#: pandas dtype names a signature column may have, mapped to the kind of value it holds.
+SUPPORTED_DTYPES: dict[str, str] = {
+    "int8": "int",
+    "int16": "int",
+    "int32": "int",
+    "int64": "int",
+    "uint8": "int",
+    "uint16": "int",
+    "uint32": "int",
+    "uint64": "int",
+    "float16": "float",
+    "float32": "float",
+    "float64": "float",
+    "bool": "bool",
+    "object": "str",
+    "string": "str",
+    "str": "str",
+    "category": "str",
+    "datetime64[ns]": "datetime",
+    "datetime64[us]": "datetime",
+    "datetime64[ms]": "datetime",
+    "datetime64[s]": "datetime",
+}
+
+
+class ColumnSpec(BaseModel):
+    """One input column of a model signature.
+
+    Args:
+        name: Column name, as the model was trained on it.
+        dtype: pandas dtype name: ``int64``, ``float64``, ``bool``, ``object``, ``string``,
+            ``category`` or ``datetime64[ns]`` (other widths of int/float and units of datetime
+            are accepted too).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    dtype: str
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, value: str) -> str:
+        if value not in SUPPORTED_DTYPES:
+            known = ", ".join(sorted(SUPPORTED_DTYPES))
+            raise ValueError(f"unsupported dtype {value!r}; use one of: {known}")
+        return value
+
+    @property
+    def kind(self) -> str:
+        """The kind of value: ``int``, ``float``, ``bool``, ``str`` or ``datetime``."""
+        return SUPPORTED_DTYPES[self.dtype]
+
+
+def signature_from_frame(df: pd.DataFrame) -> list[ColumnSpec]:
+    """Build a signature from the columns and dtypes of a training frame.
+
+    Args:
+        df: A frame shaped like the model's input.
+
+    Returns:
+        One :class:`ColumnSpec` per column, in order.
+
+    Raises:
+        RegistryError: A column has a dtype the server cannot carry.
+    """
+    specs: list[ColumnSpec] = []
+    for name, dtype in df.dtypes.items():
+        text = str(dtype)
+        if text not in SUPPORTED_DTYPES:
+            if pd.api.types.is_string_dtype(dtype):
+                text = "string"
+            else:
+                raise RegistryError(f"column '{name}': dtype {text!r} cannot be served")
+        specs.append(ColumnSpec(name=str(name), dtype=text))
+    return specs
 
 
 class OutputSpec(BaseModel):
@@ -77,7 +155,7 @@ def infer_signature(df: pd.DataFrame) -> list[ColumnSpec]:
         raise RegistryError(f"input_example has duplicate columns: {', '.join(duplicates)}")
     try:
         return signature_from_frame(df)
-    except ServingError as exc:
+    except RegistryError as exc:
         raise RegistryError(f"input_example: {exc.message}") from exc
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from opsloop.data._ecdf import SortedWindow, ks_wasserstein
 from opsloop.errors import MonitorError
 from opsloop.monitor import (
     CategoricalProfile,
@@ -16,7 +17,6 @@ from opsloop.monitor import (
     ReferenceProfile,
     build_reference_profile,
 )
-from opsloop.monitor._ecdf import SortedWindow, ks_wasserstein
 
 
 def _mixed_frame(n: int = 3000, seed: int = 0) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from opsloop.monitor._ecdf import SortedWindow, ks_wasserstein
+from opsloop.data._ecdf import SortedWindow, ks_wasserstein
 
 
 @pytest.mark.parametrize(

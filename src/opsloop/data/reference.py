@@ -32,8 +32,8 @@ from pydantic import (
     model_validator,
 )
 
+from opsloop.data._ecdf import SortedWindow, ks_wasserstein
 from opsloop.errors import MonitorError
-from opsloop.monitor._ecdf import SortedWindow, ks_wasserstein
 
 __all__ = [
     "CategoricalProfile",
