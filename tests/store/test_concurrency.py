@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 WRITER = textwrap.dedent(
     """
@@ -70,3 +71,41 @@ def test_two_writers_lose_nothing(store_url: str) -> None:
     assert sorted(all_versions) == list(range(1, 31))
     assert [v.version for v in store.models.list_versions("shared")] == list(range(30, 0, -1))
     store.close()
+
+
+OPENER = textwrap.dedent(
+    """
+    import sys, time
+    from opsloop.store import open_store
+    url, go = sys.argv[1], float(sys.argv[2])
+    while time.time() < go:
+        time.sleep(0.0005)
+    for i in range(20):
+        store = open_store(url, actor=str(i))
+        run = store.runs.create("opener")
+        store.runs.finish(run.id)
+        store.close()
+    """
+)
+
+
+def test_many_processes_opening_a_new_sqlite_file_at_once_all_succeed(tmp_path: Path) -> None:
+    # The switch to WAL mode of a new file answers "database is locked" at once, without the
+    # busy handler, while another process opens or migrates the same file; every opener must
+    # wait for it instead of failing.
+    import time
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    go = time.time() + 1.5
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, url, str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err

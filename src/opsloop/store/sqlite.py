@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,6 +13,29 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from opsloop.store.base import dump_json, load_json
+
+
+def _use_wal(cur: Any, patience: float = 60.0) -> None:
+    """Put the database file in WAL mode, waiting for other processes that hold it.
+
+    Switching the journal mode needs the file to itself, and SQLite answers "database is
+    locked" at once, without its busy handler, while another process opens or migrates the
+    same new file. The switch is made once per file, so a file already in WAL mode is left
+    alone; otherwise the switch is retried until ``patience`` seconds have passed.
+    """
+    deadline = time.monotonic() + patience
+    delay = 0.01
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 class SQLiteBackend:
@@ -35,10 +60,10 @@ class SQLiteBackend:
             # "database is locked" instead of waiting for the lock.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=60000")
+            _use_wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=60000")
             cur.close()
 
         @event.listens_for(engine, "begin")
