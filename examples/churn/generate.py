@@ -6,9 +6,9 @@ is a logistic model over tenure, contract type, monthly charges, support calls, 
 internet service and paperless billing, plus hidden noise, so a good model reaches a ROC AUC of
 roughly 0.80-0.90 and no model can reach 1.0. ``region`` carries no signal on purpose.
 
-Run from the repository root::
+Run it from its folder (the repository's ``examples/churn/`` or a quickstart project)::
 
-    python examples/churn/generate.py            # writes examples/churn/data/customers.parquet
+    python generate.py            # writes data/customers.parquet beside this file
 
 The output is a pure function of ``--rows`` and ``--seed``.
 """

@@ -58,6 +58,17 @@ def test_run_pipeline_then_cached_rerun(scaffolded: Path) -> None:
     shown = opsloop("runs", "show", run_id, cwd=scaffolded)
     assert shown.returncode == 0, shown.stderr
     assert "make_data" in shown.stdout and "describe" in shown.stdout
+    # With no id (or 'latest') it shows the newest run: the second, cached one.
+    newest = opsloop("runs", "show", cwd=scaffolded)
+    assert newest.returncode == 0, newest.stderr
+    assert run_id in newest.stdout.splitlines()[0], newest.stdout
+    assert opsloop("runs", "show", "latest", cwd=scaffolded).stdout == newest.stdout
+
+
+def test_runs_show_latest_in_a_project_without_runs(tmp_path: Path) -> None:
+    assert opsloop("init", "empty", cwd=tmp_path).returncode == 0
+    out = opsloop("runs", "show", cwd=tmp_path / "empty")
+    assert out.returncode == 1 and "no runs yet in this project" in out.stderr, out.stderr
 
 
 def test_bad_parameter_and_unknown_pipeline(scaffolded: Path) -> None:

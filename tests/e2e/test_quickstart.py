@@ -4,11 +4,8 @@ incident, retrain → canary → promote); then the commands a user runs next.""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -16,28 +13,14 @@ from opsloop.aiops.incidents import get_incident, list_actions, list_incidents
 from opsloop.context import open_project
 from opsloop.gitops.runtime.local import LocalRuntime
 from opsloop.loop.demo import DEPLOYMENT
-
-
-def opsloop(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    for var in ("OPSLOOP_STORE_URL", "OPSLOOP_ARTIFACT_URL", "OPSLOOP_PROJECT_DIR"):
-        env.pop(var, None)
-    return subprocess.run(
-        [sys.executable, "-m", "opsloop", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        check=False,
-    )
+from tests.e2e.conftest import Quickstart, opsloop
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_quickstart_closes_the_loop_then_reruns_from_the_cache(tmp_path: Path) -> None:
-    folder = tmp_path / "demo"
-    first = opsloop("quickstart", "--dir", str(folder), cwd=tmp_path)
+def test_quickstart_closes_the_loop_then_reruns_from_the_cache(quickstart: Quickstart) -> None:
+    folder = quickstart.folder
+    first = quickstart.result
     out = first.stdout
     assert first.returncode == 0, out[-5000:] + first.stderr[-3000:]
 

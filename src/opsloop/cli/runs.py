@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from opsloop.cli._common import ago, console, duration, hidden_note, plural, project, status
+from opsloop.errors import NotFoundError
 
 if TYPE_CHECKING:
     from opsloop.store.types import RunInfo
@@ -96,9 +97,20 @@ def _commit(r: RunInfo) -> str:
 
 
 @app.command("show")
-def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix).")) -> None:
+def show(
+    run_id: str = typer.Argument(
+        "latest", help="Run id, a unique prefix of one, or 'latest' (the default)."
+    ),
+) -> None:
     """Show a run: parameters, metrics, tags, artifacts and pipeline steps."""
     store = project().store
+    if run_id == "latest":
+        # The run 'opsloop runs list' shows first: the newest that is not a tuning trial.
+        kinds = [k for k in store.runs.count_by_kind() if k != "trial"]
+        newest = [r for k in kinds for r in store.runs.list(kind=k, limit=1)]
+        if not newest:
+            raise NotFoundError("no runs yet in this project", hint="'opsloop run' makes one")
+        run_id = max(newest, key=lambda r: r.started_at).id
     r = store.runs.get(run_id)
     console.print(f"[bold]{r.name}[/bold]  {r.id}  {status(r.status)}")
     console.print(
