@@ -14,7 +14,8 @@ the two of ``pandas.read_parquet``):
   set. Only ``Report.run`` is timed.
 * opsloop: the reference profile is built once in a separate subprocess (this is what model
   registration does; its time and memory are printed too) and saved as JSON. The drift
-  worker loads that JSON and the current window and times ``compute_drift`` only.
+  worker loads that JSON and the current window and times ``compute_drift`` only, with
+  ``verdict: evidently`` (the rules Evidently applies, so that the verdicts compare).
 * For scale, a plain pass of ``scipy.stats.ks_2samp`` and ``wasserstein_distance`` over the
   full data (``--no-scipy`` skips it).
 
@@ -162,7 +163,7 @@ def _worker_profile(args: argparse.Namespace) -> dict[str, Any]:
 
 def _worker_opsloop(args: argparse.Namespace) -> dict[str, Any]:
 
-    from opsloop.monitor import ReferenceProfile, compute_drift
+    from opsloop.monitor import DriftThresholds, ReferenceProfile, compute_drift
 
     profile = ReferenceProfile.model_validate_json(Path(args.profile).read_text("utf-8"))
     current = _read(args.current)
@@ -170,7 +171,7 @@ def _worker_opsloop(args: argparse.Namespace) -> dict[str, Any]:
     seconds = []
     for _ in range(args.repeat):
         start = time.perf_counter()
-        result = compute_drift(profile, current)
+        result = compute_drift(profile, current, thresholds=DriftThresholds(verdict="evidently"))
         seconds.append(time.perf_counter() - start)
     features = result.features.values()
     return {

@@ -83,7 +83,7 @@ figcaption { color: #555; font-size: 0.9em; }
 {% for f in rows %}
 <tr class="{{ 'drift' if f.drift_detected else '' }}"><td>{{ f.name }}</td><td>{{ f.kind }}</td>
 <td>{{ f.method }}</td><td>{{ fmt(f.score) }}</td><td>{{ fmt(f.threshold) }}</td>
-<td>{{ 'yes' if f.drift_detected else ('no data' if f.status == 'no_data' else 'no') }}</td>
+<td>{{ 'yes' if f.drift_detected else status_text.get(f.status, 'no') }}</td>
 <td>{{ fmt(f.psi) }}</td><td>{{ fmt(f.ks_pvalue) }}</td><td>{{ fmt(f.wasserstein_normed) }}</td>
 <td>{{ fmt(f.jensenshannon) }}</td><td>{{ pct(f.missing_rate) }}</td>
 <td>{{ pct(f.out_of_range_rate) }}</td><td>{{ pct(f.unseen_rate) }}</td></tr>
@@ -164,6 +164,7 @@ def write_drift_report(
         series_charts=series_charts,
         fmt=_fmt,
         pct=_pct,
+        status_text={"no_data": "no data", "too_few": "too few values"},
     )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

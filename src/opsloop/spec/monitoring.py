@@ -100,26 +100,52 @@ Duration = Annotated[
 
 
 class DriftThresholds(BaseModel):
-    """Thresholds and method choice; the defaults are Evidently's ``DataDriftPreset`` ones.
+    """How a feature's drift is judged.
+
+    With ``verdict: test_and_effect`` (the default) a feature drifts when two things hold:
+    its two-sample test says the window differs (Kolmogorov-Smirnov for numeric features;
+    chi-square on the reference and window counts for categorical features and numeric ones
+    with few values), with the p-values of a window's features adjusted together
+    (``multiple_testing``) and at most ``alpha``; and the difference is large enough to
+    matter: its effect size (normed Wasserstein distance for numeric features, Jensen-Shannon
+    distance for counted values, or the ``*_method`` chosen) reaches its threshold below. A
+    test alone flags tiny differences in large windows, an effect size alone flags sampling
+    noise in small ones. A feature with fewer than ``min_count`` values in the window is not
+    judged (status ``too_few``). ``verdict: evidently`` gives Evidently's ``DataDriftPreset``
+    verdicts instead: one statistic per feature, chosen by reference size, compared with the
+    thresholds below, with no adjustment and no minimum.
 
     Attributes:
+        verdict: ``"test_and_effect"`` or ``"evidently"``, see above.
+        alpha: Largest adjusted p-value that counts as significant (``test_and_effect``).
+        multiple_testing: How the p-values of a window's features are adjusted together:
+            ``"bh"`` (Benjamini-Hochberg), ``"bonferroni"``, or ``"none"``.
+        min_count: Fewest values of a feature in a window for a verdict
+            (``test_and_effect``).
         wasserstein: Normed Wasserstein distance at or above which a feature drifts.
-        ks_pvalue: KS p-value at or below which a feature drifts.
-        chisquare_pvalue: Chi-square p-value below which a feature drifts.
-        z_pvalue: Two-proportion z-test p-value below which a feature drifts.
+        ks_pvalue: KS p-value at or below which a feature drifts (``evidently``).
+        chisquare_pvalue: Chi-square p-value below which a feature drifts (``evidently``).
+        z_pvalue: Two-proportion z-test p-value below which a feature drifts (``evidently``).
         jensenshannon: Jensen-Shannon distance at or above which a feature drifts.
         psi: PSI at or above which a feature drifts (only when PSI is the method).
         drift_share: Share of drifting features at or above which the data set drifts.
-        small_reference: Largest reference size for which p-value tests are used.
+        small_reference: Largest reference size for which p-value tests are used
+            (``evidently``).
         low_cardinality: Most distinct values (reference and window together, at most 20)
             for which a numeric feature is tested as a set of values.
         numeric_method: ``"auto"`` for the choice above, or one method for every numeric
-            feature.
-        categorical_method: ``"auto"``, or one method for every categorical feature.
+            feature; with ``test_and_effect``, a distance chosen here is the effect size (a
+            p-value method leaves the default one).
+        categorical_method: ``"auto"``, or one method for every categorical feature (as
+            ``numeric_method``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    verdict: Literal["test_and_effect", "evidently"] = "test_and_effect"
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    multiple_testing: Literal["bh", "bonferroni", "none"] = "bh"
+    min_count: int = Field(default=30, ge=1)
     wasserstein: float = 0.1
     ks_pvalue: float = 0.05
     chisquare_pvalue: float = 0.05
