@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from opsloop.context import Project, open_project, set_current_project
+from opsloop.data.reference import ReferenceProfile
 from opsloop.errors import DataError, SpecError
 from opsloop.lifecycle import LifecycleOutcome, run_lifecycle
 from opsloop.registry import load_model
@@ -114,6 +115,12 @@ def test_lifecycle_registers_champion_then_reuses_cache(make_project) -> None:  
     assert version.details["gates_passed"] is True
     assert {g["name"] for g in version.details["gates"]} >= {"roc_auc", "contract"}
     assert proj.artifacts.exists(version.details["reference_profile"])
+    # The reference covers the rows the version was trained and tested on, not the training
+    # part alone: live traffic like the test part is not drift.
+    profile = ReferenceProfile.model_validate_json(
+        proj.artifacts.get_bytes(version.details["reference_profile"])
+    )
+    assert profile.rows == first.outputs["ingest"]["rows"], profile.rows
     assert first.report_path is not None and first.report_path.is_file()
     trials = proj.store.runs.list(kind="trial", parent_id=first.run_id)
     assert len(trials) == 2 and all("cv_score" in t.metrics for t in trials)

@@ -88,6 +88,7 @@ def lifecycle(
     steps.register(
         model,
         train_df,
+        test_df,
         dataset,
         features,
         tuning,

@@ -264,6 +264,7 @@ def gate(
 def register(
     model: Any,
     train: pd.DataFrame,
+    test: pd.DataFrame,
     dataset: dict[str, Any],
     features: dict[str, Any],
     tuning: dict[str, Any],
@@ -279,8 +280,11 @@ def register(
 ) -> dict[str, Any]:
     """Register a model version either way; the alias says whether every gate passed.
 
-    The reference profile of the training data (and of the model's predictions on it) is
-    stored with the version, so that monitoring compares live traffic with it.
+    The reference profile of the data the version was built and checked on, the training and
+    the held-out test part together (and of the model's predictions on it), is stored with the
+    version, so that monitoring compares live traffic with it. The test part is the newest
+    under a time-based split: a profile of the training part alone would call the population
+    the model was evaluated for drifted.
 
     A version trained from the same lifecycle key (same data, configuration and code: the
     training came from the cache) is not registered twice: the alias moves to it instead. That
@@ -321,7 +325,7 @@ def register(
         return out
     task = current_task()
     spec_columns = [c for c in features["dtypes"]]
-    x = train[spec_columns]
+    x = pd.concat([train[spec_columns], test[spec_columns]], ignore_index=True)
     predictions = _positive_scores(model, x)
     profile = build_reference_profile(
         x,
