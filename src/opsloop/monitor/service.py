@@ -17,18 +17,25 @@ walks the complete windows since then. For each window it writes, in one transac
   ``quality.labelled``, the number of rows scored;
 * service health (label ``deployment``): ``service.request_rate`` (requests per second),
   ``service.requests``, ``service.rows`` and ``service.latency_p50/p95/p99`` (ms);
-* ``monitor.window`` (label ``deployment``, value: rows in the window): where monitoring of the
-  deployment stopped. It commits with the window's points, so a run over time already
-  covered writes nothing, and a run that dies midway resumes at the first missing window.
+* ``monitor.window`` (label ``deployment``, value: the window's length in seconds): the
+  cursor, where monitoring of the deployment stopped. It commits with the window's points,
+  so a run over time already covered writes nothing, and a run that dies midway resumes at
+  the first missing window.
 
 A request logged out of line (a Parquet chunk of a large request, see
 :mod:`opsloop.monitor.windows`) counts with its real number of rows; its chunk is read back for
 drift and quality, at most ``monitoring.prediction_log.window_max_rows`` rows per window (a
 seeded sample beyond, said in the run's notes).
 
-Every point is stamped with the end of its window. What the new points mean is the AIOps
-part's to decide (:func:`opsloop.aiops.alerting.raise_alerts`); the loop controller
-(:mod:`opsloop.loop`) runs both.
+A window is the half-open interval ``[since, until)``, and every measurement of it is
+stamped with its start, ``since``: a point lies inside the window it measures, so reading a
+series over ``[a, b)`` gives exactly the windows that start in it, and a point at ``until``
+belongs to the next window. The cursor alone is stamped ``until``: it marks an instant, the
+end of the last window monitored, and carries no measurement of a window.
+
+What the new points mean is the AIOps part's to decide
+(:func:`opsloop.aiops.alerting.raise_alerts`); the loop controller (:mod:`opsloop.loop`) runs
+both.
 """
 
 from __future__ import annotations
@@ -90,7 +97,8 @@ DEFAULT_GRACE = timedelta(seconds=30)
 DEFAULT_BACKFILL = timedelta(days=7)
 """How far back the first run of a deployment starts (from its first prediction since then)."""
 CURSOR_SERIES = "monitor.window"
-"""The series that records how far each deployment has been monitored."""
+"""The series that records how far each deployment has been monitored: a point at the end
+of each window monitored, its value the window's length in seconds."""
 SeriesPoint = tuple[str, dict[str, str], datetime, float]
 
 
@@ -100,8 +108,8 @@ class WindowSummary:
 
     Attributes:
         deployment: The deployment.
-        since: Start of the window.
-        until: End of the window (the time of its points).
+        since: Start of the window (inclusive; the time of its points).
+        until: End of the window (exclusive; the time of its cursor point).
         requests: Requests answered in the window.
         rows: Rows predicted in the window.
         labelled: Rows whose labels arrived in the window.
@@ -129,7 +137,8 @@ class MonitorRunResult:
         windows: Every window monitored, per deployment in time order.
         points: Series points written.
         series: Names of the series written to.
-        first_new: Deployments that got new points, with the time of the first.
+        first_new: Deployments that got new points, with the time of the first (the start
+            of the first window monitored).
         notes: What could not be computed, and why (no reference profile, inputs not
             logged, labels that fit no class …).
     """
@@ -288,7 +297,7 @@ def run_monitors(
                 store, contexts, name, lo, hi, arrived, thresholds, result, max_rows, monitors
             )
             store.series.append(points)
-            first_new.setdefault(name, hi)
+            first_new.setdefault(name, lo)
             result.windows.append(summary)
             result.points += len(points)
             result.series.update(p[0] for p in points)
@@ -377,8 +386,9 @@ def _monitor_window(
     def add(name: str, labels: dict[str, str], value: float | None) -> None:
         # NaN and infinities are no measurement (a z-test on constant data, an unseen
         # category's chi-square); SQLite cannot even store NaN.
+        # A measurement of the window lies inside it: at its start (see the module's doc).
         if value is not None and math.isfinite(value):
-            points.append((name, labels, until, float(value)))
+            points.append((name, labels, since, float(value)))
 
     dep = {"deployment": deployment}
     if "service" in monitors:
@@ -423,9 +433,11 @@ def _monitor_window(
         summary.drifted[key] = drift.drifted_features
         summary.share[key] = drift.share_drifted
 
-    add(CURSOR_SERIES, dep, float(summary.rows))
     if "quality" in monitors:
         _quality(store, contexts, deployment, since, until, arrived, result, max_rows, add, summary)
+    # The cursor is an instant, not a measurement: the end of the window, where the next
+    # run resumes.
+    points.append((CURSOR_SERIES, dep, until, win.seconds))
     summary.points = len(points)
     return points, summary
 
@@ -641,7 +653,9 @@ def write_monitor_report(
         wanted.append((f"drift.score ({feature})", "drift.score", {**labels, "feature": feature}))
     series: dict[str, list[tuple[datetime, float]]] = {}
     for title, name, series_labels in wanted:
-        points = store.series.read(name, series_labels, since=start, until=until + window)
+        # Points are stamped with the start of their window: those in [start, until) are
+        # the windows up to the one checked, and none after it.
+        points = store.series.read(name, series_labels, since=start, until=until)
         if points:
             series[title] = [(p.time, p.value) for p in points]
     title = (
