@@ -83,10 +83,12 @@ __all__ = [
     "DEFAULT_GRACE",
     "DEFAULT_WINDOW",
     "MonitorRunResult",
+    "Serving",
     "WindowSummary",
     "known_deployments",
     "monitored_until",
     "run_monitors",
+    "serving_now",
     "write_monitor_report",
 ]
 
@@ -577,6 +579,64 @@ def _feature_values(feature: FeatureDrift) -> dict[str, float | None]:
 #: Series charted in a report, with the labels they carry.
 _REPORT_VERSION_SERIES = ("drift.share", "drift.prediction")
 _REPORT_SERVICE_SERIES = ("service.request_rate", "service.latency_p95", "service.latency_p99")
+#: Most windows the report's table lists (the newest).
+_REPORT_TABLE_WINDOWS = 12
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What a deployment serves now, as the reconciler last recorded it.
+
+    Attributes:
+        model: The model.
+        traffic: Share of the traffic per version, in percent, largest first.
+        shadow: Versions that answer in the shadow.
+    """
+
+    model: str
+    traffic: tuple[tuple[str, float], ...]
+    shadow: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """``churn v2 (100 %)``, or ``churn v1 90 % / v2 10 %``, with the shadows."""
+        if len(self.traffic) == 1:
+            text = f"{self.model} v{self.traffic[0][0]} ({_percent(self.traffic[0][1])})"
+        else:
+            text = f"{self.model} " + " / ".join(
+                f"v{version} {_percent(share)}" for version, share in self.traffic
+            )
+        if self.shadow:
+            text += ", shadow " + ", ".join(f"v{v}" for v in self.shadow)
+        return text
+
+
+def _percent(share: float) -> str:
+    return f"{share:g} %"
+
+
+def serving_now(store: Store, deployment: str) -> Serving | None:
+    """The versions ``deployment`` serves now: its live traffic split as the reconciler
+    recorded it (its desired one while nothing runs); None when there is no record."""
+    record = store.deployments.get(deployment)
+    if record is None:
+        return None
+    for state in (record.live, record.desired):
+        spec = state.get("spec") if isinstance(state, dict) else None
+        if not isinstance(spec, dict):
+            continue
+        traffic = spec.get("traffic")
+        model = spec.get("model")
+        if not isinstance(traffic, dict) or not traffic or not model:
+            continue
+        split = sorted(
+            ((str(v), float(share)) for v, share in traffic.items()),
+            key=lambda item: (-item[1], item[0]),
+        )
+        shadow = tuple(
+            str(s.get("version")) for s in spec.get("shadow") or [] if isinstance(s, dict)
+        )
+        return Serving(str(model), tuple(split), shadow)
+    return None
 
 
 def write_monitor_report(
@@ -586,22 +646,27 @@ def write_monitor_report(
     path: str | Path,
     *,
     window: timedelta = DEFAULT_WINDOW,
+    window_source: str | None = None,
     until: datetime | None = None,
     history: timedelta = timedelta(days=7),
     thresholds: DriftThresholds | None = None,
 ) -> Path:
     """Write the HTML drift report of a deployment's latest monitored window.
 
-    The report checks the window ``[until - window, until)`` of the model version that
-    answered most of its rows, with a chart per drifting feature, and charts the metric
-    series of that deployment and version over ``history``.
+    The report names what the deployment serves now (the reconciler's record), checks the
+    window ``[until - window, until)`` of the serving version with the most traffic that
+    answered in it (else of the version that answered most rows), with a chart per drifting
+    feature, and charts and tabulates the metric series of that deployment and version over
+    the windows that start in ``[until - history, until)``.
 
     Args:
         store: The metadata store.
         artifacts: The artifact store holding the reference profile.
         deployment: The deployment.
         path: The HTML file to write.
-        window: Length of the window checked.
+        window: Length of the window checked: the deployment's monitoring window.
+        window_source: Where ``window`` comes from, said in the report (e.g.
+            ``spec.monitoring.window of deploy/churn-prod.yaml``).
         until: End of the window (default: where monitoring of the deployment stopped, or
             the last window boundary).
         history: How far back the series charts go.
@@ -611,7 +676,7 @@ def write_monitor_report(
         MonitorError: The window has no predictions, or the model version has no reference
             profile.
     """
-    from opsloop.monitor.report import write_drift_report
+    from opsloop.monitor.report import WindowTable, write_drift_report
 
     if until is None:
         until = monitored_until(store, deployment) or align(datetime.now(UTC), window)
@@ -621,11 +686,12 @@ def write_monitor_report(
     versions = win.versions()
     if not versions:
         raise MonitorError(
-            f"deployment '{deployment}' has no predictions in [{since:%Y-%m-%d %H:%M}, "
-            f"{until:%Y-%m-%d %H:%M}) UTC",
+            f"deployment '{deployment}' has no predictions in [{since:%Y-%m-%d %H:%M:%S}, "
+            f"{until:%Y-%m-%d %H:%M:%S}) UTC (window {_length(window)})",
             hint="pass a longer --window, or check the deployment's name",
         )
-    model, version = versions[0]
+    serving = serving_now(store, deployment)
+    model, version = _checked_version(versions, serving)
     ctx = _Contexts(store, artifacts, None).get(model, version)
     if ctx.profile is None:
         raise MonitorError(
@@ -642,7 +708,6 @@ def write_monitor_report(
     assert drift is not None  # drift_frame found columns above
 
     labels = {"deployment": deployment, "model": model, "version": version}
-    start = until - history
     wanted: list[tuple[str, str, dict[str, str]]] = []
     wanted.extend((name, name, labels) for name in _REPORT_VERSION_SERIES)
     for name, series_labels in store.series.list("quality."):
@@ -655,13 +720,53 @@ def write_monitor_report(
     for title, name, series_labels in wanted:
         # Points are stamped with the start of their window: those in [start, until) are
         # the windows up to the one checked, and none after it.
-        points = store.series.read(name, series_labels, since=start, until=until)
+        points = store.series.read(name, series_labels, since=until - history, until=until)
         if points:
-            series[title] = [(p.time, p.value) for p in points]
-    title = (
-        f"{deployment}: {model} version {version}, {since:%Y-%m-%d %H:%M} to "
-        f"{until:%Y-%m-%d %H:%M} UTC"
-    )
+            series[title] = [(utc(p.time), p.value) for p in points]
+
+    answered = ", ".join(f"{m} v{v} ({len(win.of_version(m, v))} rows)" for m, v in versions)
+    source = f": {window_source}" if window_source else ""
+    details = [
+        f"Serving now: {serving.describe()}."
+        if serving is not None
+        else "Serving now: not recorded (the deployment is not reconciled from Git).",
+        f"Window checked: [{since:%Y-%m-%d %H:%M:%S}, {until:%Y-%m-%d %H:%M:%S}) UTC, "
+        f"{_length(window)} long{source}. Answered in it: {answered}.",
+        f"Drift below is that of {model} v{version} on the {len(rows)} rows it answered.",
+    ]
+    title = f"{deployment}: {serving.describe() if serving is not None else f'{model} v{version}'}"
     return write_drift_report(
-        drift, path, profile=ctx.profile, current=current, series=series, title=title
+        drift,
+        path,
+        profile=ctx.profile,
+        current=current,
+        series=series,
+        title=title,
+        details=details,
+        windows=WindowTable.of(series, window, last=_REPORT_TABLE_WINDOWS),
     )
+
+
+def _checked_version(versions: list[tuple[str, str]], serving: Serving | None) -> tuple[str, str]:
+    """The version a report checks: the serving version with the most traffic that answered
+    in the window, else the one that answered most rows."""
+    if serving is not None:
+        answered = set(versions)
+        for version, _share in serving.traffic:
+            if (serving.model, version) in answered:
+                return serving.model, version
+    return versions[0]
+
+
+def _length(window: timedelta) -> str:
+    """A window's length as ``20s``, ``15m``, ``1h30m`` or ``1d``."""
+    seconds = window.total_seconds()
+    if seconds != int(seconds):
+        return f"{seconds:g}s"
+    out = ""
+    rest = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            out += f"{rest // size}{unit}"
+            rest %= size
+    return out or "0s"
