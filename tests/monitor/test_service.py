@@ -337,7 +337,11 @@ def test_drift_flips_for_the_shifted_features_only(stores: tuple[Store, Artifact
     # the model's scores do not use f1 or f2: no prediction drift.
     assert _values(store, "drift.prediction_detected", **_version_labels()) == [0.0] * 8
     assert len(_values(store, "drift.prediction", **_version_labels())) == 8
-    assert _values(store, CURSOR_SERIES, deployment=DEPLOYMENT) == [REQUESTS * ROWS] * 8
+    # Every measurement is stamped with the start of its window, the cursor with its end.
+    starts = [T0 + w * STEP for w in range(8)]
+    assert [p.time for p in store.series.read("drift.share", _version_labels())] == starts
+    cursor = store.series.read(CURSOR_SERIES, {"deployment": DEPLOYMENT})
+    assert [(p.time, p.value) for p in cursor] == [(t + STEP, STEP.total_seconds()) for t in starts]
     assert monitored_until(store, DEPLOYMENT) == T0 + 8 * STEP
     assert result.points == _point_count(store)
     assert {"drift.psi", "service.latency_p99", CURSOR_SERIES} <= result.series
@@ -416,7 +420,8 @@ def test_quality_series_appear_when_labels_arrive(stores: tuple[Store, ArtifactS
     truth = np.concatenate([served.truth[r] for r in labelled_ids])
     scores = np.concatenate([served.scores[r] for r in labelled_ids])
     labels = _version_labels()
-    at = T0 + 9 * STEP
+    # The labels arrived in the window [8, 9) steps: its points are at its start.
+    at = T0 + 8 * STEP
     points = {name: store.series.read(name, labels) for name, _ in store.series.list("quality.")}
     assert set(points) >= {
         "quality.roc_auc",
@@ -474,7 +479,8 @@ def test_regression_quality_from_the_model_signature(stores: tuple[Store, Artifa
     assert result.deployments == ["price-prod"]
     labels = {"deployment": "price-prod", "model": "price", "version": "1"}
     rmse = store.series.read("quality.rmse", labels)
-    assert [p.time for p in rmse] == [T0 + 2 * STEP]
+    # The labels arrived at T0 + STEP, the start of the window [1, 2) steps.
+    assert [p.time for p in rmse] == [T0 + STEP]
     assert rmse[0].value == pytest.approx(float(np.sqrt(np.mean((truth - pred) ** 2))))
     assert _values(store, "quality.labelled", **labels) == [50.0]
 
@@ -535,8 +541,9 @@ def test_drift_rule_alerts_become_one_incident(store_url: str, tmp_path: Path) -
         section = AlertsSection.model_validate({"rules": ["drift.share > 0.3"]})
         result = monitor_and_alert(store, artifacts, now=_at(8), alerts=section)
         rule_alerts = [a for a in result.alerts if a.name == "drift.share"]
-        assert len(rule_alerts) == 1  # one alert row, seen at four window ends
-        assert rule_alerts[0].starts_at == T0 + 5 * STEP
+        assert len(rule_alerts) == 1  # one alert row, seen in four windows
+        # The first drifting window is [4, 5) steps: the alert starts at its start.
+        assert rule_alerts[0].starts_at == T0 + 4 * STEP
         assert rule_alerts[0].count == 4 and rule_alerts[0].status == "firing"
         assert len(result.opened) == 1
         incidents = list_incidents(store)

@@ -121,17 +121,24 @@ def report(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="HTML file (default: drift-<deployment>.html)."
     ),
-    window: str = typer.Option("15m", "--window", "-w", help=WINDOW_HELP),
+    window: str | None = typer.Option(
+        None,
+        "--window",
+        "-w",
+        help=WINDOW_HELP + " Default: the deployment's own, else the project's (15m).",
+    ),
 ) -> None:
     """Write the HTML drift report of a deployment's latest monitored window."""
-    from opsloop.monitor.service import write_monitor_report
+    from opsloop.loop.monitoring import write_report
 
-    proj = project()
     target = out if out is not None else Path(f"drift-{deployment}.html")
-    written = write_monitor_report(
-        proj.store, proj.artifacts, deployment, target, window=parse_window(window)
+    length = parse_window(window) if window is not None else None
+    written = write_report(project(), deployment, target, window=length)
+    console.print(
+        f"report written to {escape(str(written.path))} (window "
+        f"{written.window.total_seconds():g}s: {escape(written.window_source)})",
+        soft_wrap=True,
     )
-    console.print(f"report written to {escape(str(written))}")
 
 
 @app.command("prune")

@@ -40,9 +40,17 @@ if TYPE_CHECKING:
 
     from opsloop.aiops.actions import ActionContext, ActionResult
     from opsloop.context import Project
+    from opsloop.loop.monitoring import MonitorStepResult
     from opsloop.store import ActionInfo
 
-__all__ = ["DEPLOYMENT", "LoopDemoResult", "WindowRow", "loop_sections", "run_loop_demo"]
+__all__ = [
+    "DEPLOYMENT",
+    "LoopDemoResult",
+    "WindowRow",
+    "loop_sections",
+    "run_loop_demo",
+    "window_shares",
+]
 
 DEPLOYMENT = "churn-prod"
 """The deployment the demo serves."""
@@ -148,6 +156,18 @@ class LoopDemoResult:
             if w.phase == phase and w.level > 0 and w.roc_auc is not None
         ]
         return sum(values) / len(values) if values else None
+
+
+def window_shares(
+    step: MonitorStepResult | None, deployment: str, since: datetime, until: datetime
+) -> dict[str, float]:
+    """The share of drifting features per model version that a monitoring step found in the
+    window ``[since, until)`` of ``deployment`` (empty when it monitored no such window)."""
+    shares: dict[str, float] = {}
+    for w in step.monitor.windows if step is not None else []:
+        if w.deployment == deployment and w.since == since and w.until == until:
+            shares.update(w.share)
+    return shares
 
 
 def _git(project: Project, *args: str) -> None:
@@ -391,10 +411,7 @@ def run_loop_demo(
                 report = controller.run_pass(until=end, monitor=True)
             step = report.monitored
             # The share of the window just sent: a pass may also close windows it missed.
-            shares: dict[str, float] = {}
-            for w in step.monitor.windows if step is not None else []:
-                if w.deployment == DEPLOYMENT and w.until == end:
-                    shares.update(w.share)
+            shares = window_shares(step, DEPLOYMENT, start, end)
             opened = list(step.opened) if step is not None else []
             row = WindowRow(
                 index,

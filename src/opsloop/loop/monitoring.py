@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opsloop.aiops.alerting import raise_alerts
@@ -22,9 +23,11 @@ from opsloop.monitor.scrape import scrape_deployments
 from opsloop.monitor.service import (
     DEFAULT_BACKFILL,
     DEFAULT_GRACE,
+    DEFAULT_WINDOW,
     MonitorRunResult,
     known_deployments,
     run_monitors,
+    write_monitor_report,
 )
 from opsloop.spec.alerting import AlertsSection
 from opsloop.spec.monitoring import MONITORS, DriftThresholds
@@ -34,11 +37,14 @@ if TYPE_CHECKING:
     from opsloop.store import AlertInfo
 
 __all__ = [
+    "MonitorReport",
     "MonitorSettings",
     "MonitorStepResult",
     "deployment_documents",
     "monitor_settings",
     "monitor_step",
+    "report_window",
+    "write_report",
 ]
 
 
@@ -151,6 +157,80 @@ def monitor_settings(
             thresholds=own.thresholds(base_drift) if own is not None else base_drift,
         )
     return settings, disabled
+
+
+@dataclass(frozen=True)
+class MonitorReport:
+    """A monitor report written.
+
+    Attributes:
+        path: The HTML file.
+        window: The window length it used.
+        window_source: Where that length comes from, in words.
+    """
+
+    path: Path
+    window: timedelta
+    window_source: str
+
+
+def report_window(
+    project: Project, deployment: str, *, window: timedelta | None = None
+) -> tuple[timedelta, str]:
+    """The monitoring window of ``deployment`` and where it comes from, in words.
+
+    The window given wins; else the deployment's own (``spec.monitoring.window`` of its
+    document at ``HEAD``), else the project's (``monitoring.window`` of ``opsloop.yaml``),
+    else the default.
+    """
+    if window is not None:
+        return window, "given with --window"
+    try:
+        repo = GitRepo(project.dir)
+        state = load_desired_state(repo, repo.relpath(project.dir / DEFAULT_FOLDER))
+    except GitOpsError:
+        state = None
+    loaded = state.documents.get(deployment) if state is not None else None
+    own = loaded.document.spec.monitoring if loaded is not None else None
+    if loaded is not None and own is not None and own.window:
+        return own.window, f"spec.monitoring.window of {loaded.file}"
+    spec = project.spec
+    if spec is not None and "window" in spec.monitoring.model_fields_set:
+        return spec.monitoring.window, "monitoring.window of opsloop.yaml"
+    default = spec.monitoring.window if spec is not None else DEFAULT_WINDOW
+    return default, "the default: neither the deployment's document nor opsloop.yaml sets one"
+
+
+def write_report(
+    project: Project,
+    deployment: str,
+    path: str | Path,
+    *,
+    window: timedelta | None = None,
+    until: datetime | None = None,
+) -> MonitorReport:
+    """Write the HTML monitor report of ``deployment`` with its own monitoring window (see
+    :func:`report_window`) and its document's drift thresholds.
+
+    Raises:
+        MonitorError: As :func:`~opsloop.monitor.service.write_monitor_report`.
+    """
+    length, source = report_window(project, deployment, window=window)
+    settings, _off = monitor_settings(
+        project, deployment_documents(project), [deployment], window=length
+    )
+    own = settings.get(deployment)
+    written = write_monitor_report(
+        project.store,
+        project.artifacts,
+        deployment,
+        path,
+        window=length,
+        window_source=source,
+        until=until,
+        thresholds=own.thresholds if own is not None else None,
+    )
+    return MonitorReport(written, length, source)
 
 
 def monitor_step(

@@ -14,7 +14,8 @@ import io
 import math
 import os
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["write_drift_report"]
+__all__ = ["WindowTable", "write_drift_report"]
 
 _REFERENCE_COLOR = "#4c72b0"
 _CURRENT_COLOR = "#dd8452"
@@ -61,6 +62,8 @@ figcaption { color: #555; font-size: 0.9em; }
 </head>
 <body>
 <h1>{{ title }}</h1>
+{% for line in details %}<p class="detail">{{ line }}</p>
+{% endfor %}
 <p class="verdict {{ 'drift' if result.dataset_drift else 'stable' }}">
 {% if result.dataset_drift %}Data set drift detected{% else %}No data set drift{% endif %}:
 {{ result.n_drifted }} of {{ result.n_features }} features drift
@@ -96,6 +99,15 @@ figcaption { color: #555; font-size: 0.9em; }
 <figcaption>{{ chart.caption }}</figcaption></figure>
 {% endfor %}
 {% endif %}
+{% if windows and windows.rows %}
+<h2>Metrics per window</h2>
+<table class="windows">
+<tr><th>window (UTC)</th>{% for c in windows.columns %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for label, values in windows.rows %}
+<tr><td>{{ label }}</td>{% for v in values %}<td>{{ fmt(v) }}</td>{% endfor %}</tr>
+{% endfor %}
+</table>
+{% endif %}
 {% if series_charts %}
 <h2>Metrics over time</h2>
 {% for chart in series_charts %}
@@ -106,6 +118,50 @@ figcaption { color: #555; font-size: 0.9em; }
 </body>
 </html>
 """
+
+
+@dataclass(frozen=True)
+class WindowTable:
+    """Metric series side by side, one row per monitoring window.
+
+    Attributes:
+        columns: The series, by title.
+        rows: ``(window, values)``: the window as ``[start, end)``, and the value of each
+            column in it (None where the series has no point).
+    """
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, tuple[float | None, ...]], ...]
+
+    @classmethod
+    def of(
+        cls,
+        series: Mapping[str, Sequence[tuple[datetime, float]]],
+        window: timedelta,
+        *,
+        last: int | None = None,
+    ) -> WindowTable:
+        """The table of series whose points are stamped with the start of their window:
+        the point at ``t`` is the value of the window ``[t, t + window)``.
+
+        Args:
+            series: Points ``(window start, value)`` by title.
+            window: The length of a window.
+            last: Only the newest ``last`` windows.
+        """
+        columns = tuple(series)
+        starts = sorted({t for points in series.values() for t, _ in points})
+        if last is not None:
+            starts = starts[-last:] if last > 0 else []
+        values = {(title, t): v for title, points in series.items() for t, v in points}
+        rows = tuple(
+            (
+                f"[{t:%Y-%m-%d %H:%M:%S}, {t + window:%Y-%m-%d %H:%M:%S})",
+                tuple(values.get((title, t)) for title in columns),
+            )
+            for t in starts
+        )
+        return cls(columns, rows)
 
 
 @cache
@@ -123,6 +179,8 @@ def write_drift_report(
     current: pd.DataFrame | None = None,
     series: Mapping[str, Sequence[tuple[datetime, float]]] | None = None,
     title: str = "Drift report",
+    details: Sequence[str] = (),
+    windows: WindowTable | None = None,
 ) -> Path:
     """Write a self-contained HTML report of a drift check.
 
@@ -136,6 +194,8 @@ def write_drift_report(
         series: Metric series to chart over time, by name: ``(timestamp, value)`` pairs,
             for instance the share of drifted features of past checks.
         title: Heading of the report.
+        details: Lines said under the heading (what serves, which window was checked).
+        windows: Metric series per window, as a table.
 
     Returns:
         The path written.
@@ -157,6 +217,8 @@ def write_drift_report(
     rows = features + ([result.prediction] if result.prediction is not None else [])
     html = _template().render(
         title=title,
+        details=list(details),
+        windows=windows,
         result=result,
         profile=profile,
         rows=rows,

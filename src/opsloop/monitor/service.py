@@ -17,18 +17,25 @@ walks the complete windows since then. For each window it writes, in one transac
   ``quality.labelled``, the number of rows scored;
 * service health (label ``deployment``): ``service.request_rate`` (requests per second),
   ``service.requests``, ``service.rows`` and ``service.latency_p50/p95/p99`` (ms);
-* ``monitor.window`` (label ``deployment``, value: rows in the window): where monitoring of the
-  deployment stopped. It commits with the window's points, so a run over time already
-  covered writes nothing, and a run that dies midway resumes at the first missing window.
+* ``monitor.window`` (label ``deployment``, value: the window's length in seconds): the
+  cursor, where monitoring of the deployment stopped. It commits with the window's points,
+  so a run over time already covered writes nothing, and a run that dies midway resumes at
+  the first missing window.
 
 A request logged out of line (a Parquet chunk of a large request, see
 :mod:`opsloop.monitor.windows`) counts with its real number of rows; its chunk is read back for
 drift and quality, at most ``monitoring.prediction_log.window_max_rows`` rows per window (a
 seeded sample beyond, said in the run's notes).
 
-Every point is stamped with the end of its window. What the new points mean is the AIOps
-part's to decide (:func:`opsloop.aiops.alerting.raise_alerts`); the loop controller
-(:mod:`opsloop.loop`) runs both.
+A window is the half-open interval ``[since, until)``, and every measurement of it is
+stamped with its start, ``since``: a point lies inside the window it measures, so reading a
+series over ``[a, b)`` gives exactly the windows that start in it, and a point at ``until``
+belongs to the next window. The cursor alone is stamped ``until``: it marks an instant, the
+end of the last window monitored, and carries no measurement of a window.
+
+What the new points mean is the AIOps part's to decide
+(:func:`opsloop.aiops.alerting.raise_alerts`); the loop controller (:mod:`opsloop.loop`) runs
+both.
 """
 
 from __future__ import annotations
@@ -76,10 +83,12 @@ __all__ = [
     "DEFAULT_GRACE",
     "DEFAULT_WINDOW",
     "MonitorRunResult",
+    "Serving",
     "WindowSummary",
     "known_deployments",
     "monitored_until",
     "run_monitors",
+    "serving_now",
     "write_monitor_report",
 ]
 
@@ -90,7 +99,8 @@ DEFAULT_GRACE = timedelta(seconds=30)
 DEFAULT_BACKFILL = timedelta(days=7)
 """How far back the first run of a deployment starts (from its first prediction since then)."""
 CURSOR_SERIES = "monitor.window"
-"""The series that records how far each deployment has been monitored."""
+"""The series that records how far each deployment has been monitored: a point at the end
+of each window monitored, its value the window's length in seconds."""
 SeriesPoint = tuple[str, dict[str, str], datetime, float]
 
 
@@ -100,8 +110,8 @@ class WindowSummary:
 
     Attributes:
         deployment: The deployment.
-        since: Start of the window.
-        until: End of the window (the time of its points).
+        since: Start of the window (inclusive; the time of its points).
+        until: End of the window (exclusive; the time of its cursor point).
         requests: Requests answered in the window.
         rows: Rows predicted in the window.
         labelled: Rows whose labels arrived in the window.
@@ -129,7 +139,8 @@ class MonitorRunResult:
         windows: Every window monitored, per deployment in time order.
         points: Series points written.
         series: Names of the series written to.
-        first_new: Deployments that got new points, with the time of the first.
+        first_new: Deployments that got new points, with the time of the first (the start
+            of the first window monitored).
         notes: What could not be computed, and why (no reference profile, inputs not
             logged, labels that fit no class …).
     """
@@ -288,7 +299,7 @@ def run_monitors(
                 store, contexts, name, lo, hi, arrived, thresholds, result, max_rows, monitors
             )
             store.series.append(points)
-            first_new.setdefault(name, hi)
+            first_new.setdefault(name, lo)
             result.windows.append(summary)
             result.points += len(points)
             result.series.update(p[0] for p in points)
@@ -377,8 +388,9 @@ def _monitor_window(
     def add(name: str, labels: dict[str, str], value: float | None) -> None:
         # NaN and infinities are no measurement (a z-test on constant data, an unseen
         # category's chi-square); SQLite cannot even store NaN.
+        # A measurement of the window lies inside it: at its start (see the module's doc).
         if value is not None and math.isfinite(value):
-            points.append((name, labels, until, float(value)))
+            points.append((name, labels, since, float(value)))
 
     dep = {"deployment": deployment}
     if "service" in monitors:
@@ -423,9 +435,11 @@ def _monitor_window(
         summary.drifted[key] = drift.drifted_features
         summary.share[key] = drift.share_drifted
 
-    add(CURSOR_SERIES, dep, float(summary.rows))
     if "quality" in monitors:
         _quality(store, contexts, deployment, since, until, arrived, result, max_rows, add, summary)
+    # The cursor is an instant, not a measurement: the end of the window, where the next
+    # run resumes.
+    points.append((CURSOR_SERIES, dep, until, win.seconds))
     summary.points = len(points)
     return points, summary
 
@@ -565,6 +579,64 @@ def _feature_values(feature: FeatureDrift) -> dict[str, float | None]:
 #: Series charted in a report, with the labels they carry.
 _REPORT_VERSION_SERIES = ("drift.share", "drift.prediction")
 _REPORT_SERVICE_SERIES = ("service.request_rate", "service.latency_p95", "service.latency_p99")
+#: Most windows the report's table lists (the newest).
+_REPORT_TABLE_WINDOWS = 12
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What a deployment serves now, as the reconciler last recorded it.
+
+    Attributes:
+        model: The model.
+        traffic: Share of the traffic per version, in percent, largest first.
+        shadow: Versions that answer in the shadow.
+    """
+
+    model: str
+    traffic: tuple[tuple[str, float], ...]
+    shadow: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """``churn v2 (100 %)``, or ``churn v1 90 % / v2 10 %``, with the shadows."""
+        if len(self.traffic) == 1:
+            text = f"{self.model} v{self.traffic[0][0]} ({_percent(self.traffic[0][1])})"
+        else:
+            text = f"{self.model} " + " / ".join(
+                f"v{version} {_percent(share)}" for version, share in self.traffic
+            )
+        if self.shadow:
+            text += ", shadow " + ", ".join(f"v{v}" for v in self.shadow)
+        return text
+
+
+def _percent(share: float) -> str:
+    return f"{share:g} %"
+
+
+def serving_now(store: Store, deployment: str) -> Serving | None:
+    """The versions ``deployment`` serves now: its live traffic split as the reconciler
+    recorded it (its desired one while nothing runs); None when there is no record."""
+    record = store.deployments.get(deployment)
+    if record is None:
+        return None
+    for state in (record.live, record.desired):
+        spec = state.get("spec") if isinstance(state, dict) else None
+        if not isinstance(spec, dict):
+            continue
+        traffic = spec.get("traffic")
+        model = spec.get("model")
+        if not isinstance(traffic, dict) or not traffic or not model:
+            continue
+        split = sorted(
+            ((str(v), float(share)) for v, share in traffic.items()),
+            key=lambda item: (-item[1], item[0]),
+        )
+        shadow = tuple(
+            str(s.get("version")) for s in spec.get("shadow") or [] if isinstance(s, dict)
+        )
+        return Serving(str(model), tuple(split), shadow)
+    return None
 
 
 def write_monitor_report(
@@ -574,22 +646,27 @@ def write_monitor_report(
     path: str | Path,
     *,
     window: timedelta = DEFAULT_WINDOW,
+    window_source: str | None = None,
     until: datetime | None = None,
     history: timedelta = timedelta(days=7),
     thresholds: DriftThresholds | None = None,
 ) -> Path:
     """Write the HTML drift report of a deployment's latest monitored window.
 
-    The report checks the window ``[until - window, until)`` of the model version that
-    answered most of its rows, with a chart per drifting feature, and charts the metric
-    series of that deployment and version over ``history``.
+    The report names what the deployment serves now (the reconciler's record), checks the
+    window ``[until - window, until)`` of the serving version with the most traffic that
+    answered in it (else of the version that answered most rows), with a chart per drifting
+    feature, and charts and tabulates the metric series of that deployment and version over
+    the windows that start in ``[until - history, until)``.
 
     Args:
         store: The metadata store.
         artifacts: The artifact store holding the reference profile.
         deployment: The deployment.
         path: The HTML file to write.
-        window: Length of the window checked.
+        window: Length of the window checked: the deployment's monitoring window.
+        window_source: Where ``window`` comes from, said in the report (e.g.
+            ``spec.monitoring.window of deploy/churn-prod.yaml``).
         until: End of the window (default: where monitoring of the deployment stopped, or
             the last window boundary).
         history: How far back the series charts go.
@@ -599,7 +676,7 @@ def write_monitor_report(
         MonitorError: The window has no predictions, or the model version has no reference
             profile.
     """
-    from opsloop.monitor.report import write_drift_report
+    from opsloop.monitor.report import WindowTable, write_drift_report
 
     if until is None:
         until = monitored_until(store, deployment) or align(datetime.now(UTC), window)
@@ -609,11 +686,12 @@ def write_monitor_report(
     versions = win.versions()
     if not versions:
         raise MonitorError(
-            f"deployment '{deployment}' has no predictions in [{since:%Y-%m-%d %H:%M}, "
-            f"{until:%Y-%m-%d %H:%M}) UTC",
+            f"deployment '{deployment}' has no predictions in [{since:%Y-%m-%d %H:%M:%S}, "
+            f"{until:%Y-%m-%d %H:%M:%S}) UTC (window {_length(window)})",
             hint="pass a longer --window, or check the deployment's name",
         )
-    model, version = versions[0]
+    serving = serving_now(store, deployment)
+    model, version = _checked_version(versions, serving)
     ctx = _Contexts(store, artifacts, None).get(model, version)
     if ctx.profile is None:
         raise MonitorError(
@@ -630,7 +708,6 @@ def write_monitor_report(
     assert drift is not None  # drift_frame found columns above
 
     labels = {"deployment": deployment, "model": model, "version": version}
-    start = until - history
     wanted: list[tuple[str, str, dict[str, str]]] = []
     wanted.extend((name, name, labels) for name in _REPORT_VERSION_SERIES)
     for name, series_labels in store.series.list("quality."):
@@ -641,13 +718,55 @@ def write_monitor_report(
         wanted.append((f"drift.score ({feature})", "drift.score", {**labels, "feature": feature}))
     series: dict[str, list[tuple[datetime, float]]] = {}
     for title, name, series_labels in wanted:
-        points = store.series.read(name, series_labels, since=start, until=until + window)
+        # Points are stamped with the start of their window: those in [start, until) are
+        # the windows up to the one checked, and none after it.
+        points = store.series.read(name, series_labels, since=until - history, until=until)
         if points:
-            series[title] = [(p.time, p.value) for p in points]
-    title = (
-        f"{deployment}: {model} version {version}, {since:%Y-%m-%d %H:%M} to "
-        f"{until:%Y-%m-%d %H:%M} UTC"
-    )
+            series[title] = [(utc(p.time), p.value) for p in points]
+
+    answered = ", ".join(f"{m} v{v} ({len(win.of_version(m, v))} rows)" for m, v in versions)
+    source = f": {window_source}" if window_source else ""
+    details = [
+        f"Serving now: {serving.describe()}."
+        if serving is not None
+        else "Serving now: not recorded (the deployment is not reconciled from Git).",
+        f"Window checked: [{since:%Y-%m-%d %H:%M:%S}, {until:%Y-%m-%d %H:%M:%S}) UTC, "
+        f"{_length(window)} long{source}. Answered in it: {answered}.",
+        f"Drift below is that of {model} v{version} on the {len(rows)} rows it answered.",
+    ]
+    title = f"{deployment}: {serving.describe() if serving is not None else f'{model} v{version}'}"
     return write_drift_report(
-        drift, path, profile=ctx.profile, current=current, series=series, title=title
+        drift,
+        path,
+        profile=ctx.profile,
+        current=current,
+        series=series,
+        title=title,
+        details=details,
+        windows=WindowTable.of(series, window, last=_REPORT_TABLE_WINDOWS),
     )
+
+
+def _checked_version(versions: list[tuple[str, str]], serving: Serving | None) -> tuple[str, str]:
+    """The version a report checks: the serving version with the most traffic that answered
+    in the window, else the one that answered most rows."""
+    if serving is not None:
+        answered = set(versions)
+        for version, _share in serving.traffic:
+            if (serving.model, version) in answered:
+                return serving.model, version
+    return versions[0]
+
+
+def _length(window: timedelta) -> str:
+    """A window's length as ``20s``, ``15m``, ``1h30m`` or ``1d``."""
+    seconds = window.total_seconds()
+    if seconds != int(seconds):
+        return f"{seconds:g}s"
+    out = ""
+    rest = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            out += f"{rest // size}{unit}"
+            rest %= size
+    return out or "0s"
