@@ -94,3 +94,19 @@ def test_without_its_own_window_the_report_uses_the_projects(
         assert window == timedelta(minutes=15) and source.startswith("the default")
     finally:
         bare.close()
+
+
+def test_after_quiet_windows_the_report_shows_the_last_window_with_requests(
+    project: Project, tmp_path: Path
+) -> None:
+    # Monitoring goes on for two hours after the last request (opsloop up keeps running);
+    # the report must not pick the latest, empty window.
+    _register(project.store, project.artifacts)
+    _serve(project.store, T0, range(2))
+    proj = _commit(project, "project: demo\nmonitoring: {window: 15m}\n", doc(DEPLOYMENT, 8601))
+    try:
+        monitor_step(proj, until=UNTIL + timedelta(hours=2), scrape=False)
+        written = write_report(proj, DEPLOYMENT, tmp_path / "quiet.html")
+        assert "[2026-03-02 00:15:00, 2026-03-02 00:30:00) UTC, 15m long: " in _text(written.path)
+    finally:
+        proj.close()

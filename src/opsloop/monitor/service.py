@@ -667,8 +667,8 @@ def write_monitor_report(
         window: Length of the window checked: the deployment's monitoring window.
         window_source: Where ``window`` comes from, said in the report (e.g.
             ``spec.monitoring.window of deploy/churn-prod.yaml``).
-        until: End of the window (default: where monitoring of the deployment stopped, or
-            the last window boundary).
+        until: End of the window (default: the end of the latest window, before the one
+            where monitoring of the deployment stopped, that holds requests).
         history: How far back the series charts go.
         thresholds: Drift thresholds (Evidently's defaults when None).
 
@@ -679,7 +679,12 @@ def write_monitor_report(
     from opsloop.monitor.report import WindowTable, write_drift_report
 
     if until is None:
+        # The latest monitored window that holds requests: monitoring goes on through quiet
+        # windows, and an empty window has nothing to report.
         until = monitored_until(store, deployment) or align(datetime.now(UTC), window)
+        newest = store.predictions.newest_time(deployment, utc(until))
+        if newest is not None:
+            until = align(utc(newest), window) + window
     until = utc(until)
     since = until - window
     win = load_window(store, deployment, since, until, artifacts=artifacts)

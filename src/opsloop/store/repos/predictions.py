@@ -64,6 +64,14 @@ class PredictionRepository:
                 names.update(str(d) for d in s.scalars(select(table.deployment).distinct()))
         return sorted(names)
 
+    def newest_time(self, deployment: str, before: datetime) -> datetime | None:
+        """When the newest request of ``deployment`` before ``before`` came, or None."""
+        p = m.Prediction
+        q = select(func.max(p.time)).where(p.deployment == deployment, p.time < before)
+        with self.db.read() as s:
+            found = s.scalar(q)
+        return found if isinstance(found, datetime) else None
+
     def oldest(
         self, deployment: str, before: datetime, limit: int
     ) -> list[tuple[datetime, int, int]]:
