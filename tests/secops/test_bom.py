@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from opsloop.artifacts import ArtifactStore, open_artifact_store
-from opsloop.context import Project
+from opsloop.context import Project, open_project
 from opsloop.errors import SecurityError
 from opsloop.registry import register_model
 from opsloop.secops.bom import (
@@ -136,8 +137,8 @@ def test_model_card(version: tuple[ModelVersionInfo, Path]) -> None:
     }
     assert metrics == {"roc_auc": 0.91, "accuracy": 0.85}
     props = {p["name"]: p["value"] for p in card["properties"]}
-    assert props["opsloop:gate:min_auc"] == "passed: roc_auc >= 0.8"
-    assert props["opsloop:gate:beats_champion"] == "failed: roc_auc >= champion - 0.01"
+    assert props["opsloop:gate:min_auc"] == "passed: roc_auc 0.91 >= 0.8"
+    assert props["opsloop:gate:beats_champion"] == "failed: roc_auc 0.91 < 0.92"
     assert props["opsloop:gates_passed"] == "false"
     model_props = {p["name"]: p["value"] for p in model["properties"]}
     assert model_props["opsloop:artifact_digest"] == info.artifact_digest
@@ -337,3 +338,48 @@ def test_cli_writes_a_valid_bom(project: Project, tmp_path: Path) -> None:
     bad = opsloop("bom", "models:/churn/1", "--environment", "conda")
     assert bad.returncode == 1
     assert "--environment: expected 'recorded' or 'running', got 'conda'" in bad.stderr
+
+
+@pytest.mark.slow
+def test_bom_of_a_lifecycle_champion(tmp_path: Path) -> None:
+    """A version the declared lifecycle trained: real gates, data set and source file."""
+    from tests.lifecycle.test_lifecycle import base_spec, make_frame
+
+    (tmp_path / "data").mkdir()
+    make_frame().to_csv(tmp_path / "data" / "customers.csv", index=False)
+    (tmp_path / "opsloop.yaml").write_text(yaml.safe_dump(base_spec()))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOP_")}
+
+    def opsloop(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "opsloop", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env={**env, "COLUMNS": "200"},
+            timeout=300,
+            check=False,
+        )
+
+    trained = opsloop("run")
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    done = opsloop("bom", "models:/lc@champion", "--out", "bom.json")
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "bom.json").read_text()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    bom = json.loads(text)
+    [model] = _component(bom, "machine-learning-model")
+    props = {p["name"]: p["value"] for p in model["modelCard"]["properties"]}
+    assert props["opsloop:gate:roc_auc"].startswith("passed: roc_auc ")
+    assert props["opsloop:gate:contract"].startswith("passed")
+    [data] = _component(bom, "data")
+    proj = open_project(tmp_path)
+    try:
+        version = proj.store.models.get_version_by_alias("lc", "champion")
+    finally:
+        proj.close()
+    assert data["hashes"][0]["content"] == version.dataset_digest
+    [source_file] = data["components"]
+    csv = (tmp_path / "data" / "customers.csv").read_bytes()
+    assert source_file["name"] == "data/customers.csv"
+    assert source_file["hashes"][0]["content"] == hashlib.sha256(csv).hexdigest()

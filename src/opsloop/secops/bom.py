@@ -490,7 +490,8 @@ def _model_card(
             if not isinstance(gate, Mapping) or not gate.get("name"):
                 continue
             verdict = "passed" if gate.get("passed") else "failed"
-            text = f"{verdict}: {gate.get('requirement') or gate.get('message') or ''}".rstrip(": ")
+            why = gate.get("message") or gate.get("requirement")
+            text = f"{verdict}: {why}" if why else verdict
             properties.append({"name": f"{PROPERTY_PREFIX}gate:{gate['name']}", "value": text})
     if "gates_passed" in version.details:
         properties.append(
