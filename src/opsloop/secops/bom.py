@@ -489,7 +489,7 @@ def _model_card(
         for gate in gates:
             if not isinstance(gate, Mapping) or not gate.get("name"):
                 continue
-            verdict = "passed" if gate.get("passed") else "failed"
+            verdict = "passed" if gate.get("passed") is True else "failed"
             why = gate.get("message") or gate.get("requirement")
             text = f"{verdict}: {why}" if why else verdict
             properties.append({"name": f"{PROPERTY_PREFIX}gate:{gate['name']}", "value": text})
@@ -497,7 +497,7 @@ def _model_card(
         properties.append(
             {
                 "name": f"{PROPERTY_PREFIX}gates_passed",
-                "value": "true" if version.details.get("gates_passed") else "false",
+                "value": "true" if version.details.get("gates_passed") is True else "false",
             }
         )
     champion = version.details.get("champion_metrics")
