@@ -122,9 +122,12 @@ class PythonEnvironment:
 
         packages = []
         for dist in importlib_metadata.distributions():
-            name = dist.metadata["Name"] if dist.metadata is not None else None
-            if name and dist.version:
-                packages.append(PythonPackage(str(name), str(dist.version)))
+            try:
+                name, version = dist.name, dist.version
+            except (KeyError, AttributeError, TypeError):  # a broken install's metadata
+                continue
+            if name and version:
+                packages.append(PythonPackage(str(name), str(version)))
         return cls("running", _sorted_unique(packages), platform.python_version())
 
 
