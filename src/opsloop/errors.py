@@ -250,6 +250,10 @@ class AIOpsError(OpsloopError):
     """Detection, correlation or remediation failed."""
 
 
+class SecurityError(OpsloopError):
+    """A supply-chain check (scan, signature, bill of materials, admission) failed."""
+
+
 # Errors that say the data cannot be written, however often it is tried (PEP 249 names for the
 # database drivers' own classes, which opsloop does not import).
 _DATA_ERRORS: tuple[type[Exception], ...] = (TypeError, ValueError, UnicodeError, OverflowError)

@@ -55,7 +55,7 @@ def _root(
 
 def _register_commands() -> None:
     # Imported here so that a command module's heavy imports load only with the command.
-    from opsloop.cli import init, loop, monitor, quickstart, run, serve
+    from opsloop.cli import bom, init, loop, monitor, quickstart, run, serve
 
     app.command("quickstart")(quickstart.quickstart)
     app.command("init")(init.init)
@@ -72,6 +72,7 @@ def _register_commands() -> None:
     app.add_typer(monitor.app, name="monitor")
     app.add_typer(incidents.app, name="incidents")
     app.add_typer(aiops.app, name="aiops")
+    app.command("bom", epilog=bom.EXAMPLES)(bom.bom)
 
 
 _register_commands()

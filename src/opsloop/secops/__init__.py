@@ -4,3 +4,21 @@ whether a model may run, and the standard documents that describe it.
 The package sits below the registry (the registry calls it on registration and on load) and
 works on files, digests and plain records, never on the registry itself.
 """
+
+from opsloop.secops.bom import (
+    DatasetRecord,
+    PythonEnvironment,
+    PythonPackage,
+    build_ml_bom,
+    ml_bom_json,
+    validate_ml_bom,
+)
+
+__all__ = [
+    "DatasetRecord",
+    "PythonEnvironment",
+    "PythonPackage",
+    "build_ml_bom",
+    "ml_bom_json",
+    "validate_ml_bom",
+]
