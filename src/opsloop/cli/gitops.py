@@ -156,7 +156,7 @@ def render(
         store_secret=store_secret,
     )
     for name, path in res.files.items():
-        console.print(f"[green]wrote[/green] {path}  ({name}: Deployment, Service)")
+        console.print(f"[green]wrote[/green] {path}  ({name}: Deployment, Service, NetworkPolicy)")
     for name, reason in res.problems.items():
         err_console.print(f"[red]skipped[/red] {name}: {escape(reason)}", soft_wrap=True)
     if not res.files and not res.problems:
