@@ -1,6 +1,7 @@
 """Infrastructure as code checks: run checkov, the open-source IaC scanner, on a folder of
-rendered files (Kubernetes manifests, Dockerfiles, Helm charts, CI workflows) and read its
-findings back as plain records.
+rendered files (Kubernetes manifests, Dockerfiles, Helm charts, CI workflows; checkov reads a
+Helm chart through the ``helm`` program only, so without it check what the chart renders)
+and read its findings back as plain records.
 
 checkov is an external program, not an opsloop dependency (its pins clash with opsloop's):
 :func:`checkov_command` finds it (an explicit path, ``OPSLOOP_CHECKOV``, or ``PATH``) and
@@ -84,6 +85,7 @@ class IacScanResult:
         failed: The failed checks.
         skipped: The checks skipped in the files, with their reasons.
         parsing_errors: Files checkov could not parse (relative to the folder).
+        passed_by_framework: Passed checks per checkov framework (what was checked at all).
     """
 
     folder: Path
@@ -92,6 +94,7 @@ class IacScanResult:
     failed: list[IacFinding] = field(default_factory=list)
     skipped: list[IacFinding] = field(default_factory=list)
     parsing_errors: list[str] = field(default_factory=list)
+    passed_by_framework: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -220,7 +223,11 @@ def parse_report(report: Any, folder: Path) -> IacScanResult:
         if not isinstance(results, dict):
             continue  # a framework that found no file to check
         framework = str(item.get("check_type", ""))
-        result.passed += len(results.get("passed_checks") or [])
+        passed = len(results.get("passed_checks") or [])
+        result.passed += passed
+        result.passed_by_framework[framework] = (
+            result.passed_by_framework.get(framework, 0) + passed
+        )
         for status, key in (("failed", "failed_checks"), ("skipped", "skipped_checks")):
             for check in results.get(key) or []:
                 finding = _finding(check, status, framework, folder)
