@@ -155,6 +155,7 @@ def test_dockerfile_pins_everything_and_runs_as_the_manifest_user() -> None:
         render_dockerfile(spec, {"numpy": ">=1; rm -rf /"})
 
 
+@pytest.mark.slow  # checkov, from a virtual environment made on first use
 def test_render_writes_manifests_and_dockerfiles_checkov_passes(
     repo_project: Project,
     models: list[int],
@@ -187,6 +188,7 @@ def test_render_writes_manifests_and_dockerfiles_checkov_passes(
     assert all(f.reason for f in scan.skipped)
 
 
+@pytest.mark.slow  # checkov, from a virtual environment made on first use
 def test_render_helm_chart_of_the_same_objects_checkov_passes(
     repo_project: Project,
     models: list[int],

@@ -37,6 +37,7 @@ ADD https://example.invalid/app.tar.gz /app/
 """
 
 
+@pytest.mark.slow  # checkov, from a virtual environment made on first use
 def test_failed_and_skipped_checks_are_reported(tmp_path: Path, checkov: Path) -> None:
     (tmp_path / "k8s").mkdir()
     (tmp_path / "k8s" / "pod.yaml").write_text(BAD_POD)
@@ -60,6 +61,7 @@ def test_failed_and_skipped_checks_are_reported(tmp_path: Path, checkov: Path) -
     }
 
 
+@pytest.mark.slow  # checkov, from a virtual environment made on first use
 def test_a_clean_folder_is_ok(tmp_path: Path, checkov: Path) -> None:
     (tmp_path / "notes.txt").write_text("nothing to check\n")
     result = run_checkov(tmp_path, checkov=checkov)
