@@ -92,3 +92,16 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project
     finally:
         proj.close()
         set_current_project(None)
+
+
+@pytest.fixture(scope="session")
+def checkov() -> Path:
+    """The checkov executable: ``OPSLOOP_CHECKOV`` when set, else a private virtual
+    environment under ``.pytest_cache/`` made on first use (checkov's pins clash with
+    opsloop's, so it is never installed next to it)."""
+    from opsloop.secops.iac import CHECKOV_ENV, CHECKOV_VERSION, install_checkov
+
+    if os.environ.get(CHECKOV_ENV):
+        return Path(os.environ[CHECKOV_ENV])
+    root = Path(__file__).resolve().parent.parent
+    return install_checkov(root / ".pytest_cache" / f"checkov-{CHECKOV_VERSION}")

@@ -59,6 +59,7 @@ __all__ = [
     "PluginError",
     "RegistryError",
     "RollbackError",
+    "SecurityError",
     "ServingError",
     "SpecError",
     "StepFailedError",
@@ -236,6 +237,10 @@ class InvalidRequestError(ServingError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class SecurityError(OpsloopError):
+    """A security check failed or could not run (scan, signature, policy, IaC check)."""
 
 
 class GitOpsError(OpsloopError):

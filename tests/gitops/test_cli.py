@@ -103,7 +103,7 @@ def test_render(repo_project: Project, models: list[int], tmp_path: Path) -> Non
     text = (out_dir / "churn-prod.yaml").read_text()
     container = next(yaml.safe_load_all(text))["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == f"opsloop:{__version__}" and "&id" not in text
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
     assert refs["OPSLOOP_STORE_URL"] == {"name": "stores", "key": "store-url"}
     with pytest.raises(GitOpsError, match="unknown render target"):
         run("deploy", "render", "--target", "nomad")

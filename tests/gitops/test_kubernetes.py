@@ -55,11 +55,12 @@ def _spec(**kw: object) -> RuntimeSpec:
 
 
 def test_manifests_are_valid_kubernetes_objects() -> None:
-    deployment, service = render_manifests(
+    deployment, service, policy = render_manifests(
         _spec(), image="registry.example/opsloop:1.0", namespace="ml", env={"OPSLOOP_X": "1"}
     )
     _validate(deployment)
     _validate(service)
+    _validate(policy)
     assert (deployment["apiVersion"], deployment["kind"]) == ("apps/v1", "Deployment")
     assert (service["apiVersion"], service["kind"]) == ("v1", "Service")
     pod = deployment["spec"]["template"]
@@ -86,6 +87,8 @@ def test_manifests_are_valid_kubernetes_objects() -> None:
     assert container["resources"]["requests"] == {"cpu": "500m", "memory": "512Mi"}
     assert container["env"] == [
         {"name": "OPSLOOP_X", "value": "1"},
+        {"name": "OPSLOOP_PROJECT_DIR", "value": "/srv/opsloop"},
+        {"name": "HOME", "value": "/tmp"},
         {
             "name": "OPSLOOP_SERVE_TOKEN",
             "valueFrom": {"secretKeyRef": {"name": "churn-prod-serve-tokens", "key": "token"}},
@@ -145,7 +148,7 @@ def _store_env(container: dict) -> dict[str, dict]:
 
 
 def test_store_urls_come_from_a_secret_by_default() -> None:
-    deployment, _ = render_manifests(_spec(), store_secret="ml-stores")
+    deployment, *_ = render_manifests(_spec(), store_secret="ml-stores")
     _validate(deployment)
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     refs = _store_env(container)
@@ -159,7 +162,7 @@ def test_store_urls_come_from_a_secret_by_default() -> None:
         },
     }
     # A URL without a credential may be set in the manifest instead of read from the Secret.
-    deployment, _ = render_manifests(_spec(), env={"OPSLOOP_ARTIFACT_URL": "s3://bucket/ml"})
+    deployment, *_ = render_manifests(_spec(), env={"OPSLOOP_ARTIFACT_URL": "s3://bucket/ml"})
     _validate(deployment)
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     names = [e["name"] for e in container["env"]]
@@ -184,7 +187,7 @@ def test_manifests_are_plain_yaml_with_a_pinned_image(tmp_path: Path) -> None:
 
 
 def test_tokens_come_from_a_secret_never_from_the_manifest() -> None:
-    deployment, _ = render_manifests(_spec(), token_secret="shared-tokens")
+    deployment, *_ = render_manifests(_spec(), token_secret="shared-tokens")
     _validate(deployment)
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     refs = _token_env(container)
@@ -198,7 +201,7 @@ def test_tokens_come_from_a_secret_never_from_the_manifest() -> None:
 
 
 def test_the_server_reads_the_token_the_manifest_wires(tmp_path: Path) -> None:
-    deployment, _ = render_manifests(_spec())
+    deployment, *_ = render_manifests(_spec())
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     # As the kubelet would: the Secret's keys become the variables the manifest names.
     secret = {"token": "k8s-serve-token-0123456789", "admin-token": "k8s-admin-token-0123456789"}
@@ -253,7 +256,7 @@ def test_the_server_reads_the_token_the_manifest_wires(tmp_path: Path) -> None:
 
 
 def test_the_validator_catches_a_broken_manifest() -> None:
-    deployment, _ = render_manifests(_spec())
+    deployment, *_ = render_manifests(_spec())
     deployment["spec"]["replicas"] = "two"
     with pytest.raises(kubernetes_validate.ValidationError):
         _validate(deployment)
@@ -274,7 +277,7 @@ def test_render_deployments_writes_a_file_per_deployment(
     assert set(result.files) == {"a"}
     assert "spec.version" in result.problems["b"]
     docs = list(yaml.safe_load_all((out / "a.yaml").read_text()))
-    assert [d["kind"] for d in docs] == ["Deployment", "Service"]
+    assert [d["kind"] for d in docs] == ["Deployment", "Service", "NetworkPolicy"]
     for d in docs:
         _validate(d)
     # The alias was resolved when rendering: champion → v2.

@@ -101,7 +101,10 @@ def set_traffic(
 @deploy_app.command("render")
 def render(
     target: str = typer.Option(
-        "kubernetes", "--target", metavar="TARGET", help="Only 'kubernetes' for now."
+        "kubernetes",
+        "--target",
+        metavar="TARGET",
+        help="kubernetes (plain manifests) or helm (a chart of the same objects).",
     ),
     out: Path = typer.Option(
         Path("manifests"), "--out", metavar="DIR", help="Folder for the manifests."
@@ -130,15 +133,15 @@ def render(
     ),
     folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
-    """Write Kubernetes Deployment and Service manifests for every deployment.
+    """Write Kubernetes manifests (or a Helm chart) and a server Dockerfile per deployment.
 
     The servers read their tokens from the Secret <deployment>-serve-tokens and the store URLs
     from the Secret opsloop-store; create them in the cluster, never in Git.
     """
-    from opsloop.gitops.render import DEFAULT_IMAGE, render_deployments
+    from opsloop.gitops.render import DEFAULT_IMAGE, TARGETS, render_deployments
 
-    if target != "kubernetes":
-        raise GitOpsError(f"unknown render target {target!r}; use kubernetes")
+    if target not in TARGETS:
+        raise GitOpsError(f"unknown render target {target!r}; use {' or '.join(TARGETS)}")
     variables: dict[str, str] = {}
     for item in env or []:
         key, sep, value = item.partition("=")
@@ -154,9 +157,13 @@ def render(
         env=variables,
         folder=folder,
         store_secret=store_secret,
+        target="helm" if target == "helm" else "kubernetes",
     )
+    if res.chart is not None and res.files:
+        console.print(f"[green]wrote[/green] {res.chart}  (Helm chart)")
     for name, path in res.files.items():
-        console.print(f"[green]wrote[/green] {path}  ({name}: Deployment, Service)")
+        console.print(f"[green]wrote[/green] {path}  ({name}: Deployment, Service, NetworkPolicy)")
+        console.print(f"[green]wrote[/green] {res.dockerfiles[name]}  ({name}: server image)")
     for name, reason in res.problems.items():
         err_console.print(f"[red]skipped[/red] {name}: {escape(reason)}", soft_wrap=True)
     if not res.files and not res.problems:

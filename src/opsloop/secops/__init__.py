@@ -13,12 +13,17 @@ from opsloop.secops.bom import (
     ml_bom_json,
     validate_ml_bom,
 )
+from opsloop.secops.iac import IacFinding, IacScanResult, install_checkov, run_checkov
 
 __all__ = [
     "DatasetRecord",
+    "IacFinding",
+    "IacScanResult",
     "PythonEnvironment",
     "PythonPackage",
     "build_ml_bom",
+    "install_checkov",
     "ml_bom_json",
+    "run_checkov",
     "validate_ml_bom",
 ]

@@ -1,5 +1,12 @@
-"""The ``kubernetes`` runtime: ``apps/v1 Deployment`` and ``v1 Service`` manifests per
-deployment, written into a folder.
+"""The ``kubernetes`` runtime: ``apps/v1 Deployment``, ``v1 Service`` and
+``networking.k8s.io/v1 NetworkPolicy`` manifests per deployment, written into a folder.
+
+The objects are hardened the way the CIS benchmark and checkov ask: a fixed non-root UID, a
+read-only root filesystem (``emptyDir`` volumes for the paths the server writes), no privilege
+escalation, every capability dropped, the runtime's default seccomp profile, no service
+account token, resource requests and limits, readiness and liveness probes, and ingress only
+to the server's port. A check the objects cannot meet is skipped in the manifest itself, with
+its reason (``checkov.io/skip<N>`` annotations).
 
 opsloop does not talk to a cluster. It renders manifests that a cluster-side GitOps tool (or
 ``kubectl apply -f``) applies; the cluster then owns health. As a runtime, ``apply`` writes a
@@ -24,7 +31,11 @@ from opsloop.spec.yamlpos import load_yaml_all, read_text
 
 __all__ = [
     "DEFAULT_IMAGE",
+    "DEFAULT_RESOURCES",
     "DEFAULT_STORE_SECRET",
+    "SERVER_GID",
+    "SERVER_HOME",
+    "SERVER_UID",
     "KubernetesRuntime",
     "PlainDumper",
     "render_manifests",
@@ -35,6 +46,18 @@ __all__ = [
 DEFAULT_IMAGE = f"opsloop:{__version__}"
 #: The Secret the servers read the metadata store's and artifact store's URLs from.
 DEFAULT_STORE_SECRET = "opsloop-store"
+#: The fixed non-root user and group the server runs as (above 10000, clear of host users).
+SERVER_UID = 10001
+SERVER_GID = 10001
+#: The project folder inside the server container; its ``.opsloop`` (model cache, runtime
+#: files) is a writable ``emptyDir``, as is ``/tmp``: the root filesystem is read-only.
+SERVER_HOME = "/srv/opsloop"
+#: Requests and limits of a deployment whose document sets none (per resource, a request or
+#: limit set alone is used for both).
+DEFAULT_RESOURCES = {
+    "requests": {"cpu": "250m", "memory": "512Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi"},
+}
 # The variables ``opsloop serve`` reads its tokens from (the serving discipline's names; the
 # CLI's contract, repeated here because gitops does not import serve).
 SERVE_TOKEN_ENV = "OPSLOOP_SERVE_TOKEN"
@@ -76,12 +99,47 @@ def _labels(spec: RuntimeSpec) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def _resources(spec: RuntimeSpec) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for kind in ("requests", "limits"):
-        values = {k: v for k, v in (spec.resources.get(kind) or {}).items() if v is not None}
-        if values:
-            out[kind] = values
+    """The document's requests and limits, completed: a resource with neither gets the
+    defaults, one with only a request or only a limit uses it for both (as Kubernetes does
+    for a lone limit), so every container has both and a limit is never below its request."""
+    given = {
+        kind: {k: v for k, v in (spec.resources.get(kind) or {}).items() if v is not None}
+        for kind in ("requests", "limits")
+    }
+    out: dict[str, dict[str, str]] = {"requests": {}, "limits": {}}
+    names = sorted({*given["requests"], *given["limits"], *DEFAULT_RESOURCES["requests"]})
+    for name in names:
+        request, limit = given["requests"].get(name), given["limits"].get(name)
+        if request is None and limit is None:
+            request = DEFAULT_RESOURCES["requests"].get(name)
+            limit = DEFAULT_RESOURCES["limits"].get(name)
+        request = request if request is not None else limit
+        limit = limit if limit is not None else request
+        if request is not None and limit is not None:
+            out["requests"][name] = request
+            out["limits"][name] = limit
     return out
+
+
+def _skips(reasons: dict[str, str]) -> dict[str, str]:
+    """checkov skip annotations: ``checkov.io/skip<N>: <check>=<reason>``."""
+    return {
+        f"checkov.io/skip{i}": f"{check}={why}" for i, (check, why) in enumerate(reasons.items(), 1)
+    }
+
+
+_NO_NAMESPACE = (
+    "no namespace rendered: it is chosen when the manifests are applied "
+    "(kubectl -n, or the GitOps tool's destination)"
+)
+_SECRETS_AS_ENV = (
+    "opsloop serve reads its tokens and store URLs from environment variables; they come "
+    "from Secrets created in the cluster, never from this manifest"
+)
+_NO_DIGEST = (
+    "the image is pinned to the opsloop version by tag; its digest is known only once the "
+    "rendered Dockerfile is built (pass --image NAME@sha256:... to pin it)"
+)
 
 
 def render_manifests(
@@ -94,7 +152,7 @@ def render_manifests(
     token_secret: str | None = None,
     store_secret: str = DEFAULT_STORE_SECRET,
 ) -> list[dict[str, Any]]:
-    """The ``Deployment`` and ``Service`` of one deployment.
+    """The ``Deployment``, ``Service`` and ``NetworkPolicy`` of one deployment.
 
     The server listens on every interface of its pod, so it needs a token: the container
     reads ``OPSLOOP_SERVE_TOKEN`` (key ``token``) and, when present, ``OPSLOOP_ADMIN_TOKEN``
@@ -117,7 +175,7 @@ def render_manifests(
         store_secret: Name of the Secret holding the store URLs.
 
     Returns:
-        Two manifests, as plain data.
+        Three manifests, as plain data.
 
     Raises:
         GitOpsError: ``env`` sets a token variable (a token must come from the Secret), or a
@@ -149,12 +207,19 @@ def render_manifests(
     }
     if revision:
         annotations["opsloop.io/revision"] = revision
+    skipped = {"CKV_K8S_35": _SECRETS_AS_ENV}
+    if "@sha256:" not in image:
+        skipped["CKV_K8S_43"] = _NO_DIGEST
+    if not namespace:
+        skipped["CKV_K8S_21"] = _NO_NAMESPACE
+    annotations.update(_skips(skipped))
     meta: dict[str, Any] = {"name": spec.name, "labels": labels, "annotations": annotations}
     if namespace:
         meta["namespace"] = namespace
     container: dict[str, Any] = {
         "name": "server",
         "image": image,
+        "imagePullPolicy": "Always",
         "command": ["opsloop"],
         "args": args,
         "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
@@ -170,11 +235,27 @@ def render_manifests(
             "periodSeconds": 10,
         },
     }
-    resources = _resources(spec)
-    if resources:
-        container["resources"] = resources
+    container["resources"] = _resources(spec)
+    container["securityContext"] = {
+        "runAsNonRoot": True,
+        "runAsUser": SERVER_UID,
+        "runAsGroup": SERVER_GID,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    container["volumeMounts"] = [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "state", "mountPath": f"{SERVER_HOME}/.opsloop"},
+    ]
+    # Where the server finds its project (the state folder is the emptyDir above) and a
+    # writable home for libraries that cache under it.
+    defaults = {"OPSLOOP_PROJECT_DIR": SERVER_HOME, "HOME": "/tmp"}
     container["env"] = (
         [{"name": k, "value": v} for k, v in sorted((env or {}).items())]
+        + [{"name": k, "value": v} for k, v in defaults.items() if k not in (env or {})]
         + [_secret_ref(name, secret, key, optional) for name, (key, optional) in secret_env.items()]
         + [
             _secret_ref(name, store_secret, key, optional)
@@ -205,15 +286,34 @@ def render_manifests(
                     },
                 },
                 "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": SERVER_UID,
+                        "runAsGroup": SERVER_GID,
+                        "fsGroup": SERVER_GID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
                     "containers": [container],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {}},
+                        {"name": "state", "emptyDir": {}},
+                    ],
                     "terminationGracePeriodSeconds": 40,
                 },
             },
         },
     }
-    service_meta: dict[str, Any] = {"name": spec.name, "labels": labels}
-    if namespace:
-        service_meta["namespace"] = namespace
+
+    def meta_of(name: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": name, "labels": labels}
+        if namespace:
+            out["namespace"] = namespace
+        else:
+            out["annotations"] = _skips({"CKV_K8S_21": _NO_NAMESPACE})
+        return out
+
+    service_meta = meta_of(spec.name)
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -224,7 +324,18 @@ def render_manifests(
             "ports": [{"name": "http", "port": spec.port, "targetPort": "http", "protocol": "TCP"}],
         },
     }
-    return [deployment, service]
+    # Ingress to the server's port only; egress stays open (the stores, the object store).
+    network_policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta_of(spec.name),
+        "spec": {
+            "podSelector": {"matchLabels": selector},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"port": spec.port, "protocol": "TCP"}]}],
+        },
+    }
+    return [deployment, service, network_policy]
 
 
 def _secret_ref(name: str, secret: str, key: str, optional: bool) -> dict[str, Any]:
