@@ -30,6 +30,7 @@ The tree::
     ├── MLError                     training, tuning, evaluation or gating failed
     ├── ServingError                a model server could not start or serve
     │   └── InvalidRequestError     a request does not match the model's signature
+    ├── SecurityError               a scan, signature, ML-BOM, policy or IaC check failed
     ├── GitOpsError                 desired state could not be read, written or applied
     ├── MonitorError                a monitor could not compute its metrics
     └── AIOpsError                  detection, correlation or remediation failed
@@ -240,7 +241,8 @@ class InvalidRequestError(ServingError):
 
 
 class SecurityError(OpsloopError):
-    """A security check failed or could not run (scan, signature, policy, IaC check)."""
+    """A security check failed or could not run (scan, signature, bill of materials,
+    admission policy, IaC check)."""
 
 
 class GitOpsError(OpsloopError):
@@ -253,10 +255,6 @@ class MonitorError(OpsloopError):
 
 class AIOpsError(OpsloopError):
     """Detection, correlation or remediation failed."""
-
-
-class SecurityError(OpsloopError):
-    """A supply-chain check (scan, signature, bill of materials, admission) failed."""
 
 
 # Errors that say the data cannot be written, however often it is tried (PEP 249 names for the
