@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -20,10 +20,6 @@ from opsloop.errors import ConfigError
 __all__ = ["JsonlSink", "ParquetSink", "open_sink", "read_jsonl"]
 
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC
-
-
-class _Record(Protocol):
-    def to_dict(self) -> dict[str, Any]: ...
 
 
 def _default(value: Any) -> Any:
