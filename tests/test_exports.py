@@ -12,11 +12,15 @@ import pytest
 
 import opsloop
 import opsloop.errors as errors
+from tests.public_names import check_export
 
 
 @pytest.mark.parametrize("name", opsloop.__all__)
 def test_every_export_resolves(name: str) -> None:
-    assert getattr(opsloop, name) is not None
+    check_export(opsloop, name)
+    module = importlib.import_module(opsloop._EXPORTS[name])
+    expected = module if module.__name__ == f"opsloop.{name}" else getattr(module, name)
+    assert getattr(opsloop, name) is expected
 
 
 def test_all_is_the_table_sorted() -> None:

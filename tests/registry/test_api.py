@@ -40,6 +40,7 @@ from opsloop.registry import (
 )
 from opsloop.serve.base import ServableModel
 from opsloop.store import Store
+from tests.public_names import check_export
 from tests.registry.custom_types import Doubler, Fragile
 
 Stores = tuple[Store, ArtifactStore]
@@ -47,7 +48,7 @@ Stores = tuple[Store, ArtifactStore]
 
 def test_exports_are_importable() -> None:
     for name in registry.__all__:
-        assert getattr(registry, name) is not None, name
+        check_export(registry, name)
 
 
 def test_register_and_load_round_trip(
