@@ -6,10 +6,12 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from opsloop.context import Project, find_project, set_current_project
+if TYPE_CHECKING:
+    from opsloop.context import Project
 
 # Lines in a log file are not wrapped: a path cut at column 80 cannot be copied.
 _LOG_WIDTH = 240
@@ -42,6 +44,9 @@ def project() -> Project:
         ConfigError: The working directory (or ``-C DIR``) is not in a project; nothing is
             created.
     """
+    # Lazy: the project's settings load pydantic and YAML, which 'opsloop --help' never needs.
+    from opsloop.context import find_project, set_current_project
+
     proj = find_project(State.project_dir)
     set_current_project(proj)
     return proj

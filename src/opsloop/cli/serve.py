@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from opsloop.errors import ConfigError
-from opsloop.serve.base import ServableModel
+
+if TYPE_CHECKING:
+    from opsloop.serve.base import ServableModel
 
 __all__ = ["EXAMPLES", "parse_routes", "resolve_loader", "serve_command"]
 
@@ -45,7 +47,12 @@ EXAMPLES = "\n".join(
     ]
 )
 
-Loader = Callable[[str], ServableModel]
+if TYPE_CHECKING:
+    Loader = Callable[[str], ServableModel]
+else:
+    # typer reads the command's annotations when it builds the CLI: at run time the alias must
+    # not need opsloop.serve.base, which loads pandas for every command.
+    Loader = Callable[[str], Any]
 
 
 def _import_loader(spec: str) -> Loader:
