@@ -5,10 +5,12 @@ Plain numpy + scikit-learn so it runs in the anchors' own environments too.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FEATURES = 30
 COLUMNS = [f"f{i}" for i in range(FEATURES)]

@@ -46,10 +46,9 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -60,6 +59,9 @@ from opsloop.aiops.correlation import DEFAULT_WINDOW, correlate, subject_of
 from opsloop.aiops.incidents import ingest_alerts, list_incidents
 from opsloop.store import open_store
 from opsloop.testing.aiops_scenarios import Simulation, score_incidents, simulate
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 TARGET_REDUCTION = 0.90
 TARGET_ROOT_CAUSE = 0.90

@@ -29,9 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
@@ -39,6 +39,9 @@ from _anchors import BENCH_DIR, ROOT, anchor_python
 from _serving_common import COLUMNS, make_data, probe_row, train
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 HERE = Path(__file__).resolve().parent
 MLFLOW_REQUIREMENTS = ["mlflow==3.17.2"]

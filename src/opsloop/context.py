@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,8 @@ from opsloop.spec import ProjectSpec, find_project_dir, load_spec
 from opsloop.spec.loader import SPEC_FILE
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from opsloop.artifacts import ArtifactStore
     from opsloop.store import Store
 

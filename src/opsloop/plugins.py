@@ -21,7 +21,6 @@ from __future__ import annotations
 import difflib
 import logging
 import threading
-from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from opsloop.errors import ConfigError, OpsloopError, PluginError
@@ -29,6 +28,7 @@ from opsloop.errors import ConfigError, OpsloopError, PluginError
 if TYPE_CHECKING:
     # importlib.metadata costs tens of milliseconds to import; the CLI starts on every call,
     # so it is imported only when a plugin is looked up.
+    from collections.abc import Callable, Iterator
     from importlib.metadata import EntryPoint
 
 __all__ = ["ENTRY_POINT_GROUPS", "Registry"]
@@ -254,7 +254,7 @@ class Registry(Generic[T]):
 
     def _checked(self, name: str, obj: object, where: str, hint: str | None = None) -> T:
         if self._check is None:
-            return cast(T, obj)
+            return cast("T", obj)
         try:
             return self._check(name, obj)
         except (TypeError, ValueError) as exc:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.table import Table
@@ -16,6 +15,9 @@ from opsloop.aiops.benchmark import (
     CVReport,
     Scoreboard,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["render_cv_report", "render_scoreboard", "write_chart"]
 

@@ -16,7 +16,6 @@ import base64
 import json
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -25,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from opsloop.aiops.alerts import AlertInfo
 from opsloop.aiops.incidents import (
     ActionInfo,
     get_incident,
@@ -36,9 +34,12 @@ from opsloop.aiops.incidents import (
 from opsloop.errors import AIOpsError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import jinja2
     from matplotlib.figure import Figure
 
+    from opsloop.aiops.alerts import AlertInfo
     from opsloop.store import Store
 
 __all__ = [

@@ -11,7 +11,6 @@ rest to such a delegate.
 from __future__ import annotations
 
 import os
-import re
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
@@ -20,6 +19,8 @@ from opsloop.errors import AIOpsError, MissingDependencyError
 from opsloop.spec.remediation import ENV_REFERENCE, NotifySettings
 
 if TYPE_CHECKING:
+    import re
+
     import httpx
 
 __all__ = ["ActionExecutor", "WebhookExecutor"]

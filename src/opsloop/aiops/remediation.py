@@ -46,7 +46,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
@@ -74,11 +73,13 @@ from opsloop.spec.remediation import (
     RollbackSettings,
 )
 from opsloop.store.liveness import gone_reason, this_process
-from opsloop.store.types import ActionInfo, IncidentInfo
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from opsloop.plugins import Registry
     from opsloop.store import Store
+    from opsloop.store.types import ActionInfo, IncidentInfo
 
 __all__ = [
     "NO_POLICY",

@@ -16,9 +16,6 @@ after the series.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsloop.aiops.alerts import AlertIn, alerts_from_flags
@@ -26,6 +23,10 @@ from opsloop.spec.alerting import AlertsSection, DetectorAlerting, ThresholdRule
 from opsloop.spec.loader import load_section
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+    from pathlib import Path
+
     from opsloop.store import Store
 
 __all__ = [

@@ -8,7 +8,6 @@ rewritten from their parsed form, so YAML comments in a changed document are not
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,8 @@ from opsloop.gitops.repo import CommitInfo, GitRepo
 from opsloop.gitops.wording import split_text, versions_text
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from opsloop.context import Project
 
 __all__ = [

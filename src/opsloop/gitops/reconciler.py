@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -45,10 +44,12 @@ from opsloop.gitops.repo import GitRepo
 from opsloop.gitops.runtime import Runtime, open_runtime
 from opsloop.gitops.types import Health, HealthStatus, LiveDeployment, RuntimeSpec, SyncStatus
 from opsloop.gitops.wording import describe_diff, split_text, versions_text
-from opsloop.store.types import DeploymentRecord
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from opsloop.context import Project
+    from opsloop.store.types import DeploymentRecord
 
 __all__ = [
     "DEFAULT_FOLDER",

@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsloop.context import Project, use_project
@@ -17,6 +15,9 @@ from opsloop.spec.loader import SPEC_FILE
 from opsloop.spec.yamlpos import line_for, load_yaml, load_yaml_with_lines, read_text
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     import pandas as pd
 
 PHASES = (

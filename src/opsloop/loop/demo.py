@@ -265,7 +265,9 @@ class _TrafficDuringCanary:
         return result
 
 
-def run_loop_demo(
+# One story told in order (serve, drift, detect, heal), each step with its own output: split up
+# it reads worse.
+def run_loop_demo(  # noqa: C901
     project: Project,
     console: Console,
     *,

@@ -9,7 +9,6 @@ alert rules and the detector are the project's (``alerts`` in ``opsloop.yaml``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -30,6 +29,8 @@ from opsloop.spec.alerting import AlertsSection
 from opsloop.spec.monitoring import MONITORS, DriftThresholds
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from opsloop.context import Project
     from opsloop.store import AlertInfo
 

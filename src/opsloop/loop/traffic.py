@@ -10,15 +10,18 @@ those rows backwards; one trained on the recent labelled traffic learns the new 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from opsloop.errors import ServingError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import pandas as pd
 
 __all__ = ["Replay", "drifted_sample", "send_feedback", "send_requests"]
 

@@ -7,16 +7,19 @@ thousands of rows takes seconds, not minutes: tuning many trials beats tuning fe
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import optuna
 import pandas as pd
 
 from opsloop.errors import MissingDependencyError, MLError
 from opsloop.ml.metrics import ProblemType, check_problem_type
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import optuna
 
 __all__ = [
     "DEFAULT_CANDIDATES",

@@ -6,16 +6,19 @@ same thing at every step (same positive class, same averaging).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict
 from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
 
 from opsloop.errors import MLError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import pandas as pd
 
 __all__ = [
     "METRICS",

@@ -7,14 +7,17 @@ registered.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from opsloop.errors import MLError, MonitorError
 from opsloop.monitor.windows import LABEL, OUTPUT
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import pandas as pd
 
 __all__ = ["LABELLED", "quality_metrics"]
 

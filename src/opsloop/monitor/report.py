@@ -12,15 +12,12 @@ from __future__ import annotations
 import base64
 import io
 import math
-import os
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from opsloop.data.reference import (
     CategoricalProfile,
@@ -29,12 +26,17 @@ from opsloop.data.reference import (
     numeric_values,
 )
 from opsloop.errors import MonitorError
-from opsloop.monitor.drift import DriftResult, FeatureDrift
 
 if TYPE_CHECKING:
+    import os
+    from collections.abc import Mapping, Sequence
+
     import jinja2
+    import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from opsloop.monitor.drift import DriftResult, FeatureDrift
 
 __all__ = ["write_drift_report"]
 

@@ -21,7 +21,6 @@ A rate is written only when requests (or predict calls) arrived since the previo
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -29,6 +28,8 @@ from typing import TYPE_CHECKING
 from opsloop.errors import MonitorError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from opsloop.store import Store
 
 __all__ = [

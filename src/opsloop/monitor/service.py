@@ -35,11 +35,9 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -66,6 +64,9 @@ from opsloop.monitor.windows import (
 from opsloop.spec.monitoring import MONITORS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterator, Sequence
+    from pathlib import Path
+
     from opsloop.artifacts import ArtifactStore
     from opsloop.spec import ProjectSpec
     from opsloop.store import Store

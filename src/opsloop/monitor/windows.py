@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import math
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -33,6 +32,8 @@ import pandas as pd
 from opsloop.errors import MonitorError, OpsloopError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
     from opsloop.artifacts import ArtifactStore
     from opsloop.store import Store
     from opsloop.store.types import PredictionInfo

@@ -27,10 +27,12 @@ import sys
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from opsloop.artifacts import ArtifactStore
 from opsloop.errors import MaterializerError, OpsloopError
+
+if TYPE_CHECKING:
+    from opsloop.artifacts import ArtifactStore
 
 __all__ = [
     "META_FILE",

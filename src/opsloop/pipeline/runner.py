@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import NotFoundError, OpsloopError, PipelineError, StepFailedError
 from opsloop.pipeline.cache import cache_key
-from opsloop.pipeline.dag import Dag
 from opsloop.pipeline.executors import DEFAULT_LOG_LIMIT, Executor, get_executor
 from opsloop.pipeline.executors.base import StepResult, StepTask
 from opsloop.pipeline.materializers import load_value, materializer_versions
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from opsloop.artifacts import ArtifactStore
     from opsloop.context import Project
     from opsloop.gitutil import GitInfo
+    from opsloop.pipeline.dag import Dag
     from opsloop.store import Store
 
 __all__ = ["PipelineRunResult", "StepOutcome", "load_output", "run_pipeline"]

@@ -7,7 +7,6 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,14 +28,15 @@ from opsloop.registry.packaging import (
     load_model_dir,
     save_model,
 )
-from opsloop.registry.signature import ColumnSpec
 from opsloop.registry.trust import check_extra_types
 from opsloop.registry.uri import resolve_model_uri
-from opsloop.store import ModelVersionInfo, RegisteredModelInfo
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from opsloop.artifacts import ArtifactStore
-    from opsloop.store import Store
+    from opsloop.registry.signature import ColumnSpec
+    from opsloop.store import ModelVersionInfo, RegisteredModelInfo, Store
 
 __all__ = [
     "LoadedModel",

@@ -19,14 +19,12 @@ import platform
 import shutil
 import stat
 import tempfile
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -43,6 +41,11 @@ from opsloop.registry.signature import (
 )
 from opsloop.registry.trust import TypeRef, check_extra_types, check_types
 from opsloop.spec.yamlpos import load_yaml
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import pandas as pd
 
 __all__ = [
     "FORMAT_VERSION",

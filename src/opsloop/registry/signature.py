@@ -6,13 +6,15 @@ A signature read from a packaged model is what the model server checks requests 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from opsloop.errors import RegistryError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "SUPPORTED_DTYPES",

@@ -30,11 +30,13 @@ import importlib
 import re
 import sys
 import types
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from opsloop.errors import RegistryError, UntrustedTypeError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
 
 __all__ = [
     "DENIED_MODULES",

@@ -14,19 +14,16 @@ import math
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import numpy as np
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opsloop.errors import InvalidRequestError, NotFoundError, OpsloopError, ServingError
 from opsloop.serve.auth import Scope as TokenScope
@@ -51,11 +48,18 @@ from opsloop.serve.codec import (
     predict_method,
     v2_outputs,
 )
-from opsloop.serve.config import ServerConfig
 from opsloop.serve.feedback import LABELLED, ClientRateLimiter, LabelSpec, RecentRequests
 from opsloop.serve.metrics import CONTENT_TYPE_LATEST, ServerMetrics
 from opsloop.serve.predlog import RecordLog
 from opsloop.serve.router import ModelRouter, VersionSlot
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+
+    from starlette.requests import Request
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    from opsloop.serve.config import ServerConfig
 
 __all__ = ["InferenceRoutes", "ServerState", "create_app"]
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import logging
 import socket
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import MissingDependencyError, ServingError
 from opsloop.serve.auth import is_loopback
 from opsloop.serve.base import ServableModel
 from opsloop.serve.config import ServerConfig
+
+if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Callable, Sequence
 
 __all__ = ["bind_socket", "run_server", "serve", "uvicorn_config"]
 

@@ -17,7 +17,6 @@ are different blobs (and deleting one never takes another's).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,8 @@ import orjson
 from opsloop.errors import ArtifactError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     import pandas as pd
     import pyarrow as pa
 

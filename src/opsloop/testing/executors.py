@@ -18,14 +18,16 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.artifacts import ArtifactStore, open_artifact_store
 from opsloop.pipeline.executors.base import Executor, StepResult, StepTask
 from opsloop.pipeline.materializers import load_value
-from opsloop.pipeline.step import Step
 from opsloop.testing import _steps as steps
 from opsloop.testing._core import Check, check, run_checks
+
+if TYPE_CHECKING:
+    from opsloop.pipeline.step import Step
 
 __all__ = ["ExecutorFactory", "check_executor", "yield_executor_checks"]
 

@@ -33,7 +33,7 @@ RuntimeFactory = Callable[..., Runtime]
 def _factory(name: str, obj: Any) -> RuntimeFactory:
     if not callable(obj):
         raise TypeError(f"{obj!r} is not callable")
-    return cast(RuntimeFactory, obj)
+    return cast("RuntimeFactory", obj)
 
 
 RUNTIMES: Registry[RuntimeFactory] = Registry("runtime", "opsloop.runtimes", check=_factory)

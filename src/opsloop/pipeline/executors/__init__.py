@@ -43,7 +43,7 @@ def _factory(name: str, obj: Any) -> ExecutorFactory:
         raise TypeError(f"{obj.__module__}.{obj.__qualname__} is not an Executor subclass")
     if not callable(obj):
         raise TypeError(f"{obj!r} is not callable")
-    return cast(ExecutorFactory, obj)
+    return cast("ExecutorFactory", obj)
 
 
 EXECUTORS: Registry[ExecutorFactory] = Registry("executor", "opsloop.executors", check=_factory)

@@ -13,11 +13,13 @@ when the executor itself breaks.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+    from datetime import datetime
+    from types import TracebackType
 
 __all__ = ["DEFAULT_LOG_LIMIT", "Executor", "StepResult", "StepTask"]
 
