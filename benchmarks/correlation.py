@@ -257,10 +257,12 @@ def run_variant(
 
 
 def write_chart(results: dict[str, list[tuple[str, dict[str, Any], float]]], path: Path) -> Path:
-    import matplotlib
+    # Lazy imports here and below (noqa: PLC0415) of matplotlib: each loads only where it is used,
+    # so importing this module stays light.
+    import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     variants = list(results)
     fig, axes = plt.subplots(1, len(variants), figsize=(7 * len(variants), 4.8), squeeze=False)

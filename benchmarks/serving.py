@@ -247,10 +247,12 @@ def check_answer(url: str, body: dict[str, object], expected: np.ndarray, name: 
 
 
 def chart(results: list[Result], path: Path) -> None:
-    import matplotlib
+    # Lazy imports here and below (noqa: PLC0415) of matplotlib: each loads only where it is used,
+    # so importing this module stays light.
+    import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     labels = sorted({(r.server, r.protocol) for r in results}, key=lambda k: (k[0] != "opsloop", k))
     concs = sorted({r.concurrency for r in results})

@@ -102,7 +102,9 @@ class Project:
         """The metadata store, opened (and migrated) on first use."""
         with self._lock:
             if self._store is None:
-                from opsloop.store import open_store
+                # Lazy imports here and below (noqa: PLC0415) of opsloop.store, opsloop.artifacts:
+                # each loads only where it is used, so importing this module stays light.
+                from opsloop.store import open_store  # noqa: PLC0415
 
                 self._store = open_store(
                     self.store_url,
@@ -118,7 +120,7 @@ class Project:
         """The artifact store, opened on first use."""
         with self._lock:
             if self._artifacts is None:
-                from opsloop.artifacts import open_artifact_store
+                from opsloop.artifacts import open_artifact_store  # noqa: PLC0415
 
                 options: dict[str, Any] = {}
                 if self.artifact_url.startswith("s3://") and self.settings.s3_endpoint_url:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import opsloop.pipeline as package
 from opsloop.errors import PipelineError
 from opsloop.pipeline import Pipeline, Step, StepOutput, pipeline, runner, step
 
@@ -165,8 +166,6 @@ def test_named_steps_and_pipelines():
 
 
 def test_the_package_itself_decorates_like_pipeline():
-    import opsloop.pipeline as package
-
     @package
     def bare():
         sf.light()

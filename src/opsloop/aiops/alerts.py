@@ -384,7 +384,9 @@ def detect_anomalies(
     if last is not None and last < 1:
         raise AIOpsError(f"last must be at least 1, got {last}")
     if detector is None:
-        from opsloop.aiops.detectors import default_detector
+        # Lazy imports here and below (noqa: PLC0415) of opsloop.aiops: each loads only where it is
+        # used, so importing this module stays light.
+        from opsloop.aiops.detectors import default_detector  # noqa: PLC0415
 
         detector = default_detector
     since_utc = _utc(since) if since is not None else None

@@ -70,10 +70,12 @@ def write_chart(board: Scoreboard, path: str | Path, profile: str | None = None)
     Returns:
         The path written.
     """
-    import matplotlib
+    # Lazy imports here and below (noqa: PLC0415) of matplotlib: each loads only where it is used,
+    # so importing this module stays light.
+    import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     profile = profile or board.profiles[0]
     rows = [r for r in board.rows if profile in r.scores]

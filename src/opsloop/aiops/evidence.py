@@ -13,6 +13,7 @@ runs in long-lived processes that never draw.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 import re
@@ -31,6 +32,7 @@ from opsloop.aiops.incidents import (
     list_actions,
     timeline,
 )
+from opsloop.aiops.rules import ThresholdRule
 from opsloop.errors import AIOpsError
 
 if TYPE_CHECKING:
@@ -163,7 +165,6 @@ def _threshold(alert: AlertInfo) -> tuple[float | None, str | None]:
     rule = alert.details.get("rule")
     if not isinstance(rule, str):
         return None, None
-    from opsloop.aiops.rules import ThresholdRule
 
     # Rule alerts record the rule as its expression; reading it back gives the threshold.
     try:
@@ -383,7 +384,9 @@ def _write(path: Path, data: bytes) -> None:
 
 @cache
 def _template() -> jinja2.Template:
-    import jinja2
+    # Lazy imports here and below (noqa: PLC0415) of jinja2, matplotlib: each loads only where it is
+    # used, so importing this module stays light.
+    import jinja2  # noqa: PLC0415
 
     return jinja2.Environment(autoescape=True).from_string(_TEMPLATE)
 
@@ -395,8 +398,6 @@ def _chart_png(
     start: datetime,
     end: datetime,
 ) -> bytes:
-    import io
-
     fig = _chart_figure(s, points, actions, start, end)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
@@ -435,8 +436,8 @@ def _chart_figure(
     """The chart of one series: the points, the threshold, the firing spans, and a labelled
     mark per remediation action. Labels stand in a band above the plot, spread so that none
     overlaps another, the title or the legend (which stands right of the plot)."""
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
-    from matplotlib.figure import Figure
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415
 
     def x(t: datetime) -> float:
         # matplotlib.dates ships without type hints.

@@ -125,7 +125,9 @@ class WebhookExecutor:
             AIOpsError: The webhook is unreachable or answers with an error status.
         """
         try:
-            import httpx
+            # Lazy imports here and below (noqa: PLC0415) of httpx: each loads only where it is
+            # used, so importing this module stays light.
+            import httpx  # noqa: PLC0415
         except ImportError as exc:  # pragma: no cover - httpx ships with the serve extra
             raise MissingDependencyError("httpx", "serve") from exc
         settings = context.settings_as(NotifySettings)

@@ -61,7 +61,7 @@ from opsloop.aiops.actions import (
     incident_subject,
 )
 from opsloop.aiops.executors import ActionExecutor, WebhookExecutor
-from opsloop.aiops.incidents import get_incident, list_actions, resolve
+from opsloop.aiops.incidents import get_incident, list_actions, list_incidents, resolve
 from opsloop.errors import AIOpsError, OpsloopError, PluginError
 from opsloop.spec.loader import load_section
 from opsloop.spec.remediation import (
@@ -266,7 +266,6 @@ class RemediationEngine:
 
     def remediate_open(self) -> dict[int, list[ActionInfo]]:
         """Apply the policies to every open incident; the actions of each one touched."""
-        from opsloop.aiops.incidents import list_incidents
 
         out = {}
         for incident in reversed(list_incidents(self.store, status="open", limit=10_000)):

@@ -93,8 +93,10 @@ def run_alerting(
     alerts = evaluate_rules(store, section, since=since)
     det = section.detector
     if det is not None:
-        from opsloop.aiops.alerts import detect_anomalies
-        from opsloop.aiops.detectors import default_detector, get_detector
+        # Lazy imports here and below (noqa: PLC0415) of opsloop.aiops: each loads only where it is
+        # used, so importing this module stays light.
+        from opsloop.aiops.alerts import detect_anomalies  # noqa: PLC0415
+        from opsloop.aiops.detectors import default_detector, get_detector  # noqa: PLC0415
 
         name = det.detector
 

@@ -43,7 +43,9 @@ class ArtifactBackend:
 
 
 def _open_fsspec(url: str, **storage_options: Any) -> ArtifactStore:
-    from opsloop.artifacts.fsspec_store import FsspecArtifactStore
+    # Lazy imports here and below (noqa: PLC0415) of opsloop.artifacts: each loads only where it is
+    # used, so importing this module stays light.
+    from opsloop.artifacts.fsspec_store import FsspecArtifactStore  # noqa: PLC0415
 
     return FsspecArtifactStore(url, **storage_options)
 

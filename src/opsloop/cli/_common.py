@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from opsloop.errors import NotFoundError, OpsloopError
+
 if TYPE_CHECKING:
     from opsloop.context import Project
 
@@ -45,7 +47,7 @@ def project() -> Project:
             created.
     """
     # Lazy: the project's settings load pydantic and YAML, which 'opsloop --help' never needs.
-    from opsloop.context import find_project, set_current_project
+    from opsloop.context import find_project, set_current_project  # noqa: PLC0415
 
     proj = find_project(State.project_dir)
     set_current_project(proj)
@@ -123,13 +125,12 @@ class DeploymentRef:
 def deployments_of(proj: Project, model: str, folder: str = "deploy") -> list[DeploymentRef]:
     """The deployments whose documents serve ``model``: as Git holds them at HEAD (what a
     sync applies), or as the files are when the project is not a Git repository yet."""
-    from opsloop.errors import OpsloopError
-    from opsloop.gitops.document import DeploymentDocument, parse_document
+    from opsloop.gitops.document import DeploymentDocument, parse_document  # noqa: PLC0415
 
     docs: list[tuple[str, DeploymentDocument]] = []
     try:
-        from opsloop.gitops.loader import load_desired_state
-        from opsloop.gitops.repo import GitRepo
+        from opsloop.gitops.loader import load_desired_state  # noqa: PLC0415
+        from opsloop.gitops.repo import GitRepo  # noqa: PLC0415
 
         repo = GitRepo(proj.dir)
         state = load_desired_state(
@@ -188,7 +189,6 @@ def report_alias_moves(
 
 def model_aliases(proj: Project, model: str) -> dict[str, int]:
     """The model's aliases now (none when it is not registered yet)."""
-    from opsloop.errors import NotFoundError
 
     try:
         return dict(proj.store.models.get(model).aliases)

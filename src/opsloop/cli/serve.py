@@ -112,14 +112,16 @@ def parse_routes(values: list[str], option: str) -> dict[str, list[tuple[str, st
 
 def _sink(target: str | None, deployment: str | None, *, feedback: bool) -> Any:
     """A file sink when a log file is given, ``none`` for no log, else the metadata store."""
-    from opsloop.serve.sinks import open_sink
+    # Lazy imports here and below (noqa: PLC0415) of opsloop.serve, opsloop.context: each loads with
+    # the command that needs it, not with every CLI call.
+    from opsloop.serve.sinks import open_sink  # noqa: PLC0415
 
     if target == "none":
         return None
     if target:
         return open_sink(target)
-    from opsloop.context import current_project
-    from opsloop.serve.store_sink import StoreFeedbackSink, StorePredictionSink
+    from opsloop.context import current_project  # noqa: PLC0415
+    from opsloop.serve.store_sink import StoreFeedbackSink, StorePredictionSink  # noqa: PLC0415
 
     project = current_project()
     kind = "feedback" if feedback else "predictions"
@@ -259,9 +261,9 @@ def serve_command(
     (--token-file, --admin-token-file), never from an argument, which other users of the
     machine can read in the process list. Clients send them as Authorization: Bearer TOKEN.
     """
-    from opsloop.serve.auth import ADMIN_TOKEN_ENV, SERVE_TOKEN_ENV, is_loopback, read_token
-    from opsloop.serve.config import ServerConfig
-    from opsloop.serve.server import bind_socket, serve
+    from opsloop.serve.auth import ADMIN_TOKEN_ENV, SERVE_TOKEN_ENV, is_loopback, read_token  # noqa: PLC0415
+    from opsloop.serve.config import ServerConfig  # noqa: PLC0415
+    from opsloop.serve.server import bind_socket, serve  # noqa: PLC0415
 
     if admin_token is not None:
         raise ConfigError(

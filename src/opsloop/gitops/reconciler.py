@@ -241,7 +241,9 @@ class Reconciler:
         retry_backoff_s: float = 30.0,
     ) -> None:
         if project is None:
-            from opsloop.context import current_project
+            # Lazy imports here and below (noqa: PLC0415) of opsloop.context: each loads only where
+            # it is used, so importing this module stays light.
+            from opsloop.context import current_project  # noqa: PLC0415
 
             project = current_project()
         self.project = project

@@ -119,10 +119,12 @@ def lifecycle_params(project: Project, overrides: dict[str, Any] | None = None) 
             f"{project.dir / SPEC_FILE} declares no lifecycle: it needs 'problem' and 'data'",
             hint="see examples/churn/opsloop.yaml",
         )
-    from opsloop.data import parse_contract, resolve_source
-    from opsloop.ml.candidates import get_candidate
-    from opsloop.ml.gates import validate_gates
-    from opsloop.ml.metrics import get_metric
+    # Lazy imports here and below (noqa: PLC0415) of opsloop.data, opsloop.ml, opsloop.lifecycle,
+    # opsloop.pipeline: each loads only where it is used, so importing this module stays light.
+    from opsloop.data import parse_contract, resolve_source  # noqa: PLC0415
+    from opsloop.ml.candidates import get_candidate  # noqa: PLC0415
+    from opsloop.ml.gates import validate_gates  # noqa: PLC0415
+    from opsloop.ml.metrics import get_metric  # noqa: PLC0415
 
     problem = spec.problem
     file = str(project.dir / SPEC_FILE)
@@ -298,8 +300,8 @@ def _run(
     max_workers: int | None,
     progress: bool,
 ) -> LifecycleOutcome:
-    from opsloop.lifecycle.pipeline import lifecycle
-    from opsloop.pipeline import load_output, run_pipeline
+    from opsloop.lifecycle.pipeline import lifecycle  # noqa: PLC0415
+    from opsloop.pipeline import load_output, run_pipeline  # noqa: PLC0415
 
     result = run_pipeline(
         lifecycle,

@@ -121,7 +121,9 @@ def send_requests(
         timeout_s: Timeout of each request.
         advance: Called with 1 after each request (a progress bar's advance).
     """
-    import httpx
+    # Lazy imports here and below (noqa: PLC0415) of httpx: each loads only where it is used, so
+    # importing this module stays light.
+    import httpx  # noqa: PLC0415
 
     records = _records(inputs)
     out = Replay(request_ids=[None] * len(records), scores=[None] * len(records))
@@ -168,7 +170,7 @@ def send_feedback(
     Raises:
         ServingError: The server refused a label.
     """
-    import httpx
+    import httpx  # noqa: PLC0415
 
     pairs = [(rid, int(lab)) for rid, lab in zip(request_ids, labels, strict=True) if rid]
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)

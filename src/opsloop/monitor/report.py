@@ -112,7 +112,9 @@ figcaption { color: #555; font-size: 0.9em; }
 
 @cache
 def _template() -> jinja2.Template:
-    import jinja2
+    # Lazy imports here and below (noqa: PLC0415) of jinja2, matplotlib: each loads only where it is
+    # used, so importing this module stays light.
+    import jinja2  # noqa: PLC0415
 
     return jinja2.Environment(autoescape=True).from_string(_TEMPLATE)
 
@@ -200,7 +202,7 @@ def _feature_chart(
     reference: NumericProfile | CategoricalProfile | None,
     current: pd.DataFrame | None,
 ) -> dict[str, str]:
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # noqa: PLC0415
 
     numeric_ref = reference if isinstance(reference, NumericProfile) else None
     column = None
@@ -260,7 +262,7 @@ def _draw_cdf(ax: Axes, feature: FeatureDrift, ref: NumericProfile, column: pd.S
 def _series_chart(name: str, points: Sequence[tuple[datetime, float]]) -> dict[str, str]:
     if not points:
         raise MonitorError(f"series '{name}' has no points")
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # noqa: PLC0415
 
     ordered = sorted(points, key=lambda point: point[0])
     figure = Figure(figsize=(8, 2.8))

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -48,6 +49,7 @@ from opsloop.errors import MonitorError, NotFoundError, OpsloopError
 from opsloop.monitor.drift import DriftResult, DriftThresholds, FeatureDrift, compute_drift
 from opsloop.monitor.health import service_health
 from opsloop.monitor.quality import LABELLED, quality_metrics
+from opsloop.monitor.report import write_drift_report
 from opsloop.monitor.windows import (
     DEFAULT_WINDOW_MAX_ROWS,
     OUTPUT,
@@ -305,10 +307,11 @@ def _progress(enabled: bool, total: int) -> Iterator[Any]:
     if not enabled or total == 0:
         yield lambda: None
         return
-    import sys
 
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    # Lazy imports here and below (noqa: PLC0415) of rich: each loads only where it is used, so
+    # importing this module stays light.
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn  # noqa: PLC0415
 
     bar = Progress(
         "monitoring windows",
@@ -600,7 +603,6 @@ def write_monitor_report(
         MonitorError: The window has no predictions, or the model version has no reference
             profile.
     """
-    from opsloop.monitor.report import write_drift_report
 
     if until is None:
         until = monitored_until(store, deployment) or align(datetime.now(UTC), window)

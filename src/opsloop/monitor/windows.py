@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from opsloop.errors import MonitorError, OpsloopError
+from opsloop.store.prediction_chunks import read_chunk
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -396,7 +397,6 @@ def _chunk_frame(
 ) -> pd.DataFrame | None:
     """The rows of a request kept in a chunk (those at ``index``, or all); None when the
     chunk cannot be read (said in ``notes``)."""
-    from opsloop.store.prediction_chunks import read_chunk
 
     if artifacts is None:
         notes.append(

@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
+from opsloop.pipeline.worker import current_task
+
 if TYPE_CHECKING:
     from types import TracebackType
 
@@ -53,7 +55,6 @@ def report_progress(text: str) -> None:
 
     Does nothing outside a pipeline step, or when the run shows no display.
     """
-    from opsloop.pipeline.worker import current_task
 
     task = current_task()
     if task is None:

@@ -287,7 +287,7 @@ class Pipeline:
 
     def __call__(self, **params: Any) -> PipelineRunResult:
         """Run the pipeline in the current project (see :func:`run_pipeline`)."""
-        from opsloop.pipeline.runner import run_pipeline
+        from opsloop.pipeline.runner import run_pipeline  # noqa: PLC0415 - runner imports step
 
         return run_pipeline(self, params)
 

@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opsloop.artifacts import Manifest, ManifestEntry, digest_bytes, digest_file
+from opsloop.context import current_project
 from opsloop.errors import ModelLoadError, OpsloopError, RegistryError, SpecError
 from opsloop.gitutil import GitInfo, git_info
 from opsloop.registry.flavors import Flavor, flavor_for, get_flavor
@@ -40,6 +41,8 @@ from opsloop.registry.signature import (
     infer_signature,
 )
 from opsloop.registry.trust import TypeRef, check_extra_types, check_types
+from opsloop.spec import load_spec
+from opsloop.spec.loader import SPEC_FILE
 from opsloop.spec.yamlpos import load_yaml
 
 if TYPE_CHECKING:
@@ -680,10 +683,6 @@ def _listed(names: Sequence[str], *, as_list: bool = False) -> str:
 
 
 def _project_trusted_types(project_dir: Path | None) -> list[str]:
-    from opsloop.context import current_project
-    from opsloop.spec import load_spec
-    from opsloop.spec.loader import SPEC_FILE
-
     try:
         if project_dir is None:
             spec = current_project().spec
@@ -777,7 +776,9 @@ def _library_versions() -> dict[str, str]:
 
 def _git(project_dir: Path | None) -> GitInfo | None:
     if project_dir is None:
-        from opsloop.context import current_project
+        # Lazy imports here and below (noqa: PLC0415) of opsloop.context: each loads only where it
+        # is used, so importing this module stays light.
+        from opsloop.context import current_project  # noqa: PLC0415
 
         try:
             project_dir = current_project().dir

@@ -167,7 +167,9 @@ def describe_output(model: Any) -> OutputSpec:
     Raises:
         RegistryError: The estimator has no method to answer with.
     """
-    from sklearn.base import is_classifier, is_regressor
+    # Lazy imports here and below (noqa: PLC0415) of sklearn: each loads only where it is used, so
+    # importing this module stays light.
+    from sklearn.base import is_classifier, is_regressor  # noqa: PLC0415
 
     if is_classifier(model):
         classes = getattr(model, "classes_", None)

@@ -15,6 +15,7 @@ import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -115,9 +116,7 @@ class HTTPError(Exception):
 
 def _server_version() -> str:
     try:
-        from importlib.metadata import version
-
-        return version("opsloop")
+        return metadata.version("opsloop")
     except Exception:
         return "0"
 

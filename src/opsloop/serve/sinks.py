@@ -84,8 +84,10 @@ class ParquetSink:
 
     def write_batch(self, records: list[Any]) -> None:
         """Write ``records`` to a new part file."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        # Lazy imports here and below (noqa: PLC0415) of pyarrow: each loads only where it is used,
+        # so importing this module stays light.
+        import pyarrow as pa  # noqa: PLC0415
+        import pyarrow.parquet as pq  # noqa: PLC0415
 
         rows: list[dict[str, Any]] = []
         for record in records:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsloop.artifacts import ArtifactStore, open_artifact_store
+from opsloop.pipeline import worker
 from opsloop.pipeline.executors.base import Executor, StepResult, StepTask
 from opsloop.pipeline.materializers import load_value
 from opsloop.testing import _steps as steps
@@ -143,7 +144,6 @@ def check_output_is_captured(make: ExecutorFactory) -> None:
 @check
 def check_step_end_hooks_run_in_the_worker(make: ExecutorFactory) -> None:
     """Step-end hooks run once per step, after it, with the task set; one that raises fails it."""
-    from opsloop.pipeline import worker
 
     with _setting(make) as (ex, artifacts, folder):
         calls = folder / "hook-calls"
