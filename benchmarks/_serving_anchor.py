@@ -19,9 +19,11 @@ from _serving_common import COLUMNS, train
 
 
 def mlflow_model(data: Path, out: Path) -> None:
-    import mlflow.sklearn
-    import pandas as pd
-    from mlflow.models import infer_signature
+    # Lazy imports here and below (noqa: PLC0415) of mlflow, pandas, joblib: each loads only where
+    # it is used, so importing this module stays light.
+    import mlflow.sklearn  # noqa: PLC0415
+    import pandas as pd  # noqa: PLC0415
+    from mlflow.models import infer_signature  # noqa: PLC0415
 
     pipe = train(data, with_names=True)
     example = pd.DataFrame([[0.0] * len(COLUMNS)], columns=COLUMNS)
@@ -35,7 +37,7 @@ def mlflow_model(data: Path, out: Path) -> None:
 
 
 def mlserver_model(data: Path, out: Path, ports: list[int], adaptive: list[str]) -> None:
-    import joblib
+    import joblib  # noqa: PLC0415
 
     pipe = train(data, with_names=False)
     if out.exists():

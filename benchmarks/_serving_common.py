@@ -5,10 +5,12 @@ Plain numpy + scikit-learn so it runs in the anchors' own environments too.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FEATURES = 30
 COLUMNS = [f"f{i}" for i in range(FEATURES)]
@@ -33,15 +35,17 @@ def train(directory: Path, *, with_names: bool) -> Any:
         with_names: Fit on a DataFrame with columns f0..f29 (MLflow, opsloop) or on the bare
             array (MLServer's sklearn runtime passes arrays).
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    # Lazy imports here and below (noqa: PLC0415) of sklearn, pandas: each loads only where it is
+    # used, so importing this module stays light.
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+    from sklearn.pipeline import make_pipeline  # noqa: PLC0415
+    from sklearn.preprocessing import StandardScaler  # noqa: PLC0415
 
     x = np.load(directory / "X.npy")
     y = np.load(directory / "y.npy")
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     if with_names:
-        import pandas as pd
+        import pandas as pd  # noqa: PLC0415
 
         return pipe.fit(pd.DataFrame(x, columns=COLUMNS), y)
     return pipe.fit(x, y)

@@ -46,10 +46,9 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -60,6 +59,9 @@ from opsloop.aiops.correlation import DEFAULT_WINDOW, correlate, subject_of
 from opsloop.aiops.incidents import ingest_alerts, list_incidents
 from opsloop.store import open_store
 from opsloop.testing.aiops_scenarios import Simulation, score_incidents, simulate
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 TARGET_REDUCTION = 0.90
 TARGET_ROOT_CAUSE = 0.90
@@ -255,10 +257,12 @@ def run_variant(
 
 
 def write_chart(results: dict[str, list[tuple[str, dict[str, Any], float]]], path: Path) -> Path:
-    import matplotlib
+    # Lazy imports here and below (noqa: PLC0415) of matplotlib: each loads only where it is used,
+    # so importing this module stays light.
+    import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     variants = list(results)
     fig, axes = plt.subplots(1, len(variants), figsize=(7 * len(variants), 4.8), squeeze=False)

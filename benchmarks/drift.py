@@ -53,8 +53,16 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
+
+from opsloop.monitor import (
+    DriftThresholds,
+    ReferenceProfile,
+    build_reference_profile,
+    compute_drift,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / ".bench"
@@ -138,8 +146,10 @@ def _read(path: str) -> Any:
     copies of the data at the peak); column by column, the peak is one copy plus one column.
     The frame keeps one block per column (``copy=False``), which neither side minds.
     """
-    import pandas as pd
-    import pyarrow.parquet as pq
+    # Lazy imports here and below (noqa: PLC0415) of pandas, pyarrow, evidently, numpy, scipy, rich:
+    # each loads only where it is used, so importing this module stays light.
+    import pandas as pd  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
 
     parquet = pq.ParquetFile(path)
     names = [n for n in parquet.schema_arrow.names if not n.startswith("__index_level_")]
@@ -148,9 +158,6 @@ def _read(path: str) -> Any:
 
 
 def _worker_profile(args: argparse.Namespace) -> dict[str, Any]:
-
-    from opsloop.monitor import build_reference_profile
-
     reference = _read(args.reference)
     meter = _Meter()
     start = time.perf_counter()
@@ -162,9 +169,6 @@ def _worker_profile(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _worker_opsloop(args: argparse.Namespace) -> dict[str, Any]:
-
-    from opsloop.monitor import DriftThresholds, ReferenceProfile, compute_drift
-
     profile = ReferenceProfile.model_validate_json(Path(args.profile).read_text("utf-8"))
     current = _read(args.current)
     meter = _Meter()
@@ -194,10 +198,8 @@ _EVIDENTLY_METHODS = {
 
 
 def _worker_evidently(args: argparse.Namespace) -> dict[str, Any]:
-    import warnings
-
-    from evidently import Report
-    from evidently.presets import DataDriftPreset
+    from evidently import Report  # noqa: PLC0415
+    from evidently.presets import DataDriftPreset  # noqa: PLC0415
 
     warnings.simplefilter("ignore")  # Evidently's own deprecation chatter
     reference = _read(args.reference)
@@ -237,8 +239,8 @@ def _worker_evidently(args: argparse.Namespace) -> dict[str, Any]:
 
 def _worker_scipy(args: argparse.Namespace) -> dict[str, Any]:
     """A plain pass over the full data with scipy's KS and Wasserstein, for scale."""
-    import numpy as np
-    from scipy import stats
+    import numpy as np  # noqa: PLC0415
+    from scipy import stats  # noqa: PLC0415
 
     reference = _read(args.reference)
     current = _read(args.current)
@@ -292,8 +294,8 @@ def _ensure_evidently(console: Any) -> Path:
 
 
 def _write_data(sizes: list[int], console: Any) -> tuple[Path, dict[int, Path]]:
-    import numpy as np
-    import pandas as pd
+    import numpy as np  # noqa: PLC0415
+    import pandas as pd  # noqa: PLC0415
 
     DATA.mkdir(parents=True, exist_ok=True)
     shapes = ["normal", "lognormal", "uniform", "exponential", "gamma"]
@@ -371,8 +373,8 @@ class _Steps:
 
 def _agreement_suite(evidently: Path, steps: _Steps) -> list[tuple[str, int, int, bool, float]]:
     """Mixed data (small and large references, categories, few distinct values, gaps)."""
-    import numpy as np
-    import pandas as pd
+    import numpy as np  # noqa: PLC0415
+    import pandas as pd  # noqa: PLC0415
 
     def frame(n: int, shift: float, seed: int) -> pd.DataFrame:
         rng = np.random.default_rng(seed)
@@ -434,9 +436,9 @@ def _fmt_mb(value: float | None) -> str:
 
 
 def main() -> None:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-    from rich.table import Table
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -29,9 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
@@ -39,6 +39,9 @@ from _anchors import BENCH_DIR, ROOT, anchor_python
 from _serving_common import COLUMNS, make_data, probe_row, train
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 HERE = Path(__file__).resolve().parent
 MLFLOW_REQUIREMENTS = ["mlflow==3.17.2"]
@@ -244,10 +247,12 @@ def check_answer(url: str, body: dict[str, object], expected: np.ndarray, name: 
 
 
 def chart(results: list[Result], path: Path) -> None:
-    import matplotlib
+    # Lazy imports here and below (noqa: PLC0415) of matplotlib: each loads only where it is used,
+    # so importing this module stays light.
+    import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     labels = sorted({(r.server, r.protocol) for r in results}, key=lambda k: (k[0] != "opsloop", k))
     concs = sorted({r.concurrency for r in results})

@@ -121,7 +121,9 @@ def main() -> None:
     print(f"\nratio opsloop loop / MLflow log_batch: {ratio:.1f}x (target >= 10x)")
     print(f"ratio opsloop loop / MLflow log_metric loop: {ops_rate / mlf_loop:.0f}x")
 
-    from pipeline_overhead import measure_cached_overheads
+    # Lazy imports here and below (noqa: PLC0415) of pipeline_overhead: each loads only where it is
+    # used, so importing this module stays light.
+    from pipeline_overhead import measure_cached_overheads  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:
         over = measure_cached_overheads(Path(tmp))

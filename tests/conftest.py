@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from opsloop.context import Project, open_project, set_current_project
+from opsloop.secops.iac import CHECKOV_ENV, CHECKOV_VERSION, install_checkov
 
 PG_URL = os.environ.get(
     "OPSLOOP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -99,8 +100,6 @@ def checkov() -> Path:
     """The checkov executable: ``OPSLOOP_CHECKOV`` when set, else a private virtual
     environment under ``.pytest_cache/`` made on first use (checkov's pins clash with
     opsloop's, so it is never installed next to it)."""
-    from opsloop.secops.iac import CHECKOV_ENV, CHECKOV_VERSION, install_checkov
-
     if os.environ.get(CHECKOV_ENV):
         return Path(os.environ[CHECKOV_ENV])
     root = Path(__file__).resolve().parent.parent

@@ -12,26 +12,43 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
+# The one list of the public names, each with the module that defines it; the lookup on first
+# use reads it. ``__all__`` (a literal list, as type checkers and linters need) and the imports
+# for type checkers at the end of this file repeat it: tests/test_exports.py checks that both
+# match it, and that every error class of opsloop.errors is in it.
 _EXPORTS: dict[str, str] = {
-    # errors
+    # the subpackage, itself callable as the @pipeline decorator
+    "pipeline": "opsloop.pipeline",
+    # errors: every class of opsloop.errors
     "OpsloopError": "opsloop.errors",
-    "ConfigError": "opsloop.errors",
-    "SpecError": "opsloop.errors",
-    "NotFoundError": "opsloop.errors",
-    "MissingDependencyError": "opsloop.errors",
-    "StoreError": "opsloop.errors",
+    "AIOpsError": "opsloop.errors",
+    "AlreadyExistsError": "opsloop.errors",
     "ArtifactError": "opsloop.errors",
-    "DigestMismatchError": "opsloop.errors",
-    "TrackingError": "opsloop.errors",
-    "PipelineError": "opsloop.errors",
-    "StepFailedError": "opsloop.errors",
-    "RegistryError": "opsloop.errors",
-    "ModelLoadError": "opsloop.errors",
-    "UntrustedTypeError": "opsloop.errors",
-    "DataError": "opsloop.errors",
+    "ConfigError": "opsloop.errors",
     "ContractError": "opsloop.errors",
+    "DataError": "opsloop.errors",
+    "DigestMismatchError": "opsloop.errors",
+    "GitOpsError": "opsloop.errors",
+    "InvalidRequestError": "opsloop.errors",
     "MLError": "opsloop.errors",
+    "MaterializerError": "opsloop.errors",
+    "MigrationError": "opsloop.errors",
+    "MissingDependencyError": "opsloop.errors",
+    "ModelLoadError": "opsloop.errors",
+    "MonitorError": "opsloop.errors",
+    "NotFoundError": "opsloop.errors",
+    "PipelineError": "opsloop.errors",
+    "PluginError": "opsloop.errors",
+    "RegistryError": "opsloop.errors",
+    "RollbackError": "opsloop.errors",
+    "SecurityError": "opsloop.errors",
+    "ServingError": "opsloop.errors",
+    "SpecError": "opsloop.errors",
+    "StepFailedError": "opsloop.errors",
+    "StoreError": "opsloop.errors",
+    "TrackingError": "opsloop.errors",
+    "UntrustedTypeError": "opsloop.errors",
+    "WebhookPayloadError": "opsloop.errors",
     # project and configuration
     "Project": "opsloop.context",
     "current_project": "opsloop.context",
@@ -72,25 +89,36 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "AIOpsError",
     "ActiveRun",
+    "AlreadyExistsError",
     "ArtifactError",
     "ArtifactStore",
     "ConfigError",
     "ContractError",
     "DataError",
     "DigestMismatchError",
+    "GitOpsError",
+    "InvalidRequestError",
     "LoadedModel",
     "MLError",
     "Materializer",
+    "MaterializerError",
+    "MigrationError",
     "MissingDependencyError",
     "ModelLoadError",
+    "MonitorError",
     "NotFoundError",
     "OpsloopError",
     "PipelineError",
     "PipelineRunResult",
+    "PluginError",
     "Project",
     "ProjectSpec",
     "RegistryError",
+    "RollbackError",
+    "SecurityError",
+    "ServingError",
     "Settings",
     "SpecError",
     "StepFailedError",
@@ -98,6 +126,7 @@ __all__ = [
     "StoreError",
     "TrackingError",
     "UntrustedTypeError",
+    "WebhookPayloadError",
     "active_run",
     "current_project",
     "end_run",
@@ -126,13 +155,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "pipeline":
-        # The subpackage opsloop.pipeline is itself callable as the @pipeline decorator.
-        return importlib.import_module("opsloop.pipeline")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'opsloop' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    loaded = importlib.import_module(module)
+    # A subpackage (``pipeline``) is exported itself, any other name is an attribute.
+    value = loaded if module == f"{__name__}.{name}" else getattr(loaded, name)
     globals()[name] = value
     return value
 
@@ -154,23 +182,35 @@ if TYPE_CHECKING:
         use_project,
     )
     from opsloop.errors import (
+        AIOpsError,
+        AlreadyExistsError,
         ArtifactError,
         ConfigError,
         ContractError,
         DataError,
         DigestMismatchError,
+        GitOpsError,
+        InvalidRequestError,
+        MaterializerError,
+        MigrationError,
         MissingDependencyError,
         MLError,
         ModelLoadError,
+        MonitorError,
         NotFoundError,
         OpsloopError,
         PipelineError,
+        PluginError,
         RegistryError,
+        RollbackError,
+        SecurityError,
+        ServingError,
         SpecError,
         StepFailedError,
         StoreError,
         TrackingError,
         UntrustedTypeError,
+        WebhookPayloadError,
     )
     from opsloop.pipeline import (
         Materializer,

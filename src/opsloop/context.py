@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,8 @@ from opsloop.spec import ProjectSpec, find_project_dir, load_spec
 from opsloop.spec.loader import SPEC_FILE
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from opsloop.artifacts import ArtifactStore
     from opsloop.store import Store
 
@@ -101,7 +102,9 @@ class Project:
         """The metadata store, opened (and migrated) on first use."""
         with self._lock:
             if self._store is None:
-                from opsloop.store import open_store
+                # Lazy imports here and below (noqa: PLC0415) of opsloop.store, opsloop.artifacts:
+                # each loads only where it is used, so importing this module stays light.
+                from opsloop.store import open_store  # noqa: PLC0415
 
                 self._store = open_store(
                     self.store_url,
@@ -117,7 +120,7 @@ class Project:
         """The artifact store, opened on first use."""
         with self._lock:
             if self._artifacts is None:
-                from opsloop.artifacts import open_artifact_store
+                from opsloop.artifacts import open_artifact_store  # noqa: PLC0415
 
                 options: dict[str, Any] = {}
                 if self.artifact_url.startswith("s3://") and self.settings.s3_endpoint_url:

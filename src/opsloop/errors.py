@@ -4,7 +4,7 @@ Every error opsloop raises on purpose derives from :class:`OpsloopError`, so cal
 one type; the subclasses say which concern failed. The CLI prints an ``OpsloopError`` as one
 line plus its ``hint`` and exits with status 1.
 
-The tree::
+The tree (every subclass of :class:`OpsloopError` in the package is defined here)::
 
     OpsloopError
     ├── ConfigError                 settings or environment are unusable
@@ -23,7 +23,7 @@ The tree::
     │   └── MaterializerError       a step output cannot be stored or loaded
     ├── RegistryError               a model registry operation was refused
     │   ├── ModelLoadError          a model version cannot be loaded
-    │   ├── UntrustedTypeError      a model holds a type that was not trusted when saved
+    │   │   └── UntrustedTypeError  a model holds a type that was not trusted when saved
     │   └── RollbackError           an alias would move back to an older version unasked
     ├── DataError                   input data is missing, unreadable or unusable
     │   └── ContractError           data broke its contract (every failure listed)
@@ -34,6 +34,7 @@ The tree::
     ├── GitOpsError                 desired state could not be read, written or applied
     ├── MonitorError                a monitor could not compute its metrics
     └── AIOpsError                  detection, correlation or remediation failed
+        └── WebhookPayloadError     an Alertmanager webhook body is not a version 4 payload
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ __all__ = [
     "StoreError",
     "TrackingError",
     "UntrustedTypeError",
+    "WebhookPayloadError",
     "is_data_error",
 ]
 
@@ -255,6 +257,14 @@ class MonitorError(OpsloopError):
 
 class AIOpsError(OpsloopError):
     """Detection, correlation or remediation failed."""
+
+
+class WebhookPayloadError(AIOpsError):
+    """A webhook payload is not what Alertmanager sends; ``field`` names the bad part."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
 
 
 # Errors that say the data cannot be written, however often it is tried (PEP 249 names for the

@@ -21,14 +21,14 @@ from __future__ import annotations
 import difflib
 import logging
 import threading
-from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from opsloop.errors import ConfigError, OpsloopError, PluginError
 
 if TYPE_CHECKING:
     # importlib.metadata costs tens of milliseconds to import; the CLI starts on every call,
-    # so it is imported only when a plugin is looked up.
+    # so it is imported only when a plugin is looked up (the lazy imports, noqa: PLC0415).
+    from collections.abc import Callable, Iterator
     from importlib.metadata import EntryPoint
 
 __all__ = ["ENTRY_POINT_GROUPS", "Registry"]
@@ -154,7 +154,7 @@ class Registry(Generic[T]):
             if name in self._code:
                 source = self._code[name]
                 if isinstance(source, str):
-                    from importlib.metadata import EntryPoint
+                    from importlib.metadata import EntryPoint  # noqa: PLC0415 - see the top
 
                     value = self._import(name, EntryPoint(name, source, self.group), None)
                 else:
@@ -211,7 +211,7 @@ class Registry(Generic[T]):
     def _scan(self) -> dict[str, EntryPoint]:
         # Reads every installed distribution's metadata: done once per registry, and only
         # when a name is not registered in code.
-        from importlib.metadata import entry_points
+        from importlib.metadata import entry_points  # noqa: PLC0415 - see the top
 
         try:
             eps = list(entry_points(group=self.group))
@@ -254,7 +254,7 @@ class Registry(Generic[T]):
 
     def _checked(self, name: str, obj: object, where: str, hint: str | None = None) -> T:
         if self._check is None:
-            return cast(T, obj)
+            return cast("T", obj)
         try:
             return self._check(name, obj)
         except (TypeError, ValueError) as exc:

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from opsloop.redact import redact_url, remember
-from opsloop.spec.schema import ProjectSpec
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from opsloop.spec.schema import ProjectSpec
 
 STATE_DIR = ".opsloop"
 

@@ -22,6 +22,7 @@ from opsloop.aiops.incidents import (
     timeline,
 )
 from opsloop.aiops.lineage import LineageGraph, lineage_edges_from_store, lineage_from_store
+from opsloop.cli.incidents import app
 from opsloop.context import Project
 from opsloop.errors import AIOpsError, NotFoundError
 from opsloop.store import Store, open_store
@@ -551,8 +552,6 @@ def test_ingested_simulation_meets_the_targets(tmp_path: Path) -> None:
 
 
 def test_cli_list_show_resolve(project: Project) -> None:
-    from opsloop.cli.incidents import app
-
     g = estate()
     (inc_id,) = ingest_alerts(
         project.store,

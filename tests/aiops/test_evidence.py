@@ -15,9 +15,11 @@ from opsloop.aiops.evidence import evidence_series, write_evidence
 from opsloop.aiops.incidents import ingest_alerts
 from opsloop.aiops.lineage import LineageGraph
 from opsloop.aiops.rules import ThresholdRule, evaluate_rules
+from opsloop.cli.incidents import app
 from opsloop.context import Project
 from opsloop.errors import NotFoundError
 from opsloop.store import Store, open_store
+from opsloop.store import models as m
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 PROD = {"deployment": "churn-prod"}
@@ -63,8 +65,6 @@ def make_incident(store: Store) -> int:
     result = ingest_alerts(store, alerts, GRAPH, auto_resolve=False)
     assert len(result.opened) == 1, result
     (inc_id,) = result.opened
-
-    from opsloop.store import models as m
 
     with store.db.write() as s:
         for minute, action, status in ((66, "rollback", "succeeded"), (90, "retrain", "failed")):
@@ -143,8 +143,6 @@ def test_write_evidence_of_a_missing_incident(store: Store, tmp_path: Path) -> N
 
 
 def test_cli_show_writes_charts_only_when_asked(project: Project, tmp_path: Path) -> None:
-    from opsloop.cli.incidents import app
-
     inc_id = make_incident(project.store)
     runner = CliRunner()
     env = {"COLUMNS": "200"}

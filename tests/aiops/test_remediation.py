@@ -29,6 +29,7 @@ from opsloop.aiops.remediation import (
     load_remediation_section,
     reject,
 )
+from opsloop.cli.incidents import app
 from opsloop.context import Project
 from opsloop.errors import AIOpsError, SpecError
 from opsloop.spec.remediation import (
@@ -722,8 +723,6 @@ def test_webhook_executor_without_delegate(sqlite_store: Store) -> None:
 
 
 def test_cli_approve_and_reject(project: Project, hook: tuple[str, Hook]) -> None:
-    from opsloop.cli.incidents import app
-
     url, received = hook
     store = project.store
     engine = RemediationEngine(

@@ -23,7 +23,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
 
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -47,7 +47,7 @@ def store(
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(var, value)
-    import boto3
+    import boto3  # noqa: PLC0415
 
     bucket = f"b{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)

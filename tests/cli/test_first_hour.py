@@ -16,6 +16,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from opsloop.aiops.alerts import AlertIn
+from opsloop.aiops.incidents import ingest_alerts, resolve
+from opsloop.aiops.lineage import LineageGraph
 from opsloop.context import open_project
 
 LONG = "a-folder-name-long-enough-that-a-path-through-it-passes-eighty-columns"
@@ -261,10 +264,6 @@ def test_log_file_output_is_full_width_plain_and_shows_progress(
 
 
 def test_incidents_list_says_what_it_hid(tmp_path: Path) -> None:
-    from opsloop.aiops.alerts import AlertIn
-    from opsloop.aiops.incidents import ingest_alerts, resolve
-    from opsloop.aiops.lineage import LineageGraph
-
     (tmp_path / "opsloop.yaml").write_text("project: inc\n")
     project = open_project(tmp_path)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import opsloop.data
+from tests.public_names import check_export
 
 
 def test_every_export_exists_and_is_listed_once() -> None:
@@ -10,4 +11,4 @@ def test_every_export_exists_and_is_listed_once() -> None:
     assert len(names) == len(set(names))
     assert names == sorted(names, key=lambda n: (not n.isupper(), n))
     for name in names:
-        assert getattr(opsloop.data, name) is not None
+        check_export(opsloop.data, name)

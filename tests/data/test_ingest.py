@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from opsloop.data import dataset_version, ensure_time_column, read_source, resolve_source
+from opsloop.data.ingest import _UTF8_CHUNK
 from opsloop.errors import DataError
 
 
@@ -132,8 +133,6 @@ def test_not_utf8_names_byte_offset_and_line(tmp_path: Path) -> None:
 def test_not_utf8_past_first_chunk(tmp_path: Path) -> None:
     # The file is validated in chunks; put a two-byte character across the first chunk
     # border and the bad byte after it, so the offset arithmetic is exercised.
-    from opsloop.data.ingest import _UTF8_CHUNK
-
     head = b"id,name\n"
     filler_rows = (_UTF8_CHUNK - len(head) - 1) // 8
     body = head + b"1,abcde\n" * filler_rows

@@ -3,13 +3,18 @@ local runtimes whose servers are always stopped at the end."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 from sklearn.linear_model import LogisticRegression
 
@@ -104,7 +109,6 @@ def tiny_runtime(repo_project: Project) -> Iterator[LocalRuntime]:
 
 def free_port() -> int:
     """A port nothing listens on now (the kernel's choice, so parallel runs do not clash)."""
-    import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -113,11 +117,6 @@ def free_port() -> int:
 
 def kill(pid: int) -> None:
     """SIGKILL a server, as a crash would, and wait until it is gone (or a zombie)."""
-    import os
-    import signal
-    import time
-
-    import psutil
 
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10

@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from opsloop.artifacts import ArtifactStore, open_artifact_store
+from opsloop.cli.main import app
 from opsloop.context import Project
 from opsloop.monitor.retention import prune_pass, prune_predictions
 from opsloop.monitor.service import CURSOR_SERIES, run_monitors
@@ -263,8 +264,6 @@ def test_retention_waits_for_a_real_monitor_run(stores: tuple[Store, ArtifactSto
 
 
 def test_opsloop_monitor_prune(project: Project) -> None:
-    from opsloop.cli.main import app
-
     (project.dir / "opsloop.yaml").write_text(
         "project: demo\nmonitoring:\n  prediction_log:\n    retention: {max_age_days: 1}\n"
     )

@@ -19,6 +19,7 @@ from opsloop.aiops.alerting import DEFAULT_DETECTOR_SERIES, raise_alerts
 from opsloop.aiops.incidents import list_incidents
 from opsloop.aiops.rules import AlertsSection
 from opsloop.artifacts import ArtifactStore, open_artifact_store
+from opsloop.cli.monitor import app, parse_window
 from opsloop.context import Project
 from opsloop.errors import MonitorError
 from opsloop.monitor import build_reference_profile
@@ -610,8 +611,6 @@ def test_a_for_rule_fires_when_windows_come_one_run_at_a_time(
 
 
 def test_cli_run_then_report(project: Project) -> None:
-    from opsloop.cli.monitor import app, parse_window
-
     store, artifacts = project.store, project.artifacts
     (project.dir / "opsloop.yaml").write_text(
         "project: demo\nalerts:\n  rules:\n    - drift.share > 0.3\n"

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import linecache
+import os
+import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from opsloop.pipeline import run_pipeline
+import opsloop
+from opsloop.pipeline import cache, load_output, pipeline, run_pipeline, step
 from opsloop.pipeline.cache import cache_key, normalize_source
 
 from . import steps_fixture as sf
@@ -159,7 +165,6 @@ def test_source_change_misses_and_cosmetic_change_hits(store, artifacts, version
     result = run(changed.flow, store=store, artifacts=artifacts)
     assert statuses(result) == {"produce": "succeeded", "consume": "succeeded"}
     assert result.steps["produce"].info.outputs != {}
-    from opsloop.pipeline import load_output
 
     assert load_output(result, "consume") == 7
 
@@ -177,8 +182,6 @@ def test_no_cache_forces_a_run_and_refreshes_the_cache(store, artifacts, tmp_pat
 
 
 def test_step_with_cache_disabled_always_runs(store, artifacts, tmp_path):
-    from opsloop.pipeline import pipeline, step
-
     @step(cache=False)
     def volatile(marker: str) -> int:
         with open(marker, "a") as f:
@@ -422,8 +425,6 @@ def test_reloaded_helper_module_changes_the_digest_of_an_existing_step(project):
 
 
 def test_helper_edit_reruns_the_step_and_cosmetic_edit_is_cached(store, artifacts, project):
-    from opsloop.pipeline import load_output
-
     first = run(project().flow, store=store, artifacts=artifacts)
     assert statuses(first) == {"cleaned": "succeeded"}
     cosmetic = run(project(doc='"""Doc."""', comment="c").flow, store=store, artifacts=artifacts)
@@ -434,8 +435,6 @@ def test_helper_edit_reruns_the_step_and_cosmetic_edit_is_cached(store, artifact
 
 
 def test_opsloop_version_is_part_of_the_digest(project, monkeypatch):
-    import opsloop
-
     module = project()
     before = digests(module)
     monkeypatch.setattr(opsloop, "__version__", "0.0.0+other")
@@ -485,7 +484,7 @@ def test_only_project_code_is_followed(tmp_path, monkeypatch, folder, followed):
 
 
 def test_a_global_the_step_assigns_is_state_not_code():
-    from . import helpers_fixture as hf
+    from . import helpers_fixture as hf  # noqa: PLC0415
 
     before = hf.counted.source_digest
     assert hf.counted() == hf.CALLS
@@ -493,14 +492,7 @@ def test_a_global_the_step_assigns_is_state_not_code():
 
 
 def test_numpy_is_not_followed_and_the_digest_is_quick():
-    import linecache
-    import time
-
-    import numpy as np
-
-    from opsloop.pipeline import cache
-
-    from . import helpers_fixture as hf
+    from . import helpers_fixture as hf  # noqa: PLC0415
 
     # Start cold: no source read yet, no digest of any code remembered.
     linecache.clearcache()
@@ -519,10 +511,7 @@ def test_numpy_is_not_followed_and_the_digest_is_quick():
 
 
 def test_digest_is_the_same_in_another_process():
-    import os
-    import subprocess
-
-    from . import helpers_fixture as hf
+    from . import helpers_fixture as hf  # noqa: PLC0415
 
     ours = {name: getattr(hf, name).source_digest for name in ("with_numpy", "with_constants")}
     script = (

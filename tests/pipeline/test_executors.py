@@ -16,9 +16,11 @@ from opsloop.pipeline import (
     get_executor,
     load_value,
     step,
+    worker,
 )
 from opsloop.pipeline.executors.inline import InlineExecutor
 from opsloop.pipeline.executors.local import LocalExecutor
+from opsloop.pipeline.step import _STEPS
 from opsloop.testing import Check, yield_executor_checks
 
 from . import steps_fixture as sf
@@ -81,8 +83,6 @@ def test_worker_cannot_import_a_step_defined_in_a_function(artifacts):
     task = task_for(local_only, artifacts)
     # Forked workers inherit the step; a fresh interpreter cannot import it.
     assert InlineExecutor().submit(task).result().ok
-    from opsloop.pipeline import worker
-    from opsloop.pipeline.step import _STEPS
 
     key = (local_only.module, local_only.qualname)
     saved = _STEPS.pop(key)

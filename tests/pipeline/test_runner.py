@@ -9,7 +9,9 @@ from rich.console import Console
 
 from opsloop.errors import NotFoundError, PipelineError, StepFailedError
 from opsloop.pipeline import load_output, run_pipeline
+from opsloop.pipeline.executors.inline import InlineExecutor
 from opsloop.pipeline.progress import RunDisplay
+from opsloop.store import open_store
 
 from . import steps_fixture as sf
 
@@ -280,8 +282,6 @@ def test_default_stores_come_from_the_current_project(project, tmp_path):
 
 
 def test_every_store_backend(store_url, artifacts, tmp_path):
-    from opsloop.store import open_store
-
     backend = open_store(store_url)
     try:
         params = {"n": 3, "marker": str(tmp_path / "m")}
@@ -293,8 +293,6 @@ def test_every_store_backend(store_url, artifacts, tmp_path):
 
 
 def test_interrupted_run_is_recorded_as_killed(store, artifacts, tmp_path):
-    from opsloop.pipeline.executors.inline import InlineExecutor
-
     class Interrupting(InlineExecutor):
         def submit(self, task):
             raise KeyboardInterrupt

@@ -40,6 +40,8 @@ from opsloop.registry import (
 )
 from opsloop.serve.base import ServableModel
 from opsloop.store import Store
+from opsloop.tracking import start_run
+from tests.public_names import check_export
 from tests.registry.custom_types import Doubler, Fragile
 
 Stores = tuple[Store, ArtifactStore]
@@ -47,7 +49,7 @@ Stores = tuple[Store, ArtifactStore]
 
 def test_exports_are_importable() -> None:
     for name in registry.__all__:
-        assert getattr(registry, name) is not None, name
+        check_export(registry, name)
 
 
 def test_register_and_load_round_trip(
@@ -338,8 +340,6 @@ def test_load_a_local_folder_without_a_store(
 
 
 def test_active_run_is_linked(project: Project, classifier: Pipeline, frame: pd.DataFrame) -> None:
-    from opsloop.tracking import start_run
-
     with start_run("train") as run:
         info = register_model("m", classifier, input_example=frame)
     assert info.run_id == run.id

@@ -7,15 +7,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from opsloop.errors import RegistryError, UntrustedTypeError
+from opsloop.errors import RegistryError, SpecError, UntrustedTypeError
 from opsloop.ml.candidates import get_candidate
 from opsloop.ml.features import build_preprocessor, infer_feature_types
 from opsloop.registry import load_model_dir, save_model
 from opsloop.registry.flavors import SklearnFlavor
 from opsloop.registry.trust import TRUSTED, TypeRef, check_extra_types, check_types, is_denied
+from opsloop.spec.loader import parse_spec
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +190,7 @@ def test_a_method_is_trusted_only_by_name() -> None:
 def test_a_type_trusted_as_an_instance_is_not_trusted_as_a_callable() -> None:
     # A LightGBM booster rebuilt from its state is fine; the class handed to a model to call
     # with any arguments (it reads a model file from a path) is not.
-    import lightgbm
+    import lightgbm  # noqa: PLC0415
 
     X = pd.DataFrame({"x": [1.0, 2.0, 4.0]})
     flavor = SklearnFlavor()
@@ -200,8 +202,6 @@ def test_a_type_trusted_as_an_instance_is_not_trusted_as_a_callable() -> None:
 
 
 def test_a_scikit_learn_estimator_class_is_trusted_by_rule_in_any_use() -> None:
-    from sklearn.linear_model import LogisticRegression
-
     X = pd.DataFrame({"x": [1.0, 2.0, 4.0]})
     flavor = SklearnFlavor()
     refs = flavor.references(flavor.dump(FunctionTransformer(LogisticRegression).fit(X)))
@@ -210,9 +210,6 @@ def test_a_scikit_learn_estimator_class_is_trusted_by_rule_in_any_use() -> None:
 
 
 def test_opsloop_yaml_security_section_is_validated() -> None:
-    from opsloop.errors import SpecError
-    from opsloop.spec.loader import parse_spec
-
     spec = parse_spec("project: p\nsecurity:\n  trusted_types: [mypkg.features.Clipper]\n")
     assert spec.security.trusted_types == ["mypkg.features.Clipper"]
     assert parse_spec("project: p\n").security.trusted_types == []

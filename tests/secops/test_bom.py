@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from opsloop.secops.bom import (
     validate_ml_bom,
 )
 from opsloop.store import ModelVersionInfo, Store, open_store
+from tests.lifecycle.test_lifecycle import base_spec, make_frame
 
 DATA_DIGEST = hashlib.sha256(b"the training data").hexdigest()
 FILE_DIGEST = hashlib.sha256(b"data/churn.csv").hexdigest()
@@ -202,8 +204,6 @@ def test_running_environment_is_said_and_listed(version: tuple[ModelVersionInfo,
     assert meta["opsloop:environment:source"] == "running"
     assert meta["opsloop:environment:python"] == ".".join(map(str, sys.version_info[:3]))
     purls = {c["purl"] for c in _component(bom, "library")}
-    from importlib.metadata import version as dist_version
-
     assert f"pkg:pypi/cyclonedx-python-lib@{dist_version('cyclonedx-python-lib')}" in purls
     assert f"pkg:pypi/scikit-learn@{dist_version('scikit-learn')}" in purls
     for purl in purls:
@@ -341,8 +341,6 @@ def test_cli_writes_a_valid_bom(project: Project, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_bom_of_a_lifecycle_champion(tmp_path: Path) -> None:
     """A version the declared lifecycle trained: real gates, data set and source file."""
-    from tests.lifecycle.test_lifecycle import base_spec, make_frame
-
     (tmp_path / "data").mkdir()
     make_frame().to_csv(tmp_path / "data" / "customers.csv", index=False)
     (tmp_path / "opsloop.yaml").write_text(yaml.safe_dump(base_spec()))

@@ -4,8 +4,11 @@ through the model server's admin endpoint."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -17,7 +20,7 @@ import yaml
 
 from opsloop.artifacts import ArtifactStore, digest_bytes, open_artifact_store
 from opsloop.cli.serve import resolve_loader
-from opsloop.context import Project
+from opsloop.context import Project, open_project, set_current_project
 from opsloop.errors import ModelLoadError, UntrustedTypeError
 from opsloop.registry import (
     METADATA_FILE,
@@ -81,7 +84,6 @@ def test_opsloop_yaml_cannot_trust_os_system(project: Project) -> None:
     (project.dir / "opsloop.yaml").write_text(
         "project: demo\nsecurity:\n  trusted_types: [posix.system, numpy.squeeze]\n"
     )
-    from opsloop.context import open_project, set_current_project
 
     set_current_project(open_project(project.dir))
     with pytest.raises(UntrustedTypeError, match=r"opsloop\.yaml.*posix\.system.*never"):
@@ -259,10 +261,6 @@ def test_a_project_alias_of_os_system_cannot_be_trusted(tmp_path: Path) -> None:
 
 
 def _rename_in_schema(data: bytes, old: tuple[str, str], new: tuple[str, str]) -> bytes:
-    import io
-    import json
-    import zipfile
-
     src = zipfile.ZipFile(io.BytesIO(data))
     schema = json.loads(src.read("schema.json"))
 

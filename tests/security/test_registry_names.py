@@ -12,6 +12,7 @@ import pytest
 from sklearn.preprocessing import StandardScaler
 
 from opsloop.aiops.rules import ThresholdRule
+from opsloop.artifacts import open_artifact_store
 from opsloop.errors import PipelineError, RegistryError, SpecError, TrackingError
 from opsloop.gitops.document import parse_document
 from opsloop.names import NAME_PATTERN, check_name, is_name
@@ -51,7 +52,6 @@ def test_the_name_rule_accepts(name: str) -> None:
 @pytest.mark.parametrize("name", BAD)
 def test_registry_and_store_refuse_bad_names(tmp_path: Path, name: str) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'meta.db'}", actor="t")
-    from opsloop.artifacts import open_artifact_store
 
     artifacts = open_artifact_store(str(tmp_path / "artifacts"))
     kw = {"signature": CMD, "store": store, "artifacts": artifacts}

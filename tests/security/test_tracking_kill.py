@@ -110,9 +110,9 @@ def test_the_cli_shows_a_killed_run(project: Project) -> None:
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     with project.store.db.write() as s:
-        from sqlalchemy import update
+        from sqlalchemy import update  # noqa: PLC0415
 
-        from opsloop.store import models as m
+        from opsloop.store import models as m  # noqa: PLC0415
 
         s.execute(update(m.Run).where(m.Run.id == run.id).values(pid=gone.pid))
     env = {**os.environ, "OPSLOOP_PROJECT_DIR": str(project.dir), "COLUMNS": "200"}

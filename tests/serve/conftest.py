@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 
 from opsloop.serve import ServerConfig, create_app, uvicorn_config
+from tests.serve.models import churn_model
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -121,7 +122,6 @@ def server_process(
 @pytest.fixture(scope="module")
 def churn_server() -> Iterator[Running]:
     """One churn model (version 1) with default settings, shared by a module."""
-    from tests.serve.models import churn_model
 
     with run_server(ServerConfig(models=[churn_model("1")], port=0)) as running:
         yield running

@@ -38,8 +38,8 @@ def main() -> None:
     predictions = open_sink(args.log) if args.log else None
     feedback = open_sink(args.feedback) if args.feedback else None
     if args.store:
-        from opsloop.serve.store_sink import StoreFeedbackSink, StorePredictionSink
-        from opsloop.store import open_store
+        from opsloop.serve.store_sink import StoreFeedbackSink, StorePredictionSink  # noqa: PLC0415
+        from opsloop.store import open_store  # noqa: PLC0415
 
         store = open_store(args.store)
         predictions = StorePredictionSink(store, args.deployment)

@@ -10,6 +10,7 @@ import httpx
 import pydantic
 import pytest
 
+from opsloop.cli.serve import serve_command
 from opsloop.errors import ConfigError, ServingError
 from opsloop.serve import JsonlSink, ServerConfig, serve
 from opsloop.serve.auth import TokenAuth, is_loopback, read_token
@@ -117,8 +118,6 @@ def test_the_server_token_guards_inference_metadata_and_feedback(tmp_path: Path)
 def test_cli_refuses_a_token_argument_and_an_open_public_bind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from opsloop.cli.serve import serve_command
-
     monkeypatch.delenv("OPSLOOP_SERVE_TOKEN", raising=False)
     with pytest.raises(ConfigError, match="--admin-token is not accepted"):
         serve_command(["test:churn/1"], admin_token="s3cret")

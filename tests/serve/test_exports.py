@@ -6,11 +6,15 @@ import subprocess
 import sys
 
 import opsloop.serve as serve_pkg
+from tests.public_names import check_export
 
 
 def test_every_public_name_resolves() -> None:
     for name in serve_pkg.__all__:
-        assert getattr(serve_pkg, name) is not None, name
+        check_export(serve_pkg, name)
+    # The lazy names come from the module the table names.
+    for name, module in serve_pkg._LAZY.items():
+        assert getattr(serve_pkg, name).__module__ == f"opsloop.serve.{module}", name
 
 
 def test_contracts_import_without_the_server_stack() -> None:

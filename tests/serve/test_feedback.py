@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from opsloop.errors import InvalidRequestError
-from opsloop.serve import JsonlSink, ServerConfig, read_jsonl
+from opsloop.serve import JsonlSink, ServerConfig, ServerState, read_jsonl
 from opsloop.serve.feedback import LABELLED, ClientRateLimiter, LabelSpec, RecentRequests
 from tests.serve.conftest import run_server
 from tests.serve.models import churn_model, numeric_model, regressor_model
@@ -209,8 +209,6 @@ def test_forgotten_ids_are_refused_without_a_sink_that_knows_them(tmp_path: Path
 
 
 def test_generated_request_ids_are_128_random_bits(tmp_path: Path) -> None:
-    from opsloop.serve import ServerState
-
     state = ServerState(ServerConfig(models=[churn_model()]))
     ids = [state.new_request_id() for _ in range(2000)]
     assert len(set(ids)) == len(ids)

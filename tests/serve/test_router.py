@@ -7,11 +7,15 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 from opsloop.errors import NotFoundError, ServingError
+from opsloop.serve import SklearnServable, signature_from_frame
 from opsloop.serve.batching import MicroBatcher
 from opsloop.serve.router import ModelRouter
-from tests.serve.models import Wrapped, churn_model, regressor_model
+from tests.serve.models import Wrapped, churn_frame, churn_model, regressor_model
 
 
 def new_router() -> ModelRouter:
@@ -135,13 +139,6 @@ def test_output_metadata_from_warmup() -> None:
 
 
 def test_input_example_warms_up_a_strict_encoder() -> None:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder
-
-    from opsloop.serve import SklearnServable, signature_from_frame
-    from tests.serve.models import churn_frame
-
     df, y = churn_frame()
     x = df[["city"]]
     strict = make_pipeline(OneHotEncoder(handle_unknown="error"), LogisticRegression()).fit(x, y)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import orjson
+import pandas as pd
 import pytest
 import tritonclient.http as triton
 
@@ -37,7 +39,6 @@ PROBA = {"predict_method": "predict_proba"}
 
 def expected(rows: list[list]) -> np.ndarray:
     """The churn model's class probabilities for ``rows``."""
-    import pandas as pd
 
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["city"] = df["city"].astype(object)
@@ -46,7 +47,6 @@ def expected(rows: list[list]) -> np.ndarray:
 
 def expected_labels(rows: list[list]) -> list[int]:
     """The churn model's classes for ``rows`` (what scikit-learn's predict answers)."""
-    import pandas as pd
 
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["city"] = df["city"].astype(object)
@@ -384,8 +384,6 @@ def test_content_types_are_checked(churn_server: Running) -> None:
 
 
 def orjson_dumps(value: object) -> bytes:
-    import orjson
-
     return orjson.dumps(value)
 
 

@@ -11,8 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opsloop.serve import read_jsonl
+from opsloop.cli.serve import parse_routes, resolve_loader
+from opsloop.errors import ConfigError, ServingError
+from opsloop.serve import ServerConfig, read_jsonl, serve
 from tests.serve.conftest import REPO, server_process
+from tests.serve.models import Wrapped, numeric_model
 
 BODY = {"dataframe_records": [{"age": 30, "income": 61.5, "city": "paris", "member": True}]}
 
@@ -144,9 +147,6 @@ def test_cli_serve_command_with_a_loader(tmp_path: Path) -> None:
 
 
 def test_cli_reports_bad_options() -> None:
-    from opsloop.cli.serve import parse_routes, resolve_loader
-    from opsloop.errors import ConfigError
-
     assert parse_routes(["m=1:90,2:10", "n=5"], "--traffic") == {
         "m": [("1", "90"), ("2", "10")],
         "n": [("5", "")],
@@ -158,10 +158,6 @@ def test_cli_reports_bad_options() -> None:
 
 
 def test_serve_raises_when_startup_fails() -> None:
-    from opsloop.errors import ServingError
-    from opsloop.serve import ServerConfig, serve
-    from tests.serve.models import Wrapped, numeric_model
-
     config = ServerConfig(models=[Wrapped(numeric_model(), fail_load=True)], port=0)
     with pytest.raises(ServingError, match="could not start: model 'num' version '1' failed"):
         serve(config)

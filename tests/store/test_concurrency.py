@@ -9,7 +9,10 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+
+from opsloop.store import open_store
 
 WRITER = textwrap.dedent(
     """
@@ -36,8 +39,6 @@ WRITER = textwrap.dedent(
 
 
 def _race(url: str, writers: int = 2) -> list[dict[str, object]]:
-    import time
-
     go = time.time() + 1.5  # both processes are up and importing by then
     procs = [
         subprocess.Popen(
@@ -57,8 +58,6 @@ def _race(url: str, writers: int = 2) -> list[dict[str, object]]:
 
 
 def test_two_writers_lose_nothing(store_url: str) -> None:
-    from opsloop.store import open_store
-
     results = _race(store_url)
     store = open_store(store_url)
     all_versions: list[int] = []
@@ -93,8 +92,6 @@ def test_many_processes_opening_a_new_sqlite_file_at_once_all_succeed(tmp_path: 
     # The switch to WAL mode of a new file answers "database is locked" at once, without the
     # busy handler, while another process opens or migrates the same file; every opener must
     # wait for it instead of failing.
-    import time
-
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     go = time.time() + 1.5
     procs = [

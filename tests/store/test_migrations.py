@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from opsloop.errors import ConfigError
 from opsloop.store import open_store
 from opsloop.store.migrate import VERSION_TABLE, current_revision, head_revision
 from opsloop.store.models import Base
@@ -23,9 +25,5 @@ def test_migrations_match_models(store_url: str) -> None:
 
 
 def test_unsupported_url() -> None:
-    import pytest
-
-    from opsloop.errors import ConfigError
-
     with pytest.raises(ConfigError, match="unsupported store URL"):
         open_store("mysql://x/y")

@@ -32,9 +32,8 @@ A policy then lists it (``actions: [scale_down]``) with its settings under
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -46,7 +45,11 @@ from opsloop.spec.remediation import (
     ActionSettings,
     NotifySettings,
 )
-from opsloop.store.types import IncidentInfo
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from opsloop.store.types import IncidentInfo
 
 __all__ = [
     "REMEDIATION_ACTIONS",
@@ -267,7 +270,7 @@ class ActionContext:
             section = BUILTIN_SETTINGS.get(action)
             if section is NotifySettings:
                 raise AIOpsError("a 'notify' context needs NotifySettings (its webhook)")
-            settings = cast(ActionSettings, section()) if section is not None else {}
+            settings = cast("ActionSettings", section()) if section is not None else {}
         subject = incident_subject(incident)
         base: dict[str, Any] = {
             "target": subject["target"],
@@ -342,7 +345,7 @@ def _action(name: str, obj: Any) -> RemediationAction:
         raise TypeError(f"{obj!r} cannot be called with one argument (the context)") from None
     except ValueError:
         pass  # no signature to read (a C function): calling it will tell
-    return cast(RemediationAction, obj)
+    return cast("RemediationAction", obj)
 
 
 REMEDIATION_ACTIONS: Registry[RemediationAction] = Registry(

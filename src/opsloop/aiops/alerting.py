@@ -8,15 +8,19 @@ longer serve, and correlates what is left into incidents.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from opsloop.aiops.alerts import AlertIn, detect_anomalies
 from opsloop.aiops.incidents import IngestResult, ingest_alerts
 from opsloop.aiops.lineage import lineage_from_store
 from opsloop.aiops.rules import run_alerting
-from opsloop.spec.alerting import AlertsSection
-from opsloop.store import Store
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from datetime import datetime, timedelta
+
+    from opsloop.spec.alerting import AlertsSection
+    from opsloop.store import Store
 
 __all__ = ["DEFAULT_DETECTOR_SERIES", "raise_alerts", "served_versions"]
 

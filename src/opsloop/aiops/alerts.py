@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from opsloop.errors import AIOpsError
+from opsloop.errors import AIOpsError, WebhookPayloadError
 from opsloop.spec.alerting import (
     SEVERITIES,
     Severity,
@@ -164,14 +164,6 @@ def get_alert(store: Store, alert_id: int) -> AlertInfo:
 
 
 # -- Alertmanager webhooks ---------------------------------------------------------------------
-
-
-class WebhookPayloadError(AIOpsError):
-    """A webhook payload is not what Alertmanager sends; ``field`` names the bad part."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
 
 
 def _parse_time(value: object, field: str) -> datetime | None:
@@ -392,7 +384,9 @@ def detect_anomalies(
     if last is not None and last < 1:
         raise AIOpsError(f"last must be at least 1, got {last}")
     if detector is None:
-        from opsloop.aiops.detectors import default_detector
+        # Lazy imports here and below (noqa: PLC0415) of opsloop.aiops: each loads only where it is
+        # used, so importing this module stays light.
+        from opsloop.aiops.detectors import default_detector  # noqa: PLC0415
 
         detector = default_detector
     since_utc = _utc(since) if since is not None else None

@@ -13,21 +13,24 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from opsloop.aiops.detectors import DETECTORS, Detector, get_detector
 from opsloop.aiops.nab.corpus import NabCorpus, load_results
 from opsloop.aiops.nab.scoring import CorpusScore, score_corpus
 from opsloop.errors import AIOpsError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from rich.console import Console
 
 __all__ = [
     "DEFAULT_CV_CANDIDATES",

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.table import Table
@@ -16,6 +15,9 @@ from opsloop.aiops.benchmark import (
     CVReport,
     Scoreboard,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["render_cv_report", "render_scoreboard", "write_chart"]
 
@@ -68,10 +70,12 @@ def write_chart(board: Scoreboard, path: str | Path, profile: str | None = None)
     Returns:
         The path written.
     """
-    import matplotlib
+    # Lazy imports here and below (noqa: PLC0415) of matplotlib: each loads only where it is used,
+    # so importing this module stays light.
+    import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     profile = profile or board.profiles[0]
     rows = [r for r in board.rows if profile in r.scores]

@@ -28,14 +28,16 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, get_args
+from typing import TYPE_CHECKING, Any, Protocol, get_args
 
 from opsloop.aiops.lineage import LineageGraph, split_node
 from opsloop.errors import AIOpsError
 from opsloop.spec.alerting import INCIDENT_KINDS, SEVERITIES, AlertCategory
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 __all__ = [
     "CATEGORIES",

@@ -13,10 +13,10 @@ runs in long-lived processes that never draw.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from opsloop.aiops.alerts import AlertInfo
 from opsloop.aiops.incidents import (
     ActionInfo,
     get_incident,
@@ -33,12 +32,16 @@ from opsloop.aiops.incidents import (
     list_actions,
     timeline,
 )
+from opsloop.aiops.rules import ThresholdRule
 from opsloop.errors import AIOpsError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import jinja2
     from matplotlib.figure import Figure
 
+    from opsloop.aiops.alerts import AlertInfo
     from opsloop.store import Store
 
 __all__ = [
@@ -162,7 +165,6 @@ def _threshold(alert: AlertInfo) -> tuple[float | None, str | None]:
     rule = alert.details.get("rule")
     if not isinstance(rule, str):
         return None, None
-    from opsloop.aiops.rules import ThresholdRule
 
     # Rule alerts record the rule as its expression; reading it back gives the threshold.
     try:
@@ -382,7 +384,9 @@ def _write(path: Path, data: bytes) -> None:
 
 @cache
 def _template() -> jinja2.Template:
-    import jinja2
+    # Lazy imports here and below (noqa: PLC0415) of jinja2, matplotlib: each loads only where it is
+    # used, so importing this module stays light.
+    import jinja2  # noqa: PLC0415
 
     return jinja2.Environment(autoescape=True).from_string(_TEMPLATE)
 
@@ -394,8 +398,6 @@ def _chart_png(
     start: datetime,
     end: datetime,
 ) -> bytes:
-    import io
-
     fig = _chart_figure(s, points, actions, start, end)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
@@ -434,8 +436,8 @@ def _chart_figure(
     """The chart of one series: the points, the threshold, the firing spans, and a labelled
     mark per remediation action. Labels stand in a band above the plot, spread so that none
     overlaps another, the title or the legend (which stands right of the plot)."""
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
-    from matplotlib.figure import Figure
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415
 
     def x(t: datetime) -> float:
         # matplotlib.dates ships without type hints.

@@ -11,7 +11,6 @@ rest to such a delegate.
 from __future__ import annotations
 
 import os
-import re
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
@@ -20,6 +19,8 @@ from opsloop.errors import AIOpsError, MissingDependencyError
 from opsloop.spec.remediation import ENV_REFERENCE, NotifySettings
 
 if TYPE_CHECKING:
+    import re
+
     import httpx
 
 __all__ = ["ActionExecutor", "WebhookExecutor"]
@@ -124,7 +125,9 @@ class WebhookExecutor:
             AIOpsError: The webhook is unreachable or answers with an error status.
         """
         try:
-            import httpx
+            # Lazy imports here and below (noqa: PLC0415) of httpx: each loads only where it is
+            # used, so importing this module stays light.
+            import httpx  # noqa: PLC0415
         except ImportError as exc:  # pragma: no cover - httpx ships with the serve extra
             raise MissingDependencyError("httpx", "serve") from exc
         settings = context.settings_as(NotifySettings)

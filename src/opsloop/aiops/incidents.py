@@ -8,7 +8,6 @@ ended — all in one transaction, each change with its audit event.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -17,11 +16,13 @@ from pydantic import BaseModel, ConfigDict
 
 from opsloop.aiops.alerts import AlertIn, parse_alertmanager
 from opsloop.aiops.correlation import DEFAULT_WINDOW, IncidentSummary, correlate, summarize
-from opsloop.aiops.lineage import LineageGraph
 from opsloop.errors import AIOpsError
 from opsloop.store.types import ActionInfo, AlertInfo, IncidentInfo
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from opsloop.aiops.lineage import LineageGraph
     from opsloop.store import Store
     from opsloop.store.repos.incidents import IncidentTx
 

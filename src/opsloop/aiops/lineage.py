@@ -22,12 +22,13 @@ labels.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import AIOpsError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
     from opsloop.store import Store
 
 __all__ = [

@@ -46,7 +46,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
@@ -62,7 +61,7 @@ from opsloop.aiops.actions import (
     incident_subject,
 )
 from opsloop.aiops.executors import ActionExecutor, WebhookExecutor
-from opsloop.aiops.incidents import get_incident, list_actions, resolve
+from opsloop.aiops.incidents import get_incident, list_actions, list_incidents, resolve
 from opsloop.errors import AIOpsError, OpsloopError, PluginError
 from opsloop.spec.loader import load_section
 from opsloop.spec.remediation import (
@@ -74,11 +73,13 @@ from opsloop.spec.remediation import (
     RollbackSettings,
 )
 from opsloop.store.liveness import gone_reason, this_process
-from opsloop.store.types import ActionInfo, IncidentInfo
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from opsloop.plugins import Registry
     from opsloop.store import Store
+    from opsloop.store.types import ActionInfo, IncidentInfo
 
 __all__ = [
     "NO_POLICY",
@@ -265,7 +266,6 @@ class RemediationEngine:
 
     def remediate_open(self) -> dict[int, list[ActionInfo]]:
         """Apply the policies to every open incident; the actions of each one touched."""
-        from opsloop.aiops.incidents import list_incidents
 
         out = {}
         for incident in reversed(list_incidents(self.store, status="open", limit=10_000)):

@@ -16,9 +16,6 @@ after the series.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsloop.aiops.alerts import AlertIn, alerts_from_flags
@@ -26,6 +23,10 @@ from opsloop.spec.alerting import AlertsSection, DetectorAlerting, ThresholdRule
 from opsloop.spec.loader import load_section
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+    from pathlib import Path
+
     from opsloop.store import Store
 
 __all__ = [
@@ -92,8 +93,10 @@ def run_alerting(
     alerts = evaluate_rules(store, section, since=since)
     det = section.detector
     if det is not None:
-        from opsloop.aiops.alerts import detect_anomalies
-        from opsloop.aiops.detectors import default_detector, get_detector
+        # Lazy imports here and below (noqa: PLC0415) of opsloop.aiops: each loads only where it is
+        # used, so importing this module stays light.
+        from opsloop.aiops.alerts import detect_anomalies  # noqa: PLC0415
+        from opsloop.aiops.detectors import default_detector, get_detector  # noqa: PLC0415
 
         name = det.detector
 

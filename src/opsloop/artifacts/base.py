@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from opsloop.errors import ArtifactError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DIGEST_PREFIX = "sha256:"
 CHUNK = 1 << 20

@@ -9,17 +9,20 @@ Another distribution adds a scheme with an entry point in the group
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from opsloop.artifacts.base import ArtifactStore
 from opsloop.errors import ConfigError, MissingDependencyError
 from opsloop.plugins import Registry
 from opsloop.redact import redact, redact_url, remember
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from opsloop.artifacts.base import ArtifactStore
 
 __all__ = ["ARTIFACT_STORES", "ArtifactBackend", "open_artifact_store"]
 
@@ -40,7 +43,9 @@ class ArtifactBackend:
 
 
 def _open_fsspec(url: str, **storage_options: Any) -> ArtifactStore:
-    from opsloop.artifacts.fsspec_store import FsspecArtifactStore
+    # Lazy imports here and below (noqa: PLC0415) of opsloop.artifacts: each loads only where it is
+    # used, so importing this module stays light.
+    from opsloop.artifacts.fsspec_store import FsspecArtifactStore  # noqa: PLC0415
 
     return FsspecArtifactStore(url, **storage_options)
 

@@ -6,10 +6,14 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from opsloop.context import Project, find_project, set_current_project
+from opsloop.errors import NotFoundError, OpsloopError
+
+if TYPE_CHECKING:
+    from opsloop.context import Project
 
 # Lines in a log file are not wrapped: a path cut at column 80 cannot be copied.
 _LOG_WIDTH = 240
@@ -42,6 +46,9 @@ def project() -> Project:
         ConfigError: The working directory (or ``-C DIR``) is not in a project; nothing is
             created.
     """
+    # Lazy: the project's settings load pydantic and YAML, which 'opsloop --help' never needs.
+    from opsloop.context import find_project, set_current_project  # noqa: PLC0415
+
     proj = find_project(State.project_dir)
     set_current_project(proj)
     return proj
@@ -118,13 +125,12 @@ class DeploymentRef:
 def deployments_of(proj: Project, model: str, folder: str = "deploy") -> list[DeploymentRef]:
     """The deployments whose documents serve ``model``: as Git holds them at HEAD (what a
     sync applies), or as the files are when the project is not a Git repository yet."""
-    from opsloop.errors import OpsloopError
-    from opsloop.gitops.document import DeploymentDocument, parse_document
+    from opsloop.gitops.document import DeploymentDocument, parse_document  # noqa: PLC0415
 
     docs: list[tuple[str, DeploymentDocument]] = []
     try:
-        from opsloop.gitops.loader import load_desired_state
-        from opsloop.gitops.repo import GitRepo
+        from opsloop.gitops.loader import load_desired_state  # noqa: PLC0415
+        from opsloop.gitops.repo import GitRepo  # noqa: PLC0415
 
         repo = GitRepo(proj.dir)
         state = load_desired_state(
@@ -183,7 +189,6 @@ def report_alias_moves(
 
 def model_aliases(proj: Project, model: str) -> dict[str, int]:
     """The model's aliases now (none when it is not registered yet)."""
-    from opsloop.errors import NotFoundError
 
     try:
         return dict(proj.store.models.get(model).aliases)

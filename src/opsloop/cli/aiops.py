@@ -60,8 +60,10 @@ def benchmark(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run detectors over an NAB folder and print the scoreboard."""
-    from opsloop.aiops.benchmark import run_nab_benchmark
-    from opsloop.aiops.benchmark_render import render_scoreboard, write_chart
+    # Lazy imports here and below (noqa: PLC0415) of opsloop.aiops: each loads with the command that
+    # needs it, not with every CLI call.
+    from opsloop.aiops.benchmark import run_nab_benchmark  # noqa: PLC0415
+    from opsloop.aiops.benchmark_render import render_scoreboard, write_chart  # noqa: PLC0415
 
     try:
         board = run_nab_benchmark(
@@ -87,7 +89,7 @@ def benchmark(
 @app.command("detectors")
 def list_detectors() -> None:
     """List the built-in detectors and their parameters."""
-    from opsloop.aiops.detectors import DEFAULT_DETECTOR, DETECTORS
+    from opsloop.aiops.detectors import DEFAULT_DETECTOR, DETECTORS  # noqa: PLC0415
 
     table = Table(title="detectors", title_justify="left")
     table.add_column("name")

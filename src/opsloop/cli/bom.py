@@ -34,9 +34,15 @@ def bom(
 ) -> None:
     """Write the CycloneDX 1.6 ML-BOM of a model version: the model and its model card, the
     data sets it was trained on, its Python packages, and the hash of every file."""
-    from opsloop.errors import NotFoundError, SecurityError
-    from opsloop.registry import resolve_model_uri, verify_model_dir
-    from opsloop.secops.bom import DatasetRecord, PythonEnvironment, default_datasets, ml_bom_json
+    # Imported with the command, not the CLI (see cli/main.py): the registry loads the store.
+    from opsloop.errors import NotFoundError, SecurityError  # noqa: PLC0415
+    from opsloop.registry import resolve_model_uri, verify_model_dir  # noqa: PLC0415
+    from opsloop.secops.bom import (  # noqa: PLC0415
+        DatasetRecord,
+        PythonEnvironment,
+        default_datasets,
+        ml_bom_json,
+    )
 
     if environment not in ("recorded", "running"):
         raise SecurityError(f"--environment: expected 'recorded' or 'running', got {environment!r}")

@@ -65,7 +65,9 @@ def promote(
     folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """Write the version an alias names now into a deployment's document, and commit."""
-    from opsloop import gitops
+    # Lazy imports here and below (noqa: PLC0415) of opsloop, opsloop.gitops: each loads with the
+    # command that needs it, not with every CLI call.
+    from opsloop import gitops  # noqa: PLC0415
 
     res = gitops.promote(
         model, to=to, alias=alias, version=version, project=project(), folder=folder, port=port
@@ -86,7 +88,7 @@ def set_traffic(
     folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """Commit a new traffic split of a deployment."""
-    from opsloop import gitops
+    from opsloop import gitops  # noqa: PLC0415
 
     res = gitops.set_traffic(
         deployment,
@@ -138,7 +140,7 @@ def render(
     The servers read their tokens from the Secret <deployment>-serve-tokens and the store URLs
     from the Secret opsloop-store; create them in the cluster, never in Git.
     """
-    from opsloop.gitops.render import DEFAULT_IMAGE, TARGETS, render_deployments
+    from opsloop.gitops.render import DEFAULT_IMAGE, TARGETS, render_deployments  # noqa: PLC0415
 
     if target not in TARGETS:
         raise GitOpsError(f"unknown render target {target!r}; use {' or '.join(TARGETS)}")
@@ -182,8 +184,8 @@ def history(
     folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """List the revisions a deployment was synced to (or its document's commits)."""
-    from opsloop import gitops
-    from opsloop.gitops.wording import describe_diff
+    from opsloop import gitops  # noqa: PLC0415
+    from opsloop.gitops.wording import describe_diff  # noqa: PLC0415
 
     proj = project()
     if commits:
@@ -215,7 +217,7 @@ def history(
 
 
 def _status_table(result: object, title: str) -> Table:
-    from opsloop.gitops import SyncResult
+    from opsloop.gitops import SyncResult  # noqa: PLC0415
 
     assert isinstance(result, SyncResult)
     rev = result.revision[:10]
@@ -252,8 +254,8 @@ def sync(
     folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """Read the desired state, compare it with the live state, show the diff and apply it."""
-    from opsloop.gitops import Reconciler
-    from opsloop.gitops.wording import describe_change
+    from opsloop.gitops import Reconciler  # noqa: PLC0415
+    from opsloop.gitops.wording import describe_change  # noqa: PLC0415
 
     rec = Reconciler(project(), runtime=runtime, folder=folder)
     with console.status("syncing…" if not dry_run else "comparing…"):
@@ -283,7 +285,7 @@ def rollback(
     folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """Revert the last commit that changed a deployment's document, as a new commit."""
-    from opsloop import gitops
+    from opsloop import gitops  # noqa: PLC0415
 
     res = gitops.rollback(deployment, to=to, project=project(), folder=folder)
     _committed(res.commit, res.message, f"{res.file} is already as of {to}; no commit")
@@ -294,7 +296,7 @@ def status(
     folder: str = typer.Option("deploy", "--folder", metavar="DIR", help=FOLDER_HELP),
 ) -> None:
     """Show every deployment's sync and health status, with the reason."""
-    from opsloop.gitops import Reconciler
+    from opsloop.gitops import Reconciler  # noqa: PLC0415
 
     result = Reconciler(project(), runtime=runtime, folder=folder).status()
     if not result.outcomes:

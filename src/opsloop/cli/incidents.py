@@ -54,7 +54,9 @@ def _actor() -> str:
 
 
 def _compact(details: dict[str, Any], limit: int = 240) -> str:
-    from opsloop.aiops.evidence import describe_details
+    # Lazy imports here and below (noqa: PLC0415) of opsloop.aiops, opsloop.loop: each loads with
+    # the command that needs it, not with every CLI call.
+    from opsloop.aiops.evidence import describe_details  # noqa: PLC0415
 
     text = describe_details(details)
     return escape(text if len(text) <= limit else text[: limit - 1] + "…")
@@ -72,7 +74,7 @@ def list_cmd(
     ),
 ) -> None:
     """List incidents, newest first; only open ones unless asked for."""
-    from opsloop.aiops.incidents import list_incidents
+    from opsloop.aiops.incidents import list_incidents  # noqa: PLC0415
 
     store = project().store
     if status_ == "all":  # the spelling of earlier versions
@@ -129,7 +131,7 @@ def show(
     ),
 ) -> None:
     """Show an incident: root causes, then its timeline of alerts, actions and events."""
-    from opsloop.aiops.incidents import get_incident, timeline
+    from opsloop.aiops.incidents import get_incident, timeline  # noqa: PLC0415
 
     store = project().store
     inc = get_incident(store, incident_id)
@@ -164,7 +166,7 @@ def show(
         t.add_row(f"{e.time:%Y-%m-%d %H:%M:%S}", e.type, what, escape(e.actor), _compact(e.details))
     console.print(t)
     if charts is not None:
-        from opsloop.aiops.evidence import write_evidence
+        from opsloop.aiops.evidence import write_evidence  # noqa: PLC0415
 
         written = write_evidence(store, incident_id, charts)
         n = len(written) - 1
@@ -177,8 +179,8 @@ def approve_cmd(
     by: str | None = typer.Option(None, help="Who approves (default: the current user)."),
 ) -> None:
     """Approve the incident's actions that await approval, and run them now."""
-    from opsloop.aiops.remediation import approve
-    from opsloop.loop.actions import default_executor
+    from opsloop.aiops.remediation import approve  # noqa: PLC0415
+    from opsloop.loop.actions import default_executor  # noqa: PLC0415
 
     proj = project()
     actions = approve(proj.store, incident_id, default_executor(proj), by=by or _actor())
@@ -192,7 +194,7 @@ def reject_cmd(
     reason: str = typer.Option("", help="Why, for the timeline."),
 ) -> None:
     """Reject the incident's actions that await approval; nothing runs."""
-    from opsloop.aiops.remediation import reject
+    from opsloop.aiops.remediation import reject  # noqa: PLC0415
 
     store = project().store
     _print_actions(reject(store, incident_id, by=by or _actor(), reason=reason))
@@ -205,7 +207,7 @@ def resolve_cmd(
     by: str | None = typer.Option(None, help="Who resolves (default: the current user)."),
 ) -> None:
     """Mark an incident resolved (its parked actions are cancelled)."""
-    from opsloop.aiops.incidents import resolve
+    from opsloop.aiops.incidents import resolve  # noqa: PLC0415
 
     store = project().store
     inc = resolve(store, incident_id, note=note, by=by or _actor())

@@ -49,8 +49,10 @@ def up(
     """Run the closed loop until SIGTERM or Ctrl-C: reconcile (automated sync, self-heal,
     prune), monitor, alert, correlate into incidents, remediate, and apply the prediction
     log's retention. Without a terminal it writes one JSON line per pass and per action."""
-    from opsloop.loop.controller import Controller, PassReport
-    from opsloop.loop.service import loop_lock, run_until_stopped
+    # Lazy imports here and below (noqa: PLC0415) of opsloop.loop, opsloop.gitops: each loads with
+    # the command that needs it, not with every CLI call.
+    from opsloop.loop.controller import Controller, PassReport  # noqa: PLC0415
+    from opsloop.loop.service import loop_lock, run_until_stopped  # noqa: PLC0415
 
     if log_format not in ("auto", "table", "json"):
         raise typer.BadParameter("use auto, table or json", param_hint="--log-format")
@@ -145,8 +147,8 @@ def down(
 ) -> None:
     """Stop the project's 'opsloop up' (after its pass in progress), then the deployment
     servers it started."""
-    from opsloop.gitops import open_runtime
-    from opsloop.loop.service import stop_loop
+    from opsloop.gitops import open_runtime  # noqa: PLC0415
+    from opsloop.loop.service import stop_loop  # noqa: PLC0415
 
     proj = project()
     stopped = stop_loop(proj)

@@ -19,7 +19,20 @@ import typer
 from rich.markup import escape
 
 from opsloop import __version__
-from opsloop.cli import aiops, gitops, incidents, models, runs
+from opsloop.cli import (
+    aiops,
+    bom,
+    gitops,
+    incidents,
+    init,
+    loop,
+    models,
+    monitor,
+    quickstart,
+    run,
+    runs,
+    serve,
+)
 from opsloop.cli._common import State, err_console
 from opsloop.errors import OpsloopError
 from opsloop.redact import redact
@@ -54,9 +67,9 @@ def _root(
 
 
 def _register_commands() -> None:
-    # Imported here so that a command module's heavy imports load only with the command.
-    from opsloop.cli import bom, init, loop, monitor, quickstart, run, serve
-
+    # Every command module is imported with the CLI, so none may import pandas, the store or
+    # the server at its top: those imports sit inside the command that needs them (tests/cli
+    # checks that 'import opsloop.cli.main' loads none of them).
     app.command("quickstart")(quickstart.quickstart)
     app.command("init")(init.init)
     app.command("run")(run.run)

@@ -17,6 +17,7 @@ from opsloop.cli._common import (
     project,
     report_alias_moves,
 )
+from opsloop.cli.runs import metric_order
 
 if TYPE_CHECKING:
     from opsloop.store.types import ModelVersionInfo
@@ -82,7 +83,6 @@ def _gates(v: ModelVersionInfo) -> str:
 @app.command("show")
 def show(name: str = typer.Argument(..., help="Model name.")) -> None:
     """Show a model's versions with their run, metrics and gate results."""
-    from opsloop.cli.runs import metric_order
 
     proj = project()
     store = proj.store
@@ -121,7 +121,9 @@ def alias_set(
 ) -> None:
     """Point an alias at a version; moving it back to an older one is a rollback and needs
     --allow-rollback. Deployments that follow the alias are named."""
-    from opsloop.lifecycle.aliases import move_alias
+    # Lazy imports here and below (noqa: PLC0415) of opsloop.lifecycle: each loads with the command
+    # that needs it, not with every CLI call.
+    from opsloop.lifecycle.aliases import move_alias  # noqa: PLC0415
 
     proj = project()
     before = model_aliases(proj, name)

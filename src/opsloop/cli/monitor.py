@@ -27,7 +27,9 @@ def parse_window(text: str) -> timedelta:
     Raises:
         MonitorError: The text is not a positive duration.
     """
-    import pandas as pd
+    # Lazy imports here and below (noqa: PLC0415) of pandas, opsloop.loop, opsloop.monitor: each
+    # loads with the command that needs it, not with every CLI call.
+    import pandas as pd  # noqa: PLC0415
 
     # pandas reads the usual unit suffixes (s, m/min, h, d) and combinations like 1h30m.
     try:
@@ -75,7 +77,7 @@ def run(
     ),
 ) -> None:
     """Monitor every complete window since the last run, once; alert and open incidents."""
-    from opsloop.loop.monitoring import monitor_step
+    from opsloop.loop.monitoring import monitor_step  # noqa: PLC0415
 
     length = parse_window(window) if window is not None else None
     end = parse_time(until) if until is not None else None
@@ -129,7 +131,7 @@ def report(
     ),
 ) -> None:
     """Write the HTML drift report of a deployment's latest monitored window."""
-    from opsloop.loop.monitoring import write_report
+    from opsloop.loop.monitoring import write_report  # noqa: PLC0415
 
     target = out if out is not None else Path(f"drift-{deployment}.html")
     length = parse_window(window) if window is not None else None
@@ -144,7 +146,7 @@ def report(
 @app.command("prune")
 def prune() -> None:
     """Apply the prediction log's retention once (opsloop.yaml monitoring.prediction_log)."""
-    from opsloop.monitor.retention import prune_pass
+    from opsloop.monitor.retention import prune_pass  # noqa: PLC0415
 
     result = prune_pass(project())
     console.print(

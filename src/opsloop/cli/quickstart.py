@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from opsloop.cli._common import State, console
+from opsloop.cli.run import run_declared_lifecycle
 
 
 def quickstart(
@@ -24,9 +25,10 @@ def quickstart(
 ) -> None:
     """Create the churn example project (or use DIR), train and register a champion, then
     run the closed loop on it: serve, drift, detect, heal."""
-    from opsloop.cli.run import run_declared_lifecycle
-    from opsloop.context import open_project, set_current_project
-    from opsloop.lifecycle.quickstart import activate_hint, cli_command, prepare_project
+    # Lazy imports here and below (noqa: PLC0415) of opsloop.context, opsloop.lifecycle,
+    # opsloop.loop: each loads with the command that needs it, not with every CLI call.
+    from opsloop.context import open_project, set_current_project  # noqa: PLC0415
+    from opsloop.lifecycle.quickstart import activate_hint, cli_command, prepare_project  # noqa: PLC0415
 
     started = time.time()
     folder, created = prepare_project(directory)
@@ -42,7 +44,7 @@ def quickstart(
     if not outcome.succeeded:
         raise typer.Exit(1)
     if loop:
-        from opsloop.loop.demo import run_loop_demo
+        from opsloop.loop.demo import run_loop_demo  # noqa: PLC0415
 
         result = run_loop_demo(proj, console)
         if result.promoted_version is None:

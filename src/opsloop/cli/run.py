@@ -45,9 +45,12 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
 def recent_traffic(proj: Project, model: str) -> tuple[pd.DataFrame | None, str]:
     """What the deployments of ``model`` (per ``deploy/``) saw lately, with the labels that
     came back: the input columns and the target, newest first. ``(None, "")`` when none."""
-    import pandas as pd
+    # Lazy imports here and below (noqa: PLC0415) of pandas, opsloop.monitor, opsloop.lifecycle,
+    # opsloop.spec, opsloop.pipeline: each loads with the command that needs it, not with every CLI
+    # call.
+    import pandas as pd  # noqa: PLC0415
 
-    from opsloop.monitor.windows import LABEL, recent_labelled_rows
+    from opsloop.monitor.windows import LABEL, recent_labelled_rows  # noqa: PLC0415
 
     spec = proj.spec
     if spec is None or spec.problem is None:
@@ -95,9 +98,9 @@ def run_declared_lifecycle(
         cd: The project folder as the user reaches it, when the suggested commands must
             change to it first.
     """
-    from opsloop.lifecycle import run_lifecycle
-    from opsloop.lifecycle.quickstart import cli_command
-    from opsloop.lifecycle.summary import print_summary
+    from opsloop.lifecycle import run_lifecycle  # noqa: PLC0415
+    from opsloop.lifecycle.quickstart import cli_command  # noqa: PLC0415
+    from opsloop.lifecycle.summary import print_summary  # noqa: PLC0415
 
     spec = proj.spec
     assert spec is not None
@@ -120,7 +123,7 @@ def run_declared_lifecycle(
 
 
 def _unknown_pipeline(proj: Project, name: str) -> PipelineError:
-    from opsloop.spec.loader import did_you_mean
+    from opsloop.spec.loader import did_you_mean  # noqa: PLC0415
 
     declared = sorted(proj.spec.pipelines) if proj.spec else []
     has_lifecycle = proj.spec is not None and proj.spec.has_lifecycle
@@ -180,8 +183,8 @@ def run(
             hint=f"run one of: {declared}" if declared else "see 'opsloop init'",
         )
 
-    from opsloop.pipeline import run_pipeline
-    from opsloop.pipeline.loader import load_pipeline
+    from opsloop.pipeline import run_pipeline  # noqa: PLC0415
+    from opsloop.pipeline.loader import load_pipeline  # noqa: PLC0415
 
     if ":" not in pipeline and pipeline not in (proj.spec.pipelines if proj.spec else {}):
         raise _unknown_pipeline(proj, pipeline)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from opsloop.errors import ConfigError
-from opsloop.serve.base import ServableModel
+
+if TYPE_CHECKING:
+    from opsloop.serve.base import ServableModel
 
 __all__ = ["EXAMPLES", "parse_routes", "resolve_loader", "serve_command"]
 
@@ -45,7 +47,12 @@ EXAMPLES = "\n".join(
     ]
 )
 
-Loader = Callable[[str], ServableModel]
+if TYPE_CHECKING:
+    Loader = Callable[[str], ServableModel]
+else:
+    # typer reads the command's annotations when it builds the CLI: at run time the alias must
+    # not need opsloop.serve.base, which loads pandas for every command.
+    Loader = Callable[[str], Any]
 
 
 def _import_loader(spec: str) -> Loader:
@@ -105,14 +112,16 @@ def parse_routes(values: list[str], option: str) -> dict[str, list[tuple[str, st
 
 def _sink(target: str | None, deployment: str | None, *, feedback: bool) -> Any:
     """A file sink when a log file is given, ``none`` for no log, else the metadata store."""
-    from opsloop.serve.sinks import open_sink
+    # Lazy imports here and below (noqa: PLC0415) of opsloop.serve, opsloop.context: each loads with
+    # the command that needs it, not with every CLI call.
+    from opsloop.serve.sinks import open_sink  # noqa: PLC0415
 
     if target == "none":
         return None
     if target:
         return open_sink(target)
-    from opsloop.context import current_project
-    from opsloop.serve.store_sink import StoreFeedbackSink, StorePredictionSink
+    from opsloop.context import current_project  # noqa: PLC0415
+    from opsloop.serve.store_sink import StoreFeedbackSink, StorePredictionSink  # noqa: PLC0415
 
     project = current_project()
     kind = "feedback" if feedback else "predictions"
@@ -252,9 +261,9 @@ def serve_command(
     (--token-file, --admin-token-file), never from an argument, which other users of the
     machine can read in the process list. Clients send them as Authorization: Bearer TOKEN.
     """
-    from opsloop.serve.auth import ADMIN_TOKEN_ENV, SERVE_TOKEN_ENV, is_loopback, read_token
-    from opsloop.serve.config import ServerConfig
-    from opsloop.serve.server import bind_socket, serve
+    from opsloop.serve.auth import ADMIN_TOKEN_ENV, SERVE_TOKEN_ENV, is_loopback, read_token  # noqa: PLC0415
+    from opsloop.serve.config import ServerConfig  # noqa: PLC0415
+    from opsloop.serve.server import bind_socket, serve  # noqa: PLC0415
 
     if admin_token is not None:
         raise ConfigError(

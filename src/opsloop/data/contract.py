@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -27,6 +26,9 @@ from rich.table import Table
 from rich.text import Text
 
 from opsloop.errors import ContractError, SpecError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 __all__ = [
     "ColumnContract",

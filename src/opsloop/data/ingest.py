@@ -17,9 +17,9 @@ import hashlib
 import io
 import re
 import zlib
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
@@ -29,6 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.data.digest import DIGEST_SCHEME, content_digest
 from opsloop.errors import DataError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "SUPPORTED_SUFFIXES",

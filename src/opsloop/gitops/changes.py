@@ -8,7 +8,6 @@ rewritten from their parsed form, so YAML comments in a changed document are not
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,8 @@ from opsloop.gitops.repo import CommitInfo, GitRepo
 from opsloop.gitops.wording import split_text, versions_text
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from opsloop.context import Project
 
 __all__ = [
@@ -68,7 +69,9 @@ class _Workspace:
 
     def __init__(self, project: Project | None, folder: str) -> None:
         if project is None:
-            from opsloop.context import current_project
+            # Lazy imports here and below (noqa: PLC0415) of opsloop.context: each loads only where
+            # it is used, so importing this module stays light.
+            from opsloop.context import current_project  # noqa: PLC0415
 
             project = current_project()
         self.project = project

@@ -9,15 +9,17 @@ namespace is the release's (``helm install -n``): no object names one.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from opsloop import __version__
 from opsloop.errors import GitOpsError
 from opsloop.gitops.runtime.kubernetes import PlainDumper
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
 __all__ = ["IMAGE_VALUE", "chart_name", "write_chart", "write_chart_template"]
 

@@ -18,11 +18,14 @@ import json
 import re
 import shlex
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from opsloop import __version__
 from opsloop.errors import GitOpsError
 from opsloop.gitops.runtime.kubernetes import SERVER_GID, SERVER_HOME, SERVER_UID
-from opsloop.gitops.types import RuntimeSpec
+
+if TYPE_CHECKING:
+    from opsloop.gitops.types import RuntimeSpec
 
 __all__ = ["DEFAULT_BASE_IMAGE", "model_requirements", "render_dockerfile"]
 

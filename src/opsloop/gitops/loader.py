@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 from opsloop.errors import NotFoundError, SpecError
 from opsloop.gitops.document import KIND, DeploymentDocument, document_name, parse_document
-from opsloop.gitops.repo import GitRepo
 from opsloop.gitops.types import RuntimeSpec
 from opsloop.spec.yamlpos import load_yaml
 
 if TYPE_CHECKING:
+    from opsloop.gitops.repo import GitRepo
     from opsloop.store import Store
 
 __all__ = [

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -45,10 +44,12 @@ from opsloop.gitops.repo import GitRepo
 from opsloop.gitops.runtime import Runtime, open_runtime
 from opsloop.gitops.types import Health, HealthStatus, LiveDeployment, RuntimeSpec, SyncStatus
 from opsloop.gitops.wording import describe_diff, split_text, versions_text
-from opsloop.store.types import DeploymentRecord
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from opsloop.context import Project
+    from opsloop.store.types import DeploymentRecord
 
 __all__ = [
     "DEFAULT_FOLDER",
@@ -240,7 +241,9 @@ class Reconciler:
         retry_backoff_s: float = 30.0,
     ) -> None:
         if project is None:
-            from opsloop.context import current_project
+            # Lazy imports here and below (noqa: PLC0415) of opsloop.context: each loads only where
+            # it is used, so importing this module stays light.
+            from opsloop.context import current_project  # noqa: PLC0415
 
             project = current_project()
         self.project = project

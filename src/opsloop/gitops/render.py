@@ -103,7 +103,9 @@ def render_deployments(
     if target not in TARGETS:
         raise GitOpsError(f"unknown render target {target!r}; use {' or '.join(TARGETS)}")
     if project is None:
-        from opsloop.context import current_project
+        # Lazy imports here and below (noqa: PLC0415) of opsloop.context: each loads only where it
+        # is used, so importing this module stays light.
+        from opsloop.context import current_project  # noqa: PLC0415
 
         project = current_project()
     repo = GitRepo(project.dir)

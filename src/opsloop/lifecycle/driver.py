@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsloop.context import Project, use_project
@@ -17,6 +15,9 @@ from opsloop.spec.loader import SPEC_FILE
 from opsloop.spec.yamlpos import line_for, load_yaml, load_yaml_with_lines, read_text
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     import pandas as pd
 
 PHASES = (
@@ -118,10 +119,12 @@ def lifecycle_params(project: Project, overrides: dict[str, Any] | None = None) 
             f"{project.dir / SPEC_FILE} declares no lifecycle: it needs 'problem' and 'data'",
             hint="see examples/churn/opsloop.yaml",
         )
-    from opsloop.data import parse_contract, resolve_source
-    from opsloop.ml.candidates import get_candidate
-    from opsloop.ml.gates import validate_gates
-    from opsloop.ml.metrics import get_metric
+    # Lazy imports here and below (noqa: PLC0415) of opsloop.data, opsloop.ml, opsloop.lifecycle,
+    # opsloop.pipeline: each loads only where it is used, so importing this module stays light.
+    from opsloop.data import parse_contract, resolve_source  # noqa: PLC0415
+    from opsloop.ml.candidates import get_candidate  # noqa: PLC0415
+    from opsloop.ml.gates import validate_gates  # noqa: PLC0415
+    from opsloop.ml.metrics import get_metric  # noqa: PLC0415
 
     problem = spec.problem
     file = str(project.dir / SPEC_FILE)
@@ -297,8 +300,8 @@ def _run(
     max_workers: int | None,
     progress: bool,
 ) -> LifecycleOutcome:
-    from opsloop.lifecycle.pipeline import lifecycle
-    from opsloop.pipeline import load_output, run_pipeline
+    from opsloop.lifecycle.pipeline import lifecycle  # noqa: PLC0415
+    from opsloop.pipeline import load_output, run_pipeline  # noqa: PLC0415
 
     result = run_pipeline(
         lifecycle,

@@ -33,7 +33,10 @@ def ingest(
 
     ``fingerprint`` (the files' digests) is only here so that changed files change the cache key.
     """
-    from opsloop.data import dataset_version, ensure_time_column, read_source, resolve_source
+    # Lazy imports here and below (noqa: PLC0415) of opsloop.data, opsloop.ml, opsloop.pipeline,
+    # opsloop.context, opsloop.lifecycle, opsloop.registry: each loads only where it is used, so
+    # importing this module stays light.
+    from opsloop.data import dataset_version, ensure_time_column, read_source, resolve_source  # noqa: PLC0415
 
     base = Path(project_dir)
     files = resolve_source(source, base_dir=base)
@@ -58,7 +61,7 @@ def validate(
     drop: list[str],
 ) -> dict[str, Any]:
     """Check the target, empty features and the data contract; report every failure."""
-    from opsloop.data import all_nan_columns, check_contract, parse_contract
+    from opsloop.data import all_nan_columns, check_contract, parse_contract  # noqa: PLC0415
 
     if target not in data.columns:
         raise DataError(
@@ -80,7 +83,7 @@ def validate(
 @step
 def contract_gate(report: dict[str, Any], source: str) -> dict[str, Any]:
     """Stop the run before training when an error-severity contract rule failed."""
-    from opsloop.data import ContractReport
+    from opsloop.data import ContractReport  # noqa: PLC0415
 
     rep = ContractReport.model_validate(report)
     if not rep.passed:
@@ -106,7 +109,7 @@ def split(
     seed: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hold out a test set: stratified random, or the latest rows when there is a time column."""
-    from opsloop.ml.split import split_dataset
+    from opsloop.ml.split import split_dataset  # noqa: PLC0415
 
     return split_dataset(
         data,
@@ -128,7 +131,7 @@ def featurize(
     time_column: str | None,
 ) -> dict[str, Any]:
     """Decide the numeric and categorical features (the preprocessor is fitted in ``train``)."""
-    from opsloop.ml.features import check_feature_frame, infer_feature_types
+    from opsloop.ml.features import check_feature_frame, infer_feature_types  # noqa: PLC0415
 
     spec = infer_feature_types(
         train, target, drop=drop, numeric=numeric, categorical=categorical, time_column=time_column
@@ -154,9 +157,9 @@ def train(
 
     Each finished trial is a progress line on the run's display.
     """
-    from opsloop.ml.features import FeatureSpec
-    from opsloop.ml.tune import TrialRecord, tune_candidates
-    from opsloop.pipeline.progress import report_progress
+    from opsloop.ml.features import FeatureSpec  # noqa: PLC0415
+    from opsloop.ml.tune import TrialRecord, tune_candidates  # noqa: PLC0415
+    from opsloop.pipeline.progress import report_progress  # noqa: PLC0415
 
     def on_trial(record: TrialRecord) -> None:
         report_progress(record.describe(metric))
@@ -198,12 +201,12 @@ def evaluate(
     the cache key; ``recent_digest`` names the recent labelled rows (Parquet), so new labels
     do too.
     """
-    from opsloop.context import current_project
-    from opsloop.ml.evaluate import compare_on_frame, evaluate_model
+    from opsloop.context import current_project  # noqa: PLC0415
+    from opsloop.ml.evaluate import compare_on_frame, evaluate_model  # noqa: PLC0415
 
     champion = None
     if champion_digest is not None:
-        from opsloop.registry import load_model
+        from opsloop.registry import load_model  # noqa: PLC0415
 
         champion = load_model(f"models:/{model_name}@champion").model
     artifacts = current_project().artifacts
@@ -239,7 +242,7 @@ def gate(
 ) -> list[dict[str, Any]]:
     """Apply the gates: metric thresholds, not worse than the champion (on the test set, and
     on recent labelled traffic when there is some), contract passed."""
-    from opsloop.ml.gates import evaluate_gates, recent_champion_gates
+    from opsloop.ml.gates import evaluate_gates, recent_champion_gates  # noqa: PLC0415
 
     results = evaluate_gates(
         gates,
@@ -292,11 +295,11 @@ def register(
     Moving an alias back to that older version is a rollback: without ``allow_rollback`` the
     alias stays where it is, and the result says so (``kept``).
     """
-    from opsloop.context import current_project
-    from opsloop.data.reference import build_reference_profile
-    from opsloop.lifecycle.aliases import move_alias
-    from opsloop.pipeline.worker import current_task
-    from opsloop.registry import register_model
+    from opsloop.context import current_project  # noqa: PLC0415
+    from opsloop.data.reference import build_reference_profile  # noqa: PLC0415
+    from opsloop.lifecycle.aliases import move_alias  # noqa: PLC0415
+    from opsloop.pipeline.worker import current_task  # noqa: PLC0415
+    from opsloop.registry import register_model  # noqa: PLC0415
 
     passed = all(bool(g["passed"]) for g in gates)
     alias = alias_on_pass if passed else alias_on_fail
@@ -373,7 +376,7 @@ def register(
 
 def _same_training(model_name: str, lifecycle_key: str) -> ModelVersionInfo | None:
     """The newest version of ``model_name`` trained from ``lifecycle_key``, if any."""
-    from opsloop.context import current_project
+    from opsloop.context import current_project  # noqa: PLC0415
 
     try:
         versions = current_project().store.models.list_versions(model_name)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.table import Table
 
 from opsloop.lifecycle.driver import PHASES, LifecycleOutcome
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _STYLE = {"succeeded": "green", "cached": "cyan", "failed": "red", "skipped": "dim"}
 

@@ -23,7 +23,6 @@ details (counts, the canary's verdict) — which the engine records.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +56,8 @@ from opsloop.monitor.windows import (
 from opsloop.spec.remediation import CanarySettings, RetrainSettings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from opsloop.gitops import Runtime
 
 __all__ = ["RETRAIN_FOLDER", "LoopExecutor", "build_retrain_table", "default_executor"]

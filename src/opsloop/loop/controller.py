@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,8 @@ from opsloop.loop.monitoring import MonitorStepResult, monitor_step
 from opsloop.monitor.retention import PruneResult, prune_pass
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from opsloop.aiops.executors import ActionExecutor
     from opsloop.context import Project
     from opsloop.gitops import Runtime

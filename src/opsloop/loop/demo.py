@@ -285,6 +285,8 @@ class _TrafficDuringCanary:
         return result
 
 
+# One story told in order (serve, drift, detect, heal), each step with its own output: split up
+# it reads worse.
 def run_loop_demo(
     project: Project,
     console: Console,

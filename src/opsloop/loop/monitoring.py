@@ -9,10 +9,8 @@ alert rules and the detector are the project's (``alerts`` in ``opsloop.yaml``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opsloop.aiops.alerting import raise_alerts
@@ -33,6 +31,9 @@ from opsloop.spec.alerting import AlertsSection
 from opsloop.spec.monitoring import MONITORS, DriftThresholds
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+
     from opsloop.context import Project
     from opsloop.store import AlertInfo
 

@@ -13,12 +13,9 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -28,6 +25,10 @@ from opsloop.errors import ConfigError
 from opsloop.store.liveness import gone_reason, this_process
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+    from types import FrameType
+
     from opsloop.context import Project
     from opsloop.loop.controller import Controller, PassReport
 

@@ -10,15 +10,18 @@ those rows backwards; one trained on the recent labelled traffic learns the new 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from opsloop.errors import ServingError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import pandas as pd
 
 __all__ = ["Replay", "drifted_sample", "send_feedback", "send_requests"]
 
@@ -118,7 +121,9 @@ def send_requests(
         timeout_s: Timeout of each request.
         advance: Called with 1 after each request (a progress bar's advance).
     """
-    import httpx
+    # Lazy imports here and below (noqa: PLC0415) of httpx: each loads only where it is used, so
+    # importing this module stays light.
+    import httpx  # noqa: PLC0415
 
     records = _records(inputs)
     out = Replay(request_ids=[None] * len(records), scores=[None] * len(records))
@@ -165,7 +170,7 @@ def send_feedback(
     Raises:
         ServingError: The server refused a label.
     """
-    import httpx
+    import httpx  # noqa: PLC0415
 
     pairs = [(rid, int(lab)) for rid, lab in zip(request_ids, labels, strict=True) if rid]
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)

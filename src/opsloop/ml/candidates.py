@@ -7,16 +7,19 @@ thousands of rows takes seconds, not minutes: tuning many trials beats tuning fe
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import optuna
 import pandas as pd
 
 from opsloop.errors import MissingDependencyError, MLError
 from opsloop.ml.metrics import ProblemType, check_problem_type
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import optuna
 
 __all__ = [
     "DEFAULT_CANDIDATES",
@@ -132,7 +135,9 @@ def get_candidate(name: str, *, check_installed: bool = True) -> Candidate:
     """
     canonical = _ALIASES.get(name, name)
     if canonical not in _REGISTRY:
-        from opsloop.spec.loader import did_you_mean
+        # Lazy imports here and below (noqa: PLC0415) of sklearn, lightgbm, xgboost, opsloop.spec:
+        # each loads only where it is used, so importing this module stays light.
+        from opsloop.spec.loader import did_you_mean  # noqa: PLC0415
 
         known = candidate_names()
         raise MLError(
@@ -174,7 +179,7 @@ def _linear_defaults(ptype: ProblemType) -> Params:
 
 
 def _linear_make(ptype: ProblemType, params: Params, seed: int, n_jobs: int) -> Any:
-    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.linear_model import LogisticRegression, Ridge  # noqa: PLC0415
 
     if ptype == "classification":
         return LogisticRegression(max_iter=2000, random_state=seed, **params)
@@ -215,7 +220,7 @@ def _rf_defaults(ptype: ProblemType) -> Params:
 
 
 def _rf_make(ptype: ProblemType, params: Params, seed: int, n_jobs: int) -> Any:
-    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor  # noqa: PLC0415
 
     cls = RandomForestClassifier if ptype == "classification" else RandomForestRegressor
     return cls(random_state=seed, n_jobs=n_jobs, **params)
@@ -247,7 +252,7 @@ def _hgb_defaults(ptype: ProblemType) -> Params:
 
 
 def _hgb_make(ptype: ProblemType, params: Params, seed: int, n_jobs: int) -> Any:
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor  # noqa: PLC0415
 
     cls = (
         HistGradientBoostingClassifier
@@ -291,7 +296,7 @@ def _lgbm_defaults(ptype: ProblemType) -> Params:
 
 
 def _lgbm_make(ptype: ProblemType, params: Params, seed: int, n_jobs: int) -> Any:
-    import lightgbm
+    import lightgbm  # noqa: PLC0415
 
     cls = lightgbm.LGBMClassifier if ptype == "classification" else lightgbm.LGBMRegressor
     # subsample only acts with a bagging frequency; verbose=-1 silences per-fit chatter.
@@ -321,7 +326,7 @@ def _xgb_defaults(ptype: ProblemType) -> Params:
 
 
 def _xgb_make(ptype: ProblemType, params: Params, seed: int, n_jobs: int) -> Any:
-    import xgboost
+    import xgboost  # noqa: PLC0415
 
     cls = xgboost.XGBClassifier if ptype == "classification" else xgboost.XGBRegressor
     return cls(random_state=seed, n_jobs=n_jobs, tree_method="hist", verbosity=0, **params)

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from jinja2 import Environment, Template
 from matplotlib.figure import Figure
 from pydantic import BaseModel, Field
@@ -32,6 +30,11 @@ from opsloop.errors import MLError
 from opsloop.ml.gates import GateResult, evaluate_gates, gates_passed
 from opsloop.ml.metrics import METRICS, ProblemType, check_problem_type, compute_metrics
 from opsloop.ml.split import check_target
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import pandas as pd
 
 __all__ = [
     "METRICS",

@@ -6,7 +6,7 @@ the data (in any order, extra columns ignored) and serving needs no separate fea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +16,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from opsloop.errors import DataError, MLError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
 
 __all__ = ["FeatureSpec", "build_preprocessor", "check_feature_frame", "infer_feature_types"]
 

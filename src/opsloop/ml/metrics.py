@@ -6,16 +6,19 @@ same thing at every step (same positive class, same averaging).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict
 from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
 
 from opsloop.errors import MLError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import pandas as pd
 
 __all__ = [
     "METRICS",
@@ -96,7 +99,9 @@ def get_metric(name: str, problem_type: str) -> MetricInfo:
     """Look a metric up, raising :class:`MLError` that lists the known ones when it is unknown."""
     known = METRICS[check_problem_type(problem_type)]
     if name not in known:
-        from opsloop.spec.loader import did_you_mean
+        # Lazy imports here and below (noqa: PLC0415) of opsloop.spec: each loads only where it is
+        # used, so importing this module stays light.
+        from opsloop.spec.loader import did_you_mean  # noqa: PLC0415
 
         raise MLError(
             f"unknown metric '{name}' for {problem_type}; known metrics: {', '.join(known)}"

@@ -17,15 +17,12 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import optuna
-import pandas as pd
 from joblib.externals.loky import ProcessPoolExecutor
 from pydantic import BaseModel, ConfigDict, Field
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sklearn.base import clone
@@ -38,6 +35,12 @@ from opsloop.ml.candidates import DEFAULT_CANDIDATES, Candidate, get_candidate
 from opsloop.ml.features import FeatureSpec, build_preprocessor, check_feature_frame
 from opsloop.ml.metrics import ProblemType, check_problem_type, get_metric, score_model
 from opsloop.ml.split import check_target
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import pandas as pd
+    from rich.console import Console
 
 __all__ = [
     "CandidateResult",

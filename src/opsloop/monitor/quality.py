@@ -7,14 +7,18 @@ registered.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from opsloop.errors import MLError, MonitorError
+from opsloop.ml.metrics import METRICS, compute_metrics
 from opsloop.monitor.windows import LABEL, OUTPUT
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import pandas as pd
 
 __all__ = ["LABELLED", "quality_metrics"]
 
@@ -90,8 +94,6 @@ def quality_metrics(
 
 
 def _regression(y: list[Any], outputs: list[Any], only: Sequence[str] | None) -> dict[str, float]:
-    from opsloop.ml.metrics import compute_metrics
-
     try:
         truth = np.asarray(y, dtype=np.float64)
         pred = np.asarray(outputs, dtype=np.float64)
@@ -111,8 +113,6 @@ def _classification(
     classes: Sequence[Any] | None,
     only: Sequence[str] | None,
 ) -> dict[str, float]:
-    from opsloop.ml.metrics import METRICS, compute_metrics
-
     wanted = list(only) if only is not None else list(METRICS["classification"])
     present = {v for v in y}
     if len(present) < 2:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import base64
 import io
 import math
-import os
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -21,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from opsloop.data.reference import (
     CategoricalProfile,
@@ -30,12 +27,17 @@ from opsloop.data.reference import (
     numeric_values,
 )
 from opsloop.errors import MonitorError
-from opsloop.monitor.drift import DriftResult, FeatureDrift
 
 if TYPE_CHECKING:
+    import os
+    from collections.abc import Mapping, Sequence
+
     import jinja2
+    import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from opsloop.monitor.drift import DriftResult, FeatureDrift
 
 __all__ = ["WindowTable", "write_drift_report"]
 
@@ -166,7 +168,9 @@ class WindowTable:
 
 @cache
 def _template() -> jinja2.Template:
-    import jinja2
+    # Lazy imports here and below (noqa: PLC0415) of jinja2, matplotlib: each loads only where it is
+    # used, so importing this module stays light.
+    import jinja2  # noqa: PLC0415
 
     return jinja2.Environment(autoescape=True).from_string(_TEMPLATE)
 
@@ -261,7 +265,7 @@ def _feature_chart(
     reference: NumericProfile | CategoricalProfile | None,
     current: pd.DataFrame | None,
 ) -> dict[str, str]:
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # noqa: PLC0415
 
     numeric_ref = reference if isinstance(reference, NumericProfile) else None
     column = None
@@ -321,7 +325,7 @@ def _draw_cdf(ax: Axes, feature: FeatureDrift, ref: NumericProfile, column: pd.S
 def _series_chart(name: str, points: Sequence[tuple[datetime, float]]) -> dict[str, str]:
     if not points:
         raise MonitorError(f"series '{name}' has no points")
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # noqa: PLC0415
 
     ordered = sorted(points, key=lambda point: point[0])
     figure = Figure(figsize=(8, 2.8))

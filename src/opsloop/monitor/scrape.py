@@ -21,7 +21,6 @@ A rate is written only when requests (or predict calls) arrived since the previo
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -29,6 +28,8 @@ from typing import TYPE_CHECKING
 from opsloop.errors import MonitorError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from opsloop.store import Store
 
 __all__ = [
@@ -92,7 +93,9 @@ def parse_server_metrics(text: str) -> dict[tuple[str, str], ReplicaCounters]:
     Raises:
         MonitorError: The text is not in the Prometheus exposition format.
     """
-    from prometheus_client.parser import text_string_to_metric_families
+    # Lazy imports here and below (noqa: PLC0415) of prometheus_client, httpx: each loads only where
+    # it is used, so importing this module stays light.
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
 
     out: dict[tuple[str, str], ReplicaCounters] = defaultdict(ReplicaCounters)
     try:
@@ -167,7 +170,7 @@ def scrape_deployments(
         deployments: Only these deployments (default: all with a live replica).
         timeout: Seconds to wait for one replica's answer.
     """
-    import httpx
+    import httpx  # noqa: PLC0415
 
     result = ScrapeResult()
     wanted = set(deployments) if deployments is not None else None

@@ -42,11 +42,10 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Collection, Iterator, Sequence
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -57,6 +56,7 @@ from opsloop.errors import MonitorError, NotFoundError, OpsloopError
 from opsloop.monitor.drift import DriftResult, DriftThresholds, FeatureDrift, compute_drift
 from opsloop.monitor.health import service_health
 from opsloop.monitor.quality import LABELLED, quality_metrics
+from opsloop.monitor.report import WindowTable, write_drift_report
 from opsloop.monitor.windows import (
     DEFAULT_WINDOW_MAX_ROWS,
     OUTPUT,
@@ -73,6 +73,9 @@ from opsloop.monitor.windows import (
 from opsloop.spec.monitoring import MONITORS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterator, Sequence
+    from pathlib import Path
+
     from opsloop.artifacts import ArtifactStore
     from opsloop.spec import ProjectSpec
     from opsloop.store import Store
@@ -315,10 +318,11 @@ def _progress(enabled: bool, total: int) -> Iterator[Any]:
     if not enabled or total == 0:
         yield lambda: None
         return
-    import sys
 
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    # Lazy imports here and below (noqa: PLC0415) of rich: each loads only where it is used, so
+    # importing this module stays light.
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn  # noqa: PLC0415
 
     bar = Progress(
         "monitoring windows",
@@ -676,7 +680,6 @@ def write_monitor_report(
         MonitorError: The window has no predictions, or the model version has no reference
             profile.
     """
-    from opsloop.monitor.report import WindowTable, write_drift_report
 
     if until is None:
         # The latest monitored window that holds requests: monitoring goes on through quiet

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import math
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,8 +30,11 @@ import numpy as np
 import pandas as pd
 
 from opsloop.errors import MonitorError, OpsloopError
+from opsloop.store.prediction_chunks import read_chunk
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
     from opsloop.artifacts import ArtifactStore
     from opsloop.store import Store
     from opsloop.store.types import PredictionInfo
@@ -395,7 +397,6 @@ def _chunk_frame(
 ) -> pd.DataFrame | None:
     """The rows of a request kept in a chunk (those at ``index``, or all); None when the
     chunk cannot be read (said in ``notes``)."""
-    from opsloop.store.prediction_chunks import read_chunk
 
     if artifacts is None:
         notes.append(

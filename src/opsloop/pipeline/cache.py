@@ -47,11 +47,13 @@ import sys
 import sysconfig
 import textwrap
 import weakref
-from collections.abc import Callable, Mapping, Sequence
 from types import CodeType, FunctionType, MethodType, ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import PipelineError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
 
 KEY_VERSION = "opsloop.step-cache/v1"
 

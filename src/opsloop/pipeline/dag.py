@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextvars
 import graphlib
-from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,8 @@ from opsloop.errors import PipelineError
 from opsloop.names import STEP_NAME
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
     from opsloop.pipeline.step import Step
 
 __all__ = ["Dag", "DagBuilder", "Node", "StepOutput", "current_builder"]

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import importlib
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opsloop.errors import PipelineError
 from opsloop.pipeline.step import Pipeline
-from opsloop.spec import ProjectSpec
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from opsloop.spec import ProjectSpec
 
 
 def load_pipeline(ref: str, *, project_dir: Path, spec: ProjectSpec | None = None) -> Pipeline:

@@ -27,10 +27,12 @@ import sys
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from opsloop.artifacts import ArtifactStore
 from opsloop.errors import MaterializerError, OpsloopError
+
+if TYPE_CHECKING:
+    from opsloop.artifacts import ArtifactStore
 
 __all__ = [
     "META_FILE",
@@ -275,12 +277,14 @@ class NumpyMaterializer(Materializer):
         return () if np is None else (np.ndarray,)
 
     def save(self, value: Any, folder: Path) -> None:
-        import numpy as np
+        # Lazy imports here and below (noqa: PLC0415) of opsloop.registry, numpy, skops: each loads
+        # only where it is used, so importing this module stays light.
+        import numpy as np  # noqa: PLC0415
 
         np.save(folder / "data.npy", value, allow_pickle=False)
 
     def load(self, folder: Path) -> Any:
-        import numpy as np
+        import numpy as np  # noqa: PLC0415
 
         return np.load(folder / "data.npy", allow_pickle=False)
 
@@ -303,7 +307,7 @@ class SklearnMaterializer(Materializer):
         return () if base is None else (base.BaseEstimator,)
 
     def save(self, value: Any, folder: Path) -> None:
-        import skops.io as sio
+        import skops.io as sio  # noqa: PLC0415
 
         data = sio.dumps(value)
         _checked_names(data, f"the step output {type(value).__name__}")
@@ -315,7 +319,7 @@ class SklearnMaterializer(Materializer):
         trusted = _checked_names(data, str(path))
         # Lazy: the registry's packaging imports pandas, which a pipeline without estimators
         # never needs.
-        from opsloop.registry.flavors.sklearn import SklearnFlavor
+        from opsloop.registry.flavors.sklearn import SklearnFlavor  # noqa: PLC0415
 
         try:
             return SklearnFlavor().load(data, trusted)
@@ -327,9 +331,9 @@ def _checked_names(data: bytes, where: str) -> list[str]:
     """Refuse a skops file naming anything the allow-list and the project do not trust;
     return the names its loader must be told to trust."""
     # Lazy, as in SklearnMaterializer.load.
-    from opsloop.registry.flavors.sklearn import SklearnFlavor
-    from opsloop.registry.packaging import declared_trusted_types
-    from opsloop.registry.trust import check_types
+    from opsloop.registry.flavors.sklearn import SklearnFlavor  # noqa: PLC0415
+    from opsloop.registry.packaging import declared_trusted_types  # noqa: PLC0415
+    from opsloop.registry.trust import check_types  # noqa: PLC0415
 
     try:
         refs = SklearnFlavor().references(data)

@@ -14,11 +14,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from opsloop.pipeline.worker import current_task
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 __all__ = ["RunDisplay", "progress_file", "report_progress"]
 
@@ -50,7 +55,6 @@ def report_progress(text: str) -> None:
 
     Does nothing outside a pipeline step, or when the run shows no display.
     """
-    from opsloop.pipeline.worker import current_task
 
     task = current_task()
     if task is None:

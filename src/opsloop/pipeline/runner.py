@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import NotFoundError, OpsloopError, PipelineError, StepFailedError
+from opsloop.gitutil import git_info
 from opsloop.pipeline.cache import cache_key
-from opsloop.pipeline.dag import Dag
 from opsloop.pipeline.executors import DEFAULT_LOG_LIMIT, Executor, get_executor
 from opsloop.pipeline.executors.base import StepResult, StepTask
 from opsloop.pipeline.materializers import load_value, materializer_versions
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from opsloop.artifacts import ArtifactStore
     from opsloop.context import Project
     from opsloop.gitutil import GitInfo
+    from opsloop.pipeline.dag import Dag
     from opsloop.store import Store
 
 __all__ = ["PipelineRunResult", "StepOutcome", "load_output", "run_pipeline"]
@@ -149,7 +150,9 @@ def _project_stores(
 ) -> tuple[Store, ArtifactStore, Any]:
     project: Any = None
     if store is None or artifacts is None:
-        from opsloop.context import current_project
+        # Lazy imports here and below (noqa: PLC0415) of opsloop.context: each loads only where it
+        # is used, so importing this module stays light.
+        from opsloop.context import current_project  # noqa: PLC0415
 
         project = current_project()
         store = store if store is not None else project.store
@@ -193,7 +196,7 @@ def load_output(
         if step_name is None:
             raise PipelineError("load_output(run_id, ...) needs the step name")
         if store is None:
-            from opsloop.context import current_project
+            from opsloop.context import current_project  # noqa: PLC0415
 
             # A lookup: outside a project it must not create an empty store to look in.
             current_project().require_state(f"load_output({source!r})")
@@ -290,10 +293,9 @@ def _project_git(project: Project | None) -> GitInfo | None:
     The project's folder, not the pipeline's source file: the lifecycle's steps live in the
     installed opsloop package, whose repository (if any) says nothing about the project.
     """
-    from opsloop.gitutil import git_info
 
     if project is None:
-        from opsloop.context import current_project
+        from opsloop.context import current_project  # noqa: PLC0415
 
         try:
             project = current_project()

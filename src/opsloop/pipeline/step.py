@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property, update_wrapper
 from typing import TYPE_CHECKING, Any, overload
 
@@ -22,6 +21,8 @@ from opsloop.pipeline.cache import source_digest
 from opsloop.pipeline.dag import Dag, _check_param, building, current_builder
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
     from opsloop.pipeline.runner import PipelineRunResult
 
 __all__ = ["Pipeline", "Step", "lookup_step", "pipeline", "step"]
@@ -286,7 +287,7 @@ class Pipeline:
 
     def __call__(self, **params: Any) -> PipelineRunResult:
         """Run the pipeline in the current project (see :func:`run_pipeline`)."""
-        from opsloop.pipeline.runner import run_pipeline
+        from opsloop.pipeline.runner import run_pipeline  # noqa: PLC0415 - runner imports step
 
         return run_pipeline(self, params)
 

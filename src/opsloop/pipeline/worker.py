@@ -17,14 +17,16 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from datetime import UTC, datetime
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.artifacts import ArtifactStore, open_artifact_store
 from opsloop.errors import PipelineError
 from opsloop.pipeline.executors.base import StepResult, StepTask
 from opsloop.pipeline.materializers import load_value, save_value
 from opsloop.pipeline.step import Step, lookup_step
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 __all__ = [
     "LOG_FORMAT",

@@ -7,13 +7,13 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from opsloop.context import current_project
 from opsloop.errors import (
     InvalidRequestError,
     ModelLoadError,
@@ -29,14 +29,16 @@ from opsloop.registry.packaging import (
     load_model_dir,
     save_model,
 )
-from opsloop.registry.signature import ColumnSpec
 from opsloop.registry.trust import check_extra_types
-from opsloop.registry.uri import resolve_model_uri
-from opsloop.store import ModelVersionInfo, RegisteredModelInfo
+from opsloop.registry.uri import parse_model_uri, resolve_model_uri
+from opsloop.tracking import active_run
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from opsloop.artifacts import ArtifactStore
-    from opsloop.store import Store
+    from opsloop.registry.signature import ColumnSpec
+    from opsloop.store import ModelVersionInfo, RegisteredModelInfo, Store
 
 __all__ = [
     "LoadedModel",
@@ -298,7 +300,9 @@ def load_model(
     if local is not None:
         return _load_local(local, trusted_types)
     if store is None:
-        from opsloop.context import current_project
+        # Lazy imports here and below (noqa: PLC0415) of opsloop.context: each loads only where it
+        # is used, so importing this module stays light.
+        from opsloop.context import current_project  # noqa: PLC0415
 
         # A lookup: outside a project it must not create an empty store to look in.
         current_project().require_state(f"load_model({str(uri)!r})")
@@ -318,7 +322,7 @@ def load_model(
         }
     )
     if cache_dir is None:
-        from opsloop.context import current_project
+        from opsloop.context import current_project  # noqa: PLC0415
 
         cache_dir = current_project().state_dir / "cache" / "models"
     folder = cache_dir / ref.artifact_digest.split(":", 1)[-1]
@@ -440,8 +444,6 @@ def _upload(artifacts: ArtifactStore, folder: Path, expected: str) -> str:
 
 def _local_only(uri: str | Path) -> Path | None:
     # A local folder needs no store; do not open the project's store just to load one.
-    from opsloop.registry.uri import parse_model_uri
-
     ref = parse_model_uri(uri)
     if isinstance(ref, Path):
         if not ref.is_dir():
@@ -468,7 +470,6 @@ def _fetch(artifacts: ArtifactStore, digest: str, folder: Path) -> None:
 def _store(store: Store | None) -> Store:
     if store is not None:
         return store
-    from opsloop.context import current_project
 
     return current_project().store
 
@@ -476,15 +477,12 @@ def _store(store: Store | None) -> Store:
 def _stores(store: Store | None, artifacts: ArtifactStore | None) -> tuple[Store, ArtifactStore]:
     if store is not None and artifacts is not None:
         return store, artifacts
-    from opsloop.context import current_project
 
     project = current_project()
     return store or project.store, artifacts or project.artifacts
 
 
 def _active_run_id(store: Store) -> str | None:
-    from opsloop.tracking import active_run
-
     run = active_run()
     if run is None or not _run_exists(store, run.id):
         return None

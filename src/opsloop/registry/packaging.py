@@ -19,18 +19,17 @@ import platform
 import shutil
 import stat
 import tempfile
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opsloop.artifacts import Manifest, ManifestEntry, digest_bytes, digest_file
+from opsloop.context import current_project
 from opsloop.errors import ModelLoadError, OpsloopError, RegistryError, SpecError
 from opsloop.gitutil import GitInfo, git_info
 from opsloop.registry.flavors import Flavor, flavor_for, get_flavor
@@ -42,7 +41,14 @@ from opsloop.registry.signature import (
     infer_signature,
 )
 from opsloop.registry.trust import TypeRef, check_extra_types, check_types
+from opsloop.spec import load_spec
+from opsloop.spec.loader import SPEC_FILE
 from opsloop.spec.yamlpos import load_yaml
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import pandas as pd
 
 __all__ = [
     "FORMAT_VERSION",
@@ -677,10 +683,6 @@ def _listed(names: Sequence[str], *, as_list: bool = False) -> str:
 
 
 def _project_trusted_types(project_dir: Path | None) -> list[str]:
-    from opsloop.context import current_project
-    from opsloop.spec import load_spec
-    from opsloop.spec.loader import SPEC_FILE
-
     try:
         if project_dir is None:
             spec = current_project().spec
@@ -774,7 +776,9 @@ def _library_versions() -> dict[str, str]:
 
 def _git(project_dir: Path | None) -> GitInfo | None:
     if project_dir is None:
-        from opsloop.context import current_project
+        # Lazy imports here and below (noqa: PLC0415) of opsloop.context: each loads only where it
+        # is used, so importing this module stays light.
+        from opsloop.context import current_project  # noqa: PLC0415
 
         try:
             project_dir = current_project().dir

@@ -6,13 +6,15 @@ A signature read from a packaged model is what the model server checks requests 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from opsloop.errors import RegistryError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "SUPPORTED_DTYPES",
@@ -165,7 +167,9 @@ def describe_output(model: Any) -> OutputSpec:
     Raises:
         RegistryError: The estimator has no method to answer with.
     """
-    from sklearn.base import is_classifier, is_regressor
+    # Lazy imports here and below (noqa: PLC0415) of sklearn: each loads only where it is used, so
+    # importing this module stays light.
+    from sklearn.base import is_classifier, is_regressor  # noqa: PLC0415
 
     if is_classifier(model):
         classes = getattr(model, "classes_", None)

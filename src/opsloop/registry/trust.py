@@ -30,11 +30,13 @@ import importlib
 import re
 import sys
 import types
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from opsloop.errors import RegistryError, UntrustedTypeError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
 
 __all__ = [
     "DENIED_MODULES",
@@ -319,17 +321,19 @@ def _by_rule(obj: Any, uses: frozenset[Use]) -> bool:
         return False
     module = obj.__module__
     if module.startswith("sklearn."):
-        from sklearn.base import BaseEstimator
+        # Lazy imports here and below (noqa: PLC0415) of sklearn, numpy, scipy: each loads only
+        # where it is used, so importing this module stays light.
+        from sklearn.base import BaseEstimator  # noqa: PLC0415
 
         return issubclass(obj, BaseEstimator)
     if module == "numpy" or module.startswith("numpy."):
-        import numpy as np
+        import numpy as np  # noqa: PLC0415
 
         if issubclass(obj, np.generic | np.dtype):
             return True
         return issubclass(obj, np.ndarray) and uses <= _INSTANCE
     if module.startswith("scipy.sparse"):
-        import scipy.sparse as sp
+        import scipy.sparse as sp  # noqa: PLC0415
 
         return issubclass(obj, sp.spmatrix | sp.sparray) and uses <= _INSTANCE
     return False

@@ -93,7 +93,9 @@ def resolve_model_uri(uri: str | Path, *, store: Store | None = None) -> ModelVe
             )
         return ref
     if store is None:
-        from opsloop.context import current_project
+        # Lazy imports here and below (noqa: PLC0415) of opsloop.context: each loads only where it
+        # is used, so importing this module stays light.
+        from opsloop.context import current_project  # noqa: PLC0415
 
         store = current_project().store
     if ref.alias is not None:

@@ -19,23 +19,27 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import platform
 import re
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cyclonedx.model import HashAlgorithm, HashType, Property
 from cyclonedx.model.bom import Bom
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output import make_outputter
 from cyclonedx.schema import OutputFormat, SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
 from opsloop.errors import SecurityError
-from opsloop.store.types import DatasetVersionInfo, ModelVersionInfo
+
+if TYPE_CHECKING:
+    from opsloop.store.types import DatasetVersionInfo, ModelVersionInfo
 
 __all__ = [
     "BOM_SPEC_VERSION",
@@ -118,8 +122,6 @@ class PythonEnvironment:
     @classmethod
     def running(cls) -> PythonEnvironment:
         """Every distribution installed in the running interpreter's environment."""
-        import platform
-
         packages = []
         for dist in importlib_metadata.distributions():
             try:
@@ -416,8 +418,6 @@ def validate_ml_bom(text: str) -> None:
         SecurityError: The text is not a valid CycloneDX 1.6 document; the message names the
             offending part.
     """
-    from cyclonedx.validation.json import JsonStrictValidator
-
     try:
         error = JsonStrictValidator(_SCHEMA).validate_str(text)
     except Exception as exc:  # the validator's optional dependencies, or unparsable text
@@ -581,6 +581,6 @@ def _opsloop_version() -> str:
     try:
         return importlib_metadata.version("opsloop")
     except importlib_metadata.PackageNotFoundError:
-        from opsloop import __version__
+        from opsloop import __version__  # noqa: PLC0415 (an uninstalled checkout only)
 
         return __version__

@@ -18,12 +18,14 @@ import shutil
 import subprocess
 import sys
 import venv
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from opsloop.errors import SecurityError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "CHECKOV_ENV",

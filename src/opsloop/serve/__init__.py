@@ -1,11 +1,25 @@
-"""Model server: Open Inference Protocol (V2) and MLflow-style endpoints, micro-batching,
-canary and shadow routing, a prediction log and Prometheus metrics.
+"""The model server: one ASGI app that serves model versions.
 
-The contracts (:class:`ColumnSpec`, :class:`ServableModel`, :class:`SklearnServable`, the
-record and sink types) need only opsloop's core dependencies, so a model registry can import
-them anywhere. The server itself needs the ``serve`` extra (Starlette, uvicorn,
-prometheus-client, orjson); its names are imported on first use and raise
-:class:`~opsloop.errors.MissingDependencyError` when the extra is missing.
+* :mod:`~opsloop.serve.app` — the endpoints: Open Inference Protocol (V2), MLflow-style
+  ``/invocations``, ``POST /v1/feedback`` for labels, ``/v1/admin/models`` to change what is
+  served, health and Prometheus ``/metrics``; :mod:`~opsloop.serve.auth` — the bearer tokens
+  and scopes that guard them; :mod:`~opsloop.serve.server` runs the app under uvicorn;
+* :mod:`~opsloop.serve.router` — the versions inside one server, warmed before they are routed
+  to, with weighted canary and shadow routing; :mod:`~opsloop.serve.batching` — micro-batches
+  of concurrent requests; :mod:`~opsloop.serve.codec` — request decoding and response encoding;
+* :mod:`~opsloop.serve.predlog` — the bounded, batched prediction and feedback log, written to
+  a file sink (:mod:`~opsloop.serve.sinks`, JSON Lines or Parquet) or into the metadata store
+  (:mod:`~opsloop.serve.store_sink`), where the monitors read it;
+  :mod:`~opsloop.serve.feedback` — which labels are taken;
+* :mod:`~opsloop.serve.base` — the contracts: what a servable model is
+  (:class:`ServableModel`, :class:`SklearnServable`, :class:`ColumnSpec`), the records that
+  get logged and the sinks they go to. The server imports no model registry: a registry's
+  loaded model satisfies :class:`ServableModel`.
+
+The contracts are imported with the package; the server's names (the app, the router, the
+sinks, :func:`serve` …) on first use, so that code needing only the contracts does not load
+Starlette, uvicorn or prometheus-client. Should that stack be missing, using a server name
+raises :class:`~opsloop.errors.MissingDependencyError` naming ``pip install 'opsloop[serve]'``.
 """
 
 from __future__ import annotations

@@ -14,19 +14,17 @@ import math
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import numpy as np
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opsloop.errors import InvalidRequestError, NotFoundError, OpsloopError, ServingError
 from opsloop.serve.auth import Scope as TokenScope
@@ -51,11 +49,18 @@ from opsloop.serve.codec import (
     predict_method,
     v2_outputs,
 )
-from opsloop.serve.config import ServerConfig
 from opsloop.serve.feedback import LABELLED, ClientRateLimiter, LabelSpec, RecentRequests
 from opsloop.serve.metrics import CONTENT_TYPE_LATEST, ServerMetrics
 from opsloop.serve.predlog import RecordLog
 from opsloop.serve.router import ModelRouter, VersionSlot
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+
+    from starlette.requests import Request
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    from opsloop.serve.config import ServerConfig
 
 __all__ = ["InferenceRoutes", "ServerState", "create_app"]
 
@@ -111,9 +116,7 @@ class HTTPError(Exception):
 
 def _server_version() -> str:
     try:
-        from importlib.metadata import version
-
-        return version("opsloop")
+        return metadata.version("opsloop")
     except Exception:
         return "0"
 
@@ -885,33 +888,58 @@ def _status_for(exc: Exception) -> HTTPError:
     return HTTPError(500, f"internal error: {type(exc).__name__}: {exc}")
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+class _Endpoints:
+    """The routes Starlette serves (all but inference, see :class:`InferenceRoutes`), over
+    one :class:`ServerState`."""
 
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
 
-def create_app(config: ServerConfig) -> Starlette:
-    """Build the server's ASGI app.
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v2/health/live", self.live, methods=["GET"]),
+            Route("/v2/health/ready", self.ready, methods=["GET"]),
+            Route("/v2", self.server_metadata, methods=["GET"]),
+            Route("/v2/models/{name}", self.model_metadata, methods=["GET"]),
+            Route("/v2/models/{name}/versions/{version}", self.model_metadata, methods=["GET"]),
+            Route("/v2/models/{name}/ready", self.model_ready, methods=["GET"]),
+            Route("/v2/models/{name}/versions/{version}/ready", self.model_ready, methods=["GET"]),
+            Route("/ping", self.ready, methods=["GET"]),
+            Route("/health", self.ready, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
+            Route("/v1/feedback", self.feedback, methods=["POST"]),
+            Route("/v1/admin/models", self.admin_models, methods=["GET", "POST"]),
+        ]
 
-    Models are loaded and warmed, and logs started, in the app's lifespan, so run it under a
-    server that drives the lifespan (uvicorn does). The state is on ``app.state.server``
-    (:class:`ServerState`) and the router on ``app.state.router`` for in-process changes.
-    """
-    state = ServerState(config)
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        state = self.state
+        try:
+            await state.startup()
+        except Exception as exc:
+            state.startup_error = exc
+            raise
+        try:
+            yield
+        finally:
+            await state.shutdown()
 
     # -- health and metadata ------------------------------------------------------------------
 
-    async def live(request: Request) -> Response:
+    async def live(self, request: Request) -> Response:
         return _json({"live": True})
 
-    async def ready(request: Request) -> Response:
-        ok = state.ready and bool(state.router.names)
+    async def ready(self, request: Request) -> Response:
+        ok = self.state.ready and bool(self.state.router.names)
         return _json({"ready": ok}, 200 if ok else 503)
 
-    async def server_metadata(request: Request) -> Response:
+    async def server_metadata(self, request: Request) -> Response:
         return _json(
-            {"name": "opsloop", "version": state.version, "extensions": ["binary_tensor_data"]}
+            {"name": "opsloop", "version": self.state.version, "extensions": ["binary_tensor_data"]}
         )
 
-    async def model_metadata(request: Request) -> Response:
+    async def model_metadata(self, request: Request) -> Response:
+        state = self.state
         if state.token_required:
             try:
                 state.check_token(request.headers.get("authorization"), "predict")
@@ -927,30 +955,30 @@ def create_app(config: ServerConfig) -> Starlette:
         except NotFoundError as exc:
             return _json({"error": exc.message}, 404)
 
-    async def model_ready(request: Request) -> Response:
+    async def model_ready(self, request: Request) -> Response:
         name = request.path_params["name"]
         version = request.path_params.get("version")
         try:
             if version is None:
-                state.router.entry(name)
+                self.state.router.entry(name)
             else:
-                state.router.slot(name, version)
+                self.state.router.slot(name, version)
         except NotFoundError as exc:
             return _json({"name": name, "ready": False, "error": exc.message}, 404)
-        ok = state.ready
+        ok = self.state.ready
         return _json({"name": name, "ready": ok}, 200 if ok else 503)
-
-    # -- inference ----------------------------------------------------------------------------
 
     # -- metrics, feedback, admin -------------------------------------------------------------
 
-    async def metrics(request: Request) -> Response:
+    async def metrics(self, request: Request) -> Response:
+        state = self.state
         for log in (state.predictions, state.feedback):
             if log is not None:
                 state.metrics.child(state.metrics.log_queue, log.name).set(log.depth)
         return Response(state.metrics.render(), 200, None, CONTENT_TYPE_LATEST)
 
-    async def feedback(request: Request) -> Response:
+    async def feedback(self, request: Request) -> Response:
+        state = self.state
         try:
             if state.token_required:
                 state.check_token(request.headers.get("authorization"), "feedback")
@@ -961,9 +989,9 @@ def create_app(config: ServerConfig) -> Starlette:
             return state.error_response(_status_for(exc), "", "", None)
         return _json({"accepted": accepted})
 
-    def authorize(request: Request) -> None:
-        if state.guard_admin:
-            state.check_token(request.headers.get("authorization"), "admin")
+    def _authorize_admin(self, request: Request) -> None:
+        if self.state.guard_admin:
+            self.state.check_token(request.headers.get("authorization"), "admin")
             return
         host = request.client.host if request.client else ""
         try:
@@ -973,9 +1001,10 @@ def create_app(config: ServerConfig) -> Starlette:
         if not loopback:
             raise HTTPError(403, "admin endpoints need an admin token when not on loopback")
 
-    async def admin_models(request: Request) -> Response:
+    async def admin_models(self, request: Request) -> Response:
+        state = self.state
         try:
-            authorize(request)
+            self._authorize_admin(request)
             if request.method == "GET":
                 return _json({"models": state.router.describe()})
             payload = loads_json(await state.read_body(request.headers, request.receive))
@@ -986,35 +1015,19 @@ def create_app(config: ServerConfig) -> Starlette:
             return state.error_response(_status_for(exc), "", "", None)
         return _json({"ok": True, **result, "models": state.router.describe()})
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        try:
-            await state.startup()
-        except Exception as exc:
-            state.startup_error = exc
-            raise
-        try:
-            yield
-        finally:
-            await state.shutdown()
 
-    routes = [
-        Route("/v2/health/live", live, methods=["GET"]),
-        Route("/v2/health/ready", ready, methods=["GET"]),
-        Route("/v2", server_metadata, methods=["GET"]),
-        Route("/v2/models/{name}", model_metadata, methods=["GET"]),
-        Route("/v2/models/{name}/versions/{version}", model_metadata, methods=["GET"]),
-        Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
-        Route("/v2/models/{name}/versions/{version}/ready", model_ready, methods=["GET"]),
-        Route("/ping", ready, methods=["GET"]),
-        Route("/health", ready, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/v1/feedback", feedback, methods=["POST"]),
-        Route("/v1/admin/models", admin_models, methods=["GET", "POST"]),
-    ]
+def create_app(config: ServerConfig) -> Starlette:
+    """Build the server's ASGI app.
+
+    Models are loaded and warmed, and logs started, in the app's lifespan, so run it under a
+    server that drives the lifespan (uvicorn does). The state is on ``app.state.server``
+    (:class:`ServerState`) and the router on ``app.state.router`` for in-process changes.
+    """
+    state = ServerState(config)
+    endpoints = _Endpoints(state)
     app = Starlette(
-        routes=routes,
-        lifespan=lifespan,
+        routes=endpoints.routes(),
+        lifespan=endpoints.lifespan,
         middleware=[Middleware(InferenceRoutes, state=state)],
     )
     app.state.server = state

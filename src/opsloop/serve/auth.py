@@ -15,11 +15,13 @@ import hashlib
 import hmac
 import ipaddress
 import os
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from opsloop.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 __all__ = [
     "ADMIN_TOKEN_ENV",

@@ -8,13 +8,11 @@ server knowing them.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
 
 from opsloop.errors import ServingError
 from opsloop.registry.signature import (
@@ -22,6 +20,11 @@ from opsloop.registry.signature import (
     ColumnSpec,
     signature_from_frame,
 )
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    import pandas as pd
 
 __all__ = [
     "SUPPORTED_DTYPES",

@@ -13,18 +13,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from opsloop.errors import ServingError
-from opsloop.serve.base import ColumnSpec, ServableModel
 from opsloop.serve.codec import Columns, schema_of
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from concurrent.futures import Executor
+
+    from opsloop.serve.base import ColumnSpec, ServableModel
 
 __all__ = ["FrameBuilder", "MicroBatcher", "synthetic_columns"]
 

@@ -10,14 +10,17 @@ labels the monitors compute model quality from.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from opsloop.errors import InvalidRequestError
-from opsloop.serve.base import ServableModel
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from opsloop.serve.base import ServableModel
 
 __all__ = ["LABELLED", "ClientRateLimiter", "LabelSpec", "RecentRequests"]
 

@@ -45,13 +45,15 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import orjson
 
 from opsloop.errors import is_data_error as _is_data_error
-from opsloop.serve.metrics import ServerMetrics
 from opsloop.serve.sinks import JsonlSink, ParquetSink
+
+if TYPE_CHECKING:
+    from opsloop.serve.metrics import ServerMetrics
 
 __all__ = ["RecordLog"]
 

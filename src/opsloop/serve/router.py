@@ -11,9 +11,8 @@ import asyncio
 import random
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,7 +22,11 @@ from opsloop.serve.base import ServableModel
 from opsloop.serve.batching import MicroBatcher, synthetic_columns
 from opsloop.serve.codec import Schema, v2_datatype_for, v2_input_datatype
 from opsloop.serve.feedback import LabelSpec
-from opsloop.serve.metrics import ServerMetrics
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from opsloop.serve.metrics import ServerMetrics
 
 __all__ = ["LABEL_OUTPUT", "ModelEntry", "ModelRouter", "VersionSlot"]
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import logging
 import socket
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import MissingDependencyError, ServingError
+from opsloop.serve.app import create_app
 from opsloop.serve.auth import is_loopback
 from opsloop.serve.base import ServableModel
 from opsloop.serve.config import ServerConfig
+
+if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Callable, Sequence
 
 __all__ = ["bind_socket", "run_server", "serve", "uvicorn_config"]
 
@@ -37,7 +40,9 @@ def _guarded_protocol(header_timeout: float, max_per_client: int | None) -> type
       (which answers every request 503 beyond it), so an orchestrator does not restart a
       server that is only busy.
     """
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    # Lazy imports here and below (noqa: PLC0415) of uvicorn, uvloop: each loads only where it is
+    # used, so importing this module stays light.
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # noqa: PLC0415
 
     # Per server (each call builds a class), touched only on the event loop: no lock.
     open_by_client: dict[str, int] = {}
@@ -111,13 +116,12 @@ def uvicorn_config(config: ServerConfig, app: Any | None = None) -> Any:
         MissingDependencyError: uvicorn is not installed.
     """
     try:
-        import uvicorn
+        import uvicorn  # noqa: PLC0415
     except ImportError:  # pragma: no cover - depends on the installed extras
         raise MissingDependencyError("uvicorn", "serve") from None
-    from opsloop.serve.app import create_app
 
     try:
-        import uvloop  # noqa: F401
+        import uvloop  # noqa: PLC0415, F401
 
         loop = "uvloop"
     except ImportError:  # pragma: no cover - depends on the platform
@@ -210,9 +214,7 @@ def serve(
     Raises:
         ServingError: The server could not start (a model failed to load, the port is taken).
     """
-    import uvicorn
-
-    from opsloop.serve.app import create_app
+    import uvicorn  # noqa: PLC0415
 
     host = config.host if sock is None else str(sock.getsockname()[0])
     if not is_loopback(host):

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -20,10 +20,6 @@ from opsloop.errors import ConfigError
 __all__ = ["JsonlSink", "ParquetSink", "open_sink", "read_jsonl"]
 
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC
-
-
-class _Record(Protocol):
-    def to_dict(self) -> dict[str, Any]: ...
 
 
 def _default(value: Any) -> Any:
@@ -88,8 +84,10 @@ class ParquetSink:
 
     def write_batch(self, records: list[Any]) -> None:
         """Write ``records`` to a new part file."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        # Lazy imports here and below (noqa: PLC0415) of pyarrow: each loads only where it is used,
+        # so importing this module stays light.
+        import pyarrow as pa  # noqa: PLC0415
+        import pyarrow.parquet as pq  # noqa: PLC0415
 
         rows: list[dict[str, Any]] = []
         for record in records:

@@ -19,18 +19,19 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from opsloop.serve.base import FeedbackRecord, FeedbackTarget, PredictionRecord
 from opsloop.spec.schema import PredictionLogSection
-from opsloop.store import Store
 from opsloop.store.prediction_chunks import write_chunk
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from opsloop.artifacts import ArtifactStore
+    from opsloop.store import Store
 
 logger = logging.getLogger("opsloop.serve")
 

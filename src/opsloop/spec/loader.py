@@ -9,8 +9,6 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -18,6 +16,10 @@ from pydantic import BaseModel, ValidationError
 from opsloop.errors import SpecError
 from opsloop.spec.schema import ProjectSpec
 from opsloop.spec.yamlpos import Loc, line_for, load_yaml_with_lines, read_text
+
+if typing.TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
 
 SPEC_FILE = "opsloop.yaml"
 

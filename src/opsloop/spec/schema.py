@@ -7,9 +7,8 @@ silently ignored setting.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -24,6 +23,9 @@ from opsloop.redact import redact_url
 from opsloop.spec.alerting import AlertsSection
 from opsloop.spec.monitoring import DriftThresholds, Duration
 from opsloop.spec.remediation import RemediationSection
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SCHEMA_VERSION = 1
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")

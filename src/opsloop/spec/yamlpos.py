@@ -20,12 +20,14 @@ line it is on.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from opsloop.errors import SpecError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "MAX_ALIAS_NODES",
@@ -87,7 +89,9 @@ def _check_size(text: str, file: str, max_bytes: int) -> None:
         )
 
 
-def _check_events(text: str, file: str, max_depth: int, max_alias_nodes: int) -> None:
+# One loop over the event stream with a branch per event kind; split, the stack it keeps would
+# have to be passed around.
+def _check_events(text: str, file: str, max_depth: int, max_alias_nodes: int) -> None:  # noqa: C901
     """Walk the event stream once and refuse what the limits forbid (see the module text).
 
     Each open collection keeps [anchor, values inside it, levels of collections below it,

@@ -5,8 +5,8 @@ predictions, series, deployments, incidents) over one database; see :mod:`opsloo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import URL
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -36,6 +36,9 @@ from opsloop.store.types import (
     StepRunInfo,
     SyncHistoryEntry,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy import URL
 
 __all__ = [
     "ActionInfo",

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 import math
-from contextlib import AbstractContextManager
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import orjson
-from sqlalchemy import Connection, Engine
 
 from opsloop.plugins import Registry
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from sqlalchemy import Connection, Engine
 
 
 class Backend(Protocol):
@@ -44,7 +47,7 @@ def _backend(name: str, obj: Any) -> Backend:
         raise TypeError(f"{backend!r} has no {', '.join(missing)} (see opsloop.store.base.Backend)")
     if backend.name != name:
         raise ValueError(f"its name is {backend.name!r}, not the URL scheme {name!r}")
-    return cast(Backend, backend)
+    return cast("Backend", backend)
 
 
 STORE_BACKENDS: Registry[Backend] = Registry(

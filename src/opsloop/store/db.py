@@ -8,19 +8,23 @@ not.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from opsloop.errors import StoreError
 from opsloop.redact import redact, redact_url
 from opsloop.store import models as m
-from opsloop.store.base import Backend
 from opsloop.store.migrate import upgrade
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sqlalchemy import Engine
+
+    from opsloop.store.base import Backend
 
 __all__ = ["Database"]
 

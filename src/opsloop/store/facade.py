@@ -16,9 +16,8 @@ and return the plain records of :mod:`opsloop.store.types`.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
 
-from opsloop.store.base import Backend
 from opsloop.store.db import Database
 from opsloop.store.repos.datasets import DatasetRepository
 from opsloop.store.repos.deployments import DeploymentRepository
@@ -29,6 +28,11 @@ from opsloop.store.repos.predictions import PredictionRepository
 from opsloop.store.repos.runs import DEFAULT_HEARTBEAT_TIMEOUT_S, RunRepository
 from opsloop.store.repos.series import SeriesRepository
 from opsloop.store.repos.steps import StepRepository
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from opsloop.store.base import Backend
 
 __all__ = ["DEFAULT_HEARTBEAT_TIMEOUT_S", "Store"]
 

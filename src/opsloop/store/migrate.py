@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from opsloop.errors import MigrationError
 from opsloop.redact import redact
-from opsloop.store.base import Backend
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+    from opsloop.store.base import Backend
 
 VERSION_TABLE = "opsloop_alembic_version"
 _MIGRATIONS = Path(__file__).parent / "migrations"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from opsloop.errors import MissingDependencyError
 from opsloop.store.base import dump_json, load_json
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 # Any constant works; it only has to be the same in every opsloop process.
 _MIGRATION_LOCK_KEY = 0x6F70736C6F6F70

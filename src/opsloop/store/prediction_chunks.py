@@ -16,8 +16,8 @@ are different blobs (and deleting one never takes another's).
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,8 @@ import orjson
 from opsloop.errors import ArtifactError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     import pandas as pd
     import pyarrow as pa
 
@@ -77,7 +79,9 @@ class ChunkData:
 
 def _array(values: Sequence[Any]) -> tuple[pa.Array, bool]:
     """``values`` as one Arrow array; as JSON text when they have no common Arrow type."""
-    import pyarrow as pa
+    # Lazy imports here and below (noqa: PLC0415) of pyarrow, pandas: each loads only where it is
+    # used, so importing this module stays light.
+    import pyarrow as pa  # noqa: PLC0415
 
     try:
         return pa.array(values), False
@@ -110,10 +114,9 @@ def encode_chunk(
         ValueError: An input column does not have one value per output, or a value cannot
             be written even as JSON.
     """
-    import io
 
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
 
     n = len(outputs)
     names = [str(name) for name in inputs]
@@ -190,8 +193,8 @@ def is_chunk(artifacts: ArtifactStore, digest: str) -> bool:
         NotFoundError: No blob has this digest.
         ArtifactError: ``digest`` is not a digest.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
 
     local = getattr(artifacts, "local_path", None)
     path = local(digest) if callable(local) else None
@@ -216,9 +219,9 @@ def read_chunk(
         DigestMismatchError: Its bytes do not match its digest.
         ArtifactError: The blob is not a prediction chunk.
     """
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pandas as pd  # noqa: PLC0415
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
 
     data = artifacts.get_bytes(digest)
     try:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from opsloop.store.base import dump_json, load_json
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def _use_wal(cur: Any, patience: float = 60.0) -> None:

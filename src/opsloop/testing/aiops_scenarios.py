@@ -16,10 +16,9 @@ the same way::
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +26,9 @@ from opsloop.aiops.alerts import AlertIn
 from opsloop.aiops.correlation import subject_of
 from opsloop.aiops.lineage import LineageGraph
 from opsloop.errors import AIOpsError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 __all__ = ["Scenario", "Simulation", "score_incidents", "simulate"]
 

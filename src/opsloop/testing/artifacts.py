@@ -29,7 +29,9 @@ Corrupt = Callable[[ArtifactStore, str, bytes], None]
 
 def corrupt_fsspec(store: ArtifactStore, digest: str, data: bytes) -> None:
     """Overwrite a blob of an fsspec-backed store in place."""
-    from opsloop.artifacts.fsspec_store import FsspecArtifactStore
+    # Lazy imports here and below (noqa: PLC0415) of opsloop.artifacts: each loads only where it is
+    # used, so importing this module stays light.
+    from opsloop.artifacts.fsspec_store import FsspecArtifactStore  # noqa: PLC0415
 
     if not isinstance(store, FsspecArtifactStore):
         raise TypeError(

@@ -18,14 +18,17 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.artifacts import ArtifactStore, open_artifact_store
+from opsloop.pipeline import worker
 from opsloop.pipeline.executors.base import Executor, StepResult, StepTask
 from opsloop.pipeline.materializers import load_value
-from opsloop.pipeline.step import Step
 from opsloop.testing import _steps as steps
 from opsloop.testing._core import Check, check, run_checks
+
+if TYPE_CHECKING:
+    from opsloop.pipeline.step import Step
 
 __all__ = ["ExecutorFactory", "check_executor", "yield_executor_checks"]
 
@@ -141,7 +144,6 @@ def check_output_is_captured(make: ExecutorFactory) -> None:
 @check
 def check_step_end_hooks_run_in_the_worker(make: ExecutorFactory) -> None:
     """Step-end hooks run once per step, after it, with the task set; one that raises fails it."""
-    from opsloop.pipeline import worker
 
     with _setting(make) as (ex, artifacts, folder):
         calls = folder / "hook-calls"

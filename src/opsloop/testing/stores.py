@@ -12,8 +12,8 @@ Each check takes the URL of a new, empty store, opens it (migrating it) and clos
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
@@ -21,6 +21,9 @@ from sqlalchemy.exc import DatabaseError
 from opsloop.errors import AlreadyExistsError, NotFoundError, StoreError, TrackingError
 from opsloop.store import Store, open_store
 from opsloop.testing._core import Check, check, raises, run_checks
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 __all__ = ["check_store", "yield_store_checks"]
 

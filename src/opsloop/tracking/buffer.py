@@ -7,10 +7,13 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from opsloop.errors import NotFoundError, StoreError, is_data_error
-from opsloop.store import MetricRow, Store
 from opsloop.tracking.checks import storable_problem
+
+if TYPE_CHECKING:
+    from opsloop.store import MetricRow, Store
 
 logger = logging.getLogger("opsloop.tracking")
 

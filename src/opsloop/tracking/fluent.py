@@ -21,15 +21,12 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.context import Project, current_project
 from opsloop.errors import TrackingError
 from opsloop.gitutil import git_info
-from opsloop.store import RunInfo, Store
 from opsloop.tracking.buffer import MetricBuffer
 from opsloop.tracking.checks import (
     check_key,
@@ -37,6 +34,12 @@ from opsloop.tracking.checks import (
     check_timestamp,
     check_value,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
+    from opsloop.store import RunInfo, Store
 
 logger = logging.getLogger("opsloop.tracking")
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.aiops.detectors._parts import Clock
 from opsloop.aiops.detectors.base import Detector, is_missing, to_seconds
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 __all__ = ["ClockedDetector"]
 

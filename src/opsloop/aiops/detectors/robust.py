@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from typing import TYPE_CHECKING
 
 from opsloop.aiops.detectors._window import RollingExtremes, RollingMedian
 from opsloop.aiops.detectors.base import Detector, is_missing
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 __all__ = ["EWMADetector", "MADDetector", "z_to_score"]
 

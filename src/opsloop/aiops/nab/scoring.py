@@ -21,13 +21,16 @@ This follows the method published with the Numenta Anomaly Benchmark (NAB 1.x):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from opsloop.errors import AIOpsError, DataError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 __all__ = [
     "PROBATIONARY_FRACTION",

@@ -33,7 +33,7 @@ RuntimeFactory = Callable[..., Runtime]
 def _factory(name: str, obj: Any) -> RuntimeFactory:
     if not callable(obj):
         raise TypeError(f"{obj!r} is not callable")
-    return cast(RuntimeFactory, obj)
+    return cast("RuntimeFactory", obj)
 
 
 RUNTIMES: Registry[RuntimeFactory] = Registry("runtime", "opsloop.runtimes", check=_factory)
@@ -76,13 +76,15 @@ def open_runtime(name: str, project: Project, **options: Any) -> Runtime:
 
 
 def _local(project: Project, **options: Any) -> Runtime:
-    from opsloop.gitops.runtime.local import LocalRuntime
+    # Lazy imports here and below (noqa: PLC0415) of opsloop.gitops: each loads only where it is
+    # used, so importing this module stays light.
+    from opsloop.gitops.runtime.local import LocalRuntime  # noqa: PLC0415
 
     return LocalRuntime(project.dir, **options)
 
 
 def _kubernetes(project: Project, **options: Any) -> Runtime:
-    from opsloop.gitops.runtime.kubernetes import KubernetesRuntime
+    from opsloop.gitops.runtime.kubernetes import KubernetesRuntime  # noqa: PLC0415
 
     options.setdefault("out_dir", project.state_dir / "runtime" / "kubernetes")
     return KubernetesRuntime(**options)

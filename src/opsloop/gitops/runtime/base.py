@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
-from opsloop.gitops.types import Health, LiveDeployment, RuntimeSpec
+if TYPE_CHECKING:
+    from opsloop.gitops.types import Health, LiveDeployment, RuntimeSpec
 
 __all__ = ["Runtime"]
 

@@ -32,10 +32,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psutil
@@ -45,6 +44,9 @@ from pydantic import BaseModel, Field, ValidationError
 from opsloop.errors import GitOpsError
 from opsloop.gitops.runtime.base import Runtime
 from opsloop.gitops.types import Health, HealthStatus, LiveDeployment, ObservedRouting, RuntimeSpec
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
 
 __all__ = ["LocalRuntime", "ReplicaRecord", "RuntimeRecord", "exit_reason"]
 

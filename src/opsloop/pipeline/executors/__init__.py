@@ -1,8 +1,16 @@
-"""Executors run pipeline steps: ``local`` (worker processes) and ``inline`` (in-process).
+"""Executors run pipeline steps; two are built in:
+
+* ``local`` (:class:`~opsloop.pipeline.executors.local.LocalExecutor`, the default) — a fresh
+  worker process per step attempt, several at once: a crash fails only its step, and each
+  step's CPU time and peak memory are its own;
+* ``inline`` (:class:`~opsloop.pipeline.executors.inline.InlineExecutor`) — every step in the
+  calling process, one after another, for debugging and fast tests.
 
 Pick one by name with :func:`get_executor`; add a backend with :func:`register_executor`, or
 from another distribution with an entry point in the group ``opsloop.executors`` that names
 a factory called as ``factory(**options)`` (usually the :class:`Executor` subclass itself).
+Tasks and results are plain picklable data (see :mod:`~opsloop.pipeline.executors.base`), so
+such a backend may run steps on other machines.
 """
 
 from __future__ import annotations
@@ -35,13 +43,13 @@ def _factory(name: str, obj: Any) -> ExecutorFactory:
         raise TypeError(f"{obj.__module__}.{obj.__qualname__} is not an Executor subclass")
     if not callable(obj):
         raise TypeError(f"{obj!r} is not callable")
-    return cast(ExecutorFactory, obj)
+    return cast("ExecutorFactory", obj)
 
 
 EXECUTORS: Registry[ExecutorFactory] = Registry("executor", "opsloop.executors", check=_factory)
 """Executor factories by name."""
 
-# Import references: a backend with heavy dependencies (Ray) costs nothing until it is used.
+# Import references: a backend's module is imported only when the backend is used.
 EXECUTORS.register("local", "opsloop.pipeline.executors.local:LocalExecutor")
 EXECUTORS.register("inline", "opsloop.pipeline.executors.inline:InlineExecutor")
 

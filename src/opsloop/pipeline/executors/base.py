@@ -3,8 +3,8 @@
 An executor runs :class:`StepTask` s and hands back :class:`StepResult` s through
 ``concurrent.futures.Future`` objects. Both are plain picklable data: the step is named by
 module and qualname, its inputs by artifact digest and the artifact store by URL, so a task
-can run in another process or on another machine (a Ray remote function returns a future
-too). Workers only write artifacts; the runner records everything in the metadata store.
+can run in another process or, through a plugin executor, on another machine. Workers only
+write artifacts; the runner records everything in the metadata store.
 
 A step that raises is a *result* (``ok=False``), not a failed future; the future fails only
 when the executor itself breaks.
@@ -13,11 +13,13 @@ when the executor itself breaks.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+    from datetime import datetime
+    from types import TracebackType
 
 __all__ = ["DEFAULT_LOG_LIMIT", "Executor", "StepResult", "StepTask"]
 

@@ -29,13 +29,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import PipelineError
 from opsloop.pipeline.executors.base import Executor, StepResult, StepTask
 from opsloop.pipeline.executors.inline import peak_rss_bytes
 from opsloop.pipeline.worker import execute_task, read_log_tail, redirect_process_output
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
 
 __all__ = ["LocalExecutor", "default_start_method"]
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from opsloop.registry.trust import TypeRef
+if TYPE_CHECKING:
+    from opsloop.registry.trust import TypeRef
 
 __all__ = ["Flavor"]
 

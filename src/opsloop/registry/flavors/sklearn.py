@@ -42,7 +42,9 @@ class SklearnFlavor:
 
     def accepts(self, model: Any) -> bool:
         """Whether ``model`` is a scikit-learn estimator (or follows its base class)."""
-        from sklearn.base import BaseEstimator
+        # Lazy imports here and below (noqa: PLC0415) of sklearn, skops: each loads only where it is
+        # used, so importing this module stays light.
+        from sklearn.base import BaseEstimator  # noqa: PLC0415
 
         return isinstance(model, BaseEstimator)
 
@@ -52,9 +54,9 @@ class SklearnFlavor:
         Raises:
             RegistryError: The estimator is not fitted, or skops cannot serialize it.
         """
-        import skops.io as sio
-        from sklearn.exceptions import NotFittedError
-        from sklearn.utils.validation import check_is_fitted
+        import skops.io as sio  # noqa: PLC0415
+        from sklearn.exceptions import NotFittedError  # noqa: PLC0415
+        from sklearn.utils.validation import check_is_fitted  # noqa: PLC0415
 
         try:
             check_is_fitted(model)
@@ -80,7 +82,7 @@ class SklearnFlavor:
         Raises:
             ModelLoadError: The bytes are not a skops file.
         """
-        import skops.io as sio
+        import skops.io as sio  # noqa: PLC0415
 
         try:
             untrusted = set(sio.get_untrusted_types(data=data))
@@ -116,8 +118,8 @@ class SklearnFlavor:
             UntrustedTypeError: The file holds a type outside ``trusted``.
             ModelLoadError: The file cannot be loaded (a module or class is missing).
         """
-        import skops.io as sio
-        from skops.io.exceptions import UntrustedTypesFoundException
+        import skops.io as sio  # noqa: PLC0415
+        from skops.io.exceptions import UntrustedTypesFoundException  # noqa: PLC0415
 
         try:
             return sio.loads(data, trusted=list(trusted))

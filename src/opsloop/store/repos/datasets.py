@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import NotFoundError
 from opsloop.store import models as m
-from opsloop.store.db import Database
 from opsloop.store.types import DatasetVersionInfo
+
+if TYPE_CHECKING:
+    from opsloop.store.db import Database
 
 __all__ = ["DatasetRepository"]
 

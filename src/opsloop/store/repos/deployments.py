@@ -3,15 +3,18 @@ its statuses, and the history of syncs. Every change is written with its audit e
 
 from __future__ import annotations
 
-import builtins
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, desc, select
 
 from opsloop.store import models as m
-from opsloop.store.db import Database
 from opsloop.store.types import DeploymentRecord, SyncHistoryEntry
+
+if TYPE_CHECKING:
+    import builtins
+    from datetime import datetime
+
+    from opsloop.store.db import Database
 
 __all__ = ["DeploymentRepository"]
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import builtins
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from opsloop.store import models as m
-from opsloop.store.db import Database
 from opsloop.store.types import EventInfo
+
+if TYPE_CHECKING:
+    import builtins
+    from datetime import datetime
+
+    from opsloop.store.db import Database
 
 __all__ = ["EventRepository"]
 

@@ -10,20 +10,24 @@ correlation` opens it (serialised between processes) and hands out an :class:`In
 
 from __future__ import annotations
 
-import builtins
 import struct
-from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
 
 from opsloop.errors import AIOpsError, NotFoundError, StoreError
 from opsloop.store import models as m
-from opsloop.store.db import Database
 from opsloop.store.types import ActionInfo, AlertInfo, IncidentInfo
+
+if TYPE_CHECKING:
+    import builtins
+    from collections.abc import Iterable, Iterator, Sequence
+
+    from sqlalchemy.orm import Session
+
+    from opsloop.store.db import Database
 
 __all__ = ["SEVERITY_ORDER", "AlertWrite", "IncidentRepository", "IncidentTx"]
 

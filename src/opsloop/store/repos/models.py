@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import builtins
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from opsloop.errors import AlreadyExistsError, NotFoundError, TrackingError
 from opsloop.names import check_name
 from opsloop.store import models as m
-from opsloop.store.db import Database
 from opsloop.store.types import ModelVersionInfo, RegisteredModelInfo
+
+if TYPE_CHECKING:
+    import builtins
+    from collections.abc import Sequence
+
+    from sqlalchemy.orm import Session
+
+    from opsloop.store.db import Database
 
 __all__ = ["ModelRepository"]
 

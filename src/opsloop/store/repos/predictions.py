@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from opsloop.store import models as m
-from opsloop.store.db import Database
 from opsloop.store.types import (
     DeletedPredictions,
     FeedbackInfo,
     FeedbackTarget,
     PredictionInfo,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+
+    from opsloop.store.db import Database
 
 __all__ = ["PredictionRepository"]
 
@@ -182,7 +185,7 @@ class PredictionRepository:
         if not records:
             return []
         rows = [{"deployment": "", **r} for r in records]
-        table = cast(Table, m.Feedback.__table__)
+        table = cast("Table", m.Feedback.__table__)
         keys = ["deployment", "request_id"]
         if self.db.engine.dialect.name == "postgresql":
             stmt: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)

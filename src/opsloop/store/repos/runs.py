@@ -3,21 +3,25 @@ processes writing them."""
 
 from __future__ import annotations
 
-import builtins
 import json
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
 
 from opsloop.errors import NotFoundError, StoreError, TrackingError, is_data_error
 from opsloop.store import models as m
-from opsloop.store.db import Database
 from opsloop.store.liveness import gone_reason, this_process
 from opsloop.store.types import ArtifactInfo, MetricPoint, RunInfo
+
+if TYPE_CHECKING:
+    import builtins
+    from collections.abc import Sequence
+
+    from sqlalchemy.orm import Session
+
+    from opsloop.store.db import Database
 
 __all__ = ["DEFAULT_HEARTBEAT_TIMEOUT_S", "RUN_STATUSES", "MetricRow", "RunRepository"]
 

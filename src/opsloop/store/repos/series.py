@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import builtins
-from collections.abc import Sequence
-from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, insert, select
 
 from opsloop.store import models as m
-from opsloop.store.db import Database
 from opsloop.store.types import SeriesPointInfo
+
+if TYPE_CHECKING:
+    import builtins
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from opsloop.store.db import Database
 
 __all__ = ["SeriesRepository", "labels_key"]
 

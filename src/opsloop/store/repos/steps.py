@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import builtins
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from opsloop.errors import NotFoundError, StoreError
 from opsloop.store import models as m
-from opsloop.store.db import Database
 from opsloop.store.types import StepRunInfo
+
+if TYPE_CHECKING:
+    import builtins
+
+    from opsloop.store.db import Database
 
 __all__ = ["STEP_STATUSES", "StepRepository"]
 
