@@ -38,6 +38,7 @@ from opsloop.registry.signing import (
 )
 from opsloop.registry.trust import check_extra_types
 from opsloop.registry.uri import resolve_model_uri
+from opsloop.secops.keys import PublicKey
 from opsloop.secops.signing import SignatureError
 from opsloop.store import ModelVersionInfo, RegisteredModelInfo
 
@@ -387,11 +388,12 @@ def verify_model(
     store: Store | None = None,
     artifacts: ArtifactStore | None = None,
     cache_dir: Path | None = None,
+    trusted: list[PublicKey] | None = None,
 ) -> tuple[ModelVersionInfo, Path]:
     """Fetch a registered version's files and verify its signature, loading nothing.
 
     A cached copy that fails is fetched again and verified once more, as in
-    :func:`load_model`.
+    :func:`load_model`. ``trusted`` defaults to the current project's trusted keys.
 
     Returns:
         The version and the verified folder (in ``cache_dir``).
@@ -412,7 +414,8 @@ def verify_model(
     fresh = not folder.is_dir()
     if fresh:
         _fetch(artifacts, ref.artifact_digest, folder)
-    trusted = project_trusted_keys()
+    if trusted is None:
+        trusted = project_trusted_keys()
     try:
         verify_version(ref, folder, artifacts, trusted)
     except SignatureError:

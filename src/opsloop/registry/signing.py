@@ -24,6 +24,7 @@ from opsloop.secops.signing import trusted_keys as secops_trusted_keys
 
 if TYPE_CHECKING:
     from opsloop.artifacts import ArtifactStore
+    from opsloop.context import Project
     from opsloop.store import ModelVersionInfo
 
 __all__ = [
@@ -42,11 +43,13 @@ def project_keyring() -> KeyRing:
     return KeyRing(current_project().name)
 
 
-def project_trusted_keys() -> list[PublicKey]:
-    """The current project's keys and the ``security.trusted_keys`` of its ``opsloop.yaml``."""
-    from opsloop.context import current_project
+def project_trusted_keys(project: Project | None = None) -> list[PublicKey]:
+    """A project's keys (default: the current one's) and the ``security.trusted_keys`` of
+    its ``opsloop.yaml``."""
+    if project is None:
+        from opsloop.context import current_project
 
-    project = current_project()
+        project = current_project()
     spec_keys = list(project.spec.security.trusted_keys) if project.spec is not None else []
     return secops_trusted_keys(project.name, spec_keys, base=project.dir)
 
