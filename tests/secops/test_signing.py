@@ -74,6 +74,7 @@ def test_trusted_keys_come_from_the_project_and_its_spec(tmp_path: Path, model: 
         f"    - |\n      {inline}\n"
     )
     spec = load_spec(spec_file)
+    KeyRing("demo", root=tmp_path / "cfg", env={}).signing_key()
     keys = trusted_keys(
         "demo", spec.security.trusted_keys, base=spec_file.parent, root=tmp_path / "cfg"
     )
@@ -86,3 +87,8 @@ def test_trusted_keys_come_from_the_project_and_its_spec(tmp_path: Path, model: 
 def test_a_missing_key_file_in_the_spec_is_named(tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"security.trusted_keys\[0\]: cannot read"):
         trusted_keys("demo", ["missing.pub"], base=tmp_path, root=tmp_path / "cfg")
+
+
+def test_verifying_makes_no_key(tmp_path: Path) -> None:
+    assert trusted_keys("fresh", root=tmp_path / "cfg") == []
+    assert not (tmp_path / "cfg").exists()

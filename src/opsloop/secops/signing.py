@@ -120,7 +120,8 @@ def verify_folder(
         raise SignatureError(
             f"{label}: signed by an unknown key {hint[:16] if hint else '?'} "
             f"(trusted keys: {known})",
-            hint="add its public key to security.trusted_keys in opsloop.yaml if you trust it",
+            hint="if you trust it, export it with 'opsloop keys export-public' where it was "
+            "made and list it in security.trusted_keys of opsloop.yaml",
         )
     failure = ""
     with tempfile.TemporaryDirectory(prefix="opsloop-verify-") as tmp:
@@ -183,16 +184,14 @@ def trusted_keys(
     base: Path | None = None,
     root: Path | None = None,
 ) -> list[PublicKey]:
-    """The public keys a project trusts: its own (current and retired; the signing key is
-    made if there is none yet) and ``spec_keys`` (``security.trusted_keys`` of
-    ``opsloop.yaml``: PEM text or paths relative to ``base``).
+    """The public keys a project trusts: its own (current and retired; none are made here,
+    so verifying on a machine without the project's keys creates nothing) and ``spec_keys``
+    (``security.trusted_keys`` of ``opsloop.yaml``: PEM text or paths relative to ``base``).
 
     Raises:
         SecurityError: A listed key cannot be read.
     """
-    ring = KeyRing(project, root=root)
-    ring.signing_key()
-    keys = ring.public_keys()
+    keys = KeyRing(project, root=root).public_keys()
     seen = {k.key_id for k in keys}
     for i, value in enumerate(spec_keys):
         key = load_public_key(value, base=base, source=f"opsloop.yaml security.trusted_keys[{i}]")
