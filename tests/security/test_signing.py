@@ -78,6 +78,12 @@ def test_a_signed_version_loads(churn: Project) -> None:
     signature = churn.store.models.get_version("churn", 1).details["signature"]
     assert signature["format"] == "openssf-model-signing"
     assert churn.artifacts.exists(signature["bundle_digest"])
+    # The private key is neither in the project (its repository, its artifact store) nor
+    # in the signature bundle.
+    private = KeyRing("demo").signing_key(create=False).private_key_path
+    assert not private.resolve().is_relative_to(churn.dir.resolve())
+    secret = private.read_bytes()
+    assert not any(secret in p.read_bytes() for p in churn.dir.rglob("*") if p.is_file())
 
 
 def test_a_tampered_byte_is_refused(churn: Project) -> None:
