@@ -69,6 +69,21 @@ def pg_database_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Signing keys (made on first use) go to a session folder, never the user's config
+    folder; subprocesses inherit it."""
+    saved = {k: os.environ.get(k) for k in ("XDG_CONFIG_HOME", "OPSLOOP_SIGNING_KEY")}
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+    os.environ.pop("OPSLOOP_SIGNING_KEY", None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Every store backend in turn: a new SQLite file, then a new PostgreSQL database."""

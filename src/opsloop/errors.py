@@ -31,6 +31,7 @@ The tree (every subclass of :class:`OpsloopError` in the package is defined here
     ├── ServingError                a model server could not start or serve
     │   └── InvalidRequestError     a request does not match the model's signature
     ├── SecurityError               a scan, signature, ML-BOM, policy or IaC check failed
+    │   └── SignatureError          a model's signature is missing, untrusted or does not match
     ├── GitOpsError                 desired state could not be read, written or applied
     ├── MonitorError                a monitor could not compute its metrics
     └── AIOpsError                  detection, correlation or remediation failed
@@ -63,6 +64,7 @@ __all__ = [
     "RollbackError",
     "SecurityError",
     "ServingError",
+    "SignatureError",
     "SpecError",
     "StepFailedError",
     "StoreError",
@@ -245,6 +247,10 @@ class InvalidRequestError(ServingError):
 class SecurityError(OpsloopError):
     """A security check failed or could not run (scan, signature, bill of materials,
     admission policy, IaC check)."""
+
+
+class SignatureError(SecurityError):
+    """A model's signature is missing, by a key not trusted, or does not match its files."""
 
 
 class GitOpsError(OpsloopError):

@@ -29,6 +29,7 @@ from opsloop.registry import (
     register_model,
     save_model,
 )
+from opsloop.registry.signing import sign_version
 from opsloop.serve import ServerConfig
 from opsloop.store import Store, open_store
 from tests.registry.forge import CMD, EVIL_TYPES, benign_model, command, evil_pipeline, forge
@@ -167,13 +168,16 @@ def test_the_registry_copy_is_checked_against_the_allow_list_not_its_record(
 ) -> None:
     # Someone with write access to the store and the artifact store adds a version whose
     # record claims the evil types as trusted.
+    # Even signed by a trusted key (a compromised build), the record's claim counts for
+    # nothing; unsigned, it is refused before that (tests/security/test_signing.py).
     store, artifacts = stores
     digest = artifacts.put_dir(forged)
+    signed = sign_version(forged, artifacts)
     for i, claimed in enumerate((EVIL_TYPES, ["numpy.squeeze", "numpy.atleast_1d"])):
         store.models.create_version(
             f"evil{i}",
             artifact_digest=digest,
-            details={"package": {"extra_trusted_types": claimed}},
+            details={"package": {"extra_trusted_types": claimed}, "signature": signed},
         )
         with pytest.raises(UntrustedTypeError, match=r"posix\.system"):
             load_model(

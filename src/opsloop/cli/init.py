@@ -49,4 +49,8 @@ def init(
     written = scaffold(name, target)
     for p in written:
         console.print(f"created {p}")
+    from opsloop.secops.keys import KeyRing  # noqa: PLC0415
+
+    key = KeyRing(name).signing_key()  # kept outside the project; see 'opsloop keys'
+    console.print(f"signing key {key.public.short_id}: {key.private_key_path}")
     console.print(f"\nnext: cd {target} && opsloop run train")

@@ -25,6 +25,7 @@ from opsloop.cli import (
     gitops,
     incidents,
     init,
+    keys,
     loop,
     models,
     monitor,
@@ -75,6 +76,8 @@ def _register_commands() -> None:
     app.command("run")(run.run)
     app.add_typer(runs.app, name="runs")
     app.add_typer(models.app, name="models")
+    models.app.command("export")(keys.export_model)
+    app.add_typer(keys.app, name="keys")
     app.command("serve", epilog=serve.EXAMPLES)(serve.serve_command)
     app.add_typer(gitops.deploy_app, name="deploy")
     app.command("sync")(gitops.sync)

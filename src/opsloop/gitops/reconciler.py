@@ -525,6 +525,7 @@ class Reconciler:
             "version": spec.version,
         }
         try:
+            self._verify(spec)
             live_after = self.runtime.apply(name, spec)
         except OpsloopError as exc:
             details["error"] = str(exc)
@@ -559,6 +560,22 @@ class Reconciler:
         base.reason = f"{base.action}: {describe_diff(diff)}; {health.reason}"
         base.endpoints = live_after.endpoints
         return self._save(False, base, desired.revision, stored, live_after)
+
+    def _verify(self, spec: RuntimeSpec) -> None:
+        """Verify the signature of every version the spec would serve before it starts: a
+        version that fails is refused and what runs now keeps running."""
+        from opsloop.registry import verify_model  # noqa: PLC0415
+        from opsloop.registry.signing import project_trusted_keys  # noqa: PLC0415
+
+        trusted = project_trusted_keys(self.project)
+        for version in sorted({spec.version, *spec.traffic, *spec.shadow}):
+            verify_model(
+                f"models:/{spec.model}/{version}",
+                store=self.store,
+                artifacts=self.project.artifacts,
+                cache_dir=self.project.state_dir / "cache" / "models",
+                trusted=trusted,
+            )
 
     def _applied_hash(self, name: str) -> str | None:
         last = self.store.deployments.last_sync(name, result=SUCCEEDED)

@@ -7,6 +7,7 @@ A model version is a folder artifact holding the model (skops for scikit-learn) 
 from opsloop.registry.api import (
     LoadedModel,
     delete_alias,
+    export_model,
     get_model,
     get_model_version,
     list_model_versions,
@@ -16,6 +17,7 @@ from opsloop.registry.api import (
     set_alias,
     update_model,
     update_model_version,
+    verify_model,
 )
 from opsloop.registry.packaging import (
     METADATA_FILE,
@@ -44,6 +46,7 @@ __all__ = [
     "OutputSpec",
     "PackagedModel",
     "delete_alias",
+    "export_model",
     "get_model",
     "get_model_version",
     "infer_signature",
@@ -59,5 +62,6 @@ __all__ = [
     "set_alias",
     "update_model",
     "update_model_version",
+    "verify_model",
     "verify_model_dir",
 ]

@@ -29,8 +29,15 @@ from opsloop.registry.packaging import (
     load_model_dir,
     save_model,
 )
+from opsloop.registry.signing import (
+    project_trusted_keys,
+    sign_version,
+    signature_bundle,
+    verify_version,
+)
 from opsloop.registry.trust import check_extra_types
 from opsloop.registry.uri import parse_model_uri, resolve_model_uri
+from opsloop.secops.signing import SignatureError
 from opsloop.tracking import active_run
 
 if TYPE_CHECKING:
@@ -38,11 +45,13 @@ if TYPE_CHECKING:
 
     from opsloop.artifacts import ArtifactStore
     from opsloop.registry.signature import ColumnSpec
+    from opsloop.secops.keys import PublicKey
     from opsloop.store import ModelVersionInfo, RegisteredModelInfo, Store
 
 __all__ = [
     "LoadedModel",
     "delete_alias",
+    "export_model",
     "get_model",
     "get_model_version",
     "list_model_versions",
@@ -52,6 +61,7 @@ __all__ = [
     "set_alias",
     "update_model",
     "update_model_version",
+    "verify_model",
 ]
 
 log = logging.getLogger(__name__)
@@ -207,8 +217,9 @@ def register_model(
             raise RegistryError(f"invalid alias {alias!r}: an alias cannot be a number")
     version_tags = {str(k): str(v) for k, v in (tags or {}).items()}
     user_details = _json_ready("details", details)
-    if "package" in user_details:
-        raise RegistryError("details: the key 'package' is reserved for the MLmodel summary")
+    for reserved, what in (("package", "the MLmodel summary"), ("signature", "the signature")):
+        if reserved in user_details:
+            raise RegistryError(f"details: the key '{reserved}' is reserved for {what}")
     declared = declared_trusted_types(trusted_types)
     store, artifacts = _stores(store, artifacts)
     if run_id is not None:
@@ -222,6 +233,7 @@ def register_model(
         meta, used = checked.meta, checked.used_extra
         if run_id is None and meta.run_id is not None and _run_exists(store, meta.run_id):
             run_id = meta.run_id
+        signed = sign_version(folder, artifacts)
         digest = _upload(artifacts, folder, checked.digest)
         source = str(folder)
     else:
@@ -236,6 +248,7 @@ def register_model(
                 trusted_types=trusted_types,
             )
             expected = checked_model_dir(packaged.path, trusted_types=sorted(declared)).digest
+            signed = sign_version(packaged.path, artifacts)
             digest = _upload(artifacts, packaged.path, expected)
         meta, used = packaged.metadata, packaged.metadata.extra_trusted_types
         source = f"python:{meta.model_class}"
@@ -256,7 +269,11 @@ def register_model(
         source=source,
         description=description,
         # What loading the version trusts is what was checked here, not the folder's claim.
-        details={"package": {**meta.summary(), "extra_trusted_types": used}, **user_details},
+        details={
+            "package": {**meta.summary(), "extra_trusted_types": used},
+            "signature": signed,
+            **user_details,
+        },
         tags=version_tags,
         alias=alias,
         events=events,
@@ -282,6 +299,10 @@ def load_model(
     for a local folder the project's ``security.trusted_types``; and ``trusted_types`` for
     both. Nothing is unpickled, and nothing is trusted because the folder says so.
 
+    Before anything is deserialised, a registered version's files are verified against the
+    signature made when it was registered (see :mod:`opsloop.registry.signing`), by the
+    project's keys or ``security.trusted_keys``.
+
     Args:
         uri: ``models:/NAME/VERSION``, ``models:/NAME@ALIAS``, ``models:/NAME/latest``, or
             a folder.
@@ -295,6 +316,8 @@ def load_model(
         NotFoundError: The model, version, alias or folder does not exist.
         ModelLoadError: The folder is not a sound packaged model.
         UntrustedTypeError: The model names something not trusted, or never trustable.
+        SignatureError: The version's signature is missing, by an unknown key, or does not
+            match its files.
     """
     local = _local_only(uri)
     if local is not None:
@@ -329,7 +352,10 @@ def load_model(
     fresh = not folder.is_dir()
     if fresh:
         _fetch(artifacts, ref.artifact_digest, folder)
+    trusted = project_trusted_keys()
     try:
+        # The signature is checked before anything in the folder is deserialised.
+        verify_version(ref, folder, artifacts, trusted)
         model, meta = load_model_dir(
             folder, trusted_types=extra, expected_digest=ref.artifact_digest
         )
@@ -337,7 +363,7 @@ def load_model(
         # The copy matches the registered artifact (that is checked first): fetching it
         # again would bring the same types back.
         raise
-    except ModelLoadError as exc:
+    except (ModelLoadError, SignatureError) as exc:
         if fresh:
             raise
         log.warning("cached copy of %s failed its checks (%s); fetching it again", ref.uri, exc)
@@ -346,6 +372,7 @@ def load_model(
         else:
             shutil.rmtree(folder, ignore_errors=True)
         _fetch(artifacts, ref.artifact_digest, folder)
+        verify_version(ref, folder, artifacts, trusted)
         model, meta = load_model_dir(
             folder, trusted_types=extra, expected_digest=ref.artifact_digest
         )
@@ -357,6 +384,76 @@ def load_model(
         path=folder,
         info=ref,
     )
+
+
+def verify_model(
+    uri: str,
+    *,
+    store: Store | None = None,
+    artifacts: ArtifactStore | None = None,
+    cache_dir: Path | None = None,
+    trusted: list[PublicKey] | None = None,
+) -> tuple[ModelVersionInfo, Path]:
+    """Fetch a registered version's files and verify its signature, loading nothing.
+
+    A cached copy that fails is fetched again and verified once more, as in
+    :func:`load_model`. ``trusted`` defaults to the current project's trusted keys.
+
+    Returns:
+        The version and the verified folder (in ``cache_dir``).
+
+    Raises:
+        NotFoundError: The model, version or alias does not exist.
+        SignatureError: Missing signature, an unknown key, or files that differ.
+    """
+    store, artifacts = _stores(store, artifacts)
+    ref = resolve_model_uri(uri, store=store)
+    if isinstance(ref, Path):
+        raise RegistryError(f"{uri}: only registered versions (models:/...) carry a signature")
+    if cache_dir is None:
+        cache_dir = current_project().state_dir / "cache" / "models"
+    folder = cache_dir / ref.artifact_digest.split(":", 1)[-1]
+    fresh = not folder.is_dir()
+    if fresh:
+        _fetch(artifacts, ref.artifact_digest, folder)
+    if trusted is None:
+        trusted = project_trusted_keys()
+    try:
+        verify_version(ref, folder, artifacts, trusted)
+    except SignatureError:
+        if fresh:
+            raise
+        shutil.rmtree(folder, ignore_errors=True)
+        _fetch(artifacts, ref.artifact_digest, folder)
+        verify_version(ref, folder, artifacts, trusted)
+    return ref, folder
+
+
+def export_model(
+    uri: str,
+    out: Path,
+    *,
+    store: Store | None = None,
+    artifacts: ArtifactStore | None = None,
+) -> ModelVersionInfo:
+    """Write a verified version's files to ``out/model/`` and its signature to
+    ``out/model.sig``, checkable with the OpenSSF ``model_signing verify`` command.
+
+    Raises:
+        RegistryError: ``out/model`` or ``out/model.sig`` exists already.
+        SignatureError: The version does not verify.
+    """
+    out = Path(out)
+    target, sig = out / "model", out / "model.sig"
+    for existing in (target, sig):
+        if existing.exists():
+            raise RegistryError(f"cannot export to {out}: {existing} exists already")
+    store, artifacts = _stores(store, artifacts)
+    ref, folder = verify_model(uri, store=store, artifacts=artifacts)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(folder, target, symlinks=False)
+    sig.write_bytes(signature_bundle(ref, artifacts))
+    return ref
 
 
 def get_model(name: str, *, store: Store | None = None) -> RegisteredModelInfo:

@@ -14,16 +14,37 @@ from opsloop.secops.bom import (
     validate_ml_bom,
 )
 from opsloop.secops.iac import IacFinding, IacScanResult, install_checkov, run_checkov
+from opsloop.secops.keys import KEY_ENV, KeyRing, PublicKey, SigningKey, key_id, load_public_key
+from opsloop.secops.signing import (
+    SIGNATURE_FORMAT,
+    SignatureError,
+    bundle_key_id,
+    sign_folder,
+    trusted_keys,
+    verify_folder,
+)
 
 __all__ = [
+    "KEY_ENV",
+    "SIGNATURE_FORMAT",
     "DatasetRecord",
     "IacFinding",
     "IacScanResult",
+    "KeyRing",
+    "PublicKey",
     "PythonEnvironment",
     "PythonPackage",
+    "SignatureError",
+    "SigningKey",
     "build_ml_bom",
+    "bundle_key_id",
     "install_checkov",
+    "key_id",
+    "load_public_key",
     "ml_bom_json",
     "run_checkov",
+    "sign_folder",
+    "trusted_keys",
     "validate_ml_bom",
+    "verify_folder",
 ]

@@ -122,6 +122,15 @@ def _dotted_name(name: str) -> str:
     return name
 
 
+def _key_ref(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("a trusted key is PEM text or the path of a PEM file, not empty")
+    if "-----BEGIN" in value and "-----END" not in value:
+        raise ValueError("a PEM public key needs its '-----END PUBLIC KEY-----' line")
+    return value
+
+
 class SecuritySection(_Section):
     """What the project trusts beyond opsloop's defaults; every entry is an audited choice.
 
@@ -129,10 +138,15 @@ class SecuritySection(_Section):
         trusted_types: Dotted names of types and functions a model file may name beyond the
             registry's allow-list (``mypkg.features.Clipper``). Types that run processes, open
             files or import modules are refused whatever is listed here.
+        trusted_keys: Public keys (PEM text, or paths of PEM files relative to the project)
+            whose model signatures are accepted besides the project's own keys.
     """
 
     trusted_types: list[Annotated[str, AfterValidator(_dotted_name)]] = Field(
         default_factory=list, max_length=1000
+    )
+    trusted_keys: list[Annotated[str, AfterValidator(_key_ref)]] = Field(
+        default_factory=list, max_length=100
     )
 
 
