@@ -32,7 +32,8 @@ The tree::
     │   └── InvalidRequestError     a request does not match the model's signature
     ├── GitOpsError                 desired state could not be read, written or applied
     ├── MonitorError                a monitor could not compute its metrics
-    └── AIOpsError                  detection, correlation or remediation failed
+    ├── AIOpsError                  detection, correlation or remediation failed
+    └── SecurityError               a security check could not run or refused its input
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ __all__ = [
     "PluginError",
     "RegistryError",
     "RollbackError",
+    "SecurityError",
     "ServingError",
     "SpecError",
     "StepFailedError",
@@ -248,6 +250,10 @@ class MonitorError(OpsloopError):
 
 class AIOpsError(OpsloopError):
     """Detection, correlation or remediation failed."""
+
+
+class SecurityError(OpsloopError):
+    """A security check (scan, signature, bill of materials, policy) failed or refused."""
 
 
 # Errors that say the data cannot be written, however often it is tried (PEP 249 names for the
