@@ -55,13 +55,14 @@ def _root(
 
 def _register_commands() -> None:
     # Imported here so that a command module's heavy imports load only with the command.
-    from opsloop.cli import init, loop, monitor, quickstart, run, serve
+    from opsloop.cli import init, loop, monitor, quickstart, run, scan, serve
 
     app.command("quickstart")(quickstart.quickstart)
     app.command("init")(init.init)
     app.command("run")(run.run)
     app.add_typer(runs.app, name="runs")
     app.add_typer(models.app, name="models")
+    app.command("scan")(scan.scan)
     app.command("serve", epilog=serve.EXAMPLES)(serve.serve_command)
     app.add_typer(gitops.deploy_app, name="deploy")
     app.command("sync")(gitops.sync)

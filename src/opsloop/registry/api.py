@@ -32,6 +32,7 @@ from opsloop.registry.packaging import (
 from opsloop.registry.signature import ColumnSpec
 from opsloop.registry.trust import check_extra_types
 from opsloop.registry.uri import resolve_model_uri
+from opsloop.secops.scan import scan_path
 from opsloop.store import ModelVersionInfo, RegisteredModelInfo
 
 if TYPE_CHECKING:
@@ -159,7 +160,9 @@ def register_model(
     the allow-list, the project's ``security.trusted_types`` or ``trusted_types``; a packaged
     folder's own ``MLmodel`` list counts for nothing. The explicitly trusted types the model
     needs are kept on the version (``details["package"]["extra_trusted_types"]``, what loading
-    it trusts) and recorded as a ``model_version.trusted_types`` event.
+    it trusts) and recorded as a ``model_version.trusted_types`` event. Every file of the
+    version is scanned (:func:`opsloop.secops.scan_path`) and the result kept as
+    ``details["scan"]``: status, scanner, version, time and findings by severity.
 
     Args:
         name: Model name.
@@ -174,7 +177,7 @@ def register_model(
         run_id: The producing run; default the active run, then the folder's recorded run.
         dataset_digest: The training data set version.
         details: Extra JSON-ready details kept on the version record, next to ``package``
-            (a summary of ``MLmodel``).
+            (a summary of ``MLmodel``) and ``scan`` (the scan's summary).
         store: Metadata store (default: the current project's).
         artifacts: Artifact store (default: the current project's).
         trusted_types: Types and functions to trust beyond the allow-list and the project's
@@ -205,8 +208,9 @@ def register_model(
             raise RegistryError(f"invalid alias {alias!r}: an alias cannot be a number")
     version_tags = {str(k): str(v) for k, v in (tags or {}).items()}
     user_details = _json_ready("details", details)
-    if "package" in user_details:
-        raise RegistryError("details: the key 'package' is reserved for the MLmodel summary")
+    for reserved, what in (("package", "the MLmodel summary"), ("scan", "the model scan")):
+        if reserved in user_details:
+            raise RegistryError(f"details: the key {reserved!r} is reserved for {what}")
     declared = declared_trusted_types(trusted_types)
     store, artifacts = _stores(store, artifacts)
     if run_id is not None:
@@ -220,6 +224,7 @@ def register_model(
         meta, used = checked.meta, checked.used_extra
         if run_id is None and meta.run_id is not None and _run_exists(store, meta.run_id):
             run_id = meta.run_id
+        scan = scan_path(folder, trusted_types=sorted(declared)).summary()
         digest = _upload(artifacts, folder, checked.digest)
         source = str(folder)
     else:
@@ -234,6 +239,7 @@ def register_model(
                 trusted_types=trusted_types,
             )
             expected = checked_model_dir(packaged.path, trusted_types=sorted(declared)).digest
+            scan = scan_path(packaged.path, trusted_types=sorted(declared)).summary()
             digest = _upload(artifacts, packaged.path, expected)
         meta, used = packaged.metadata, packaged.metadata.extra_trusted_types
         source = f"python:{meta.model_class}"
@@ -254,7 +260,11 @@ def register_model(
         source=source,
         description=description,
         # What loading the version trusts is what was checked here, not the folder's claim.
-        details={"package": {**meta.summary(), "extra_trusted_types": used}, **user_details},
+        details={
+            "package": {**meta.summary(), "extra_trusted_types": used},
+            "scan": scan,
+            **user_details,
+        },
         tags=version_tags,
         alias=alias,
         events=events,

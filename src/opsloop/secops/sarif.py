@@ -13,6 +13,7 @@ by.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -57,6 +58,8 @@ _SCORES: Mapping[str, str] = {
     "info": "0.0",
 }
 _BASE_ID = "SCANROOT"
+# A URI scheme of two letters or more (one letter is a Windows drive).
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 
 
 def severity_level(severity: str) -> SarifLevel:
@@ -282,7 +285,7 @@ def _relative_uri(path: str) -> str:
 
 
 def _root_uri(root: str) -> str:
-    if "://" in root:
+    if _SCHEME.match(root):
         return root if root.endswith("/") else root + "/"
     return Path(root).resolve().as_uri() + "/"
 
