@@ -32,6 +32,7 @@ from opsloop.cli import (
     quickstart,
     run,
     runs,
+    scan,
     serve,
 )
 from opsloop.cli._common import State, err_console
@@ -78,6 +79,7 @@ def _register_commands() -> None:
     app.add_typer(models.app, name="models")
     models.app.command("export")(keys.export_model)
     app.add_typer(keys.app, name="keys")
+    app.command("scan")(scan.scan)
     app.command("serve", epilog=serve.EXAMPLES)(serve.serve_command)
     app.add_typer(gitops.deploy_app, name="deploy")
     app.command("sync")(gitops.sync)

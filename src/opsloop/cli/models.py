@@ -80,6 +80,14 @@ def _gates(v: ModelVersionInfo) -> str:
     return f"[red]failed[/red]: {escape(', '.join(failed))}"
 
 
+def _scan(v: ModelVersionInfo) -> str:
+    from opsloop.secops import scan_status  # noqa: PLC0415
+
+    shown = scan_status(v.details)
+    style = {"passed": "green", "failed": "red"}.get(shown)
+    return f"[{style}]{shown}[/{style}]" if style else shown
+
+
 @app.command("show")
 def show(name: str = typer.Argument(..., help="Model name.")) -> None:
     """Show a model's versions with their run, metrics and gate results."""
@@ -92,7 +100,7 @@ def show(name: str = typer.Argument(..., help="Model name.")) -> None:
     if mdl.tags:
         console.print("tags: " + ", ".join(f"{k}={v}" for k, v in sorted(mdl.tags.items())))
     table = Table(title="versions", title_justify="left")
-    for col in ("version", "aliases", "created", "run", "metrics", "gates", "artifact"):
+    for col in ("version", "aliases", "created", "run", "metrics", "gates", "scan", "artifact"):
         table.add_column(col, overflow="fold" if col in ("metrics", "gates") else "ellipsis")
     for v in store.models.list_versions(name):
         metrics = _metrics(v)
@@ -105,6 +113,7 @@ def show(name: str = typer.Argument(..., help="Model name.")) -> None:
             (v.run_id or "-")[:12],
             shown or "-",
             _gates(v),
+            _scan(v),
             v.artifact_digest[:19],
         )
     console.print(table)

@@ -37,6 +37,7 @@ from opsloop.registry.signing import (
 )
 from opsloop.registry.trust import check_extra_types
 from opsloop.registry.uri import parse_model_uri, resolve_model_uri
+from opsloop.secops.scan import scan_path
 from opsloop.secops.signing import SignatureError
 from opsloop.tracking import active_run
 
@@ -171,7 +172,9 @@ def register_model(
     the allow-list, the project's ``security.trusted_types`` or ``trusted_types``; a packaged
     folder's own ``MLmodel`` list counts for nothing. The explicitly trusted types the model
     needs are kept on the version (``details["package"]["extra_trusted_types"]``, what loading
-    it trusts) and recorded as a ``model_version.trusted_types`` event.
+    it trusts) and recorded as a ``model_version.trusted_types`` event. Every file of the
+    version is scanned (:func:`opsloop.secops.scan_path`) and the result kept as
+    ``details["scan"]``: status, scanner, version, time and findings by severity.
 
     Args:
         name: Model name.
@@ -186,7 +189,7 @@ def register_model(
         run_id: The producing run; default the active run, then the folder's recorded run.
         dataset_digest: The training data set version.
         details: Extra JSON-ready details kept on the version record, next to ``package``
-            (a summary of ``MLmodel``).
+            (a summary of ``MLmodel``) and ``scan`` (the scan's summary).
         store: Metadata store (default: the current project's).
         artifacts: Artifact store (default: the current project's).
         trusted_types: Types and functions to trust beyond the allow-list and the project's
@@ -217,9 +220,13 @@ def register_model(
             raise RegistryError(f"invalid alias {alias!r}: an alias cannot be a number")
     version_tags = {str(k): str(v) for k, v in (tags or {}).items()}
     user_details = _json_ready("details", details)
-    for reserved, what in (("package", "the MLmodel summary"), ("signature", "the signature")):
+    for reserved, what in (
+        ("package", "the MLmodel summary"),
+        ("signature", "the signature"),
+        ("scan", "the model scan"),
+    ):
         if reserved in user_details:
-            raise RegistryError(f"details: the key '{reserved}' is reserved for {what}")
+            raise RegistryError(f"details: the key {reserved!r} is reserved for {what}")
     declared = declared_trusted_types(trusted_types)
     store, artifacts = _stores(store, artifacts)
     if run_id is not None:
@@ -233,6 +240,7 @@ def register_model(
         meta, used = checked.meta, checked.used_extra
         if run_id is None and meta.run_id is not None and _run_exists(store, meta.run_id):
             run_id = meta.run_id
+        scan = scan_path(folder, trusted_types=sorted(declared)).summary()
         signed = sign_version(folder, artifacts)
         digest = _upload(artifacts, folder, checked.digest)
         source = str(folder)
@@ -248,6 +256,7 @@ def register_model(
                 trusted_types=trusted_types,
             )
             expected = checked_model_dir(packaged.path, trusted_types=sorted(declared)).digest
+            scan = scan_path(packaged.path, trusted_types=sorted(declared)).summary()
             signed = sign_version(packaged.path, artifacts)
             digest = _upload(artifacts, packaged.path, expected)
         meta, used = packaged.metadata, packaged.metadata.extra_trusted_types
@@ -272,6 +281,7 @@ def register_model(
         details={
             "package": {**meta.summary(), "extra_trusted_types": used},
             "signature": signed,
+            "scan": scan,
             **user_details,
         },
         tags=version_tags,

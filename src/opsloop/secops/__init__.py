@@ -15,6 +15,22 @@ from opsloop.secops.bom import (
 )
 from opsloop.secops.iac import IacFinding, IacScanResult, install_checkov, run_checkov
 from opsloop.secops.keys import KEY_ENV, KeyRing, PublicKey, SigningKey, key_id, load_public_key
+from opsloop.secops.sarif import (
+    SarifLog,
+    SarifResult,
+    SarifRule,
+    SarifRun,
+    scan_report_run,
+)
+from opsloop.secops.scan import (
+    Finding,
+    ScanReport,
+    Severity,
+    scan_bytes,
+    scan_path,
+    scan_status,
+    severity_at_least,
+)
 from opsloop.secops.signing import (
     SIGNATURE_FORMAT,
     SignatureError,
@@ -28,12 +44,19 @@ __all__ = [
     "KEY_ENV",
     "SIGNATURE_FORMAT",
     "DatasetRecord",
+    "Finding",
     "IacFinding",
     "IacScanResult",
     "KeyRing",
     "PublicKey",
     "PythonEnvironment",
     "PythonPackage",
+    "SarifLog",
+    "SarifResult",
+    "SarifRule",
+    "SarifRun",
+    "ScanReport",
+    "Severity",
     "SignatureError",
     "SigningKey",
     "build_ml_bom",
@@ -43,6 +66,11 @@ __all__ = [
     "load_public_key",
     "ml_bom_json",
     "run_checkov",
+    "scan_bytes",
+    "scan_path",
+    "scan_report_run",
+    "scan_status",
+    "severity_at_least",
     "sign_folder",
     "trusted_keys",
     "validate_ml_bom",
