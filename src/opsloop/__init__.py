@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "StepFailedError": "opsloop.errors",
     "StoreError": "opsloop.errors",
     "TrackingError": "opsloop.errors",
+    "UnreadableSkopsFileError": "opsloop.errors",
     "UntrustedTypeError": "opsloop.errors",
     "WebhookPayloadError": "opsloop.errors",
     # project and configuration
@@ -127,6 +128,7 @@ __all__ = [
     "Store",
     "StoreError",
     "TrackingError",
+    "UnreadableSkopsFileError",
     "UntrustedTypeError",
     "WebhookPayloadError",
     "active_run",
@@ -212,6 +214,7 @@ if TYPE_CHECKING:
         StepFailedError,
         StoreError,
         TrackingError,
+        UnreadableSkopsFileError,
         UntrustedTypeError,
         WebhookPayloadError,
     )

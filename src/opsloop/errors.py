@@ -31,7 +31,8 @@ The tree (every subclass of :class:`OpsloopError` in the package is defined here
     ├── ServingError                a model server could not start or serve
     │   └── InvalidRequestError     a request does not match the model's signature
     ├── SecurityError               a scan, signature, ML-BOM, policy or IaC check failed
-    │   └── SignatureError          a model's signature is missing, untrusted or does not match
+    │   ├── SignatureError          a model's signature is missing, untrusted or does not match
+    │   └── UnreadableSkopsFileError  bytes a model names as a skops file cannot be read as one
     ├── GitOpsError                 desired state could not be read, written or applied
     ├── MonitorError                a monitor could not compute its metrics
     └── AIOpsError                  detection, correlation or remediation failed
@@ -69,6 +70,7 @@ __all__ = [
     "StepFailedError",
     "StoreError",
     "TrackingError",
+    "UnreadableSkopsFileError",
     "UntrustedTypeError",
     "WebhookPayloadError",
     "is_data_error",
@@ -251,6 +253,14 @@ class SecurityError(OpsloopError):
 
 class SignatureError(SecurityError):
     """A model's signature is missing, by a key not trusted, or does not match its files."""
+
+
+class UnreadableSkopsFileError(SecurityError):
+    """The bytes are not a readable skops file; ``cause`` says why."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"not a readable skops file: {cause}")
+        self.cause = cause
 
 
 class GitOpsError(OpsloopError):

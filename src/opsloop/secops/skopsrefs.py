@@ -11,18 +11,10 @@ import json
 import zipfile
 from typing import Any
 
-from opsloop.errors import SecurityError
+from opsloop.errors import UnreadableSkopsFileError
 from opsloop.secops.trust import TypeRef, Use
 
 __all__ = ["UnreadableSkopsFileError", "is_skops_file", "skops_references"]
-
-
-class UnreadableSkopsFileError(SecurityError):
-    """The bytes are not a readable skops file; ``cause`` says why."""
-
-    def __init__(self, cause: str) -> None:
-        super().__init__(f"not a readable skops file: {cause}")
-        self.cause = cause
 
 
 # skops loaders that rebuild an object of the named class: through ``__new__`` and its state
