@@ -215,6 +215,24 @@ class MonitoringSection(_Section):
     prediction_log: PredictionLogSection = Field(default_factory=PredictionLogSection)
 
 
+class CiSection(_Section):
+    """What ``opsloop ci`` changes for its training run: a smaller tuning budget, so that a
+    pull request gets the same gates in minutes (applied like ``opsloop run -p trials=2``).
+
+    Attributes:
+        trials: Tuning trials per candidate.
+        timeout_s: Tuning time limit, in seconds.
+    """
+
+    trials: int = Field(default=2, ge=1, le=10_000)
+    timeout_s: float = Field(default=60, gt=0)
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The lifecycle parameters the CI run overrides."""
+        return {"trials": self.trials, "timeout_s": self.timeout_s}
+
+
 class ProjectSpec(_Section):
     """The whole of ``opsloop.yaml``."""
 
@@ -235,6 +253,7 @@ class ProjectSpec(_Section):
     remediation: RemediationSection = Field(default_factory=RemediationSection)
     security: SecuritySection = Field(default_factory=SecuritySection)
     monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
+    ci: CiSection = Field(default_factory=CiSection)
 
     @field_validator("version")
     @classmethod
