@@ -34,12 +34,14 @@ DOC = (
 )
 
 
-def make_ci_project(folder: Path, *, frame: Any = None, **spec: Any) -> Path:
+def make_ci_project(
+    folder: Path, *, frame: Any = None, ci: dict[str, Any] | None = None, **spec: Any
+) -> Path:
     """A lifecycle project in a Git repository with one deployment document."""
     (folder / "data").mkdir(parents=True)
     (folder / "deploy").mkdir()
     body = base_spec(**spec)
-    body["ci"] = {"trials": 1, "timeout_s": 20}
+    body["ci"] = {"trials": 1, "timeout_s": 20, **(ci or {})}
     (folder / "opsloop.yaml").write_text(yaml.safe_dump(body))
     (frame if frame is not None else make_frame(300)).to_csv(
         folder / "data" / "customers.csv", index=False
@@ -150,6 +152,35 @@ def test_broken_contract_fails_with_junit_failure_and_sarif_result(
     assert [(r["ruleId"], r["level"]) for r in results] == [("contract/min", "error")]
     assert "tenure_months" in results[0]["message"]["text"]
     assert "❌ **failed**" in report.files["summary"].read_text()
+
+
+@pytest.mark.slow
+def test_ci_alias_keeps_the_champion_where_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_checkov(monkeypatch)
+    folder = make_ci_project(tmp_path / "proj", ci={"alias": "ci"})
+    report = run_ci(folder, out_dir=tmp_path / "out")
+    train = report.check("train")
+    assert train.status == "passed", train.message
+    assert train.details["registration"]["alias"] == "ci"
+    proj = open_project(folder)
+    try:
+        assert proj.store.models.aliases() == {("lc", "ci"): 1}
+    finally:
+        proj.close()
+    # The document serves the champion, which no run has made: it cannot be applied.
+    diff = report.check("deploy-diff")
+    assert diff.status == "failed" and "lc-prod" in diff.message and "champion" in diff.message
+    assert not report.ok
+
+
+def test_ci_alias_must_be_a_valid_name(tmp_path: Path) -> None:
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    (folder / "opsloop.yaml").write_text("project: x\nci: {alias: 'no way'}\n")
+    spec = run_ci(folder, out_dir=tmp_path / "out").check("spec")
+    assert spec.status == "failed" and "invalid alias name 'no way'" in spec.message
 
 
 def test_malicious_champion_fails_the_model_scan(
@@ -317,3 +348,24 @@ def test_iac_check_runs_checkov_on_the_rendered_output(
     assert (rendered / ".github" / "workflows" / "opsloop.yml").is_file()
     assert _sarif(report, sarif_validator)["checkov"]["results"] == []
     assert shutil.which(str(checkov)) is not None
+
+
+@pytest.mark.slow
+def test_the_command_exits_1_on_a_failed_check(tmp_path: Path) -> None:
+    frame = make_frame(300)
+    frame.loc[:4, "tenure_months"] = -3
+    folder = make_ci_project(tmp_path / "proj", frame=frame)
+    red = opsloop("ci", "--no-train", "--out", str(tmp_path / "red"), cwd=folder)
+    assert red.returncode == 1, red.stdout + red.stderr
+    assert "contract" in red.stdout and "failed" in red.stdout
+    assert {p.name for p in (tmp_path / "red").iterdir()} >= {
+        "junit.xml",
+        "results.sarif",
+        "summary.md",
+    }
+    # Fixed data and, with no model trained yet, no deployment that would need one.
+    (folder / "data" / "customers.csv").write_text(make_frame(300).to_csv(index=False))
+    shutil.rmtree(folder / "deploy")
+    green = opsloop("-C", str(folder), "ci", "--no-train", cwd=tmp_path)
+    assert green.returncode == 0, green.stdout + green.stderr
+    assert (folder / ".opsloop" / "ci" / "junit.xml").is_file()

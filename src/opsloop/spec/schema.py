@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from opsloop.names import check_name
 from opsloop.redact import redact_url
 from opsloop.spec.alerting import AlertsSection
 from opsloop.spec.monitoring import DriftThresholds, Duration
@@ -122,6 +123,10 @@ def _dotted_name(name: str) -> str:
     return name
 
 
+def _alias_name(name: str) -> str:
+    return check_name("alias", name)
+
+
 def _key_ref(value: str) -> str:
     value = value.strip()
     if not value:
@@ -222,15 +227,23 @@ class CiSection(_Section):
     Attributes:
         trials: Tuning trials per candidate.
         timeout_s: Tuning time limit, in seconds.
+        alias: The alias the CI run gives the version it registers, passed or not. Unset, the
+            run moves the aliases as ``opsloop run`` does, which suits a store made afresh
+            for each CI job; with a store shared with production, set it (``ci``) so that a
+            pull request never moves the champion.
     """
 
     trials: int = Field(default=2, ge=1, le=10_000)
     timeout_s: float = Field(default=60, gt=0)
+    alias: Annotated[str, AfterValidator(_alias_name)] | None = None
 
     @property
     def overrides(self) -> dict[str, Any]:
         """The lifecycle parameters the CI run overrides."""
-        return {"trials": self.trials, "timeout_s": self.timeout_s}
+        params: dict[str, Any] = {"trials": self.trials, "timeout_s": self.timeout_s}
+        if self.alias is not None:
+            params.update(alias_on_pass=self.alias, alias_on_fail=self.alias)
+        return params
 
 
 class ProjectSpec(_Section):
