@@ -22,6 +22,7 @@ from opsloop import __version__
 from opsloop.cli.init import write_ci_workflow
 from opsloop.context import open_project
 from opsloop.errors import AlreadyExistsError, ConfigError
+from opsloop.lifecycle.quickstart import prepare_project
 from opsloop.loop.ci import CHECKS, CiReport, run_ci
 from opsloop.secops.iac import CHECKOV_ENV
 from tests.cli.test_cli import opsloop
@@ -369,3 +370,33 @@ def test_the_command_exits_1_on_a_failed_check(tmp_path: Path) -> None:
     green = opsloop("-C", str(folder), "ci", "--no-train", cwd=tmp_path)
     assert green.returncode == 0, green.stdout + green.stderr
     assert (folder / ".opsloop" / "ci" / "junit.xml").is_file()
+
+
+@pytest.mark.slow
+def test_quickstart_project_runs_green_with_checkov(
+    tmp_path: Path, checkov: Path, sarif_validator: Draft4Validator
+) -> None:
+    """The churn example at full size, with both CI workflows: every check but the secrets
+    scan (its own part) passes, checkov included."""
+    folder, _ = prepare_project(tmp_path / "churn")
+    with (folder / "opsloop.yaml").open("a") as spec:
+        spec.write("ci: {trials: 2, timeout_s: 30}\n")
+    (folder / "deploy").mkdir()
+    (folder / "deploy" / "churn-prod.yaml").write_text(DOC.replace("lc", "churn"))
+    (folder / ".gitignore").write_text(".opsloop/\n")
+    write_ci_workflow("github", folder)
+    write_ci_workflow("gitlab", folder)
+    git(folder, "init", "-q", "-b", "main")
+    git(folder, "add", "-A")
+    git(folder, "commit", "-q", "-m", "init")
+
+    report = run_ci(folder, out_dir=tmp_path / "out", checkov=checkov)
+
+    failed = [(c.name, c.message) for c in report.checks if c.status == "failed"]
+    assert failed == []
+    skipped = {c.name for c in report.checks if c.status == "skipped"}
+    assert skipped <= {"secrets"}
+    assert report.check("iac").details["failed"] == []
+    runs = _sarif(report, sarif_validator)
+    assert {"opsloop-contract", "opsloop-model-scan", "checkov"} <= set(runs)
+    assert "| churn-prod | would-sync | v1 |" in report.files["summary"].read_text()
