@@ -236,14 +236,22 @@ def test_a_secrets_scanner_finding_fails_the_secrets_check(tmp_path: Path) -> No
 
     def scanner(root: Path) -> list[dict[str, Any]]:
         assert root == folder.resolve()
-        return [{"file": "config.py", "line": 3, "type": "AWS Access Key"}]
+        return [
+            {"file": "config.py", "line": 3, "type": "AWS Access Key"},
+            {"filename": str(root / "deploy" / "x.yaml"), "line_number": 9, "type": "Token"},
+        ]
 
     report = run_ci(folder, out_dir=tmp_path / "out", train=False, secrets_scanner=scanner)
     secrets = report.check("secrets")
     assert secrets.status == "failed" and "config.py:3" in secrets.message
     log = json.loads(report.files["sarif"].read_text())
     (run,) = [r for r in log["runs"] if r["tool"]["driver"]["name"] == "opsloop-secrets"]
-    assert run["results"][0]["locations"][0]["physicalLocation"]["region"] == {"startLine": 3}
+    places = [r["locations"][0]["physicalLocation"] for r in run["results"]]
+    assert [(p["artifactLocation"]["uri"], p["region"]["startLine"]) for p in places] == [
+        ("config.py", 3),
+        ("deploy/x.yaml", 9),
+    ]
+    assert "2 committed secret(s)" in secrets.message
 
 
 def test_the_secrets_check_is_skipped_without_a_scanner(tmp_path: Path) -> None:
@@ -332,6 +340,10 @@ def test_init_ci_in_an_existing_project_writes_only_the_workflow(tmp_path: Path)
     bad = opsloop("init", "q", "--ci", "jenkins", cwd=tmp_path)
     assert bad.returncode == 1 and "unknown CI system 'jenkins'" in bad.stderr
     assert not (tmp_path / "q").exists()
+    made = opsloop("init", "newp", "--ci", "github", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "newp" / "opsloop.yaml").is_file()
+    assert (tmp_path / "newp" / ".github" / "workflows" / "opsloop.yml").is_file()
 
 
 @pytest.mark.slow

@@ -298,7 +298,7 @@ def _secrets(state: _State, scanner: SecretsScanner | None) -> tuple[str, dict[s
         raise _Skip("secrets scanner not installed")
     result = scanner(proj.dir)
     found = getattr(result, "findings", result)
-    findings = [_secret_finding(f) for f in (found or [])]
+    findings = [_secret_finding(f, proj.dir) for f in (found or [])]
     state.secrets = findings
     rule = SarifRule("secrets/committed", "A secret committed to the repository", severity="high")
     state.sarif.add_run(
@@ -325,7 +325,7 @@ def _secrets(state: _State, scanner: SecretsScanner | None) -> tuple[str, dict[s
     return "no committed secrets", {"findings": []}
 
 
-def _secret_finding(finding: Any) -> dict[str, Any]:
+def _secret_finding(finding: Any, root: Path) -> dict[str, Any]:
     def first(*names: str) -> Any:
         for n in names:
             value = finding.get(n) if isinstance(finding, dict) else getattr(finding, n, None)
@@ -334,8 +334,12 @@ def _secret_finding(finding: Any) -> dict[str, Any]:
         return None
 
     line = first("line", "line_number")
+    file = Path(str(first("file", "filename", "path") or "?"))
+    # SARIF locations are relative to the project; a path outside it keeps its name only.
+    if file.is_absolute():
+        file = file.relative_to(root) if file.is_relative_to(root) else Path(file.name)
     return {
-        "file": str(first("file", "filename", "path") or "?"),
+        "file": file.as_posix(),
         "line": int(line) if isinstance(line, int) and line >= 1 else None,
         "kind": str(first("kind", "type", "rule_id", "rule") or "secret"),
     }
