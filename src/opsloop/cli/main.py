@@ -22,6 +22,7 @@ from opsloop import __version__
 from opsloop.cli import (
     aiops,
     bom,
+    ci,
     gitops,
     incidents,
     init,
@@ -91,6 +92,7 @@ def _register_commands() -> None:
     app.add_typer(incidents.app, name="incidents")
     app.add_typer(aiops.app, name="aiops")
     app.command("bom", epilog=bom.EXAMPLES)(bom.bom)
+    app.command("ci")(ci.ci)
 
 
 _register_commands()

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from opsloop.names import check_name
 from opsloop.redact import redact_url
 from opsloop.spec.alerting import AlertsSection
 from opsloop.spec.monitoring import DriftThresholds, Duration
@@ -122,6 +123,10 @@ def _dotted_name(name: str) -> str:
     return name
 
 
+def _alias_name(name: str) -> str:
+    return check_name("alias", name)
+
+
 def _key_ref(value: str) -> str:
     value = value.strip()
     if not value:
@@ -215,6 +220,32 @@ class MonitoringSection(_Section):
     prediction_log: PredictionLogSection = Field(default_factory=PredictionLogSection)
 
 
+class CiSection(_Section):
+    """What ``opsloop ci`` changes for its training run: a smaller tuning budget, so that a
+    pull request gets the same gates in minutes (applied like ``opsloop run -p trials=2``).
+
+    Attributes:
+        trials: Tuning trials per candidate.
+        timeout_s: Tuning time limit, in seconds.
+        alias: The alias the CI run gives the version it registers, passed or not. Unset, the
+            run moves the aliases as ``opsloop run`` does, which suits a store made afresh
+            for each CI job; with a store shared with production, set it (``ci``) so that a
+            pull request never moves the champion.
+    """
+
+    trials: int = Field(default=2, ge=1, le=10_000)
+    timeout_s: float = Field(default=60, gt=0)
+    alias: Annotated[str, AfterValidator(_alias_name)] | None = None
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The lifecycle parameters the CI run overrides."""
+        params: dict[str, Any] = {"trials": self.trials, "timeout_s": self.timeout_s}
+        if self.alias is not None:
+            params.update(alias_on_pass=self.alias, alias_on_fail=self.alias)
+        return params
+
+
 class ProjectSpec(_Section):
     """The whole of ``opsloop.yaml``."""
 
@@ -235,6 +266,7 @@ class ProjectSpec(_Section):
     remediation: RemediationSection = Field(default_factory=RemediationSection)
     security: SecuritySection = Field(default_factory=SecuritySection)
     monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
+    ci: CiSection = Field(default_factory=CiSection)
 
     @field_validator("version")
     @classmethod
