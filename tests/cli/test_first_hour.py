@@ -218,10 +218,11 @@ def test_alias_set_refuses_a_rollback_unless_asked(
     folder, _ = trained
     project = open_project(folder)
     try:
-        # A second version, made champion: moving back to v1 is now a rollback.
+        # A second version (v1's files and record: signed and scanned, so admitted), made
+        # champion: moving back to v1 is now a rollback.
         v1 = project.store.models.get_version("churn", 1)
         project.store.models.create_version(
-            "churn", artifact_digest=v1.artifact_digest, details={}, alias="champion"
+            "churn", artifact_digest=v1.artifact_digest, details=dict(v1.details), alias="champion"
         )
     finally:
         project.close()

@@ -97,7 +97,8 @@ def version(stores: tuple[Store, ArtifactStore], tmp_path: Path) -> tuple[ModelV
         input_example=x,
         metrics={"roc_auc": 0.91, "accuracy": 0.85},
         dataset_digest=DATA_DIGEST,
-        alias="candidate",
+        # Its gates failed: the admission policy lets only the failed-gates alias point at it.
+        alias="challenger",
         details={"gates": GATES, "gates_passed": False, "dataset": DATASET},
         store=store,
         artifacts=artifacts,
@@ -144,7 +145,7 @@ def test_model_card(version: tuple[ModelVersionInfo, Path]) -> None:
     assert props["opsloop:gates_passed"] == "false"
     model_props = {p["name"]: p["value"] for p in model["properties"]}
     assert model_props["opsloop:artifact_digest"] == info.artifact_digest
-    assert model_props["opsloop:alias:candidate"] == "models:/churn/1"
+    assert model_props["opsloop:alias:challenger"] == "models:/churn/1"
 
 
 def test_dataset_components_carry_their_digests(version: tuple[ModelVersionInfo, Path]) -> None:

@@ -168,8 +168,9 @@ def test_the_registry_copy_is_checked_against_the_allow_list_not_its_record(
 ) -> None:
     # Someone with write access to the store and the artifact store adds a version whose
     # record claims the evil types as trusted.
-    # Even signed by a trusted key (a compromised build), the record's claim counts for
-    # nothing; unsigned, it is refused before that (tests/security/test_signing.py).
+    # Even signed by a trusted key (a compromised build) and recorded as scanned, the
+    # record's claim counts for nothing; unsigned, it is refused before that
+    # (tests/security/test_signing.py), and unscanned too (tests/security/test_admission.py).
     store, artifacts = stores
     digest = artifacts.put_dir(forged)
     signed = sign_version(forged, artifacts)
@@ -177,7 +178,11 @@ def test_the_registry_copy_is_checked_against_the_allow_list_not_its_record(
         store.models.create_version(
             f"evil{i}",
             artifact_digest=digest,
-            details={"package": {"extra_trusted_types": claimed}, "signature": signed},
+            details={
+                "package": {"extra_trusted_types": claimed},
+                "signature": signed,
+                "scan": {"status": "passed", "findings": {}},
+            },
         )
         with pytest.raises(UntrustedTypeError, match=r"posix\.system"):
             load_model(

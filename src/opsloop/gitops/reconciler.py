@@ -562,13 +562,20 @@ class Reconciler:
         return self._save(False, base, desired.revision, stored, live_after)
 
     def _verify(self, spec: RuntimeSpec) -> None:
-        """Verify the signature of every version the spec would serve before it starts: a
-        version that fails is refused and what runs now keeps running."""
+        """Check every version the spec would serve against the admission policy and verify
+        its signature before it starts: a version that fails is refused (a refusal by the
+        policy is recorded as a ``security.refused`` event) and what runs now keeps running."""
         from opsloop.registry import verify_model  # noqa: PLC0415
+        from opsloop.registry.admission import admission_policy, require_admitted  # noqa: PLC0415
         from opsloop.registry.signing import project_trusted_keys  # noqa: PLC0415
 
         trusted = project_trusted_keys(self.project)
+        policy = admission_policy(self.project)
         for version in sorted({spec.version, *spec.traffic, *spec.shadow}):
+            info = self.store.models.get_version(spec.model, version)
+            require_admitted(
+                self.store, spec.model, version, info.details, where="deploy", policy=policy
+            )
             verify_model(
                 f"models:/{spec.model}/{version}",
                 store=self.store,

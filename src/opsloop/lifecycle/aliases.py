@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from opsloop.errors import NotFoundError, RollbackError
+from opsloop.registry.admission import require_alias_admitted
 
 if TYPE_CHECKING:
     from opsloop.store import Store
@@ -48,14 +49,18 @@ def _current(store: Store, model: str, alias: str) -> int | None:
 def check_alias_move(
     store: Store, model: str, alias: str, version: int, *, allow_rollback: bool = False
 ) -> AliasMove:
-    """The move of ``model@alias`` to ``version``, refused when it is an unasked rollback.
+    """The move of ``model@alias`` to ``version``, refused when it is an unasked rollback or
+    the admission policy refuses the version (a refusal is recorded as an event).
 
     Raises:
         RollbackError: The alias points at a newer version and ``allow_rollback`` is false.
+        SecurityError: The admission policy refuses the version.
         NotFoundError: The model or the version does not exist.
     """
-    store.models.get_version(model, version)
+    info = store.models.get_version(model, version)
     move = AliasMove(model, alias, version, _current(store, model, alias))
+    if move.moved:
+        require_alias_admitted(store, model, alias, version, info.details)
     if move.rollback and not allow_rollback:
         raise RollbackError(
             f"{model}@{alias} is v{move.previous}; moving it back to v{version} is a rollback",

@@ -22,6 +22,7 @@ from opsloop.errors import (
     UntrustedTypeError,
 )
 from opsloop.names import check_name
+from opsloop.registry.admission import admission_policy, require_admitted, require_alias_admitted
 from opsloop.registry.packaging import (
     ModelMetadata,
     checked_model_dir,
@@ -203,6 +204,7 @@ def register_model(
         ModelLoadError: ``path`` is not a sound packaged model.
         UntrustedTypeError: The model names something not trusted, or never trustable.
         NotFoundError: ``run_id`` is not a run of this store.
+        SecurityError: ``alias`` is given and the admission policy refuses the new version.
     """
     if (model is None) == (path is None):
         raise RegistryError("pass either a model or the path of a packaged model folder")
@@ -270,6 +272,14 @@ def register_model(
                 {"types": used, "sources": {t: declared[t] for t in used}},
             )
         )
+    recorded = {
+        "package": {**meta.summary(), "extra_trusted_types": used},
+        "signature": signed,
+        "scan": scan,
+        **user_details,
+    }
+    if alias is not None:
+        require_alias_admitted(store, name, alias, None, recorded)
     return store.models.create_version(
         name,
         artifact_digest=digest,
@@ -278,12 +288,7 @@ def register_model(
         source=source,
         description=description,
         # What loading the version trusts is what was checked here, not the folder's claim.
-        details={
-            "package": {**meta.summary(), "extra_trusted_types": used},
-            "signature": signed,
-            "scan": scan,
-            **user_details,
-        },
+        details=recorded,
         tags=version_tags,
         alias=alias,
         events=events,
@@ -328,6 +333,8 @@ def load_model(
         UntrustedTypeError: The model names something not trusted, or never trustable.
         SignatureError: The version's signature is missing, by an unknown key, or does not
             match its files.
+        SecurityError: The project's admission policy (``security`` in ``opsloop.yaml``)
+            refuses the version; the refusal is recorded as a ``security.refused`` event.
     """
     local = _local_only(uri)
     if local is not None:
@@ -343,6 +350,10 @@ def load_model(
     ref = resolve_model_uri(uri, store=store)
     if isinstance(ref, Path):
         return _load_local(ref, trusted_types)
+    # Only what the admission policy admits is loaded (and so served). The signature is not
+    # only looked for here: it is verified below, which names a missing one precisely.
+    policy = admission_policy().model_copy(update={"require_signature": False})
+    require_admitted(store, ref.model_name, ref.version, ref.details, where="load", policy=policy)
     package = ref.details.get("package")
     recorded = package.get("extra_trusted_types", []) if isinstance(package, dict) else []
     if not isinstance(recorded, list):
@@ -487,8 +498,16 @@ def list_model_versions(name: str, *, store: Store | None = None) -> list[ModelV
 
 
 def set_alias(name: str, alias: str, version: int, *, store: Store | None = None) -> int | None:
-    """Point ``alias`` at ``version``; return the version it pointed at before, if any."""
-    return _store(store).models.set_alias(name, alias, int(version))
+    """Point ``alias`` at ``version``; return the version it pointed at before, if any.
+
+    Raises:
+        SecurityError: The admission policy refuses the version (see
+            :mod:`opsloop.registry.admission`).
+    """
+    s = _store(store)
+    info = s.models.get_version(name, int(version))
+    require_alias_admitted(s, name, alias, info.version, info.details)
+    return s.models.set_alias(name, alias, int(version))
 
 
 def delete_alias(name: str, alias: str, *, store: Store | None = None) -> None:

@@ -5,6 +5,7 @@ The package sits below the registry (the registry calls it on registration and o
 works on files, digests and plain records, never on the registry itself.
 """
 
+from opsloop.secops.admission import AdmissionDecision, admit
 from opsloop.secops.bom import (
     DatasetRecord,
     PythonEnvironment,
@@ -43,6 +44,7 @@ from opsloop.secops.signing import (
 __all__ = [
     "KEY_ENV",
     "SIGNATURE_FORMAT",
+    "AdmissionDecision",
     "DatasetRecord",
     "Finding",
     "IacFinding",
@@ -59,6 +61,7 @@ __all__ = [
     "Severity",
     "SignatureError",
     "SigningKey",
+    "admit",
     "build_ml_bom",
     "bundle_key_id",
     "install_checkov",

@@ -145,6 +145,18 @@ class SecuritySection(_Section):
             files or import modules are refused whatever is listed here.
         trusted_keys: Public keys (PEM text, or paths of PEM files relative to the project)
             whose model signatures are accepted besides the project's own keys.
+        require_signature: Admit only versions that record a signature (every version is
+            also verified against it on load and before it is deployed).
+        require_scan: ``passed``: admit only versions whose recorded scan passed (a failed
+            or missing scan is refused); ``any``: the scan status does not count.
+        require_gates: Refuse versions that record a failed gate. Versions registered
+            without gates (through the Python API) record none and are not held back; the
+            alias of versions that failed their gates (``register.alias_on_fail``) may
+            still point at them.
+        max_severity: The worst scan finding a version may have and be admitted.
+
+    The admission policy (the last four) is enforced on every alias move, by the reconciler
+    before it deploys a version and by the registry's ``load_model``, which the server uses.
     """
 
     trusted_types: list[Annotated[str, AfterValidator(_dotted_name)]] = Field(
@@ -153,6 +165,10 @@ class SecuritySection(_Section):
     trusted_keys: list[Annotated[str, AfterValidator(_key_ref)]] = Field(
         default_factory=list, max_length=100
     )
+    require_signature: bool = True
+    require_scan: Literal["passed", "any"] = "passed"
+    require_gates: bool = True
+    max_severity: Literal["info", "low", "medium", "high", "critical"] = "medium"
 
 
 class RetentionSection(_Section):
