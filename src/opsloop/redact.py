@@ -7,7 +7,9 @@ too much is harmless; masking too little is not, so everything between the first
 the user part and the *last* ``@`` counts as the password.
 
 The URLs opsloop opens are remembered (:func:`remember`), so :func:`redact` can also mask
-their secrets in texts that quote them in pieces, such as a database driver's error.
+their secrets in texts that quote them in pieces, such as a database driver's error. Secret
+values resolved from references (``env:NAME``, ``file:PATH``: tokens, webhook URLs) are
+remembered whole (:func:`remember_secret`) and masked wherever :func:`redact` runs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import re
 import threading
 from urllib.parse import unquote
 
-__all__ = ["MASK", "redact", "redact_url", "remember", "url_secrets"]
+__all__ = ["MASK", "redact", "redact_url", "remember", "remember_secret", "url_secrets"]
 
 MASK = "***"
 
@@ -102,6 +104,15 @@ def remember(url: str | None) -> None:
     if secrets:
         with _lock:
             _known.update(secrets)
+
+
+def remember_secret(value: str | None) -> None:
+    """Remember a secret value (a token, a webhook URL) so that :func:`redact` masks it,
+    whole, in any text. Values shorter than four characters are not remembered: they would
+    mask ordinary words."""
+    if value and len(value) >= _MIN_LOOSE:
+        with _lock:
+            _known.add(value)
 
 
 def redact(text: str, *urls: str | None) -> str:

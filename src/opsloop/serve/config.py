@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from opsloop.redact import remember_secret
 from opsloop.serve.auth import is_loopback
 from opsloop.serve.base import ServableModel
 
@@ -145,6 +146,8 @@ class ServerConfig(BaseModel):
             text = token.get_secret_value()
             if not text or any(ch.isspace() for ch in text):
                 raise ValueError("a token must be one word without whitespace")
+            # Masked from now on wherever opsloop redacts a message.
+            remember_secret(text)
         return token
 
     @model_validator(mode="after")
