@@ -26,7 +26,7 @@ SPEC_YAML = """
 columns:
   tenure_months: {dtype: int, min: 0, nullable: false}
   plan: {dtype: category, values: [basic, plus, pro]}
-  email: {dtype: str, pattern: "^[^@]+@[^@]+$", severity: warn}
+  email: {dtype: str, pattern: "^[^@]+@[^@]+$", severity: warn, pii: true}
 row_count: {min: 100}
 unique: [customer_id]
 """
