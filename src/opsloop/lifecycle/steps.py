@@ -361,6 +361,8 @@ def register(
             "contract": {
                 "passed": contract_report.get("passed", True),
                 "failures": contract_report.get("failures", []),
+                # Personal-data columns of the data set version (declared or detected).
+                "pii": contract_report.get("pii", []),
             },
             "reference_profile": profile_digest,
             "lifecycle_key": lifecycle_key,
