@@ -16,9 +16,18 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import Any
 from urllib.parse import unquote
 
-__all__ = ["MASK", "redact", "redact_url", "remember", "remember_secret", "url_secrets"]
+__all__ = [
+    "MASK",
+    "redact",
+    "redact_url",
+    "redact_value",
+    "remember",
+    "remember_secret",
+    "url_secrets",
+]
 
 MASK = "***"
 
@@ -126,3 +135,15 @@ def redact(text: str, *urls: str | None) -> str:
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+
+
+def redact_value(value: Any) -> Any:
+    """``value`` with :func:`redact` applied to every string in it (dict values, list items);
+    other values as they are. For what is written to the store: events, params, tags."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value

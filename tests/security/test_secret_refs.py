@@ -16,6 +16,7 @@ from opsloop.secops.secrets import BASELINE_FILE, scan_secrets
 from opsloop.secretrefs import resolve_secret
 from opsloop.settings import load_settings
 from opsloop.spec import parse_spec
+from opsloop.store import open_store
 from tests.security.test_secrets_urls import assert_hidden, opsloop
 
 PW = "Rf7secretWq"
@@ -124,3 +125,23 @@ def test_committed_keys_are_found_and_the_baseline_suppresses_known_ones(
     report = scan_secrets(tmp_path)
     assert [f.type for f in report.new] == ["Private Key"]
     assert [f.type for f in report.findings if f.known] == ["AWS Access Key"]
+
+
+def test_a_resolved_secret_is_masked_in_stored_params_tags_and_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "tok-" + PW
+    monkeypatch.setenv("REFS_TOKEN", token)
+    assert resolve_secret("env:REFS_TOKEN", setting="notify.headers.Authorization") == token
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    run = store.runs.create("r", params={"header": f"Bearer {token}"}, tags={"t": [token]})
+    store.runs.log_params(run.id, {"later": {"auth": token}})
+    store.events.emit("notify.failed", "run", run.id, {"reason": f"401 for {token}"})
+    shown = json.dumps(
+        [
+            store.runs.get(run.id).model_dump(mode="json"),
+            [e.model_dump(mode="json") for e in store.events.list()],
+        ]
+    )
+    assert PW not in shown
+    assert shown.count(MASK) >= 4
