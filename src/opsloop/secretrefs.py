@@ -2,8 +2,9 @@
 
 A value written ``env:NAME`` is read from the environment variable ``NAME``; ``file:PATH``
 from the file at ``PATH`` (relative paths are relative to the project; surrounding whitespace
-and the final newline are dropped). References are resolved when the setting is used, not when
-``opsloop.yaml`` is loaded, so the spec as printed or diffed shows the reference only. Every
+and the final newline are dropped; ``file://...`` is a URL, not a reference). References are
+resolved when the setting is used, not when ``opsloop.yaml`` is loaded, so the spec as
+printed or diffed shows the reference only. Every
 resolved value is remembered by :mod:`opsloop.redact`, which masks it in every message, log
 line, parameter and event that goes through :func:`opsloop.redact.redact`.
 
@@ -21,7 +22,8 @@ from opsloop.redact import redact_url, remember, remember_secret, url_secrets
 
 __all__ = ["REFERENCE", "is_reference", "literal_secret_warning", "resolve_secret"]
 
-REFERENCE = re.compile(r"^(env|file):(.+)$", re.DOTALL)
+# file:// is a URL (a local artifact store), not a reference.
+REFERENCE = re.compile(r"^(env|file):(?!//)(.+)$", re.DOTALL)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 

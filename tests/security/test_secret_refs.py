@@ -13,7 +13,7 @@ import pytest
 from opsloop.errors import ConfigError
 from opsloop.redact import MASK, redact
 from opsloop.secops.secrets import BASELINE_FILE, scan_secrets
-from opsloop.secretrefs import resolve_secret
+from opsloop.secretrefs import is_reference, resolve_secret
 from opsloop.settings import load_settings
 from opsloop.spec import parse_spec
 from opsloop.store import open_store
@@ -68,6 +68,10 @@ def test_a_file_reference_is_read_relative_to_the_project_and_the_spec_keeps_it(
     assert db.exists()
     with pytest.raises(ConfigError, match="cannot read the secret file"):
         resolve_secret("file:nope", setting="store.url", base_dir=tmp_path)
+    # A file:// URL is a URL (a local artifact store), not a reference.
+    url = (tmp_path / "artifacts").as_uri()
+    assert resolve_secret(url, setting="artifacts.url", base_dir=tmp_path) == url
+    assert not is_reference(url) and is_reference("file:/run/secrets/x")
 
 
 def test_resolved_secrets_are_masked_wherever_redact_runs(monkeypatch: pytest.MonkeyPatch) -> None:
