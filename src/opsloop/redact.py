@@ -7,16 +7,27 @@ too much is harmless; masking too little is not, so everything between the first
 the user part and the *last* ``@`` counts as the password.
 
 The URLs opsloop opens are remembered (:func:`remember`), so :func:`redact` can also mask
-their secrets in texts that quote them in pieces, such as a database driver's error.
+their secrets in texts that quote them in pieces, such as a database driver's error. Secret
+values resolved from references (``env:NAME``, ``file:PATH``: tokens, webhook URLs) are
+remembered whole (:func:`remember_secret`) and masked wherever :func:`redact` runs.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from typing import Any
 from urllib.parse import unquote
 
-__all__ = ["MASK", "redact", "redact_url", "remember", "url_secrets"]
+__all__ = [
+    "MASK",
+    "redact",
+    "redact_url",
+    "redact_value",
+    "remember",
+    "remember_secret",
+    "url_secrets",
+]
 
 MASK = "***"
 
@@ -104,6 +115,15 @@ def remember(url: str | None) -> None:
             _known.update(secrets)
 
 
+def remember_secret(value: str | None) -> None:
+    """Remember a secret value (a token, a webhook URL) so that :func:`redact` masks it,
+    whole, in any text. Values shorter than four characters are not remembered: they would
+    mask ordinary words."""
+    if value and len(value) >= _MIN_LOOSE:
+        with _lock:
+            _known.add(value)
+
+
 def redact(text: str, *urls: str | None) -> str:
     """``text`` with the secrets of ``urls`` and of every remembered URL masked, and every URL
     in it redacted."""
@@ -115,3 +135,15 @@ def redact(text: str, *urls: str | None) -> str:
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+
+
+def redact_value(value: Any) -> Any:
+    """``value`` with :func:`redact` applied to every string in it (dict values, list items);
+    other values as they are. For what is written to the store: events, params, tags."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value

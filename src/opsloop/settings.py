@@ -7,6 +7,7 @@ The defaults are the zero-config local mode: SQLite and files under ``<project>/
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from opsloop.redact import redact_url, remember
+from opsloop.secretrefs import literal_secret_warning, resolve_secret
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from opsloop.spec.schema import ProjectSpec
 
 STATE_DIR = ".opsloop"
+_log = logging.getLogger(__name__)
 
 _URL_FIELDS = {"store_url": "store.url", "artifact_url": "artifacts.url", "s3_endpoint_url": ""}
 
@@ -96,6 +99,20 @@ def load_settings(project_dir: Path | None = None, spec: ProjectSpec | None = No
         if spec.artifacts is not None:
             from_spec["artifact_url"] = spec.artifacts.url
     settings = Settings(**from_spec)
+    # env:NAME and file:PATH references are resolved here, when the project is opened: the
+    # spec keeps the reference, so opsloop.yaml printed or diffed never shows the secret.
+    for field in ("store_url", "artifact_url"):
+        value = getattr(settings, field)
+        if value is None:
+            continue
+        if from_spec.get(field) == value:
+            warning = literal_secret_warning(value, setting=_URL_FIELDS[field])
+            if warning:
+                _log.warning("%s", warning)
+        name = setting_name(field, settings, project_dir)
+        resolved = resolve_secret(value, setting=name, base_dir=project_dir, url=True)
+        if resolved != value:
+            setattr(settings, field, resolved)
     # Known from now on: any message that quotes them (a driver's error) is masked.
     remember(settings.store_url)
     remember(settings.artifact_url)

@@ -26,7 +26,7 @@ SPEC_YAML = """
 columns:
   tenure_months: {dtype: int, min: 0, nullable: false}
   plan: {dtype: category, values: [basic, plus, pro]}
-  email: {dtype: str, pattern: "^[^@]+@[^@]+$", severity: warn}
+  email: {dtype: str, pattern: "^[^@]+@[^@]+$", severity: warn, pii: true}
 row_count: {min: 100}
 unique: [customer_id]
 """
@@ -388,5 +388,8 @@ def test_check_does_not_change_the_frame(customers: pd.DataFrame) -> None:
     frame = customers.set_axis(range(500, 500 + len(customers)))
     before = frame.copy()
     report = check_contract(frame, column("tenure_months", dtype="int", min=200))
-    assert only(report).failing_rows == len(customers) - 1
+    # The customers' e-mail column is undeclared personal data: a warning besides.
+    [failure] = report.errors
+    assert failure.failing_rows == len(customers) - 1
+    assert [(f.column, f.rule) for f in report.warnings] == [("email", "pii")]
     pd.testing.assert_frame_equal(frame, before)

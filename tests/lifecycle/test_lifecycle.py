@@ -328,3 +328,22 @@ def test_invalid_contract_names_line(make_project) -> None:  # type: ignore[no-u
         run(proj)
     assert info.value.line is not None and "contract.columns.plan.dtype" in str(info.value)
     assert_nothing_registered(proj)
+
+
+def test_pii_columns_are_reported_at_ingest_and_recorded_with_the_version(make_project) -> None:  # type: ignore[no-untyped-def]
+    df = make_frame()
+    df["email"] = [f"user{i}@example.com" for i in range(len(df))]
+    spec = base_spec(features={"drop": ["customer_id", "email"]})
+    spec["contract"]["columns"]["plan"]["pii"] = True  # type: ignore[index]
+    proj = make_project(spec, frame=df)
+    out = run(proj)
+    assert out.succeeded, out.error
+    report = out.outputs["validate"]
+    assert [(p["column"], p["kind"]) for p in report["pii"]] == [
+        ("plan", "declared"),
+        ("email", "email"),
+    ]
+    [warning] = [f for f in report["failures"] if f["rule"] == "pii"]
+    assert warning["column"] == "email" and warning["severity"] == "warn"
+    version = proj.store.models.get_version_by_alias("lc", "champion")
+    assert {p["column"] for p in version.details["contract"]["pii"]} == {"plan", "email"}

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from opsloop.aiops.actions import ActionContext, ActionResult
 from opsloop.errors import AIOpsError, MissingDependencyError
+from opsloop.redact import remember_secret
+from opsloop.secretrefs import is_reference, resolve_secret
 from opsloop.spec.remediation import ENV_REFERENCE, NotifySettings
 
 if TYPE_CHECKING:
@@ -57,7 +59,11 @@ class ActionExecutor(Protocol):
         ...
 
 
-def _expand_env(value: str) -> str:
+def _expand_env(value: str, setting: str = "notify") -> str:
+    # A whole-value reference (env:NAME, file:PATH) is a secret in full; so is every ${VAR}.
+    if is_reference(value):
+        return resolve_secret(value, setting=setting)
+
     def sub(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in os.environ:
@@ -65,9 +71,13 @@ def _expand_env(value: str) -> str:
                 f"environment variable {name} is not set (it is named in a notify setting)",
                 hint=f"export {name}=...",
             )
+        remember_secret(os.environ[name])
         return os.environ[name]
 
-    return ENV_REFERENCE.sub(sub, value)
+    expanded = ENV_REFERENCE.sub(sub, value)
+    if expanded != value:
+        remember_secret(expanded)
+    return expanded
 
 
 def _redact(url: str) -> str:
@@ -131,8 +141,8 @@ class WebhookExecutor:
         except ImportError as exc:  # pragma: no cover - httpx ships with the serve extra
             raise MissingDependencyError("httpx", "serve") from exc
         settings = context.settings_as(NotifySettings)
-        url = _expand_env(settings.webhook)
-        headers = {k: _expand_env(v) for k, v in settings.headers.items()}
+        url = _expand_env(settings.webhook, "notify.webhook")
+        headers = {k: _expand_env(v, f"notify.headers.{k}") for k, v in settings.headers.items()}
         payload = {
             "event": context.event,
             "policy": context.policy,

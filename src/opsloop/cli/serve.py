@@ -261,9 +261,11 @@ def serve_command(
     (--token-file, --admin-token-file), never from an argument, which other users of the
     machine can read in the process list. Clients send them as Authorization: Bearer TOKEN.
     """
+    from opsloop.loop.privacy import prediction_log_privacy  # noqa: PLC0415
     from opsloop.serve.auth import ADMIN_TOKEN_ENV, SERVE_TOKEN_ENV, is_loopback, read_token  # noqa: PLC0415
     from opsloop.serve.config import ServerConfig  # noqa: PLC0415
     from opsloop.serve.server import bind_socket, serve  # noqa: PLC0415
+    from opsloop.spec.loader import find_project_dir, load_spec  # noqa: PLC0415
 
     if admin_token is not None:
         raise ConfigError(
@@ -277,6 +279,9 @@ def serve_command(
             f"--host {host} is reachable from other machines and no token is set",
             hint=f"set ${SERVE_TOKEN_ENV} or --token-file FILE, or pass --insecure",
         )
+    from opsloop.cli._common import State  # noqa: PLC0415
+
+    here = State.project_dir or find_project_dir(Path.cwd())
     # Bound first: a taken port is one line at once, not after the models have loaded.
     sock = bind_socket(host, port, advice="pick another with --port PORT")
     with sock:
@@ -309,6 +314,8 @@ def serve_command(
                 max_connections_per_client=max_connections_per_client,
                 loader=load,
                 deployment=deployment,
+                # PII columns of the project's contract: hashed or dropped in the log.
+                **prediction_log_privacy(load_spec(here) if here else None),
             )
         except ValueError as exc:
             raise ConfigError(f"invalid server options: {exc}") from exc

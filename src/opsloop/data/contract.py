@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rich.table import Table
 from rich.text import Text
 
+from opsloop.data.pii import PiiColumn, detect_pii
 from opsloop.errors import ContractError, SpecError
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class ColumnContract(BaseModel):
     unique: bool = False
     pattern: str | None = None
     max_null_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
+    pii: bool = False
     severity: Severity | dict[ColumnRule, Severity] = "error"
 
     @field_validator("min", "max")
@@ -232,6 +234,10 @@ class ContractReport(BaseModel):
     rows: int
     rules_checked: int
     failures: list[ContractFailure] = Field(default_factory=list)
+    pii: list[PiiColumn] = Field(
+        default_factory=list,
+        description="Columns holding personal data: tagged pii: true, or detected.",
+    )
 
     @property
     def errors(self) -> list[ContractFailure]:
@@ -315,12 +321,28 @@ def check_contract(df: pd.DataFrame, contract: DataContract) -> ContractReport:
         schema.validate(df, lazy=True)
     except pa.errors.SchemaErrors as exc:
         failures = builder.failures(exc.failure_cases)
+    declared = [name for name, spec in contract.columns.items() if spec.pii]
+    pii = detect_pii(df, declared=declared)
+    # Personal data the contract does not declare is a warning: tag it, or drop the column.
+    failures.extend(
+        ContractFailure(
+            column=found.column,
+            rule="pii",
+            severity="warn",
+            failing_rows=None,
+            observed=found.share,
+            message=f"looks like personal data ({found.kind}) but is not tagged pii: true",
+        )
+        for found in pii
+        if found.kind != "declared"
+    )
     failures.sort(key=lambda f: (f.severity != "error", f.column or "", f.rule))
     return ContractReport(
         passed=not any(failure.severity == "error" for failure in failures),
         rows=len(df),
         rules_checked=builder.rule_count,
         failures=failures,
+        pii=pii,
     )
 
 

@@ -62,6 +62,7 @@ def validate(
 ) -> dict[str, Any]:
     """Check the target, empty features and the data contract; report every failure."""
     from opsloop.data import all_nan_columns, check_contract, parse_contract  # noqa: PLC0415
+    from opsloop.data.pii import detect_pii  # noqa: PLC0415
 
     if target not in data.columns:
         raise DataError(
@@ -75,7 +76,8 @@ def validate(
             hint="fix the data, or list the column(s) under features.drop",
         )
     if not contract:
-        return {"passed": True, "rows": len(data), "rules_checked": 0, "failures": []}
+        pii = [found.model_dump(mode="json") for found in detect_pii(data)]
+        return {"passed": True, "rows": len(data), "rules_checked": 0, "failures": [], "pii": pii}
     report = check_contract(data, parse_contract(contract))
     return report.model_dump(mode="json")
 
@@ -359,6 +361,8 @@ def register(
             "contract": {
                 "passed": contract_report.get("passed", True),
                 "failures": contract_report.get("failures", []),
+                # Personal-data columns of the data set version (declared or detected).
+                "pii": contract_report.get("pii", []),
             },
             "reference_profile": profile_digest,
             "lifecycle_key": lifecycle_key,

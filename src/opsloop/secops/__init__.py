@@ -32,6 +32,7 @@ from opsloop.secops.scan import (
     scan_status,
     severity_at_least,
 )
+from opsloop.secops.secrets import SecretFinding, SecretsReport, scan_secrets, secrets_run
 from opsloop.secops.signing import (
     SIGNATURE_FORMAT,
     SignatureError,
@@ -58,6 +59,8 @@ __all__ = [
     "SarifRule",
     "SarifRun",
     "ScanReport",
+    "SecretFinding",
+    "SecretsReport",
     "Severity",
     "SignatureError",
     "SigningKey",
@@ -72,7 +75,9 @@ __all__ = [
     "scan_bytes",
     "scan_path",
     "scan_report_run",
+    "scan_secrets",
     "scan_status",
+    "secrets_run",
     "severity_at_least",
     "sign_folder",
     "trusted_keys",

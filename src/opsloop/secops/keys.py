@@ -91,6 +91,24 @@ def keys_dir(project: str, root: Path | None = None) -> Path:
     return base / "keys" / safe
 
 
+def pii_salt(project: str, root: Path | None = None) -> bytes:
+    """The project's salt for hashing personal data in the prediction log (32 random bytes,
+    made on first use), kept with its keys: outside the repository and the artifact store."""
+    path = keys_dir(project, root) / "pii.salt"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with FileLock(str(path) + ".lock"):
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(os.urandom(32))
+        salt = path.read_bytes()
+    if len(salt) < 16:
+        raise SecurityError(
+            f"PII salt {path} is shorter than 16 bytes: remove it to make a new one"
+        )
+    return salt
+
+
 def load_public_key(value: str, *, base: Path | None = None, source: str = "") -> PublicKey:
     """A public key from PEM text or from the path of a PEM file (relative to ``base``).
 

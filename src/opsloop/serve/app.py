@@ -16,7 +16,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs
 
 import numpy as np
@@ -33,6 +33,7 @@ from opsloop.serve.base import (
     ColumnsView,
     FeedbackRecord,
     FeedbackTarget,
+    PiiColumnsView,
     PredictionRecord,
     ServableModel,
 )
@@ -126,6 +127,9 @@ class ServerState:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        # Personal-data columns the prediction log hashes or leaves out (policy keep: none).
+        self._pii = frozenset(config.pii_columns) if config.pii_policy != "keep" else frozenset()
+        self._pii_salt = config.pii_salt.get_secret_value().encode() if config.pii_salt else b""
         self.metrics = ServerMetrics()
         self.executor = ThreadPoolExecutor(
             max_workers=config.predict_threads, thread_name_prefix="opsloop-predict"
@@ -484,6 +488,12 @@ class ServerState:
             )
         return note
 
+    def _protect(self, columns: Mapping[str, list[Any]]) -> Mapping[str, list[Any]]:
+        if self._pii.isdisjoint(columns):
+            return columns
+        policy: Literal["hash", "drop"] = "hash" if self.config.pii_policy == "hash" else "drop"
+        return PiiColumnsView(columns, self._pii, policy, self._pii_salt)
+
     def record(
         self,
         slot: VersionSlot,
@@ -499,20 +509,27 @@ class ServerState:
         """A prediction record for the log: the model's output (class probabilities for a
         classifier, whatever the client asked to be answered), and the columns the request
         sent beyond the signature as ``ids``."""
+        inputs: Mapping[str, list[Any]] = (
+            ColumnsView(slot.schema.names, columns.data, columns.flat)
+            if self.config.log_inputs
+            else {}
+        )
+        ids: Mapping[str, list[Any]] | None = columns.ignored
+        if self._pii:
+            inputs = self._protect(inputs)
+            ids = self._protect(ids) if ids else ids
         return PredictionRecord(
             request_id=request_id,
             model=slot.name,
             version=slot.version,
-            inputs=ColumnsView(slot.schema.names, columns.data, columns.flat)
-            if self.config.log_inputs
-            else {},
+            inputs=inputs,
             outputs=result.tolist(),
             latency_ms=latency * 1000.0,
             timestamp=dt.datetime.fromtimestamp(arrived, dt.UTC),
             shadow=shadow,
             agreed=agreed,
             deployment=self.config.deployment,
-            ids=columns.ignored,
+            ids=ids,
         )
 
     async def predict(

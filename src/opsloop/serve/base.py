@@ -8,6 +8,7 @@ server knowing them.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -33,10 +34,12 @@ __all__ = [
     "FeedbackRecord",
     "FeedbackSink",
     "FeedbackTarget",
+    "PiiColumnsView",
     "PredictionRecord",
     "PredictionSink",
     "ServableModel",
     "SklearnServable",
+    "hash_value",
     "signature_from_frame",
 ]
 
@@ -163,6 +166,64 @@ class ColumnsView(Mapping[str, list[Any]]):
 
     def __len__(self) -> int:
         return len(self._names)
+
+    def __repr__(self) -> str:
+        return repr(self._columns())
+
+
+def hash_value(value: object, salt: bytes) -> str | None:
+    """``sha256:`` and the hex SHA-256 of the salt and the value's text; None stays None."""
+    if value is None:
+        return None
+    return "sha256:" + hashlib.sha256(salt + str(value).encode("utf-8")).hexdigest()
+
+
+class PiiColumnsView(Mapping[str, list[Any]]):
+    """Columns as the prediction log keeps them: personal-data columns hashed (salted
+    SHA-256, ``sha256:<hex>``) or left out, the others as they are; built on first access,
+    in the log writer's thread.
+
+    Args:
+        columns: The request's columns.
+        pii: Names of the personal-data columns.
+        policy: ``hash`` or ``drop`` (``keep`` needs no view).
+        salt: The project's salt (for ``hash``).
+    """
+
+    __slots__ = ("_base", "_cols", "_pii", "_policy", "_salt")
+
+    def __init__(
+        self,
+        columns: Mapping[str, list[Any]],
+        pii: frozenset[str],
+        policy: Literal["hash", "drop"],
+        salt: bytes,
+    ) -> None:
+        self._base = columns
+        self._pii = pii
+        self._policy = policy
+        self._salt = salt
+        self._cols: dict[str, list[Any]] | None = None
+
+    def _columns(self) -> dict[str, list[Any]]:
+        if self._cols is None:
+            out: dict[str, list[Any]] = {}
+            for name, values in self._base.items():
+                if name not in self._pii:
+                    out[name] = values
+                elif self._policy == "hash":
+                    out[name] = [hash_value(v, self._salt) for v in values]
+            self._cols = out
+        return self._cols
+
+    def __getitem__(self, key: str) -> list[Any]:
+        return self._columns()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns())
+
+    def __len__(self) -> int:
+        return len(self._columns())
 
     def __repr__(self) -> str:
         return repr(self._columns())

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from opsloop.redact import remember_secret
 from opsloop.serve.auth import is_loopback
 from opsloop.serve.base import ServableModel
 
@@ -93,6 +94,9 @@ class ServerConfig(BaseModel):
     log_batch_size: int = Field(default=1_000, ge=1)
     log_flush_interval_s: float = Field(default=0.1, ge=0)
     log_inputs: bool = True
+    pii_columns: list[str] = Field(default_factory=list)
+    pii_policy: Literal["hash", "drop", "keep"] = "hash"
+    pii_salt: SecretStr | None = None
     token: SecretStr | None = None
     admin_token: SecretStr | None = None
     insecure: bool = False
@@ -145,7 +149,18 @@ class ServerConfig(BaseModel):
             text = token.get_secret_value()
             if not text or any(ch.isspace() for ch in text):
                 raise ValueError("a token must be one word without whitespace")
+            # Masked from now on wherever opsloop redacts a message.
+            remember_secret(text)
         return token
+
+    @model_validator(mode="after")
+    def _pii_salted(self) -> ServerConfig:
+        if self.pii_columns and self.pii_policy == "hash" and self.pii_salt is None:
+            raise ValueError(
+                "pii_policy 'hash' needs pii_salt (the project's salt, kept with its keys) for "
+                f"the PII columns {', '.join(self.pii_columns)}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _guarded_beyond_loopback(self) -> ServerConfig:

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from opsloop.names import check_name
+from opsloop.secretrefs import is_reference
 from opsloop.spec.alerting import IncidentKind, Severity, normalize_severity
 
 __all__ = [
@@ -114,7 +115,8 @@ class NotifySettings(_Section):
     """Where notifications go: an HTTP POST of JSON.
 
     ``${VAR}`` in the URL or a header value is read from the environment when the
-    notification is sent, so secrets stay out of the repository and the metadata store.
+    notification is sent, so secrets stay out of the repository and the metadata store; a
+    whole value may also be a reference, ``env:NAME`` or ``file:PATH``.
     """
 
     webhook: str
@@ -124,7 +126,7 @@ class NotifySettings(_Section):
     @field_validator("webhook")
     @classmethod
     def _url(cls, value: str) -> str:
-        if ENV_REFERENCE.search(value):
+        if ENV_REFERENCE.search(value) or is_reference(value):
             return value
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:

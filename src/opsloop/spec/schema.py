@@ -193,7 +193,9 @@ class PredictionLogSection(_Section):
     keeps a reference in the store; ``sample`` keeps a seeded random sample of
     ``sample_rows`` rows (default: ``max_inline_rows``) and the total; ``drop`` keeps the
     counts only. A monitoring window reads at most ``window_max_rows`` rows back from chunks
-    (a seeded sample of each chunk beyond that).
+    (a seeded sample of each chunk beyond that). Columns tagged ``pii: true`` in the
+    contract are logged by ``pii``: ``hash`` (salted SHA-256; the salt is kept with the
+    project's signing keys), ``drop``, or ``keep``.
     """
 
     max_inline_rows: int = Field(default=1_000, ge=1)
@@ -202,6 +204,7 @@ class PredictionLogSection(_Section):
     seed: int = 0
     window_max_rows: int = Field(default=500_000, ge=1)
     retention: RetentionSection = Field(default_factory=RetentionSection)
+    pii: Literal["hash", "drop", "keep"] = "hash"
 
     @property
     def sample_size(self) -> int:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from opsloop.errors import StoreError
-from opsloop.redact import redact, redact_url
+from opsloop.redact import redact, redact_url, redact_value
 from opsloop.store import models as m
 from opsloop.store.migrate import upgrade
 
@@ -123,6 +123,7 @@ class Database:
                 kind=kind,
                 object_type=object_type,
                 object_id=object_id,
-                details=details or {},
+                # A secret quoted in a reason (an error's text) is masked before it is stored.
+                details=redact_value(details or {}),
             )
         )

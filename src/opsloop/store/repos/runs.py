@@ -11,6 +11,7 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from opsloop.errors import NotFoundError, StoreError, TrackingError, is_data_error
+from opsloop.redact import redact
 from opsloop.store import models as m
 from opsloop.store.liveness import gone_reason, this_process
 from opsloop.store.types import ArtifactInfo, MetricPoint, RunInfo
@@ -40,9 +41,10 @@ def _check_key(kind: str, key: str) -> None:
 
 
 def _str_value(value: Any) -> str:
+    # Params and tags never hold a secret opsloop knows (a resolved env:/file: reference).
     if isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True, default=str)
+        return redact(value)
+    return redact(json.dumps(value, sort_keys=True, default=str))
 
 
 class RunRepository:
