@@ -254,18 +254,26 @@ def test_a_secrets_scanner_finding_fails_the_secrets_check(tmp_path: Path) -> No
     assert "2 committed secret(s)" in secrets.message
 
 
-def test_the_secrets_check_is_skipped_without_a_scanner(tmp_path: Path) -> None:
+def test_the_secrets_check_fails_on_a_new_committed_secret_not_on_a_baselined_one(
+    tmp_path: Path,
+) -> None:
     folder = tmp_path / "proj"
     folder.mkdir()
     (folder / "opsloop.yaml").write_text("project: x\n")
+    key = "AKIA" + "QWERTYUIOPASDFGH"  # built from pieces: this file commits no secret
+    (folder / "settings.py").write_text(f'KEY = "{key}"\n')
     report = run_ci(folder, out_dir=tmp_path / "out", train=False)
     secrets = report.check("secrets")
-    try:
-        import opsloop.secops.secrets  # noqa: F401, PLC0415 - present once the scanner lands
-    except ModuleNotFoundError:
-        assert (secrets.status, secrets.message) == ("skipped", "secrets scanner not installed")
-    else:
-        assert secrets.status == "passed"
+    assert secrets.status == "failed" and "settings.py:1" in secrets.message, secrets.message
+
+    # Audited into the project's baseline with detect-secrets' own command line: it passes.
+    baseline = subprocess.run(
+        [str(Path(sys.executable).with_name("detect-secrets")), "scan", "settings.py"],
+        cwd=folder, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    (folder / ".secrets.baseline").write_text(baseline)
+    again = run_ci(folder, out_dir=tmp_path / "out2", train=False)
+    assert again.check("secrets").status == "passed", again.check("secrets").message
 
 
 # -- opsloop init --ci ------------------------------------------------------------------------
