@@ -340,10 +340,6 @@ def load_model(
     if local is not None:
         return _load_local(local, trusted_types)
     if store is None:
-        # Lazy imports here and below (noqa: PLC0415) of opsloop.context: each loads only where it
-        # is used, so importing this module stays light.
-        from opsloop.context import current_project  # noqa: PLC0415
-
         # A lookup: outside a project it must not create an empty store to look in.
         current_project().require_state(f"load_model({str(uri)!r})")
     store, artifacts = _stores(store, artifacts)
@@ -365,14 +361,7 @@ def load_model(
             *check_extra_types(trusted_types or (), source="trusted_types argument"),
         }
     )
-    if cache_dir is None:
-        from opsloop.context import current_project  # noqa: PLC0415
-
-        cache_dir = current_project().state_dir / "cache" / "models"
-    folder = cache_dir / ref.artifact_digest.split(":", 1)[-1]
-    fresh = not folder.is_dir()
-    if fresh:
-        _fetch(artifacts, ref.artifact_digest, folder)
+    folder, fresh = _cached_copy(artifacts, ref.artifact_digest, cache_dir)
     trusted = project_trusted_keys()
     try:
         # The signature is checked before anything in the folder is deserialised.
@@ -431,12 +420,7 @@ def verify_model(
     ref = resolve_model_uri(uri, store=store)
     if isinstance(ref, Path):
         raise RegistryError(f"{uri}: only registered versions (models:/...) carry a signature")
-    if cache_dir is None:
-        cache_dir = current_project().state_dir / "cache" / "models"
-    folder = cache_dir / ref.artifact_digest.split(":", 1)[-1]
-    fresh = not folder.is_dir()
-    if fresh:
-        _fetch(artifacts, ref.artifact_digest, folder)
+    folder, fresh = _cached_copy(artifacts, ref.artifact_digest, cache_dir)
     if trusted is None:
         trusted = project_trusted_keys()
     try:
@@ -576,6 +560,20 @@ def _local_only(uri: str | Path) -> Path | None:
             raise NotFoundError(f"model folder {ref} does not exist")
         return ref
     return None
+
+
+def _cached_copy(
+    artifacts: ArtifactStore, digest: str, cache_dir: Path | None
+) -> tuple[Path, bool]:
+    """The cached copy of a registered artifact (fetched when absent), and whether it was
+    fetched just now. ``cache_dir`` defaults to the project's model cache."""
+    if cache_dir is None:
+        cache_dir = current_project().state_dir / "cache" / "models"
+    folder = cache_dir / digest.split(":", 1)[-1]
+    fresh = not folder.is_dir()
+    if fresh:
+        _fetch(artifacts, digest, folder)
+    return folder, fresh
 
 
 def _fetch(artifacts: ArtifactStore, digest: str, folder: Path) -> None:
