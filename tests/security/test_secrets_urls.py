@@ -230,3 +230,13 @@ def test_a_bad_url_leaves_nothing_behind(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="port is not a number"):
         open_store(f"sqlite://u:{PW}@host:x/{tmp_path}/new/x.db")
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.timeout(20)
+def test_redacting_a_megabyte_of_text_is_linear() -> None:
+    # Params, tags and events pass through redact: a long run of letters (with or without a
+    # '://' at its end) must not make the URL pattern backtrack from every position.
+    letters = "x" * 1_000_000
+    assert redact(letters) == letters
+    assert redact(letters + "://") == letters + "://"
+    assert redact(f"{letters} postgresql://u:pw@h/db") == f"{letters} postgresql://u:***@h/db"
