@@ -32,7 +32,11 @@ The tree (every subclass of :class:`OpsloopError` in the package is defined here
     │   └── InvalidRequestError     a request does not match the model's signature
     ├── SecurityError               a scan, signature, ML-BOM, policy or IaC check failed
     │   ├── SignatureError          a model's signature is missing, untrusted or does not match
-    │   └── UnreadableSkopsFileError  bytes a model names as a skops file cannot be read as one
+    │   ├── UnreadableSkopsFileError  bytes a model names as a skops file cannot be read as one
+    │   ├── AuthenticationError     no valid token: missing, unknown, expired or revoked
+    │   ├── PermissionDeniedError   the caller's roles do not allow the action on the object
+    │   └── AuditChainError         the audit trail's hash chain is broken (an entry was edited,
+    │                               deleted, inserted or reordered)
     ├── GitOpsError                 desired state could not be read, written or applied
     ├── MonitorError                a monitor could not compute its metrics
     └── AIOpsError                  detection, correlation or remediation failed
@@ -45,6 +49,8 @@ __all__ = [
     "AIOpsError",
     "AlreadyExistsError",
     "ArtifactError",
+    "AuditChainError",
+    "AuthenticationError",
     "ConfigError",
     "ContractError",
     "DataError",
@@ -59,6 +65,7 @@ __all__ = [
     "MonitorError",
     "NotFoundError",
     "OpsloopError",
+    "PermissionDeniedError",
     "PipelineError",
     "PluginError",
     "RegistryError",
@@ -253,6 +260,19 @@ class SecurityError(OpsloopError):
 
 class SignatureError(SecurityError):
     """A model's signature is missing, by a key not trusted, or does not match its files."""
+
+
+class AuthenticationError(SecurityError):
+    """No valid credentials: the token is missing, unknown, expired or revoked."""
+
+
+class PermissionDeniedError(SecurityError):
+    """The caller is known, but its roles do not allow the action on the object."""
+
+
+class AuditChainError(SecurityError):
+    """The audit trail's hash chain is broken: an entry was edited, deleted, inserted or
+    reordered after it was written."""
 
 
 class UnreadableSkopsFileError(SecurityError):

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from opsloop.errors import StoreError
 from opsloop.redact import redact, redact_url, redact_value
 from opsloop.store import models as m
+from opsloop.store.acting import current_actor
 from opsloop.store.migrate import upgrade
 
 if TYPE_CHECKING:
@@ -117,9 +118,10 @@ class Database:
         details: dict[str, Any] | None = None,
     ) -> None:
         """Add an audit event inside a write session, so it commits with the change."""
+        acting = current_actor()
         s.add(
             m.Event(
-                actor=self.actor,
+                actor=acting.name if acting is not None else self.actor,
                 kind=kind,
                 object_type=object_type,
                 object_id=object_id,
