@@ -1,4 +1,4 @@
-"""``opsloop scan`` and the scan column of ``opsloop models show``, as a user runs them."""
+"""``opsloop scan`` and the security column of ``opsloop models show``, as a user runs them."""
 
 from __future__ import annotations
 
@@ -30,7 +30,25 @@ def test_scan_registered_version_and_models_show(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     shown = opsloop("models", "show", "churn", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
-    assert "scan" in shown.stdout and "passed" in shown.stdout
+    assert "scan passed" in shown.stdout and "signed (key" in shown.stdout
+    assert "admitted" in shown.stdout
+
+    # A version recorded without the registry (no scan, no signature) is shown refused, with why.
+    bare = (
+        "import opsloop\n"
+        "store = opsloop.current_project().store\n"
+        "v = store.models.get_version('churn', 1)\n"
+        "store.models.create_version('churn', artifact_digest=v.artifact_digest, details={})\n"
+    )
+    made = subprocess.run(
+        [sys.executable, "-c", bare], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert made.returncode == 0, made.stderr
+    shown = opsloop("models", "show", "churn", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    flat = " ".join(shown.stdout.split())
+    assert "unsigned" in flat and "scan not scanned" in flat
+    assert "refused" in flat and "not signed" in flat
 
     for uri in ("models:/churn/1", "models:/churn@champion"):
         out = opsloop("scan", uri, "--sarif", str(tmp_path / "out.sarif"), cwd=tmp_path)

@@ -20,6 +20,7 @@ from opsloop.cli._common import (
 from opsloop.cli.runs import metric_order
 
 if TYPE_CHECKING:
+    from opsloop.spec.schema import SecuritySection
     from opsloop.store.types import ModelVersionInfo
 
 app = typer.Typer(help="Read and manage the model registry.", no_args_is_help=True)
@@ -80,17 +81,28 @@ def _gates(v: ModelVersionInfo) -> str:
     return f"[red]failed[/red]: {escape(', '.join(failed))}"
 
 
-def _scan(v: ModelVersionInfo) -> str:
-    from opsloop.secops import scan_status  # noqa: PLC0415
+def _security(v: ModelVersionInfo, policy: SecuritySection, failed_alias: str | None) -> str:
+    """Scan status, signature and the admission verdict, one line each."""
+    from opsloop.secops import admit, scan_status  # noqa: PLC0415 - with the command only
 
     shown = scan_status(v.details)
     style = {"passed": "green", "failed": "red"}.get(shown)
-    return f"[{style}]{shown}[/{style}]" if style else shown
+    lines = [f"scan [{style}]{shown}[/{style}]" if style else f"scan {shown}"]
+    record = v.details.get("signature")
+    key = record.get("key_id") if isinstance(record, dict) else None
+    lines.append(f"signed (key {escape(str(key))[:12]})" if key else "[red]unsigned[/red]")
+    # A version marked by the failed-gates alias is judged without its gates, as alias moves are.
+    decision = admit(v.details, policy, gates=failed_alias not in v.aliases)
+    lines.append(
+        "[green]admitted[/green]" if decision else f"[red]refused[/red]: {escape(decision.message)}"
+    )
+    return "\n".join(lines)
 
 
 @app.command("show")
 def show(name: str = typer.Argument(..., help="Model name.")) -> None:
-    """Show a model's versions with their run, metrics and gate results."""
+    """Show a model's versions with their run, metrics, gate results, scan, signature and
+    whether the project's admission policy admits them."""
 
     proj = project()
     store = proj.store
@@ -100,8 +112,12 @@ def show(name: str = typer.Argument(..., help="Model name.")) -> None:
     if mdl.tags:
         console.print("tags: " + ", ".join(f"{k}={v}" for k, v in sorted(mdl.tags.items())))
     table = Table(title="versions", title_justify="left")
-    for col in ("version", "aliases", "created", "run", "metrics", "gates", "scan", "artifact"):
-        table.add_column(col, overflow="fold" if col in ("metrics", "gates") else "ellipsis")
+    from opsloop.registry.admission import admission_policy, failed_gates_alias  # noqa: PLC0415
+
+    policy, failed_alias = admission_policy(proj), failed_gates_alias(proj)
+    folded = ("metrics", "gates", "security")
+    for col in ("version", "aliases", "created", "run", "metrics", "gates", "security", "artifact"):
+        table.add_column(col, overflow="fold" if col in folded else "ellipsis")
     for v in store.models.list_versions(name):
         metrics = _metrics(v)
         keys = metric_order(list(metrics), primary)[:4]
@@ -113,7 +129,7 @@ def show(name: str = typer.Argument(..., help="Model name.")) -> None:
             (v.run_id or "-")[:12],
             shown or "-",
             _gates(v),
-            _scan(v),
+            _security(v, policy, failed_alias),
             v.artifact_digest[:19],
         )
     console.print(table)
