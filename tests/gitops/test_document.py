@@ -59,6 +59,23 @@ def _error(text: str) -> SpecError:
     return info.value
 
 
+def test_server_tokens_are_secret_references_never_values() -> None:
+    text = (
+        FULL
+        + "  auth: {token: env:CHURN_TOKEN, adminToken: file:secrets/admin, secret: churn-tok}\n"
+    )
+    auth = parse_document(text, "deploy/x.yaml").spec.auth
+    assert auth.references() == {
+        "OPSLOOP_SERVE_TOKEN": "env:CHURN_TOKEN",
+        "OPSLOOP_ADMIN_TOKEN": "file:secrets/admin",
+    }
+    assert auth.secret == "churn-tok"
+    err = _error(FULL + "  auth: {feedbackToken: s3cr3t-value}\n")
+    assert err.field == "spec.auth.feedbackToken" and err.line == 15
+    assert "secret committed to Git" in str(err) and "s3cr3t-value" not in str(err)
+    assert _error(FULL + "  auth: {secret: Not_A_Name}\n").field == "spec.auth.secret"
+
+
 def test_unknown_field_names_file_line_and_field() -> None:
     err = _error(FULL.replace("  replicas: 2\n", "  replicas: 2\n  replica: 3\n"))
     assert err.file == "deploy/x.yaml"

@@ -28,7 +28,7 @@ from opsloop.gitops.runtime.kubernetes import (
     write_manifests,
 )
 from opsloop.gitops.types import HealthStatus, LiveDeployment
-from opsloop.serve.auth import ADMIN_TOKEN_ENV, SERVE_TOKEN_ENV
+from opsloop.serve.auth import ADMIN_TOKEN_ENV, FEEDBACK_TOKEN_ENV, SERVE_TOKEN_ENV
 from tests.gitops.conftest import doc
 
 K8S_VERSION = "1.30"
@@ -94,6 +94,16 @@ def test_manifests_are_valid_kubernetes_objects() -> None:
             "valueFrom": {"secretKeyRef": {"name": "churn-prod-serve-tokens", "key": "token"}},
         },
         {
+            "name": "OPSLOOP_FEEDBACK_TOKEN",
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": "churn-prod-serve-tokens",
+                    "key": "feedback-token",
+                    "optional": True,
+                }
+            },
+        },
+        {
             "name": "OPSLOOP_ADMIN_TOKEN",
             "valueFrom": {
                 "secretKeyRef": {
@@ -135,7 +145,7 @@ def _token_env(container: dict) -> dict[str, dict]:
     return {
         e["name"]: e["valueFrom"]["secretKeyRef"]
         for e in container["env"]
-        if "valueFrom" in e and e["name"] in (SERVE_TOKEN_ENV, ADMIN_TOKEN_ENV)
+        if "valueFrom" in e and e["name"] in (SERVE_TOKEN_ENV, FEEDBACK_TOKEN_ENV, ADMIN_TOKEN_ENV)
     }
 
 
@@ -143,7 +153,8 @@ def _store_env(container: dict) -> dict[str, dict]:
     return {
         e["name"]: e["valueFrom"]["secretKeyRef"]
         for e in container["env"]
-        if "valueFrom" in e and e["name"] not in (SERVE_TOKEN_ENV, ADMIN_TOKEN_ENV)
+        if "valueFrom" in e
+        and e["name"] not in (SERVE_TOKEN_ENV, FEEDBACK_TOKEN_ENV, ADMIN_TOKEN_ENV)
     }
 
 
@@ -192,9 +203,18 @@ def test_tokens_come_from_a_secret_never_from_the_manifest() -> None:
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     refs = _token_env(container)
     # The names the server reads (the serving package's constants) are the names wired.
-    assert set(refs) == {SERVE_TOKEN_ENV, ADMIN_TOKEN_ENV}
+    assert set(refs) == {SERVE_TOKEN_ENV, FEEDBACK_TOKEN_ENV, ADMIN_TOKEN_ENV}
     assert refs[SERVE_TOKEN_ENV] == {"name": "shared-tokens", "key": "token"}
     assert refs[ADMIN_TOKEN_ENV]["optional"] is True
+    assert refs[FEEDBACK_TOKEN_ENV]["optional"] is True
+    # The deployment document names its Secret (spec.auth.secret); an explicit one still wins.
+    named = _spec(token_secret="churn-tokens")
+    [own] = render_manifests(named)[0]["spec"]["template"]["spec"]["containers"]
+    assert {r["name"] for r in _token_env(own).values()} == {"churn-tokens"}
+    [shared] = render_manifests(named, token_secret="shared-tokens")[0]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert {r["name"] for r in _token_env(shared).values()} == {"shared-tokens"}
     assert all("value" not in e for e in container["env"] if e["name"] in refs)
     with pytest.raises(GitOpsError, match="env sets OPSLOOP_SERVE_TOKEN, which would put a token"):
         render_manifests(_spec(), env={SERVE_TOKEN_ENV: "s3cret"})
@@ -204,7 +224,11 @@ def test_the_server_reads_the_token_the_manifest_wires(tmp_path: Path) -> None:
     deployment, *_ = render_manifests(_spec())
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     # As the kubelet would: the Secret's keys become the variables the manifest names.
-    secret = {"token": "k8s-serve-token-0123456789", "admin-token": "k8s-admin-token-0123456789"}
+    secret = {
+        "token": "k8s-serve-token-0123456789",
+        "feedback-token": "k8s-feedback-token-0123456789",
+        "admin-token": "k8s-admin-token-0123456789",
+    }
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     for name, ref in _token_env(container).items():
         env[name] = secret[ref["key"]]
@@ -249,6 +273,13 @@ def test_the_server_reads_the_token_the_manifest_wires(tmp_path: Path) -> None:
         admin = {"authorization": f"Bearer {secret['admin-token']}"}
         assert httpx.get(f"{url}/v1/admin/models", headers=admin).status_code == 200
         assert httpx.get(f"{url}/v1/admin/models", headers=auth).status_code == 401
+        # The feedback token reaches feedback (a label for an unknown request: 400, not 401)
+        # and nothing else.
+        labels = {"authorization": f"Bearer {secret['feedback-token']}"}
+        assert httpx.post(f"{url}/invocations", json=body, headers=labels).status_code == 401
+        label = {"request_id": "unknown-request", "label": 1}
+        assert httpx.post(f"{url}/v1/feedback", json=label).status_code == 401
+        assert httpx.post(f"{url}/v1/feedback", json=label, headers=labels).status_code != 401
         assert secret["token"] not in " ".join(cmd)
     finally:
         proc.terminate()

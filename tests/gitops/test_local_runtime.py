@@ -56,6 +56,28 @@ def test_apply_starts_a_ready_server_and_stop_ends_it(tiny_runtime: LocalRuntime
     assert tiny_runtime.health("web").status == HealthStatus.MISSING
 
 
+def test_tokens_named_by_the_document_reach_the_server_and_the_runtime_uses_them(
+    tiny_runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "admin").write_text("tiny-admin-token-0123456789\n")
+    s = spec(auth={"OPSLOOP_ADMIN_TOKEN": f"file:{tmp_path / 'admin'}"})
+    tiny_runtime.apply("web", s)
+    url = f"http://127.0.0.1:{s.port}/v1/admin/models"
+    # The server got the token from its environment: it refuses an admin call without it ...
+    assert httpx.get(url).status_code == 401
+    # ... and the runtime's own calls carry it, so it reads the routing table.
+    [routing] = tiny_runtime.live_state()["web"].routing
+    assert routing is not None and routing.normalized() == s.routing.normalized()
+    [replica] = tiny_runtime._read().deployments["web"].replicas
+    assert "tiny-admin-token" not in " ".join(replica.command)
+    assert "tiny-admin-token" not in tiny_runtime.state_path.read_text()
+
+    monkeypatch.delenv("WEB_TOKEN", raising=False)
+    missing = spec(name="web2", auth={"OPSLOOP_SERVE_TOKEN": "env:WEB_TOKEN"})
+    with pytest.raises(GitOpsError, match=r"deployment 'web2': spec\.auth.*WEB_TOKEN"):
+        tiny_runtime.apply("web2", missing)
+
+
 def test_a_killed_server_is_degraded_and_apply_brings_it_back(
     tiny_runtime: LocalRuntime,
 ) -> None:

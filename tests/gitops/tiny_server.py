@@ -3,7 +3,9 @@
 It takes the arguments the local runtime gives ``opsloop serve`` and answers the two things
 the runtime relies on: ``/v2/health/ready`` and the admin endpoint's routing table (changes
 through it are refused with 501, so the runtime must restart it). ``TINY_FAIL=1`` makes it
-exit at once with a message, like a server whose model does not load.
+exit at once with a message, like a server whose model does not load. With
+``OPSLOOP_ADMIN_TOKEN`` in its environment, the admin endpoint wants that token, as the real
+server does.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def main() -> None:
     }
     shadow = [v for s in args.shadow for v in s.split("=", 1)[1].split(",")]
     table = {model: {"versions": versions, "traffic": traffic, "shadow": shadow}}
+    admin = os.environ.get("OPSLOOP_ADMIN_TOKEN", "")
 
     class Handler(BaseHTTPRequestHandler):
         def _send(self, status: int, body: object) -> None:
@@ -51,7 +54,10 @@ def main() -> None:
             if self.path == "/v2/health/ready":
                 self._send(200, {"ready": True})
             elif self.path == "/v1/admin/models":
-                self._send(200, {"models": table})
+                if admin and self.headers.get("authorization") != f"Bearer {admin}":
+                    self._send(401, {"error": "unauthenticated"})
+                else:
+                    self._send(200, {"models": table})
             else:
                 self._send(404, {"error": "not found"})
 

@@ -207,6 +207,15 @@ def serve_command(
             "loopback unless --insecure.",
         ),
     ] = None,
+    feedback_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--feedback-token-file",
+            metavar="FILE",
+            help="File holding a bearer token for feedback only, for a label pipeline that "
+            "must not predict (else $OPSLOOP_FEEDBACK_TOKEN).",
+        ),
+    ] = None,
     admin_token_file: Annotated[
         Path | None,
         typer.Option(
@@ -262,7 +271,13 @@ def serve_command(
     machine can read in the process list. Clients send them as Authorization: Bearer TOKEN.
     """
     from opsloop.loop.privacy import prediction_log_privacy  # noqa: PLC0415
-    from opsloop.serve.auth import ADMIN_TOKEN_ENV, SERVE_TOKEN_ENV, is_loopback, read_token  # noqa: PLC0415
+    from opsloop.serve.auth import (  # noqa: PLC0415
+        ADMIN_TOKEN_ENV,
+        FEEDBACK_TOKEN_ENV,
+        SERVE_TOKEN_ENV,
+        is_loopback,
+        read_token,
+    )
     from opsloop.serve.config import ServerConfig  # noqa: PLC0415
     from opsloop.serve.server import bind_socket, serve  # noqa: PLC0415
     from opsloop.spec.loader import find_project_dir, load_spec  # noqa: PLC0415
@@ -273,6 +288,9 @@ def serve_command(
             hint=f"put it in a file for --admin-token-file, or in ${ADMIN_TOKEN_ENV}",
         )
     token = read_token(file=token_file, env_var=SERVE_TOKEN_ENV, what="server token")
+    feedback_token = read_token(
+        file=feedback_token_file, env_var=FEEDBACK_TOKEN_ENV, what="feedback token"
+    )
     admin = read_token(file=admin_token_file, env_var=ADMIN_TOKEN_ENV, what="admin token")
     if not is_loopback(host) and token is None and not insecure:
         raise ConfigError(
@@ -309,6 +327,7 @@ def serve_command(
                 prediction_sink=_sink(prediction_log, deployment, feedback=False),
                 feedback_sink=_sink(feedback_log, deployment, feedback=True),
                 token=token,
+                feedback_token=feedback_token,
                 admin_token=admin,
                 insecure=insecure,
                 max_connections_per_client=max_connections_per_client,

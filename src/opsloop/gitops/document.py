@@ -28,7 +28,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from opsloop.errors import SpecError
+from opsloop.gitops.types import SERVER_TOKEN_ENV
 from opsloop.names import check_name, is_name
+from opsloop.secretrefs import is_reference
 from opsloop.spec.monitoring import DeploymentMonitoring
 from opsloop.spec.yamlpos import line_for, load_yaml, load_yaml_with_lines
 
@@ -145,6 +147,49 @@ class SyncPolicy(_Strict):
     prune: bool = False
 
 
+class ServerAuth(_Strict):
+    """Where the tokens of a deployment's model servers come from.
+
+    Each token is a secret reference (``env:NAME`` or ``file:PATH``), resolved where a server
+    starts, never a value: a token written here would be a secret committed to Git. ``token``
+    grants predictions and feedback, ``feedbackToken`` feedback only (a label pipeline that must
+    not predict), ``adminToken`` every scope (the reconciler's own calls included). On
+    Kubernetes, the pod reads them from the Secret ``secret`` (keys ``token``,
+    ``feedback-token``, ``admin-token``; default ``<deployment>-serve-tokens``).
+    """
+
+    token: str | None = None
+    feedback_token: str | None = Field(default=None, alias="feedbackToken")
+    admin_token: str | None = Field(default=None, alias="adminToken")
+    secret: str | None = None
+
+    @field_validator("token", "feedback_token", "admin_token")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        if value is not None and not is_reference(value):
+            raise ValueError(
+                "a token written in a deployment document is a secret committed to Git: "
+                "write env:NAME or file:PATH"
+            )
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_name(cls, value: str | None) -> str | None:
+        if value is not None and not _DNS_LABEL.match(value):
+            raise ValueError(f"{value!r} is not a valid Kubernetes Secret name")
+        return value
+
+    def references(self) -> dict[str, str]:
+        """Each configured token's reference, by the environment variable the server reads."""
+        refs = {
+            SERVER_TOKEN_ENV["token"]: self.token,
+            SERVER_TOKEN_ENV["feedback_token"]: self.feedback_token,
+            SERVER_TOKEN_ENV["admin_token"]: self.admin_token,
+        }
+        return {env: ref for env, ref in refs.items() if ref is not None}
+
+
 class DeploymentSpec(_Strict):
     """What to serve and how."""
 
@@ -159,6 +204,7 @@ class DeploymentSpec(_Strict):
     monitoring: DeploymentMonitoring = Field(default_factory=DeploymentMonitoring)
     remediation: str | None = None
     sync_policy: SyncPolicy = Field(default_factory=SyncPolicy, alias="syncPolicy")
+    auth: ServerAuth = Field(default_factory=ServerAuth)
 
     @field_validator("model")
     @classmethod

@@ -216,4 +216,6 @@ def resolve_spec(doc: DeploymentDocument, store: Store) -> RuntimeSpec:
         port=spec.port,
         resources=resources,
         labels=dict(doc.metadata.labels),
+        auth=spec.auth.references(),
+        token_secret=spec.auth.secret,
     )

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "SERVER_TOKEN_ENV",
     "Health",
     "HealthStatus",
     "LiveDeployment",
@@ -47,6 +48,15 @@ class Health(BaseModel):
     reason: str
 
 
+#: The environment variables ``opsloop serve`` reads its tokens from, by ``spec.auth`` field
+#: (the serving discipline's names, repeated here because gitops does not import serve).
+SERVER_TOKEN_ENV = {
+    "token": "OPSLOOP_SERVE_TOKEN",
+    "feedback_token": "OPSLOOP_FEEDBACK_TOKEN",
+    "admin_token": "OPSLOOP_ADMIN_TOKEN",
+}
+
+
 class RuntimeSpec(BaseModel):
     """A deployment as a runtime runs it: the document with aliases resolved to versions.
 
@@ -61,6 +71,10 @@ class RuntimeSpec(BaseModel):
         port: The port of the first replica.
         resources: Kubernetes-style requests and limits.
         labels: The document's labels.
+        auth: Secret references of the servers' tokens, by the environment variable the
+            server reads each from (references, never values).
+        token_secret: The Kubernetes Secret the pods read their tokens from, when the
+            document names one.
 
     What the loop does with the deployment (``spec.monitoring``, ``spec.remediation``) is not
     the runtime's business: changing it restarts nothing.
@@ -78,6 +92,8 @@ class RuntimeSpec(BaseModel):
     port: int
     resources: dict[str, dict[str, str]] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
+    auth: dict[str, str] = Field(default_factory=dict)
+    token_secret: str | None = None
 
     @property
     def versions(self) -> list[int]:

@@ -166,10 +166,13 @@ class ServerState:
         tokens: list[tuple[str, tuple[TokenScope, ...]]] = []
         if config.token is not None:
             tokens.append((config.token.get_secret_value(), ("predict", "feedback")))
+        if config.feedback_token is not None:
+            tokens.append((config.feedback_token.get_secret_value(), ("feedback",)))
         if config.admin_token is not None:
             tokens.append((config.admin_token.get_secret_value(), ("predict", "feedback", "admin")))
         self.auth = TokenAuth(tokens)
         self.token_required = config.token is not None
+        self.feedback_token_required = self.token_required or config.feedback_token is not None
         self.guard_admin = config.admin_token is not None
         # Only a server that takes feedback needs to know which requests it answered.
         self.recent = (
@@ -997,7 +1000,7 @@ class _Endpoints:
     async def feedback(self, request: Request) -> Response:
         state = self.state
         try:
-            if state.token_required:
+            if state.feedback_token_required:
                 state.check_token(request.headers.get("authorization"), "feedback")
             body = await state.read_body(request.headers, request.receive)
             client = request.client.host if request.client else ""

@@ -2,7 +2,8 @@
 
 A token grants scopes: ``predict`` (the inference routes and model metadata), ``feedback``
 (``POST /v1/feedback``) and ``admin`` (``/v1/admin/models``). The server token grants
-``predict`` and ``feedback``; the admin token grants all three. Health, readiness, server
+``predict`` and ``feedback``; the feedback token only ``feedback`` (for a label pipeline that
+must not predict); the admin token grants all three. Health, readiness, server
 metadata and ``/metrics`` stay open, so probes and scrapers need no secret.
 
 Tokens reach the server through the environment or a file, never a command-line argument
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADMIN_TOKEN_ENV",
+    "FEEDBACK_TOKEN_ENV",
     "SCOPES",
     "SERVE_TOKEN_ENV",
     "Scope",
@@ -38,6 +40,8 @@ SCOPES: tuple[Scope, ...] = ("predict", "feedback", "admin")
 
 #: Environment variable holding the token for ``predict`` and ``feedback``.
 SERVE_TOKEN_ENV = "OPSLOOP_SERVE_TOKEN"
+#: Environment variable holding the feedback-only token.
+FEEDBACK_TOKEN_ENV = "OPSLOOP_FEEDBACK_TOKEN"
 #: Environment variable holding the admin token (every scope).
 ADMIN_TOKEN_ENV = "OPSLOOP_ADMIN_TOKEN"
 

@@ -51,6 +51,9 @@ class ServerConfig(BaseModel):
         log_inputs: Include request inputs in prediction records.
         token: Bearer token for the inference routes, model metadata and feedback; without
             one they are open, which only a loopback address allows unless ``insecure``.
+        feedback_token: Bearer token for feedback only (``POST /v1/feedback``), for a label
+            pipeline that must not predict; with it set, feedback needs a token even when
+            ``token`` is not set.
         admin_token: Bearer token for ``/v1/admin/models`` (it grants every scope); without
             one, only clients on the loopback address may use it.
         insecure: Allow listening beyond loopback without ``token``.
@@ -98,6 +101,7 @@ class ServerConfig(BaseModel):
     pii_policy: Literal["hash", "drop", "keep"] = "hash"
     pii_salt: SecretStr | None = None
     token: SecretStr | None = None
+    feedback_token: SecretStr | None = None
     admin_token: SecretStr | None = None
     insecure: bool = False
     loader: Callable[[str], ServableModel] | None = None
@@ -142,7 +146,7 @@ class ServerConfig(BaseModel):
             raise ValueError(f"{type(sink).__name__} has no write_batch(records) method")
         return sink
 
-    @field_validator("token", "admin_token")
+    @field_validator("token", "feedback_token", "admin_token")
     @classmethod
     def _one_word(cls, token: SecretStr | None) -> SecretStr | None:
         if token is not None:

@@ -25,7 +25,13 @@ import yaml
 from opsloop import __version__
 from opsloop.errors import GitOpsError, SpecError
 from opsloop.gitops.runtime.base import Runtime
-from opsloop.gitops.types import Health, HealthStatus, LiveDeployment, RuntimeSpec
+from opsloop.gitops.types import (
+    SERVER_TOKEN_ENV,
+    Health,
+    HealthStatus,
+    LiveDeployment,
+    RuntimeSpec,
+)
 from opsloop.redact import url_secrets
 from opsloop.spec.yamlpos import load_yaml_all, read_text
 
@@ -58,10 +64,10 @@ DEFAULT_RESOURCES = {
     "requests": {"cpu": "250m", "memory": "512Mi"},
     "limits": {"cpu": "1", "memory": "1Gi"},
 }
-# The variables ``opsloop serve`` reads its tokens from (the serving discipline's names; the
-# CLI's contract, repeated here because gitops does not import serve).
-SERVE_TOKEN_ENV = "OPSLOOP_SERVE_TOKEN"
-ADMIN_TOKEN_ENV = "OPSLOOP_ADMIN_TOKEN"
+# The variables ``opsloop serve`` reads its tokens from.
+SERVE_TOKEN_ENV = SERVER_TOKEN_ENV["token"]
+FEEDBACK_TOKEN_ENV = SERVER_TOKEN_ENV["feedback_token"]
+ADMIN_TOKEN_ENV = SERVER_TOKEN_ENV["admin_token"]
 # Where every opsloop process reads its stores from (opsloop.settings), and the key of each
 # in the store Secret; the S3 endpoint is optional (AWS without one).
 STORE_ENV = {
@@ -155,8 +161,9 @@ def render_manifests(
     """The ``Deployment``, ``Service`` and ``NetworkPolicy`` of one deployment.
 
     The server listens on every interface of its pod, so it needs a token: the container
-    reads ``OPSLOOP_SERVE_TOKEN`` (key ``token``) and, when present, ``OPSLOOP_ADMIN_TOKEN``
-    (key ``admin-token``) from a Secret that is created in the cluster, never rendered here
+    reads ``OPSLOOP_SERVE_TOKEN`` (key ``token``) and, when present, ``OPSLOOP_FEEDBACK_TOKEN``
+    (key ``feedback-token``) and ``OPSLOOP_ADMIN_TOKEN`` (key ``admin-token``) from a Secret
+    (the document's ``spec.auth.secret``) that is created in the cluster, never rendered here
     (manifests live in Git). The metadata store's and artifact store's URLs (which hold
     credentials) come from another Secret likewise: ``OPSLOOP_STORE_URL`` (key
     ``store-url``), ``OPSLOOP_ARTIFACT_URL`` (``artifact-url``) and, when present,
@@ -170,8 +177,8 @@ def render_manifests(
         namespace: Namespace of both objects (none: the one ``kubectl`` uses).
         env: Environment variables of the server container (store and artifact URLs …).
         revision: The Git revision the spec comes from, recorded as an annotation.
-        token_secret: Name of the Secret holding the tokens (default
-            ``<deployment>-serve-tokens``).
+        token_secret: Name of the Secret holding the tokens (default the document's
+            ``spec.auth.secret``, else ``<deployment>-serve-tokens``).
         store_secret: Name of the Secret holding the store URLs.
 
     Returns:
@@ -181,7 +188,11 @@ def render_manifests(
         GitOpsError: ``env`` sets a token variable (a token must come from the Secret), or a
             store URL with a password or credential in it.
     """
-    secret_env = {SERVE_TOKEN_ENV: ("token", False), ADMIN_TOKEN_ENV: ("admin-token", True)}
+    secret_env = {
+        SERVE_TOKEN_ENV: ("token", False),
+        FEEDBACK_TOKEN_ENV: ("feedback-token", True),
+        ADMIN_TOKEN_ENV: ("admin-token", True),
+    }
     clash = sorted(set(env or {}) & set(secret_env))
     if clash:
         raise GitOpsError(
@@ -197,7 +208,7 @@ def render_manifests(
                 hint=f"leave {name} out of env: the server reads it from the Secret "
                 f"'{store_secret}' (key {STORE_ENV[name][0]})",
             )
-    secret = token_secret or f"{spec.name}-serve-tokens"
+    secret = token_secret or spec.token_secret or f"{spec.name}-serve-tokens"
     selector, labels = _labels(spec)
     # Inside a pod the server must listen on every interface for the Service to reach it.
     args = ["serve", *spec.server_args("0.0.0.0", spec.port)]

@@ -41,9 +41,10 @@ import psutil
 from filelock import FileLock
 from pydantic import BaseModel, Field, ValidationError
 
-from opsloop.errors import GitOpsError
+from opsloop.errors import ConfigError, GitOpsError
 from opsloop.gitops.runtime.base import Runtime
 from opsloop.gitops.types import Health, HealthStatus, LiveDeployment, ObservedRouting, RuntimeSpec
+from opsloop.secretrefs import resolve_secret
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -215,7 +216,12 @@ class LocalRuntime(Runtime):
         started = datetime.now(UTC)
         with log.open("a", encoding="utf-8") as fh:
             fh.write(f"--- {started.isoformat()} starting: {' '.join(cmd)}\n")
-        env = {**os.environ, "OPSLOOP_PROJECT_DIR": str(self.project_dir), **self.env}
+        env = {
+            **os.environ,
+            "OPSLOOP_PROJECT_DIR": str(self.project_dir),
+            **self.env,
+            **self._tokens(name, spec),
+        }
         try:
             out = subprocess.run(
                 [sys.executable, "-c", _LAUNCHER, str(log), *cmd],
@@ -283,9 +289,39 @@ class LocalRuntime(Runtime):
 
     # -- admin endpoint -----------------------------------------------------------------------
 
-    def _routing(self, port: int, model: str, timeout: float = 2.0) -> ObservedRouting | None:
+    def _tokens(self, name: str, spec: RuntimeSpec) -> dict[str, str]:
+        """The tokens the deployment's ``spec.auth`` names, resolved now (its servers read
+        them from their environment)."""
         try:
-            resp = httpx.get(self._url(port, _ADMIN), timeout=timeout, headers=self._admin_headers)
+            return {
+                env: resolve_secret(
+                    ref, setting=f"deployment '{name}': spec.auth", base_dir=self.project_dir
+                )
+                for env, ref in spec.auth.items()
+            }
+        except ConfigError as exc:
+            # The reconciler shows a deployment it cannot start as Degraded with this reason.
+            raise GitOpsError(exc.message, hint=exc.hint) from exc
+
+    def _headers(self, spec: RuntimeSpec) -> dict[str, str]:
+        """What the runtime's admin calls to the deployment's servers send."""
+        ref = spec.auth.get(_ADMIN_TOKEN_ENV)
+        if ref is None:
+            return self._admin_headers
+        try:
+            token = resolve_secret(
+                ref, setting=f"deployment '{spec.name}': spec.auth", base_dir=self.project_dir
+            )
+        except ConfigError as exc:
+            raise GitOpsError(exc.message, hint=exc.hint) from exc
+        return {"authorization": f"Bearer {token}"}
+
+    def _routing(
+        self, port: int, spec: RuntimeSpec, timeout: float = 2.0
+    ) -> ObservedRouting | None:
+        model = spec.model
+        try:
+            resp = httpx.get(self._url(port, _ADMIN), timeout=timeout, headers=self._headers(spec))
             if resp.status_code != 200:
                 return None
             entry = resp.json().get("models", {}).get(model)
@@ -300,14 +336,14 @@ class LocalRuntime(Runtime):
             return None
 
     def _update_in_place(self, name: str, replica: ReplicaRecord, spec: RuntimeSpec) -> None:
-        current = self._routing(replica.port, spec.model)
+        current = self._routing(replica.port, spec)
         if current is None or not current.versions:
             raise _NeedsRestartError
         url = self._url(replica.port, _ADMIN)
         want = set(spec.versions)
         with httpx.Client(
             timeout=httpx.Timeout(10.0, read=max(self.ready_timeout_s, 10.0)),
-            headers=self._admin_headers,
+            headers=self._headers(spec),
         ) as http:
 
             def post(payload: dict[str, Any], what: str) -> None:
@@ -357,7 +393,7 @@ class LocalRuntime(Runtime):
             name=name,
             spec=rec.spec,
             running=len(alive),
-            routing=[self._routing(r.port, rec.spec.model) for r in alive],
+            routing=[self._routing(r.port, rec.spec) for r in alive],
             endpoints=[self._url(r.port, "") for r in alive],
             details={
                 "replicas": [
