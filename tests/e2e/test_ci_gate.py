@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 from junitparser import Failure, JUnitXml
 
-from opsloop.context import open_project
 from tests.cli.test_cli import opsloop
 from tests.gitops.conftest import git
 from tests.lifecycle.test_lifecycle import make_frame
-from tests.loop.test_ci import make_ci_project
+from tests.loop.test_ci import add_malicious_champion, make_ci_project
 
 pytestmark = pytest.mark.slow
 
@@ -29,15 +28,7 @@ def test_ci_fails_on_a_broken_contract_a_committed_secret_and_a_malicious_model(
     (folder / "settings.py").write_text(f'AWS_KEY = "{key}"\n')
     git(folder, "add", "-A")
     git(folder, "commit", "-q", "-m", "add settings")
-    evil = tmp_path / "evil"
-    evil.mkdir()
-    (evil / "model.pkl").write_bytes(b"cos\nsystem\n(S'touch pwned'\ntR.")
-    proj = open_project(folder)
-    try:
-        digest = proj.artifacts.put_dir(evil)
-        proj.store.models.create_version("lc", artifact_digest=digest, alias="champion")
-    finally:
-        proj.close()
+    add_malicious_champion(folder, tmp_path / "evil")
 
     out = tmp_path / "reports"
     red = opsloop("ci", "--no-train", "--out", str(out), cwd=folder)

@@ -55,6 +55,19 @@ def make_ci_project(
     return folder
 
 
+def add_malicious_champion(folder: Path, scratch: Path) -> None:
+    """Make the champion of model ``lc`` a version that never went through registration: its
+    folder holds a pickle that runs a shell command (``touch pwned``) when loaded."""
+    scratch.mkdir()
+    (scratch / "model.pkl").write_bytes(b"cos\nsystem\n(S'touch pwned'\ntR.")
+    proj = open_project(folder)
+    try:
+        digest = proj.artifacts.put_dir(scratch)
+        proj.store.models.create_version("lc", artifact_digest=digest, alias="champion")
+    finally:
+        proj.close()
+
+
 @pytest.fixture(scope="module")
 def sarif_validator() -> Draft4Validator:
     schema = json.loads(
@@ -190,17 +203,7 @@ def test_malicious_champion_fails_the_model_scan(
 ) -> None:
     _no_checkov(monkeypatch)
     folder = make_ci_project(tmp_path / "proj")
-    # A champion that never went through registration: its folder holds a pickle that runs
-    # a shell command when loaded.
-    evil = tmp_path / "evil"
-    evil.mkdir()
-    (evil / "model.pkl").write_bytes(b"cos\nsystem\n(S'touch pwned'\ntR.")
-    proj = open_project(folder)
-    try:
-        digest = proj.artifacts.put_dir(evil)
-        proj.store.models.create_version("lc", artifact_digest=digest, alias="champion")
-    finally:
-        proj.close()
+    add_malicious_champion(folder, tmp_path / "evil")
 
     report = run_ci(folder, out_dir=tmp_path / "out", train=False)
 
