@@ -56,7 +56,8 @@ def test_poisoned_labels_never_reach_the_log(tmp_path: Path) -> None:
 
 def test_a_label_flood_is_rate_limited_per_client(tmp_path: Path) -> None:
     labels = tmp_path / "labels.jsonl"
-    args = ("--feedback", str(labels), "--feedback-rate", "5", "--feedback-burst", "40")
+    # A refill of one label per 20 s: a slow, busy machine cannot refill the bucket mid-test.
+    args = ("--feedback", str(labels), "--feedback-rate", "0.05", "--feedback-burst", "40")
     args += ("--max-feedback-labels", "40")
     with server_process(*args) as (_, url):
         with httpx.Client(base_url=url, timeout=30) as client:
