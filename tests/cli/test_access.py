@@ -144,6 +144,11 @@ def test_users_and_tokens(run: Callable[..., Result]) -> None:
         (("tokens", "create", "nobody"), "identity 'nobody' does not exist"),
         (("tokens", "create", "x", "--expires", "soon"), "invalid token lifetime 'soon'"),
         (("tokens", "revoke", "7"), "token 7 does not exist"),
+        (
+            ("login", "http://127.0.0.1:9", "--token-file", "missing.txt"),
+            "cannot read the token file missing.txt: No such file or directory",
+        ),
+        (("login", "ftp://x", "--token-file", "opsloop.yaml"), "is not http(s)"),
     ],
 )
 def test_bad_input_is_one_clear_line(

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from opsloop.cli._common import ago, console, err_console, project
+from opsloop.errors import ConfigError, SecurityError
 
 if TYPE_CHECKING:
     from opsloop.store.types import IdentityInfo
@@ -35,8 +36,6 @@ ROLE_HELP = "viewer, developer, deployer or admin."
 
 
 def _resource(model: str | None, deployment: str | None) -> tuple[str | None, str | None]:
-    from opsloop.errors import SecurityError  # noqa: PLC0415
-
     if model is not None and deployment is not None:
         raise SecurityError("a grant is on one model or one deployment: give one of them")
     if model is not None:
@@ -229,7 +228,11 @@ def login(
     from opsloop.secops import credentials  # noqa: PLC0415
 
     if token_file is not None:
-        text = token_file.read_text("utf-8")
+        try:
+            text = token_file.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"cannot read the token file {token_file}: {reason}") from None
     elif sys.stdin.isatty():
         text = getpass.getpass("API token: ")
     else:
