@@ -13,6 +13,7 @@ from rich.text import Text
 
 from opsloop import __version__
 from opsloop.cli._common import ago, console, err_console, project
+from opsloop.cli.access import status_line
 from opsloop.errors import GitOpsError
 
 deploy_app = typer.Typer(
@@ -298,6 +299,7 @@ def status(
     """Show every deployment's sync and health status, with the reason."""
     from opsloop.gitops import Reconciler  # noqa: PLC0415
 
+    console.print(escape(status_line()), soft_wrap=True)
     result = Reconciler(project(), runtime=runtime, folder=folder).status()
     if not result.outcomes:
         console.print(f"no deployments in {folder}/ at {result.revision[:10]} and none running")

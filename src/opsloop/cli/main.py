@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from opsloop import __version__
 from opsloop.cli import (
+    access,
     aiops,
     bom,
     ci,
@@ -93,6 +94,10 @@ def _register_commands() -> None:
     app.add_typer(aiops.app, name="aiops")
     app.command("bom", epilog=bom.EXAMPLES)(bom.bom)
     app.command("ci")(ci.ci)
+    app.add_typer(access.users_app, name="users")
+    app.add_typer(access.tokens_app, name="tokens")
+    app.command("login")(access.login)
+    app.command("logout")(access.logout)
 
 
 _register_commands()

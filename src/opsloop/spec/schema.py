@@ -265,6 +265,80 @@ class CiSection(_Section):
         return params
 
 
+AccessRole = Literal["viewer", "developer", "deployer", "admin"]
+"""The roles of :mod:`opsloop.secops.access`, least first (the spec sits below it)."""
+
+
+def _service_account_name(name: str) -> str:
+    return check_name("service account", name)
+
+
+def _deployment_name(name: str) -> str:
+    return check_name("deployment", name)
+
+
+class ProductionSelector(_Section):
+    """Which deployments are production: only a deployer may change them.
+
+    A deployment is production when its name is listed in ``names``, or when its document's
+    ``metadata.labels`` hold every pair of ``labels`` (an empty ``labels`` matches no
+    deployment). A plain list is read as ``names``::
+
+        production_deployments: [churn-prod]
+        production_deployments: {names: [churn-prod], labels: {tier: prod}}
+
+    Attributes:
+        names: Deployment names that are production whatever their labels.
+        labels: Label pairs that make a deployment production (default ``env: production``).
+    """
+
+    names: list[Annotated[str, AfterValidator(_deployment_name)]] = Field(
+        default_factory=list, max_length=1000
+    )
+    labels: dict[str, str] = Field(default_factory=lambda: {"env": "production"})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _list_is_names(cls, value: Any) -> Any:
+        return {"names": value} if isinstance(value, list) else value
+
+    def matches(self, name: str, labels: dict[str, str] | None = None) -> bool:
+        """Whether the deployment ``name`` with document labels ``labels`` is production."""
+        if name in self.names:
+            return True
+        held = labels or {}
+        return bool(self.labels) and all(held.get(k) == v for k, v in self.labels.items())
+
+
+class RemediationAccess(_Section):
+    """The service account the remediation engine acts as, and the role it holds.
+
+    Attributes:
+        account: The service account's name (its events name it as the actor).
+        role: Its role on everything: ``deployer`` lets it roll back, promote and set
+            traffic; ``developer`` keeps it to retraining and registering versions.
+    """
+
+    account: Annotated[str, AfterValidator(_service_account_name)] = "opsloop-remediation"
+    role: AccessRole = "deployer"
+
+
+class AccessSection(_Section):
+    """Who may change what: the policy the control plane and the loop enforce.
+
+    Attributes:
+        protected_aliases: Aliases only a deployer may move (on any model).
+        production_deployments: Deployments only a deployer may change.
+        remediation: The service account the remediation engine acts as, and its role.
+    """
+
+    protected_aliases: list[Annotated[str, AfterValidator(_alias_name)]] = Field(
+        default_factory=lambda: ["champion"], max_length=1000
+    )
+    production_deployments: ProductionSelector = Field(default_factory=ProductionSelector)
+    remediation: RemediationAccess = Field(default_factory=RemediationAccess)
+
+
 class ProjectSpec(_Section):
     """The whole of ``opsloop.yaml``."""
 
@@ -286,6 +360,7 @@ class ProjectSpec(_Section):
     security: SecuritySection = Field(default_factory=SecuritySection)
     monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
     ci: CiSection = Field(default_factory=CiSection)
+    access: AccessSection = Field(default_factory=AccessSection)
 
     @field_validator("version")
     @classmethod

@@ -9,6 +9,7 @@
     store.series        metric series
     store.deployments   what the GitOps reconciler records
     store.incidents     alerts, incidents, remediation actions
+    store.access        identities, their roles and grants, API tokens
 
 Only :mod:`opsloop.store` touches ORM models and sessions; the repositories own their queries
 and return the plain records of :mod:`opsloop.store.types`.
@@ -19,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from opsloop.store.db import Database
+from opsloop.store.repos.access import AccessRepository
 from opsloop.store.repos.datasets import DatasetRepository
 from opsloop.store.repos.deployments import DeploymentRepository
 from opsloop.store.repos.events import EventRepository
@@ -70,6 +72,7 @@ class Store:
         self.series = SeriesRepository(self.db)
         self.deployments = DeploymentRepository(self.db)
         self.incidents = IncidentRepository(self.db)
+        self.access = AccessRepository(self.db)
 
     @property
     def url(self) -> str:

@@ -432,3 +432,57 @@ class IncidentAction(Base):
     params: Mapped[JSONDict] = mapped_column(default=dict)
     result: Mapped[JSONDict] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+# -- access: identities, their roles and grants, API tokens (migration 0008) ------------------
+
+
+class AccessIdentity(Base):
+    """A user or a service account that may call the control plane.
+
+    ``roles`` are the roles held on everything (a JSON list); a disabled identity keeps its
+    rows (the audit log names it) but no token of it authenticates.
+    """
+
+    __tablename__ = "identities"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="user")
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AccessGrant(Base):
+    """A role an identity holds on one model or one deployment."""
+
+    __tablename__ = "grants"
+    __table_args__ = (UniqueConstraint("identity_id", "role", "resource_type", "resource"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identity_id: Mapped[int] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    resource_type: Mapped[str] = mapped_column(String(16))
+    resource: Mapped[str] = mapped_column(String(256))
+
+
+class ApiToken(Base):
+    """An API token of an identity, kept as the SHA-256 of the token: the token itself is
+    shown once, when it is issued, and stored nowhere."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identity_id: Mapped[int] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(128), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]

@@ -321,3 +321,58 @@ class ActionInfo(_Info):
     params: dict[str, Any]
     result: dict[str, Any]
     error: str | None
+
+
+class GrantInfo(_Info):
+    """A role an identity holds on one model or one deployment."""
+
+    role: str
+    resource_type: str
+    resource: str
+
+
+class IdentityInfo(_Info):
+    """A user or a service account, with its roles on everything and its grants."""
+
+    id: int
+    name: str
+    kind: str
+    roles: list[str]
+    disabled: bool
+    created_at: datetime
+    grants: list[GrantInfo] = Field(default_factory=list)
+
+
+class TokenInfo(_Info):
+    """An API token as stored: never the token, only the start of it shown for recognition.
+
+    ``identity`` is the name of the identity the token authenticates.
+    """
+
+    id: int
+    identity: str
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    def state(self, now: datetime) -> str:
+        """``active``, ``expired`` or ``revoked`` at ``now``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A newly issued API token: the only time the token itself exists outside its holder.
+
+    Its ``repr`` leaves the token out, so a log line or a traceback does not show it.
+    """
+
+    info: TokenInfo
+    token: str = field(repr=False)

@@ -2,6 +2,9 @@
 
 from fastapi import APIRouter
 
+from opsloop.api.v1 import access
+
 __all__ = ["router"]
 
 router = APIRouter()
+router.include_router(access.router)
