@@ -9,7 +9,9 @@ the user part and the *last* ``@`` counts as the password.
 The URLs opsloop opens are remembered (:func:`remember`), so :func:`redact` can also mask
 their secrets in texts that quote them in pieces, such as a database driver's error. Secret
 values resolved from references (``env:NAME``, ``file:PATH``: tokens, webhook URLs) are
-remembered whole (:func:`remember_secret`) and masked wherever :func:`redact` runs.
+remembered whole (:func:`remember_secret`) and masked wherever :func:`redact` runs. API tokens
+of the control plane (``opsloop_`` and 43 URL-safe characters) are masked wherever they appear,
+remembered or not.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ __all__ = [
 ]
 
 MASK = "***"
+
+# The shape of a control-plane API token (opsloop.store.repos.access); the look-behind and
+# look-ahead keep a longer identifier that merely starts with the prefix from matching.
+_API_TOKEN = re.compile(r"(?<![A-Za-z0-9_\-])opsloop_[A-Za-z0-9_\-]{43}(?![A-Za-z0-9_\-])")
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 # A URL in prose ends before a space or quote, and not on the punctuation that follows it.
@@ -136,6 +142,8 @@ def redact(text: str, *urls: str | None) -> str:
             secrets.update(_loose(url))
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, MASK)
+    if "opsloop_" in text:
+        text = _API_TOKEN.sub(MASK, text)
     if "://" not in text:
         return text
     return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)

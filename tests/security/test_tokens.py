@@ -22,6 +22,7 @@ from sqlalchemy import event, inspect, select, text, update
 from opsloop.api import create_app
 from opsloop.context import Project
 from opsloop.errors import AuthenticationError
+from opsloop.redact import redact, redact_value
 from opsloop.secops.identities import token_authenticator
 from opsloop.store import Store, open_store
 from opsloop.store import models as m
@@ -223,3 +224,14 @@ def test_tokens_stay_out_of_reprs(store: Store) -> None:
     with store.db.read() as s:
         row = s.scalar(select(m.ApiToken))
         assert row is not None and issued.token not in repr(row.__dict__)
+
+
+def test_an_api_token_is_masked_in_every_redacted_text() -> None:
+    token = "opsloop_" + "A1b2-C3d4_" * 4 + "xyz"
+    assert len(token) == len("opsloop_") + 43
+    assert redact(f"login failed for {token}.") == "login failed for ***."
+    assert redact_value({"error": f"Bearer {token}"}) == {"error": "Bearer ***"}
+    # A metric name or a longer identifier that starts with the prefix is left alone.
+    assert redact("opsloop_request_errors_total") == "opsloop_request_errors_total"
+    longer = token + "Q"
+    assert redact(longer) == longer
