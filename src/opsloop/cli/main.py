@@ -21,6 +21,7 @@ from rich.markup import escape
 from opsloop import __version__
 from opsloop.cli import (
     aiops,
+    audit,
     bom,
     ci,
     gitops,
@@ -93,6 +94,7 @@ def _register_commands() -> None:
     app.add_typer(aiops.app, name="aiops")
     app.command("bom", epilog=bom.EXAMPLES)(bom.bom)
     app.command("ci")(ci.ci)
+    app.add_typer(audit.app, name="audit")
 
 
 _register_commands()
