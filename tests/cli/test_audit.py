@@ -100,3 +100,13 @@ def test_since_reads_times_and_durations() -> None:
     assert parse_since("2h") < parse_since("1h")
     with pytest.raises(typer.BadParameter, match="neither an ISO time nor a duration"):
         parse_since("yesterday")
+
+
+def test_change_text_is_short() -> None:
+    digest = "sha256:" + "0123456789ab" * 5 + "cdef"
+    assert change_text({"before": None, "after": {"artifact": digest, "run_id": None}}) == (
+        "- → artifact=sha256:0123456789ab…"
+    )
+    assert change_text({"before": {"description": ""}, "after": {"tags": {}}}) == (
+        'description="" → tags={}'
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 
 _SHORT = 60
+_DIGEST = re.compile(r"(sha256:[0-9a-f]{12})[0-9a-f]{8,}")
 
 
 def parse_since(text: str) -> datetime:
@@ -42,19 +44,22 @@ def parse_since(text: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+def _word(value: Any) -> str:
+    if isinstance(value, str):
+        return value or '""'
+    return json.dumps(value, sort_keys=True)
+
+
 def _short(value: Any) -> str:
-    """A state in a few words: ``-`` for none, ``k=v, k=v`` for a mapping."""
+    """A state in a few words: ``-`` for none, ``k=v, k=v`` for a mapping (keys without a
+    value left out), digests shortened."""
     if value is None:
         return "-"
     if isinstance(value, dict):
-        text = ", ".join(
-            f"{k}={v if isinstance(v, str | int | float) else json.dumps(v, sort_keys=True)}"
-            for k, v in value.items()
-        )
-    elif isinstance(value, str):
-        text = value
+        text = ", ".join(f"{k}={_word(v)}" for k, v in value.items() if v is not None)
     else:
-        text = json.dumps(value, sort_keys=True)
+        text = _word(value)
+    text = _DIGEST.sub(r"\1…", text)
     return text if len(text) <= _SHORT else text[: _SHORT - 1] + "…"
 
 
