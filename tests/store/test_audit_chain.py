@@ -484,3 +484,77 @@ def test_migration_hashes_existing_events(store_url: str) -> None:
     assert store.events.check().entries == 6
     assert store.events.list()[-1].prev_hash == old[-1].hash
     store.close()
+
+
+def test_remediation_and_sync_events_carry_before_and_after(store: Store) -> None:
+    now = datetime.now(UTC)
+    with store.incidents.correlation() as tx:
+        inc = tx.open_incident(
+            title="latency",
+            kind="latency",
+            severity="warning",
+            opened_at=now,
+            updated_at=now,
+            root_causes=[],
+            details={},
+            alert_ids=[],
+        )
+    action = store.incidents.create_action(
+        inc,
+        action="rollback",
+        status="awaiting_approval",
+        policy="p",
+        created_at=now,
+        params={},
+        event="remediation.awaiting_approval",
+    )
+    store.incidents.update_action(
+        action, status="approved", approved_by="dana", event="remediation.approved"
+    )
+    store.incidents.resolve(inc, reason="fixed", by="dana")
+    store.deployments.record_sync(
+        "web",
+        revision="r2",
+        started_at=now,
+        result="succeeded",
+        diff={"version": {"live": 1, "desired": 2}},
+        details={"trigger": "manual"},
+    )
+    store.deployments.record_sync(
+        "web",
+        revision="r3",
+        started_at=now,
+        result="failed",
+        diff={"version": {"live": 2, "desired": 3}},
+        details={"error": "boom"},
+        kind="deployment.sync_failed",
+    )
+    store.deployments.save_status(
+        "web",
+        revision="r3",
+        desired=None,
+        live=None,
+        sync_status="Synced",
+        health_status="Healthy",
+        reason="",
+    )
+    store.deployments.delete("web", {"reason": "pruned"})
+    got = {
+        e.kind: (e.details["before"], e.details["after"])
+        for e in store.events.list()
+        if "before" in e.details
+    }
+    assert got["remediation.awaiting_approval"] == (None, {"status": "awaiting_approval"})
+    assert got["remediation.approved"] == (
+        {"status": "awaiting_approval"},
+        {"status": "approved"},
+    )
+    assert got["remediation.cancelled"] == ({"status": "approved"}, {"status": "cancelled"})
+    assert got["incident.resolved"] == ({"status": "open"}, {"status": "resolved"})
+    assert got["deployment.synced"] == ({"version": 1}, {"version": 2})
+    assert got["deployment.sync_failed"] == ({"version": 2}, {"version": 2})
+    assert got["deployment.removed"] == (
+        {"revision": "r3", "sync": "Synced", "health": "Healthy"},
+        None,
+    )
+    assert store.events.check().intact
