@@ -501,7 +501,13 @@ def test_resolve_by_hand_and_timeline(store: Store) -> None:
     assert entries[0].what == "latency_p99_high fired (2x)"
     events = [e for e in entries if e.type == "event"]
     assert [e.what for e in events] == ["incident.opened", "incident.resolved"]
-    assert events[-1].details == {"reason": "restarted the pod", "by": "alice", "ended_alerts": [1]}
+    assert events[-1].details == {
+        "reason": "restarted the pod",
+        "by": "alice",
+        "ended_alerts": [1],
+        "before": {"status": "open"},
+        "after": {"status": "resolved"},
+    }
     (ended,) = incident_alerts(store, inc_id)
     assert ended.status == "resolved" and ended.ends_at == resolved.resolved_at
     assert events[-1].actor == "tester"

@@ -22,6 +22,7 @@ from opsloop import __version__
 from opsloop.cli import (
     access,
     aiops,
+    audit,
     bom,
     ci,
     gitops,
@@ -98,6 +99,7 @@ def _register_commands() -> None:
     app.add_typer(access.tokens_app, name="tokens")
     app.command("login")(access.login)
     app.command("logout")(access.logout)
+    app.add_typer(audit.app, name="audit")
 
 
 _register_commands()

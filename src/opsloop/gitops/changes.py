@@ -236,6 +236,8 @@ def promote(
             to,
             "deployment.promoted",
             {"model": model, "version": info.version, "alias": alias, "commit": commit},
+            before=_serving(doc) if doc is not None else None,
+            after=_serving(new),
         )
     return ChangeResult(to, path, commit, subject, info.version)
 
@@ -318,6 +320,8 @@ def set_traffic(
             deployment,
             "deployment.traffic_changed",
             {"traffic": {str(v): w for v, w in weights.items()}, "commit": commit},
+            before=before,
+            after=_serving(new),
         )
     return ChangeResult(deployment, path, commit, subject, new.spec.version)
 
@@ -339,6 +343,7 @@ def rollback(
     """
     ws = _Workspace(project, folder)
     path = _history_path(ws, deployment)
+    before = _serving_at(ws, "HEAD", path)
     commit: str | None
     if to is None:
         commits = ws.repo.log(path, max_count=1)
@@ -370,8 +375,22 @@ def rollback(
             deployment,
             "deployment.rolled_back",
             {"target": target, "commit": commit, "file": path},
+            before=before,
+            after=_serving_at(ws, commit, path),
         )
     return ChangeResult(deployment, path, commit, subject, version)
+
+
+def _serving_at(ws: _Workspace, revision: str, path: str) -> str | None:
+    """What the document at ``path`` served at ``revision``: None when it did not exist,
+    ``invalid`` when it did not parse."""
+    try:
+        content = ws.repo.read(revision, path)
+        if content is None:
+            return None
+        return _serving(parse_document(content.decode("utf-8"), path))
+    except (SpecError, UnicodeDecodeError):
+        return "invalid"
 
 
 def _target(doc: DeploymentDocument) -> str:

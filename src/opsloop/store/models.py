@@ -265,10 +265,14 @@ class ModelAlias(Base):
 
 
 class Event(Base):
-    """An append-only record of a state change: who did what to which object, and when."""
+    """An append-only record of a state change: who did what to which object, from where,
+    and when; one entry of the audit trail's hash chain (see :mod:`opsloop.store.audit`)."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_object", "object_type", "object_id"),)
+    __table_args__ = (
+        Index("ix_events_object", "object_type", "object_id"),
+        Index("ix_events_seq", "seq", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     time: Mapped[datetime] = mapped_column(default=utcnow, index=True)
@@ -277,6 +281,22 @@ class Event(Base):
     object_type: Mapped[str] = mapped_column(String(64))
     object_id: Mapped[str] = mapped_column(String(256))
     details: Mapped[JSONDict] = mapped_column(default=dict)
+    # -- the hash chain (migration 0007) --
+    source: Mapped[str | None] = mapped_column(String(256))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The one row naming the newest entry of the audit chain (its position and hash), so
+    that deleting the newest entries breaks verification too."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 # -- serving, GitOps, monitoring and AIOps (migration 0002) -----------------------------------

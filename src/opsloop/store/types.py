@@ -136,7 +136,9 @@ class RegisteredModelInfo(_Info):
 
 
 class EventInfo(_Info):
-    """One audit event."""
+    """One audit event: who (``actor``) did what (``kind``, ``details``, which carry
+    ``before`` and ``after`` for a change of state) to which object, from where (``source``)
+    and when; ``seq``, ``prev_hash`` and ``hash`` place it in the audit chain."""
 
     id: int
     time: datetime
@@ -145,6 +147,34 @@ class EventInfo(_Info):
     object_type: str
     object_id: str
     details: dict[str, Any]
+    source: str | None = None
+    seq: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+
+
+class AuditVerification(_Info):
+    """What verifying the audit chain found.
+
+    ``entries`` were checked, up to the head at position ``head_seq`` with hash ``head_hash``.
+    When the chain is broken, ``reason`` says how (``edited``, ``missing``, ``inserted``,
+    ``reordered`` or ``truncated``), ``entry_id`` and ``position`` name the entry where it
+    breaks (None when the entry is gone, as for ``truncated`` with no entry left), and
+    ``message`` says it in words.
+    """
+
+    entries: int
+    head_seq: int
+    head_hash: str | None
+    reason: str | None = None
+    entry_id: int | None = None
+    position: int | None = None
+    message: str = ""
+
+    @property
+    def intact(self) -> bool:
+        """Whether every entry is as it was written, in order, none missing or added."""
+        return self.reason is None
 
 
 class PredictionInfo(_Info):

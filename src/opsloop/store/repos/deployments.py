@@ -89,6 +89,10 @@ class DeploymentRepository:
                         "previous_health": before[1],
                         "reason": reason,
                         "revision": revision,
+                        "before": None
+                        if before == (None, None)
+                        else {"sync": before[0], "health": before[1]},
+                        "after": {"sync": sync_status, "health": health_status},
                     },
                 )
             return changed
@@ -104,7 +108,12 @@ class DeploymentRepository:
         details: dict[str, Any],
         kind: str = "deployment.synced",
     ) -> int:
-        """Add a sync to the history, with its event ``kind``; return the record's id."""
+        """Add a sync to the history, with its event ``kind``; return the record's id.
+
+        The event's ``before`` and ``after`` are the live values of the fields ``diff``
+        names (``{field: {"live": …, "desired": …}}``) before and after the sync: the desired
+        ones when it succeeded, the live ones unchanged when it failed.
+        """
         with self.db.write() as s:
             rec = m.SyncRecord(
                 deployment=name,
@@ -117,12 +126,25 @@ class DeploymentRepository:
             )
             s.add(rec)
             s.flush()
+            before = {k: v.get("live") for k, v in diff.items() if isinstance(v, dict)}
+            after = (
+                before
+                if result == "failed"
+                else {k: v.get("desired") for k, v in diff.items() if isinstance(v, dict)}
+            )
             self.db.event(
                 s,
                 kind,
                 "deployment",
                 name,
-                {"revision": revision, "result": result, "diff": diff, **details},
+                {
+                    "revision": revision,
+                    "result": result,
+                    "diff": diff,
+                    **details,
+                    "before": before,
+                    "after": after,
+                },
             )
             return int(rec.id)
 
@@ -130,8 +152,24 @@ class DeploymentRepository:
         """Forget a deployment's record (its sync history stays), with a
         ``deployment.removed`` event."""
         with self.db.write() as s:
+            row = s.get(m.Deployment, name)
+            before = (
+                None
+                if row is None
+                else {
+                    "revision": row.revision,
+                    "sync": row.sync_status,
+                    "health": row.health_status,
+                }
+            )
             s.execute(delete(m.Deployment).where(m.Deployment.name == name))
-            self.db.event(s, "deployment.removed", "deployment", name, details)
+            self.db.event(
+                s,
+                "deployment.removed",
+                "deployment",
+                name,
+                {**details, "before": before, "after": None},
+            )
 
     def history(self, name: str, *, limit: int = 50) -> builtins.list[SyncHistoryEntry]:
         """The latest syncs of a deployment, newest first."""
@@ -153,7 +191,18 @@ class DeploymentRepository:
             row = s.scalars(query.order_by(desc(m.SyncRecord.id)).limit(1)).first()
             return SyncHistoryEntry.model_validate(row) if row is not None else None
 
-    def record_change(self, name: str, kind: str, details: dict[str, Any]) -> None:
-        """An audit event for a change of a deployment's desired state (a commit)."""
+    def record_change(
+        self,
+        name: str,
+        kind: str,
+        details: dict[str, Any],
+        *,
+        before: Any = None,
+        after: Any = None,
+    ) -> None:
+        """An audit event for a change of a deployment's desired state (a commit), with what
+        the deployment served ``before`` and ``after`` it (None: nothing)."""
         with self.db.write() as s:
-            self.db.event(s, kind, "deployment", name, details)
+            self.db.event(
+                s, kind, "deployment", name, {**details, "before": before, "after": after}
+            )

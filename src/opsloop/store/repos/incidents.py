@@ -147,7 +147,13 @@ class IncidentTx:
                         "alert.fired",
                         "alert",
                         str(row.id),
-                        {"name": row.name, "fingerprint": fp, "labels": row.labels},
+                        {
+                            "name": row.name,
+                            "fingerprint": fp,
+                            "labels": row.labels,
+                            "before": None,
+                            "after": {"status": "firing"},
+                        },
                     )
                 elif alert.seen_at > row.last_seen_at:
                     # Repeats update the row but add no event: a detector repeating every
@@ -159,9 +165,11 @@ class IncidentTx:
                     if alert.annotations:
                         row.annotations = {**row.annotations, **alert.annotations}
             else:
+                was: dict[str, str] | None = None
                 if row is None:
                     row = self._new_row(alert)
                 else:
+                    was = {"status": row.status}
                     row.status = "resolved"
                     row.ends_at = alert.ends_at or alert.seen_at
                     row.last_seen_at = max(row.last_seen_at, alert.seen_at)
@@ -170,7 +178,13 @@ class IncidentTx:
                     "alert.resolved",
                     "alert",
                     str(row.id),
-                    {"name": row.name, "fingerprint": fp, "incident_id": row.incident_id},
+                    {
+                        "name": row.name,
+                        "fingerprint": fp,
+                        "incident_id": row.incident_id,
+                        "before": was,
+                        "after": {"status": "resolved"},
+                    },
                 )
             out.append(row)
         s.flush()
@@ -322,6 +336,7 @@ class IncidentTx:
         firing end with it, each with its event, then an ``incident.resolved`` event."""
         inc = self._row(incident_id)
         now = datetime.now(UTC)
+        was = inc.status
         inc.status = "resolved"
         inc.resolved_at = at or now
         cancelled = []
@@ -331,6 +346,7 @@ class IncidentTx:
                 m.IncidentAction.status.in_(("awaiting_approval", "approved")),
             )
         ):
+            act_was = act.status
             act.status = "cancelled"
             act.finished_at = now
             act.error = f"incident resolved: {reason}"
@@ -339,7 +355,13 @@ class IncidentTx:
                 "remediation.cancelled",
                 "incident",
                 str(inc.id),
-                {"action_id": act.id, "action": act.action, "reason": "incident resolved"},
+                {
+                    "action_id": act.id,
+                    "action": act.action,
+                    "reason": "incident resolved",
+                    "before": {"status": act_was},
+                    "after": {"status": "cancelled"},
+                },
             )
         # Alerts still firing end with the incident: if the condition persists, its next
         # firing is a new episode and opens a new incident instead of feeding a closed one.
@@ -355,9 +377,19 @@ class IncidentTx:
                 "alert.resolved",
                 "alert",
                 str(alert.id),
-                {"name": alert.name, "fingerprint": alert.fingerprint, "incident_id": inc.id},
+                {
+                    "name": alert.name,
+                    "fingerprint": alert.fingerprint,
+                    "incident_id": inc.id,
+                    "before": {"status": "firing"},
+                    "after": {"status": "resolved"},
+                },
             )
-        details: dict[str, Any] = {"reason": reason}
+        details: dict[str, Any] = {
+            "reason": reason,
+            "before": {"status": was},
+            "after": {"status": "resolved"},
+        }
         if by:
             details["by"] = by
         if cancelled:
@@ -500,7 +532,13 @@ class IncidentRepository:
             )
             s.add(row)
             s.flush()
-            details = {"action_id": row.id, "action": action, **(event_details or {})}
+            details = {
+                "action_id": row.id,
+                "action": action,
+                "before": None,
+                "after": {"status": status},
+                **(event_details or {}),
+            }
             self.db.event(s, event, "incident", str(incident_id), details)
             return int(row.id)
 
@@ -523,6 +561,7 @@ class IncidentRepository:
             row = s.get(m.IncidentAction, action_id)
             if row is None:
                 raise StoreError(f"remediation action {action_id} does not exist")
+            was = row.status
             row.status = status
             if approved_by is not None:
                 row.approved_by = approved_by
@@ -539,6 +578,8 @@ class IncidentRepository:
                     "action_id": row.id,
                     "action": row.action,
                     "policy": row.policy,
+                    "before": {"status": was},
+                    "after": {"status": status},
                 }
                 if approved_by is not None:
                     details["by"] = approved_by

@@ -45,7 +45,17 @@ class ModelRepository:
             s.flush()
             for k, v in (tags or {}).items():
                 s.add(m.ModelTag(model_name=name, key=k, value=v))
-            self.db.event(s, "model.created", "model", name, {"description": description})
+            self.db.event(
+                s,
+                "model.created",
+                "model",
+                name,
+                {
+                    "description": description,
+                    "before": None,
+                    "after": {"description": description, "tags": dict(tags or {})},
+                },
+            )
         return self.get(name)
 
     def get(self, name: str) -> RegisteredModelInfo:
@@ -155,7 +165,13 @@ class ModelRepository:
                 model = m.RegisteredModel(name=model_name, description="")
                 s.add(model)
                 s.flush()
-                self.db.event(s, "model.created", "model", model_name, {})
+                self.db.event(
+                    s,
+                    "model.created",
+                    "model",
+                    model_name,
+                    {"before": None, "after": {"description": "", "tags": {}}},
+                )
             current = s.scalar(
                 select(func.max(m.ModelVersion.version)).where(
                     m.ModelVersion.model_name == model_name
@@ -177,12 +193,13 @@ class ModelRepository:
             s.flush()
             for k, v in (tags or {}).items():
                 s.add(m.ModelVersionTag(version_id=row.id, key=k, value=v))
+            registered = {"artifact": artifact_digest, "run_id": run_id, "dataset": dataset_digest}
             self.db.event(
                 s,
                 "model_version.created",
                 "model_version",
                 f"{model_name}/{version}",
-                {"artifact": artifact_digest, "run_id": run_id, "dataset": dataset_digest},
+                {**registered, "before": None, "after": {"version": version, **registered}},
             )
             for kind, event_details in events:
                 self.db.event(s, kind, "model_version", f"{model_name}/{version}", event_details)
@@ -272,7 +289,13 @@ class ModelRepository:
             "alias.set",
             "model",
             model_name,
-            {"alias": alias, "version": version, "previous": previous},
+            {
+                "alias": alias,
+                "version": version,
+                "previous": previous,
+                "before": None if previous is None else {"version": previous},
+                "after": {"version": version},
+            },
         )
         return previous
 
@@ -293,7 +316,11 @@ class ModelRepository:
             version = row.version
             s.delete(row)
             self.db.event(
-                s, "alias.deleted", "model", model_name, {"alias": alias, "version": version}
+                s,
+                "alias.deleted",
+                "model",
+                model_name,
+                {"alias": alias, "version": version, "before": {"version": version}, "after": None},
             )
 
     def update(
@@ -304,8 +331,22 @@ class ModelRepository:
             row = s.get(m.RegisteredModel, model_name)
             if row is None:
                 raise NotFoundError(f"model '{model_name}' is not registered")
+            before: dict[str, Any] = {}
+            after: dict[str, Any] = {}
             if description is not None:
+                before["description"], after["description"] = row.description, description
                 row.description = description
+            if tags:
+                old = {
+                    t.key: t.value
+                    for t in s.scalars(
+                        select(m.ModelTag).where(
+                            m.ModelTag.model_name == model_name, m.ModelTag.key.in_(list(tags))
+                        )
+                    )
+                }
+                before["tags"] = {k: old.get(k) for k in tags}
+                after["tags"] = dict(tags)
             for k, v in (tags or {}).items():
                 s.merge(m.ModelTag(model_name=model_name, key=k, value=v))
             row.updated_at = m.utcnow()
@@ -314,7 +355,7 @@ class ModelRepository:
                 "model.updated",
                 "model",
                 model_name,
-                {"description": description, "tags": tags or {}},
+                {"description": description, "tags": tags or {}, "before": before, "after": after},
             )
 
     def update_version(
@@ -330,12 +371,31 @@ class ModelRepository:
         """Change a version's description, status, set tags or merge keys into its details."""
         with self.db.write() as s:
             row = self._version_row(s, model_name, version)
+            before: dict[str, Any] = {}
+            after: dict[str, Any] = {}
             if description is not None:
+                before["description"], after["description"] = row.description, description
                 row.description = description
             if status is not None:
+                before["status"], after["status"] = row.status, status
                 row.status = status
             if details:
+                # The keys that changed, not their values: details hold whole scan reports.
+                before["details"] = sorted(k for k in details if k in row.details)
+                after["details"] = sorted(details)
                 row.details = {**row.details, **details}
+            if tags:
+                old = {
+                    t.key: t.value
+                    for t in s.scalars(
+                        select(m.ModelVersionTag).where(
+                            m.ModelVersionTag.version_id == row.id,
+                            m.ModelVersionTag.key.in_(list(tags)),
+                        )
+                    )
+                }
+                before["tags"] = {k: old.get(k) for k in tags}
+                after["tags"] = dict(tags)
             for k, v in (tags or {}).items():
                 s.merge(m.ModelVersionTag(version_id=row.id, key=k, value=v))
             self.db.event(
@@ -348,6 +408,8 @@ class ModelRepository:
                     "status": status,
                     "tags": tags or {},
                     "details": sorted(details or {}),
+                    "before": before,
+                    "after": after,
                 },
             )
             s.flush()

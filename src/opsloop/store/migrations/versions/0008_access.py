@@ -2,7 +2,7 @@
 per-deployment grants, and API tokens kept as hashes.
 
 Revision ID: 0008_access
-Revises: 0006_prediction_ids
+Revises: 0007_audit_chain
 Create Date: 2026-12-27 10:00:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_access"
-down_revision: str | None = "0006_prediction_ids"
+down_revision: str | None = "0007_audit_chain"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
