@@ -35,6 +35,7 @@ from opsloop.cli import (
     runs,
     scan,
     serve,
+    server,
 )
 from opsloop.cli._common import State, err_console
 from opsloop.errors import OpsloopError
@@ -93,6 +94,7 @@ def _register_commands() -> None:
     app.add_typer(aiops.app, name="aiops")
     app.command("bom", epilog=bom.EXAMPLES)(bom.bom)
     app.command("ci")(ci.ci)
+    app.command("server", epilog=server.EXAMPLES)(server.server_command)
 
 
 _register_commands()
