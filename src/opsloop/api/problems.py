@@ -35,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opsloop import errors
 from opsloop.redact import redact
@@ -179,10 +180,38 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # The traceback stays in the server's log; the caller learns only that it failed.
-    logger.exception("%s %s failed", request.method, request.url.path)
-    return problem_response(request, 500, "internal", "the server failed to answer")
+class _Unexpected:
+    """Answers an exception no handler took with a 500 problem, without internals.
+
+    (Starlette's own last-resort handler answers and then raises again, which can cut the
+    connection before the client has read the answer.)
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            if started:
+                raise
+            request = Request(scope)
+            # The traceback stays in the server's log; the caller learns only that it failed.
+            logger.exception("%s %s failed", request.method, request.url.path)
+            response = problem_response(request, 500, "internal", "the server failed to answer")
+            await response(scope, receive, send)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -190,7 +219,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.OpsloopError, _opsloop_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(_Unexpected)
 
 
 _DESCRIPTIONS = {
