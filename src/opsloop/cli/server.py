@@ -3,12 +3,14 @@ and Git repository."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from opsloop.cli._common import State, console, project
+from opsloop.cli._common import console, project
 
 EXAMPLES = """\
 Examples:
@@ -40,15 +42,9 @@ def server_command(
     machine (a loopback address).
     """
     # Lazy imports (noqa: PLC0415) of uvicorn, the API and the server helpers: they load with
-    # this command, not with every CLI call.
-    import contextlib  # noqa: PLC0415
-
-    import uvicorn  # noqa: PLC0415
-
-    from opsloop.api import create_app  # noqa: PLC0415
+    # this command, not with every CLI call; a refused host is told before the heavy ones.
     from opsloop.errors import ConfigError  # noqa: PLC0415
     from opsloop.serve.auth import is_loopback  # noqa: PLC0415
-    from opsloop.serve.server import bind_socket  # noqa: PLC0415
 
     if not is_loopback(host):
         raise ConfigError(
@@ -56,9 +52,19 @@ def server_command(
             "token authentication in local single-user mode: every caller would act as you",
             hint="listen on 127.0.0.1 (the default), or reach it through an SSH tunnel",
         )
+
+    import uvicorn  # noqa: PLC0415
+
+    from opsloop.api import create_app  # noqa: PLC0415
+    from opsloop.serve.server import bind_socket  # noqa: PLC0415
+
     if project_dir is not None:
-        State.project_dir = project_dir
-    proj = project()
+        from opsloop.context import find_project, set_current_project  # noqa: PLC0415
+
+        proj = find_project(project_dir)
+        set_current_project(proj)
+    else:
+        proj = project()
     sock = bind_socket(host, port, advice="choose another with --port")
     bound_host, bound_port = sock.getsockname()[:2]
     where = f"[{bound_host}]" if ":" in str(bound_host) else str(bound_host)
@@ -69,8 +75,8 @@ def server_command(
     )
 
     class _Server(uvicorn.Server):
-        async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
-            await super().startup(sockets)  # type: ignore[arg-type]
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
             console.print(f"opsloop control plane of {proj.name} at {url}  (docs: {url}/docs)")
 
     try:
