@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import httpx
 import pytest
 
+from opsloop.api import create_app
 from opsloop.api.pagination import CursorCodec, sort_value
-from opsloop.context import Project
-from tests.api.conftest import Populated, is_problem
+from opsloop.context import Project, open_project
+from tests.api.conftest import Populated, is_problem, running
 
 
 def _all_pages(client: httpx.Client, path: str, **params: object) -> list[dict[str, object]]:
@@ -100,3 +102,23 @@ def test_codec_round_trip_and_other_key(project: Project) -> None:
     assert codec.decode("s", codec.encode("s", key)) == key
     with pytest.raises(Exception, match="400"):
         CursorCodec(b"other" * 8).decode("s", codec.encode("s", key))
+
+
+def test_cursors_over_postgresql(
+    pg_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSLOOP_STORE_URL", pg_database_url)
+    (tmp_path / "opsloop.yaml").write_text("project: pg\n")
+    proj = open_project(tmp_path)
+    try:
+        store = proj.store
+        ids = [store.runs.create(name=f"r{i % 3}", project="pg").id for i in range(11)]
+        with running(create_app(proj)) as url, httpx.Client(base_url=url) as c:
+            for order in ("-started_at", "name"):
+                seen = _all_pages(c, "/api/v1/runs", limit=3, order_by=order)
+                assert sorted(str(r["id"]) for r in seen) == sorted(ids)
+                assert len(seen) == len(ids)
+            events = _all_pages(c, "/api/v1/events", limit=4)
+            assert len(events) == len({e["id"] for e in events}) == len(store.events.list())
+    finally:
+        proj.close()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 #: Generated requests per operation: enough to find a missing response declaration or a
 #: 500 on odd input, few enough to keep the whole file within a minute or so.
-MAX_EXAMPLES = 8
+MAX_EXAMPLES = 10
 
 CHECKS = [
     not_a_server_error,
@@ -44,7 +45,9 @@ def api_schema(populated: Populated) -> Iterator[Any]:
         yield _with_token(schemathesis.openapi.from_url(f"{url}/api/v1/openapi.json"))
 
 
-def _failures(schema: Any, operations: list[Any]) -> list[str]:
+def _failures(
+    schema: Any, operations: list[Any], mode: GenerationMode = GenerationMode.POSITIVE
+) -> list[str]:
     failures: list[str] = []
     for operation in operations:
 
@@ -55,7 +58,7 @@ def _failures(schema: Any, operations: list[Any]) -> list[str]:
             derandomize=True,
             suppress_health_check=list(HealthCheck),
         )
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy(mode))
         def check(case: Any) -> None:
             case.call_and_validate(checks=CHECKS)
 
@@ -84,6 +87,14 @@ def test_every_operation_keeps_the_contract(api_schema: Any) -> None:
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 30, [op.label for op in operations]
     failures = _failures(api_schema, operations)
+    assert not failures, "\n\n".join(failures)
+
+
+def test_invalid_requests_get_declared_problems(api_schema: Any) -> None:
+    # Requests that break the document (wrong types, missing fields, out-of-range values)
+    # must be refused with a declared 4xx problem, never a 5xx or an undeclared status.
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    failures = _failures(api_schema, operations, GenerationMode.NEGATIVE)
     assert not failures, "\n\n".join(failures)
 
 

@@ -223,7 +223,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 _DESCRIPTIONS = {
-    400: "The request is malformed (a forged or foreign cursor …).",
+    400: "The request is malformed: a body that is not JSON, a forged or foreign cursor.",
     401: "No valid bearer token.",
     403: "The caller's roles do not allow the action.",
     404: "The object does not exist.",

@@ -136,6 +136,11 @@ def desired_state(project: Project) -> _Desired:
     return _Desired(state.revision, dict(state.documents), state.problems_by_name())
 
 
+def _recorded_model(record: DeploymentRecord | None) -> str | None:
+    model = record.desired.get("model") if record is not None else None
+    return str(model) if model is not None else None
+
+
 def _out(name: str, desired: _Desired, record: DeploymentRecord | None) -> DeploymentOut:
     loaded = desired.documents.get(name)
     problem = desired.problems.get(name)
@@ -150,7 +155,7 @@ def _out(name: str, desired: _Desired, record: DeploymentRecord | None) -> Deplo
         revision=desired.revision,
         desired=doc.to_data() if doc is not None else None,
         problem=problem.message if problem is not None else None,
-        model=spec.model if spec is not None else record.desired.get("model") if record else None,
+        model=spec.model if spec is not None else _recorded_model(record),
         version=spec.version if spec is not None else None,
         alias=spec.alias if spec is not None else None,
         traffic=[TrafficShare(version=t.version, weight=t.weight) for t in spec.traffic or []]
@@ -260,7 +265,7 @@ def _change(res: gitops.ChangeResult) -> ChangeOut:
 @router.post(
     "/deployments/{name}/promote",
     response_model=ChangeOut,
-    responses=problems(404, 409),
+    responses=problems(400, 404, 409),
     summary="Promote a model version to a deployment",
 )
 def promote(
@@ -288,7 +293,7 @@ def promote(
 @router.post(
     "/deployments/{name}/traffic",
     response_model=ChangeOut,
-    responses=problems(404, 409),
+    responses=problems(400, 404, 409),
     summary="Set a deployment's traffic split",
 )
 def set_traffic(
@@ -313,7 +318,7 @@ def set_traffic(
 @router.post(
     "/deployments/{name}/rollback",
     response_model=ChangeOut,
-    responses=problems(404, 409),
+    responses=problems(400, 404, 409),
     summary="Roll a deployment back",
 )
 def rollback(

@@ -12,7 +12,7 @@ from opsloop.aiops.incidents import TimelineEntry, incident_alerts, list_actions
 from opsloop.aiops.remediation import approve, reject
 from opsloop.api.pagination import CursorParam, LimitParam, page, scope_of, sort_value
 from opsloop.api.problems import problems
-from opsloop.api.v1._common import Caller, Page, ProjectDep, StoreDep, writing
+from opsloop.api.v1._common import Caller, Page, ProjectDep, StoreDep, git_lock, writing
 from opsloop.loop.actions import default_executor
 from opsloop.secops.access import authorize
 from opsloop.store.types import ActionInfo, AlertInfo, IncidentInfo
@@ -98,14 +98,15 @@ def approve_remediation(
 ) -> list[ActionInfo]:
     """Approve the actions that await approval, and run them now, as the caller."""
     authorize(caller, "remediation.approve")
-    with writing(request, caller):
+    # Approved actions may commit to Git (a rollback): one writer at a time, as the caller.
+    with git_lock, writing(request, caller):
         return approve(proj.store, incident_id, default_executor(proj), by=caller.name)
 
 
 @router.post(
     "/incidents/{incident_id}/reject",
     response_model=list[ActionInfo],
-    responses=problems(404, 409),
+    responses=problems(400, 404, 409),
     summary="Reject an incident's waiting remediation",
 )
 def reject_remediation(

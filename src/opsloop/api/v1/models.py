@@ -170,7 +170,7 @@ def _alias_action(alias: str) -> Action:
 @router.put(
     "/models/{name}/aliases/{alias}",
     response_model=AliasMoveOut,
-    responses=problems(404, 409),
+    responses=problems(400, 404, 409),
     summary="Point an alias at a version",
 )
 def set_alias(
