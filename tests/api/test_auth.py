@@ -57,11 +57,13 @@ def test_viewer_reads_but_may_not_write(
 
 
 def test_a_developer_moves_unprotected_aliases_only(
-    client_as: Callable[[str | None], httpx.Client],
+    client_as: Callable[[str | None], httpx.Client], populated: Populated
 ) -> None:
     dora = client_as("dev-token")
     ok = dora.put("/api/v1/models/churn/aliases/staging", json={"version": 2})
     assert ok.status_code == 200, ok.text
+    event = populated.project.store.events.list(kind="alias.set")[-1]
+    assert (event.actor, event.details["alias"]) == ("dora", "staging")
     body = is_problem(dora.put("/api/v1/models/churn/aliases/champion", json={"version": 2}), 403)
     assert "alias.move_protected" in body["detail"] and "deployer" in body["detail"]
 

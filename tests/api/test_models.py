@@ -24,7 +24,7 @@ def test_models_and_versions(client: httpx.Client, populated: Populated) -> None
 def test_security_status(client: httpx.Client) -> None:
     status = client.get("/api/v1/models/churn/versions/2/security").json()
     assert status["scan"] == "passed" and status["signed"] is True
-    assert status["signature"]["key_id"] and "bom" in status["bom"]
+    assert status["signature"]["key_id"] and status["bom"] == "opsloop bom models:/churn/2"
 
 
 def test_alias_moves_as_the_caller(client: httpx.Client, populated: Populated) -> None:

@@ -159,7 +159,7 @@ def get_security(
         scan_details=scan if isinstance(scan, dict) else {},
         signed=isinstance(signature, dict) and bool(signature.get("bundle_digest")),
         signature=signature if isinstance(signature, dict) else {},
-        bom=f"opsloop bom {name} --version {version}",
+        bom=f"opsloop bom models:/{name}/{version}",
     )
 
 
