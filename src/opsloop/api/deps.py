@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from opsloop.secops.access import Identity, local_identity
 
@@ -13,11 +14,23 @@ if TYPE_CHECKING:
     from opsloop.context import Project
     from opsloop.store import Store
 
-__all__ = ["Authenticator", "identity", "local_authenticator", "project", "store"]
+__all__ = [
+    "Authenticator",
+    "bearer",
+    "client_source",
+    "identity",
+    "local_authenticator",
+    "project",
+    "store",
+]
 
 #: Turns a bearer token (None when the request sent none) into the caller's identity, or
 #: raises ``AuthenticationError``.
 Authenticator = Callable[[str | None], Identity]
+
+#: The bearer scheme, declared in the OpenAPI document; a request without a token gets None
+#: here and the authenticator decides.
+bearer = HTTPBearer(auto_error=False, scheme_name="bearer", description="An opsloop token.")
 
 
 def local_authenticator() -> Authenticator:
@@ -41,9 +54,17 @@ def store(request: Request) -> Store:
     return project(request).store
 
 
-def identity(request: Request) -> Identity:
+def identity(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None,
+) -> Identity:
     """The caller, from the request's ``Authorization: Bearer`` header."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
     authenticate: Authenticator = request.app.state.authenticate
-    return authenticate(token.strip() if scheme.lower() == "bearer" and token.strip() else None)
+    token = credentials.credentials.strip() if credentials is not None else ""
+    return authenticate(token or None)
+
+
+def client_source(request: Request) -> str:
+    """Where a request came from, for audit events: the client's address."""
+    client = request.client
+    return f"api:{client.host}" if client is not None else "api"

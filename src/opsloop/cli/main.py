@@ -37,6 +37,7 @@ from opsloop.cli import (
     runs,
     scan,
     serve,
+    server,
 )
 from opsloop.cli._common import State, err_console
 from opsloop.errors import OpsloopError
@@ -100,6 +101,7 @@ def _register_commands() -> None:
     app.command("login")(access.login)
     app.command("logout")(access.logout)
     app.add_typer(audit.app, name="audit")
+    app.command("server", epilog=server.EXAMPLES)(server.server_command)
 
 
 _register_commands()

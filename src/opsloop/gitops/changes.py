@@ -24,6 +24,7 @@ from opsloop.gitops.loader import load_desired_state
 from opsloop.gitops.reconciler import DEFAULT_FOLDER
 from opsloop.gitops.repo import CommitInfo, GitRepo
 from opsloop.gitops.wording import split_text, versions_text
+from opsloop.store.acting import current_actor
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -77,7 +78,9 @@ class _Workspace:
         self.project = project
         self.repo = GitRepo(project.dir)
         self.folder = self.repo.relpath(project.dir / folder)
-        self.actor = project.settings.resolved_actor()
+        # A server acting for a caller (see opsloop.store.acting) commits as that caller.
+        acting_now = current_actor()
+        self.actor = acting_now.name if acting_now else project.settings.resolved_actor()
 
     @property
     def store(self) -> Any:

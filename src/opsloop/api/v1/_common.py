@@ -1,0 +1,49 @@
+"""What the routers of ``/api/v1`` share: the caller, pages, and writes made for a caller."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Request
+from pydantic import BaseModel, Field
+
+from opsloop.api import deps
+from opsloop.context import Project
+from opsloop.secops.access import Identity
+from opsloop.store import Store
+from opsloop.store.acting import Actor, acting
+
+__all__ = ["Caller", "Page", "ProjectDep", "StoreDep", "git_lock", "writing"]
+
+T = TypeVar("T")
+
+#: The authenticated caller of a request.
+Caller = Annotated[Identity, Depends(deps.identity)]
+#: The project the server serves.
+ProjectDep = Annotated[Project, Depends(deps.project)]
+#: The project's metadata store.
+StoreDep = Annotated[Store, Depends(deps.store)]
+
+#: Commits to the project's repository are made one at a time: two requests must not stage
+#: into one index at once.
+git_lock = threading.Lock()
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list."""
+
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null on the last page."
+    )
+
+
+@contextmanager
+def writing(request: Request, caller: Identity) -> Iterator[Actor]:
+    """Record every store write (and Git commit) inside the block as the caller's, from the
+    client's address."""
+    with acting(caller.name, source=deps.client_source(request)) as actor:
+        yield actor
