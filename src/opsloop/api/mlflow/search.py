@@ -106,14 +106,13 @@ def _value(raw: str, entity: str, op: str) -> Any:
         if not (raw.startswith("(") and raw.endswith(")")):
             raise MlflowError(f"'{op.upper()}' needs a parenthesised list, got {raw!r}")
         return [_unquote(v) for v in raw[1:-1].split(",") if v.strip()]
-    if raw[0] in "'\"":
-        return _unquote(raw)
     try:
-        return float(raw)
+        number = float(raw)
     except ValueError:
         if entity == "metrics":
-            raise MlflowError(f"a metric is compared with a number, got {raw!r}") from None
-        return raw
+            raise MlflowError(f"a metric is compared with a number, got {raw}") from None
+        return _unquote(raw)
+    return number if entity in ("metrics", "attributes") else raw
 
 
 def parse_filter(text: str | None) -> list[Clause]:
