@@ -8,6 +8,9 @@ opsloop's store to check that what MLflow logged is there as opsloop's own recor
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,6 +225,9 @@ def test_sklearn_log_register_alias_load(sqlite_server: Running) -> None:
     loaded = mlflow.sklearn.load_model("models:/iris-clf@champion")
     assert (loaded.predict(x[:20]) == model.predict(x[:20])).all()
     assert client.get_registered_model("iris-clf").aliases == {"champion": "1"}
+    # A second registration of an existing name is its next version.
+    assert mlflow.register_model(info.model_uri, "iris-clf").version == "2"
+    assert client.get_registered_model("iris-clf").latest_versions[0].version == "2"
 
     # In opsloop's registry: a version from MLflow, marked as such, with a folder artifact.
     project = sqlite_server.project
@@ -264,3 +270,21 @@ def test_runs_appear_next_to_opsloops_own(sqlite_server: Running) -> None:
     # opsloop's own runs show to MLflow in the Default experiment.
     seen: Any = MlflowClient().search_runs(["0"])
     assert {r.info.run_name for r in seen} == {"native", "from-mlflow"}
+
+
+def test_opsloop_runs_list_shows_mlflow_runs(sqlite_server: Running) -> None:
+    with mlflow.start_run(run_name="shown-in-cli") as run:
+        mlflow.log_metric("acc", 0.875)
+    env = {**os.environ, "COLUMNS": "200"}
+    for var in ("OPSLOOP_STORE_URL", "OPSLOOP_ARTIFACT_URL", "OPSLOOP_PROJECT_DIR"):
+        env.pop(var, None)
+    out = subprocess.run(
+        [sys.executable, "-m", "opsloop", "-C", str(sqlite_server.project.dir), "runs", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "shown-in-cli" in out.stdout and run.info.run_id[:8] in out.stdout

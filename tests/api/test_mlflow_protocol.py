@@ -159,3 +159,16 @@ def test_order_by_puts_missing_values_last() -> None:
     got = sort_rows(rows, order, lambda r: lambda e, k: r.get(k))
     assert [r["n"] for r in got] == ["c", "a", "b", "a"]
     assert [r.get("acc") for r in got] == [0.9, 0.5, 0.5, None]
+
+
+def test_an_endpoint_not_answered_says_so_in_mlflows_terms(server: Running) -> None:
+    for method, path in [
+        ("GET", "/api/3.0/mlflow/server-info"),
+        ("POST", f"{P}/traces"),
+        ("DELETE", "/api/2.0/mlflow-artifacts/mpu/abort/x"),
+        ("GET", f"{P}/runs/log-batch"),  # a POST endpoint
+    ]:
+        resp = httpx.request(method, f"{server.url}{path}")
+        assert resp.status_code == 404, path
+        assert resp.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+        assert path in resp.json()["message"]
