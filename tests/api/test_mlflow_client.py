@@ -121,6 +121,9 @@ def test_core_logging_on_every_store(any_server: Running) -> None:
         [1.0, 0.5, 1 / 3, 0.25, 0.2]
     )
 
+    client.delete_tag(run_id, "kind")
+    assert "kind" not in client.get_run(run_id).data.tags
+
     # The same run, as opsloop sees it.
     store = any_server.project.store
     mine = store.runs.get(run_id)

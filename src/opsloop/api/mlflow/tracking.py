@@ -413,16 +413,16 @@ def delete_tag(
     c: Call = Depends(call),  # noqa: B008
     store: Store = Depends(deps.store),  # noqa: B008
 ) -> dict[str, Any]:
-    """MLflow's delete-tag: opsloop keeps tags, so the tag is set to the empty string."""
+    """Remove one run tag."""
     authorize(c.identity, "log")
     run_id = req_str(c.fields, "run_id")
     key = req_str(c.fields, "key")
-    if key not in _get_run(store, run_id).tags:
-        raise NotFoundError(f"No tag with name: {key} in run with id {run_id}")
-    raise MlflowError(
-        "opsloop keeps every run tag once set (its audit trail): overwrite the tag instead",
-        "INVALID_STATE",
-    )
+    if key.startswith(_HIDDEN):
+        raise MlflowError(f"tag keys starting with '{_HIDDEN}' are reserved")
+    _get_run(store, run_id)
+    with acting(c.identity.name, c.source):
+        store.runs.delete_tag(run_id, key)
+    return {}
 
 
 @router.post(f"{_P}/runs/log-batch")
