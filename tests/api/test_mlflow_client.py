@@ -219,6 +219,13 @@ def test_sklearn_log_register_alias_load(sqlite_server: Running) -> None:
     mlflow.set_experiment("iris")
     with mlflow.start_run() as run:
         info = mlflow.sklearn.log_model(model, name="model")
+    logged = mlflow.get_logged_model(info.model_id)
+    assert (logged.status.to_proto(), logged.source_run_id) == (
+        mlflow.entities.LoggedModelStatus.READY.to_proto(),
+        run.info.run_id,
+    )
+    found = mlflow.search_logged_models(experiment_ids=[logged.experiment_id], output_format="list")
+    assert [m.model_id for m in found] == [info.model_id]
     version = mlflow.register_model(info.model_uri, "iris-clf")
     assert (version.name, version.version, version.status) == ("iris-clf", "1", "READY")
     client = MlflowClient()

@@ -172,3 +172,19 @@ def test_an_endpoint_not_answered_says_so_in_mlflows_terms(server: Running) -> N
         assert resp.status_code == 404, path
         assert resp.json()["error_code"] == "ENDPOINT_NOT_FOUND"
         assert path in resp.json()["message"]
+
+
+def test_artifact_paths_cannot_climb_out(server: Running) -> None:
+    with httpx.Client(base_url=server.url) as http:
+        run_id = http.post(f"{P}/runs/create", json={}).json()["run"]["info"]["run_id"]
+        root = f"/api/2.0/mlflow-artifacts/artifacts/0/{run_id}/artifacts"
+        for evil in ("a/%2E%2E/%2E%2E/x", "%2E%2E/%2E%2E/%2E%2E/etc/passwd"):
+            resp = http.put(f"{root}/{evil}", content=b"x")
+            assert resp.status_code == 400, evil
+            assert resp.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        other = http.post(f"{P}/runs/create", json={}).json()["run"]["info"]["run_id"]
+        # A path names its run: a file lands there and nowhere else.
+        assert http.put(f"{root}/ok.txt", content=b"mine").is_success
+        resp = http.get(f"/api/2.0/mlflow-artifacts/artifacts/0/{other}/artifacts/ok.txt")
+        assert resp.status_code == 404
+    assert [a.path for a in server.project.store.runs.list_artifacts(run_id)] == ["ok.txt"]
