@@ -290,6 +290,21 @@ class RunRepository:
                 _check_key("tag", k)
                 s.merge(m.RunTag(run_id=run_id, key=k, value=_str_value(v)))
 
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove one run tag and record a ``run.tag_deleted`` event.
+
+        Raises:
+            NotFoundError: The run, or its tag ``key``, does not exist.
+        """
+        with self.db.write() as s:
+            if s.get(m.Run, run_id) is None:
+                raise NotFoundError(f"run {run_id} does not exist")
+            row = s.get(m.RunTag, (run_id, key))
+            if row is None:
+                raise NotFoundError(f"run {run_id} has no tag '{key}'")
+            s.delete(row)
+            self.db.event(s, "run.tag_deleted", "run", run_id, {"key": key})
+
     def log_metric_points(
         self, run_id: str, points: Sequence[MetricRow], *, heartbeat: bool = False
     ) -> None:
