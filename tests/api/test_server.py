@@ -74,6 +74,53 @@ def test_a_taken_port_is_one_clear_error(project: Project) -> None:
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.7", "::"])
-def test_a_non_loopback_host_is_refused(project: Project, host: str) -> None:
+def test_a_non_loopback_host_is_refused_in_local_mode(project: Project, host: str) -> None:
     with pytest.raises(ConfigError, match=f"--host {re.escape(host)} is reachable from other"):
-        server_command(host=host, port=free_port(), project_dir=project.dir)
+        server_command(host=host, port=free_port(), project_dir=project.dir, auth="local")
+    with pytest.raises(ConfigError, match="--auth open: choose local or tokens"):
+        server_command(host=host, port=free_port(), project_dir=project.dir, auth="open")
+
+
+@pytest.mark.slow
+def test_with_tokens_every_call_acts_as_its_token_holder(project: Project, tmp_path: Path) -> None:
+    store = project.store
+    store.access.create_identity("ada", roles=["developer"])
+    store.access.create_identity("vic", roles=["viewer"])
+    ada = store.access.issue_token("ada").token
+    vic = store.access.issue_token("vic").token
+    with start_run("hello", project=project) as run:
+        run.log_metric("accuracy", 0.9)
+    port = free_port()
+    proc = _opsloop(
+        "server", "--port", str(port), "--project", str(project.dir), "--auth", "tokens",
+        cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert f"http://127.0.0.1:{port}/api/v1" in proc.stdout.readline()
+        assert "access: API tokens" in proc.stdout.readline()
+        base = f"http://127.0.0.1:{port}/api/v1"
+        anonymous = httpx.get(f"{base}/runs", timeout=10)
+        assert anonymous.status_code == 401
+        assert anonymous.headers["www-authenticate"].lower().startswith("bearer")
+        forged = httpx.get(f"{base}/runs", headers={"authorization": "Bearer opsloop_x"})
+        assert forged.status_code == 401
+        as_ada = {"authorization": f"Bearer {ada}"}
+        assert httpx.get(f"{base}/whoami", headers=as_ada, timeout=10).json()["name"] == "ada"
+        assert [r["id"] for r in httpx.get(f"{base}/runs", headers=as_ada).json()["items"]] == [
+            run.id
+        ]
+        # A viewer reads, and is refused a protected alias move by its role, not by chance.
+        as_vic = {"authorization": f"Bearer {vic}"}
+        assert httpx.get(f"{base}/runs", headers=as_vic, timeout=10).status_code == 200
+        paths = httpx.get(f"{base}/openapi.json", headers=as_vic, timeout=10).json()["paths"]
+        assert any(p.startswith("/api/v1/models") for p in paths)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+    assert proc.returncode in (0, 130), err

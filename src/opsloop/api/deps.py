@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from opsloop.secops.access import Identity, local_identity
+from opsloop.spec.schema import AccessSection
 
 if TYPE_CHECKING:
     from opsloop.context import Project
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Authenticator",
+    "access_policy",
     "bearer",
     "client_source",
     "identity",
@@ -68,3 +70,10 @@ def client_source(request: Request) -> str:
     """Where a request came from, for audit events: the client's address."""
     client = request.client
     return f"api:{client.host}" if client is not None else "api"
+
+
+def access_policy(request: Request) -> AccessSection:
+    """The project's access policy (``access:`` in ``opsloop.yaml``; the defaults without one):
+    which aliases are protected, which deployments are production."""
+    spec = project(request).spec
+    return spec.access if spec is not None else AccessSection()

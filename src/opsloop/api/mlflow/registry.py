@@ -31,7 +31,10 @@ from opsloop.api.mlflow.search import Lookup, matches, parse_filter, parse_order
 from opsloop.api.mlflow.tracking import LOGGED_MODEL_KIND, model_run_id, run_artifact_root
 from opsloop.artifacts import Manifest, ManifestEntry
 from opsloop.errors import NotFoundError
-from opsloop.secops.access import DEFAULT_PROTECTED_ALIASES, Action, Identity, authorize
+from opsloop.lifecycle.aliases import move_alias
+from opsloop.secops.access import Identity, authorize
+from opsloop.secops.policy import alias_action
+from opsloop.spec.schema import AccessSection
 from opsloop.store.acting import acting
 
 if TYPE_CHECKING:
@@ -193,21 +196,23 @@ def get_latest_versions(
 # ---------------------------------------------------------------- aliases
 
 
-def _authorize_alias(identity: Identity, name: str, alias: str) -> None:
-    action: Action = "alias.move_protected" if alias in DEFAULT_PROTECTED_ALIASES else "alias.move"
-    authorize(identity, action, resource_type="model", resource=name)
+def _authorize_alias(identity: Identity, policy: AccessSection, name: str, alias: str) -> None:
+    authorize(identity, alias_action(alias, policy), resource_type="model", resource=name)
 
 
 @router.post(f"{_P}/registered-models/alias")
 def set_alias(
     c: Call = Depends(call),  # noqa: B008
     store: Store = Depends(deps.store),  # noqa: B008
+    policy: AccessSection = Depends(deps.access_policy),  # noqa: B008
 ) -> dict[str, Any]:
-    """Point an alias at a version (a protected alias needs the deployer role)."""
+    """Point an alias at a version (a protected alias needs the deployer role). The project's
+    admission policy applies as to any alias move; MLflow's clients know no rollbacks, so an
+    alias may move back to an older version."""
     name, alias = req_str(c.fields, "name"), req_str(c.fields, "alias")
-    _authorize_alias(c.identity, name, alias)
+    _authorize_alias(c.identity, policy, name, alias)
     with acting(c.identity.name, c.source):
-        store.models.set_alias(name, alias, _version_number(c.fields))
+        move_alias(store, name, alias, _version_number(c.fields), allow_rollback=True)
     return {}
 
 
@@ -215,10 +220,11 @@ def set_alias(
 def delete_alias(
     c: Call = Depends(call),  # noqa: B008
     store: Store = Depends(deps.store),  # noqa: B008
+    policy: AccessSection = Depends(deps.access_policy),  # noqa: B008
 ) -> dict[str, Any]:
     """Remove an alias."""
     name, alias = req_str(c.fields, "name"), req_str(c.fields, "alias")
-    _authorize_alias(c.identity, name, alias)
+    _authorize_alias(c.identity, policy, name, alias)
     with acting(c.identity.name, c.source):
         store.models.delete_alias(name, alias)
     return {}

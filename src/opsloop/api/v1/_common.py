@@ -13,10 +13,11 @@ from pydantic import BaseModel, Field
 from opsloop.api import deps
 from opsloop.context import Project
 from opsloop.secops.access import Identity
+from opsloop.spec.schema import AccessSection
 from opsloop.store import Store
 from opsloop.store.acting import Actor, acting
 
-__all__ = ["Caller", "Page", "ProjectDep", "StoreDep", "git_lock", "writing"]
+__all__ = ["Caller", "Page", "PolicyDep", "ProjectDep", "StoreDep", "git_lock", "writing"]
 
 T = TypeVar("T")
 
@@ -26,6 +27,8 @@ Caller = Annotated[Identity, Depends(deps.identity)]
 ProjectDep = Annotated[Project, Depends(deps.project)]
 #: The project's metadata store.
 StoreDep = Annotated[Store, Depends(deps.store)]
+#: The project's access policy: protected aliases, production deployments.
+PolicyDep = Annotated[AccessSection, Depends(deps.access_policy)]
 
 #: Commits to the project's repository are made one at a time: two requests must not stage
 #: into one index at once.

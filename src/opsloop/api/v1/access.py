@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from opsloop.api import deps
-from opsloop.errors import AuthenticationError
+from opsloop.api.problems import problems
 from opsloop.secops.access import ROLES, Identity
 
-__all__ = ["GrantOut", "WhoAmI", "caller", "router"]
+__all__ = ["GrantOut", "WhoAmI", "router"]
 
 router = APIRouter(tags=["access"])
 
@@ -33,18 +33,13 @@ class WhoAmI(BaseModel):
     grants: list[GrantOut]
 
 
-def caller(request: Request) -> Identity:
-    """The caller's identity; 401 with ``WWW-Authenticate: Bearer`` without a valid token."""
-    try:
-        return deps.identity(request)
-    except AuthenticationError as exc:
-        raise HTTPException(
-            status_code=401, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}
-        ) from None
-
-
-@router.get("/whoami", response_model=WhoAmI, summary="The caller's identity, roles and grants")
-def whoami(me: Annotated[Identity, Depends(caller)]) -> WhoAmI:
+@router.get(
+    "/whoami",
+    response_model=WhoAmI,
+    summary="The caller's identity, roles and grants",
+    responses=problems(),
+)
+def whoami(me: Annotated[Identity, Depends(deps.identity)]) -> WhoAmI:
     """Name, kind (``user``, ``service`` or ``local``), roles on everything (least first) and
     roles on single models or deployments."""
     return WhoAmI(

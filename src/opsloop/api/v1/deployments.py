@@ -17,7 +17,9 @@ from opsloop.api.v1._common import Caller, Page, ProjectDep, git_lock, writing
 from opsloop.context import Project
 from opsloop.errors import GitOpsError, NotFoundError
 from opsloop.names import NAME_PATTERN
-from opsloop.secops.access import authorize
+from opsloop.secops.access import Identity, authorize
+from opsloop.secops.policy import deployment_action
+from opsloop.spec.schema import AccessSection
 from opsloop.store.types import DeploymentRecord, SyncHistoryEntry
 
 __all__ = ["router"]
@@ -134,6 +136,16 @@ def desired_state(project: Project) -> _Desired:
         repo, repo.relpath(project.dir / gitops.DEFAULT_FOLDER), revision="HEAD"
     )
     return _Desired(state.revision, dict(state.documents), state.problems_by_name())
+
+
+def _authorize_change(caller: Identity, proj: Project, name: str) -> None:
+    """Changing a deployment needs ``deploy`` on it, ``deploy.production`` when the project's
+    access policy counts it as production (by name, or by its committed document's labels)."""
+    loaded = desired_state(proj).documents.get(name)
+    labels = loaded.document.metadata.labels if loaded is not None else {}
+    policy = proj.spec.access if proj.spec is not None else AccessSection()
+    action = deployment_action(name, policy, labels=labels)
+    authorize(caller, action, resource_type="deployment", resource=name)
 
 
 def _recorded_model(record: DeploymentRecord | None) -> str | None:
@@ -277,7 +289,7 @@ def promote(
 ) -> ChangeOut:
     """Write the version an alias names now (or the version given) into the deployment's
     document and commit it, authored by the caller; the reconciler applies it."""
-    authorize(caller, "deploy", resource_type="deployment", resource=name)
+    _authorize_change(caller, proj, name)
     with git_lock, writing(request, caller):
         res = gitops.promote(
             body.model,
@@ -304,7 +316,7 @@ def set_traffic(
     body: Annotated[TrafficRequest, Body()],
 ) -> ChangeOut:
     """Commit a new split (percent per version, adding up to 100), authored by the caller."""
-    authorize(caller, "deploy", resource_type="deployment", resource=name)
+    _authorize_change(caller, proj, name)
     weights: dict[int, float] = {}
     for share in body.traffic:
         if share.version in weights:
@@ -330,7 +342,7 @@ def rollback(
 ) -> ChangeOut:
     """Revert the last commit that changed the deployment's document (or restore it as of
     ``to``), as a new commit authored by the caller."""
-    authorize(caller, "deploy", resource_type="deployment", resource=name)
+    _authorize_change(caller, proj, name)
     with git_lock, writing(request, caller):
         res = gitops.rollback(name, to=body.to if body else None, project=proj)
     return _change(res)

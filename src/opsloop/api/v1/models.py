@@ -11,10 +11,11 @@ from pydantic import BaseModel, Field
 
 from opsloop.api.pagination import CursorParam, LimitParam, page, scope_of, sort_value
 from opsloop.api.problems import problems
-from opsloop.api.v1._common import Caller, Page, StoreDep, writing
+from opsloop.api.v1._common import Caller, Page, PolicyDep, StoreDep, writing
 from opsloop.lifecycle.aliases import move_alias
 from opsloop.secops import scan_status
-from opsloop.secops.access import DEFAULT_PROTECTED_ALIASES, Action, authorize
+from opsloop.secops.access import authorize
+from opsloop.secops.policy import alias_action
 from opsloop.store.types import ModelVersionInfo, RegisteredModelInfo
 
 __all__ = ["router"]
@@ -163,10 +164,6 @@ def get_security(
     )
 
 
-def _alias_action(alias: str) -> Action:
-    return "alias.move_protected" if alias in DEFAULT_PROTECTED_ALIASES else "alias.move"
-
-
 @router.put(
     "/models/{name}/aliases/{alias}",
     response_model=AliasMoveOut,
@@ -177,13 +174,14 @@ def set_alias(
     request: Request,
     caller: Caller,
     store: StoreDep,
+    policy: PolicyDep,
     name: ModelName,
     alias: AliasName,
     body: Annotated[AliasMoveRequest, Body()],
 ) -> AliasMoveOut:
     """Move an alias; moving it back to an older version is a rollback and needs
     ``allow_rollback`` (else 409)."""
-    authorize(caller, _alias_action(alias), resource_type="model", resource=name)
+    authorize(caller, alias_action(alias, policy), resource_type="model", resource=name)
     with writing(request, caller):
         move = move_alias(store, name, alias, body.version, allow_rollback=body.allow_rollback)
     return AliasMoveOut(
@@ -204,9 +202,14 @@ def set_alias(
     summary="Remove an alias",
 )
 def delete_alias(
-    request: Request, caller: Caller, store: StoreDep, name: ModelName, alias: AliasName
+    request: Request,
+    caller: Caller,
+    store: StoreDep,
+    policy: PolicyDep,
+    name: ModelName,
+    alias: AliasName,
 ) -> None:
     """Remove an alias from a model."""
-    authorize(caller, _alias_action(alias), resource_type="model", resource=name)
+    authorize(caller, alias_action(alias, policy), resource_type="model", resource=name)
     with writing(request, caller):
         store.models.delete_alias(name, alias)
