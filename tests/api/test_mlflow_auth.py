@@ -124,3 +124,26 @@ def test_writes_are_audited_as_the_caller(server: Running, monkeypatch: pytest.M
     assert by_kind[("mlflow.experiment.created", exp_id)] == "dev"
     assert by_kind[("run.started", run_id)] == "dev"
     assert by_kind[("run.finished", run_id)] == "dev"
+
+
+def test_an_mlflow_version_is_scanned_and_signed_and_a_malicious_one_never_admitted(
+    server: Running, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ops = as_(monkeypatch, "t-ops")
+    (tmp_path / "good").mkdir()
+    (tmp_path / "good" / "weights.txt").write_text("weights")
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "model.pkl").write_bytes(b"cos\nsystem\n(S'touch pwned'\ntR.")
+    for name in ("good", "evil"):
+        with mlflow.start_run() as run:
+            mlflow.log_artifacts(str(tmp_path / name), "model")
+        ops.create_model_version(name, f"runs:/{run.info.run_id}/model", run.info.run_id)
+    good = server.project.store.models.get_version("good", 1).details
+    assert good["scan"]["status"] == "passed" and good["signature"]["bundle_digest"]
+    ops.set_registered_model_alias("good", "champion", "1")
+    evil = server.project.store.models.get_version("evil", 1).details
+    assert evil["scan"]["status"] == "failed" and evil["scan"]["findings"]["critical"] >= 1
+    with pytest.raises(MlflowException, match="scan failed"):
+        ops.set_registered_model_alias("evil", "champion", "1")
+    assert server.project.store.models.aliases() == {("good", "champion"): 1}
+    assert server.project.store.events.list(kind="security.refused")

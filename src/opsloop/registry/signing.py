@@ -52,9 +52,12 @@ def project_trusted_keys(project: Project | None = None) -> list[PublicKey]:
     return secops_trusted_keys(project.name, spec_keys, base=project.dir)
 
 
-def sign_version(folder: Path, artifacts: ArtifactStore) -> dict[str, Any]:
-    """Sign ``folder`` with the project's key, store the bundle; return the details record."""
-    key = project_keyring().signing_key()
+def sign_version(
+    folder: Path, artifacts: ArtifactStore, *, keyring: KeyRing | None = None
+) -> dict[str, Any]:
+    """Sign ``folder`` with the project's key (``keyring``, default the current project's),
+    store the bundle; return the details record."""
+    key = (keyring or project_keyring()).signing_key()
     bundle = sign_folder(folder, key)
     return {
         "format": SIGNATURE_FORMAT,
