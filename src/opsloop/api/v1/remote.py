@@ -1,0 +1,300 @@
+"""Remote mode's server side: the store RPC and the blobs of the artifact store.
+
+A client with ``OPSLOOP_SERVER`` set (see :mod:`opsloop.store.remote` and
+:mod:`opsloop.artifacts.remote`) keeps calling the same store and artifact-store methods; they
+arrive here:
+
+* ``POST /api/v1/store/{repository}/{method}`` runs one method of the project's store
+  repositories, if :data:`~opsloop.store.remote.REMOTE_METHODS` lists it (anything else is a
+  404), after the caller's identity is authorised for the action the list names. The body is
+  a JSON object of the method's arguments, validated against the method's own type hints; the
+  answer is its result as JSON. Writes are recorded for the caller (who, from which address).
+* ``PUT /api/v1/blobs/{digest}`` stores a blob whose bytes must hash to ``digest``;
+  ``GET`` and ``HEAD`` read it back.
+
+Errors are problem documents (RFC 9457) that also name the error's class, message and hint,
+so that the client raises the same error a local store would have raised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import ValidationError
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+
+from opsloop.api import deps
+from opsloop.artifacts.base import DIGEST_PREFIX, check_digest
+from opsloop.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    ConfigError,
+    DigestMismatchError,
+    NotFoundError,
+    OpsloopError,
+    PermissionDeniedError,
+    StoreError,
+    is_data_error,
+)
+from opsloop.secops.access import DEFAULT_PROTECTED_ALIASES, Action, Identity, authorize
+from opsloop.store.acting import acting
+from opsloop.store.remote import RemoteMethod, remote_method
+
+__all__ = ["MAX_BLOB_BYTES", "MAX_BODY_BYTES", "router"]
+
+log = logging.getLogger("opsloop.api")
+
+router = APIRouter(tags=["remote mode"])
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+"""The largest store call accepted (a batch of a million metric points is about 40 MB)."""
+
+MAX_BLOB_BYTES = 8 * 1024**3
+"""The largest blob accepted (it is streamed to disk, never held in memory)."""
+
+
+class _BodyTooLargeError(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is larger than {limit:,} bytes")
+
+
+def _status(exc: OpsloopError) -> int:
+    for cls, status in (
+        (NotFoundError, 404),
+        (AlreadyExistsError, 409),
+        (AuthenticationError, 401),
+        (PermissionDeniedError, 403),
+    ):
+        if isinstance(exc, cls):
+            return status
+    if is_data_error(exc):
+        return 422
+    if isinstance(exc, StoreError):
+        return 503
+    return 400
+
+
+def problem(exc: OpsloopError, status: int | None = None) -> JSONResponse:
+    """The problem document of an error: its class, message and hint, and whether retrying
+    the same call can ever help (``data_error``)."""
+    code = status or _status(exc)
+    headers = {"www-authenticate": "Bearer"} if code == 401 else None
+    return JSONResponse(
+        {
+            "type": "about:blank",
+            "title": type(exc).__name__,
+            "status": code,
+            "detail": exc.message,
+            "error": type(exc).__name__,
+            "hint": exc.hint,
+            "data_error": is_data_error(exc),
+        },
+        status_code=code,
+        media_type="application/problem+json",
+        headers=headers,
+    )
+
+
+def _source(request: Request) -> str | None:
+    return request.client.host if request.client is not None else None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _BodyTooLargeError(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLargeError(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _invalid(found: RemoteMethod, exc: ValidationError) -> StoreError:
+    shown = []
+    for error in exc.errors(include_url=False, include_input=False)[:5]:
+        where = ".".join(str(part) for part in error["loc"]) or "the body"
+        shown.append(f"{where}: {error['msg']}")
+    more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+    refused = StoreError(
+        f"the server refused the arguments of {found.repository}.{found.name}: "
+        + "; ".join(shown)
+        + more
+    )
+    # Sent again, the same arguments are refused again.
+    refused.__cause__ = TypeError(refused.message)
+    return refused
+
+
+def _check_access(identity: Identity, found: RemoteMethod, arguments: dict[str, Any]) -> None:
+    """Authorise the call for the action :data:`~opsloop.store.remote.REMOTE_METHODS` names,
+    on the model or deployment its arguments name."""
+    if found.repository == "models":
+        model = arguments.get("model_name", arguments.get("name"))
+        resource_type: Any = "model"
+        resource = model if isinstance(model, str) else None
+    elif found.repository == "deployments":
+        name = arguments.get("name")
+        resource_type, resource = "deployment", name if isinstance(name, str) else None
+    else:
+        resource_type, resource = None, None
+    actions: list[Action] = []
+    if found.action == "alias":
+        actions.append(_alias_action(arguments.get("alias")))
+    else:
+        actions.append(found.action)  # type: ignore[arg-type]  # checked by the tests
+    if (found.repository, found.name) == ("models", "create_version") and arguments.get("alias"):
+        actions.append(_alias_action(arguments.get("alias")))
+    for action in actions:
+        authorize(identity, action, resource_type=resource_type, resource=resource)
+
+
+def _alias_action(alias: object) -> Action:
+    return "alias.move_protected" if alias in DEFAULT_PROTECTED_ALIASES else "alias.move"
+
+
+@router.post(
+    "/store/{repository}/{method}",
+    summary="Call a store method (remote mode)",
+    description="Runs one listed method of the project's store repositories for the caller; "
+    "the body is a JSON object of its arguments, the answer its result.",
+)
+async def store_call(repository: str, method: str, request: Request) -> Response:
+    """One store method, for the caller its token names."""
+    found = remote_method(repository, method)
+    if found is None:
+        return problem(
+            NotFoundError(
+                f"the store method {repository[:64]!r}.{method[:64]!r} is not served remotely",
+                hint="remote mode serves the methods listed in opsloop.store.remote",
+            )
+        )
+    try:
+        identity = deps.identity(request)
+        try:
+            body = await _read_body(request, MAX_BODY_BYTES)
+        except _BodyTooLargeError as exc:
+            too_large = StoreError(str(exc), hint="send it in smaller batches")
+            # The same body is refused again: a metric buffer splits such a batch.
+            too_large.__cause__ = ValueError(too_large.message)
+            return problem(too_large, 413)
+        try:
+            arguments = found.arguments.validate_json(body)
+        except ValidationError as exc:
+            return problem(_invalid(found, exc), 422)
+        _check_access(identity, found, arguments)
+        store = deps.store(request)
+        source = _source(request)
+
+        def call() -> bytes:
+            with acting(identity.name, source=source):
+                result = getattr(getattr(store, repository), method)(**arguments)
+            return found.dump_result(result)
+
+        content = await run_in_threadpool(call)
+    except OpsloopError as exc:
+        return problem(exc)
+    except Exception as exc:
+        if is_data_error(exc):
+            refused = StoreError(f"{repository}.{method}: {type(exc).__name__}: {exc}")
+            refused.__cause__ = exc
+            return problem(refused, 422)
+        log.exception("store call %s.%s failed", repository, method)
+        return problem(
+            StoreError(f"{repository}.{method} failed on the server ({type(exc).__name__})"), 500
+        )
+    return Response(content, media_type="application/json")
+
+
+# -- blobs -------------------------------------------------------------------------------
+
+
+def _blob_digest(digest: str) -> str:
+    check_digest(digest)
+    return digest
+
+
+@router.head("/blobs/{digest}", summary="Whether a blob is stored, and its size")
+def blob_head(digest: str, request: Request) -> Response:
+    """200 with the blob's size as ``Content-Length``, or 404."""
+    try:
+        authorize(deps.identity(request), "read")
+        artifacts = deps.project(request).artifacts
+        if not artifacts.exists(_blob_digest(digest)):
+            return Response(status_code=404)
+        size = artifacts.size(digest)
+    except OpsloopError as exc:
+        return Response(status_code=_status(exc))
+    return Response(headers={"content-length": str(size)})
+
+
+@router.get("/blobs/{digest}", summary="Read a blob")
+async def blob_get(digest: str, request: Request) -> Response:
+    """The blob's bytes, checked against its digest before they are sent."""
+    folder = Path(tempfile.mkdtemp(prefix="opsloop-blob-"))
+    try:
+        authorize(deps.identity(request), "read")
+        artifacts = deps.project(request).artifacts
+        target = folder / "blob"
+        await run_in_threadpool(artifacts.get_file, _blob_digest(digest), target)
+    except OpsloopError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        return problem(exc)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return FileResponse(
+        target,
+        media_type="application/octet-stream",
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )
+
+
+@router.put("/blobs/{digest}", status_code=201, summary="Store a blob")
+async def blob_put(digest: str, request: Request) -> Response:
+    """Store the body under ``digest``, refused unless its bytes hash to it."""
+    try:
+        identity = deps.identity(request)
+        authorize(identity, "log")
+        _blob_digest(digest)
+        artifacts = deps.project(request).artifacts
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BLOB_BYTES:
+            raise _BodyTooLargeError(MAX_BLOB_BYTES)
+        fd, name = tempfile.mkstemp(prefix="opsloop-upload-")
+        try:
+            h = hashlib.sha256()
+            size = 0
+            with os.fdopen(fd, "wb") as out:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > MAX_BLOB_BYTES:
+                        raise _BodyTooLargeError(MAX_BLOB_BYTES)
+                    h.update(chunk)
+                    out.write(chunk)
+            actual = DIGEST_PREFIX + h.hexdigest()
+            if actual != digest:
+                raise DigestMismatchError(
+                    f"the uploaded bytes hash to {actual}, not to {digest}: nothing was stored"
+                )
+            with acting(identity.name, source=_source(request)):
+                await run_in_threadpool(artifacts.put_file, Path(name))
+        finally:
+            os.unlink(name)
+    except _BodyTooLargeError as exc:
+        return problem(ConfigError(str(exc)), 413)
+    except OpsloopError as exc:
+        return problem(exc)
+    return JSONResponse({"digest": digest, "size": size}, status_code=201)
