@@ -181,8 +181,8 @@ def find_project(path: Path | None = None) -> Project:
     """The project a command works on, refusing a folder that is not one.
 
     ``path`` (``-C DIR``), else ``OPSLOOP_PROJECT_DIR``, else the nearest folder with an
-    ``opsloop.yaml``, else the working directory when it holds a ``.opsloop/`` already.
-    Nothing is created.
+    ``opsloop.yaml``, else the working directory when it holds a ``.opsloop/`` already, or
+    in remote mode (``OPSLOOP_SERVER``: the stores are the server's). Nothing is created.
 
     Raises:
         ConfigError: No such folder, or it holds neither an ``opsloop.yaml`` nor a
@@ -193,12 +193,13 @@ def find_project(path: Path | None = None) -> Project:
     explicit = path or settings_env.project_dir
     if explicit is not None:
         folder = explicit.resolve()
-        if not (folder / SPEC_FILE).is_file() and not (folder / STATE_DIR).is_dir():
+        local = (folder / SPEC_FILE).is_file() or (folder / STATE_DIR).is_dir()
+        if not local and not (settings_env.server and folder.is_dir()):
             what = "does not exist" if not folder.exists() else f"holds no {SPEC_FILE}"
             raise ConfigError(f"{folder} {what}: it is not an opsloop project; {NO_PROJECT_HINT}")
         return open_project(folder)
     cwd = Path.cwd()
-    if find_project_dir(cwd) is None and not (cwd / STATE_DIR).is_dir():
+    if find_project_dir(cwd) is None and not (cwd / STATE_DIR).is_dir() and not settings_env.server:
         raise ConfigError(
             f"no {SPEC_FILE} here or above ({cwd}); {NO_PROJECT_HINT}", hint=_ELSEWHERE_HINT
         )
