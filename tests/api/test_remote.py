@@ -233,3 +233,19 @@ def test_server_settings_make_the_project_remote(
         assert not (folder / ".opsloop").exists()
     finally:
         project.close()
+
+
+def test_points_the_server_cannot_store_are_dropped_not_retried_forever(
+    project: Project, as_token: dict[str, RemoteStore]
+) -> None:
+    store = as_token["dev-token"]
+    run = store.runs.create("odd")
+    buffer = MetricBuffer(store, run.id, capacity=100)
+    for i in range(10):
+        buffer.add("loss", float(i), i, 1_700_000_000_000)
+    # A step no database holds: the server says retrying is useless, so the buffer sets the
+    # point aside and writes the rest, as it does with a local store.
+    buffer.add("loss", 1.0, 2**70, 1_700_000_000_000)
+    buffer.close()
+    assert buffer.rejected == 1 and len(buffer) == 0
+    assert project.store.runs.count_metric_points(run.id) == 10
