@@ -17,6 +17,7 @@ from opsloop.errors import (
     DigestMismatchError,
     NotFoundError,
     PermissionDeniedError,
+    SecurityError,
 )
 from opsloop.secops.access import Grant, Identity
 from opsloop.store.remote import RemoteStore
@@ -34,6 +35,8 @@ TOKENS = {
     ),
 }
 DIGEST = "sha256:" + "cd" * 32
+#: What a signed, scanned version records: the default admission policy admits it.
+ADMITTED = {"signature": {"bundle_digest": DIGEST}, "scan": {"status": "passed"}}
 
 
 def _authenticate(token: str | None) -> Identity:
@@ -93,13 +96,15 @@ def test_protected_aliases_need_a_deployer(
     project: Project, as_token: dict[str, RemoteStore]
 ) -> None:
     dev = as_token["dev-token"]
-    dev.models.create_version("churn", artifact_digest=DIGEST)
-    dev.models.create_version("other", artifact_digest=DIGEST)
+    dev.models.create_version("churn", artifact_digest=DIGEST, details=ADMITTED)
+    dev.models.create_version("other", artifact_digest=DIGEST, details=ADMITTED)
     assert dev.models.set_alias("churn", "staging", 1) is None
     with pytest.raises(PermissionDeniedError, match=r"alias\.move_protected on model 'churn'"):
         dev.models.set_alias("churn", "champion", 1)
     with pytest.raises(PermissionDeniedError, match=r"alias\.move_protected"):
-        dev.models.create_version("churn", artifact_digest=DIGEST, alias="champion")
+        dev.models.create_version(
+            "churn", artifact_digest=DIGEST, details=ADMITTED, alias="champion"
+        )
     assert [v.version for v in project.store.models.list_versions("churn")] == [1]
     # A deployer of churn only may move churn's champion, and no other model's.
     carl = as_token["churn-deployer-token"]
@@ -113,6 +118,31 @@ def test_protected_aliases_need_a_deployer(
         ("carl", "champion"),
         ("dora", "champion"),
     ]
+
+
+def test_the_server_enforces_admission_itself(
+    project: Project, as_token: dict[str, RemoteStore]
+) -> None:
+    dev = as_token["dev-token"]
+    unsigned = dev.models.create_version("churn", artifact_digest=DIGEST)
+    # A client that skips its own admission check still cannot alias a refused version.
+    with pytest.raises(SecurityError, match="cannot become churn@staging: it is not signed"):
+        dev.models.set_alias("churn", "staging", unsigned.version)
+    with pytest.raises(SecurityError, match="new version cannot become churn@staging"):
+        dev.models.create_version("churn", artifact_digest=DIGEST, alias="staging")
+    assert project.store.models.aliases() == {}
+    assert [v.version for v in project.store.models.list_versions("churn")] == [1]
+    refused = project.store.events.list(kind="security.refused")
+    assert [e.actor for e in refused] == ["dan", "dan"]
+    # Nor can it rewrite what the version recorded when it was registered.
+    with pytest.raises(PermissionDeniedError, match="details scan, signature of a model"):
+        dev.models.update_version("churn", 1, details=ADMITTED)
+    assert dev.models.update_version("churn", 1, details={"note": "ok"}).details == {"note": "ok"}
+    # Nor append events that store calls write.
+    with pytest.raises(PermissionDeniedError, match="may not append them"):
+        dev.events.emit("alias.set", "model", "churn", {"alias": "champion", "version": 1})
+    dev.events.emit("security.refused", "model", "churn", {"where": "load"})
+    assert not project.store.events.list(kind="alias.set")
 
 
 def test_no_token_is_a_401_with_the_servers_words(served: Served) -> None:

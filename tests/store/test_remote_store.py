@@ -129,14 +129,17 @@ def test_errors_are_the_same_class_with_the_same_message(
 def test_models_and_aliases(served: tuple[Project, Served], remote: RemoteStore) -> None:
     project, _ = served
     digest = "sha256:" + "ab" * 32
+    admitted = {"signature": {"bundle_digest": digest}, "scan": {"status": "passed"}}
     v1 = remote.models.create_version(
         "churn",
         artifact_digest=digest,
-        details={"scan": {"status": "passed"}},
+        details=admitted,
         tags={"k": "v"},
         events=[("model_version.note", {"x": 1})],
     )
-    v2 = remote.models.create_version("churn", artifact_digest=digest, alias="staging")
+    v2 = remote.models.create_version(
+        "churn", artifact_digest=digest, details=admitted, alias="staging"
+    )
     assert (v1.version, v2.version) == (1, 2) and v2.aliases == ["staging"]
     assert remote.models.set_alias("churn", "staging", 1) == 2
     assert remote.models.get_version_by_alias(

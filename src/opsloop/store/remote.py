@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 __all__ = [
+    "REMOTE_EVENT_KINDS",
     "REMOTE_METHODS",
     "REPOSITORIES",
     "STORE_PATH",
@@ -147,6 +148,10 @@ REMOTE_METHODS: dict[str, dict[str, str]] = {
     },
 }
 """What a remote store may call: repository -> method -> the access action it needs."""
+
+REMOTE_EVENT_KINDS = frozenset({"security.refused"})
+"""The events a client may append itself (``store.events.emit``): the refusals of the
+admission policy it checks. Every other event is written by the store call it records."""
 
 # Names the repositories import for type checking only, so that their hints resolve here.
 _HINT_NAMES: dict[str, Any] = {

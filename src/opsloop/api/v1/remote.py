@@ -24,7 +24,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
@@ -45,9 +45,14 @@ from opsloop.errors import (
     StoreError,
     is_data_error,
 )
+from opsloop.registry.admission import require_alias_admitted
 from opsloop.secops.access import DEFAULT_PROTECTED_ALIASES, Action, Identity, authorize
 from opsloop.store.acting import acting
-from opsloop.store.remote import RemoteMethod, remote_method
+from opsloop.store.remote import REMOTE_EVENT_KINDS, RemoteMethod, remote_method
+
+if TYPE_CHECKING:
+    from opsloop.context import Project
+    from opsloop.store import Store
 
 __all__ = ["MAX_BLOB_BYTES", "MAX_BODY_BYTES", "router"]
 
@@ -161,6 +166,48 @@ def _check_access(identity: Identity, found: RemoteMethod, arguments: dict[str, 
         authorize(identity, action, resource_type=resource_type, resource=resource)
 
 
+#: What a version records when it is registered, and the admission policy reads.
+_ADMISSION_DETAILS = frozenset({"package", "signature", "scan", "gates", "gates_passed"})
+
+
+def _check_call(
+    project: Project, store: Store, found: RemoteMethod, arguments: dict[str, Any]
+) -> None:
+    """What the server checks itself rather than take a client's word for it.
+
+    The admission policy is enforced here on every alias move (a client checks it too, but
+    need not); a version's admission facts cannot be rewritten afterwards; and a client may
+    append no audit event but the refusals it records.
+
+    Raises:
+        SecurityError: The admission policy refuses the version (the refusal is recorded).
+        PermissionDeniedError: The call would rewrite admission facts or forge an event.
+    """
+    call = (found.repository, found.name)
+    if call == ("events", "emit") and arguments.get("kind") not in REMOTE_EVENT_KINDS:
+        raise PermissionDeniedError(
+            f"events of kind {str(arguments.get('kind'))[:100]!r} are written by the store "
+            "calls they record: a client may not append them",
+            hint=f"a client may emit: {', '.join(sorted(REMOTE_EVENT_KINDS))}",
+        )
+    if call == ("models", "update_version"):
+        touched = sorted(_ADMISSION_DETAILS & set(arguments.get("details") or {}))
+        if touched:
+            raise PermissionDeniedError(
+                f"details {', '.join(touched)} of a model version are recorded when it is "
+                "registered; they cannot be changed afterwards",
+                hint="register a new version instead",
+            )
+    if call == ("models", "set_alias"):
+        model, alias = arguments["model_name"], arguments["alias"]
+        info = store.models.get_version(model, arguments["version"])
+        require_alias_admitted(store, model, alias, info.version, info.details, project=project)
+    if call == ("models", "create_version") and arguments.get("alias"):
+        model, alias = arguments["model_name"], arguments["alias"]
+        details = arguments.get("details") or {}
+        require_alias_admitted(store, model, alias, None, details, project=project)
+
+
 def _alias_action(alias: object) -> Action:
     return "alias.move_protected" if alias in DEFAULT_PROTECTED_ALIASES else "alias.move"
 
@@ -195,11 +242,13 @@ async def store_call(repository: str, method: str, request: Request) -> Response
         except ValidationError as exc:
             return problem(_invalid(found, exc), 422)
         _check_access(identity, found, arguments)
-        store = deps.store(request)
+        project = deps.project(request)
+        store = project.store
         source = _source(request)
 
         def call() -> bytes:
             with acting(identity.name, source=source):
+                _check_call(project, store, found, arguments)
                 result = getattr(getattr(store, repository), method)(**arguments)
             return found.dump_result(result)
 
