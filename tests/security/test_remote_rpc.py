@@ -6,13 +6,15 @@ from __future__ import annotations
 import hashlib
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from opsloop.api.v1 import remote as server_side
+from opsloop.artifacts.remote import RemoteArtifactStore, error_from_problem
 from opsloop.context import Project
-from opsloop.errors import AuthenticationError, StoreError
+from opsloop.errors import ArtifactError, AuthenticationError, NotFoundError, StoreError
 from opsloop.secops.access import Identity
 from opsloop.store.remote import RemoteStore
 from tests.api.remote_helpers import Served, serve
@@ -202,3 +204,40 @@ def test_no_token_in_any_error(served: Served) -> None:
     text = f"{failed.value} {failed.value.hint} {failed.value.__cause__!r}"
     assert wrong not in text and "pw-secret-x" not in str(failed.value)
     assert "pw-secret-x" not in repr(down)
+
+
+@pytest.mark.parametrize(
+    "name", ["SystemExit", "KeyboardInterrupt", "ValueError", "__class__", "is_data_error", 5]
+)
+def test_a_server_cannot_make_the_client_raise_anything_but_opsloop_errors(name: object) -> None:
+    # What a hostile or broken server answers is read as data: only the classes of
+    # opsloop.errors are ever raised by name, anything else is a StoreError naming the server.
+    exc = error_from_problem("http://u:pw-x@team:8700", 500, {"error": name, "detail": "boom"})
+    assert type(exc) is StoreError
+    assert str(exc) == "opsloop server http://u:***@team:8700 answered 500: boom"
+    named = error_from_problem("http://team", 404, {"error": "NotFoundError", "detail": "gone"})
+    assert type(named) is NotFoundError and str(named) == "gone"
+    assert type(error_from_problem("http://team", 502, "<html>bad gateway</html>")) is StoreError
+
+
+def test_an_unreachable_blob_store_is_an_artifact_error_without_the_token(tmp_path: Path) -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    blobs = RemoteArtifactStore(f"http://127.0.0.1:{port}", "tok-blob-secret-77")
+    (tmp_path / "f").write_bytes(b"data")
+    try:
+        for attempt in (
+            lambda: blobs.put_bytes(b"x"),
+            lambda: blobs.put_file(tmp_path / "f"),
+            lambda: blobs.get_bytes("sha256:" + "0" * 64),
+            lambda: blobs.get_file("sha256:" + "0" * 64, tmp_path / "out"),
+        ):
+            with pytest.raises(ArtifactError) as failed:
+                attempt()
+            assert f"127.0.0.1:{port}" in str(failed.value)
+            assert "tok-blob-secret" not in f"{failed.value} {failed.value.__cause__!r}"
+    finally:
+        blobs.close()
+    assert not (tmp_path / "out").exists()
