@@ -24,11 +24,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
     from opsloop.context import Project
     from opsloop.store import Store
 
-__all__ = ["MAX_BLOB_BYTES", "MAX_BODY_BYTES", "router"]
+__all__ = ["MAX_BLOB_BYTES", "MAX_BODY_BYTES", "RemoteProblem", "router"]
 
 log = logging.getLogger("opsloop.api")
 
@@ -65,6 +66,32 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 
 MAX_BLOB_BYTES = 8 * 1024**3
 """The largest blob accepted (it is streamed to disk, never held in memory)."""
+
+
+class RemoteProblem(BaseModel):
+    """A problem document (RFC 9457) naming the error's class, so the client raises it."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    error: str
+    hint: str | None = None
+    data_error: bool = False
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    schema = {"$ref": "#/components/schemas/RemoteProblem"}
+    return {
+        code: {"model": RemoteProblem, "content": {"application/problem+json": {"schema": schema}}}
+        for code in codes
+    }
+
+
+_STORE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The method's result, as JSON.", "content": {"application/json": {}}},
+    **_problems(400, 401, 403, 404, 409, 413, 422, 500, 503),
+}
 
 
 class _BodyTooLargeError(Exception):
@@ -217,6 +244,7 @@ def _alias_action(alias: object) -> Action:
     summary="Call a store method (remote mode)",
     description="Runs one listed method of the project's store repositories for the caller; "
     "the body is a JSON object of its arguments, the answer its result.",
+    responses=_STORE_RESPONSES,
 )
 async def store_call(repository: str, method: str, request: Request) -> Response:
     """One store method, for the caller its token names."""
@@ -270,13 +298,23 @@ async def store_call(repository: str, method: str, request: Request) -> Response
 # -- blobs -------------------------------------------------------------------------------
 
 
+#: A blob's address in a path: ``sha256:<64 lowercase hex>``.
+Digest = Annotated[
+    str, PathParam(pattern=r"^sha256:[0-9a-f]{64}$", description="sha256:<64 hex digits>")
+]
+
+
 def _blob_digest(digest: str) -> str:
     check_digest(digest)
     return digest
 
 
-@router.head("/blobs/{digest}", summary="Whether a blob is stored, and its size")
-def blob_head(digest: str, request: Request) -> Response:
+@router.head(
+    "/blobs/{digest}",
+    summary="Whether a blob is stored, and its size",
+    responses={404: {"description": "No such blob."}, 400: {"description": "Not a digest."}},
+)
+def blob_head(digest: Digest, request: Request) -> Response:
     """200 with the blob's size as ``Content-Length``, or 404."""
     try:
         authorize(deps.identity(request), "read")
@@ -289,8 +327,16 @@ def blob_head(digest: str, request: Request) -> Response:
     return Response(headers={"content-length": str(size)})
 
 
-@router.get("/blobs/{digest}", summary="Read a blob")
-async def blob_get(digest: str, request: Request) -> Response:
+@router.get(
+    "/blobs/{digest}",
+    summary="Read a blob",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        **_problems(400, 401, 403, 404),
+    },
+)
+async def blob_get(digest: Digest, request: Request) -> Response:
     """The blob's bytes, checked against its digest before they are sent."""
     folder = Path(tempfile.mkdtemp(prefix="opsloop-blob-"))
     try:
@@ -311,8 +357,16 @@ async def blob_get(digest: str, request: Request) -> Response:
     )
 
 
-@router.put("/blobs/{digest}", status_code=201, summary="Store a blob")
-async def blob_put(digest: str, request: Request) -> Response:
+@router.put(
+    "/blobs/{digest}",
+    status_code=201,
+    summary="Store a blob",
+    responses={
+        201: {"content": {"application/json": {}}},
+        **_problems(400, 401, 403, 413),
+    },
+)
+async def blob_put(digest: Digest, request: Request) -> Response:
     """Store the body under ``digest``, refused unless its bytes hash to it."""
     try:
         identity = deps.identity(request)
