@@ -140,12 +140,14 @@ def test_a_streamed_body_past_the_limit_is_refused(
 def test_unauthenticated_calls_read_no_body(served: Served) -> None:
     for token in (None, "nope", TOKEN + "x"):
         headers = {} if token is None else {"authorization": f"Bearer {token}"}
-        response = httpx.post(
-            f"{served.url}/api/v1/store/runs/list", content=b"{}", headers=headers
-        )
-        problem = _problem(response, 401)
-        assert problem["error"] == "AuthenticationError"
-        assert TOKEN not in response.text and "nope" not in response.text
+        for path in ("runs/list", "runs/delete", "no/such"):
+            response = httpx.post(
+                f"{served.url}/api/v1/store/{path}", content=b"{}", headers=headers
+            )
+            # Not even which methods exist is told to a caller without a valid token.
+            problem = _problem(response, 401)
+            assert problem["error"] == "AuthenticationError"
+            assert TOKEN not in response.text and "nope" not in response.text
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,7 @@ from opsloop.errors import (
     StoreError,
     is_data_error,
 )
+from opsloop.redact import redact
 from opsloop.registry.admission import require_alias_admitted
 from opsloop.secops.access import DEFAULT_PROTECTED_ALIASES, Action, Identity, authorize
 from opsloop.store.acting import acting
@@ -248,16 +249,16 @@ def _alias_action(alias: object) -> Action:
 )
 async def store_call(repository: str, method: str, request: Request) -> Response:
     """One store method, for the caller its token names."""
-    found = remote_method(repository, method)
-    if found is None:
-        return problem(
-            NotFoundError(
+    try:
+        # Who asks comes first: a caller without a valid token learns nothing, not even
+        # which methods exist.
+        identity = deps.identity(request)
+        found = remote_method(repository, method)
+        if found is None:
+            raise NotFoundError(
                 f"the store method {repository[:64]!r}.{method[:64]!r} is not served remotely",
                 hint="remote mode serves the methods listed in opsloop.store.remote",
             )
-        )
-    try:
-        identity = deps.identity(request)
         try:
             body = await _read_body(request, MAX_BODY_BYTES)
         except _BodyTooLargeError as exc:
@@ -285,7 +286,7 @@ async def store_call(repository: str, method: str, request: Request) -> Response
         return problem(exc)
     except Exception as exc:
         if is_data_error(exc):
-            refused = StoreError(f"{repository}.{method}: {type(exc).__name__}: {exc}")
+            refused = StoreError(f"{repository}.{method}: {type(exc).__name__}: {redact(str(exc))}")
             refused.__cause__ = exc
             return problem(refused, 422)
         log.exception("store call %s.%s failed", repository, method)
