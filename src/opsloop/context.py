@@ -72,7 +72,18 @@ class Project:
             or (self.dir / SPEC_FILE).is_file()
             or self.state_dir.is_dir()
             or bool(self.settings.store_url)
+            or self.remote
         )
+
+    @property
+    def remote(self) -> bool:
+        """Whether the stores are an opsloop server's (``OPSLOOP_SERVER`` is set)."""
+        return bool(self.settings.server)
+
+    @property
+    def _token(self) -> str | None:
+        token = self.settings.token
+        return token.get_secret_value() if token is not None else None
 
     def require_state(self, what: str) -> None:
         """Refuse a read-only lookup in a folder that is not a project yet (see the module).
@@ -104,6 +115,15 @@ class Project:
             if self._store is None:
                 # Lazy imports here and below (noqa: PLC0415) of opsloop.store, opsloop.artifacts:
                 # each loads only where it is used, so importing this module stays light.
+                if self.settings.server:
+                    from opsloop.store.remote import RemoteStore  # noqa: PLC0415
+
+                    self._store = RemoteStore(
+                        self.settings.server,
+                        self._token,
+                        actor=self.settings.resolved_actor(),
+                    )
+                    return self._store
                 from opsloop.store import open_store  # noqa: PLC0415
 
                 self._store = open_store(
@@ -119,6 +139,10 @@ class Project:
     def artifacts(self) -> ArtifactStore:
         """The artifact store, opened on first use."""
         with self._lock:
+            if self._artifacts is None and self.settings.server:
+                from opsloop.artifacts.remote import RemoteArtifactStore  # noqa: PLC0415
+
+                self._artifacts = RemoteArtifactStore(self.settings.server, self._token)
             if self._artifacts is None:
                 from opsloop.artifacts import open_artifact_store  # noqa: PLC0415
 
@@ -138,6 +162,11 @@ class Project:
         if self._store is not None:
             self._store.close()
             self._store = None
+        close = getattr(self._artifacts, "close", None)
+        if close is not None:
+            # Only a remote artifact store holds connections.
+            close()
+            self._artifacts = None
 
     def fresh(self) -> Project:
         """The same project without opened stores (for a forked child process)."""
@@ -152,8 +181,8 @@ def find_project(path: Path | None = None) -> Project:
     """The project a command works on, refusing a folder that is not one.
 
     ``path`` (``-C DIR``), else ``OPSLOOP_PROJECT_DIR``, else the nearest folder with an
-    ``opsloop.yaml``, else the working directory when it holds a ``.opsloop/`` already.
-    Nothing is created.
+    ``opsloop.yaml``, else the working directory when it holds a ``.opsloop/`` already, or
+    in remote mode (``OPSLOOP_SERVER``: the stores are the server's). Nothing is created.
 
     Raises:
         ConfigError: No such folder, or it holds neither an ``opsloop.yaml`` nor a
@@ -164,12 +193,13 @@ def find_project(path: Path | None = None) -> Project:
     explicit = path or settings_env.project_dir
     if explicit is not None:
         folder = explicit.resolve()
-        if not (folder / SPEC_FILE).is_file() and not (folder / STATE_DIR).is_dir():
+        local = (folder / SPEC_FILE).is_file() or (folder / STATE_DIR).is_dir()
+        if not local and not (settings_env.server and folder.is_dir()):
             what = "does not exist" if not folder.exists() else f"holds no {SPEC_FILE}"
             raise ConfigError(f"{folder} {what}: it is not an opsloop project; {NO_PROJECT_HINT}")
         return open_project(folder)
     cwd = Path.cwd()
-    if find_project_dir(cwd) is None and not (cwd / STATE_DIR).is_dir():
+    if find_project_dir(cwd) is None and not (cwd / STATE_DIR).is_dir() and not settings_env.server:
         raise ConfigError(
             f"no {SPEC_FILE} here or above ({cwd}); {NO_PROJECT_HINT}", hint=_ELSEWHERE_HINT
         )
@@ -228,7 +258,7 @@ def _after_fork_in_child() -> None:
     global _current, _current_lock
     _current_lock = threading.Lock()
     if _current is not None:
-        if _current._store is not None:
+        if _current._store is not None and not _current.remote:
             _current._store.engine.dispose(close=False)
         _current = _current.fresh()
 

@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from opsloop.redact import redact_url, remember
+from opsloop.redact import redact_url, remember, remember_secret
 from opsloop.secretrefs import literal_secret_warning, resolve_secret
 
 if TYPE_CHECKING:
@@ -37,6 +37,10 @@ class Settings(BaseSettings):
         store_url: Metadata store, e.g. ``postgresql+psycopg://user@host/db``.
         artifact_url: Artifact store, e.g. ``s3://bucket/prefix``.
         s3_endpoint_url: S3-compatible endpoint (MinIO, a test server).
+        server: An opsloop server (``http://host:8700``): when set, the metadata store and
+            the artifact store are the server's (remote mode) and no local store is opened.
+        token: The bearer token for ``server`` (a secret: never shown), or a reference to it
+            (``env:NAME``, ``file:PATH``).
         actor: Who is acting, recorded on every event; defaults to the login name.
         metric_buffer_size: Metric points held in memory before a batch is written.
         metric_flush_s: Longest time a metric point waits in memory before it is written,
@@ -53,6 +57,8 @@ class Settings(BaseSettings):
     store_url: str | None = None
     artifact_url: str | None = None
     s3_endpoint_url: str | None = None
+    server: str | None = None
+    token: SecretStr | None = None
     actor: str | None = None
     metric_buffer_size: int = Field(default=10_000, ge=1, le=1_000_000)
     metric_flush_s: float = Field(default=1.0, gt=0, le=3600)
@@ -75,7 +81,7 @@ class Settings(BaseSettings):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # The repr of a project (in a log line, a traceback's locals) must not show a password.
         for name, value in super().__repr_args__():
-            secret = name in _URL_FIELDS and isinstance(value, str)
+            secret = (name in _URL_FIELDS or name == "server") and isinstance(value, str)
             yield name, redact_url(value) if secret else value
 
     def resolved_actor(self) -> str:
@@ -113,9 +119,17 @@ def load_settings(project_dir: Path | None = None, spec: ProjectSpec | None = No
         resolved = resolve_secret(value, setting=name, base_dir=project_dir, url=True)
         if resolved != value:
             setattr(settings, field, resolved)
+    if settings.token is not None:
+        token = resolve_secret(
+            settings.token.get_secret_value().strip(), setting="OPSLOOP_TOKEN", base_dir=project_dir
+        )
+        settings.token = SecretStr(token) if token else None
     # Known from now on: any message that quotes them (a driver's error) is masked.
     remember(settings.store_url)
     remember(settings.artifact_url)
+    remember(settings.server)
+    if settings.token is not None:
+        remember_secret(settings.token.get_secret_value())
     return settings
 
 

@@ -10,6 +10,7 @@ from opsloop.api.v1 import (
     incidents,
     models,
     monitors,
+    remote,
     runs,
 )
 
@@ -24,3 +25,4 @@ router.include_router(deployments.router)
 router.include_router(monitors.router)
 router.include_router(incidents.router)
 router.include_router(events.router)
+router.include_router(remote.router)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from opsloop.errors import NotFoundError, StoreError, TrackingError, is_data_error
 from opsloop.redact import redact
 from opsloop.store import models as m
+from opsloop.store.acting import current_actor
 from opsloop.store.liveness import gone_reason, this_process
 from opsloop.store.types import ArtifactInfo, MetricPoint, RunInfo
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from opsloop.store.db import Database
+    from opsloop.store.liveness import ProcessIdentity
 
 __all__ = ["DEFAULT_HEARTBEAT_TIMEOUT_S", "RUN_STATUSES", "MetricRow", "RunRepository"]
 
@@ -69,16 +71,20 @@ class RunRepository:
         params: dict[str, Any] | None = None,
         tags: dict[str, Any] | None = None,
         heartbeat: bool = False,
+        writer: ProcessIdentity | None = None,
     ) -> RunInfo:
         """Start a run and record a ``run.started`` event.
 
-        The run records the calling process (host, pid, start time) as its writer; with
+        The run records the calling process (host, pid, start time) as its writer, or
+        ``writer`` (a server starting a run for a client names the client's process); with
         ``heartbeat`` the writer promises to call :meth:`heartbeat_run` (or log metric points
         with ``heartbeat=True``) regularly, so that a run written on another host can be
         told dead by its silence too.
         """
         run_id = uuid.uuid4().hex
-        me = this_process()
+        me = writer or this_process()
+        # On a server acting for a client, the run is the client's.
+        caller = current_actor()
         with self.db.write() as s:
             if parent_id is not None and s.get(m.Run, parent_id) is None:
                 raise NotFoundError(f"parent run {parent_id} does not exist")
@@ -89,7 +95,7 @@ class RunRepository:
                     kind=kind,
                     parent_id=parent_id,
                     status="running",
-                    user=self.db.actor,
+                    user=caller.name if caller is not None else self.db.actor,
                     project=project,
                     git_commit=git_commit,
                     source=source,
