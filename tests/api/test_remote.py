@@ -19,6 +19,8 @@ from opsloop.errors import (
     PermissionDeniedError,
     SecurityError,
 )
+from opsloop.registry.signing import sign_version
+from opsloop.secops import KeyRing
 from opsloop.secops.access import Grant, Identity
 from opsloop.store.remote import RemoteStore
 from opsloop.tracking.buffer import MetricBuffer
@@ -34,9 +36,24 @@ TOKENS = {
         grants=(Grant("deployer", "model", "churn"),),
     ),
 }
-DIGEST = "sha256:" + "cd" * 32
-#: What a signed, scanned version records: the default admission policy admits it.
-ADMITTED = {"signature": {"bundle_digest": DIGEST}, "scan": {"status": "passed"}}
+
+
+def _upload(project: Project, folder: Path, *, signed: bool = True) -> tuple[str, dict]:
+    """A model folder in the project's artifact store, signed with the project's key (what a
+    remote client uploads and claims); returns its digest and the details to register."""
+    digest = project.artifacts.put_dir(folder)
+    if not signed:
+        return digest, {}
+    record = sign_version(folder, project.artifacts, keyring=KeyRing(project.name))
+    return digest, {"signature": record}
+
+
+@pytest.fixture
+def model_files(tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights.txt").write_text("0.5 0.25\n")
+    return folder
 
 
 def _authenticate(token: str | None) -> Identity:
@@ -77,8 +94,9 @@ def test_a_missing_run_is_a_404_problem_naming_the_error(served: Served) -> None
 
 
 def test_a_viewer_reads_but_may_not_write(
-    project: Project, as_token: dict[str, RemoteStore]
+    project: Project, as_token: dict[str, RemoteStore], model_files: Path
 ) -> None:
+    digest, _ = _upload(project, model_files)
     run = as_token["dev-token"].runs.create("train")
     viewer = as_token["viewer-token"]
     assert viewer.runs.get(run.id).id == run.id
@@ -87,23 +105,24 @@ def test_a_viewer_reads_but_may_not_write(
     with pytest.raises(PermissionDeniedError):
         viewer.runs.log_metric_points(run.id, [("loss", 1.0, 0, 1)])
     with pytest.raises(PermissionDeniedError, match="may not register on model 'churn'"):
-        viewer.models.create_version("churn", artifact_digest=DIGEST)
+        viewer.models.create_version("churn", artifact_digest=digest)
     assert project.store.runs.count_metric_points(run.id) == 0
     assert [r.name for r in project.store.runs.list()] == ["train"]
 
 
 def test_protected_aliases_need_a_deployer(
-    project: Project, as_token: dict[str, RemoteStore]
+    project: Project, as_token: dict[str, RemoteStore], model_files: Path
 ) -> None:
     dev = as_token["dev-token"]
-    dev.models.create_version("churn", artifact_digest=DIGEST, details=ADMITTED)
-    dev.models.create_version("other", artifact_digest=DIGEST, details=ADMITTED)
+    digest, admitted = _upload(project, model_files)
+    dev.models.create_version("churn", artifact_digest=digest, details=admitted)
+    dev.models.create_version("other", artifact_digest=digest, details=admitted)
     assert dev.models.set_alias("churn", "staging", 1) is None
     with pytest.raises(PermissionDeniedError, match=r"alias\.move_protected on model 'churn'"):
         dev.models.set_alias("churn", "champion", 1)
     with pytest.raises(PermissionDeniedError, match=r"alias\.move_protected"):
         dev.models.create_version(
-            "churn", artifact_digest=DIGEST, details=ADMITTED, alias="champion"
+            "churn", artifact_digest=digest, details=admitted, alias="champion"
         )
     assert [v.version for v in project.store.models.list_versions("churn")] == [1]
     # A deployer of churn only may move churn's champion, and no other model's.
@@ -121,23 +140,25 @@ def test_protected_aliases_need_a_deployer(
 
 
 def test_the_server_enforces_admission_itself(
-    project: Project, as_token: dict[str, RemoteStore]
+    project: Project, as_token: dict[str, RemoteStore], model_files: Path
 ) -> None:
     dev = as_token["dev-token"]
-    unsigned = dev.models.create_version("churn", artifact_digest=DIGEST)
+    digest, _ = _upload(project, model_files, signed=False)
+    unsigned = dev.models.create_version("churn", artifact_digest=digest)
     # A client that skips its own admission check still cannot alias a refused version.
     with pytest.raises(SecurityError, match="cannot become churn@staging: it is not signed"):
         dev.models.set_alias("churn", "staging", unsigned.version)
     with pytest.raises(SecurityError, match="new version cannot become churn@staging"):
-        dev.models.create_version("churn", artifact_digest=DIGEST, alias="staging")
+        dev.models.create_version("churn", artifact_digest=digest, alias="staging")
     assert project.store.models.aliases() == {}
     assert [v.version for v in project.store.models.list_versions("churn")] == [1]
     refused = project.store.events.list(kind="security.refused")
     assert [e.actor for e in refused] == ["dan", "dan"]
     # Nor can it rewrite what the version recorded when it was registered.
     with pytest.raises(PermissionDeniedError, match="details scan, signature of a model"):
-        dev.models.update_version("churn", 1, details=ADMITTED)
-    assert dev.models.update_version("churn", 1, details={"note": "ok"}).details == {"note": "ok"}
+        forged = {"scan": {"status": "passed"}, "signature": {}}
+        dev.models.update_version("churn", 1, details=forged)
+    assert dev.models.update_version("churn", 1, details={"note": "ok"}).details["note"] == "ok"
     # Nor append events that store calls write.
     with pytest.raises(PermissionDeniedError, match="may not append them"):
         dev.events.emit("alias.set", "model", "churn", {"alias": "champion", "version": 1})
@@ -279,3 +300,31 @@ def test_points_the_server_cannot_store_are_dropped_not_retried_forever(
     buffer.close()
     assert buffer.rejected == 1 and len(buffer) == 0
     assert project.store.runs.count_metric_points(run.id) == 10
+
+
+def test_a_client_cannot_claim_a_scan_or_a_signature_the_server_does_not_find(
+    project: Project, as_token: dict[str, RemoteStore], tmp_path: Path
+) -> None:
+    dev = as_token["dev-token"]
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "model.pkl").write_bytes(b"cos\nsystem\n(S'touch pwned'\ntR.")
+    digest, signed = _upload(project, evil)
+    # Signed with the project's key, and claimed clean: the server's own scan says otherwise.
+    claimed = {**signed, "scan": {"status": "passed", "findings": {}}}
+    version = dev.models.create_version("churn", artifact_digest=digest, details=claimed)
+    assert version.details["scan"]["status"] == "failed"
+    with pytest.raises(SecurityError, match="scan failed"):
+        dev.models.set_alias("churn", "staging", version.version)
+    # A signature that does not cover these files (it signs another folder) is refused.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "weights.txt").write_text("1\n")
+    _, foreign = _upload(project, other)
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "weights.txt").write_text("2\n")
+    clean_digest, _ = _upload(project, clean, signed=False)
+    with pytest.raises(SecurityError):
+        dev.models.create_version("churn", artifact_digest=clean_digest, details=foreign)
+    assert [v.version for v in project.store.models.list_versions("churn")] == [1]

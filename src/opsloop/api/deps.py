@@ -60,9 +60,14 @@ def identity(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None,
 ) -> Identity:
-    """The caller, from the request's ``Authorization: Bearer`` header."""
+    """The caller, from the request's ``Authorization: Bearer`` header (read here too when
+    called without the dependency, as raw-body routes do)."""
     authenticate: Authenticator = request.app.state.authenticate
-    token = credentials.credentials.strip() if credentials is not None else ""
+    if credentials is not None:
+        token = credentials.credentials.strip()
+    else:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        token = value.strip() if scheme.lower() == "bearer" else ""
     return authenticate(token or None)
 
 

@@ -48,7 +48,12 @@ from opsloop.errors import (
 )
 from opsloop.redact import redact
 from opsloop.registry.admission import require_alias_admitted
-from opsloop.secops.access import DEFAULT_PROTECTED_ALIASES, Action, Identity, authorize
+from opsloop.registry.signing import project_trusted_keys
+from opsloop.secops import scan_path
+from opsloop.secops.access import Action, Identity, authorize
+from opsloop.secops.policy import alias_action
+from opsloop.secops.signing import verify_folder
+from opsloop.spec.schema import AccessSection, SecuritySection
 from opsloop.store.acting import acting
 from opsloop.store.remote import REMOTE_EVENT_KINDS, RemoteMethod, remote_method
 
@@ -171,7 +176,9 @@ def _invalid(found: RemoteMethod, exc: ValidationError) -> StoreError:
     return refused
 
 
-def _check_access(identity: Identity, found: RemoteMethod, arguments: dict[str, Any]) -> None:
+def _check_access(
+    identity: Identity, policy: AccessSection, found: RemoteMethod, arguments: dict[str, Any]
+) -> None:
     """Authorise the call for the action :data:`~opsloop.store.remote.REMOTE_METHODS` names,
     on the model or deployment its arguments name."""
     if found.repository == "models":
@@ -185,11 +192,11 @@ def _check_access(identity: Identity, found: RemoteMethod, arguments: dict[str, 
         resource_type, resource = None, None
     actions: list[Action] = []
     if found.action == "alias":
-        actions.append(_alias_action(arguments.get("alias")))
+        actions.append(_alias_action(policy, arguments.get("alias")))
     else:
         actions.append(found.action)  # type: ignore[arg-type]  # checked by the tests
     if (found.repository, found.name) == ("models", "create_version") and arguments.get("alias"):
-        actions.append(_alias_action(arguments.get("alias")))
+        actions.append(_alias_action(policy, arguments.get("alias")))
     for action in actions:
         authorize(identity, action, resource_type=resource_type, resource=resource)
 
@@ -230,14 +237,44 @@ def _check_call(
         model, alias = arguments["model_name"], arguments["alias"]
         info = store.models.get_version(model, arguments["version"])
         require_alias_admitted(store, model, alias, info.version, info.details, project=project)
-    if call == ("models", "create_version") and arguments.get("alias"):
-        model, alias = arguments["model_name"], arguments["alias"]
-        details = arguments.get("details") or {}
-        require_alias_admitted(store, model, alias, None, details, project=project)
+    if call == ("models", "create_version"):
+        arguments["details"] = _verified_details(project, arguments)
+        if arguments.get("alias"):
+            model, alias = arguments["model_name"], arguments["alias"]
+            details = arguments["details"]
+            require_alias_admitted(store, model, alias, None, details, project=project)
 
 
-def _alias_action(alias: object) -> Action:
-    return "alias.move_protected" if alias in DEFAULT_PROTECTED_ALIASES else "alias.move"
+def _verified_details(project: Project, arguments: dict[str, Any]) -> dict[str, Any]:
+    """A remote registration's details with the admission facts established by the server:
+    it scans the uploaded files itself and checks their signature against the project's
+    trusted keys, so a client cannot register a version as scanned or signed that is not.
+
+    Raises:
+        SignatureError: The version is signed by a key the project does not trust, or the
+            files differ from what the signature covers.
+    """
+    details = dict(arguments.get("details") or {})
+    policy = project.spec.security if project.spec is not None else SecuritySection()
+    with tempfile.TemporaryDirectory(prefix="opsloop-remote-") as tmp:
+        folder = project.artifacts.get_dir(arguments["artifact_digest"], Path(tmp) / "model")
+        details["scan"] = scan_path(folder, trusted_types=list(policy.trusted_types)).summary()
+        record = details.get("signature")
+        digest = record.get("bundle_digest") if isinstance(record, dict) else None
+        if isinstance(digest, str) and digest:
+            verify_folder(
+                folder,
+                project.artifacts.get_bytes(digest),
+                project_trusted_keys(project),
+                what=f"model '{arguments['model_name']}' (a remote registration)",
+            )
+        else:
+            details.pop("signature", None)
+    return details
+
+
+def _alias_action(policy: AccessSection, alias: object) -> Action:
+    return alias_action(alias, policy) if isinstance(alias, str) else "alias.move"
 
 
 @router.post(
@@ -270,7 +307,7 @@ async def store_call(repository: str, method: str, request: Request) -> Response
             arguments = found.arguments.validate_json(body)
         except ValidationError as exc:
             return problem(_invalid(found, exc), 422)
-        _check_access(identity, found, arguments)
+        _check_access(identity, deps.access_policy(request), found, arguments)
         project = deps.project(request)
         store = project.store
         source = _source(request)
