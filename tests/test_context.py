@@ -10,6 +10,7 @@ import pytest
 
 import opsloop
 from opsloop.context import current_project, find_project, set_current_project
+from opsloop.credentials import Credential, save_credential
 from opsloop.errors import ConfigError, NotFoundError
 from opsloop.spec import find_project_dir
 
@@ -61,3 +62,20 @@ def test_find_project_refuses_a_folder_that_is_no_project(random_folder: Path) -
     # A folder the library recorded into is a project for the CLI too.
     (random_folder / ".opsloop").mkdir()
     assert find_project().dir == random_folder
+
+
+def test_remote_mode_uses_the_token_opsloop_login_saved(
+    random_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    monkeypatch.setenv("OPSLOOP_SERVER", "http://127.0.0.1:8700/")
+    monkeypatch.delenv("OPSLOOP_TOKEN", raising=False)
+    save_credential(
+        Credential(server="http://127.0.0.1:8700", identity="ada", token="opsloop_saved"),
+        config / "opsloop",
+    )
+    assert find_project(random_folder)._token == "opsloop_saved"
+    # The environment wins over the saved token.
+    monkeypatch.setenv("OPSLOOP_TOKEN", "opsloop_from_env")
+    assert find_project(random_folder)._token == "opsloop_from_env"

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsloop.credentials import saved_token
 from opsloop.errors import ConfigError, NotFoundError
 from opsloop.settings import (
     STATE_DIR,
@@ -82,8 +83,11 @@ class Project:
 
     @property
     def _token(self) -> str | None:
+        """``OPSLOOP_TOKEN``, else the token ``opsloop login`` saved for the server."""
         token = self.settings.token
-        return token.get_secret_value() if token is not None else None
+        if token is not None:
+            return token.get_secret_value()
+        return saved_token(self.settings.server) if self.settings.server else None
 
     def require_state(self, what: str) -> None:
         """Refuse a read-only lookup in a folder that is not a project yet (see the module).
