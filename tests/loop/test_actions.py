@@ -21,7 +21,7 @@ from opsloop.aiops.executors import WebhookExecutor
 from opsloop.aiops.incidents import IncidentInfo, get_incident, ingest_alerts
 from opsloop.aiops.lineage import LineageGraph
 from opsloop.context import Project, open_project, set_current_project
-from opsloop.errors import AIOpsError, DataError
+from opsloop.errors import AIOpsError, DataError, PermissionDeniedError
 from opsloop.gitops import Reconciler, parse_document, promote
 from opsloop.gitops.runtime.local import LocalRuntime
 from opsloop.lifecycle import run_lifecycle
@@ -255,6 +255,12 @@ def test_canary_promote_and_rollback_through_git_and_a_real_server(churn: Projec
         rolled = executor.rollback(ActionContext.for_incident(incident, "rollback"))
         assert rolled.details["previous_version"] == 2 and rolled.commits
         assert git(churn.dir, "log", "-1", "--format=%s") == rolled.details["message"]
+        # The remediation engine acts as its own service account: it authors the commits and
+        # is the actor of what the store records for them.
+        assert git(churn.dir, "log", "-1", "--format=%an") == "opsloop-remediation"
+        changes = churn.store.events.list(object_type="deployment", object_id=DEPLOYMENT)
+        assert changes and changes[-1].actor == "opsloop-remediation"
+        assert changes[-1].source == "loop"
         assert {k: float(v) for k, v in _table(base)["traffic"].items()} == {"1": 75.0, "2": 25.0}
     finally:
         runtime.stop_all()
@@ -273,3 +279,32 @@ def test_actions_need_a_deployment(churn: Project) -> None:
         LoopExecutor(churn).promote(
             ActionContext.for_incident(incident, "promote", deployment=None)
         )
+
+
+def test_the_remediation_account_needs_the_role_its_actions_take(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "proj"
+    (folder / "deploy").mkdir(parents=True)
+    (folder / "opsloop.yaml").write_text(
+        "project: p\naccess: {remediation: {account: watcher, role: viewer}}\n"
+    )
+    (folder / "deploy" / "web.yaml").write_text(
+        "apiVersion: opsloop/v1\nkind: Deployment\nmetadata: {name: web}\n"
+        "spec: {model: churn, version: 1, port: 18999}\n"
+    )
+    git(folder, "init", "-q", "-b", "main")
+    git(folder, "add", "-A")
+    git(folder, "commit", "-q", "-m", "init")
+    monkeypatch.chdir(folder)
+    proj = open_project(folder)
+    try:
+        incident = incident_on(proj, "web")
+        head = git(folder, "rev-parse", "HEAD")
+        with pytest.raises(PermissionDeniedError, match="watcher may not deploy on deployment"):
+            LoopExecutor(proj).rollback(ActionContext.for_incident(incident, "rollback"))
+        with pytest.raises(PermissionDeniedError, match="watcher may not register"):
+            LoopExecutor(proj).retrain(ActionContext.for_incident(incident, "retrain"))
+        assert git(folder, "rev-parse", "HEAD") == head
+    finally:
+        proj.close()

@@ -22,9 +22,10 @@ details (counts, the canary's verdict) — which the engine records.
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
@@ -53,10 +54,16 @@ from opsloop.monitor.windows import (
     VERSION,
     load_window,
 )
+from opsloop.secops.access import authorize
+from opsloop.secops.policy import deployment_action, remediation_identity
 from opsloop.spec.remediation import CanarySettings, RetrainSettings
+from opsloop.spec.schema import AccessSection
+from opsloop.store.acting import acting
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    _Action = Callable[["LoopExecutor", ActionContext], ActionResult]
 
     from opsloop.gitops import Runtime
 
@@ -68,6 +75,31 @@ RETRAIN_FOLDER = "data/retrain"
 # Labels a canary's versions each need before their quality is compared: fewer rows give a
 # metric too noisy to judge by.
 _MIN_LABELLED = 30
+
+
+def _as_remediation(kind: Literal["register", "deploy"]) -> Callable[[_Action], _Action]:
+    """Run an action as the remediation engine's service account (``access.remediation`` in
+    ``opsloop.yaml``): its role must allow the action, and every change it makes (store
+    events, Git commits) is recorded as that account, from the loop."""
+
+    def wrap(method: _Action) -> _Action:
+        @functools.wraps(method)
+        def run(self: LoopExecutor, context: ActionContext) -> ActionResult:
+            spec = self.project.spec
+            policy = spec.access if spec is not None else AccessSection()
+            account = remediation_identity(policy)
+            if kind == "register":
+                authorize(account, "register")
+            else:
+                deployment = self._deployment(context)
+                action = deployment_action(deployment, policy, labels=self._labels(deployment))
+                authorize(account, action, resource_type="deployment", resource=deployment)
+            with acting(account.name, source="loop"):
+                return method(self, context)
+
+        return run
+
+    return wrap
 
 
 def _utcnow() -> datetime:
@@ -217,6 +249,13 @@ class LoopExecutor:
         traffic = {int(t.version): float(t.weight) for t in spec.traffic or []}
         return spec.model, int(spec.version), traffic
 
+    def _labels(self, deployment: str) -> dict[str, str]:
+        """The labels of the deployment's document at HEAD (none when it has none yet)."""
+        repo = GitRepo(self.project.dir)
+        state = load_desired_state(repo, repo.relpath(self.project.dir / self.folder))
+        loaded = state.documents.get(deployment)
+        return dict(loaded.document.metadata.labels) if loaded is not None else {}
+
     def _sync(self, deployment: str) -> dict[str, Any]:
         if self._reconciler is None:
             self._reconciler = Reconciler(self.project, runtime=self.runtime, folder=self.folder)
@@ -230,6 +269,7 @@ class LoopExecutor:
 
     # -- actions ---------------------------------------------------------------------------
 
+    @_as_remediation("register")
     def retrain(self, context: ActionContext) -> ActionResult:
         """Retrain on the deployment's recent labelled predictions through the lifecycle.
 
@@ -304,6 +344,7 @@ class LoopExecutor:
                 "'challenger' alias is set"
             ) from None
 
+    @_as_remediation("deploy")
     def canary(self, context: ActionContext) -> ActionResult:
         """Commit a canary split, hold it and judge the new version; withdraw it if it fails.
 
@@ -425,6 +466,7 @@ class LoopExecutor:
         change = rollback(deployment, project=self.project)
         return {"commit": change.commit, "message": change.message, "sync": self._sync(deployment)}
 
+    @_as_remediation("deploy")
     def promote(self, context: ActionContext) -> ActionResult:
         """Commit the canary's version as the deployment's whole traffic, then sync."""
         deployment = self._deployment(context)
@@ -445,6 +487,7 @@ class LoopExecutor:
             details={"previous_version": old, "sync": sync},
         )
 
+    @_as_remediation("deploy")
     def rollback(self, context: ActionContext) -> ActionResult:
         """Revert the deployment's last change in Git, then sync."""
         deployment = self._deployment(context)
