@@ -49,6 +49,15 @@ def _upload(project: Project, folder: Path, *, signed: bool = True) -> tuple[str
 
 
 @pytest.fixture
+def evil_files(tmp_path: Path) -> Path:
+    """A model folder whose pickle runs a shell command when loaded."""
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    (folder / "model.pkl").write_bytes(b"cos\nsystem\n(S'touch pwned'\ntR.")
+    return folder
+
+
+@pytest.fixture
 def model_files(tmp_path: Path) -> Path:
     folder = tmp_path / "model"
     folder.mkdir()
@@ -140,14 +149,14 @@ def test_protected_aliases_need_a_deployer(
 
 
 def test_the_server_enforces_admission_itself(
-    project: Project, as_token: dict[str, RemoteStore], model_files: Path
+    project: Project, as_token: dict[str, RemoteStore], evil_files: Path
 ) -> None:
     dev = as_token["dev-token"]
-    digest, _ = _upload(project, model_files, signed=False)
-    unsigned = dev.models.create_version("churn", artifact_digest=digest)
+    digest, _ = _upload(project, evil_files, signed=False)
+    refused = dev.models.create_version("churn", artifact_digest=digest)
     # A client that skips its own admission check still cannot alias a refused version.
-    with pytest.raises(SecurityError, match="cannot become churn@staging: it is not signed"):
-        dev.models.set_alias("churn", "staging", unsigned.version)
+    with pytest.raises(SecurityError, match="cannot become churn@staging: its model scan failed"):
+        dev.models.set_alias("churn", "staging", refused.version)
     with pytest.raises(SecurityError, match="new version cannot become churn@staging"):
         dev.models.create_version("churn", artifact_digest=digest, alias="staging")
     assert project.store.models.aliases() == {}
@@ -302,29 +311,26 @@ def test_points_the_server_cannot_store_are_dropped_not_retried_forever(
     assert project.store.runs.count_metric_points(run.id) == 10
 
 
-def test_a_client_cannot_claim_a_scan_or_a_signature_the_server_does_not_find(
-    project: Project, as_token: dict[str, RemoteStore], tmp_path: Path
+def test_the_server_scans_and_signs_what_a_client_registers_whatever_it_claims(
+    project: Project, as_token: dict[str, RemoteStore], evil_files: Path, model_files: Path
 ) -> None:
     dev = as_token["dev-token"]
-    evil = tmp_path / "evil"
-    evil.mkdir()
-    (evil / "model.pkl").write_bytes(b"cos\nsystem\n(S'touch pwned'\ntR.")
-    digest, signed = _upload(project, evil)
-    # Signed with the project's key, and claimed clean: the server's own scan says otherwise.
+    digest, signed = _upload(project, evil_files)
+    # Claimed clean: the server's own scan says otherwise, and no alias is admitted.
     claimed = {**signed, "scan": {"status": "passed", "findings": {}}}
     version = dev.models.create_version("churn", artifact_digest=digest, details=claimed)
     assert version.details["scan"]["status"] == "failed"
     with pytest.raises(SecurityError, match="scan failed"):
         dev.models.set_alias("churn", "staging", version.version)
-    # A signature that does not cover these files (it signs another folder) is refused.
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "weights.txt").write_text("1\n")
-    _, foreign = _upload(project, other)
-    clean = tmp_path / "clean"
-    clean.mkdir()
-    (clean / "weights.txt").write_text("2\n")
-    clean_digest, _ = _upload(project, clean, signed=False)
-    with pytest.raises(SecurityError):
-        dev.models.create_version("churn", artifact_digest=clean_digest, details=foreign)
-    assert [v.version for v in project.store.models.list_versions("churn")] == [1]
+    # A claimed signature (here one that covers other files) is replaced by the server's own,
+    # over the files it received, with the key it publishes for clients to verify with.
+    _, foreign = _upload(project, evil_files)
+    clean_digest, _ = _upload(project, model_files, signed=False)
+    clean = dev.models.create_version("churn", artifact_digest=clean_digest, details=foreign)
+    assert clean.details["signature"]["bundle_digest"] != foreign["signature"]["bundle_digest"]
+    keys = httpx.get(
+        f"{dev.server}/api/v1/keys", headers={"authorization": "Bearer viewer-token"}
+    ).json()["keys"]
+    assert clean.details["signature"]["key_id"] in {k["key_id"] for k in keys}
+    dev.models.set_alias("churn", "staging", clean.version)
+    assert project.store.models.aliases() == {("churn", "staging"): 2}

@@ -126,20 +126,22 @@ def test_errors_are_the_same_class_with_the_same_message(
     assert no_version.value.hint == "see 'opsloop models show churn'"
 
 
-def test_models_and_aliases(served: tuple[Project, Served], remote: RemoteStore) -> None:
+def test_models_and_aliases(
+    served: tuple[Project, Served], remote: RemoteStore, tmp_path: Path
+) -> None:
     project, _ = served
-    digest = "sha256:" + "ab" * 32
-    admitted = {"signature": {"bundle_digest": digest}, "scan": {"status": "passed"}}
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.txt").write_text("0.5\n")
+    # The files a client uploaded; the server scans and signs them when they are registered.
+    digest = project.artifacts.put_dir(tmp_path / "model")
     v1 = remote.models.create_version(
         "churn",
         artifact_digest=digest,
-        details=admitted,
         tags={"k": "v"},
         events=[("model_version.note", {"x": 1})],
     )
-    v2 = remote.models.create_version(
-        "churn", artifact_digest=digest, details=admitted, alias="staging"
-    )
+    v2 = remote.models.create_version("churn", artifact_digest=digest, alias="staging")
+    assert v2.details["scan"]["status"] == "passed" and v2.details["signature"]["key_id"]
     assert (v1.version, v2.version) == (1, 2) and v2.aliases == ["staging"]
     assert remote.models.set_alias("churn", "staging", 1) == 2
     assert remote.models.get_version_by_alias(

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BLOBS_PATH",
+    "KEYS_PATH",
     "RemoteArtifactStore",
     "RemoteDataError",
     "error_from_problem",
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 BLOBS_PATH = "/api/v1/blobs"
+#: Where a server publishes the public keys it signs registered versions with.
+KEYS_PATH = "/api/v1/keys"
 """Where the server answers blob reads and writes."""
 
 
@@ -166,6 +169,19 @@ class RemoteArtifactStore(ArtifactStore):
     def close(self) -> None:
         """Close the connections."""
         self._client.close()
+
+    def server_keys(self) -> list[str]:
+        """The PEM public keys the server signs registered versions with (and trusts).
+
+        Raises:
+            ArtifactError: The server cannot be reached.
+        """
+        try:
+            response = self._client.get(KEYS_PATH)
+        except httpx.HTTPError as exc:
+            raise ArtifactError(network_error(self.server, exc, f"GET {KEYS_PATH}")) from exc
+        raise_for_problem(self.server, response)
+        return [str(k["pem"]) for k in response.json()["keys"]]
 
     def _path(self, digest: str) -> str:
         check_digest(digest)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from opsloop.artifacts.remote import RemoteArtifactStore
 from opsloop.context import current_project
 from opsloop.errors import DigestMismatchError, NotFoundError
 from opsloop.secops.keys import KeyRing, PublicKey
@@ -49,6 +50,12 @@ def project_trusted_keys(project: Project | None = None) -> list[PublicKey]:
     if project is None:
         project = current_project()
     spec_keys = list(project.spec.security.trusted_keys) if project.spec is not None else []
+    if project.remote:
+        # The server signs what it registers (it scanned those bytes itself): a client in
+        # remote mode trusts the keys the server publishes, beside its own list.
+        remote = project.artifacts
+        if isinstance(remote, RemoteArtifactStore):
+            spec_keys += remote.server_keys()
     return secops_trusted_keys(project.name, spec_keys, base=project.dir)
 
 
@@ -56,7 +63,13 @@ def sign_version(
     folder: Path, artifacts: ArtifactStore, *, keyring: KeyRing | None = None
 ) -> dict[str, Any]:
     """Sign ``folder`` with the project's key (``keyring``, default the current project's),
-    store the bundle; return the details record."""
+    store the bundle; return the details record.
+
+    Against an opsloop server (remote mode) nothing is signed here and the record is empty:
+    the server scans and signs what it registers, with its project's key.
+    """
+    if isinstance(artifacts, RemoteArtifactStore):
+        return {}
     key = (keyring or project_keyring()).signing_key()
     bundle = sign_folder(folder, key)
     return {

@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ValidationError
@@ -34,6 +34,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from opsloop.api import deps
+from opsloop.api.problems import problems
 from opsloop.artifacts.base import DIGEST_PREFIX, check_digest
 from opsloop.errors import (
     AlreadyExistsError,
@@ -48,11 +49,10 @@ from opsloop.errors import (
 )
 from opsloop.redact import redact
 from opsloop.registry.admission import require_alias_admitted
-from opsloop.registry.signing import project_trusted_keys
-from opsloop.secops import scan_path
+from opsloop.registry.signing import project_trusted_keys, sign_version
+from opsloop.secops import KeyRing, scan_path
 from opsloop.secops.access import Action, Identity, authorize
 from opsloop.secops.policy import alias_action
-from opsloop.secops.signing import verify_folder
 from opsloop.spec.schema import AccessSection, SecuritySection
 from opsloop.store.acting import acting
 from opsloop.store.remote import REMOTE_EVENT_KINDS, RemoteMethod, remote_method
@@ -65,7 +65,7 @@ __all__ = ["MAX_BLOB_BYTES", "MAX_BODY_BYTES", "RemoteProblem", "router"]
 
 log = logging.getLogger("opsloop.api")
 
-router = APIRouter(tags=["remote mode"])
+router = APIRouter(tags=["remote mode"], dependencies=[Depends(deps.bearer)])
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 """The largest store call accepted (a batch of a million metric points is about 40 MB)."""
@@ -247,29 +247,18 @@ def _check_call(
 
 def _verified_details(project: Project, arguments: dict[str, Any]) -> dict[str, Any]:
     """A remote registration's details with the admission facts established by the server:
-    it scans the uploaded files itself and checks their signature against the project's
-    trusted keys, so a client cannot register a version as scanned or signed that is not.
-
-    Raises:
-        SignatureError: The version is signed by a key the project does not trust, or the
-            files differ from what the signature covers.
+    it scans the uploaded files itself and signs them with the project's key, whatever the
+    client claimed, so a client cannot register a version as scanned or signed that is not.
+    Clients verify those signatures with the keys ``GET /api/v1/keys`` publishes.
     """
     details = dict(arguments.get("details") or {})
     policy = project.spec.security if project.spec is not None else SecuritySection()
     with tempfile.TemporaryDirectory(prefix="opsloop-remote-") as tmp:
         folder = project.artifacts.get_dir(arguments["artifact_digest"], Path(tmp) / "model")
         details["scan"] = scan_path(folder, trusted_types=list(policy.trusted_types)).summary()
-        record = details.get("signature")
-        digest = record.get("bundle_digest") if isinstance(record, dict) else None
-        if isinstance(digest, str) and digest:
-            verify_folder(
-                folder,
-                project.artifacts.get_bytes(digest),
-                project_trusted_keys(project),
-                what=f"model '{arguments['model_name']}' (a remote registration)",
-            )
-        else:
-            details.pop("signature", None)
+        details["signature"] = sign_version(
+            folder, project.artifacts, keyring=KeyRing(project.name)
+        )
     return details
 
 
@@ -347,10 +336,47 @@ def _blob_digest(digest: str) -> str:
     return digest
 
 
+class PublicKeyOut(BaseModel):
+    """A public key a client verifies signatures with."""
+
+    key_id: str
+    pem: str
+    source: str
+
+
+class PublicKeysOut(BaseModel):
+    """The keys the server signs registered versions with, and the project trusts."""
+
+    keys: list[PublicKeyOut]
+
+
+@router.get(
+    "/keys",
+    response_model=PublicKeysOut,
+    responses=problems(),
+    summary="The public keys registered versions are signed with",
+)
+def public_keys(request: Request) -> PublicKeysOut:
+    """The project's signing keys (current and retired) and its ``security.trusted_keys``:
+    what a client in remote mode verifies a version's signature with before loading it."""
+    authorize(deps.identity(request), "read")
+    return PublicKeysOut(
+        keys=[
+            PublicKeyOut(key_id=k.key_id, pem=k.pem.decode(), source=k.source)
+            for k in project_trusted_keys(deps.project(request))
+        ]
+    )
+
+
 @router.head(
     "/blobs/{digest}",
     summary="Whether a blob is stored, and its size",
-    responses={404: {"description": "No such blob."}, 400: {"description": "Not a digest."}},
+    responses={
+        404: {"description": "No such blob."},
+        400: {"description": "Not a digest."},
+        401: {"description": "No valid token."},
+        403: {"description": "The caller may not read."},
+    },
 )
 def blob_head(digest: Digest, request: Request) -> Response:
     """200 with the blob's size as ``Content-Length``, or 404."""
