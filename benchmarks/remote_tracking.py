@@ -90,7 +90,9 @@ def _start_server(folder: Path) -> tuple[subprocess.Popen[str], str]:
     raise SystemExit("the server did not answer within 60 s")
 
 
-def _client(url: str, points: int, cwd: Path) -> dict[str, float]:
+def remote_client(url: str, points: int, cwd: Path) -> dict[str, float]:
+    """Log ``points`` with a plain ``opsloop.log_metric`` loop in remote mode, in a process of
+    its own; returns the seconds, points stored and store calls."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOP_")}
     env["OPSLOOP_SERVER"] = url
     done = subprocess.run(
@@ -119,7 +121,7 @@ def main() -> None:
         (server_dir / "opsloop.yaml").write_text("project: bench\n")
         proc, url = _start_server(server_dir)
         try:
-            runs = [_client(url, args.points, laptop) for _ in range(args.repeat)]
+            runs = [remote_client(url, args.points, laptop) for _ in range(args.repeat)]
         finally:
             proc.terminate()
             proc.communicate(timeout=30)

@@ -9,7 +9,10 @@ reads the metric history back to check that every point is stored.
 
     python benchmarks/tracking_server.py [--points 100000]
 
-Prints points/s for each server and the ratio (target: opsloop at least 3x MLflow's).
+Prints points/s for each server and the ratio (target: opsloop at least 3x MLflow's), and
+opsloop's own client in remote mode logging the same points with a plain ``log_metric`` loop
+to the opsloop server (target: at least 10x MLflow's client with ``log_batch`` to
+``mlflow server``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _anchors import anchor_python
+from remote_tracking import remote_client
 
 from tracking import MLFLOW_REQUIREMENTS
 
@@ -151,6 +155,9 @@ def main() -> None:
         cmd = [sys.executable, "-c", OPSLOOP_SERVER, str(ops_dir), str(port)]
         with _serving(cmd, ops_dir, url, tmp / "opsloop.log"):
             ops = _client(mlflow_python, url, args.points)
+            laptop = tmp / "laptop"
+            laptop.mkdir()
+            own = remote_client(url, args.points, laptop)
 
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
@@ -181,6 +188,17 @@ def main() -> None:
     print(f"{'opsloop server':<40}{ops_rate:>14,.0f}")
     print(f"{'mlflow server (' + str(args.mlflow_workers) + ' workers)':<40}{mlf_rate:>14,.0f}")
     print(f"\nratio opsloop server / mlflow server: {ops_rate / mlf_rate:.1f}x (target >= 3x)")
+    if own["stored"] != args.points:
+        sys.exit(f"opsloop's remote client stored {own['stored']} of {args.points} points")
+    own_rate = args.points / own["seconds"]
+    print(
+        f"\nopsloop's own client in remote mode, a plain log_metric loop: {own_rate:,.0f} points/s"
+        f" ({int(own['calls'])} store calls)"
+    )
+    print(
+        f"ratio opsloop remote log_metric / MLflow log_batch to mlflow server: "
+        f"{own_rate / mlf_rate:.1f}x (target >= 10x)"
+    )
 
 
 if __name__ == "__main__":
