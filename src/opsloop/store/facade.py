@@ -9,6 +9,7 @@
     store.series        metric series
     store.deployments   what the GitOps reconciler records
     store.incidents     alerts, incidents, remediation actions
+    store.usage         metered usage per hour (FinOps)
 
 Only :mod:`opsloop.store` touches ORM models and sessions; the repositories own their queries
 and return the plain records of :mod:`opsloop.store.types`.
@@ -28,6 +29,7 @@ from opsloop.store.repos.predictions import PredictionRepository
 from opsloop.store.repos.runs import DEFAULT_HEARTBEAT_TIMEOUT_S, RunRepository
 from opsloop.store.repos.series import SeriesRepository
 from opsloop.store.repos.steps import StepRepository
+from opsloop.store.repos.usage import UsageRepository
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -70,6 +72,7 @@ class Store:
         self.series = SeriesRepository(self.db)
         self.deployments = DeploymentRepository(self.db)
         self.incidents = IncidentRepository(self.db)
+        self.usage = UsageRepository(self.db)
 
     @property
     def url(self) -> str:
