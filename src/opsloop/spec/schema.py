@@ -22,6 +22,7 @@ from pydantic import (
 from opsloop.names import check_name
 from opsloop.redact import redact_url
 from opsloop.spec.alerting import AlertsSection
+from opsloop.spec.finops import FinopsSection
 from opsloop.spec.monitoring import DriftThresholds, Duration
 from opsloop.spec.remediation import RemediationSection
 
@@ -286,6 +287,7 @@ class ProjectSpec(_Section):
     security: SecuritySection = Field(default_factory=SecuritySection)
     monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
     ci: CiSection = Field(default_factory=CiSection)
+    finops: FinopsSection = Field(default_factory=FinopsSection)
 
     @field_validator("version")
     @classmethod
