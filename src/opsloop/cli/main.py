@@ -23,6 +23,7 @@ from opsloop.cli import (
     aiops,
     bom,
     ci,
+    costs,
     gitops,
     incidents,
     init,
@@ -93,6 +94,8 @@ def _register_commands() -> None:
     app.add_typer(aiops.app, name="aiops")
     app.command("bom", epilog=bom.EXAMPLES)(bom.bom)
     app.command("ci")(ci.ci)
+    app.command("costs")(costs.costs)
+    app.add_typer(costs.finops_app, name="finops")
 
 
 _register_commands()
