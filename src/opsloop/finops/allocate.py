@@ -14,8 +14,8 @@ price in seconds.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -105,10 +105,18 @@ def attribute_runs(frame: pd.DataFrame, versions: Sequence[ModelVersionInfo]) ->
     return frame
 
 
-def _hours(frame: pd.DataFrame) -> np.ndarray:
-    """The rows' hours as naive UTC ``datetime64[ns]`` (fast to compare and to group)."""
-    hours: np.ndarray = frame["hour"].to_numpy(dtype="datetime64[ns]")
+_NS_PER_HOUR = 3_600_000_000_000
+
+
+def _hour_numbers(frame: pd.DataFrame) -> np.ndarray:
+    """The rows' hours as whole hours since the epoch (fast to compare and to group)."""
+    ns = frame["hour"].to_numpy(dtype="datetime64[ns]").view("i8")
+    hours: np.ndarray = ns // _NS_PER_HOUR
     return hours
+
+
+def _hour_number(day: date) -> int:
+    return int(datetime.combine(day, datetime.min.time(), UTC).timestamp()) // 3600
 
 
 def _card_prices(card: RateCard, instance: str | None) -> tuple[float, float]:
@@ -125,38 +133,54 @@ def _card_prices(card: RateCard, instance: str | None) -> tuple[float, float]:
     return cpu_weight * scale, mem_weight * scale
 
 
-def _prices(frame: pd.DataFrame, cards: Sequence[RateCard]) -> dict[str, np.ndarray]:
-    """Per-row prices (by the card valid in the row's hour and what the row is)."""
-    n = len(frame)
-    out = {k: np.zeros(n) for k in ("vcpu", "memory", "storage", "requests")}
-    card_name = np.full(n, "", dtype=object)
-    covered = np.zeros(n, dtype=bool)
-    hours = _hours(frame)
-    serving = (frame["kind"].astype(str) == "replica").to_numpy()
-    for card in cards:
-        mask = np.ones(n, dtype=bool)
+def _prices(
+    hours: np.ndarray, serving: np.ndarray, cards: Sequence[RateCard]
+) -> dict[str, np.ndarray]:
+    """Per-row prices, by the card valid in the row's hour and whether the row serves; and
+    ``card``, the index of that card.
+
+    The card of each hour is found once per distinct hour, then gathered per row.
+    """
+    n = len(hours)
+    first = int(hours.min()) if n else 0
+    span = np.arange(first, (int(hours.max()) + 1) if n else 0, dtype=np.int64)
+    card_of_hour = np.full(len(span), -1, dtype=np.int16)
+    for i, card in enumerate(cards):
+        mask = np.ones(len(span), dtype=bool)
         if card.valid_from is not None:
-            start = np.datetime64(datetime.combine(card.valid_from, datetime.min.time()), "ns")
-            mask &= hours >= start
+            mask &= span >= _hour_number(card.valid_from)
         if card.valid_to is not None:
-            end = np.datetime64(datetime.combine(card.valid_to, datetime.min.time()), "ns")
-            mask &= hours < end
-        train_cpu, train_mem = _card_prices(card, card.training_instance)
-        serve_cpu, serve_mem = _card_prices(card, card.serving_instance)
-        out["vcpu"][mask] = np.where(serving[mask], serve_cpu, train_cpu)
-        out["memory"][mask] = np.where(serving[mask], serve_mem, train_mem)
-        out["storage"][mask] = card.storage_gb_month
-        out["requests"][mask] = card.requests_per_million
-        card_name[mask] = card.name
-        covered |= mask
-    if not covered.all():
-        first = pd.Timestamp(hours[~covered].min()).isoformat()
+            mask &= span < _hour_number(card.valid_to)
+        card_of_hour[mask] = i
+    card_index = card_of_hour[hours - first]
+    uncovered = card_index < 0
+    if uncovered.any():
+        when = datetime.fromtimestamp(int(hours[uncovered].min()) * 3600, UTC).isoformat()
         raise ConfigError(
-            f"no rate card of finops.rate_cards in opsloop.yaml is valid on {first}: "
+            f"no rate card of finops.rate_cards in opsloop.yaml is valid on {when}: "
             "give one card no valid_from/valid_to, or cover every period with usage"
         )
-    out["card"] = card_name
-    return out
+    # Tables by (card, serving), gathered per row.
+    cpu = np.array(
+        [
+            [_card_prices(c, c.training_instance)[0], _card_prices(c, c.serving_instance)[0]]
+            for c in cards
+        ]
+    )
+    mem = np.array(
+        [
+            [_card_prices(c, c.training_instance)[1], _card_prices(c, c.serving_instance)[1]]
+            for c in cards
+        ]
+    )
+    side = serving.astype(np.int8)
+    return {
+        "vcpu": cpu[card_index, side],
+        "memory": mem[card_index, side],
+        "storage": np.array([c.storage_gb_month for c in cards])[card_index],
+        "requests": np.array([c.requests_per_million for c in cards])[card_index],
+        "card": card_index,
+    }
 
 
 def allocate(
@@ -180,134 +204,168 @@ def allocate(
         share of the shared costs), ``cost`` (their sum: what the row is charged in all),
         ``rate_card`` and the per-row ``vcpu_price`` and ``memory_price``. Shared rows whose
         cost was spread cost nothing themselves; the total of ``cost`` is the total of what
-        was priced.
+        was priced. Hours of the period without any consumer get a ``shared`` row holding
+        their fixed costs.
 
     Raises:
         ConfigError: A row's hour has no rate card.
     """
     finops = finops or FinopsSection()
-    frame = _with_fixed_costs(usage, finops, since, until)
-    prices = _prices(frame, finops.rate_cards)
-    kind = frame["kind"].astype(str).to_numpy()
-    replica = kind == "replica"
+    frame = _with_idle_hours(usage, finops, since, until)
+    hours = _hour_numbers(frame)
+    kind = frame["kind"]
+    replica = (kind == "replica").to_numpy()
+    shared = kind.isin(SHARED_KINDS).to_numpy()
+    prices = _prices(hours, replica, finops.rate_cards)
     cpu = frame["cpu_s"].to_numpy(dtype=float)
     mem = frame["memory_gb_s"].to_numpy(dtype=float)
     # A replica's allocation is the larger of what it reserved and what it used.
     reserved_cpu = frame["reserved_cpu_s"].to_numpy(dtype=float)
-    alloc_cpu = np.where(replica, np.maximum(reserved_cpu, cpu), cpu)
-    alloc_mem = np.where(
-        replica, np.maximum(frame["reserved_memory_gb_s"].to_numpy(dtype=float), mem), mem
-    )
-    out = frame.copy()
-    out["compute_cost"] = cpu / 3600.0 * prices["vcpu"]
-    out["memory_cost"] = mem / 3600.0 * prices["memory"]
-    out["idle_compute_cost"] = (alloc_cpu - cpu) / 3600.0 * prices["vcpu"]
-    out["idle_memory_cost"] = (alloc_mem - mem) / 3600.0 * prices["memory"]
-    out["storage_cost"] = (
-        frame["storage_gb_s"].to_numpy(dtype=float)
-        / (3600.0 * _HOURS_PER_MONTH)
-        * prices["storage"]
-    )
-    out["request_cost"] = frame["requests"].to_numpy(dtype=float) / 1e6 * prices["requests"]
+    reserved_mem = frame["reserved_memory_gb_s"].to_numpy(dtype=float)
+    idle_cpu = np.where(replica, np.maximum(reserved_cpu - cpu, 0.0), 0.0)
+    idle_mem = np.where(replica, np.maximum(reserved_mem - mem, 0.0), 0.0)
+    costs = {
+        "compute_cost": cpu * (prices["vcpu"] / 3600.0),
+        "memory_cost": mem * (prices["memory"] / 3600.0),
+        "idle_compute_cost": idle_cpu * (prices["vcpu"] / 3600.0),
+        "idle_memory_cost": idle_mem * (prices["memory"] / 3600.0),
+        "storage_cost": frame["storage_gb_s"].to_numpy(dtype=float)
+        * (prices["storage"] / (3600.0 * _HOURS_PER_MONTH)),
+        "request_cost": frame["requests"].to_numpy(dtype=float) * (prices["requests"] / 1e6),
+    }
     if "fixed_cost" in frame:
-        out["compute_cost"] += frame["fixed_cost"].to_numpy(dtype=float)
-        out = out.drop(columns=["fixed_cost"])
-    direct = out[list(COST_COLUMNS)].to_numpy().sum(axis=1)
-    out["shared_cost"], out["cost"] = _spread(
-        _hours(out), np.isin(kind, SHARED_KINDS), direct, finops.shared.rule
+        costs["compute_cost"] += frame["fixed_cost"].to_numpy(dtype=float)
+    direct = sum(costs.values())
+    assert isinstance(direct, np.ndarray)
+    fixed = sum(finops.shared.hourly.values())
+    share, total, given = _spread(hours, shared, direct, finops.shared.rule, fixed)
+    base = frame.drop(columns=["fixed_cost"]) if "fixed_cost" in frame else frame
+    columns: dict[str, Any] = {
+        # A shared row whose cost went to the consumers keeps none of it, so that every
+        # row's parts add up to its cost and no cost is counted twice.
+        name: np.where(given, 0.0, values)
+        for name, values in costs.items()
+    }
+    columns["shared_cost"] = share
+    columns["cost"] = total
+    columns["rate_card"] = pd.Categorical.from_codes(
+        prices["card"], [c.name for c in finops.rate_cards]
     )
-    # A shared row whose cost went to the consumers keeps none of it, so that every row's
-    # parts add up to its cost and no cost is counted twice.
-    given = np.isin(kind, SHARED_KINDS) & (out["cost"].to_numpy() == 0)
-    for name in COST_COLUMNS:
-        out.loc[given, name] = 0.0
-    out["rate_card"] = pd.Categorical(prices["card"])
-    out["vcpu_price"] = prices["vcpu"]
-    out["memory_price"] = prices["memory"]
-    return out
+    columns["vcpu_price"] = prices["vcpu"]
+    columns["memory_price"] = prices["memory"]
+    # Built aside and joined once: assigning ten columns one by one copies each of them.
+    added = pd.DataFrame(columns, index=base.index, copy=False)
+    return pd.concat([base, added], axis=1)
 
 
-def _with_fixed_costs(
+def _with_idle_hours(
     usage: pd.DataFrame,
     finops: FinopsSection,
     since: datetime | None,
     until: datetime | None,
 ) -> pd.DataFrame:
-    """The usage with one ``shared`` row per hour of the period holding the fixed costs."""
+    """The usage, plus one ``shared`` row holding the fixed costs of each hour of the period
+    that has no consumer to charge them to (the other hours' go into their pool)."""
     hourly = sum(finops.shared.hourly.values())
     if hourly <= 0 or (usage.empty and (since is None or until is None)):
         return usage
-    hours = usage["hour"]
-    start = pd.Timestamp(since).floor("h") if since is not None else hours.min()
-    end = (
-        pd.Timestamp(until).ceil("h") if until is not None else hours.max() + pd.Timedelta(hours=1)
-    )
-    if start.tzinfo is None:
-        start = start.tz_localize(UTC)
-    if end.tzinfo is None:
-        end = end.tz_localize(UTC)
-    period = pd.date_range(start, end - timedelta(hours=1), freq="h")
-    fixed = pd.DataFrame({"hour": period, "kind": "shared"})
-    for name in USAGE_DIMENSIONS:
-        fixed[name] = ""
-    for name in USAGE_QUANTITIES:
-        fixed[name] = 0.0
-    fixed["count"] = 0
-    fixed["fixed_cost"] = hourly
-    merged = pd.concat([usage.assign(fixed_cost=0.0), fixed], ignore_index=True)
+    hours = _hour_numbers(usage)
+    consumers = np.unique(hours[~usage["kind"].isin(SHARED_KINDS).to_numpy()])
+    first = int(hours.min()) if len(hours) else 0
+    start = int(pd.Timestamp(since).timestamp()) // 3600 if since is not None else first
+    if until is not None:
+        end = -(-int(pd.Timestamp(until).timestamp()) // 3600)  # the hour it ends in counts
+    else:
+        end = int(hours.max()) + 1
+    idle = np.setdiff1d(np.arange(start, end, dtype=np.int64), consumers)
+    if len(idle) == 0:
+        return usage
+    n = len(idle)
+    rows: dict[str, Any] = {
+        "hour": pd.DatetimeIndex(idle * _NS_PER_HOUR).tz_localize(UTC),
+        "kind": "shared",
+        **dict.fromkeys(USAGE_DIMENSIONS, ""),
+        **dict.fromkeys(USAGE_QUANTITIES, 0.0),
+        "count": 0,
+        "fixed_cost": hourly,
+    }
+    extra = pd.DataFrame(rows, index=range(n))
+    base = usage.assign(fixed_cost=0.0)
     for name in ("kind", *USAGE_DIMENSIONS):
-        merged[name] = merged[name].astype(str).astype("category")
-    return merged
+        # The same categories on both sides, so that concatenating keeps them categorical.
+        column = base[name]
+        if not isinstance(column.dtype, pd.CategoricalDtype):
+            column = column.astype("category")
+        wanted = column.cat.categories.union(pd.Index([extra[name].iloc[0]]))
+        base[name] = column.cat.set_categories(wanted)
+        extra[name] = pd.Categorical(extra[name], categories=wanted)
+    return pd.concat([base, extra], ignore_index=True)
 
 
 def _spread(
-    hours: np.ndarray, shared: np.ndarray, direct: np.ndarray, rule: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each hour's shared cost spread over its direct rows: ``(share, total)`` per row.
+    hours: np.ndarray, shared: np.ndarray, direct: np.ndarray, rule: str, fixed: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each hour's shared cost (its shared rows' and ``fixed``) spread over its consumers:
+    ``(share, total, given)`` per row, ``given`` marking the shared rows that gave theirs.
 
-    An hour whose shared cost has nobody to go to keeps it on its shared rows (unallocated
-    rather than lost).
+    An hour without consumers keeps its shared cost on its shared rows (unallocated rather
+    than lost).
     """
-    codes, _uniques = pd.factorize(hours)
-    n_hours = int(codes.max()) + 1 if len(codes) else 0
-    shared_cost = np.where(shared, direct, 0.0)
-    pool = np.bincount(codes, weights=shared_cost, minlength=n_hours)
-    weight = np.where(shared, 0.0, direct if rule == "proportional" else 1.0)
-    total_weight = np.bincount(codes, weights=weight, minlength=n_hours)
+    if len(hours) == 0:
+        empty = np.zeros(0)
+        return empty, empty, np.zeros(0, dtype=bool)
+    codes = hours - hours.min()
+    n_hours = int(codes.max()) + 1
+    consumer = ~shared
+    consumers = np.bincount(codes, weights=consumer, minlength=n_hours)
+    has_consumers = consumers > 0
+    pool = np.bincount(codes, weights=np.where(shared, direct, 0.0), minlength=n_hours)
+    pool += np.where(has_consumers, fixed, 0.0)
     if rule == "proportional":
+        weight = np.where(consumer, direct, 0.0)
+        total_weight = np.bincount(codes, weights=weight, minlength=n_hours)
         # An hour whose consumers all cost nothing still has consumers: spread evenly.
-        consumers = np.bincount(codes, weights=(~shared).astype(float), minlength=n_hours)
-        even = (total_weight[codes] == 0) & ~shared
-        weight = np.where(even, 1.0, weight)
-        total_weight = np.where(total_weight == 0, consumers, total_weight)
-    spreadable = total_weight > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(spreadable[codes], pool[codes] * weight / total_weight[codes], 0.0)
-    share = np.where(shared, 0.0, share)
-    # Shared rows of an hour with consumers have given their cost away.
-    total = np.where(shared & spreadable[codes], 0.0, direct + share)
-    return share, total
+        even_hours = total_weight == 0
+        weight = np.where(even_hours[codes] & consumer, 1.0, weight)
+        total_weight = np.where(even_hours, consumers, total_weight)
+    else:
+        weight = consumer.astype(float)
+        total_weight = consumers
+    per_weight = np.divide(pool, total_weight, out=np.zeros(n_hours), where=total_weight > 0)
+    share = weight * per_weight[codes]
+    given = shared & has_consumers[codes]
+    total = np.where(given, 0.0, direct + share)
+    return share, total, given
 
 
 def summarise(allocated: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Cost per value of ``by`` (one of :data:`BY`), most expensive first, with the requests
-    served and the cost per 1,000 of them where there were requests."""
+    """Cost per value of ``by`` (one of :data:`BY`), most expensive first (by day: in order),
+    with the requests served and the cost per 1,000 of them where there were requests."""
     if by not in BY:
         raise ConfigError(f"cannot group costs by {by!r}; choose one of: {', '.join(BY)}")
+    columns = [*COST_COLUMNS, "shared_cost", "cost", "requests"]
     frame = allocated
     if by == "day":
-        key = frame["hour"].dt.strftime("%Y-%m-%d")
+        keys: list[Any] = [frame["hour"].dt.floor("D")]
     elif by == "version":
-        model = frame["model"].astype(str)
-        key = model.where(model == "", model + ":" + frame["version"].astype(str))
+        keys = [frame["model"], frame["version"]]
     else:
-        key = frame[by].astype(str)
-    key = key.where(key != "", "(none)")
-    columns = [*COST_COLUMNS, "shared_cost", "cost", "requests"]
-    table = frame[columns].groupby(key.to_numpy(), sort=False).sum()
-    table.index.name = by
-    table = table.sort_values("cost", ascending=False) if by != "day" else table.sort_index()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        per_k = np.where(table["requests"] > 0, table["cost"] / table["requests"] * 1000, np.nan)
-    table["cost_per_1000_requests"] = per_k
+        keys = [frame[by]]
+    table = frame[columns].groupby(keys, observed=True, sort=False).sum()
+    if by == "day":
+        labels = [pd.Timestamp(t).strftime("%Y-%m-%d") for t in table.index]
+    elif by == "version":
+        labels = [f"{m}:{v}" if m else "" for m, v in table.index]
+    else:
+        labels = [str(v) for v in table.index]
+    table.index = pd.Index([label or "(none)" for label in labels], name=by)
+    table = table.groupby(level=0, sort=False).sum()
+    table = table.sort_index() if by == "day" else table.sort_values("cost", ascending=False)
+    requests = table["requests"].to_numpy()
+    table["cost_per_1000_requests"] = np.divide(
+        table["cost"].to_numpy() * 1000,
+        requests,
+        out=np.full(len(table), np.nan),
+        where=requests > 0,
+    )
     return table.reset_index()
