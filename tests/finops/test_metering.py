@@ -14,7 +14,7 @@ from opsloop.finops import LoopMeter, charge_of, cpu_quantity, memory_quantity, 
 from opsloop.loop.controller import Controller
 from opsloop.pipeline import run_pipeline
 from opsloop.spec.finops import FinopsSection
-from opsloop.store import Store, open_store
+from opsloop.store import Store, UsageRecord, open_store
 from tests.gitops.conftest import git
 from tests.pipeline import steps_fixture as sf
 
@@ -171,3 +171,20 @@ def test_the_controller_meters_every_pass(project: Project) -> None:
     assert not [e for e in report.errors if e.startswith("metering")]
     (row,) = project.store.usage.read(kind="controller")
     assert row.count == 2 and row.project == "demo"
+
+
+def test_tuning_trials_take_their_share_of_the_train_step(tmp_path: Path) -> None:
+    from opsloop.lifecycle.driver import _meter_trials  # noqa: PLC0415 - the lifecycle's own
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    dims = {"project": "demo", "team": "ml", "run": "r1", "step": "train"}
+    store.usage.add([UsageRecord(T0, "step", dims, {"cpu_s": 40.0, "wall_s": 10.0})])
+    _meter_trials(store, "r1", {"trial-a": 3.0, "trial-b": 5.0})
+    trials = {r.trial: r for r in store.usage.read(kind="trial")}
+    assert trials["trial-a"].cpu_s == pytest.approx(12.0)
+    assert trials["trial-b"].wall_s == pytest.approx(5.0)
+    assert trials["trial-b"].team == "ml"
+    (step,) = store.usage.read(kind="step")
+    assert step.cpu_s == pytest.approx(8.0)  # the refit and the rest stay on the step
+    _meter_trials(store, "no-such-run", {"t": 1.0})  # nothing metered: nothing to share
+    store.close()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from opsloop.errors import StoreError
+from opsloop.errors import NotFoundError, StoreError
 from opsloop.store import UsageRecord, open_store
 from opsloop.store.repos.usage import hour_of
 
@@ -139,4 +139,28 @@ def test_requests_and_storage_come_from_the_store(store_url: str) -> None:
     assert store.usage.artifact_bytes() == {run.id: 1000}
     assert set(store.usage.prediction_log_bytes()) == {"churn"}
     assert store.usage.prediction_log_bytes()["churn"] > 0
+    store.close()
+
+
+def test_a_row_is_split_into_finer_rows_in_one_go(store_url: str) -> None:
+    store = open_store(store_url)
+    dims = {"project": "demo", "run": "r1", "step": "train"}
+    store.usage.add([UsageRecord(T0, "step", dims, {"cpu_s": 10.0, "wall_s": 20.0})])
+    (row,) = store.usage.read(kind="step")
+    parts = [("trial", {"trial": "t1"}, 0.5), ("trial", {"trial": "t2"}, 0.25)]
+    assert store.usage.split(row, parts) == 3
+    (rest,) = store.usage.read(kind="step")
+    assert (rest.cpu_s, rest.wall_s) == (2.5, 5.0)
+    trials = {r.trial: r for r in store.usage.read(kind="trial")}
+    assert (trials["t1"].cpu_s, trials["t1"].wall_s) == (5.0, 10.0)
+    assert trials["t2"].cpu_s == 2.5 and trials["t2"].dimensions == {**dims, "trial": "t2"}
+    assert trials["t1"].hour == row.hour
+    with pytest.raises(StoreError, match="add up to at most 1"):
+        store.usage.split(rest, [("trial", {"trial": "t3"}, 0.8), ("trial", {}, 0.3)])
+    with pytest.raises(StoreError, match="unknown usage dimension"):
+        store.usage.split(rest, [("trial", {"colour": "red"}, 0.1)])
+    assert len(store.usage.read()) == 3  # nothing half-written
+    gone = rest.model_copy(update={"run": "r2"})
+    with pytest.raises(NotFoundError):
+        store.usage.split(gone, [("trial", {"trial": "t9"}, 0.1)])
     store.close()

@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from opsloop.errors import StoreError
+from opsloop.errors import NotFoundError, StoreError
 from opsloop.store import models as m
 from opsloop.store.types import USAGE_DIMENSIONS, USAGE_QUANTITIES, UsageInfo, UsageRecord
 
 if TYPE_CHECKING:
     import builtins
     from collections.abc import Sequence
+
+    from sqlalchemy.orm import Session
 
     from opsloop.store.db import Database
 
@@ -78,6 +80,15 @@ class UsageRepository:
         Raises:
             StoreError: An unknown dimension or quantity, or a negative quantity.
         """
+        ordered = self._rows(records)
+        if not ordered:
+            return 0
+        with self.db.write() as s:
+            self._write(s, ordered)
+        return len(ordered)
+
+    def _rows(self, records: Sequence[UsageRecord]) -> builtins.list[dict[str, Any]]:
+        """The records checked and summed per row, in the one order every writer uses."""
         rows: dict[tuple[datetime, str, str], dict[str, Any]] = {}
         for record in records:
             _check(record)
@@ -91,15 +102,57 @@ class UsageRepository:
             for name, value in record.quantities.items():
                 row[name] += float(value)
             row["count"] += 1
-        if not rows:
-            return 0
         # The same order in every writer: two PostgreSQL transactions upserting overlapping
         # rows then wait for each other instead of deadlocking.
-        ordered = [rows[k] for k in sorted(rows, key=lambda k: (k[0], k[1], k[2]))]
+        return [rows[k] for k in sorted(rows, key=lambda k: (k[0], k[1], k[2]))]
+
+    def _write(self, s: Session, ordered: builtins.list[dict[str, Any]]) -> None:
+        for start in range(0, len(ordered), _BATCH_ROWS):
+            s.execute(self._upsert(ordered[start : start + _BATCH_ROWS]))
+
+    def split(self, row: UsageInfo, parts: Sequence[tuple[str, dict[str, str], float]]) -> int:
+        """Move shares of a row's usage to finer rows of the same hour, in one transaction:
+        each part ``(kind, dimensions, share)`` gets ``share`` of every quantity of ``row``
+        (e.g. the tuning trials of a pipeline step, by their share of its wall time), and
+        the row keeps the rest. Returns the rows written.
+
+        Raises:
+            StoreError: Shares below 0 or adding up to more than 1, or bad dimensions.
+            NotFoundError: The row is not in the store (any more).
+        """
+        shares = [share for _kind, _dims, share in parts]
+        if any(not 0 <= s <= 1 for s in shares) or sum(shares) > 1 + 1e-9:
+            raise StoreError(f"usage shares must be in [0, 1] and add up to at most 1: {shares}")
+        if not parts:
+            return 0
+        dims = {d: getattr(row, d) for d in USAGE_DIMENSIONS}
+        key = usage_key(dims)
+        moved = {q: getattr(row, q) * min(sum(shares), 1.0) for q in USAGE_QUANTITIES}
+        ordered = self._rows(
+            [
+                UsageRecord(
+                    row.hour,
+                    kind,
+                    {**dims, **more},
+                    {q: getattr(row, q) * share for q in USAGE_QUANTITIES},
+                )
+                for kind, more, share in parts
+            ]
+        )
         with self.db.write() as s:
-            for start in range(0, len(ordered), _BATCH_ROWS):
-                s.execute(self._upsert(ordered[start : start + _BATCH_ROWS]))
-        return len(ordered)
+            target = s.scalar(
+                select(m.Usage).where(
+                    m.Usage.hour == row.hour, m.Usage.kind == row.kind, m.Usage.key == key
+                )
+            )
+            if target is None:
+                raise NotFoundError(f"no usage row of {row.kind} at {row.hour} with {dims}")
+            for name, amount in moved.items():
+                # Never below zero: what another writer added since is not ours to move.
+                setattr(target, name, max(getattr(target, name) - amount, 0.0))
+            s.flush()
+            self._write(s, ordered)
+        return len(ordered) + 1
 
     def _upsert(self, rows: builtins.list[dict[str, Any]]) -> Any:
         dialect = self.db.dialect
