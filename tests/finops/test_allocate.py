@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 
 from opsloop.errors import ConfigError
-from opsloop.finops import allocate, allocated_costs, daily_chart, summarise, usage_frame
+from opsloop.finops import (
+    allocate,
+    allocated_costs,
+    cost_breakdown,
+    daily_chart,
+    summarise,
+    usage_frame,
+)
 from opsloop.spec.finops import FinopsSection
 from opsloop.store import UsageRecord, open_store
 from opsloop.store.types import USAGE_DIMENSIONS, USAGE_QUANTITIES
@@ -207,3 +214,21 @@ def test_no_usage_costs_nothing() -> None:
     out = allocate(empty, finops())
     assert out.empty
     assert summarise(out, "team").empty
+
+
+def test_a_breakdown_names_the_runs_asked_for() -> None:
+    usage = frame(
+        (H, "step", {"run": "r1", "step": "train"}, {"cpu_s": 3600}),
+        (H, "step", {"run": "r2", "step": "train"}, {"cpu_s": 7200}),
+        (H, "step", {"run": "r3", "step": "train"}, {"cpu_s": 3600}),
+        (H, "replica", {"deployment": "d"}, {"reserved_cpu_s": 3600}),
+        (H + timedelta(hours=1), "controller", {}, {"cpu_s": 3600}),
+    )
+    lines = cost_breakdown(allocate(usage, finops()), {"r1": "training", "r2": "retrain"})
+    assert lines == [
+        ("training", pytest.approx(0.04)),
+        ("retrain", pytest.approx(0.08)),
+        ("other runs", pytest.approx(0.04)),
+        ("serving", pytest.approx(0.04)),
+        ("the loop itself", pytest.approx(0.04)),  # an hour with no consumer to charge
+    ]

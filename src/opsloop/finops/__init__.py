@@ -28,7 +28,7 @@ from opsloop.finops.metering import (
     memory_quantity,
     split_by_hour,
 )
-from opsloop.finops.report import allocated_costs, daily_chart
+from opsloop.finops.report import allocated_costs, cost_breakdown, daily_chart
 
 __all__ = [
     "BY",
@@ -39,6 +39,7 @@ __all__ = [
     "allocated_costs",
     "attribute_runs",
     "charge_of",
+    "cost_breakdown",
     "cpu_quantity",
     "daily_chart",
     "focus_frame",

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from opsloop.spec.finops import FinopsSection
     from opsloop.store import Store
 
-__all__ = ["allocated_costs", "daily_chart"]
+__all__ = ["allocated_costs", "cost_breakdown", "daily_chart"]
 
 
 def allocated_costs(
@@ -30,6 +30,26 @@ def allocated_costs(
     usage = usage_frame(store, since=since, until=until)
     frame = attribute_runs(usage, store.models.all_versions())
     return allocate(frame, finops, since=since, until=until)
+
+
+def cost_breakdown(allocated: pd.DataFrame, runs: dict[str, str]) -> list[tuple[str, float]]:
+    """Cost by what it went to: each named run (``{run id: label}``, e.g. the training and
+    a retrain), other runs, serving, storage, and what stayed unallocated; in that order,
+    each with its share of the shared costs, and only the parts that cost something."""
+    kind = allocated["kind"].astype(str)
+    run = allocated["run"].astype(str)
+    cost = allocated["cost"]
+    lines: list[tuple[str, float]] = []
+    named = run.isin(list(runs))
+    for run_id, label in runs.items():
+        lines.append((label, float(cost[run == run_id].sum())))
+    lines.append(("other runs", float(cost[~named & kind.isin(["step", "trial"])].sum())))
+    lines.append(("serving", float(cost[kind == "replica"].sum())))
+    lines.append(("storage", float(cost[~named & (kind == "storage")].sum())))
+    lines.append(
+        ("the loop itself", float(cost[kind.isin(["controller", "monitor", "shared"])].sum()))
+    )
+    return [(label, value) for label, value in lines if value > 0]
 
 
 def daily_chart(allocated: pd.DataFrame, by: str, path: Path, *, currency: str = "USD") -> Path:
