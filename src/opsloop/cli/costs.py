@@ -84,19 +84,22 @@ def costs(
     shown = Table(title=f"costs by {by} ({currency})", title_justify="left")
     for name in (by, "used", "idle", "storage", "requests", "shared", "total", "per 1k req"):
         shown.add_column(name, justify="left" if name == by else "right")
+    total = float(table["cost"].sum())
+    # Enough decimals that a small project's costs are not all zero.
+    places = 2 if total >= 100 else 4 if total >= 1 else 6
     for row in table.itertuples(index=False):
         per_k = row.cost_per_1000_requests
         shown.add_row(
             str(getattr(row, by)),
-            f"{row.compute_cost + row.memory_cost:.4f}",
-            f"{row.idle_compute_cost + row.idle_memory_cost:.4f}",
-            f"{row.storage_cost:.4f}",
-            f"{row.request_cost:.4f}",
-            f"{row.shared_cost:.4f}",
-            f"{row.cost:.4f}",
-            "-" if math.isnan(per_k) else f"{per_k:.5f}",  # NaN: no requests
+            f"{row.compute_cost + row.memory_cost:,.{places}f}",
+            f"{row.idle_compute_cost + row.idle_memory_cost:,.{places}f}",
+            f"{row.storage_cost:,.{places}f}",
+            f"{row.request_cost:,.{places}f}",
+            f"{row.shared_cost:,.{places}f}",
+            f"{row.cost:,.{places}f}",
+            "-" if math.isnan(per_k) else f"{per_k:.{places + 1}f}",  # NaN: no requests
         )
-    shown.add_row("total", "", "", "", "", "", f"{table['cost'].sum():.4f}", "", style="bold")
+    shown.add_row("total", "", "", "", "", "", f"{total:,.{places}f}", "", style="bold")
     console.print(shown)
     if allocated.empty:
         console.print("no usage metered yet: run a pipeline, or let the loop serve a while")

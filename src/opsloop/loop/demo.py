@@ -310,7 +310,10 @@ def _print_costs(
         console.print(f"costs: {exc}")
         return
     cards = ", ".join(c.name for c in spec.finops.rate_cards)
-    table = Table(title=f"what the loop cost ({spec.finops.currency}, rate card: {cards})")
+    table = Table(
+        title=f"what the loop cost ({spec.finops.currency})",
+        caption=f"rate card: {cards} (opsloop.yaml finops:)",
+    )
     table.add_column("what")
     table.add_column("cost", justify="right")
     for label, cost in lines:
