@@ -139,34 +139,36 @@ def replica_overhead(tmp: Path, deployments: int = 10, interval_s: float = 5.0) 
             health_status="Healthy",
             reason="",
         )
-    # A busy log: 200 requests per second per deployment over the last minute.
-    rows = []
-    for d in range(deployments):
-        rows += [
-            {
-                "request_id": f"{d}-{i}",
-                "deployment": f"dep-{d}",
-                "model_name": f"m{d}",
-                "model_version": "1",
-                "latency_ms": 1.0,
-                "inputs": {},
-                "time": now - timedelta(seconds=60) + timedelta(milliseconds=5 * i),
-            }
-            for i in range(12_000)
-        ]
-    for start in range(0, len(rows), 20_000):
-        store.predictions.log(rows[start : start + 20_000])
     meter = LoopMeter(store, storage_every_s=1e9)
-    meter.meter(now - timedelta(seconds=60))
+    meter.meter(now)
     times = []
-    for i in range(20):
+    for i in range(1, 21):
+        # A busy log between two passes: 200 requests per second per deployment.
+        at = now + timedelta(seconds=interval_s * i)
+        store.predictions.log(
+            [
+                {
+                    "request_id": f"{i}-{d}-{r}",
+                    "deployment": f"dep-{d}",
+                    "model_name": f"m{d}",
+                    "model_version": "1",
+                    "latency_ms": 1.0,
+                    "inputs": {},
+                    "time": at - timedelta(milliseconds=r),
+                }
+                for d in range(deployments)
+                for r in range(int(200 * interval_s))
+            ]
+        )
         t0 = time.perf_counter()
-        meter.meter(now + timedelta(seconds=interval_s * i))
+        meter.meter(at)
         times.append(time.perf_counter() - t0)
+    requests = sum(r.requests for r in store.usage.read(kind="replica"))
     store.close()
     per_pass = statistics.median(times)
     return {
         "deployments": float(deployments),
+        "requests metered": requests,
         "per pass (ms)": per_pass * 1000,
         "pass interval (s)": interval_s,
         "overhead (%)": 100 * per_pass / interval_s,

@@ -108,14 +108,16 @@ def test_replicas_cost_their_reservation_and_their_requests(tmp_path: Path) -> N
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     _serve(store, "churn", pid=os.getpid())
     base = {"deployment": "churn", "model_name": "churn", "latency_ms": 1.0, "inputs": {}}
+    old = {**base, "request_id": "old", "model_version": "3", "time": T0 - timedelta(hours=1)}
+    store.predictions.log([old])
+    meter = LoopMeter(store, charge=charge_of("demo", FinopsSection(team="core")))
+    assert meter.meter(T0) == 0  # the first pass takes its marks
     store.predictions.log(
         [
             {**base, "request_id": f"q{i}", "model_version": "3", "time": T0 + timedelta(minutes=5)}
             for i in range(7)
         ]
     )
-    meter = LoopMeter(store, charge=charge_of("demo", FinopsSection(team="core")))
-    assert meter.meter(T0) == 0  # the first pass takes its marks
     deadline = time.process_time() + 0.1
     while time.process_time() < deadline:  # this process is the "replica": give it CPU time
         pass

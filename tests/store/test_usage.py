@@ -135,7 +135,11 @@ def test_requests_and_storage_come_from_the_store(store_url: str) -> None:
             {**base, "request_id": "c", "model_version": "2", "time": T0 + timedelta(hours=2)},
         ]
     )
-    assert store.usage.requests_between(T0, T0 + timedelta(hours=1)) == [("churn", "churn", "1", 2)]
+    assert store.usage.requests_after(None) == ([], 3)
+    counts, newest = store.usage.requests_after(1)
+    assert sorted(counts) == [("churn", "churn", "1", 1), ("churn", "churn", "2", 1)]
+    assert newest == 3
+    assert store.usage.requests_after(3) == ([], 3)
     assert store.usage.artifact_bytes() == {run.id: 1000}
     assert set(store.usage.prediction_log_bytes()) == {"churn"}
     assert store.usage.prediction_log_bytes()["churn"] > 0

@@ -124,6 +124,7 @@ class LoopMeter:
     _last: datetime | None = None
     _last_storage: datetime | None = None
     _marks: dict[tuple[int, float], _ProcessMark] = field(default_factory=dict)
+    _last_request: int | None = None
 
     def meter(self, now: datetime | None = None) -> int:
         """Meter what ran since the last pass; returns the usage rows written."""
@@ -137,6 +138,7 @@ class LoopMeter:
             seen: set[tuple[int, float]] = set()
             for dep in deployments:
                 self._processes(dep.live, now, seen)
+            _counts, self._last_request = self.store.usage.requests_after(None)
         if self._last_storage is None:
             self._last_storage = now
         elif (now - self._last_storage).total_seconds() >= self.storage_every_s:
@@ -230,9 +232,11 @@ class LoopMeter:
     def _request_records(
         self, deployments: list[DeploymentRecord], since: datetime, until: datetime
     ) -> list[UsageRecord]:
+        """The requests logged since the last pass, charged to this pass's hour."""
         labels = {d.name: ((d.live.get("spec") or {}).get("labels") or {}) for d in deployments}
         records = []
-        for deployment, model, version, count in self.store.usage.requests_between(since, until):
+        counts, self._last_request = self.store.usage.requests_after(self._last_request)
+        for deployment, model, version, count in counts:
             dims = self._dims(
                 labels.get(deployment, {}), deployment=deployment, model=model, version=version
             )

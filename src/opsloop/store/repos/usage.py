@@ -206,23 +206,31 @@ class UsageRepository:
             rows = s.execute(q).all()
         return {name: [r[i] for r in rows] for i, name in enumerate(names)}
 
-    def requests_between(
-        self, since: datetime, until: datetime
-    ) -> builtins.list[tuple[str, str, str, int]]:
-        """Requests served in ``[since, until)`` per ``(deployment, model, version)``, from
-        the prediction log (shadow requests included: a replica served them)."""
-        q = (
-            select(
-                m.Prediction.deployment,
-                m.Prediction.model_name,
-                m.Prediction.model_version,
-                func.count(m.Prediction.id),
-            )
-            .where(m.Prediction.time >= since, m.Prediction.time < until)
-            .group_by(m.Prediction.deployment, m.Prediction.model_name, m.Prediction.model_version)
-        )
+    def requests_after(
+        self, after_id: int | None
+    ) -> tuple[builtins.list[tuple[str, str, str, int]], int]:
+        """Requests the prediction log got since the one numbered ``after_id``, per
+        ``(deployment, model, version)`` (shadow requests included: a replica served them),
+        and the number to pass next time. By number, not by time: a server flushes its log
+        in batches, so a request may be written after a later pass than its time says.
+        ``None`` only takes the number (nothing counted)."""
         with self.db.read() as s:
-            return [(d, mn, mv, int(n)) for d, mn, mv, n in s.execute(q).all()]
+            newest = int(s.scalar(select(func.max(m.Prediction.id))) or 0)
+            if after_id is None or newest <= after_id:
+                return [], max(newest, after_id or 0)
+            q = (
+                select(
+                    m.Prediction.deployment,
+                    m.Prediction.model_name,
+                    m.Prediction.model_version,
+                    func.count(m.Prediction.id),
+                )
+                .where(m.Prediction.id > after_id, m.Prediction.id <= newest)
+                .group_by(
+                    m.Prediction.deployment, m.Prediction.model_name, m.Prediction.model_version
+                )
+            )
+            return [(d, mn, mv, int(n)) for d, mn, mv, n in s.execute(q).all()], newest
 
     def artifact_bytes(self) -> dict[str, int]:
         """Bytes of the artifacts each run logged, by run id."""
