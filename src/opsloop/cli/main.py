@@ -25,6 +25,7 @@ from opsloop.cli import (
     audit,
     bom,
     ci,
+    costs,
     gitops,
     incidents,
     init,
@@ -102,6 +103,8 @@ def _register_commands() -> None:
     app.command("logout")(access.logout)
     app.add_typer(audit.app, name="audit")
     app.command("server", epilog=server.EXAMPLES)(server.server_command)
+    app.command("costs")(costs.costs)
+    app.add_typer(costs.finops_app, name="finops")
 
 
 _register_commands()

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
+    from opsloop.store import Store
+
 PHASES = (
     "ingest",
     "validate",
@@ -333,11 +335,26 @@ def _run(
     return outcome
 
 
+def _meter_trials(store: Store, run_id: str, durations: dict[str, float]) -> None:
+    """Charge each tuning trial its share of what the ``train`` step metered, by its share of
+    the step's wall time (FinOps); the step keeps the rest (preprocessing, the refit)."""
+    rows = store.usage.read(kind="step", run=run_id, step="train")
+    if not rows or not durations:
+        return
+    row = rows[-1]
+    total = sum(durations.values())
+    # Trials timed longer than the step (clock steps) share all of it, never more.
+    scale = 1.0 / max(row.wall_s, total) if row.wall_s > 0 or total > 0 else 0.0
+    parts = [("trial", {"trial": trial}, seconds * scale) for trial, seconds in durations.items()]
+    store.usage.split(row, parts)
+
+
 def _record(project: Project, run_id: str, outcome: LifecycleOutcome, trained: Any) -> None:
     """Log trials as child runs, the test metrics on the run, and fetch the report."""
     store = project.store
     tuning = outcome.outputs.get("train")
     if isinstance(tuning, dict) and trained is not None and trained.status == "succeeded":
+        durations: dict[str, float] = {}
         for trial in tuning.get("trials", []):
             child = store.runs.create(
                 f"{trial.get('candidate')}-{trial.get('number')}",
@@ -351,6 +368,10 @@ def _record(project: Project, run_id: str, outcome: LifecycleOutcome, trained: A
                 store.runs.log_metric_points(child.id, [("cv_score", float(score), 0, 0)])
             state = "finished" if trial.get("state") == "complete" else "failed"
             store.runs.finish(child.id, state, trial.get("error"))
+            duration = trial.get("duration_s")
+            if isinstance(duration, int | float) and duration > 0:
+                durations[child.id] = float(duration)
+        _meter_trials(store, run_id, durations)
     evaluation = outcome.outputs.get("evaluate")
     if isinstance(evaluation, dict):
         metrics = evaluation.get("metrics") or {}

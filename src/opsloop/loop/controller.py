@@ -10,6 +10,8 @@ One pass::
                      (cooldown, daily limit, approval, dry run); a deployment's document may
                      pin its policy (spec.remediation)
     record           retention of the prediction log, runs whose process died, the pass
+    meter            what the replicas reserved, used and served since the last pass, the
+                     stored bytes (now and then), and the pass's own work (FinOps)
 
 ``opsloop up`` runs passes on a schedule (:mod:`opsloop.loop.service`); the quickstart's loop
 runs the very same passes and only adds the traffic replay. Each step's failure is recorded
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from opsloop.aiops.executors import WebhookExecutor
 from opsloop.aiops.remediation import NO_POLICY, RemediationEngine
 from opsloop.errors import OpsloopError
+from opsloop.finops import LoopMeter, charge_of
 from opsloop.gitops import DEFAULT_FOLDER, DeploymentDocument, Reconciler, SyncResult
 from opsloop.loop.actions import LoopExecutor
 from opsloop.loop.monitoring import MonitorStepResult, monitor_step
@@ -166,6 +169,10 @@ class Controller:
         self.passes = 0
         self._last_monitor: float | None = None
         self._recovered = False
+        spec = project.spec
+        self.meter = LoopMeter(
+            project.store, charge=charge_of(project.name, spec.finops if spec else None)
+        )
         # The policies are checked now, so that a policy naming an unknown action stops the
         # loop from starting instead of failing at its first incident.
         self.engine({})
@@ -207,6 +214,8 @@ class Controller:
         """
         self.passes += 1
         report = PassReport(number=self.passes, started_at=self.clock())
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        monitor_cpu = monitor_wall = 0.0
         store = self.project.store
         if reconcile:
             try:
@@ -227,10 +236,13 @@ class Controller:
             except OpsloopError as exc:
                 report.errors.append(f"recover: {exc}")
         if self._due(monitor):
+            mcpu0, mwall0 = time.process_time(), time.perf_counter()
             try:
                 report.monitored = monitor_step(self.project, until=until, documents=documents)
             except OpsloopError as exc:
                 report.errors.append(f"monitor: {exc}")
+            monitor_cpu = time.process_time() - mcpu0
+            monitor_wall = time.perf_counter() - mwall0
             try:
                 # After the monitors, so that retention may take what they have read.
                 report.pruned = prune_pass(self.project)
@@ -246,6 +258,13 @@ class Controller:
             report.reaped = store.runs.reap_dead()
         except OpsloopError as exc:
             report.errors.append(f"runs: {exc}")
+        self._meter(
+            report,
+            time.process_time() - cpu0,
+            time.perf_counter() - wall0,
+            monitor_cpu,
+            monitor_wall,
+        )
         report.finished_at = self.clock()
         return report
 
@@ -282,6 +301,29 @@ class Controller:
             self._last_monitor = now
             return True
         return False
+
+    def _meter(
+        self,
+        report: PassReport,
+        cpu_s: float,
+        wall_s: float,
+        monitor_cpu_s: float,
+        monitor_wall_s: float,
+    ) -> None:
+        """Meter the replicas since the last pass, and this pass's own work (shared costs)."""
+        now = self.clock()
+        try:
+            self.meter.meter(now)
+            if monitor_wall_s > 0:
+                self.meter.own_work("monitor", cpu_s=monitor_cpu_s, wall_s=monitor_wall_s, at=now)
+            self.meter.own_work(
+                "controller",
+                cpu_s=max(cpu_s - monitor_cpu_s, 0.0),
+                wall_s=max(wall_s - monitor_wall_s, 0.0),
+                at=now,
+            )
+        except OpsloopError as exc:
+            report.errors.append(f"metering: {exc}")
 
     def _documents(self, report: PassReport) -> dict[str, DeploymentDocument]:
         try:

@@ -29,7 +29,8 @@ from sklearn.metrics import roc_auc_score
 from opsloop.aiops.incidents import TimelineEntry, get_incident, list_actions, timeline
 from opsloop.context import open_project
 from opsloop.data import resolve_source
-from opsloop.errors import ConfigError, GitOpsError
+from opsloop.errors import ConfigError, GitOpsError, OpsloopError
+from opsloop.finops import allocated_costs, cost_breakdown
 from opsloop.gitops import HealthStatus, promote
 from opsloop.loop.controller import Controller
 from opsloop.loop.traffic import drifted_sample, send_feedback, send_requests
@@ -287,6 +288,40 @@ class _TrafficDuringCanary:
 
 # One story told in order (serve, drift, detect, heal), each step with its own output: split up
 # it reads worse.
+def _print_costs(
+    project: Project, console: Console, model: str, first: int, promoted: int | None
+) -> None:
+    """What the loop cost, priced by the project's rate cards (the example card unless
+    opsloop.yaml declares its own)."""
+    spec = project.spec
+    if spec is None:
+        return
+    store = project.store
+    runs: dict[str, str] = {}
+    for version, label in ((first, "training and tuning"), (promoted, "remediation: retrain")):
+        if version is None:
+            continue
+        run_id = store.models.get_version(model, version).run_id
+        if run_id:
+            runs[run_id] = f"{label} (v{version})"
+    try:
+        lines = cost_breakdown(allocated_costs(store, spec.finops), runs)
+    except OpsloopError as exc:
+        console.print(f"costs: {exc}")
+        return
+    cards = ", ".join(c.name for c in spec.finops.rate_cards)
+    table = Table(
+        title=f"what the loop cost ({spec.finops.currency})",
+        caption=f"rate card: {cards} (opsloop.yaml finops:)",
+    )
+    table.add_column("what")
+    table.add_column("cost", justify="right")
+    for label, cost in lines:
+        table.add_row(label, f"{cost:.6f}")
+    table.add_row("total", f"{sum(c for _l, c in lines):.6f}", style="bold")
+    console.print(table)
+
+
 def run_loop_demo(
     project: Project,
     console: Console,
@@ -487,6 +522,7 @@ def run_loop_demo(
                 f"ROC AUC on drifted traffic: [red]{before:.3f}[/red] with v{champion.version} "
                 f"→ [green]{after:.3f}[/green] with v{result.promoted_version}"
             )
+        _print_costs(project, console, model, champion.version, result.promoted_version)
     finally:
         if stop_server:
             controller.runtime.stop(DEPLOYMENT)

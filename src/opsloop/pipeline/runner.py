@@ -21,7 +21,7 @@ from opsloop.pipeline.executors.base import StepResult, StepTask
 from opsloop.pipeline.materializers import load_value, materializer_versions
 from opsloop.pipeline.progress import RunDisplay
 from opsloop.pipeline.step import Pipeline
-from opsloop.store.types import StepRunInfo
+from opsloop.store.types import StepRunInfo, UsageRecord
 
 if TYPE_CHECKING:
     from opsloop.artifacts import ArtifactStore
@@ -279,12 +279,28 @@ def run_pipeline(
         no_cache=no_cache,
         progress=progress,
         log_limit=log_limit,
+        charge=_charge_to(project),
     )
     try:
         return runner.run()
     finally:
         if own_executor:
             exe.shutdown(cancel=True)
+
+
+def _charge_to(project: Project | None) -> dict[str, str]:
+    """The usage dimensions every step of a run carries: the project and whom it is charged
+    to (``finops.team`` and ``finops.cost_centre`` of ``opsloop.yaml``)."""
+    if project is None:
+        return {}
+    spec = project.spec
+    if spec is None:
+        return {"project": project.name}
+    return {
+        "project": project.name,
+        "team": spec.finops.team,
+        "cost_centre": spec.finops.cost_centre,
+    }
 
 
 def _project_git(project: Project | None) -> GitInfo | None:
@@ -316,8 +332,10 @@ class _Runner:
         no_cache: bool,
         progress: bool,
         log_limit: int,
+        charge: dict[str, str] | None = None,
     ) -> None:
         self.dag = dag
+        self.charge = {k: v for k, v in (charge or {}).items() if v}
         self.run_id = run_id
         self.store = store
         self.artifacts = artifacts
@@ -336,6 +354,7 @@ class _Runner:
         self.logs: dict[str, list[str]] = {}
         self.cpu: dict[str, float] = {}
         self.peak: dict[str, int] = {}
+        self.started: dict[str, datetime] = {}
         self.inflight: dict[cf.Future[StepResult], str] = {}
         self.first_error: str | None = None
 
@@ -429,13 +448,14 @@ class _Runner:
                 )
                 return
         self.attempts[name] = 1
+        self.started[name] = _utcnow()
         self._set(
             name,
             "running",
             cache_key=self.keys[name],
             inputs=inputs,
             attempts=1,
-            started_at=_utcnow(),
+            started_at=self.started[name],
         )
         self._submit(name)
 
@@ -495,15 +515,17 @@ class _Runner:
         }
         if result.ok:
             self.outputs[name] = dict(result.outputs)
+            ended = result.ended_at or _utcnow()
             self._set(
                 name,
                 "succeeded",
                 outputs=self.outputs[name],
-                ended_at=result.ended_at or _utcnow(),
+                ended_at=ended,
                 error=None,
                 traceback=None,
                 **usage,
             )
+            self._meter(name, ended)
             return
         step = self.dag.nodes[name].step
         if self.attempts[name] <= step.retries:
@@ -524,19 +546,35 @@ class _Runner:
         error = result.error or "failed"
         if self.first_error is None:
             self.first_error = f"step '{name}' failed: {error}"
+        ended = result.ended_at or _utcnow()
         self._set(
             name,
             "failed",
             note=error.splitlines()[0][:80] if error else "",
-            ended_at=result.ended_at or _utcnow(),
+            ended_at=ended,
             error=error,
             traceback=result.traceback,
             **usage,
         )
+        self._meter(name, ended)
         below = self.dag.descendants(name)
         for child in self.order:
             if child in below and self.status[child] == "pending":
                 self._set(child, "skipped", note=f"'{name}' failed")
+
+    def _meter(self, name: str, ended: datetime) -> None:
+        """One usage record for a step that ran (every attempt, failed ones too: they cost
+        the same), charged to the hour it ended in (FinOps)."""
+        started = self.started.get(name, ended)
+        wall = max((ended - started).total_seconds(), 0.0)
+        peak_gb = self.peak.get(name, 0) / 2**30
+        dims = {**self.charge, "run": self.run_id, "step": name}
+        quantities = {
+            "wall_s": wall,
+            "cpu_s": self.cpu.get(name, 0.0),
+            "memory_gb_s": peak_gb * wall,
+        }
+        self.store.usage.add([UsageRecord(ended, "step", dims, quantities)])
 
     def _abort(self, exc: BaseException) -> None:
         """Stop what runs, and leave a store that says what happened."""

@@ -22,6 +22,7 @@ from pydantic import (
 from opsloop.names import check_name
 from opsloop.redact import redact_url
 from opsloop.spec.alerting import AlertsSection
+from opsloop.spec.finops import FinopsSection
 from opsloop.spec.monitoring import DriftThresholds, Duration
 from opsloop.spec.remediation import RemediationSection
 
@@ -361,6 +362,7 @@ class ProjectSpec(_Section):
     monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
     ci: CiSection = Field(default_factory=CiSection)
     access: AccessSection = Field(default_factory=AccessSection)
+    finops: FinopsSection = Field(default_factory=FinopsSection)
 
     @field_validator("version")
     @classmethod

@@ -35,6 +35,8 @@ from opsloop.store.types import (
     SeriesPointInfo,
     StepRunInfo,
     SyncHistoryEntry,
+    UsageInfo,
+    UsageRecord,
 )
 
 if TYPE_CHECKING:
@@ -61,6 +63,8 @@ __all__ = [
     "StepRunInfo",
     "Store",
     "SyncHistoryEntry",
+    "UsageInfo",
+    "UsageRecord",
     "backend_for",
     "check_store_url",
     "labels_key",

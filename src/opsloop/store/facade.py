@@ -10,6 +10,7 @@
     store.deployments   what the GitOps reconciler records
     store.incidents     alerts, incidents, remediation actions
     store.access        identities, their roles and grants, API tokens
+    store.usage         metered usage per hour (FinOps)
 
 Only :mod:`opsloop.store` touches ORM models and sessions; the repositories own their queries
 and return the plain records of :mod:`opsloop.store.types`.
@@ -30,6 +31,7 @@ from opsloop.store.repos.predictions import PredictionRepository
 from opsloop.store.repos.runs import DEFAULT_HEARTBEAT_TIMEOUT_S, RunRepository
 from opsloop.store.repos.series import SeriesRepository
 from opsloop.store.repos.steps import StepRepository
+from opsloop.store.repos.usage import UsageRepository
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -73,6 +75,7 @@ class Store:
         self.deployments = DeploymentRepository(self.db)
         self.incidents = IncidentRepository(self.db)
         self.access = AccessRepository(self.db)
+        self.usage = UsageRepository(self.db)
 
     @property
     def url(self) -> str:

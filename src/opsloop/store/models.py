@@ -506,3 +506,41 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+
+
+class Usage(Base):
+    """Metered usage of one hour, one kind of consumer and one set of dimensions (FinOps).
+
+    Append-only and compact: a write adds its quantities to the row of its hour and
+    dimensions (``key`` is the digest of the dimensions, so the unique index stays small).
+    Quantities are resource-seconds: ``memory_gb_s`` is GB held times seconds, and so on.
+    """
+
+    __tablename__ = "usage"
+    __table_args__ = (
+        UniqueConstraint("hour", "kind", "key", name="uq_usage_hour_kind_key"),
+        Index("ix_usage_hour", "hour"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    hour: Mapped[datetime] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(64))
+    project: Mapped[str] = mapped_column(String(128), default="")
+    team: Mapped[str] = mapped_column(String(128), default="")
+    cost_centre: Mapped[str] = mapped_column(String(128), default="")
+    run: Mapped[str] = mapped_column(String(64), default="")
+    step: Mapped[str] = mapped_column(String(256), default="")
+    trial: Mapped[str] = mapped_column(String(128), default="")
+    model: Mapped[str] = mapped_column(String(256), default="")
+    version: Mapped[str] = mapped_column(String(32), default="")
+    deployment: Mapped[str] = mapped_column(String(128), default="")
+    environment: Mapped[str] = mapped_column(String(64), default="")
+    wall_s: Mapped[float] = mapped_column(Float, default=0.0)
+    cpu_s: Mapped[float] = mapped_column(Float, default=0.0)
+    memory_gb_s: Mapped[float] = mapped_column(Float, default=0.0)
+    reserved_cpu_s: Mapped[float] = mapped_column(Float, default=0.0)
+    reserved_memory_gb_s: Mapped[float] = mapped_column(Float, default=0.0)
+    requests: Mapped[float] = mapped_column(Float, default=0.0)
+    storage_gb_s: Mapped[float] = mapped_column(Float, default=0.0)
+    count: Mapped[int] = mapped_column(Integer, default=0)

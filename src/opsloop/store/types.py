@@ -406,3 +406,78 @@ class IssuedToken:
 
     info: TokenInfo
     token: str = field(repr=False)
+
+
+USAGE_DIMENSIONS = (
+    "project",
+    "team",
+    "cost_centre",
+    "run",
+    "step",
+    "trial",
+    "model",
+    "version",
+    "deployment",
+    "environment",
+)
+"""What a usage record is attributed to (FinOps): each is a string, empty when it does not
+apply."""
+
+USAGE_QUANTITIES = (
+    "wall_s",
+    "cpu_s",
+    "memory_gb_s",
+    "reserved_cpu_s",
+    "reserved_memory_gb_s",
+    "requests",
+    "storage_gb_s",
+)
+"""What a usage record measures: wall seconds, CPU seconds used, GB of memory held times
+seconds, vCPU-seconds and GB-seconds reserved, requests served, GB stored times seconds."""
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """One measurement of usage to meter (see :class:`UsageRepository.add`).
+
+    Attributes:
+        time: When the work happened (its hour is the row it adds to).
+        kind: What consumed: ``step``, ``trial``, ``replica``, ``storage``, ``controller`` …
+        dimensions: Values of :data:`USAGE_DIMENSIONS` (others are an error).
+        quantities: Values of :data:`USAGE_QUANTITIES` (others are an error).
+    """
+
+    time: datetime
+    kind: str
+    dimensions: dict[str, str] = field(default_factory=dict)
+    quantities: dict[str, float] = field(default_factory=dict)
+
+
+class UsageInfo(_Info):
+    """Metered usage of one hour, kind and set of dimensions (the sum of its records)."""
+
+    hour: datetime
+    kind: str
+    project: str
+    team: str
+    cost_centre: str
+    run: str
+    step: str
+    trial: str
+    model: str
+    version: str
+    deployment: str
+    environment: str
+    wall_s: float
+    cpu_s: float
+    memory_gb_s: float
+    reserved_cpu_s: float
+    reserved_memory_gb_s: float
+    requests: float
+    storage_gb_s: float
+    count: int
+
+    @property
+    def dimensions(self) -> dict[str, str]:
+        """The non-empty dimensions."""
+        return {d: getattr(self, d) for d in USAGE_DIMENSIONS if getattr(self, d)}

@@ -1,0 +1,131 @@
+"""``opsloop costs`` and ``opsloop finops export``: what the project's usage cost."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.table import Table
+
+from opsloop.cli._common import console, project
+from opsloop.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from opsloop.context import Project
+
+finops_app = typer.Typer(help="FinOps data: export the allocated costs.", no_args_is_help=True)
+
+_BY_CHOICES = "team|cost_centre|model|version|deployment|run|step|trial|kind|day"
+
+
+def _when(value: str | None, option: str, *, end: bool = False) -> datetime | None:
+    """A ``--from``/``--to`` value: an ISO date (a day; ``--to`` includes it) or date-time
+    (UTC unless it says otherwise)."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{option} {value!r} is not a date or date-time (e.g. 2026-12-01 or 2026-12-01T08:00)"
+        ) from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if end and len(value) == 10:
+        when += timedelta(days=1)
+    return when
+
+
+def _allocated(
+    proj: Project, since: str | None, until: str | None
+) -> tuple[pd.DataFrame, str, datetime | None, datetime | None]:
+    from opsloop.finops import allocated_costs  # noqa: PLC0415 - pandas: only when asked
+    from opsloop.spec.finops import FinopsSection  # noqa: PLC0415 - pydantic models
+
+    start = _when(since, "--from")
+    end = _when(until, "--to", end=True)
+    if start is not None and end is not None and end <= start:
+        raise ConfigError(f"--to {until} is not after --from {since}")
+    finops = proj.spec.finops if proj.spec is not None else FinopsSection()
+    return allocated_costs(proj.store, finops, since=start, until=end), finops.currency, start, end
+
+
+def costs(
+    by: str = typer.Option("team", "--by", metavar=_BY_CHOICES, help="What to group the costs by."),
+    since: str | None = typer.Option(
+        None, "--from", metavar="DATE", help="From this day or time (UTC), inclusive."
+    ),
+    until: str | None = typer.Option(
+        None, "--to", metavar="DATE", help="To this day (inclusive) or time (exclusive)."
+    ),
+    chart: Path | None = typer.Option(
+        None, "--chart", help="Also write a PNG of the daily cost, stacked by --by."
+    ),
+) -> None:
+    """What the project's usage cost, from the rate cards of opsloop.yaml (finops:).
+
+    A serving replica costs its reserved CPU and memory for its uptime (what it did not use
+    is its idle cost); steps and tuning trials the CPU and memory they used; shared costs
+    (the loop itself, the fixed costs of finops.shared) are spread over each hour's
+    consumers.
+    """
+    from opsloop.finops import BY, daily_chart, summarise  # noqa: PLC0415 - pandas
+
+    if by not in BY:
+        raise ConfigError(f"--by {by!r} is not one of: {', '.join(BY)}")
+    proj = project()
+    allocated, currency, _start, _end = _allocated(proj, since, until)
+    table = summarise(allocated, by)
+    shown = Table(title=f"costs by {by} ({currency})", title_justify="left")
+    for name in (by, "used", "idle", "storage", "requests", "shared", "total", "per 1k req"):
+        shown.add_column(name, justify="left" if name == by else "right")
+    total = float(table["cost"].sum())
+    # Enough decimals that a small project's costs are not all zero.
+    places = 2 if total >= 100 else 4 if total >= 1 else 6
+    for row in table.itertuples(index=False):
+        per_k = row.cost_per_1000_requests
+        shown.add_row(
+            str(getattr(row, by)),
+            f"{row.compute_cost + row.memory_cost:,.{places}f}",
+            f"{row.idle_compute_cost + row.idle_memory_cost:,.{places}f}",
+            f"{row.storage_cost:,.{places}f}",
+            f"{row.request_cost:,.{places}f}",
+            f"{row.shared_cost:,.{places}f}",
+            f"{row.cost:,.{places}f}",
+            "-" if math.isnan(per_k) else f"{per_k:.{places + 1}f}",  # NaN: no requests
+        )
+    shown.add_row("total", "", "", "", "", "", f"{total:,.{places}f}", "", style="bold")
+    console.print(shown)
+    if allocated.empty:
+        console.print("no usage metered yet: run a pipeline, or let the loop serve a while")
+    if chart is not None:
+        daily_chart(allocated, by, chart, currency=currency)
+        console.print(f"wrote {chart}")
+
+
+@finops_app.command("export")
+def export(
+    fmt: str = typer.Option("focus", "--format", metavar="focus", help="The data format."),
+    out: Path = typer.Option(..., "--out", help="The file to write: .csv or .parquet."),
+    since: str | None = typer.Option(
+        None, "--from", metavar="DATE", help="From this day or time (UTC), inclusive."
+    ),
+    until: str | None = typer.Option(
+        None, "--to", metavar="DATE", help="To this day (inclusive) or time (exclusive)."
+    ),
+) -> None:
+    """Write the allocated costs as a FOCUS 1.0 dataset (FinOps Open Cost and Usage
+    Specification); opsloop's own dimensions are the x_ columns."""
+    from opsloop.finops import write_focus  # noqa: PLC0415 - pandas
+
+    if fmt != "focus":
+        raise ConfigError(f"--format {fmt!r} is not supported; the only format is 'focus'")
+    proj = project()
+    allocated, currency, _start, _end = _allocated(proj, since, until)
+    rows = write_focus(allocated, out, currency=currency, account=proj.name)
+    console.print(f"wrote {rows} FOCUS rows to {out}")

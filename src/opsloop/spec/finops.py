@@ -1,0 +1,174 @@
+"""The ``finops:`` section of ``opsloop.yaml``: currency, rate cards, tags and shared costs.
+
+A rate card prices metered usage: vCPU-hours, GB-hours of memory, GB-months of storage and
+millions of requests, or named instance types with an hourly price for their CPU and memory.
+Prices change, so a project may list several cards with the dates they are valid for; each
+hour of usage is priced by the card valid then. GB means GiB (2**30 bytes) throughout.
+
+Without a ``finops:`` section the project is priced by :data:`DEFAULT_RATE_CARD`, an example
+of the order of magnitude of on-demand cloud prices, not a quote of any provider: declare
+your own prices to see your own costs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "DEFAULT_RATE_CARD",
+    "FinopsSection",
+    "InstanceType",
+    "RateCard",
+    "SharedCosts",
+]
+
+_CURRENCY = re.compile(r"^[A-Z]{3}\Z")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class InstanceType(_Section):
+    """A machine type with an hourly price for its CPU and memory together.
+
+    Attributes:
+        vcpu: vCPUs of the machine.
+        memory_gb: Memory of the machine, in GB.
+        hourly: Price of one machine-hour.
+    """
+
+    vcpu: float = Field(gt=0)
+    memory_gb: float = Field(gt=0)
+    hourly: float = Field(ge=0)
+
+
+class RateCard(_Section):
+    """Prices of one period.
+
+    Attributes:
+        name: What the card is called in reports.
+        valid_from: First day the card prices (inclusive; unset: since always).
+        valid_to: Day the card stops pricing (exclusive; unset: for ever).
+        vcpu_hour: Price of one vCPU for one hour.
+        memory_gb_hour: Price of one GB of memory for one hour.
+        storage_gb_month: Price of one GB stored for a month (730 hours).
+        requests_per_million: Price of one million requests served.
+        instance_types: Named machine types with their hourly prices.
+        training_instance: Price pipeline steps and tuning trials by this instance type's
+            per-vCPU and per-GB prices instead of ``vcpu_hour`` and ``memory_gb_hour``.
+        serving_instance: The same for model server replicas.
+    """
+
+    name: str = Field(default="default", min_length=1, max_length=64)
+    valid_from: date | None = None
+    valid_to: date | None = None
+    vcpu_hour: float = Field(default=0.0, ge=0)
+    memory_gb_hour: float = Field(default=0.0, ge=0)
+    storage_gb_month: float = Field(default=0.0, ge=0)
+    requests_per_million: float = Field(default=0.0, ge=0)
+    instance_types: dict[str, InstanceType] = Field(default_factory=dict)
+    training_instance: str | None = None
+    serving_instance: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RateCard:
+        if (
+            self.valid_from is not None
+            and self.valid_to is not None
+            and self.valid_to <= self.valid_from
+        ):
+            raise ValueError(
+                f"rate card '{self.name}': valid_to {self.valid_to} is not after "
+                f"valid_from {self.valid_from}"
+            )
+        for use in ("training_instance", "serving_instance"):
+            chosen = getattr(self, use)
+            if chosen is not None and chosen not in self.instance_types:
+                known = ", ".join(sorted(self.instance_types)) or "none"
+                raise ValueError(
+                    f"rate card '{self.name}': {use} '{chosen}' is not one of its "
+                    f"instance_types ({known})"
+                )
+        return self
+
+
+DEFAULT_RATE_CARD = RateCard(
+    name="example",
+    vcpu_hour=0.04,
+    memory_gb_hour=0.005,
+    storage_gb_month=0.023,
+    requests_per_million=0.20,
+)
+"""The card a project without ``finops.rate_cards`` is priced by: an example of the order of
+magnitude of on-demand cloud prices in USD, not a quote of any provider."""
+
+
+class SharedCosts(_Section):
+    """Costs no single consumer causes, and how they are spread.
+
+    The controller's and the monitors' own metered usage is shared, as are the fixed hourly
+    costs listed here (the metadata store's database, a dashboard …).
+
+    Attributes:
+        hourly: Fixed costs per hour, by name (e.g. ``{store: 0.05}``).
+        rule: ``proportional``: each consumer of an hour gets a share in proportion to its
+            own cost in that hour; ``even``: every consumer of the hour gets the same share.
+    """
+
+    hourly: dict[str, float] = Field(default_factory=dict)
+    rule: Literal["even", "proportional"] = "proportional"
+
+    @field_validator("hourly")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, price in value.items():
+            if price < 0:
+                raise ValueError(f"shared cost '{name}' is negative ({price})")
+        return value
+
+
+class FinopsSection(_Section):
+    """What a project's usage costs, and whom it is charged to.
+
+    Attributes:
+        currency: ISO 4217 code of every price (e.g. ``USD``, ``EUR``).
+        team: The team the project's runs are charged to (a deployment's ``team`` label
+            overrides it for that deployment).
+        cost_centre: The cost centre (a deployment's ``cost-centre`` label overrides it).
+        environment: The environment of the project's deployments (a deployment's
+            ``environment`` label overrides it).
+        rate_cards: The prices, one card per period; periods must not overlap.
+        shared: Shared costs and their spreading rule.
+    """
+
+    currency: str = "USD"
+    team: str = Field(default="", max_length=128)
+    cost_centre: str = Field(default="", max_length=128)
+    environment: str = Field(default="", max_length=64)
+    rate_cards: list[RateCard] = Field(default_factory=lambda: [DEFAULT_RATE_CARD], min_length=1)
+    shared: SharedCosts = Field(default_factory=SharedCosts)
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        if not _CURRENCY.match(value):
+            raise ValueError(f"{value!r} is not an ISO 4217 currency code (e.g. 'USD')")
+        return value
+
+    @field_validator("rate_cards")
+    @classmethod
+    def _no_overlap(cls, cards: list[RateCard]) -> list[RateCard]:
+        spans = sorted((c.valid_from or date.min, c.valid_to or date.max, c.name) for c in cards)
+        for (_s1, end1, name1), (start2, _e2, name2) in itertools.pairwise(spans):
+            if start2 < end1:
+                raise ValueError(
+                    f"rate cards '{name1}' and '{name2}' are both valid on {start2}: "
+                    "give each card its own period (valid_from / valid_to)"
+                )
+        return cards
