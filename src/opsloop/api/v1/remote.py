@@ -371,11 +371,13 @@ def public_keys(request: Request) -> PublicKeysOut:
 @router.head(
     "/blobs/{digest}",
     summary="Whether a blob is stored, and its size",
+    # A HEAD answer has no body: its statuses are declared without content.
     responses={
-        404: {"description": "No such blob."},
         400: {"description": "Not a digest."},
         401: {"description": "No valid token."},
         403: {"description": "The caller may not read."},
+        404: {"description": "No such blob."},
+        422: {"description": "The request does not validate."},
     },
 )
 def blob_head(digest: Digest, request: Request) -> Response:
@@ -398,6 +400,7 @@ def blob_head(digest: Digest, request: Request) -> Response:
     responses={
         200: {"content": {"application/octet-stream": {}}},
         **_problems(400, 401, 403, 404),
+        422: problems()[422],
     },
 )
 async def blob_get(digest: Digest, request: Request) -> Response:
@@ -428,6 +431,7 @@ async def blob_get(digest: Digest, request: Request) -> Response:
     responses={
         201: {"content": {"application/json": {}}},
         **_problems(400, 401, 403, 413),
+        422: problems()[422],
     },
 )
 async def blob_put(digest: Digest, request: Request) -> Response:
