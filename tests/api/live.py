@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -19,7 +20,12 @@ def serving(app: Any, *, timeout: float = 30.0) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    # OPSLOOP_TEST_LOG=info shows the server's log and its access log while debugging a test.
+    level = os.environ.get("OPSLOOP_TEST_LOG", "warning")
+    config = uvicorn.Config(
+        app, log_level=level, access_log=bool(os.environ.get("OPSLOOP_TEST_LOG")), lifespan="off"
+    )
+    server = uvicorn.Server(config)
     errors: list[BaseException] = []
 
     def target() -> None:

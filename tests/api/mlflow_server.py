@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-import uvicorn
 
 from opsloop.api import create_app
 from opsloop.api.deps import Authenticator
 from opsloop.context import Project, open_project
+from tests.api.live import serving
 
 __all__ = ["Running", "mlflow_env", "project_at", "run_server"]
 
@@ -42,44 +39,8 @@ def run_server(
     project: Project, *, authenticate: Authenticator | None = None, timeout: float = 30.0
 ) -> Iterator[Running]:
     """Serve ``project`` on a free port until the block ends."""
-    app = create_app(project, authenticate=authenticate)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_level=os.environ.get("OPSLOOP_TEST_LOG", "warning"),
-            access_log=bool(os.environ.get("OPSLOOP_TEST_LOG")),
-            lifespan="off",
-        )
-    )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            server.run(sockets=[sock])
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, name="opsloop-mlflow-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if errors or not thread.is_alive():
-            sock.close()
-            raise RuntimeError(f"server did not start: {errors}")
-        if time.monotonic() > deadline:
-            server.should_exit = True
-            raise RuntimeError("server did not start in time")
-        time.sleep(0.02)
-    try:
-        yield Running(f"http://127.0.0.1:{port}", project)
-    finally:
-        server.should_exit = True
-        thread.join(timeout)
-        sock.close()
+    with serving(create_app(project, authenticate=authenticate), timeout=timeout) as url:
+        yield Running(url, project)
 
 
 @contextlib.contextmanager

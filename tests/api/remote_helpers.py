@@ -4,20 +4,17 @@ over a real project, counting the requests it answers by path."""
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import Request, Response
 
 from opsloop.api import create_app
 from opsloop.api.deps import Authenticator
 from opsloop.context import Project
+from tests.api.live import serving
 
 
 @dataclass
@@ -38,10 +35,7 @@ def serve(
 ) -> Iterator[Served]:
     """Run ``create_app(project)`` under uvicorn in a thread, on a free port."""
     app = create_app(project, authenticate=authenticate)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    served = Served(f"http://127.0.0.1:{sock.getsockname()[1]}")
+    served = Served("")
 
     @app.middleware("http")
     async def count(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Response:
@@ -49,29 +43,6 @@ def serve(
         response: Response = await call_next(request)
         return response
 
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            server.run(sockets=[sock])
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, name="opsloop-test-api", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if errors or not thread.is_alive():
-            sock.close()
-            raise RuntimeError(f"server did not start: {errors}")
-        if time.monotonic() > deadline:
-            server.should_exit = True
-            raise RuntimeError("server did not start in time")
-        time.sleep(0.02)
-    try:
+    with serving(app, timeout=timeout) as url:
+        served.url = url
         yield served
-    finally:
-        server.should_exit = True
-        thread.join(timeout)
-        sock.close()
