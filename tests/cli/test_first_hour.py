@@ -288,4 +288,5 @@ def test_incidents_list_says_what_it_hid(tmp_path: Path) -> None:
     assert "resolved" in filtered.stdout and "hidden" not in filtered.stdout
     shown = opsloop("incidents", "show", str(inc_id), cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
-    assert '{"' not in shown.stdout and "Healed; by tester; ended alerts #1." in shown.stdout
+    assert '{"' not in shown.stdout and "Healed; by tester; ended alerts #1;" in shown.stdout
+    assert "before status open; after status resolved." in shown.stdout
