@@ -257,7 +257,7 @@ def test_canary_promote_and_rollback_through_git_and_a_real_server(churn: Projec
         assert git(churn.dir, "log", "-1", "--format=%s") == rolled.details["message"]
         # The remediation engine acts as its own service account: it authors the commits and
         # is the actor of what the store records for them.
-        assert git(churn.dir, "log", "-1", "--format=%an") == "opsloop-remediation"
+        assert git(churn.dir, "log", "-1", "--format=%an") == "opsloop (opsloop-remediation)"
         changes = churn.store.events.list(object_type="deployment", object_id=DEPLOYMENT)
         assert changes and changes[-1].actor == "opsloop-remediation"
         assert changes[-1].source == "loop"
