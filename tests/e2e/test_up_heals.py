@@ -26,6 +26,7 @@ import pytest
 
 from opsloop.context import Project, open_project, set_current_project
 from opsloop.gitops import promote
+from opsloop.gitops.runtime.local import LocalRuntime
 from opsloop.lifecycle import run_lifecycle
 from opsloop.lifecycle.quickstart import prepare_project
 from tests.gitops.conftest import git
@@ -201,6 +202,9 @@ def test_opsloop_up_heals_a_drifted_deployment(trained: Project, tmp_path: Path)
         except subprocess.TimeoutExpired:
             up.kill()
             _, err = up.communicate()
+        # Model servers outlive the service that started them (by design): stop them here,
+        # so that none is left holding the deployment's port after the test.
+        LocalRuntime(trained.dir).stop_all()
     assert up.returncode == 0, err
 
     (incident,) = store.incidents.list()
