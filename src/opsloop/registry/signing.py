@@ -14,23 +14,26 @@ verification accepts the project's keys and ``security.trusted_keys`` of its
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsloop.artifacts.remote import RemoteArtifactStore
 from opsloop.context import current_project
 from opsloop.errors import DigestMismatchError, NotFoundError
+from opsloop.registry.admission import admission_policy
 from opsloop.secops.keys import KeyRing, PublicKey
+from opsloop.secops.scan import scan_path
 from opsloop.secops.signing import SIGNATURE_FORMAT, SignatureError, sign_folder, verify_folder
 from opsloop.secops.signing import trusted_keys as secops_trusted_keys
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from opsloop.artifacts import ArtifactStore
     from opsloop.context import Project
     from opsloop.store import ModelVersionInfo
 
 __all__ = [
+    "attest_stored_version",
     "project_keyring",
     "project_trusted_keys",
     "sign_version",
@@ -129,3 +132,17 @@ def verify_version(
         project_trusted_keys() if trusted is None else trusted,
         what=f"model '{version.model_name}' version {version.version}",
     )
+
+
+def attest_stored_version(project: Project, digest: str) -> dict[str, Any]:
+    """Scan the stored files of a version (the folder manifest ``digest``) and sign them with
+    the project's key: the ``scan`` and ``signature`` a server records for a version it did not
+    package itself (from MLflow's client, or a client in remote mode), whatever was claimed, so
+    that the admission policy judges it like any other.
+    """
+    trusted = list(admission_policy(project).trusted_types)
+    with tempfile.TemporaryDirectory(prefix="opsloop-attest-") as tmp:
+        folder = project.artifacts.get_dir(digest, Path(tmp) / "model")
+        scan = scan_path(folder, trusted_types=trusted).summary()
+        signature = sign_version(folder, project.artifacts, keyring=KeyRing(project.name))
+    return {"scan": scan, "signature": signature}

@@ -10,8 +10,6 @@ this server's artifact store are refused: opsloop's registry holds the bytes it 
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends
@@ -34,11 +32,10 @@ from opsloop.api.mlflow.tracking import LOGGED_MODEL_KIND, model_run_id, run_art
 from opsloop.artifacts import Manifest, ManifestEntry
 from opsloop.errors import NotFoundError
 from opsloop.lifecycle.aliases import move_alias
-from opsloop.registry.signing import sign_version
-from opsloop.secops import KeyRing, scan_path
+from opsloop.registry.signing import attest_stored_version
 from opsloop.secops.access import Identity, authorize
 from opsloop.secops.policy import alias_action
-from opsloop.spec.schema import AccessSection, SecuritySection
+from opsloop.spec.schema import AccessSection
 from opsloop.store.acting import acting
 
 if TYPE_CHECKING:
@@ -289,18 +286,6 @@ def _folder_digest(project: Project, run_id: str, rel: str) -> str:
     return project.artifacts.put_bytes(Manifest(files=files).model_dump_json().encode())
 
 
-def _scan_and_sign(project: Project, digest: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Scan a version's files and sign them with the project's key, as registration does for
-    opsloop's own versions: the admission policy then judges an MLflow version like any other
-    (a pickle that imports os.system fails its scan and is never admitted)."""
-    with tempfile.TemporaryDirectory(prefix="opsloop-mlflow-") as tmp:
-        folder = project.artifacts.get_dir(digest, Path(tmp) / "model")
-        policy = project.spec.security if project.spec is not None else SecuritySection()
-        scan = scan_path(folder, trusted_types=list(policy.trusted_types)).summary()
-        signed = sign_version(folder, project.artifacts, keyring=KeyRing(project.name))
-    return scan, signed
-
-
 @router.post(f"{_P}/model-versions/create")
 def create_model_version(
     c: Call = Depends(call),  # noqa: B008
@@ -319,10 +304,10 @@ def create_model_version(
     if run.kind == LOGGED_MODEL_KIND and model_id is None:
         model_id = f"m-{run.id}"
     digest = _folder_digest(project, owner, rel)
-    scan, signed = _scan_and_sign(project, digest)
+    # Scanned and signed here, so the admission policy judges an MLflow version like any other
+    # (a pickle that imports os.system fails its scan and is never admitted).
     details = {
-        "scan": scan,
-        "signature": signed,
+        **attest_stored_version(project, digest),
         "origin": "mlflow",
         "mlflow": {
             "source": source,

@@ -49,11 +49,10 @@ from opsloop.errors import (
 )
 from opsloop.redact import redact
 from opsloop.registry.admission import require_alias_admitted
-from opsloop.registry.signing import project_trusted_keys, sign_version
-from opsloop.secops import KeyRing, scan_path
+from opsloop.registry.signing import attest_stored_version, project_trusted_keys
 from opsloop.secops.access import Action, Identity, authorize
 from opsloop.secops.policy import alias_action
-from opsloop.spec.schema import AccessSection, SecuritySection
+from opsloop.spec.schema import AccessSection
 from opsloop.store.acting import acting
 from opsloop.store.remote import REMOTE_EVENT_KINDS, RemoteMethod, remote_method
 
@@ -252,14 +251,7 @@ def _verified_details(project: Project, arguments: dict[str, Any]) -> dict[str, 
     Clients verify those signatures with the keys ``GET /api/v1/keys`` publishes.
     """
     details = dict(arguments.get("details") or {})
-    policy = project.spec.security if project.spec is not None else SecuritySection()
-    with tempfile.TemporaryDirectory(prefix="opsloop-remote-") as tmp:
-        folder = project.artifacts.get_dir(arguments["artifact_digest"], Path(tmp) / "model")
-        details["scan"] = scan_path(folder, trusted_types=list(policy.trusted_types)).summary()
-        details["signature"] = sign_version(
-            folder, project.artifacts, keyring=KeyRing(project.name)
-        )
-    return details
+    return {**details, **attest_stored_version(project, arguments["artifact_digest"])}
 
 
 def _alias_action(policy: AccessSection, alias: object) -> Action:
