@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from opsloop.secops import policy
 from opsloop.secops.access import Identity, local_identity
 from opsloop.spec.schema import AccessSection
 
@@ -80,5 +81,4 @@ def client_source(request: Request) -> str:
 def access_policy(request: Request) -> AccessSection:
     """The project's access policy (``access:`` in ``opsloop.yaml``; the defaults without one):
     which aliases are protected, which deployments are production."""
-    spec = project(request).spec
-    return spec.access if spec is not None else AccessSection()
+    return policy.access_policy(project(request))

@@ -55,9 +55,8 @@ from opsloop.monitor.windows import (
     load_window,
 )
 from opsloop.secops.access import authorize
-from opsloop.secops.policy import deployment_action, remediation_identity
+from opsloop.secops.policy import access_policy, deployment_action, remediation_identity
 from opsloop.spec.remediation import CanarySettings, RetrainSettings
-from opsloop.spec.schema import AccessSection
 from opsloop.store.acting import acting
 
 if TYPE_CHECKING:
@@ -65,7 +64,7 @@ if TYPE_CHECKING:
 
     _Action = Callable[["LoopExecutor", ActionContext], ActionResult]
 
-    from opsloop.gitops import Runtime
+    from opsloop.gitops import LoadedDocument, Runtime
 
 __all__ = ["RETRAIN_FOLDER", "LoopExecutor", "build_retrain_table", "default_executor"]
 
@@ -85,8 +84,7 @@ def _as_remediation(kind: Literal["register", "deploy"]) -> Callable[[_Action], 
     def wrap(method: _Action) -> _Action:
         @functools.wraps(method)
         def run(self: LoopExecutor, context: ActionContext) -> ActionResult:
-            spec = self.project.spec
-            policy = spec.access if spec is not None else AccessSection()
+            policy = access_policy(self.project)
             account = remediation_identity(policy)
             if kind == "register":
                 authorize(account, "register")
@@ -230,11 +228,15 @@ class LoopExecutor:
             )
         return context.deployment
 
-    def _document(self, deployment: str) -> tuple[str, int, dict[int, float]]:
-        """The model, main version and traffic split Git holds for a deployment now."""
+    def _loaded(self, deployment: str) -> LoadedDocument | None:
+        """The deployment's valid document at HEAD, if it has one."""
         repo = GitRepo(self.project.dir)
         state = load_desired_state(repo, repo.relpath(self.project.dir / self.folder))
-        loaded = state.documents.get(deployment)
+        return state.documents.get(deployment)
+
+    def _document(self, deployment: str) -> tuple[str, int, dict[int, float]]:
+        """The model, main version and traffic split Git holds for a deployment now."""
+        loaded = self._loaded(deployment)
         if loaded is None:
             raise NotFoundError(
                 f"deployment '{deployment}' has no valid document in {self.folder}/ at HEAD",
@@ -251,9 +253,7 @@ class LoopExecutor:
 
     def _labels(self, deployment: str) -> dict[str, str]:
         """The labels of the deployment's document at HEAD (none when it has none yet)."""
-        repo = GitRepo(self.project.dir)
-        state = load_desired_state(repo, repo.relpath(self.project.dir / self.folder))
-        loaded = state.documents.get(deployment)
+        loaded = self._loaded(deployment)
         return dict(loaded.document.metadata.labels) if loaded is not None else {}
 
     def _sync(self, deployment: str) -> dict[str, Any]:

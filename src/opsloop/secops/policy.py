@@ -17,11 +17,18 @@ from opsloop.spec.schema import AccessSection
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from opsloop.context import Project
     from opsloop.secops.access import Action
 
-__all__ = ["alias_action", "deployment_action", "remediation_identity"]
+__all__ = ["access_policy", "alias_action", "deployment_action", "remediation_identity"]
 
 _DEFAULT = AccessSection()
+
+
+def access_policy(project: Project) -> AccessSection:
+    """A project's ``access:`` section; the defaults when it has no ``opsloop.yaml``."""
+    spec = project.spec
+    return spec.access if spec is not None else _DEFAULT
 
 
 def alias_action(alias: str, policy: AccessSection | None = None) -> Action:

@@ -18,8 +18,7 @@ from opsloop.context import Project
 from opsloop.errors import GitOpsError, NotFoundError
 from opsloop.names import NAME_PATTERN
 from opsloop.secops.access import Identity, authorize
-from opsloop.secops.policy import deployment_action
-from opsloop.spec.schema import AccessSection
+from opsloop.secops.policy import access_policy, deployment_action
 from opsloop.store.types import DeploymentRecord, SyncHistoryEntry
 
 __all__ = ["router"]
@@ -143,8 +142,7 @@ def _authorize_change(caller: Identity, proj: Project, name: str) -> None:
     access policy counts it as production (by name, or by its committed document's labels)."""
     loaded = desired_state(proj).documents.get(name)
     labels = loaded.document.metadata.labels if loaded is not None else {}
-    policy = proj.spec.access if proj.spec is not None else AccessSection()
-    action = deployment_action(name, policy, labels=labels)
+    action = deployment_action(name, access_policy(proj), labels=labels)
     authorize(caller, action, resource_type="deployment", resource=name)
 
 
