@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -118,4 +119,8 @@ def checkov() -> Path:
     if os.environ.get(CHECKOV_ENV):
         return Path(os.environ[CHECKOV_ENV])
     root = Path(__file__).resolve().parent.parent
-    return install_checkov(root / ".pytest_cache" / f"checkov-{CHECKOV_VERSION}")
+    env_dir = root / ".pytest_cache" / f"checkov-{CHECKOV_VERSION}"
+    env_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Parallel test workers share the one environment: the first makes it, the others wait.
+    with FileLock(f"{env_dir}.lock"):
+        return install_checkov(env_dir)

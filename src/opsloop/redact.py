@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import unquote
 
 __all__ = [
+    "API_TOKEN",
+    "API_TOKEN_PREFIX",
     "MASK",
     "redact",
     "redact_url",
@@ -33,9 +35,14 @@ __all__ = [
 
 MASK = "***"
 
-# The shape of a control-plane API token (opsloop.store.repos.access); the look-behind and
-# look-ahead keep a longer identifier that merely starts with the prefix from matching.
-_API_TOKEN = re.compile(r"(?<![A-Za-z0-9_\-])opsloop_[A-Za-z0-9_\-]{43}(?![A-Za-z0-9_\-])")
+#: What every control-plane API token starts with, so that a scanner (and a person) knows one.
+API_TOKEN_PREFIX = "opsloop_"
+#: The shape of a control-plane API token (made by opsloop.store.repos.access): the prefix and
+#: 43 URL-safe characters. The look-behind and look-ahead keep a longer identifier that merely
+#: starts with the prefix from matching.
+API_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9_\-])" + re.escape(API_TOKEN_PREFIX) + r"[A-Za-z0-9_\-]{43}(?![A-Za-z0-9_\-])"
+)
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 # A URL in prose ends before a space or quote, and not on the punctuation that follows it.
@@ -142,8 +149,8 @@ def redact(text: str, *urls: str | None) -> str:
             secrets.update(_loose(url))
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, MASK)
-    if "opsloop_" in text:
-        text = _API_TOKEN.sub(MASK, text)
+    if API_TOKEN_PREFIX in text:
+        text = API_TOKEN.sub(MASK, text)
     if "://" not in text:
         return text
     return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)

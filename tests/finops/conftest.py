@@ -8,6 +8,7 @@ import venv
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 FOCUS_VALIDATOR_VERSION = "1.0.0"
 # focus-validator 1.0.0 pins pandera 0.17 and numpy<2; multimethod 1.11 broke that pandera;
@@ -46,6 +47,8 @@ def focus_validator() -> Path:
     if os.environ.get(FOCUS_VALIDATOR_ENV):
         return Path(os.environ[FOCUS_VALIDATOR_ENV]) / "bin" / "python"
     root = Path(__file__).resolve().parent.parent.parent
-    return install_focus_validator(
-        root / ".pytest_cache" / f"focus-validator-{FOCUS_VALIDATOR_VERSION}"
-    )
+    env_dir = root / ".pytest_cache" / f"focus-validator-{FOCUS_VALIDATOR_VERSION}"
+    env_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Parallel test workers share the one environment: the first makes it, the others wait.
+    with FileLock(f"{env_dir}.lock"):
+        return install_focus_validator(env_dir)

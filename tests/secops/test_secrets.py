@@ -52,6 +52,27 @@ def test_a_private_key_is_found_and_state_folders_are_skipped(tmp_path: Path) ->
     assert [(f.file, f.type) for f in report.findings] == [("deploy/id_rsa", "Private Key")]
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "OPSLOOP_TOKEN={token}\n",  # an .env file: no quotes, so no entropy plugin fires
+        "token: {token}  # the CI's account\n",
+        'headers = {{"Authorization": "Bearer {token}"}}\n',
+    ],
+)
+def test_a_committed_opsloop_api_token_is_found_once(tmp_path: Path, line: str) -> None:
+    token = "opsloop_" + "Zq3" * 14 + "x"  # the shape issued by 'opsloop tokens create'
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "ci.env").write_text("# CI\n" + line.format(token=token), encoding="utf-8")
+    (root / "notes.md").write_text("opsloop_tokens are shown once\n", encoding="utf-8")
+    report = scan_secrets(root)
+    assert not report.passed
+    [finding] = report.new
+    assert (finding.file, finding.line) == ("ci.env", 2)
+    assert token not in json.dumps(report.to_dict())
+
+
 def test_a_clean_project_passes(tmp_path: Path) -> None:
     root = tmp_path / "p"
     root.mkdir()

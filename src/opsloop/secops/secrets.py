@@ -8,11 +8,16 @@ has audited: a finding whose file, type and hashed secret are in it is *known*, 
 finding is *new*, and only new findings fail a check. When a baseline is present, its plugin
 and filter settings are the ones used, as ``detect-secrets scan --baseline`` does.
 
+opsloop's own control-plane API tokens (``opsloop_`` and 43 URL-safe characters) are found
+too: detect-secrets has no plugin for them, and its custom plugins load from a file path that a
+baseline must name, so the scan looks for their shape itself (:data:`opsloop.redact.API_TOKEN`).
+
 Findings never carry the secret itself, only its SHA-1 hash (the baseline's ``hashed_secret``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from dataclasses import dataclass, field
@@ -25,6 +30,7 @@ from detect_secrets.core.secrets_collection import SecretsCollection
 from detect_secrets.settings import default_settings, transient_settings
 
 from opsloop.errors import SecurityError
+from opsloop.redact import API_TOKEN, API_TOKEN_PREFIX
 from opsloop.secops.sarif import SarifResult, SarifRule, SarifRun
 
 if TYPE_CHECKING:
@@ -42,6 +48,8 @@ __all__ = [
 BASELINE_FILE = ".secrets.baseline"
 SECRETS_RULE = "OPSLOOP-SECRET-001"
 SCANNER = "detect-secrets"
+#: The finding type of an opsloop control-plane API token.
+API_TOKEN_TYPE = "opsloop API Token"
 # Folders that are not the project's own files: tool state, environments, caches.
 _SKIP_DIRS = frozenset(
     {
@@ -145,6 +153,21 @@ def _files(root: Path, skip: set[Path]) -> Iterator[str]:
             yield PurePosixPath(path.relative_to(root).as_posix()).as_posix()
 
 
+def _api_tokens(folder: Path, name: str) -> Iterator[tuple[int, str]]:
+    """``(line, SHA-1)`` of every control-plane API token in one file."""
+    try:
+        data = (folder / name).read_bytes()
+    except OSError:
+        return
+    if API_TOKEN_PREFIX.encode() not in data:
+        return
+    text = data.decode("utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), start=1):
+        for match in API_TOKEN.finditer(line):
+            # SHA-1, as detect-secrets hashes the secrets of its baselines.
+            yield number, hashlib.sha1(match.group(0).encode()).hexdigest()
+
+
 def _load_baseline(path: Path) -> dict[str, Any]:
     try:
         return ds_baseline.load_from_file(str(path))
@@ -189,19 +212,31 @@ def scan_secrets(root: str | Path, *, baseline: str | Path | None = None) -> Sec
             for name in files:
                 found.scan_file(name)
     known_keys = {(f, s.type, s.secret_hash) for f, s in known} if known is not None else set()
-    findings = sorted(
-        (
-            SecretFinding(
-                file=PurePosixPath(Path(name).as_posix()).as_posix(),
-                line=secret.line_number,
-                type=secret.type,
-                hashed_secret=secret.secret_hash,
-                known=(name, secret.type, secret.secret_hash) in known_keys,
-            )
-            for name, secret in found
-        ),
-        key=lambda f: (f.file, f.line, f.type),
-    )
+    findings = [
+        SecretFinding(
+            file=PurePosixPath(Path(name).as_posix()).as_posix(),
+            line=secret.line_number,
+            type=secret.type,
+            hashed_secret=secret.secret_hash,
+            known=(name, secret.type, secret.secret_hash) in known_keys,
+        )
+        for name, secret in found
+    ]
+    # A token a detect-secrets plugin already reported (high entropy) is not reported twice.
+    seen = {(f.file, f.line, f.hashed_secret) for f in findings}
+    findings += [
+        SecretFinding(
+            file=name,
+            line=line,
+            type=API_TOKEN_TYPE,
+            hashed_secret=digest,
+            known=(name, API_TOKEN_TYPE, digest) in known_keys,
+        )
+        for name in files
+        for line, digest in _api_tokens(folder, name)
+        if (name, line, digest) not in seen
+    ]
+    findings.sort(key=lambda f: (f.file, f.line, f.type))
     return SecretsReport(
         root=str(folder),
         findings=findings,

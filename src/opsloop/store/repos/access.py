@@ -18,6 +18,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from opsloop.errors import AlreadyExistsError, AuthenticationError, NotFoundError, SecurityError
+from opsloop.redact import API_TOKEN, API_TOKEN_PREFIX
 from opsloop.store import models as m
 from opsloop.store.types import GrantInfo, IdentityInfo, IssuedToken, TokenInfo
 
@@ -48,9 +49,8 @@ IDENTITY_KINDS: tuple[str, ...] = ("user", "service")
 RESOURCE_TYPES: tuple[str, ...] = ("model", "deployment")
 
 #: What every token starts with, so that a secrets scanner (and a person) recognises one.
-TOKEN_PREFIX = "opsloop_"
+TOKEN_PREFIX = API_TOKEN_PREFIX
 _TOKEN_BYTES = 32
-_TOKEN = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_\-]{43}")
 #: How much of a token the store keeps to tell tokens apart: the prefix and 6 of its 43
 #: random characters (the other 37 hold 222 bits).
 _SHOWN = len(TOKEN_PREFIX) + 6
@@ -425,7 +425,7 @@ class AccessRepository:
             AuthenticationError: The token is malformed, unknown, expired or revoked, or its
                 identity is disabled (one message for all, which does not say which).
         """
-        if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        if not isinstance(token, str) or not API_TOKEN.fullmatch(token):
             raise AuthenticationError(_DENIED, hint=_DENIED_HINT)
         digest = hash_token(token)
         now = m.utcnow()
