@@ -105,7 +105,7 @@ def test_bad_source_paths(tmp_path: Path, source: str, pattern: str) -> None:
         ("empty.csv", b"", r"empty.csv: file is empty"),
         ("blank.csv", b"\n  \n", r"blank.csv: file is empty"),
         ("empty.parquet", b"", r"empty.parquet: file is empty"),
-        ("empty.csv.gz", gzip.compress(b""), r"empty.csv.gz: file is empty"),
+        ("empty.csv.gz", gzip.compress(b"", mtime=0), r"empty.csv.gz: file is empty"),
     ],
 )
 def test_empty_files(tmp_path: Path, name: str, content: bytes, pattern: str) -> None:
