@@ -87,6 +87,28 @@ def test_verify_passes_then_names_the_tampered_entry(project: Project) -> None:
     assert (got["intact"], got["reason"], got["entry_id"]) == (False, "edited", victim.id)
 
 
+def test_verify_checks_a_kept_head(project: Project) -> None:
+    history(project)
+    ok = opsloop("audit", "verify", cwd=project.dir)
+    line = next(x for x in ok.stdout.splitlines() if x.startswith("head: position"))
+    head = line.rsplit(" ", 1)[-1]
+    hint = f"opsloop audit verify --expect 6:{head[:16]}"
+    assert hint in " ".join(ok.stdout.split())
+    kept = opsloop(
+        "audit", "verify", "--expect", f"6:{head}", "--expect", f"6:{head[:12]}", cwd=project.dir
+    )
+    assert kept.returncode == 0, kept.stderr
+    other = opsloop("audit", "verify", "--expect", "6:" + "0" * 64, cwd=project.dir)
+    assert other.returncode == 1
+    assert other.stderr.startswith("error: audit trail broken (rewritten)")
+    beyond = opsloop("audit", "verify", "--json", "--expect", f"9:{head}", cwd=project.dir)
+    assert beyond.returncode == 1
+    assert json.loads(beyond.stdout)["reason"] == "rewritten"
+    bad = opsloop("audit", "verify", "--expect", "six:abc", cwd=project.dir)
+    assert bad.returncode == 2
+    assert "POSITION:SHA256" in bad.stderr
+
+
 def test_change_text() -> None:
     assert change_text({"x": 1}) == ""
     assert change_text({"before": None, "after": {"version": 3}}) == "- → version=3"

@@ -14,7 +14,7 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, text
 
-from opsloop.errors import AuditChainError, StoreError
+from opsloop.errors import AuditChainError, SecurityError, StoreError
 from opsloop.store import open_store
 from opsloop.store.acting import acting
 from opsloop.store.audit import GENESIS, default_source, entry_hash
@@ -336,6 +336,70 @@ def test_rewritten_entry_with_a_new_hash_is_found(store: Store) -> None:
     result = store.events.verify()
     assert not result.intact
     assert result.entry_id in (victim["id"], entries[6]["id"])
+
+
+def rewrite_from(store: Store, position: int, *, keep: int | None = None) -> None:
+    """Rewrite the chain consistently from ``position`` on, as someone with write access to
+    the database and the hashing rule could: each entry's details changed and every hash
+    recomputed, the head moved; ``keep`` drops the entries after that position first."""
+    entries = rows(store)
+    if keep is not None:
+        entries = entries[:keep]
+    statements: list[tuple[str, dict[str, Any]]] = []
+    if keep is not None:
+        statements.append(("DELETE FROM events WHERE seq > :k", {"k": keep}))
+    prev = entries[position - 2]["hash"] if position > 1 else GENESIS
+    for row in entries[position - 1 :]:
+        digest = forged_hash(row, seq=row["seq"], prev_hash=prev, details={"forged": True})
+        statements.append(
+            (
+                "UPDATE events SET details = :d, prev_hash = :p, hash = :h WHERE id = :id",
+                {"d": '{"forged": true}', "p": prev, "h": digest, "id": row["id"]},
+            )
+        )
+        prev = digest
+    statements.append(
+        ("UPDATE audit_head SET seq = :s, hash = :h", {"s": entries[-1]["seq"], "h": prev})
+    )
+    tamper(store, *statements)
+
+
+def test_a_consistent_rewrite_is_found_only_against_a_kept_head(store: Store) -> None:
+    """A rewrite that recomputes every hash is a valid chain again: only a head recorded
+    before, outside the database, tells; the entries before the rewrite still match theirs."""
+    write_history(store)
+    before = store.events.check()
+    fifth = rows(store)[4]["hash"]
+    rewrite_from(store, 6)
+    assert store.events.verify().intact  # the limit of a chain alone
+    result = store.events.verify(expect=[(10, before.head_hash or "")])
+    assert (result.reason, result.position) == ("rewritten", 10)
+    assert "rewritten" in result.message
+    assert store.events.verify(expect=[(5, fifth[:12])]).intact  # untouched prefix
+    with pytest.raises(AuditChainError, match=r"position 10"):
+        store.events.check(expect=[(5, fifth), (10, before.head_hash or "")])
+
+
+def test_a_rewrite_that_also_drops_the_newest_entries_is_found(store: Store) -> None:
+    write_history(store)
+    before = store.events.check()
+    rewrite_from(store, 6, keep=8)
+    assert store.events.verify().intact
+    result = store.events.verify(expect=[(10, before.head_hash or "")])
+    assert (result.reason, result.position) == ("rewritten", 10)
+    assert "ends at position 8" in result.message
+
+
+@pytest.mark.parametrize(
+    ("anchor", "problem"),
+    [((0, "ab" * 32), "position 0"), ((3, "abc"), "12 to 64 hex"), ((3, "zz" * 8), "hex")],
+)
+def test_a_malformed_anchor_is_a_clear_error(
+    store: Store, anchor: tuple[int, str], problem: str
+) -> None:
+    write_history(store)
+    with pytest.raises(SecurityError, match=problem):
+        store.events.verify(expect=[anchor])
 
 
 def test_head_deleted_is_found_and_appends_refused(store: Store) -> None:

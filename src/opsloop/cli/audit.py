@@ -129,20 +129,45 @@ def list_cmd(
     console.print(table)
 
 
+def parse_anchor(text: str) -> tuple[int, str]:
+    """``POSITION:SHA256`` (as ``opsloop audit verify`` prints a head) as a pair."""
+    position, sep, digest = text.partition(":")
+    if not sep or not position.strip().isdigit():
+        raise typer.BadParameter(
+            f"{text!r} is not POSITION:SHA256 (e.g. 1234:9f86d081884c7d65...)",
+            param_hint="--expect",
+        )
+    return int(position), digest.strip()
+
+
 @app.command("verify")
 def verify(
+    expect: list[str] = typer.Option(
+        [],
+        "--expect",
+        metavar="POSITION:SHA256",
+        help="A head recorded earlier, kept where the database's writers cannot change it: "
+        "the entry at that position must still have that hash (repeatable). Catches a chain "
+        "rewritten with every hash recomputed.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Check the audit trail's hash chain: every entry as written, in order, none missing or
     added. Exits 1 naming the first broken entry and how it broke."""
+    anchors = [parse_anchor(text) for text in expect]
     store = project().store
     if as_json:
-        result = store.events.verify()
+        result = store.events.verify(expect=anchors)
         typer.echo(json.dumps({**result.model_dump(mode="json"), "intact": result.intact}))
         if not result.intact:
             raise typer.Exit(1)
         return
-    result = store.events.check()
+    result = store.events.check(expect=anchors)
     console.print(f"audit trail intact: {plural(result.entries, 'entry', 'entries')}")
     if result.head_hash is not None:
         console.print(f"head: position {result.head_seq}, sha256 {result.head_hash}")
+        console.print(
+            "keep it outside the database: 'opsloop audit verify --expect "
+            f"{result.head_seq}:{result.head_hash[:16]}' later proves the chain up to it was "
+            "not rewritten"
+        )

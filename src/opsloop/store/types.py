@@ -158,9 +158,9 @@ class AuditVerification(_Info):
 
     ``entries`` were checked, up to the head at position ``head_seq`` with hash ``head_hash``.
     When the chain is broken, ``reason`` says how (``edited``, ``missing``, ``inserted``,
-    ``reordered`` or ``truncated``), ``entry_id`` and ``position`` name the entry where it
-    breaks (None when the entry is gone, as for ``truncated`` with no entry left), and
-    ``message`` says it in words.
+    ``reordered``, ``truncated``, or ``rewritten`` when it no longer matches a head recorded
+    earlier), ``entry_id`` and ``position`` name the entry where it breaks (None when the
+    entry is gone, as for ``truncated`` with no entry left), and ``message`` says it in words.
     """
 
     entries: int

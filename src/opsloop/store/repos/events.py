@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select
 
-from opsloop.errors import AuditChainError
+from opsloop.errors import AuditChainError, SecurityError
 from opsloop.store import models as m
 from opsloop.store.audit import GENESIS, entry_hash
 from opsloop.store.types import AuditVerification, EventInfo
@@ -36,6 +36,21 @@ def _own_hash(e: m.Event) -> str:
     )
 
 
+def _anchors(expect: list[tuple[int, str]]) -> dict[int, str]:
+    anchors: dict[int, str] = {}
+    for position, digest in expect:
+        text = str(digest).lower()
+        if not isinstance(position, int) or position < 1:
+            raise SecurityError(f"audit anchor position {position!r}: a position is 1 or more")
+        if not 12 <= len(text) <= 64 or any(c not in "0123456789abcdef" for c in text):
+            raise SecurityError(
+                f"audit anchor {position}:{digest}: the hash must be 12 to 64 hex digits "
+                "of a SHA-256 head, as 'opsloop audit verify' prints it"
+            )
+        anchors[position] = text
+    return anchors
+
+
 class _ChainBrokenError(Exception):
     """Where the walk over the chain stopped (internal)."""
 
@@ -50,9 +65,12 @@ class _ChainBrokenError(Exception):
 class _Walk:
     """One pass over the chain in position order, checking each entry against the last."""
 
-    def __init__(self, s: Session, head: m.AuditHead) -> None:
+    def __init__(
+        self, s: Session, head: m.AuditHead, anchors: dict[int, str] | None = None
+    ) -> None:
         self.s = s
         self.head = head
+        self.anchors = anchors or {}
         self.prev: m.Event | None = None
         self.before_prev = GENESIS  # the hash of the entry before ``prev``
         self.before_prev_id = 0  # and its id
@@ -102,6 +120,15 @@ class _Walk:
                 f"entry {e.id} (position {e.seq}) does not match its hash: "
                 "it was changed after it was written",
             )
+        recorded = self.anchors.get(e.seq)
+        if recorded is not None and not e.hash.startswith(recorded):
+            raise _ChainBrokenError(
+                "rewritten",
+                e,
+                e.seq,
+                f"entry {e.id} (position {e.seq}) hashes to {e.hash[:16]}, not to the recorded "
+                f"{recorded[:16]}: the chain was rewritten up to there, every hash recomputed",
+            )
         self.before_prev = prev.hash if prev is not None else GENESIS
         self.before_prev_id = prev.id if prev is not None else 0
         self.prev = e
@@ -148,6 +175,15 @@ class _Walk:
     def end(self) -> None:
         last = self.prev
         seq, digest = (last.seq, last.hash) if last is not None else (0, GENESIS)
+        beyond = [position for position in self.anchors if position > self.head.seq]
+        if beyond:
+            raise _ChainBrokenError(
+                "rewritten",
+                last,
+                min(beyond),
+                f"the chain ends at position {self.head.seq}, before the recorded position "
+                f"{min(beyond)}: entries were removed and the chain rewritten",
+            )
         if seq < self.head.seq:
             n = self.head.seq - seq
             after = f"after entry {last.id}" if last is not None else "of the chain"
@@ -223,14 +259,30 @@ class EventRepository:
         with self.db.read() as s:
             return [EventInfo.model_validate(e) for e in s.scalars(q)]
 
-    def verify(self, *, batch: int = 1000) -> AuditVerification:
+    def verify(
+        self,
+        *,
+        batch: int = 1000,
+        expect: builtins.list[tuple[int, str]] | None = None,
+    ) -> AuditVerification:
         """Walk the whole audit chain and say whether it is intact, or where and how it broke.
 
         Every entry must hash to its stored hash, link to the one before it and sit at the
         next position, in the order it was written, and the last must be the chain's head:
         an entry edited, deleted, inserted or moved in the database breaks one of these.
         The walk reads one consistent snapshot, so concurrent appends do not disturb it.
+
+        The chain alone cannot tell a consistent rewrite (every entry changed and every hash
+        recomputed by someone with write access to the database) from the original. ``expect``
+        anchors it: ``(position, sha256)`` pairs, heads recorded earlier somewhere the
+        database's writers cannot change (a ticket, a log shipped off the machine); each entry
+        at such a position must still have that hash (or a prefix of it, of 12 or more hex
+        digits).
+
+        Raises:
+            SecurityError: An anchor is not a position and a hash prefix.
         """
+        anchors = _anchors(expect or [])
         with self.db.snapshot() as s:
             head = s.get(m.AuditHead, 1)
             if head is None:
@@ -241,7 +293,7 @@ class EventRepository:
                     reason="truncated",
                     message="the head record of the audit chain is missing (deleted)",
                 )
-            walk = _Walk(s, head)
+            walk = _Walk(s, head, anchors)
             try:
                 self._walk(s, walk, batch)
                 walk.end()
@@ -280,14 +332,14 @@ class EventRepository:
             # Detached rows keep what was loaded; the session need not hold a whole chain.
             s.expunge_all()
 
-    def check(self) -> AuditVerification:
+    def check(self, *, expect: builtins.list[tuple[int, str]] | None = None) -> AuditVerification:
         """:meth:`verify`, raising when the chain is broken.
 
         Raises:
-            AuditChainError: An entry was edited, deleted, inserted or reordered; the message
-                names the entry and how.
+            AuditChainError: An entry was edited, deleted, inserted or reordered, or does not
+                match an ``expect`` anchor; the message names the entry and how.
         """
-        result = self.verify()
+        result = self.verify(expect=expect)
         if not result.intact:
             raise AuditChainError(
                 f"audit trail broken ({result.reason}): {result.message}",
