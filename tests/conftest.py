@@ -21,6 +21,12 @@ from sqlalchemy.engine import make_url
 from opsloop.context import Project, open_project, set_current_project
 from opsloop.secops.iac import CHECKOV_ENV, CHECKOV_VERSION, install_checkov
 
+# Parallel test workers inherit COLUMNS=80 and LINES=24 from pytest-xdist; consoles made at
+# import would then keep 80 columns, where a serial run sees no terminal and full-width lines.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
 PG_URL = os.environ.get(
     "OPSLOOP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
