@@ -44,7 +44,8 @@ def _missing(path: str, url: str) -> Any:
 
 def _get(client: httpx.Client, url: str, params: Mapping[str, Any]) -> Any:
     try:
-        response = client.get(url, params=dict(params))
+        # Empty params would replace the query string a next link carries.
+        response = client.get(url, params=dict(params) or None)
         response.raise_for_status()
         return response.json()
     except httpx.HTTPStatusError as exc:
