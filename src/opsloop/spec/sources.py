@@ -155,6 +155,12 @@ def _schedule_name(name: str) -> str:
     return check_name("schedule", name)
 
 
+def _check_cron(expr: str) -> str:
+    if len(expr.split()) != 5 or not croniter.is_valid(expr):
+        raise ValueError(f"{expr!r} is not a cron expression of five fields ('0 3 * * *')")
+    return expr
+
+
 class ScheduleSpec(_Section):
     """When a pipeline runs by itself, under ``opsloop up``.
 
@@ -166,19 +172,23 @@ class ScheduleSpec(_Section):
         run: ``lifecycle`` or the name of a pipeline of ``pipelines:``.
         concurrency: When the previous run of the schedule still runs: ``forbid`` (skip this
             one), ``replace`` (stop it, start this one) or ``allow`` (run both).
-        missed: Cron times that passed while the loop was down: ``skip`` (record them as
-            missed) or ``catch-up`` (run once for them), as a Kubernetes CronJob does.
+        missed: Cron times that passed while the loop was down (more than
+            ``starting_deadline`` ago): ``skip`` (record them as missed) or ``catch-up`` (run
+            once for them), as a Kubernetes CronJob does.
+        check_every: How often a ``new_data`` schedule looks at the source.
+        starting_deadline: How late a cron time may be noticed and still start on time.
         params: Parameters of the run (``-p key=value`` of ``opsloop run``).
         suspend: Keep the schedule but start nothing.
     """
 
-    cron: str | None = None
+    cron: Annotated[str, AfterValidator(_check_cron)] | None = None
     new_data: bool = False
     incident: str | None = Field(default=None, min_length=1, max_length=32)
     run: str = "lifecycle"
     concurrency: Literal["forbid", "replace", "allow"] = "forbid"
     missed: Literal["skip", "catch-up"] = "skip"
     check_every: Duration = Field(default=timedelta(minutes=1))
+    starting_deadline: Duration = Field(default=timedelta(minutes=5))
     params: dict[str, Any] = Field(default_factory=dict)
     suspend: bool = False
 
@@ -198,8 +208,6 @@ class ScheduleSpec(_Section):
                 "a schedule needs exactly one trigger of 'cron', 'new_data' and 'incident'"
                 + (f" (it has {', '.join(given)})" if given else "")
             )
-        if self.cron is not None:
-            _check_cron(self.cron)
         return self
 
     @property
@@ -208,11 +216,6 @@ class ScheduleSpec(_Section):
         if self.cron is not None:
             return "cron"
         return "new_data" if self.new_data else "incident"
-
-
-def _check_cron(expr: str) -> None:
-    if len(expr.split()) != 5 or not croniter.is_valid(expr):
-        raise ValueError(f"{expr!r} is not a cron expression of five fields ('0 3 * * *')")
 
 
 ScheduleName = Annotated[str, AfterValidator(_schedule_name)]
