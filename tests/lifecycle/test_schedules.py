@@ -187,3 +187,20 @@ def test_schedule_spec_errors_name_the_line() -> None:
         "project: p\nschedules:\n  x: {cron: '0 3 * * *', run: train, params: {trials: 3}}\n"
     )
     assert run_command(spec.schedules["x"])[2:] == ["opsloop", "run", "train", "-p", "trials=3"]
+
+
+def test_data_source_spec() -> None:
+    spec = parse_spec(
+        "project: p\ndata:\n  source: {url: 'env:DB', table: t, watermark: id}\n"
+        "  sla: {freshness: 24h, volume: 0.3}\n"
+    )
+    assert spec.data is not None and spec.data.source_name == "data"
+    assert spec.data.source.kind == "sql"  # type: ignore[union-attr]
+    http = parse_spec("project: p\ndata:\n  source: {url: 'https://x/api', records: items}\n")
+    assert http.data is not None and http.data.source.kind == "http"  # type: ignore[union-attr]
+    with pytest.raises(SpecError, match="exactly one of 'table' and 'query'"):
+        parse_spec("project: p\ndata:\n  source: {url: 'env:DB', table: t, query: 'SELECT 1'}\n")
+    with pytest.raises(SpecError, match="a file source has none"):
+        parse_spec("project: p\ndata:\n  source: data.csv\n  sla: {freshness: 1h}\n")
+    with pytest.raises(SpecError, match="unknown key"):
+        parse_spec("project: p\ndata:\n  source: {url: 'env:DB', tabel: t}\n")

@@ -83,6 +83,15 @@ class DataSection(_Section):
     def _source_kind(cls, value: Any) -> Any:
         return source_kind(value)
 
+    @model_validator(mode="after")
+    def _sla_needs_loads(self) -> DataSection:
+        if self.sla is not None and isinstance(self.source, str):
+            raise ValueError(
+                "data.sla is judged from the loads of a database or HTTP source; "
+                "a file source has none"
+            )
+        return self
+
     @property
     def source_name(self) -> str:
         """The name the source's loads and SLAs are recorded under (``name``, else ``data``)."""
