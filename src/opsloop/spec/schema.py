@@ -25,7 +25,7 @@ from opsloop.spec.alerting import AlertsSection
 from opsloop.spec.finops import FinopsSection
 from opsloop.spec.monitoring import DriftThresholds, Duration
 from opsloop.spec.remediation import RemediationSection
-from opsloop.spec.sources import DataSla, ScheduleName, ScheduleSpec, TableSource, source_kind
+from opsloop.spec.sources import DataSla, DataSource, ScheduleName, ScheduleSpec, source_kind
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -73,7 +73,7 @@ class DataSection(_Section):
     """Where the training data comes from: files (a path or a glob), a database table or
     query, or an HTTP JSON API (see :mod:`opsloop.spec.sources`), and its service levels."""
 
-    source: str | TableSource
+    source: DataSource
     time_column: str | None = None
     name: str | None = None
     sla: DataSla | None = None

@@ -24,7 +24,15 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from croniter import croniter
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
 
 from opsloop.names import check_name
 from opsloop.redact import redact_url
@@ -35,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DataSla",
+    "DataSource",
     "HttpSource",
     "ScheduleSpec",
     "SqlSource",
@@ -118,6 +127,25 @@ class HttpSource(_Section):
 
 TableSource = Annotated[SqlSource | HttpSource, Field(discriminator="kind")]
 """A source that is not files: a database or an HTTP API."""
+
+
+def _source_tag(value: Any) -> str:
+    if isinstance(value, str):
+        return "files"
+    if isinstance(value, BaseModel):
+        return str(getattr(value, "kind", "sql"))
+    if isinstance(value, dict):
+        return str(source_kind(value).get("kind"))
+    return "files"
+
+
+DataSource = Annotated[
+    Annotated[str, Tag("files")]
+    | Annotated[SqlSource, Tag("sql")]
+    | Annotated[HttpSource, Tag("http")],
+    Discriminator(_source_tag),
+]
+"""``data.source``: files (a path or a glob), a database, or an HTTP API."""
 
 
 def source_kind(value: Any) -> Any:
