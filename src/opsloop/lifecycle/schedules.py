@@ -318,7 +318,7 @@ class Scheduler:
         if pid is None:
             return
         try:
-            # The run started its own session: stop it with everything it started.
+            # The run leads its own process group: stop it with everything it started.
             os.killpg(pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
             return
