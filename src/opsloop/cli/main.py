@@ -37,6 +37,7 @@ from opsloop.cli import (
     run,
     runs,
     scan,
+    schedules,
     serve,
     server,
 )
@@ -94,6 +95,7 @@ def _register_commands() -> None:
     app.command("down")(loop.down)
     app.add_typer(monitor.app, name="monitor")
     app.add_typer(incidents.app, name="incidents")
+    app.add_typer(schedules.app, name="schedules")
     app.add_typer(aiops.app, name="aiops")
     app.command("bom", epilog=bom.EXAMPLES)(bom.bom)
     app.command("ci")(ci.ci)

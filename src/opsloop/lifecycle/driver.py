@@ -92,6 +92,9 @@ def _spec_error_with_line(project: Project, err: SpecError) -> SpecError:
     )
 
 
+_INTERNAL_PARAMS = ("project_dir", "fingerprint", "snapshot")
+
+
 def source_fingerprint(files: list[Path]) -> str:
     """A digest of the source files' paths and bytes: changed data changes the cache key."""
     h = hashlib.sha256()
@@ -124,6 +127,7 @@ def lifecycle_params(project: Project, overrides: dict[str, Any] | None = None) 
     # Lazy imports here and below (noqa: PLC0415) of opsloop.data, opsloop.ml, opsloop.lifecycle,
     # opsloop.pipeline: each loads only where it is used, so importing this module stays light.
     from opsloop.data import parse_contract, resolve_source  # noqa: PLC0415
+    from opsloop.data.sources import load_source, source_display  # noqa: PLC0415
     from opsloop.ml.candidates import get_candidate  # noqa: PLC0415
     from opsloop.ml.gates import validate_gates  # noqa: PLC0415
     from opsloop.ml.metrics import get_metric  # noqa: PLC0415
@@ -158,8 +162,12 @@ def lifecycle_params(project: Project, overrides: dict[str, Any] | None = None) 
         raise _spec_error_with_line(project, err) from err
     registration = spec.registration
     model_name = registration.model if registration is not None else spec.project
+    # A database or HTTP source is shown by its reference (or masked URL) and loaded below.
+    table_source = None if isinstance(spec.data.source, str) else spec.data.source
+    shown = source_display(spec.data.source)
     params: dict[str, Any] = {
-        "source": spec.data.source,
+        "source": shown,
+        "snapshot": None,
         "project_dir": str(project.dir),
         "fingerprint": "",
         "target": problem.target,
@@ -182,8 +190,8 @@ def lifecycle_params(project: Project, overrides: dict[str, Any] | None = None) 
         "alias_on_fail": registration.alias_on_fail if registration else "challenger",
     }
     for key, value in (overrides or {}).items():
-        if key not in params or key in ("project_dir", "fingerprint"):
-            known = sorted(k for k in params if k not in ("project_dir", "fingerprint"))
+        if key not in params or key in _INTERNAL_PARAMS:
+            known = sorted(k for k in params if k not in _INTERNAL_PARAMS)
             raise ConfigError(f"unknown lifecycle parameter '{key}'; known: {', '.join(known)}")
         # From the command line (-p trials=30) a value is text: read it as YAML, like the spec.
         text_for_typed = isinstance(value, str) and not isinstance(params[key], str | None)
@@ -194,9 +202,16 @@ def lifecycle_params(project: Project, overrides: dict[str, Any] | None = None) 
             params[key] = load_yaml(str(value), f"-p {key}", max_bytes=_MAX_PARAM_CHARS)
         except SpecError as exc:
             raise ConfigError(f"lifecycle parameter '{key}': {exc.detail}") from exc
-    params["fingerprint"] = source_fingerprint(
-        resolve_source(str(params["source"]), base_dir=project.dir)
-    )
+    if table_source is not None and params["source"] == shown:
+        # The load is the snapshot: its content digest is the fingerprint, and the ingest
+        # step reads the Parquet snapshot from the artifact store.
+        loaded = load_source(project, spec.data)
+        params["snapshot"] = loaded.record.artifact
+        params["fingerprint"] = "sha256:" + loaded.record.digest
+    else:
+        params["fingerprint"] = source_fingerprint(
+            resolve_source(str(params["source"]), base_dir=project.dir)
+        )
     # Everything that decides what gets trained, hashed: a champion trained from the same key
     # is this very configuration's own result, so comparing against it again would only
     # re-register an identical model.

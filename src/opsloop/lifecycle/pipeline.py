@@ -35,12 +35,17 @@ def lifecycle(
     lifecycle_key: str = "",
     recent_digest: str | None = None,
     allow_rollback: bool = False,
+    snapshot: str | None = None,
 ) -> None:
     """The phases: ingest, validate, contract_gate, split, featurize, train, evaluate, gate,
     register."""
     drop = drop or []
     data, dataset = steps.ingest(
-        source=source, project_dir=project_dir, time_column=time_column, fingerprint=fingerprint
+        source=source,
+        project_dir=project_dir,
+        time_column=time_column,
+        fingerprint=fingerprint,
+        snapshot=snapshot,
     )
     report = steps.validate(data, source=source, target=target, contract=contract, drop=drop)
     contract_ok = steps.contract_gate(report, source=source)

@@ -27,11 +27,17 @@ if TYPE_CHECKING:
 
 @step(outputs=("data", "dataset"))
 def ingest(
-    source: str, project_dir: str, time_column: str | None, fingerprint: str
+    source: str,
+    project_dir: str,
+    time_column: str | None,
+    fingerprint: str,
+    snapshot: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Read the source files and describe the data set version they make.
+    """Read the source files (or the Parquet snapshot of a database or HTTP source) and
+    describe the data set version they make.
 
-    ``fingerprint`` (the files' digests) is only here so that changed files change the cache key.
+    ``fingerprint`` (the files' digests, or the snapshot's content digest) is only here so
+    that changed data changes the cache key.
     """
     # Lazy imports here and below (noqa: PLC0415) of opsloop.data, opsloop.ml, opsloop.pipeline,
     # opsloop.context, opsloop.lifecycle, opsloop.registry: each loads only where it is used, so
@@ -39,8 +45,14 @@ def ingest(
     from opsloop.data import dataset_version, ensure_time_column, read_source, resolve_source  # noqa: PLC0415
 
     base = Path(project_dir)
-    files = resolve_source(source, base_dir=base)
-    df = read_source(source, base_dir=base)
+    files: list[Path] = []
+    if snapshot is not None:
+        from opsloop.context import current_project  # noqa: PLC0415
+
+        df = pd.read_parquet(io.BytesIO(current_project().artifacts.get_bytes(snapshot)))
+    else:
+        files = resolve_source(source, base_dir=base)
+        df = read_source(source, base_dir=base)
     if time_column is not None:
         if time_column not in df.columns:
             raise DataError(

@@ -33,6 +33,7 @@ from opsloop.aiops.actions import ActionContext, ActionResult
 from opsloop.aiops.executors import ActionExecutor, WebhookExecutor
 from opsloop.context import Project, current_project
 from opsloop.data import resolve_source
+from opsloop.data.sources import read_data
 from opsloop.errors import AIOpsError, DataError, NotFoundError, OpsloopError
 from opsloop.gitops import (
     DEFAULT_FOLDER,
@@ -134,8 +135,11 @@ def build_retrain_table(
     if spec is None or spec.problem is None or spec.data is None:
         raise DataError(f"{project.dir / 'opsloop.yaml'} declares no lifecycle to retrain with")
     target = spec.problem.target
-    files = resolve_source(spec.data.source, base_dir=project.dir)
-    original = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    if isinstance(spec.data.source, str):
+        files = resolve_source(spec.data.source, base_dir=project.dir)
+        original = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    else:
+        original = read_data(project, spec.data)
     win = load_window(project.store, deployment, since, until, artifacts=project.artifacts)
     rows = win.rows
     if not rows.empty:

@@ -27,7 +27,8 @@ from junitparser import Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from opsloop import __version__
 from opsloop.context import Project, open_project, use_project
-from opsloop.data import check_contract, parse_contract, read_source
+from opsloop.data import check_contract, parse_contract
+from opsloop.data.sources import read_data, source_display
 from opsloop.errors import NotFoundError, OpsloopError, SecurityError
 from opsloop.gitops.reconciler import Reconciler
 from opsloop.gitops.render import render_deployments
@@ -266,12 +267,13 @@ def _contract(state: _State) -> tuple[str, dict[str, Any]]:
         raise _Skip("no data source declared")
     if not spec.contract:
         raise _Skip("no data contract declared")
-    frame = read_source(spec.data.source, base_dir=proj.dir)
+    frame = read_data(proj, spec.data)
     report = check_contract(frame, parse_contract(spec.contract, file=str(proj.dir / SPEC_FILE)))
     state.contract = report
-    state.sarif.add_run(_contract_run(report, spec.data.source, proj.dir))
+    shown = source_display(spec.data.source)
+    state.sarif.add_run(_contract_run(report, shown, proj.dir))
     details = report.model_dump(mode="json")
-    where = f"{spec.data.source} ({report.rows:,} rows, {report.rules_checked} rules)"
+    where = f"{shown} ({report.rows:,} rows, {report.rules_checked} rules)"
     if not report.passed:
         broken = "; ".join(
             f"{f.column}: {f.rule}" if f.column else f.rule for f in report.errors[:5]

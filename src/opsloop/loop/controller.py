@@ -6,9 +6,12 @@ One pass::
     monitor          scrape the replicas, run each deployment's monitors (when due)
     alert            rules and detectors over the new points
     correlate        alerts into incidents with a ranked root cause
+    data             load the database or HTTP source when due, judge its data SLAs
+                     (freshness, volume) and alert on them
     remediate        the policies of opsloop.yaml on open incidents, with their guardrails
                      (cooldown, daily limit, approval, dry run); a deployment's document may
                      pin its policy (spec.remediation)
+    schedule         the schedules of opsloop.yaml: cron times, new data, incidents of a kind
     record           retention of the prediction log, runs whose process died, the pass
     meter            what the replicas reserved, used and served since the last pass, the
                      stored bytes (now and then), and the pass's own work (FinOps)
@@ -31,7 +34,9 @@ from opsloop.aiops.remediation import NO_POLICY, RemediationEngine
 from opsloop.errors import OpsloopError
 from opsloop.finops import LoopMeter, charge_of
 from opsloop.gitops import DEFAULT_FOLDER, DeploymentDocument, Reconciler, SyncResult
+from opsloop.lifecycle.schedules import Scheduler, TickResult
 from opsloop.loop.actions import LoopExecutor
+from opsloop.loop.datasla import DataStepResult, data_step
 from opsloop.loop.monitoring import MonitorStepResult, monitor_step
 from opsloop.monitor.retention import PruneResult, prune_pass
 
@@ -60,6 +65,8 @@ class PassReport:
         interrupted: Actions found running under a process that is gone, now interrupted.
         pruned: The prediction log's retention, run after monitoring.
         reaped: Runs whose process died, now marked killed.
+        data: The data step: sources loaded, data SLAs judged and alerted on.
+        scheduled: The schedules' tick: runs started, skipped, finished, replaced.
         errors: Each step that failed, with why.
     """
 
@@ -72,6 +79,8 @@ class PassReport:
     interrupted: list[ActionInfo] = field(default_factory=list)
     pruned: PruneResult | None = None
     reaped: list[RunInfo] = field(default_factory=list)
+    data: DataStepResult | None = None
+    scheduled: TickResult | None = None
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -121,6 +130,14 @@ class PassReport:
             }
         if self.reaped:
             out["reaped_runs"] = [r.id for r in self.reaped]
+        if self.data is not None and (self.data.loaded or self.data.ingest.alerts):
+            out["data"] = {
+                "loaded": dict(self.data.loaded),
+                "sla": {f"{r.source}/{r.sla}": r.ok for r in self.data.results},
+                "opened": self.data.ingest.opened,
+            }
+        if self.scheduled is not None and self.scheduled.summary():
+            out["schedules"] = self.scheduled.summary()
         if self.errors:
             out["errors"] = list(self.errors)
         return out
@@ -139,6 +156,8 @@ class Controller:
             and rollback, a webhook for notify).
         monitor_every_s: Seconds between monitoring steps (0: never monitor).
         remediate: Run the remediation policies (False: incidents are only opened).
+        scheduler: Runs the schedules of ``opsloop.yaml`` (default: one that starts
+            ``opsloop run`` processes).
         clock: The current time (UTC), for tests.
 
     Raises:
@@ -155,6 +174,7 @@ class Controller:
         executor: ActionExecutor | None = None,
         monitor_every_s: float = 60.0,
         remediate: bool = True,
+        scheduler: Scheduler | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.project = project
@@ -166,6 +186,7 @@ class Controller:
         self.monitor_every_s = monitor_every_s
         self.remediate = remediate
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.scheduler = scheduler or Scheduler(project, clock=self.clock)
         self.passes = 0
         self._last_monitor: float | None = None
         self._recovered = False
@@ -248,12 +269,21 @@ class Controller:
                 report.pruned = prune_pass(self.project)
             except OpsloopError as exc:
                 report.errors.append(f"retention: {exc}")
+        try:
+            report.data = data_step(self.project, self.clock())
+        except OpsloopError as exc:
+            report.errors.append(f"data: {exc}")
         if self.remediate and engine is not None:
             self._check_pins(engine, report)
             try:
                 report.remediated = engine.remediate_open()
             except OpsloopError as exc:
                 report.errors.append(f"remediate: {exc}")
+        try:
+            report.scheduled = self.scheduler.tick(self.clock())
+            report.errors.extend(f"schedules: {e}" for e in report.scheduled.errors)
+        except OpsloopError as exc:
+            report.errors.append(f"schedules: {exc}")
         try:
             report.reaped = store.runs.reap_dead()
         except OpsloopError as exc:

@@ -29,6 +29,7 @@ from sklearn.metrics import roc_auc_score
 from opsloop.aiops.incidents import TimelineEntry, get_incident, list_actions, timeline
 from opsloop.context import open_project
 from opsloop.data import resolve_source
+from opsloop.data.sources import read_data
 from opsloop.errors import ConfigError, GitOpsError, OpsloopError
 from opsloop.finops import allocated_costs, cost_breakdown
 from opsloop.gitops import HealthStatus, promote
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from opsloop.aiops.actions import ActionContext, ActionResult
     from opsloop.context import Project
     from opsloop.loop.monitoring import MonitorStepResult
+    from opsloop.spec.schema import DataSection
     from opsloop.store import ActionInfo
 
 __all__ = [
@@ -322,6 +324,15 @@ def _print_costs(
     console.print(table)
 
 
+def _training_data(project: Project, data: DataSection) -> pd.DataFrame:
+    if isinstance(data.source, str):
+        return pd.concat(
+            [pd.read_parquet(f) for f in resolve_source(data.source, base_dir=project.dir)],
+            ignore_index=True,
+        )
+    return read_data(project, data)
+
+
 def run_loop_demo(
     project: Project,
     console: Console,
@@ -387,10 +398,7 @@ def run_loop_demo(
     )
     result = LoopDemoResult(DEPLOYMENT, base_url, champion.version)
 
-    data = pd.concat(
-        [pd.read_parquet(f) for f in resolve_source(spec.data.source, base_dir=project.dir)],
-        ignore_index=True,
-    )
+    data = _training_data(project, spec.data)
     drop = [*spec.features.drop, *([spec.data.time_column] if spec.data.time_column else [])]
     traffic = _TrafficDuringCanary(controller.executor, base_url, data, seed)
     controller.executor = traffic

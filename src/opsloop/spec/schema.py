@@ -25,6 +25,7 @@ from opsloop.spec.alerting import AlertsSection
 from opsloop.spec.finops import FinopsSection
 from opsloop.spec.monitoring import DriftThresholds, Duration
 from opsloop.spec.remediation import RemediationSection
+from opsloop.spec.sources import DataSla, DataSource, ScheduleName, ScheduleSpec, source_kind
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -69,11 +70,32 @@ class ProblemSection(_Section):
 
 
 class DataSection(_Section):
-    """Where the training data comes from."""
+    """Where the training data comes from: files (a path or a glob), a database table or
+    query, or an HTTP JSON API (see :mod:`opsloop.spec.sources`), and its service levels."""
 
-    source: str
+    source: DataSource
     time_column: str | None = None
     name: str | None = None
+    sla: DataSla | None = None
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source_kind(cls, value: Any) -> Any:
+        return source_kind(value)
+
+    @model_validator(mode="after")
+    def _sla_needs_loads(self) -> DataSection:
+        if self.sla is not None and isinstance(self.source, str):
+            raise ValueError(
+                "data.sla is judged from the loads of a database or HTTP source; "
+                "a file source has none"
+            )
+        return self
+
+    @property
+    def source_name(self) -> str:
+        """The name the source's loads and SLAs are recorded under (``name``, else ``data``)."""
+        return self.name or "data"
 
 
 class FeaturesSection(_Section):
@@ -363,6 +385,7 @@ class ProjectSpec(_Section):
     ci: CiSection = Field(default_factory=CiSection)
     access: AccessSection = Field(default_factory=AccessSection)
     finops: FinopsSection = Field(default_factory=FinopsSection)
+    schedules: dict[ScheduleName, ScheduleSpec] = Field(default_factory=dict)
 
     @field_validator("version")
     @classmethod

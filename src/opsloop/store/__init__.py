@@ -15,6 +15,7 @@ from opsloop.redact import redact, redact_url, remember
 from opsloop.store.base import STORE_BACKENDS, Backend
 from opsloop.store.facade import DEFAULT_HEARTBEAT_TIMEOUT_S, Store
 from opsloop.store.repos.runs import MetricRow
+from opsloop.store.repos.schedules import ScheduleRunInfo, SourceLoadInfo
 from opsloop.store.repos.series import labels_key
 from opsloop.store.types import (
     ActionInfo,
@@ -59,7 +60,9 @@ __all__ = [
     "PredictionInfo",
     "RegisteredModelInfo",
     "RunInfo",
+    "ScheduleRunInfo",
     "SeriesPointInfo",
+    "SourceLoadInfo",
     "StepRunInfo",
     "Store",
     "SyncHistoryEntry",

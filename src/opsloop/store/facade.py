@@ -11,6 +11,8 @@
     store.incidents     alerts, incidents, remediation actions
     store.access        identities, their roles and grants, API tokens
     store.usage         metered usage per hour (FinOps)
+    store.sources       loads of data sources (snapshots, watermarks)
+    store.schedules     schedules and their history
 
 Only :mod:`opsloop.store` touches ORM models and sessions; the repositories own their queries
 and return the plain records of :mod:`opsloop.store.types`.
@@ -29,6 +31,7 @@ from opsloop.store.repos.incidents import IncidentRepository
 from opsloop.store.repos.models import ModelRepository
 from opsloop.store.repos.predictions import PredictionRepository
 from opsloop.store.repos.runs import DEFAULT_HEARTBEAT_TIMEOUT_S, RunRepository
+from opsloop.store.repos.schedules import ScheduleRepository, SourceLoadRepository
 from opsloop.store.repos.series import SeriesRepository
 from opsloop.store.repos.steps import StepRepository
 from opsloop.store.repos.usage import UsageRepository
@@ -76,6 +79,8 @@ class Store:
         self.incidents = IncidentRepository(self.db)
         self.access = AccessRepository(self.db)
         self.usage = UsageRepository(self.db)
+        self.sources = SourceLoadRepository(self.db)
+        self.schedules = ScheduleRepository(self.db)
 
     @property
     def url(self) -> str:

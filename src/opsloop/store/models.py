@@ -544,3 +544,55 @@ class Usage(Base):
     requests: Mapped[float] = mapped_column(Float, default=0.0)
     storage_gb_s: Mapped[float] = mapped_column(Float, default=0.0)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SourceLoad(Base):
+    """One load of a data source (a database table or query, an HTTP API): the snapshot it
+    made (a content-addressed Parquet artifact), how many rows it holds and how many were new,
+    and the watermark it reached."""
+
+    __tablename__ = "source_loads"
+    __table_args__ = (Index("ix_source_loads_source_at", "source", "loaded_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(256))
+    loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    digest: Mapped[str] = mapped_column(String(80))
+    artifact: Mapped[str] = mapped_column(String(80))
+    rows: Mapped[int] = mapped_column(BigInteger)
+    new_rows: Mapped[int] = mapped_column(BigInteger)
+    watermark: Mapped[JSONDict | None] = mapped_column(JSON)
+    details: Mapped[JSONDict] = mapped_column(default=dict)
+
+
+class Schedule(Base):
+    """Where a schedule of ``opsloop.yaml`` stands: the last cron time it handled, the source
+    digest or watermark it last saw, the last incident it answered."""
+
+    __tablename__ = "schedules"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    cursor: Mapped[JSONDict] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ScheduleRun(Base):
+    """One time a schedule was due: the run it started, or why it started none."""
+
+    __tablename__ = "schedule_runs"
+    __table_args__ = (
+        Index("ix_schedule_runs_schedule", "schedule", "id"),
+        Index("ix_schedule_runs_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    schedule: Mapped[str] = mapped_column(String(128))
+    trigger: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime] = mapped_column()
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16))
+    pid: Mapped[int | None]
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[JSONDict] = mapped_column(default=dict)

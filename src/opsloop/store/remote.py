@@ -46,6 +46,7 @@ from opsloop.store.repos.incidents import IncidentRepository
 from opsloop.store.repos.models import ModelRepository
 from opsloop.store.repos.predictions import PredictionRepository
 from opsloop.store.repos.runs import RunRepository
+from opsloop.store.repos.schedules import ScheduleRepository, SourceLoadRepository
 from opsloop.store.repos.series import SeriesRepository
 from opsloop.store.repos.steps import StepRepository
 
@@ -76,6 +77,8 @@ REPOSITORIES: dict[str, type] = {
     "deployments": DeploymentRepository,
     "incidents": IncidentRepository,
     "predictions": PredictionRepository,
+    "sources": SourceLoadRepository,
+    "schedules": ScheduleRepository,
 }
 """The store's repositories by attribute name (see :class:`~opsloop.store.facade.Store`)."""
 
@@ -146,6 +149,13 @@ REMOTE_METHODS: dict[str, dict[str, str]] = {
         "deployments_since": _READ,
         "labels_between": _READ,
         "read_by_request": _READ,
+    },
+    "sources": {"record": "log", "latest": _READ, "list": _READ},
+    "schedules": {
+        "cursor": _READ,
+        "active": _READ,
+        "history": _READ,
+        "last_runs": _READ,
     },
 }
 """What a remote store may call: repository -> method -> the access action it needs."""
@@ -378,6 +388,8 @@ class RemoteStore(Store):
         self.series = cast("SeriesRepository", _RemoteRepository(self, "series"))
         self.deployments = cast("DeploymentRepository", _RemoteRepository(self, "deployments"))
         self.incidents = cast("IncidentRepository", _RemoteRepository(self, "incidents"))
+        self.sources = cast("SourceLoadRepository", _RemoteRepository(self, "sources"))
+        self.schedules = cast("ScheduleRepository", _RemoteRepository(self, "schedules"))
 
     def call(self, method: RemoteMethod, /, *args: Any, **kwargs: Any) -> Any:
         """Call a listed repository method on the server and decode its result.
