@@ -88,7 +88,7 @@ def test_keys_must_exist_and_be_unique() -> None:
 
 
 def test_versions_of_a_step_output_resolve_by_number_name_and_digest(
-    project: Project,
+    project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
     first = run_pipeline(lf.orders, {"rows": 8}, executor="inline", progress=False)
     run_pipeline(lf.orders, {"rows": 8}, executor="inline", progress=False)  # cached: same
@@ -114,6 +114,12 @@ def test_versions_of_a_step_output_resolve_by_number_name_and_digest(
         load_dataset("orders.summarise.output@v1", **where)
     with pytest.raises(DataError, match="names no data set"):
         load_dataset("data@v1", **where)
+
+    with pytest.raises(SystemExit) as done:
+        main(["data", "versions", "orders.load.data"])
+    assert done.value.code == 0
+    listed = capsys.readouterr().out
+    assert re.search(r"v1\s+│\s+sha256:", listed) and "v2" in listed and "v3" not in listed
 
 
 def test_the_terminal_tables() -> None:

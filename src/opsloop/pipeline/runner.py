@@ -296,7 +296,8 @@ def run_pipeline(
         log_limit=log_limit,
         charge=_charge_to(project),
         observers=ObserverSet(
-            [*registered_run_observers(), *observers], owned=project_observers(project)
+            [*registered_run_observers(), *observers],
+            owned=project_observers(_owning_project(project, store)),
         ),
         params=values,
     )
@@ -320,6 +321,20 @@ def _charge_to(project: Project | None) -> dict[str, str]:
         "team": spec.finops.team,
         "cost_centre": spec.finops.cost_centre,
     }
+
+
+def _owning_project(project: Project | None, store: Store) -> Project | None:
+    """The project whose ``opsloop.yaml`` applies to the run: the one the stores came from,
+    or, when the caller passed the stores, the current project if ``store`` is its own."""
+    if project is not None:
+        return project
+    from opsloop.context import current_project  # noqa: PLC0415
+
+    try:
+        current = current_project()
+    except OpsloopError:
+        return None
+    return current if current.holds(store) else None
 
 
 def _project_git(project: Project | None) -> GitInfo | None:
