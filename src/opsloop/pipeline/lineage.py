@@ -18,7 +18,9 @@ Data sets:
 
 Run ids are UUIDs derived from the opsloop run id and step name, so events of one run can be
 matched with the store. Emitting never fails a run: a transport that cannot deliver is
-logged as a warning.
+logged as a warning. Events are built in the runner and sent, in order, by one background
+thread, so a slow receiver does not hold the steps up; the run waits for the last ones to go
+(at most ``close_timeout`` seconds) when it ends.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import queue
+import threading
 import uuid
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError
@@ -80,6 +84,7 @@ def _version(name: str) -> str:
 
 
 OPSLOOP_VERSION = _version("opsloop")
+OPENLINEAGE_VERSION = _version("openlineage-python")
 PRODUCER = f"https://pypi.org/project/opsloop/{OPSLOOP_VERSION}/"
 """The ``producer`` URI of every event."""
 
@@ -146,14 +151,23 @@ class OpenLineageObserver(RunObserver):
         clients: One client per transport; each gets every event.
         namespace: Namespace of the jobs and the step-output data sets.
         base_dir: Folder that relative source paths are relative to.
+        close_timeout: Seconds the end of a run waits for unsent events.
     """
 
     def __init__(
-        self, clients: list[OpenLineageClient], *, namespace: str, base_dir: Path | None = None
+        self,
+        clients: list[OpenLineageClient],
+        *,
+        namespace: str,
+        base_dir: Path | None = None,
+        close_timeout: float = 30.0,
     ) -> None:
         self.clients = clients
         self.namespace = namespace
         self.base_dir = base_dir
+        self.close_timeout = close_timeout
+        self._queue: queue.Queue[RunEvent | None] = queue.Queue()
+        self._sender: threading.Thread | None = None
         self._described: dict[str, _Described] = {}
         self._open: set[str] = set()
         self._sources: dict[tuple[str, str], InputDataset] = {}
@@ -264,11 +278,37 @@ class OpenLineageObserver(RunObserver):
         )
 
     def close(self) -> None:
+        if self._sender is not None:
+            self._queue.put(None)
+            self._sender.join(self.close_timeout)
+            if self._sender.is_alive():
+                log.warning(
+                    "OpenLineage: %d event(s) still unsent after %gs; giving up on them",
+                    self._queue.qsize(),
+                    self.close_timeout,
+                )
+            self._sender = None
         for client in self.clients:
             try:
                 client.close(timeout=5.0)
             except Exception as exc:
                 log.warning("OpenLineage transport did not close cleanly: %s", exc)
+
+    def _send_all(self) -> None:
+        while (event := self._queue.get()) is not None:
+            for client in self.clients:
+                try:
+                    client.emit(event)
+                except Exception as exc:
+                    state = event.eventType.value if event.eventType else "?"
+                    log.warning(
+                        "OpenLineage %s event of %s not delivered by the %s transport: %s: %s",
+                        state,
+                        event.job.name,
+                        client.transport.kind,
+                        type(exc).__name__,
+                        exc,
+                    )
 
     # -- events ---------------------------------------------------------------------------
 
@@ -291,18 +331,12 @@ class OpenLineageObserver(RunObserver):
             outputs=outputs or [],
             producer=PRODUCER,
         )
-        for client in self.clients:
-            try:
-                client.emit(event)
-            except Exception as exc:
-                log.warning(
-                    "OpenLineage %s event of %s not delivered by the %s transport: %s: %s",
-                    state.value,
-                    job.name,
-                    client.transport.kind,
-                    type(exc).__name__,
-                    exc,
-                )
+        if self._sender is None:
+            self._sender = threading.Thread(
+                target=self._send_all, name="opsloop-openlineage", daemon=True
+            )
+            self._sender.start()
+        self._queue.put(event)
 
     def _job(self, name: str, job_type: str) -> Job:
         facets: dict[str, JobFacet] = {
@@ -319,7 +353,7 @@ class OpenLineageObserver(RunObserver):
         return processing_engine_run.ProcessingEngineRunFacet(
             version=OPSLOOP_VERSION,
             name="opsloop",
-            openlineageAdapterVersion=_version("openlineage-python"),
+            openlineageAdapterVersion=OPENLINEAGE_VERSION,
             producer=PRODUCER,
         )
 
@@ -446,7 +480,11 @@ def _describe(artifacts: ArtifactStore, digest: str) -> _Described:
     kind = meta.get("materializer")
     parquet = manifest.files.get("data.parquet")
     if kind == "pandas.parquet" and parquet is not None and parquet.size <= _MAX_PARQUET_BYTES:
-        schema = pq.read_schema(io.BytesIO(artifacts.get_bytes(parquet.digest)))
+        # On a local store only the file's footer is read; a remote blob is fetched whole.
+        local = getattr(artifacts, "local_path", None)
+        path = local(parquet.digest) if local is not None else None
+        source = path if path is not None else io.BytesIO(artifacts.get_bytes(parquet.digest))
+        schema = pq.read_schema(source)
         index_columns = _index_columns(schema.pandas_metadata)
         # Arrow's 64-bit offset variants (large_string …) are the same type to a reader.
         fields = [
