@@ -102,6 +102,10 @@ class Project:
                 hint=f"{NO_PROJECT_HINT}, {_ELSEWHERE_HINT}",
             )
 
+    def holds(self, store: object) -> bool:
+        """Whether ``store`` is this project's metadata store, already opened (never opens it)."""
+        return self._store is not None and self._store is store
+
     @property
     def store_url(self) -> str:
         """The metadata store URL in effect."""

@@ -393,3 +393,23 @@ def test_check_does_not_change_the_frame(customers: pd.DataFrame) -> None:
     assert failure.failing_rows == len(customers) - 1
     assert [(f.column, f.rule) for f in report.warnings] == [("email", "pii")]
     pd.testing.assert_frame_equal(frame, before)
+
+
+def test_the_report_lists_every_rule_checked_with_its_outcome() -> None:
+    contract = parse_contract(
+        {
+            "columns": {
+                "id": {"dtype": "int", "unique": True},
+                "score": {"dtype": "float", "min": 0, "severity": {"min": "warn"}},
+            },
+            "row_count": {"min": 1},
+        }
+    )
+    df = pd.DataFrame({"id": [1, 2, 3], "score": [0.5, -1.0, 2.0]})
+    report = check_contract(df, contract)
+    outcome = {(r.column, r.rule): (r.passed, r.severity) for r in report.results}
+    assert len(report.results) == report.rules_checked
+    assert outcome[("score", "min")] == (False, "warn")
+    assert outcome[("id", "unique")] == (True, "error")
+    assert outcome[("id", "dtype")] == (True, "error")
+    assert all(passed for (col, _), (passed, _) in outcome.items() if col != "score")

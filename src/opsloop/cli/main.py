@@ -26,6 +26,7 @@ from opsloop.cli import (
     bom,
     ci,
     costs,
+    data,
     gitops,
     incidents,
     init,
@@ -82,6 +83,7 @@ def _register_commands() -> None:
     app.command("init")(init.init)
     app.command("run")(run.run)
     app.add_typer(runs.app, name="runs")
+    app.add_typer(data.app, name="data")
     app.add_typer(models.app, name="models")
     models.app.command("export")(keys.export_model)
     app.add_typer(keys.app, name="keys")

@@ -38,6 +38,7 @@ __all__ = [
     "DataContract",
     "Dtype",
     "RowCountRule",
+    "RuleResult",
     "Severity",
     "UniqueRule",
     "check_contract",
@@ -225,6 +226,17 @@ class ContractFailure(BaseModel):
     message: str
 
 
+class RuleResult(BaseModel):
+    """One rule that was checked, and whether it held."""
+
+    model_config = ConfigDict(frozen=True)
+
+    column: str | None = Field(description="The column, or None for table rules.")
+    rule: str
+    severity: Severity
+    passed: bool
+
+
 class ContractReport(BaseModel):
     """The outcome of :func:`check_contract`."""
 
@@ -237,6 +249,9 @@ class ContractReport(BaseModel):
     pii: list[PiiColumn] = Field(
         default_factory=list,
         description="Columns holding personal data: tagged pii: true, or detected.",
+    )
+    results: list[RuleResult] = Field(
+        default_factory=list, description="Every rule checked, passed or not, in order."
     )
 
     @property
@@ -337,12 +352,23 @@ def check_contract(df: pd.DataFrame, contract: DataContract) -> ContractReport:
         if found.kind != "declared"
     )
     failures.sort(key=lambda f: (f.severity != "error", f.column or "", f.rule))
+    failed = {(f.column, f.rule) for f in failures}
+    results = [
+        RuleResult(
+            column=rule.column,
+            rule=rule.rule,
+            severity=rule.severity,
+            passed=(rule.column, rule.rule) not in failed,
+        )
+        for rule in builder.rules.values()
+    ]
     return ContractReport(
         passed=not any(failure.severity == "error" for failure in failures),
         rows=len(df),
         rules_checked=builder.rule_count,
         failures=failures,
         pii=pii,
+        results=results,
     )
 
 

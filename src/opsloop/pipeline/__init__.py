@@ -40,6 +40,14 @@ from opsloop.pipeline.materializers import (
     save_value,
     unregister_materializer,
 )
+from opsloop.pipeline.observers import (
+    InputRef,
+    RunObserver,
+    RunView,
+    StepView,
+    add_run_observer,
+    remove_run_observer,
+)
 from opsloop.pipeline.runner import PipelineRunResult, StepOutcome, load_output, run_pipeline
 from opsloop.pipeline.step import Pipeline, Step, pipeline, step
 from opsloop.pipeline.worker import add_step_end_hook, current_task, remove_step_end_hook
@@ -47,15 +55,20 @@ from opsloop.pipeline.worker import add_step_end_hook, current_task, remove_step
 __all__ = [
     "Dag",
     "Executor",
+    "InputRef",
     "Materializer",
     "Node",
     "Pipeline",
     "PipelineRunResult",
+    "RunObserver",
+    "RunView",
     "Step",
     "StepOutcome",
     "StepOutput",
     "StepResult",
     "StepTask",
+    "StepView",
+    "add_run_observer",
     "add_step_end_hook",
     "available_executors",
     "current_task",
@@ -65,6 +78,7 @@ __all__ = [
     "pipeline",
     "register_executor",
     "register_materializer",
+    "remove_run_observer",
     "remove_step_end_hook",
     "run_pipeline",
     "save_value",

@@ -19,11 +19,22 @@ from opsloop.pipeline.cache import cache_key
 from opsloop.pipeline.executors import DEFAULT_LOG_LIMIT, Executor, get_executor
 from opsloop.pipeline.executors.base import StepResult, StepTask
 from opsloop.pipeline.materializers import load_value, materializer_versions
+from opsloop.pipeline.observers import (
+    InputRef,
+    ObserverSet,
+    RunObserver,
+    RunView,
+    StepView,
+    project_observers,
+    registered_run_observers,
+)
 from opsloop.pipeline.progress import RunDisplay
 from opsloop.pipeline.step import Pipeline
 from opsloop.store.types import StepRunInfo, UsageRecord
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from opsloop.artifacts import ArtifactStore
     from opsloop.context import Project
     from opsloop.gitutil import GitInfo
@@ -226,6 +237,7 @@ def run_pipeline(
     progress: bool = True,
     tags: dict[str, Any] | None = None,
     log_limit: int = DEFAULT_LOG_LIMIT,
+    observers: Sequence[RunObserver] = (),
 ) -> PipelineRunResult:
     """Run a pipeline and record it (a run of kind ``pipeline``) with every step run.
 
@@ -243,6 +255,9 @@ def run_pipeline(
         progress: Show a live line per step.
         tags: Tags of the run.
         log_limit: Bytes of captured output kept per step execution.
+        observers: Told about this run as it happens (see :mod:`opsloop.pipeline.observers`),
+            besides those added with ``add_run_observer`` and the project's OpenLineage
+            emitter (the ``lineage:`` section of ``opsloop.yaml``).
 
     Raises:
         PipelineError: The pipeline cannot be built (bad parameters, bad step calls).
@@ -280,6 +295,11 @@ def run_pipeline(
         progress=progress,
         log_limit=log_limit,
         charge=_charge_to(project),
+        observers=ObserverSet(
+            [*registered_run_observers(), *observers],
+            owned=project_observers(_owning_project(project, store)),
+        ),
+        params=values,
     )
     try:
         return runner.run()
@@ -301,6 +321,20 @@ def _charge_to(project: Project | None) -> dict[str, str]:
         "team": spec.finops.team,
         "cost_centre": spec.finops.cost_centre,
     }
+
+
+def _owning_project(project: Project | None, store: Store) -> Project | None:
+    """The project whose ``opsloop.yaml`` applies to the run: the one the stores came from,
+    or, when the caller passed the stores, the current project if ``store`` is its own."""
+    if project is not None:
+        return project
+    from opsloop.context import current_project  # noqa: PLC0415
+
+    try:
+        current = current_project()
+    except OpsloopError:
+        return None
+    return current if current.holds(store) else None
 
 
 def _project_git(project: Project | None) -> GitInfo | None:
@@ -333,8 +367,12 @@ class _Runner:
         progress: bool,
         log_limit: int,
         charge: dict[str, str] | None = None,
+        observers: ObserverSet | None = None,
+        params: dict[str, Any] | None = None,
     ) -> None:
         self.dag = dag
+        self.observers = observers or ObserverSet(())
+        self.params = dict(params or {})
         self.charge = {k: v for k, v in (charge or {}).items() if v}
         self.run_id = run_id
         self.store = store
@@ -368,6 +406,7 @@ class _Runner:
                     info = self.store.steps.create(self.run_id, name, params=node.params)
                     self.ids[name] = info.id
                     self.status[name] = "pending"
+                self.observers.run_started(self._view())
                 self._loop()
         except BaseException as exc:
             self._abort(exc)
@@ -375,6 +414,7 @@ class _Runner:
         failed = [n for n in self.order if self.status[n] == "failed"]
         status = "failed" if failed else "finished"
         self.store.runs.finish(self.run_id, status, self.first_error)
+        self.observers.run_finished(self._view(status, self.first_error))
         infos = {s.name: s for s in self.store.steps.list(self.run_id)}
         return PipelineRunResult(
             run_id=self.run_id,
@@ -411,6 +451,42 @@ class _Runner:
         self.status[name] = status
         self.store.steps.update(self.ids[name], status=status, **fields)
         self.display.update(name, status, note)
+        step = self._step_view(name, status, fields)
+        if status == "running":
+            self.observers.step_started(self._view(), step)
+        else:
+            self.observers.step_finished(self._view(), step)
+
+    def _view(self, status: str = "running", error: str | None = None) -> RunView:
+        return RunView(
+            run_id=self.run_id,
+            pipeline=self.dag.pipeline,
+            params=self.params,
+            time=_utcnow(),
+            artifacts=self.artifacts,
+            status=status,
+            error=error,
+            steps=tuple(self.order),
+        )
+
+    def _step_view(self, name: str, status: str, fields: dict[str, Any]) -> StepView:
+        node = self.dag.nodes[name]
+        inputs = {
+            arg: InputRef(ref.node, ref.output, self.outputs[ref.node][ref.output])
+            for arg, ref in node.inputs.items()
+            if ref.output in self.outputs.get(ref.node, {})
+        }
+        return StepView(
+            name=name,
+            status=status,
+            time=fields.get("ended_at") or fields.get("started_at") or _utcnow(),
+            inputs=inputs,
+            outputs=dict(self.outputs.get(name, {})) if status in _OK else {},
+            params=dict(node.params),
+            attempts=int(fields.get("attempts", self.attempts.get(name, 0))),
+            error=fields.get("error"),
+            traceback=fields.get("traceback"),
+        )
 
     def _start(self, name: str) -> None:
         node = self.dag.nodes[name]
@@ -593,3 +669,4 @@ class _Runner:
         end = "killed" if isinstance(exc, KeyboardInterrupt | SystemExit) else "failed"
         with contextlib.suppress(Exception):
             self.store.runs.finish(self.run_id, end, reason)
+        self.observers.run_finished(self._view(end, reason))

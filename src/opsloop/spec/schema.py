@@ -23,6 +23,7 @@ from opsloop.names import check_name
 from opsloop.redact import redact_url
 from opsloop.spec.alerting import AlertsSection
 from opsloop.spec.finops import FinopsSection
+from opsloop.spec.lineage import LineageSection
 from opsloop.spec.monitoring import DriftThresholds, Duration
 from opsloop.spec.remediation import RemediationSection
 from opsloop.spec.sources import DataSla, DataSource, ScheduleName, ScheduleSpec, source_kind
@@ -386,6 +387,7 @@ class ProjectSpec(_Section):
     access: AccessSection = Field(default_factory=AccessSection)
     finops: FinopsSection = Field(default_factory=FinopsSection)
     schedules: dict[ScheduleName, ScheduleSpec] = Field(default_factory=dict)
+    lineage: LineageSection = Field(default_factory=LineageSection)
 
     @field_validator("version")
     @classmethod
