@@ -11,6 +11,7 @@
     store.incidents     alerts, incidents, remediation actions
     store.access        identities, their roles and grants, API tokens
     store.usage         metered usage per hour (FinOps)
+    store.detector_states  streaming detectors' checkpoints per series
 
 Only :mod:`opsloop.store` touches ORM models and sessions; the repositories own their queries
 and return the plain records of :mod:`opsloop.store.types`.
@@ -24,6 +25,7 @@ from opsloop.store.db import Database
 from opsloop.store.repos.access import AccessRepository
 from opsloop.store.repos.datasets import DatasetRepository
 from opsloop.store.repos.deployments import DeploymentRepository
+from opsloop.store.repos.detector_states import DetectorStateRepository
 from opsloop.store.repos.events import EventRepository
 from opsloop.store.repos.incidents import IncidentRepository
 from opsloop.store.repos.models import ModelRepository
@@ -76,6 +78,7 @@ class Store:
         self.incidents = IncidentRepository(self.db)
         self.access = AccessRepository(self.db)
         self.usage = UsageRepository(self.db)
+        self.detector_states = DetectorStateRepository(self.db)
 
     @property
     def url(self) -> str:
