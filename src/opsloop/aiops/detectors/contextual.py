@@ -31,6 +31,9 @@ __all__ = ["ContextDetector"]
 
 Facts = tuple[int, ...]
 
+# Times a left side's contexts are counted before their counts are halved.
+_MAX_COUNT = 250
+
 
 class ContextDetector(Detector):
     """Anomaly score from the failure of learnt contexts to predict the present facts.
@@ -39,6 +42,8 @@ class ContextDetector(Detector):
         value_bits: Bits the value is quantised to (``2**value_bits`` levels over the range
             learnt so far); each bit is one fact.
         max_order: Longest run of preceding points a context's left side covers.
+        resolutions: Resolutions contexts are kept at: the finest, then each time one bit
+            coarser (CAD's partial contexts, which let a coarse expectation fail loudly).
         max_contexts: Contexts remembered (least recently used ones are forgotten).
         rest_points: Points whose scores are silenced after a raw score of ``base_threshold``.
         base_threshold: Raw score that starts a rest period.
@@ -50,13 +55,15 @@ class ContextDetector(Detector):
         *,
         value_bits: int = 3,
         max_order: int = 3,
-        max_contexts: int = 1000,
+        resolutions: int = 1,
+        max_contexts: int = 400,
         rest_points: int = 30,
         base_threshold: float = 0.75,
         min_points: int = 30,
     ) -> None:
         self.value_bits = value_bits
         self.max_order = max_order
+        self.resolutions = resolutions
         self.max_contexts = max_contexts
         self.rest_points = rest_points
         self.base_threshold = base_threshold
@@ -66,8 +73,8 @@ class ContextDetector(Detector):
         self._hi = -math.inf
         # Facts of the latest max_order points, newest last.
         self._past: deque[Facts] = deque(maxlen=max(1, max_order))
-        # (left facts, right facts) -> times seen; LRU order.
-        self._contexts: OrderedDict[tuple[tuple[Facts, ...], Facts], int] = OrderedDict()
+        # Every (left facts, right facts) context, least recently seen first.
+        self._contexts: OrderedDict[tuple[tuple[Facts, ...], Facts], bool] = OrderedDict()
         # left facts -> {right facts: times seen}, the contexts a left side selects.
         self._by_left: dict[tuple[Facts, ...], dict[Facts, int]] = {}
         # Raw scores of the latest rest_points points.
@@ -88,30 +95,35 @@ class ContextDetector(Detector):
         bits = max(self.value_bits, level.bit_length())
         return tuple(2 * i + ((level >> i) & 1) for i in range(bits))
 
-    def _lefts(self) -> list[tuple[Facts, ...]]:
+    def _pairs(self, facts: Facts) -> list[tuple[tuple[Facts, ...], Facts]]:
+        """(left, right) of every context of the present point: per resolution (dropping the
+        ``c`` lowest bits) and per order (the last ``k`` points)."""
         past = list(self._past)
-        return [tuple(past[-k:]) for k in range(1, len(past) + 1)]
+        out: list[tuple[tuple[Facts, ...], Facts]] = []
+        for c in range(max(1, min(self.resolutions, self.value_bits))):
+            coarse = [f[c:] for f in past]
+            out.extend((((c,), *coarse[-k:]), facts[c:]) for k in range(1, len(coarse) + 1))
+        return out
 
     def _raw(self, x: float) -> float:
-        facts = self._facts(x)
-        lefts = self._lefts()
-        if not lefts:
+        pairs = self._pairs(self._facts(x))
+        if not pairs:
             return 0.0
         selected = matched = 0
         new = 0
-        for left in lefts:
+        for left, right in pairs:
             rights = self._by_left.get(left)
             if not rights:
                 new += 1
                 continue
             total = sum(rights.values())
             selected += total
-            seen = rights.get(facts, 0)
+            seen = rights.get(right, 0)
             matched += seen
             if not seen:
                 new += 1
         active = matched / selected if selected else 0.0
-        return (1.0 - active + new / len(lefts)) / 2.0
+        return (1.0 - active + new / len(pairs)) / 2.0
 
     def _raw_cached(self, x: float) -> float:
         cache = self._cache
@@ -140,8 +152,8 @@ class ContextDetector(Detector):
         if self._hi == self._lo and x == self._lo:
             raw = 0.0
         facts = self._facts(x)
-        for left in self._lefts():
-            self._remember(left, facts)
+        for left, right in self._pairs(facts):
+            self._remember(left, right)
         self._recent.append(raw)
         self._past.append(facts)
         self._lo = min(self._lo, x)
@@ -152,10 +164,15 @@ class ContextDetector(Detector):
     def _remember(self, left: tuple[Facts, ...], facts: Facts) -> None:
         key = (left, facts)
         contexts = self._contexts
-        contexts[key] = contexts.get(key, 0) + 1
+        contexts[key] = True
         contexts.move_to_end(key)
         rights = self._by_left.setdefault(left, {})
         rights[facts] = rights.get(facts, 0) + 1
+        if sum(rights.values()) > _MAX_COUNT:
+            # Halving keeps the proportions and bounds the counts (and so the state), and
+            # lets old habits fade as the series changes.
+            for right in rights:
+                rights[right] = max(1, rights[right] // 2)
         while len(contexts) > self.max_contexts:
             (old_left, old_facts), _ = contexts.popitem(last=False)
             old_rights = self._by_left[old_left]

@@ -50,9 +50,9 @@ class LikelihoodDetector(Detector):
     def __init__(
         self,
         *,
-        base: str = "context",
+        base: str = "ensemble",
         base_params: dict[str, Any] | None = None,
-        short_window: int = 10,
+        short_window: int = 1,
         long_window: int = 4000,
         learning_points: int = 300,
         mean_floor: float = 0.03,
