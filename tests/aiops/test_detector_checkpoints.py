@@ -85,3 +85,16 @@ def test_a_changed_setting_or_a_broken_checkpoint_replays(store_of: Store) -> No
     assert detect_anomalies(store, threshold=0.7), "a broken checkpoint is replayed over"
     assert json.loads(store.detector_states.get("latency", {}, digest).state)["recent"]  # type: ignore[union-attr]
     assert store.detector_states.delete("latency") == 2
+
+
+def test_the_scored_tail_kept_for_alerts_is_bounded(store_of: Store) -> None:
+    store = store_of
+    store.series.append([("latency", {}, at(i), v) for i, v in enumerate(_values(800))])
+    detect_anomalies(store, threshold=0.7, last=100)
+    store.series.append([("latency", {}, at(800 + i), 100.0) for i in range(10)])
+    detect_anomalies(store, threshold=0.7, last=100)
+    saved = store.detector_states.get("latency", {}, detector_digest(EnsembleDetector()))
+    assert saved is not None and saved.points == 110
+    recent = json.loads(saved.state)["recent"]
+    assert len(recent) == 100
+    assert datetime.fromisoformat(recent[-1][0]) == at(809)

@@ -421,7 +421,9 @@ def detect_anomalies(
         if last is not None:
             points = points[-last:]
         if states is not None and fresh:
-            _save(states, det, series, labels, points, learnt + len(fresh))
+            # The scored tail kept for the next pass's alerts is bounded even without `last`.
+            tail = points[-(last or DETECTOR_HISTORY) :]
+            _save(states, det, series, labels, tail, learnt + len(fresh))
         times = [p.time for p in points]
         scores = [p.score for p in points]
         first = 0
