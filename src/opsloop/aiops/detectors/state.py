@@ -1,7 +1,7 @@
 """Detector state as JSON: checkpoint a trained detector and resume it later, exactly.
 
 A detector's state is its attributes: numbers, strings, containers, numpy arrays and the
-small helper objects of this package (rolling windows, calibrators). :func:`dump_state`
+small building blocks of this package (rolling windows, calibrators). :func:`dump_state`
 walks them into plain JSON values with a tag per type; :func:`load_state` rebuilds them.
 
 JSON rather than pickle: a checkpoint read back from the store must not be able to run code.
