@@ -11,11 +11,15 @@ Usage::
     python benchmarks/nab.py /path/to/nab            # or set OPSLOOP_NAB_DIR
     python benchmarks/nab.py /path/to/nab --detector ensemble --workers 2
     python benchmarks/nab.py /path/to/nab --cv      # plus the out-of-sample check
+    python benchmarks/nab.py /path/to/nab --loco -d context -d ensemble --workers 2
 
 The default detector's settings were chosen on NAB itself, so its scoreboard figure is
 in-sample. ``--cv`` adds an out-of-sample check: settings (from a small grid around the
 defaults) and the threshold are chosen on some files and scored on the held-out rest, with
-the reference detector's threshold chosen the same way.
+the reference detector's threshold chosen the same way. ``--loco`` runs the
+leave-one-category-out protocol instead (settings and threshold chosen on the other
+categories, each category with anomaly windows held out in turn) and measures each
+detector's speed (points/s, one process) and state (size of its JSON checkpoint).
 """
 
 from __future__ import annotations
@@ -24,13 +28,60 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
 
 from opsloop.aiops.benchmark import cross_validate_nab, run_nab_benchmark
-from opsloop.aiops.benchmark_render import render_cv_report, render_scoreboard, write_chart
-from opsloop.aiops.detectors import DETECTORS
+from opsloop.aiops.benchmark_render import (
+    render_cv_report,
+    render_loco_report,
+    render_scoreboard,
+    write_chart,
+)
+from opsloop.aiops.detectors import DETECTORS, get_detector
+from opsloop.aiops.detectors.state import dumps_state
+from opsloop.aiops.loco import cross_validate_loco
+from opsloop.aiops.nab import NabCorpus
+
+
+def _speed(name: str, nab_dir: Path, files: int = 4) -> tuple[float, int]:
+    """Points/s of one detector in one process over the longest files, and the largest
+    size in bytes of its JSON checkpoint after any of them (its whole state)."""
+    corpus = NabCorpus.load(nab_dir)
+    longest = sorted(corpus.files.values(), key=lambda f: -len(f.values))[:files]
+    points = 0
+    seconds = 0.0
+    state = 0
+    for f in longest:
+        detector = get_detector(name)
+        start = time.perf_counter()
+        detector.score_many(f.values, f.timestamps)
+        seconds += time.perf_counter() - start
+        points += len(f.values)
+        state = max(state, len(dumps_state(detector)))
+    return points / seconds, state
+
+
+def _loco(args: argparse.Namespace, nab_dir: Path, console: Console) -> int:
+    detectors = args.detector or ["ensemble", "context", "likelihood"]
+    report = cross_validate_loco(
+        nab_dir,
+        detectors,
+        results=_results_folders(nab_dir),
+        workers=args.workers,
+        console=console,
+    )
+    console.print(render_loco_report(report))
+    for name in detectors:
+        rate, state = _speed(name, nab_dir)
+        console.print(f"{name}: {rate:,.0f} points/s in one process, checkpoint {state:,} bytes")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "nab_loco.json").write_text(
+        json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8"
+    )
+    return 0
 
 
 def _results_folders(nab_dir: Path) -> list[Path]:
@@ -52,11 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=2, help="folds per repeat (with --cv)")
     parser.add_argument("--repeats", type=int, default=5, help="seeded splits (with --cv)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the splits (with --cv)")
+    parser.add_argument("--loco", action="store_true", help="leave-one-category-out only")
     args = parser.parse_args(argv)
     if not args.nab_dir:
         parser.error("give the NAB folder as an argument or in OPSLOOP_NAB_DIR")
     nab_dir = Path(args.nab_dir)
     console = Console()
+    if args.loco:
+        return _loco(args, nab_dir, console)
     board = run_nab_benchmark(
         nab_dir,
         detectors=args.detector or list(DETECTORS),

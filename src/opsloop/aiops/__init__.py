@@ -5,8 +5,9 @@
   and the anomaly detectors over a deployment's new series points, then correlation into
   incidents;
 * :mod:`~opsloop.aiops.detectors` — streaming anomaly detectors with one small contract
-  (``learn_one`` / ``score_one``): robust MAD, EWMA, seasonal and their ensemble, by name
-  (plugins: entry-point group ``opsloop.detectors``);
+  (``learn_one`` / ``score_one``): robust MAD, EWMA, seasonal and their ensemble, a
+  contextual detector and an anomaly-likelihood wrapper, by name (plugins: entry-point group
+  ``opsloop.detectors``), and their JSON checkpoints;
 * :mod:`~opsloop.aiops.alerts` — alerts from detectors, rules and Alertmanager webhooks,
   deduplicated in the store by fingerprint;
 * :mod:`~opsloop.aiops.lineage`, :mod:`~opsloop.aiops.correlation` and
@@ -20,18 +21,21 @@
   :mod:`~opsloop.aiops.executors` — the contract of whoever does the built-in actions' work
   (the loop's executor retrains and commits to Git; this package never imports it) and the
   executor that sends webhook notifications;
-* :mod:`~opsloop.aiops.nab`, :mod:`~opsloop.aiops.benchmark` and
-  :mod:`~opsloop.aiops.benchmark_render` — the Numenta Anomaly Benchmark: its scoring, the
-  detectors' scoreboard and out-of-sample check, and their tables and charts.
+* :mod:`~opsloop.aiops.nab`, :mod:`~opsloop.aiops.benchmark`, :mod:`~opsloop.aiops.loco`
+  and :mod:`~opsloop.aiops.benchmark_render` — the Numenta Anomaly Benchmark: its scoring,
+  the detectors' scoreboard, out-of-sample checks (leave-one-category-out among them), and
+  their tables and charts.
 
 The detectors are re-exported here.
 """
 
 from opsloop.aiops.detectors import (
     DETECTORS,
+    ContextDetector,
     Detector,
     EnsembleDetector,
     EWMADetector,
+    LikelihoodDetector,
     MADDetector,
     SeasonalDetector,
     default_detector,
@@ -40,9 +44,11 @@ from opsloop.aiops.detectors import (
 
 __all__ = [
     "DETECTORS",
+    "ContextDetector",
     "Detector",
     "EWMADetector",
     "EnsembleDetector",
+    "LikelihoodDetector",
     "MADDetector",
     "SeasonalDetector",
     "default_detector",

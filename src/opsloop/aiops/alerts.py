@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -359,12 +359,19 @@ def detect_anomalies(
     exclude: Sequence[str] = NOT_DETECTED,
     where: Callable[[Mapping[str, str]], bool] | None = None,
     last: int | None = DETECTOR_HISTORY,
+    checkpoint: bool = True,
 ) -> list[AlertIn]:
     """Alerts from a streaming detector run over every stored metric series.
 
-    Each series is scored point by point with a fresh detector (learning from every point);
-    a score at or over ``threshold`` is a bad point (see :func:`alerts_from_flags`). The alert
-    is named after the series, with the series' labels.
+    Each series is scored point by point (learning from every point); a score at or over
+    ``threshold`` is a bad point (see :func:`alerts_from_flags`). The alert is named after the
+    series, with the series' labels.
+
+    With ``checkpoint``, the detector's state is saved in the store after each series and the
+    next pass resumes it, scoring only the points that arrived since: a resumed detector
+    scores exactly as one that had run without a break. Without a checkpoint (the first pass,
+    a changed detector setting, a remote store), the latest ``last`` points are replayed into
+    a fresh detector.
 
     Args:
         store: The metadata store holding the series.
@@ -378,6 +385,7 @@ def detect_anomalies(
         where: Only series whose labels pass this test.
         last: Replay only the latest ``last`` points of each series (the detectors' memory
             is bounded, so a long enough replay rebuilds their state at a bounded cost).
+        checkpoint: Save and resume the detector's state in the store between passes.
     """
     if not 0 < threshold <= 1:
         raise AIOpsError(f"detector threshold must be in (0, 1], got {threshold}")
@@ -390,6 +398,8 @@ def detect_anomalies(
 
         detector = default_detector
     since_utc = _utc(since) if since is not None else None
+    # A remote store keeps no checkpoints: its detectors replay their history each pass.
+    states = getattr(store, "detector_states", None) if checkpoint else None
     out: list[AlertIn] = []
     for series, labels in store.series.list(series_prefix):
         if series.startswith(tuple(exclude)) or (where is not None and not where(labels)):
@@ -399,12 +409,23 @@ def detect_anomalies(
             newest = store.series.read(series, labels, last=1)
             if not newest or _utc(newest[0].time) < since_utc:
                 continue
-        points = store.series.read(series, labels, last=last)
-        if not points:
+        det, kept, fresh, learnt = _resume(store, states, detector, series, labels, last)
+        if not kept and not fresh:
             continue
-        det = detector()
+        scored = det.score_many([p.value for p in fresh], [p.time for p in fresh])
+        # The points scored in earlier passes count for the alerts as they did then.
+        points = [
+            *kept,
+            *(_Scored(p.time, p.value, float(sc)) for p, sc in zip(fresh, scored, strict=True)),
+        ]
+        if last is not None:
+            points = points[-last:]
+        if states is not None and fresh:
+            # The scored tail kept for the next pass's alerts is bounded even without `last`.
+            tail = points[-(last or DETECTOR_HISTORY) :]
+            _save(states, det, series, labels, tail, learnt + len(fresh))
         times = [p.time for p in points]
-        scores = det.score_many([p.value for p in points], times)
+        scores = [p.score for p in points]
         first = 0
         if since_utc is not None:
             first = next((i for i, t in enumerate(times) if t >= since_utc), len(times))
@@ -421,6 +442,56 @@ def detect_anomalies(
         )
         out.extend(alerts)
     return out
+
+
+class _Scored(NamedTuple):
+    time: datetime
+    value: float
+    score: float
+
+
+def _resume(
+    store: Store,
+    states: Any,
+    detector: Callable[[], Detector],
+    series: str,
+    labels: dict[str, str],
+    last: int | None,
+) -> tuple[Detector, list[_Scored], list[Any], int]:
+    """The detector of a series (resumed from its checkpoint when there is one), the points
+    scored in earlier passes, the points still to learn, and how many it learnt before."""
+    # Lazy import (noqa: PLC0415) for the same reason as the detectors' above.
+    from opsloop.aiops.detectors.state import detector_digest, load_state  # noqa: PLC0415
+
+    det = detector()
+    saved = states.get(series, labels, detector_digest(det)) if states is not None else None
+    if saved is not None:
+        try:
+            data = json.loads(saved.state)
+            resumed = load_state(data["detector"])
+            kept = [_Scored(_utc(datetime.fromisoformat(t)), v, sc) for t, v, sc in data["recent"]]
+        except (AIOpsError, ValueError, KeyError, TypeError):
+            resumed = None  # unreadable or from an older layout: replay instead
+        if resumed is not None:
+            cut = _utc(saved.last_time)
+            newer = store.series.read(series, labels, since=saved.last_time)
+            return resumed, kept, [p for p in newer if _utc(p.time) > cut], saved.points
+    return det, [], store.series.read(series, labels, last=last), 0
+
+
+def _save(
+    states: Any, det: Detector, series: str, labels: dict[str, str], points: list[_Scored], n: int
+) -> None:
+    from opsloop.aiops.detectors.state import detector_digest, dump_state  # noqa: PLC0415
+
+    try:
+        state = dump_state(det)
+    except AIOpsError:
+        return  # a plug-in detector holding something JSON cannot: it replays each pass
+    recent = [[_utc(p.time).isoformat(), p.value, p.score] for p in points]
+    text = json.dumps({"detector": state, "recent": recent}, separators=(",", ":"))
+    last_time = points[-1].time
+    states.put(series, labels, detector_digest(det), last_time=last_time, points=n, state=text)
 
 
 def _detail_reader(

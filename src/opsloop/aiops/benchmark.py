@@ -46,6 +46,7 @@ __all__ = [
     "Scoreboard",
     "ScoreboardRow",
     "cross_validate_nab",
+    "find_result_folders",
     "run_detector",
     "run_nab_benchmark",
     "stratified_folds",
@@ -172,6 +173,24 @@ class Scoreboard:
             "profiles": list(self.profiles),
             "rows": [r.to_dict() for r in self.rows],
         }
+
+
+RESULT_ROOTS = ("results", "reference_results")
+"""Folders of an NAB folder that hold other detectors' precomputed results, one subfolder each."""
+
+
+def find_result_folders(nab_dir: str | Path) -> list[Path]:
+    """Every precomputed results folder of an NAB folder (``results/<name>/<category>/...``
+    or ``reference_results/<name>/...``), by name; the first root wins a name found twice."""
+    found: dict[str, Path] = {}
+    for root in RESULT_ROOTS:
+        base = Path(nab_dir) / root
+        if not base.is_dir():
+            continue
+        for folder in sorted(base.iterdir()):
+            if folder.is_dir() and any(c.is_dir() for c in folder.iterdir()):
+                found.setdefault(folder.name, folder)
+    return [found[name] for name in sorted(found)]
 
 
 def _detector_name(detector: Detector) -> str:

@@ -19,7 +19,9 @@ from opsloop.aiops.benchmark import (
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["render_cv_report", "render_scoreboard", "write_chart"]
+    from opsloop.aiops.loco import LocoReport
+
+__all__ = ["render_cv_report", "render_loco_report", "render_scoreboard", "write_chart"]
 
 
 def _compact_table(title: str) -> Table:
@@ -146,4 +148,38 @@ def render_cv_report(report: CVReport) -> Table:
     )
     table.caption = f"settings chosen: {picks}"
     table.caption_justify = "left"
+    return table
+
+
+def render_loco_report(report: LocoReport) -> Table:
+    """A rich table of leave-one-category-out scores, with the in-sample ones beside."""
+    table = _compact_table(
+        "NAB leave-one-category-out: setting and threshold chosen on the other categories; "
+        f"held out in turn: {', '.join(report.categories)}"
+    )
+    table.add_column("detector", min_width=12, overflow="fold")
+    table.add_column("source")
+    for p in report.profiles:
+        short = p.removeprefix("reward_").removesuffix("_rate")
+        table.add_column(f"{short} LOCO", justify="right")
+        table.add_column("in-sample", justify="right")
+    table.add_column("points/s", justify="right")
+    style = {SOURCE_OPSLOOP: "bold green", SOURCE_RESULTS: "cyan"}
+    for r in report.rows:
+        cells: list[str] = []
+        for p in report.profiles:
+            cells += [f"{r.loco[p]:.2f}", f"{r.in_sample[p]:.2f}"]
+        rate = f"{r.points_per_second:,.0f}" if r.points_per_second else ""
+        table.add_row(r.detector, r.source, *cells, rate, style=style.get(r.source))
+    first = report.profiles[0]
+    picks = []
+    for r in report.rows:
+        if r.source == SOURCE_OPSLOOP and len(r.candidates) > 1:
+            chosen = ", ".join(
+                f"{f.category}: {_setting_label(r.candidates[f.selected])}" for f in r.folds[first]
+            )
+            picks.append(f"{r.detector} ({first}): {chosen}")
+    if picks:
+        table.caption = "settings chosen per held-out category: " + "; ".join(picks)
+        table.caption_justify = "left"
     return table

@@ -47,9 +47,25 @@ def benchmark(
         list[Path] | None,
         typer.Option(
             "--results",
-            help="Folder of precomputed results <name>/<category>/<name>_<file>.csv (repeatable).",
+            help="Folder of precomputed results <name>/<category>/<name>_<file>.csv (repeatable; "
+            "default: every folder under the NAB folder's results/ and reference_results/).",
         ),
     ] = None,
+    others: Annotated[
+        bool,
+        typer.Option(
+            "--others/--no-others",
+            help="Score the precomputed results found in the NAB folder beside ours.",
+        ),
+    ] = True,
+    cv: Annotated[
+        bool,
+        typer.Option(
+            "--cv",
+            help="Leave-one-category-out: choose settings and threshold on the other "
+            "categories, score the held-out one; in-sample scores beside.",
+        ),
+    ] = False,
     workers: Annotated[int, typer.Option(help="Processes per detector run.")] = 1,
     chart: Annotated[
         Path | None, typer.Option(help="Also write a PNG bar chart of the first profile.")
@@ -62,15 +78,19 @@ def benchmark(
     """Run detectors over an NAB folder and print the scoreboard."""
     # Lazy imports here and below (noqa: PLC0415) of opsloop.aiops: each loads with the command that
     # needs it, not with every CLI call.
-    from opsloop.aiops.benchmark import run_nab_benchmark  # noqa: PLC0415
+    from opsloop.aiops.benchmark import find_result_folders, run_nab_benchmark  # noqa: PLC0415
     from opsloop.aiops.benchmark_render import render_scoreboard, write_chart  # noqa: PLC0415
 
+    folders = list(results) if results else (find_result_folders(nab) if others else [])
+    if cv:
+        _loco(nab, detector, profile, folders, workers, progress, json_out)
+        return
     try:
         board = run_nab_benchmark(
             nab,
             detectors=detector or ["ensemble"],
             profiles=profile or None,
-            results=results or [],
+            results=folders,
             workers=workers,
             progress=progress,
             console=_err,
@@ -84,6 +104,37 @@ def benchmark(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(board.to_dict(), indent=2, default=str), encoding="utf-8")
         _out.print(f"scoreboard: {json_out}")
+
+
+def _loco(
+    nab: Path,
+    detector: list[str] | None,
+    profile: list[str] | None,
+    folders: list[Path],
+    workers: int,
+    progress: bool,
+    json_out: Path | None,
+) -> None:
+    from opsloop.aiops.benchmark_render import render_loco_report  # noqa: PLC0415
+    from opsloop.aiops.loco import cross_validate_loco  # noqa: PLC0415
+
+    try:
+        report = cross_validate_loco(
+            nab,
+            detector or ["ensemble"],
+            profile or None,
+            results=folders,
+            workers=workers,
+            progress=progress,
+            console=_err,
+        )
+    except OpsloopError as exc:
+        raise _fail(exc) from exc
+    _out.print(render_loco_report(report))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8")
+        _out.print(f"report: {json_out}")
 
 
 @app.command("detectors")

@@ -13,6 +13,7 @@
     store.usage         metered usage per hour (FinOps)
     store.sources       loads of data sources (snapshots, watermarks)
     store.schedules     schedules and their history
+    store.detector_states  streaming detectors' checkpoints per series
 
 Only :mod:`opsloop.store` touches ORM models and sessions; the repositories own their queries
 and return the plain records of :mod:`opsloop.store.types`.
@@ -26,6 +27,7 @@ from opsloop.store.db import Database
 from opsloop.store.repos.access import AccessRepository
 from opsloop.store.repos.datasets import DatasetRepository
 from opsloop.store.repos.deployments import DeploymentRepository
+from opsloop.store.repos.detector_states import DetectorStateRepository
 from opsloop.store.repos.events import EventRepository
 from opsloop.store.repos.incidents import IncidentRepository
 from opsloop.store.repos.models import ModelRepository
@@ -81,6 +83,7 @@ class Store:
         self.usage = UsageRepository(self.db)
         self.sources = SourceLoadRepository(self.db)
         self.schedules = ScheduleRepository(self.db)
+        self.detector_states = DetectorStateRepository(self.db)
 
     @property
     def url(self) -> str:

@@ -596,3 +596,25 @@ class ScheduleRun(Base):
     run_id: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[JSONDict] = mapped_column(default=dict)
+class DetectorState(Base):
+    """A streaming detector's checkpoint for one metric series (JSON, never pickle).
+
+    ``detector`` is the digest of the detector's class and parameters; ``last_time`` is the
+    time of the newest point the state has learnt, so the next pass resumes after it.
+    """
+
+    __tablename__ = "detector_states"
+    __table_args__ = (
+        UniqueConstraint(
+            "series", "labels_key", "detector", name="uq_detector_states_series_detector"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    series: Mapped[str] = mapped_column(String(128))
+    labels_key: Mapped[str] = mapped_column(String(512), default="")
+    detector: Mapped[str] = mapped_column(String(64))
+    last_time: Mapped[datetime] = mapped_column()
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    state: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,7 +1,9 @@
 """Streaming anomaly detectors with one small contract (``learn_one`` / ``score_one``)."""
 
 from opsloop.aiops.detectors.base import Detector, to_seconds
+from opsloop.aiops.detectors.contextual import ContextDetector
 from opsloop.aiops.detectors.ensemble import EnsembleDetector
+from opsloop.aiops.detectors.likelihood import LikelihoodDetector
 from opsloop.aiops.detectors.registry import (
     DEFAULT_DETECTOR,
     DETECTORS,
@@ -14,9 +16,11 @@ from opsloop.aiops.detectors.seasonal import SeasonalDetector
 __all__ = [
     "DEFAULT_DETECTOR",
     "DETECTORS",
+    "ContextDetector",
     "Detector",
     "EWMADetector",
     "EnsembleDetector",
+    "LikelihoodDetector",
     "MADDetector",
     "SeasonalDetector",
     "default_detector",
