@@ -596,6 +596,8 @@ class ScheduleRun(Base):
     run_id: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[JSONDict] = mapped_column(default=dict)
+
+
 class DetectorState(Base):
     """A streaming detector's checkpoint for one metric series (JSON, never pickle).
 
