@@ -66,6 +66,9 @@ def costs(
     chart: Path | None = typer.Option(
         None, "--chart", help="Also write a PNG of the daily cost, stacked by --by."
     ),
+    budgets: bool = typer.Option(
+        False, "--budgets", help="Show where each budget of finops.budgets stands this month."
+    ),
 ) -> None:
     """What the project's usage cost, from the rate cards of opsloop.yaml (finops:).
 
@@ -79,6 +82,9 @@ def costs(
     if by not in BY:
         raise ConfigError(f"--by {by!r} is not one of: {', '.join(BY)}")
     proj = project()
+    if budgets:
+        _show_budgets(proj)
+        return
     allocated, currency, _start, _end = _allocated(proj, since, until)
     table = summarise(allocated, by)
     shown = Table(title=f"costs by {by} ({currency})", title_justify="left")
@@ -129,3 +135,36 @@ def export(
     allocated, currency, _start, _end = _allocated(proj, since, until)
     rows = write_focus(allocated, out, currency=currency, account=proj.name)
     console.print(f"wrote {rows} FOCUS rows to {out}")
+
+
+def _show_budgets(proj: Project) -> None:
+    """The month's spend and forecast of each budget, with the thresholds reached."""
+    from opsloop.finops import allocated_costs, budget_statuses, month_bounds  # noqa: PLC0415
+    from opsloop.finops.budgets import RUN_RATE_DAYS  # noqa: PLC0415
+    from opsloop.spec.finops import FinopsSection  # noqa: PLC0415
+
+    finops = proj.spec.finops if proj.spec is not None else FinopsSection()
+    if not finops.budgets:
+        console.print("no budgets: declare them under finops.budgets in opsloop.yaml")
+        return
+    now = datetime.now(UTC)
+    start, _end = month_bounds(now)
+    since = min(start, now - timedelta(days=RUN_RATE_DAYS))
+    allocated = allocated_costs(proj.store, finops, since=since, until=now)
+    shown = Table(title=f"budgets of {start:%Y-%m} ({finops.currency})", title_justify="left")
+    for name in ("budget", "covers", "monthly", "spent", "used", "forecast", "of budget"):
+        shown.add_column(name, justify="left" if name in ("budget", "covers") else "right")
+    for status in budget_statuses(allocated, finops.budgets, now):
+        dim, value = status.budget.scope
+        over = status.forecast_used >= 1
+        shown.add_row(
+            status.budget.name,
+            f"{dim} {value}",
+            f"{status.budget.monthly:,.2f}",
+            f"{status.actual:,.4f}",
+            f"{status.used:.0%}",
+            f"{status.forecast:,.4f}",
+            f"{status.forecast_used:.0%}",
+            style="bold red" if over else None,
+        )
+    console.print(shown)

@@ -6,6 +6,7 @@ One pass::
     monitor          scrape the replicas, run each deployment's monitors (when due)
     alert            rules and detectors over the new points
     correlate        alerts into incidents with a ranked root cause
+    costs            budgets and cost anomalies as alerts and incidents (when due; FinOps)
     remediate        the policies of opsloop.yaml on open incidents, with their guardrails
                      (cooldown, daily limit, approval, dry run); a deployment's document may
                      pin its policy (spec.remediation)
@@ -32,6 +33,7 @@ from opsloop.errors import OpsloopError
 from opsloop.finops import LoopMeter, charge_of
 from opsloop.gitops import DEFAULT_FOLDER, DeploymentDocument, Reconciler, SyncResult
 from opsloop.loop.actions import LoopExecutor
+from opsloop.loop.costs import CostStepResult, cost_step
 from opsloop.loop.monitoring import MonitorStepResult, monitor_step
 from opsloop.monitor.retention import PruneResult, prune_pass
 
@@ -56,6 +58,7 @@ class PassReport:
         finished_at: When it ended.
         sync: The reconciliation, None if it failed.
         monitored: The monitoring step, None when it was not due or failed.
+        costs: The cost step (budgets, cost anomalies), None when it was not due or failed.
         remediated: Remediation actions by incident, for the incidents acted on.
         interrupted: Actions found running under a process that is gone, now interrupted.
         pruned: The prediction log's retention, run after monitoring.
@@ -68,6 +71,7 @@ class PassReport:
     finished_at: datetime | None = None
     sync: SyncResult | None = None
     monitored: MonitorStepResult | None = None
+    costs: CostStepResult | None = None
     remediated: dict[int, list[ActionInfo]] = field(default_factory=dict)
     interrupted: list[ActionInfo] = field(default_factory=list)
     pruned: PruneResult | None = None
@@ -107,6 +111,8 @@ class PassReport:
                 "updated": self.monitored.ingest.updated,
                 "resolved": self.monitored.ingest.resolved,
             }
+        if self.costs is not None:
+            out["costs"] = self.costs.summary()
         if self.remediated:
             out["remediated"] = {
                 str(incident): [f"{a.action}: {a.status}" for a in actions]
@@ -168,6 +174,7 @@ class Controller:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.passes = 0
         self._last_monitor: float | None = None
+        self._last_costs: float | None = None
         self._recovered = False
         spec = project.spec
         self.meter = LoopMeter(
@@ -248,6 +255,18 @@ class Controller:
                 report.pruned = prune_pass(self.project)
             except OpsloopError as exc:
                 report.errors.append(f"retention: {exc}")
+        if self._costs_due():
+            mcpu0, mwall0 = time.process_time(), time.perf_counter()
+            try:
+                spec = self.project.spec
+                report.costs = cost_step(
+                    store, spec.finops if spec is not None else None, now=self.clock()
+                )
+            except OpsloopError as exc:
+                report.errors.append(f"costs: {exc}")
+            # Evaluating budgets is monitoring work: a shared cost like the monitors'.
+            monitor_cpu += time.process_time() - mcpu0
+            monitor_wall += time.perf_counter() - mwall0
         if self.remediate and engine is not None:
             self._check_pins(engine, report)
             try:
@@ -299,6 +318,17 @@ class Controller:
         now = time.monotonic()
         if self._last_monitor is None or now - self._last_monitor >= self.monitor_every_s:
             self._last_monitor = now
+            return True
+        return False
+
+    def _costs_due(self) -> bool:
+        spec = self.project.spec
+        every = spec.finops.evaluate_every_s if spec is not None else 300.0
+        if every <= 0:
+            return False
+        now = time.monotonic()
+        if self._last_costs is None or now - self._last_costs >= every:
+            self._last_costs = now
             return True
         return False
 
