@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from opsloop.context import Project
 
 finops_app = typer.Typer(help="FinOps data: export the allocated costs.", no_args_is_help=True)
+costs_app = typer.Typer(
+    help="What the project's usage cost; rightsizing recommendations.",
+    invoke_without_command=True,
+)
 
 _BY_CHOICES = "team|cost_centre|model|version|deployment|run|step|trial|kind|day"
 
@@ -55,7 +59,9 @@ def _allocated(
     return allocated_costs(proj.store, finops, since=start, until=end), finops.currency, start, end
 
 
+@costs_app.callback()
 def costs(
+    ctx: typer.Context,
     by: str = typer.Option("team", "--by", metavar=_BY_CHOICES, help="What to group the costs by."),
     since: str | None = typer.Option(
         None, "--from", metavar="DATE", help="From this day or time (UTC), inclusive."
@@ -77,6 +83,8 @@ def costs(
     (the loop itself, the fixed costs of finops.shared) are spread over each hour's
     consumers.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from opsloop.finops import BY, daily_chart, summarise  # noqa: PLC0415 - pandas
 
     if by not in BY:
@@ -168,3 +176,99 @@ def _show_budgets(proj: Project) -> None:
             style="bold red" if over else None,
         )
     console.print(shown)
+
+
+@costs_app.command("recommend")
+def recommend(
+    days: float = typer.Option(7.0, "--days", min=0.1, help="Days of usage to size by."),
+    deployment: list[str] = typer.Option(
+        [], "--deployment", "-d", help="Only this deployment (repeatable)."
+    ),
+    apply: bool = typer.Option(
+        False, "--apply", help="Commit each recommendation to its deployment document."
+    ),
+) -> None:
+    """Rightsizing: replicas and CPU/memory requests per deployment from its observed
+    utilisation and p99 latency objective (spec.objectives of its document), with the
+    monthly saving; --apply commits the changes to Git (the reconciler applies them)."""
+    from opsloop.finops import usage_frame  # noqa: PLC0415 - pandas
+    from opsloop.finops.metering import cpu_quantity, memory_quantity  # noqa: PLC0415
+    from opsloop.finops.rightsize import (  # noqa: PLC0415
+        Sizing,
+        cpu_text,
+        memory_text,
+    )
+    from opsloop.finops.rightsize import recommend as recommend_one  # noqa: PLC0415
+    from opsloop.gitops import resize  # noqa: PLC0415
+    from opsloop.loop.monitoring import deployment_documents  # noqa: PLC0415
+    from opsloop.spec.finops import FinopsSection  # noqa: PLC0415
+
+    proj = project()
+    finops = proj.spec.finops if proj.spec is not None else FinopsSection()
+    documents = deployment_documents(proj)
+    names = sorted(deployment) if deployment else sorted(documents)
+    unknown = [n for n in names if n not in documents]
+    if unknown:
+        raise ConfigError(f"deployment '{unknown[0]}' has no valid document at HEAD")
+    if not names:
+        console.print("no deployment documents: nothing to size")
+        return
+    now = datetime.now(UTC)
+    since = now - timedelta(days=days)
+    usage = usage_frame(proj.store, since=since, until=now)
+    table = Table(
+        title=f"rightsizing from {days:g} days of usage ({finops.currency})", title_justify="left"
+    )
+    for name in ("deployment", "now", "recommended", "saving / month", "why"):
+        table.add_column(name, justify="right" if name == "saving / month" else "left")
+    results = []
+    for name in names:
+        spec = documents[name].spec
+        requests = spec.resources.requests
+        sizing = Sizing(
+            replicas=spec.replicas,
+            cpu=cpu_quantity(requests.cpu),
+            memory_gb=memory_quantity(requests.memory),
+            latency_p99_ms=spec.objectives.latency_p99_ms,
+            min_replicas=spec.objectives.min_replicas,
+        )
+        latencies = [
+            p.value
+            for p in proj.store.series.read("service.latency_p99", since=since)
+            if p.labels.get("deployment") == name
+        ]
+        rec = recommend_one(
+            name,
+            usage,
+            sizing,
+            finops,
+            latency_p99_ms=max(latencies) if latencies else None,
+            now=now,
+        )
+        results.append(rec)
+        table.add_row(
+            name,
+            f"{sizing.replicas} x {cpu_text(sizing.cpu)} / {memory_text(sizing.memory_gb)}",
+            f"{rec.replicas} x {cpu_text(rec.cpu)} / {memory_text(rec.memory_gb)}",
+            f"{rec.monthly_saving:,.2f}",
+            rec.reason,
+        )
+    console.print(table)
+    if not apply:
+        return
+    for rec in results:
+        if not rec.changes:
+            continue
+        change = resize(
+            rec.deployment,
+            replicas=rec.replicas,
+            cpu=cpu_text(rec.cpu),
+            memory=memory_text(rec.memory_gb),
+            reason=(
+                f"Rightsizing from {rec.hours} hours of usage: {rec.reason}. "
+                f"Saves {rec.monthly_saving:,.2f} {finops.currency} a month."
+            ),
+            project=proj,
+        )
+        if change.commit:
+            console.print(f"{rec.deployment}: committed {change.commit[:10]} {change.message}")

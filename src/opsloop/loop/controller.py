@@ -6,10 +6,10 @@ One pass::
     monitor          scrape the replicas, run each deployment's monitors (when due)
     alert            rules and detectors over the new points
     correlate        alerts into incidents with a ranked root cause
-    costs            budgets and cost anomalies as alerts and incidents (when due; FinOps)
     remediate        the policies of opsloop.yaml on open incidents, with their guardrails
                      (cooldown, daily limit, approval, dry run); a deployment's document may
                      pin its policy (spec.remediation)
+    costs            budgets and cost anomalies as alerts and incidents (when due; FinOps)
     record           retention of the prediction log, runs whose process died, the pass
     meter            what the replicas reserved, used and served since the last pass, the
                      stored bytes (now and then), and the pass's own work (FinOps)
@@ -32,6 +32,7 @@ from opsloop.aiops.remediation import NO_POLICY, RemediationEngine
 from opsloop.errors import OpsloopError
 from opsloop.finops import LoopMeter, charge_of
 from opsloop.gitops import DEFAULT_FOLDER, DeploymentDocument, Reconciler, SyncResult
+from opsloop.loop import cost_actions
 from opsloop.loop.actions import LoopExecutor
 from opsloop.loop.costs import CostStepResult, cost_step
 from opsloop.loop.monitoring import MonitorStepResult, monitor_step
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
     from opsloop.store import ActionInfo, RunInfo
 
 __all__ = ["Controller", "PassReport"]
+
+# The cost incidents' actions (scale_to_minimum) join the remediation actions with the loop.
+assert cost_actions.COST_ACTIONS
 
 
 @dataclass
@@ -255,6 +259,14 @@ class Controller:
                 report.pruned = prune_pass(self.project)
             except OpsloopError as exc:
                 report.errors.append(f"retention: {exc}")
+        if self.remediate and engine is not None:
+            self._check_pins(engine, report)
+            try:
+                report.remediated = engine.remediate_open()
+            except OpsloopError as exc:
+                report.errors.append(f"remediate: {exc}")
+        # After remediation: the incidents this opens are remediated from the next pass on,
+        # and a pass's remediation is not held up by pricing the month.
         if self._costs_due():
             mcpu0, mwall0 = time.process_time(), time.perf_counter()
             try:
@@ -267,12 +279,6 @@ class Controller:
             # Evaluating budgets is monitoring work: a shared cost like the monitors'.
             monitor_cpu += time.process_time() - mcpu0
             monitor_wall += time.perf_counter() - mwall0
-        if self.remediate and engine is not None:
-            self._check_pins(engine, report)
-            try:
-                report.remediated = engine.remediate_open()
-            except OpsloopError as exc:
-                report.errors.append(f"remediate: {exc}")
         try:
             report.reaped = store.runs.reap_dead()
         except OpsloopError as exc:
