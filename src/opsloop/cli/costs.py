@@ -178,6 +178,50 @@ def _show_budgets(proj: Project) -> None:
     console.print(shown)
 
 
+@finops_app.command("import")
+def import_invoice(
+    file: Path = typer.Argument(..., help="A FOCUS billing export: .csv or .parquet."),
+) -> None:
+    """Join a cloud provider's FOCUS billing export to opsloop's allocation: the invoiced
+    cost of the resources tagged with a deployment beside what opsloop metered for it over
+    the same charge periods."""
+    from opsloop.finops import allocated_costs  # noqa: PLC0415 - pandas
+    from opsloop.finops.invoice import compare_invoice, read_focus  # noqa: PLC0415
+    from opsloop.spec.finops import FinopsSection  # noqa: PLC0415
+
+    proj = project()
+    focus = read_focus(file)
+    finops = proj.spec.finops if proj.spec is not None else FinopsSection()
+    starts = focus["ChargePeriodStart"]
+    ends = focus["ChargePeriodEnd"]
+    since = _when(str(min(starts.astype(str))), "ChargePeriodStart")
+    until = _when(str(max(ends.astype(str))), "ChargePeriodEnd")
+    allocated = allocated_costs(proj.store, finops, since=since, until=until)
+    result = compare_invoice(focus, allocated)
+    shown = Table(
+        title=f"invoice vs metered, {result.since:%Y-%m-%d %H:%M} to "
+        f"{result.until:%Y-%m-%d %H:%M} UTC ({result.currency})",
+        title_justify="left",
+    )
+    for name in ("deployment", "invoiced", "metered", "difference", "invoice / metered"):
+        shown.add_column(name, justify="left" if name == "deployment" else "right")
+    for row in result.table.itertuples(index=False):
+        shown.add_row(
+            str(row.deployment),
+            f"{row.invoiced:,.4f}",
+            f"{row.metered:,.4f}",
+            f"{row.difference:+,.4f}",
+            "-" if math.isnan(row.ratio) else f"{row.ratio:.2f}",
+        )
+    console.print(shown)
+    console.print(f"invoiced without an opsloop deployment tag: {result.untagged:,.4f}")
+    if result.currency != finops.currency:
+        console.print(
+            f"[yellow]the invoice bills in {result.currency}, the rate cards price in "
+            f"{finops.currency}: the columns are not converted[/yellow]"
+        )
+
+
 @costs_app.command("recommend")
 def recommend(
     days: float = typer.Option(7.0, "--days", min=0.1, help="Days of usage to size by."),
