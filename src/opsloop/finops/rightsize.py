@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from opsloop.finops.allocate import _card_prices
 from opsloop.finops.metering import GB
 
 if TYPE_CHECKING:
@@ -211,17 +210,8 @@ def recommend(
             )
         cpu = _ceil_to(need_cpu / replicas, _CPU_STEP)
         memory = _ceil_to(mem_peak * MEMORY_MARGIN, _MEMORY_STEP) if mem_peak else sizing.memory_gb
-    when = (now or datetime.now(UTC)).date()
-    card = next(
-        (
-            c
-            for c in finops.rate_cards
-            if (c.valid_from is None or c.valid_from <= when)
-            and (c.valid_to is None or when < c.valid_to)
-        ),
-        finops.rate_cards[-1],
-    )
-    vcpu_price, mem_price = _card_prices(card, card.serving_instance)
+    card = finops.card_on((now or datetime.now(UTC)).date())
+    vcpu_price, mem_price = card.unit_prices(card.serving_instance)
     before = sizing.replicas * (sizing.cpu * vcpu_price + sizing.memory_gb * mem_price)
     after = replicas * (cpu * vcpu_price + memory * mem_price)
     return Recommendation(

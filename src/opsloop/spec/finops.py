@@ -100,6 +100,19 @@ class RateCard(_Section):
                 )
         return self
 
+    def unit_prices(self, instance: str | None = None) -> tuple[float, float]:
+        """Per vCPU-hour and per GB-hour: the card's own, or split from an instance type's
+        hourly price in the ratio of the card's own CPU and memory prices (evenly per unit
+        when the card gives none)."""
+        if instance is None:
+            return self.vcpu_hour, self.memory_gb_hour
+        machine = self.instance_types[instance]
+        cpu_weight, mem_weight = self.vcpu_hour, self.memory_gb_hour
+        if cpu_weight + mem_weight == 0:
+            cpu_weight = mem_weight = 1.0
+        scale = machine.hourly / (machine.vcpu * cpu_weight + machine.memory_gb * mem_weight)
+        return cpu_weight * scale, mem_weight * scale
+
 
 DEFAULT_RATE_CARD = RateCard(
     name="example",
@@ -245,6 +258,15 @@ class FinopsSection(_Section):
     budgets: list[Budget] = Field(default_factory=list)
     anomalies: CostAnomalies = Field(default_factory=CostAnomalies)
     evaluate_every_s: float = Field(default=300.0, ge=0)
+
+    def card_on(self, day: date) -> RateCard:
+        """The rate card valid on ``day`` (the last card when none is)."""
+        for card in self.rate_cards:
+            if (card.valid_from is None or card.valid_from <= day) and (
+                card.valid_to is None or day < card.valid_to
+            ):
+                return card
+        return self.rate_cards[-1]
 
     @field_validator("budgets")
     @classmethod

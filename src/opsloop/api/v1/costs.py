@@ -144,6 +144,7 @@ def get_costs(
 @router.get(
     "/costs/budgets",
     response_model=BudgetsOut,
+    responses=problems(),
     summary="Budgets with their month-end forecasts",
 )
 def get_budgets(caller: Caller, proj: ProjectDep) -> BudgetsOut:
