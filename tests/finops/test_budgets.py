@@ -98,7 +98,12 @@ def test_hourly_cost_series_start_at_their_first_cost_and_fill_quiet_hours() -> 
     assert [(p[0], p[3]) for p in known] == [("cost.training", 0.0)]
 
 
-def _action(action: str, result: dict[str, object], **extra: object) -> ActionInfo:
+def _action(
+    action: str,
+    result: dict[str, object],
+    started_at: datetime = H,
+    finished_at: datetime = H,
+) -> ActionInfo:
     return ActionInfo(
         id=1,
         incident_id=1,
@@ -106,8 +111,8 @@ def _action(action: str, result: dict[str, object], **extra: object) -> ActionIn
         status="succeeded",
         policy="p",
         created_at=H,
-        started_at=extra.get("started_at", H),  # type: ignore[arg-type]
-        finished_at=extra.get("finished_at", H),  # type: ignore[arg-type]
+        started_at=started_at,
+        finished_at=finished_at,
         approved_by=None,
         params={"deployment": "prod"},
         result=result,
@@ -132,7 +137,6 @@ def test_what_the_remediation_cost() -> None:
         ),
         _action("notify", {}),
     ]
-    assert incident_cost(allocated, actions) == [
-        ("retrain (run retrain-1)", pytest.approx(0.5)),
-        ("canary of v2 on prod", pytest.approx(2.0 * 0.5 * 0.1)),
-    ]
+    costs = incident_cost(allocated, actions)
+    assert [what for what, _cost in costs] == ["retrain (run retrain-1)", "canary of v2 on prod"]
+    assert [cost for _what, cost in costs] == pytest.approx([0.5, 2.0 * 0.5 * 0.1])

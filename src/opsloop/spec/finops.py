@@ -1,4 +1,5 @@
-"""The ``finops:`` section of ``opsloop.yaml``: currency, rate cards, tags and shared costs.
+"""The ``finops:`` section of ``opsloop.yaml``: currency, rate cards, tags, shared costs,
+budgets and cost anomalies.
 
 A rate card prices metered usage: vCPU-hours, GB-hours of memory, GB-months of storage and
 millions of requests, or named instance types with an hourly price for their CPU and memory.
@@ -246,7 +247,7 @@ class FinopsSection(_Section):
         budgets: Monthly budgets of teams, models and deployments, with alert thresholds.
         anomalies: How cost anomalies are found.
         evaluate_every_s: Seconds between two evaluations of budgets and anomalies by the
-            loop (each prices the month's usage).
+            loop (each prices the month's usage); 0: never.
     """
 
     currency: str = "USD"
