@@ -8,11 +8,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from opsloop.aiops.alerts import list_alerts
-from opsloop.aiops.incidents import list_incidents
+from opsloop.aiops.actions import REMEDIATION_ACTIONS, ActionContext
+from opsloop.aiops.alerts import AlertIn, list_alerts
+from opsloop.aiops.incidents import get_incident, ingest_alerts, list_incidents
+from opsloop.aiops.lineage import LineageGraph
+from opsloop.context import use_project
+from opsloop.gitops import parse_document
+from opsloop.loop.cost_actions import scale_to_minimum
 from opsloop.loop.costs import cost_step
 from opsloop.spec.finops import FinopsSection
 from opsloop.store import UsageRecord, open_store
+from tests.gitops.conftest import git
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -148,3 +154,40 @@ def test_budget_alerts_fire_at_their_thresholds_and_resolve_in_a_new_month(store
     assert list_alerts(store, status="firing") == []
     assert all(i.status == "resolved" for i in list_incidents(store))
     store.close()
+
+
+DOC = """\
+apiVersion: opsloop/v1
+kind: Deployment
+metadata:
+  name: prod
+spec:
+  model: churn
+  version: 1
+  replicas: 4
+  port: 18081
+  objectives: {min_replicas: 2}
+"""
+
+
+def test_scale_to_minimum_commits_the_deployment_down(tmp_path: Path) -> None:
+    (tmp_path / "opsloop.yaml").write_text("project: demo\n")
+    (tmp_path / ".gitignore").write_text(".opsloop/\n")
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "prod.yaml").write_text(DOC)
+    for args in (("init", "-q", "-b", "main"), ("add", "-A"), ("commit", "-q", "-m", "init")):
+        git(tmp_path, *args)
+    alert = AlertIn(name="budget-forecast", labels={"deployment": "prod", "category": "cost"})
+    with use_project(tmp_path) as proj:
+        (incident_id,) = ingest_alerts(proj.store, [alert], LineageGraph([])).opened
+        incident = get_incident(proj.store, incident_id)
+        assert "scale_to_minimum" in REMEDIATION_ACTIONS
+        context = ActionContext.for_incident(incident, "scale_to_minimum", settings={})
+        result = scale_to_minimum(context)
+        assert result.did == "scaled prod from 4 to 2 replica(s)" and len(result.commits) == 1
+        shown = git(tmp_path, "show", "HEAD:deploy/prod.yaml")
+        assert parse_document(shown, "prod.yaml").spec.replicas == 2
+        assert "Cost incident" in git(tmp_path, "log", "-1", "--format=%B")
+        # At its minimum already: nothing to commit.
+        again = scale_to_minimum(context)
+        assert again.commits == () and "left prod at 2" in again.did
