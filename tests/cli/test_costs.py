@@ -86,3 +86,20 @@ def test_finops_export_writes_focus(metered: Path) -> None:
     assert set(focus["BillingCurrency"]) == {"EUR"}
     assert set(focus["BillingAccountId"]) == {"demo"}
     assert set(focus["x_team"]) == {"ml", "growth"}
+
+
+def test_costs_budgets_shows_spend_and_forecast(tmp_path: Path) -> None:
+    (tmp_path / "opsloop.yaml").write_text(
+        YAML + "  budgets:\n    - {name: serving, deployment: churn, monthly: 1000}\n"
+    )
+    proj = open_project(tmp_path)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    proj.store.usage.add(
+        [UsageRecord(hour, "replica", {"deployment": "churn"}, {"reserved_cpu_s": 7200})]
+    )
+    proj.close()
+    out = opsloop("costs", "--budgets", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    row = next(line for line in out.stdout.splitlines() if "serving" in line)
+    # 2 vCPU-hours at 1.0 spent; the forecast adds the run rate (2 a day at least).
+    assert "deployment churn" in row and "1,000.00" in row and "2.0000" in row

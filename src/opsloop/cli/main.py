@@ -107,7 +107,7 @@ def _register_commands() -> None:
     app.command("logout")(access.logout)
     app.add_typer(audit.app, name="audit")
     app.command("server", epilog=server.EXAMPLES)(server.server_command)
-    app.command("costs")(costs.costs)
+    app.add_typer(costs.costs_app, name="costs")
     app.add_typer(costs.finops_app, name="finops")
 
 

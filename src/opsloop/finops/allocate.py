@@ -120,17 +120,8 @@ def _hour_number(day: date) -> int:
 
 
 def _card_prices(card: RateCard, instance: str | None) -> tuple[float, float]:
-    """Per vCPU-hour and per GB-hour: the card's own, or split from an instance type's
-    hourly price in the ratio of the card's own CPU and memory prices (evenly per unit
-    when the card gives none)."""
-    if instance is None:
-        return card.vcpu_hour, card.memory_gb_hour
-    machine = card.instance_types[instance]
-    cpu_weight, mem_weight = card.vcpu_hour, card.memory_gb_hour
-    if cpu_weight + mem_weight == 0:
-        cpu_weight = mem_weight = 1.0
-    scale = machine.hourly / (machine.vcpu * cpu_weight + machine.memory_gb * mem_weight)
-    return cpu_weight * scale, mem_weight * scale
+    """Per vCPU-hour and per GB-hour of ``card`` (see :meth:`RateCard.unit_prices`)."""
+    return card.unit_prices(instance)
 
 
 def _prices(

@@ -15,6 +15,7 @@ from opsloop.gitops.changes import (
     find_free_port,
     parse_weights,
     promote,
+    resize,
     rollback,
     set_traffic,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "promote",
     "register_runtime",
     "render_deployments",
+    "resize",
     "resolve_spec",
     "rollback",
     "run_forever",

@@ -37,6 +37,7 @@ __all__ = [
     "find_free_port",
     "parse_weights",
     "promote",
+    "resize",
     "rollback",
     "set_traffic",
 ]
@@ -327,6 +328,83 @@ def set_traffic(
             after=_serving(new),
         )
     return ChangeResult(deployment, path, commit, subject, new.spec.version)
+
+
+def resize(
+    deployment: str,
+    *,
+    replicas: int | None = None,
+    cpu: str | None = None,
+    memory: str | None = None,
+    reason: str = "",
+    project: Project | None = None,
+    folder: str = DEFAULT_FOLDER,
+) -> ChangeResult:
+    """Commit new replicas and per-replica CPU and memory requests (those given).
+
+    A limit below the new request is raised to it, so that the document stays valid for a
+    runtime that enforces both.
+
+    Raises:
+        NotFoundError: The deployment has no document.
+        SpecError: A value is invalid (a quantity that does not parse …).
+    """
+    ws = _Workspace(project, folder)
+    path, doc = ws.locate(deployment)
+    if doc is None:
+        raise NotFoundError(
+            f"deployment '{deployment}' has no document in {ws.folder}/",
+            hint=f"create it with 'opsloop deploy promote MODEL --to {deployment}'",
+        )
+    data = doc.to_data()
+    spec = data["spec"]
+    before = _sizing(doc)
+    if replicas is not None:
+        spec["replicas"] = replicas
+    resources = spec.setdefault("resources", {})
+    for name, value in (("cpu", cpu), ("memory", memory)):
+        if value is None:
+            continue
+        resources.setdefault("requests", {})[name] = value
+        limits = resources.get("limits") or {}
+        if name in limits:
+            limits[name] = value if _quantity_below(limits[name], value) else limits[name]
+    new = validate_data(data, path)
+    after = _sizing(new)
+    subject = f"resize {deployment} to {after} (was {before})"
+    body = reason or f"The deployment ran {before}."
+    commit = ws.write(deployment, path, new, subject, body) if after != before else None
+    if commit is not None:
+        ws.store.deployments.record_change(
+            deployment,
+            "deployment.resized",
+            {"commit": commit, "reason": reason},
+            before=before,
+            after=after,
+        )
+    return ChangeResult(deployment, path, commit, subject, new.spec.version)
+
+
+def _sizing(doc: DeploymentDocument) -> str:
+    requests = doc.spec.resources.requests
+    return (
+        f"{doc.spec.replicas} replica{'s' if doc.spec.replicas != 1 else ''} of "
+        f"cpu {requests.cpu or 'unset'}, memory {requests.memory or 'unset'}"
+    )
+
+
+def _quantity_below(limit: str, request: str) -> bool:
+    """Whether a limit is below a request (both CPU or both memory quantities)."""
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+    units.update({"k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12})
+
+    def value(q: str) -> float:
+        for suffix in sorted(units, key=len, reverse=True):
+            if q.endswith(suffix):
+                return float(q[: -len(suffix)]) * units[suffix]
+        return float(q)
+
+    return value(limit) < value(request)
 
 
 def rollback(

@@ -132,6 +132,19 @@ class Resources(_Strict):
     limits: ResourceList = Field(default_factory=ResourceList)
 
 
+class Objectives(_Strict):
+    """What the deployment must keep while its costs are cut (rightsizing, remediation).
+
+    Attributes:
+        latency_p99_ms: The p99 latency objective, in milliseconds: rightsizing never
+            shrinks a deployment whose observed p99 is over it.
+        min_replicas: The fewest replicas it may be scaled down to.
+    """
+
+    latency_p99_ms: float | None = Field(default=None, gt=0)
+    min_replicas: int = Field(default=1, ge=0, le=64)
+
+
 class SyncPolicy(_Strict):
     """What the reconciler may do without being asked (Argo CD's meaning).
 
@@ -201,6 +214,7 @@ class DeploymentSpec(_Strict):
     replicas: int = Field(default=1, ge=0, le=64)
     port: int = Field(ge=1024, le=65535)
     resources: Resources = Field(default_factory=Resources)
+    objectives: Objectives = Field(default_factory=Objectives)
     monitoring: DeploymentMonitoring = Field(default_factory=DeploymentMonitoring)
     remediation: str | None = None
     sync_policy: SyncPolicy = Field(default_factory=SyncPolicy, alias="syncPolicy")
@@ -352,6 +366,7 @@ def dump_document(doc: DeploymentDocument) -> str:
         "replicas",
         "port",
         "resources",
+        "objectives",
         "monitoring",
         "remediation",
         "syncPolicy",

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
+    from opsloop.spec.finops import FinopsSection
     from opsloop.store import Store
 
 PHASES = (
@@ -185,6 +187,9 @@ def lifecycle_params(project: Project, overrides: dict[str, Any] | None = None) 
         "trials": spec.train.tune.trials,
         "timeout_s": spec.train.tune.timeout_s,
         "cv": spec.train.tune.cv,
+        "max_cost": spec.train.tune.budget.max_cost if spec.train.tune.budget else None,
+        # Trials are priced as pipeline steps are: the training price of today's rate card.
+        "vcpu_hour": _training_vcpu_price(spec.finops),
         "gates": dict(spec.evaluate.gates),
         "alias_on_pass": registration.alias_on_pass if registration else "champion",
         "alias_on_fail": registration.alias_on_fail if registration else "challenger",
@@ -348,6 +353,12 @@ def _run(
             outcome.outputs[name] = load_output(phase, output=output, artifacts=project.artifacts)
     _record(project, result.run_id, outcome, trained=result.steps.get("train"))
     return outcome
+
+
+def _training_vcpu_price(finops: FinopsSection) -> float:
+    """What a vCPU-hour of training costs today, by the project's rate cards."""
+    card = finops.card_on(datetime.now(UTC).date())
+    return card.unit_prices(card.training_instance)[0]
 
 
 def _meter_trials(store: Store, run_id: str, durations: dict[str, float]) -> None:

@@ -27,6 +27,8 @@ def lifecycle(
     candidates: list[str] | None = None,
     trials: int = 20,
     timeout_s: float = 120.0,
+    max_cost: float | None = None,
+    vcpu_hour: float = 0.0,
     cv: int = 3,
     gates: dict[str, dict[str, Any]] | None = None,
     alias_on_pass: str = "champion",
@@ -77,6 +79,8 @@ def lifecycle(
         timeout_s=timeout_s,
         cv=cv,
         seed=seed,
+        max_cost=max_cost,
+        vcpu_hour=vcpu_hour,
     )
     evaluation = steps.evaluate(
         model,
@@ -88,6 +92,7 @@ def lifecycle(
         champion_digest=champion_digest,
         gates=gates or {},
         recent_digest=recent_digest,
+        tuning=tuning,
     )
     gate_results = steps.gate(evaluation, report, gates=gates or {}, problem_type=problem_type)
     steps.register(

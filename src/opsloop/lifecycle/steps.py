@@ -166,10 +166,13 @@ def train(
     timeout_s: float,
     cv: int,
     seed: int,
+    max_cost: float | None = None,
+    vcpu_hour: float = 0.0,
 ) -> tuple[Any, dict[str, Any]]:
     """Tune every candidate with cross-validation on the training part; refit the best.
 
-    Each finished trial is a progress line on the run's display.
+    Each finished trial is a progress line on the run's display. ``max_cost`` stops tuning
+    once its trials (priced at ``vcpu_hour`` per CPU-hour) have cost that much.
     """
     from opsloop.ml.features import FeatureSpec  # noqa: PLC0415
     from opsloop.ml.tune import TrialRecord, tune_candidates  # noqa: PLC0415
@@ -191,6 +194,9 @@ def train(
         cv=cv,
         on_trial=on_trial,
         progress=False,
+        # From the command line (-p max_cost=0.5) an unset budget's value arrives as text.
+        max_cost=None if max_cost is None else float(max_cost),
+        vcpu_hour=float(vcpu_hour),
     )
     return result.model, result.summary()
 
@@ -206,6 +212,7 @@ def evaluate(
     champion_digest: str | None,
     gates: dict[str, dict[str, Any]],
     recent_digest: str | None = None,
+    tuning: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Score the candidate (and the current champion) on the held-out test set, and on the
     recent labelled traffic when there is some.
@@ -235,6 +242,7 @@ def evaluate(
             gates_config=gates,
             contract_passed=bool(contract_report.get("passed", True)),
             title=f"{model_name}: evaluation on the held-out test set",
+            tuning=tuning,
         )
         report_digest = artifacts.put_dir(Path(tmp))
     out = result.model_dump(mode="json")

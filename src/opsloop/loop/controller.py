@@ -12,6 +12,7 @@ One pass::
                      (cooldown, daily limit, approval, dry run); a deployment's document may
                      pin its policy (spec.remediation)
     schedule         the schedules of opsloop.yaml: cron times, new data, incidents of a kind
+    costs            budgets and cost anomalies as alerts and incidents (when due; FinOps)
     record           retention of the prediction log, runs whose process died, the pass
     meter            what the replicas reserved, used and served since the last pass, the
                      stored bytes (now and then), and the pass's own work (FinOps)
@@ -35,7 +36,9 @@ from opsloop.errors import OpsloopError
 from opsloop.finops import LoopMeter, charge_of
 from opsloop.gitops import DEFAULT_FOLDER, DeploymentDocument, Reconciler, SyncResult
 from opsloop.lifecycle.schedules import Scheduler, TickResult
+from opsloop.loop import cost_actions
 from opsloop.loop.actions import LoopExecutor
+from opsloop.loop.costs import CostStepResult, cost_step
 from opsloop.loop.datasla import DataStepResult, data_step
 from opsloop.loop.monitoring import MonitorStepResult, monitor_step
 from opsloop.monitor.retention import PruneResult, prune_pass
@@ -50,6 +53,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Controller", "PassReport"]
 
+# The cost incidents' actions (scale_to_minimum) join the remediation actions with the loop.
+assert cost_actions.COST_ACTIONS
+
 
 @dataclass
 class PassReport:
@@ -61,6 +67,7 @@ class PassReport:
         finished_at: When it ended.
         sync: The reconciliation, None if it failed.
         monitored: The monitoring step, None when it was not due or failed.
+        costs: The cost step (budgets, cost anomalies), None when it was not due or failed.
         remediated: Remediation actions by incident, for the incidents acted on.
         interrupted: Actions found running under a process that is gone, now interrupted.
         pruned: The prediction log's retention, run after monitoring.
@@ -75,6 +82,7 @@ class PassReport:
     finished_at: datetime | None = None
     sync: SyncResult | None = None
     monitored: MonitorStepResult | None = None
+    costs: CostStepResult | None = None
     remediated: dict[int, list[ActionInfo]] = field(default_factory=dict)
     interrupted: list[ActionInfo] = field(default_factory=list)
     pruned: PruneResult | None = None
@@ -116,6 +124,8 @@ class PassReport:
                 "updated": self.monitored.ingest.updated,
                 "resolved": self.monitored.ingest.resolved,
             }
+        if self.costs is not None:
+            out["costs"] = self.costs.summary()
         if self.remediated:
             out["remediated"] = {
                 str(incident): [f"{a.action}: {a.status}" for a in actions]
@@ -189,6 +199,7 @@ class Controller:
         self.scheduler = scheduler or Scheduler(project, clock=self.clock)
         self.passes = 0
         self._last_monitor: float | None = None
+        self._last_costs: float | None = None
         self._recovered = False
         spec = project.spec
         self.meter = LoopMeter(
@@ -279,6 +290,20 @@ class Controller:
                 report.remediated = engine.remediate_open()
             except OpsloopError as exc:
                 report.errors.append(f"remediate: {exc}")
+        # After remediation: the incidents this opens are remediated from the next pass on,
+        # and a pass's remediation is not held up by pricing the month.
+        if self._costs_due():
+            mcpu0, mwall0 = time.process_time(), time.perf_counter()
+            try:
+                spec = self.project.spec
+                report.costs = cost_step(
+                    store, spec.finops if spec is not None else None, now=self.clock()
+                )
+            except OpsloopError as exc:
+                report.errors.append(f"costs: {exc}")
+            # Evaluating budgets is monitoring work: a shared cost like the monitors'.
+            monitor_cpu += time.process_time() - mcpu0
+            monitor_wall += time.perf_counter() - mwall0
         try:
             report.scheduled = self.scheduler.tick(self.clock())
             report.errors.extend(f"schedules: {e}" for e in report.scheduled.errors)
@@ -329,6 +354,17 @@ class Controller:
         now = time.monotonic()
         if self._last_monitor is None or now - self._last_monitor >= self.monitor_every_s:
             self._last_monitor = now
+            return True
+        return False
+
+    def _costs_due(self) -> bool:
+        spec = self.project.spec
+        every = spec.finops.evaluate_every_s if spec is not None else 300.0
+        if every <= 0:
+            return False
+        now = time.monotonic()
+        if self._last_costs is None or now - self._last_costs >= every:
+            self._last_costs = now
             return True
         return False
 

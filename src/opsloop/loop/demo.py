@@ -31,13 +31,15 @@ from opsloop.context import open_project
 from opsloop.data import resolve_source
 from opsloop.data.sources import read_data
 from opsloop.errors import ConfigError, GitOpsError, OpsloopError
-from opsloop.finops import allocated_costs, cost_breakdown
+from opsloop.finops import allocated_costs, cost_breakdown, incident_cost
 from opsloop.gitops import HealthStatus, promote
 from opsloop.loop.controller import Controller
 from opsloop.loop.traffic import drifted_sample, send_feedback, send_requests
 from opsloop.monitor.windows import align
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from rich.console import Console
 
     from opsloop.aiops.actions import ActionContext, ActionResult
@@ -291,10 +293,15 @@ class _TrafficDuringCanary:
 # One story told in order (serve, drift, detect, heal), each step with its own output: split up
 # it reads worse.
 def _print_costs(
-    project: Project, console: Console, model: str, first: int, promoted: int | None
+    project: Project,
+    console: Console,
+    model: str,
+    first: int,
+    promoted: int | None,
+    actions: Sequence[ActionInfo] = (),
 ) -> None:
     """What the loop cost, priced by the project's rate cards (the example card unless
-    opsloop.yaml declares its own)."""
+    opsloop.yaml declares its own); the canary the remediation ran is shown within serving."""
     spec = project.spec
     if spec is None:
         return
@@ -307,7 +314,9 @@ def _print_costs(
         if run_id:
             runs[run_id] = f"{label} (v{version})"
     try:
-        lines = cost_breakdown(allocated_costs(store, spec.finops), runs)
+        allocated = allocated_costs(store, spec.finops)
+        lines = cost_breakdown(allocated, runs)
+        canaries = [(w, c) for w, c in incident_cost(allocated, actions) if w.startswith("canary")]
     except OpsloopError as exc:
         console.print(f"costs: {exc}")
         return
@@ -320,6 +329,9 @@ def _print_costs(
     table.add_column("cost", justify="right")
     for label, cost in lines:
         table.add_row(label, f"{cost:.6f}")
+        if label == "serving":
+            for what, part in canaries:
+                table.add_row(f"  of which remediation: {what}", f"{part:.6f}", style="dim")
     table.add_row("total", f"{sum(c for _l, c in lines):.6f}", style="bold")
     console.print(table)
 
@@ -530,7 +542,9 @@ def run_loop_demo(
                 f"ROC AUC on drifted traffic: [red]{before:.3f}[/red] with v{champion.version} "
                 f"→ [green]{after:.3f}[/green] with v{result.promoted_version}"
             )
-        _print_costs(project, console, model, champion.version, result.promoted_version)
+        _print_costs(
+            project, console, model, champion.version, result.promoted_version, result.actions
+        )
     finally:
         if stop_server:
             controller.runtime.stop(DEPLOYMENT)

@@ -65,6 +65,9 @@ class EvaluationResult(BaseModel):
         gates: Gate verdicts, when gates were evaluated.
         report_path: The HTML report.
         created_at: When the evaluation ran (UTC, ISO 8601).
+        tuning_cost: The metric gained per unit of cost across the tuning trials (see
+            :func:`opsloop.ml.tune.cost_curve`), when tuning was priced.
+        tuning_max_cost: The tuning budget, if one was set.
     """
 
     problem_type: ProblemType
@@ -79,6 +82,8 @@ class EvaluationResult(BaseModel):
     gates: list[GateResult] | None = None
     report_path: str
     created_at: str
+    tuning_cost: list[dict[str, Any]] | None = None
+    tuning_max_cost: float | None = None
 
     @property
     def gates_passed(self) -> bool | None:
@@ -130,6 +135,7 @@ def evaluate_model(
     gates_config: Mapping[str, Any] | None = None,
     contract_passed: bool = True,
     title: str = "Model evaluation",
+    tuning: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
     """Score ``model`` (and ``champion``) on the test part and write the report.
 
@@ -144,6 +150,8 @@ def evaluate_model(
             shown in the report.
         contract_passed: Whether the data contract passed (for the contract gate).
         title: Heading of the report.
+        tuning: The tuning summary (:meth:`opsloop.ml.tune.TuneResult.summary`): its cost
+            curve is shown when its trials were priced.
 
     Returns:
         The evaluation result.
@@ -213,8 +221,17 @@ def evaluate_model(
         gates=gates,
         report_path=str(out / REPORT_FILE),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        tuning_cost=_priced_curve(tuning),
+        tuning_max_cost=(tuning or {}).get("max_cost"),
     )
     return write_report(result, out, title=title)
+
+
+def _priced_curve(tuning: Mapping[str, Any] | None) -> list[dict[str, Any]] | None:
+    curve = (tuning or {}).get("cost_curve")
+    if not isinstance(curve, list) or not curve or not curve[-1].get("cost"):
+        return None  # unpriced tuning (no rate card price) says nothing per unit of cost
+    return [dict(point) for point in curve]
 
 
 def compare_on_frame(

@@ -46,6 +46,7 @@ __all__ = [
     "CandidateResult",
     "TrialRecord",
     "TuneResult",
+    "cost_curve",
     "render_tune_table",
     "tune_candidates",
 ]
@@ -70,6 +71,8 @@ class TrialRecord(BaseModel):
         state: ``complete`` or ``failed``.
         error: The exception, as one line, when failed.
         warnings: Distinct warnings the fits emitted (e.g. convergence).
+        cost: What the trial cost: its CPU time at the price per vCPU-hour tuning was given
+            (its wall time times the processes that fitted its folds).
     """
 
     candidate: str
@@ -82,6 +85,7 @@ class TrialRecord(BaseModel):
     state: Literal["complete", "failed"]
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    cost: float = 0.0
 
     def describe(self, metric: str) -> str:
         """One line for a progress log: ``random_forest trial 3: roc_auc 0.8236 (4.1s)``."""
@@ -130,6 +134,9 @@ class TuneResult(BaseModel):
     duration_s: float
     refit_duration_s: float
     refit_warnings: list[str] = Field(default_factory=list)
+    max_cost: float | None = None
+    cost: float = 0.0
+    stopped_by_cost: bool = False
     model: Any = Field(default=None, exclude=True, repr=False)
 
     def summary(self) -> dict[str, Any]:
@@ -142,7 +149,41 @@ class TuneResult(BaseModel):
         data["candidates"] = {
             c["candidate"]: {**c, "trials": c["n_trials"]} for c in data["candidates"]
         }
+        data["cost_curve"] = cost_curve(self.trials, higher_is_better=self.higher_is_better)
         return data
+
+
+def cost_curve(trials: Sequence[TrialRecord], *, higher_is_better: bool) -> list[dict[str, Any]]:
+    """The metric gained per unit of cost across trials, in the order they ran: after each
+    trial, what tuning had spent, the best score so far, what that gained over the first
+    trial's score (in the better direction) and that gain per unit of cost spent since."""
+    curve: list[dict[str, Any]] = []
+    spent = 0.0
+    first: float | None = None
+    best: float | None = None
+    first_cost = 0.0
+    for i, trial in enumerate(trials):
+        spent += trial.cost
+        if trial.score is not None:
+            if first is None:
+                first, first_cost = trial.score, spent
+            if best is None or (trial.score > best if higher_is_better else trial.score < best):
+                best = trial.score
+        gain = None
+        if best is not None and first is not None:
+            gain = (best - first) if higher_is_better else (first - best)
+        extra = spent - first_cost
+        curve.append(
+            {
+                "trial": i + 1,
+                "candidate": trial.candidate,
+                "cost": spent,
+                "best": best,
+                "gain": gain,
+                "gain_per_cost": gain / extra if gain is not None and extra > 0 else None,
+            }
+        )
+    return curve
 
 
 Fold = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]
@@ -200,6 +241,11 @@ class _FoldPool:
         self._folds = folds
         self._workers = workers
         self._executor: Any = None
+
+    @property
+    def workers(self) -> int:
+        """Worker processes (each fits a fold of a trial at once)."""
+        return self._workers
 
     def fit(self, estimator: Any, metric: str, problem_type: str) -> list[tuple[float, list[str]]]:
         if self._executor is None:
@@ -292,6 +338,8 @@ def tune_candidates(
     on_trial: Callable[[TrialRecord], None] | None = None,
     progress: bool = True,
     console: Console | None = None,
+    max_cost: float | None = None,
+    vcpu_hour: float = 0.0,
 ) -> TuneResult:
     """Tune every candidate and refit the best one on the whole training part.
 
@@ -319,6 +367,9 @@ def tune_candidates(
         on_trial: Called with every finished trial, e.g. to log it as a child run.
         progress: Show a rich progress bar per candidate.
         console: Console for the progress bars.
+        max_cost: Stop tuning once the trials have cost this much (split across candidates
+            like the time budget); None for no limit.
+        vcpu_hour: Price of a vCPU-hour, by which each trial's cost is its CPU time.
 
     Returns:
         The tuning result, with the refitted ``Pipeline(preprocess, model)`` in ``model``.
@@ -339,6 +390,8 @@ def tune_candidates(
         raise MLError(f"train.tune.trials must be at least 1, got {trials}")
     if timeout_s is not None and timeout_s <= 0:
         raise MLError(f"train.tune.timeout_s must be positive, got {timeout_s}")
+    if max_cost is not None and max_cost <= 0:
+        raise MLError(f"train.tune.budget.max_cost must be positive, got {max_cost}")
     if cv < 2:
         raise MLError(f"cross-validation needs at least 2 folds, got cv={cv}")
     resolved = [(name, get_candidate(name)) for name in candidates]
@@ -386,6 +439,11 @@ def tune_candidates(
                 if timeout_s is not None:
                     left = timeout_s - (time.perf_counter() - started)
                     budget_s = max(left / remaining, 1e-3)
+                spent = sum(t.cost for t in all_trials)
+                budget_cost = None
+                if max_cost is not None:
+                    # Each candidate gets its share of what is left (at least one trial).
+                    budget_cost = max(max_cost - spent, 0.0) / remaining
                 summary, records = _tune_one(
                     name,
                     cand,
@@ -399,6 +457,8 @@ def tune_candidates(
                     pool=pool,
                     on_trial=on_trial,
                     bars=bars,
+                    budget_cost=budget_cost,
+                    vcpu_hour=vcpu_hour,
                 )
                 summaries.append(summary)
                 all_trials.extend(records)
@@ -445,6 +505,9 @@ def tune_candidates(
         duration_s=time.perf_counter() - started,
         refit_duration_s=refit_s,
         refit_warnings=_warning_lines(caught),
+        max_cost=max_cost,
+        cost=sum(t.cost for t in all_trials),
+        stopped_by_cost=max_cost is not None and sum(t.cost for t in all_trials) >= max_cost,
         model=model,
     )
 
@@ -463,11 +526,16 @@ def _tune_one(
     pool: _FoldPool | None,
     on_trial: Callable[[TrialRecord], None] | None,
     bars: Progress | None,
+    budget_cost: float | None = None,
+    vcpu_hour: float = 0.0,
 ) -> tuple[CandidateResult, list[TrialRecord]]:
     started = time.perf_counter()
     records: list[TrialRecord] = []
     use_pool = False
     task = bars.add_task(name, total=budget_trials, best="") if bars is not None else None
+
+    def processes() -> int:
+        return pool.workers if use_pool and pool is not None else 1
 
     def objective(trial: optuna.Trial) -> float:
         nonlocal use_pool
@@ -486,17 +554,20 @@ def _tune_one(
             if not all(math.isfinite(s) for s in scores):
                 raise MLError(f"{metric} is not finite on some fold: {scores}")
         except Exception as exc:  # any model error fails this trial only, as Optuna would
+            duration = time.perf_counter() - t0
             record = TrialRecord(
                 candidate=name,
                 number=trial.number,
                 params=params,
                 score=None,
-                duration_s=time.perf_counter() - t0,
+                duration_s=duration,
                 state="failed",
                 error=f"{type(exc).__name__}: {exc}".splitlines()[0],
+                cost=duration * processes() * vcpu_hour / 3600.0,
             )
             value = math.nan
         else:
+            duration = time.perf_counter() - t0
             record = TrialRecord(
                 candidate=name,
                 number=trial.number,
@@ -504,9 +575,10 @@ def _tune_one(
                 score=float(np.mean(scores)),
                 score_std=float(np.std(scores)),
                 fold_scores=scores,
-                duration_s=time.perf_counter() - t0,
+                duration_s=duration,
                 state="complete",
                 warnings=sorted({w for o in outcomes for w in o[1]}),
+                cost=duration * processes() * vcpu_hour / 3600.0,
             )
             value = record.score if record.score is not None else math.nan
             # Decide once, from the first (default-parameter) trial, whether workers pay off.
@@ -521,6 +593,8 @@ def _tune_one(
             )
         if on_trial is not None:
             on_trial(record)
+        if budget_cost is not None and sum(r.cost for r in records) >= budget_cost:
+            trial.study.stop()
         return value
 
     study = optuna.create_study(

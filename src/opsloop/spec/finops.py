@@ -1,4 +1,5 @@
-"""The ``finops:`` section of ``opsloop.yaml``: currency, rate cards, tags and shared costs.
+"""The ``finops:`` section of ``opsloop.yaml``: currency, rate cards, tags, shared costs,
+budgets and cost anomalies.
 
 A rate card prices metered usage: vCPU-hours, GB-hours of memory, GB-months of storage and
 millions of requests, or named instance types with an hourly price for their CPU and memory.
@@ -20,7 +21,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "BUDGET_SCOPES",
     "DEFAULT_RATE_CARD",
+    "Budget",
+    "CostAnomalies",
     "FinopsSection",
     "InstanceType",
     "RateCard",
@@ -97,6 +101,19 @@ class RateCard(_Section):
                 )
         return self
 
+    def unit_prices(self, instance: str | None = None) -> tuple[float, float]:
+        """Per vCPU-hour and per GB-hour: the card's own, or split from an instance type's
+        hourly price in the ratio of the card's own CPU and memory prices (evenly per unit
+        when the card gives none)."""
+        if instance is None:
+            return self.vcpu_hour, self.memory_gb_hour
+        machine = self.instance_types[instance]
+        cpu_weight, mem_weight = self.vcpu_hour, self.memory_gb_hour
+        if cpu_weight + mem_weight == 0:
+            cpu_weight = mem_weight = 1.0
+        scale = machine.hourly / (machine.vcpu * cpu_weight + machine.memory_gb * mem_weight)
+        return cpu_weight * scale, mem_weight * scale
+
 
 DEFAULT_RATE_CARD = RateCard(
     name="example",
@@ -133,6 +150,88 @@ class SharedCosts(_Section):
         return value
 
 
+BUDGET_SCOPES = ("team", "model", "deployment")
+"""What a budget may cover: one team's, one registered model's or one deployment's costs."""
+
+
+class Budget(_Section):
+    """A monthly budget of one team, model or deployment, and when to alert on it.
+
+    Alerts fire when the month's actual spend, or its month-end forecast (the spend so far
+    plus the recent run rate over the rest of the month), reaches a threshold: a fraction of
+    ``monthly`` (``0.8`` is 80 %).
+
+    Attributes:
+        name: What alerts and reports call it (default: ``<scope>-<value>``).
+        team: The team whose costs it covers.
+        model: The registered model whose costs it covers (its training and its share of
+            serving).
+        deployment: The deployment whose costs it covers.
+        monthly: The budget of one calendar month (UTC), in ``finops.currency``.
+        actual: Thresholds of the actual spend.
+        forecast: Thresholds of the month-end forecast.
+        severity: Severity of its alerts (a threshold at or over 1 is ``critical``).
+    """
+
+    name: str = Field(default="", max_length=128)
+    team: str | None = Field(default=None, min_length=1, max_length=128)
+    model: str | None = Field(default=None, min_length=1, max_length=128)
+    deployment: str | None = Field(default=None, min_length=1, max_length=128)
+    monthly: float = Field(gt=0)
+    actual: list[float] = Field(default_factory=lambda: [0.8, 1.0])
+    forecast: list[float] = Field(default_factory=lambda: [1.0])
+    severity: Literal["info", "warning", "critical"] = "warning"
+
+    @field_validator("actual", "forecast")
+    @classmethod
+    def _fractions(cls, value: list[float]) -> list[float]:
+        for at in value:
+            if not 0 < at <= 10:
+                raise ValueError(f"threshold {at} is not a fraction of the budget in (0, 10]")
+        if len(set(value)) != len(value):
+            raise ValueError("a threshold is listed twice")
+        return sorted(value)
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> Budget:
+        given = [s for s in BUDGET_SCOPES if getattr(self, s) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a budget covers exactly one of team, model or deployment "
+                f"(this one gives {', '.join(given) or 'none'})"
+            )
+        if not self.name:
+            object.__setattr__(self, "name", f"{given[0]}-{getattr(self, given[0])}")
+        return self
+
+    @property
+    def scope(self) -> tuple[str, str]:
+        """``(dimension, value)``: what the budget covers (``("team", "ml")``)."""
+        for dim in BUDGET_SCOPES:
+            value = getattr(self, dim)
+            if value is not None:
+                return dim, str(value)
+        raise AssertionError("validated: a budget has a scope")  # pragma: no cover
+
+
+class CostAnomalies(_Section):
+    """Cost anomalies: the AIOps streaming detector run on the hourly cost series.
+
+    The loop writes each complete hour's cost as series points (``cost.training`` by model,
+    ``cost.serving`` by deployment) and scores them like any other series.
+
+    Attributes:
+        enabled: Look for cost anomalies at all.
+        threshold: Detector score in (0, 1] from which an hour is anomalous.
+        min_cost: Hours that cost less than this are never anomalous (a rise from nothing
+            to very little is not worth an incident).
+    """
+
+    enabled: bool = True
+    threshold: float = Field(default=0.75, gt=0, le=1)
+    min_cost: float = Field(default=0.0, ge=0)
+
+
 class FinopsSection(_Section):
     """What a project's usage costs, and whom it is charged to.
 
@@ -145,6 +244,10 @@ class FinopsSection(_Section):
             ``environment`` label overrides it).
         rate_cards: The prices, one card per period; periods must not overlap.
         shared: Shared costs and their spreading rule.
+        budgets: Monthly budgets of teams, models and deployments, with alert thresholds.
+        anomalies: How cost anomalies are found.
+        evaluate_every_s: Seconds between two evaluations of budgets and anomalies by the
+            loop (each prices the month's usage); 0: never.
     """
 
     currency: str = "USD"
@@ -153,6 +256,27 @@ class FinopsSection(_Section):
     environment: str = Field(default="", max_length=64)
     rate_cards: list[RateCard] = Field(default_factory=lambda: [DEFAULT_RATE_CARD], min_length=1)
     shared: SharedCosts = Field(default_factory=SharedCosts)
+    budgets: list[Budget] = Field(default_factory=list)
+    anomalies: CostAnomalies = Field(default_factory=CostAnomalies)
+    evaluate_every_s: float = Field(default=300.0, ge=0)
+
+    def card_on(self, day: date) -> RateCard:
+        """The rate card valid on ``day`` (the last card when none is)."""
+        for card in self.rate_cards:
+            if (card.valid_from is None or card.valid_from <= day) and (
+                card.valid_to is None or day < card.valid_to
+            ):
+                return card
+        return self.rate_cards[-1]
+
+    @field_validator("budgets")
+    @classmethod
+    def _unique_budgets(cls, budgets: list[Budget]) -> list[Budget]:
+        names = [b.name for b in budgets]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"budget name '{twice[0]}' is used twice: give each its own name")
+        return budgets
 
     @field_validator("currency")
     @classmethod

@@ -107,12 +107,24 @@ class FeaturesSection(_Section):
     categorical: list[str] | None = None
 
 
+class TuneBudget(_Section):
+    """What tuning may spend, priced by the ``finops`` rate card valid when it runs.
+
+    Attributes:
+        max_cost: Tuning stops once its trials have cost this much (in ``finops.currency``;
+            the trial running when it is reached is finished).
+    """
+
+    max_cost: float = Field(gt=0)
+
+
 class TuneSection(_Section):
     """The tuning budget, shared by all candidates."""
 
     trials: int = Field(default=20, ge=1, le=10_000)
     timeout_s: float = Field(default=120, gt=0)
     cv: int = Field(default=3, ge=2, le=20)
+    budget: TuneBudget | None = None
 
 
 class TrainSection(_Section):

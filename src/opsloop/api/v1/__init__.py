@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from opsloop.api.v1 import (
     access,
+    costs,
     datasets,
     deployments,
     events,
@@ -25,4 +26,5 @@ router.include_router(deployments.router)
 router.include_router(monitors.router)
 router.include_router(incidents.router)
 router.include_router(events.router)
+router.include_router(costs.router)
 router.include_router(remote.router)
