@@ -119,3 +119,7 @@ def checkov() -> Path:
         return Path(os.environ[CHECKOV_ENV])
     root = Path(__file__).resolve().parent.parent
     return install_checkov(root / ".pytest_cache" / f"checkov-{CHECKOV_VERSION}")
+
+
+# The two-node Ray cluster of the Ray tests (a session fixture; skips without ray).
+from tests.raycluster import ray_cluster  # noqa: E402, F401

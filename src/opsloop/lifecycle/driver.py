@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
+    from opsloop.pipeline.executors import Executor
     from opsloop.store import Store
 
 PHASES = (
@@ -229,7 +230,7 @@ def run_lifecycle(
     project: Project,
     *,
     no_cache: bool = False,
-    executor: str = "local",
+    executor: str | Executor = "local",
     max_workers: int | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
@@ -242,7 +243,7 @@ def run_lifecycle(
     Args:
         project: The project (its spec declares the lifecycle).
         no_cache: Run every phase again.
-        executor: Pipeline executor name.
+        executor: Pipeline executor name, or an executor (left open).
         max_workers: Phases run at once.
         overrides: Pipeline parameters to override (``-p trials=5``).
         progress: Show the live phase display.
@@ -298,7 +299,7 @@ def _run(
     project: Project,
     params: dict[str, Any],
     no_cache: bool,
-    executor: str,
+    executor: str | Executor,
     max_workers: int | None,
     progress: bool,
 ) -> LifecycleOutcome:

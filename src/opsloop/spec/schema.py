@@ -22,6 +22,7 @@ from pydantic import (
 from opsloop.names import check_name
 from opsloop.redact import redact_url
 from opsloop.spec.alerting import AlertsSection
+from opsloop.spec.executor import ExecutorSection
 from opsloop.spec.finops import FinopsSection
 from opsloop.spec.monitoring import DriftThresholds, Duration
 from opsloop.spec.remediation import RemediationSection
@@ -363,6 +364,7 @@ class ProjectSpec(_Section):
     ci: CiSection = Field(default_factory=CiSection)
     access: AccessSection = Field(default_factory=AccessSection)
     finops: FinopsSection = Field(default_factory=FinopsSection)
+    executor: ExecutorSection = Field(default_factory=ExecutorSection)
 
     @field_validator("version")
     @classmethod
