@@ -33,6 +33,7 @@ from opsloop.cli import (
     loop,
     models,
     monitor,
+    predict,
     quickstart,
     run,
     runs,
@@ -80,6 +81,7 @@ def _register_commands() -> None:
     app.command("quickstart")(quickstart.quickstart)
     app.command("init")(init.init)
     app.command("run")(run.run)
+    app.command("predict")(predict.predict)
     app.add_typer(runs.app, name="runs")
     app.add_typer(models.app, name="models")
     models.app.command("export")(keys.export_model)
