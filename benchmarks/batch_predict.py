@@ -54,23 +54,31 @@ def make_data(folder: Path, rows: int) -> None:
         pq.write_table(pa.table(cols), folder / f"f{i:02d}.parquet", row_group_size=131_072)
 
 
-def make_models(root: Path, data: Path) -> None:
-
+def train(data: Path) -> tuple[LogisticRegression, Any]:
     frame = pq.read_table(data / "f00.parquet").to_pandas().head(20_000)
     y = (frame["a"] + 0.5 * frame["b"] - frame["c"] > 0).astype(int)
-    model = LogisticRegression().fit(frame[FEATURES], y)
-    (root / "proj").mkdir()
-    (root / "proj" / "opsloop.yaml").write_text("project: bench\n")
-    proj = open_project(root / "proj")
-    set_current_project(proj)
-    register_model("bench", model, input_example=frame[FEATURES].head(5), alias="champion")
+    return LogisticRegression().fit(frame[FEATURES], y), frame[FEATURES].head(5)
+
+
+def make_models(root: Path, data: Path) -> None:
+    model, _ = train(data)
     mlflow.sklearn.save_model(model, str(root / "mlflow_model"))
-    proj.close()
+
+
+def register(folder: Path, data: Path) -> Any:
+    """A project of its own with the same model registered (same data, so identical)."""
+    model, example = train(data)
+    folder.mkdir()
+    (folder / "opsloop.yaml").write_text("project: bench\n")
+    proj = open_project(folder)
+    set_current_project(proj)
+    register_model("bench", model, input_example=example, alias="champion")
+    return proj
 
 
 def run_opsloop(root: Path, pattern: str, out: Path, workers: int, executor: str) -> dict[str, Any]:
 
-    proj = open_project(root / "proj")
+    proj = register(Path(tempfile.mkdtemp(dir=root, prefix="proj-")) / "p", root / "data")
     model = load_model("models:/bench@champion", store=proj.store, artifacts=proj.artifacts)
     result = predict_batch(
         model, pattern, out, store=proj.store, workers=workers, executor=executor
