@@ -154,6 +154,9 @@ def _start_node(args: list[str], env: dict[str, str], log: Path) -> subprocess.P
             _stop(proc)
             if attempt == 2 or "timed out during startup" not in log.read_text(errors="replace"):
                 raise
+        except BaseException:
+            _stop(proc)  # interrupted: leave no node behind
+            raise
     raise AssertionError("unreachable")
 
 
