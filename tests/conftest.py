@@ -130,3 +130,7 @@ def checkov() -> Path:
     # Parallel test workers share the one environment: the first makes it, the others wait.
     with FileLock(f"{env_dir}.lock"):
         return install_checkov(env_dir)
+
+
+# The two-node Ray cluster of the Ray tests (a session fixture; skips without ray).
+from tests.raycluster import ray_cluster  # noqa: E402, F401

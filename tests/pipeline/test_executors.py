@@ -43,12 +43,12 @@ def task_for(s, artifacts, params=None, inputs=None, **kw):
 
 
 def test_registry_by_name():
-    assert {"local", "inline"} <= set(available_executors())
+    assert {"local", "inline", "ray"} <= set(available_executors())
     assert isinstance(get_executor("inline"), InlineExecutor)
     local = get_executor("local", max_workers=3)
     assert isinstance(local, LocalExecutor) and local.max_workers == 3
     local.shutdown()
-    with pytest.raises(ConfigError, match=r"unknown executor 'nope'.*inline, local"):
+    with pytest.raises(ConfigError, match=r"unknown executor 'nope'.*inline, local, ray"):
         get_executor("nope")
 
 
@@ -106,5 +106,9 @@ def test_executor_contract(name: str, check: Check[Callable[[], Executor]]) -> N
     check(FACTORIES[name])
 
 
+# Under contract on a two-node cluster in tests/pipeline/test_ray_executor.py.
+ELSEWHERE = {"ray"}
+
+
 def test_every_registered_executor_is_under_contract():
-    assert set(FACTORIES) == set(available_executors())
+    assert set(FACTORIES) | ELSEWHERE == set(available_executors())

@@ -34,6 +34,7 @@ from opsloop.cli import (
     loop,
     models,
     monitor,
+    predict,
     quickstart,
     run,
     runs,
@@ -82,6 +83,7 @@ def _register_commands() -> None:
     app.command("quickstart")(quickstart.quickstart)
     app.command("init")(init.init)
     app.command("run")(run.run)
+    app.command("predict")(predict.predict)
     app.add_typer(runs.app, name="runs")
     app.add_typer(data.app, name="data")
     app.add_typer(models.app, name="models")

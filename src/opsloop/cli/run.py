@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from opsloop.context import Project
     from opsloop.lifecycle import LifecycleOutcome
+    from opsloop.pipeline.executors import Executor
 
 RECENT_ROWS = 2_000
 """Newest labelled rows read per deployment to compare the candidate and the champion on."""
@@ -79,7 +80,7 @@ def run_declared_lifecycle(
     proj: Project,
     *,
     no_cache: bool = False,
-    executor: str = "local",
+    executor: str | Executor = "local",
     max_workers: int | None = None,
     overrides: dict[str, Any] | None = None,
     allow_rollback: bool = False,
@@ -91,7 +92,7 @@ def run_declared_lifecycle(
     Args:
         proj: The project.
         no_cache: Run every phase again.
-        executor: Pipeline executor name.
+        executor: Pipeline executor name, or an executor (left open).
         max_workers: Phases run at once.
         overrides: Lifecycle parameters (``-p``).
         allow_rollback: Let an alias move back to an older version.
@@ -141,13 +142,38 @@ def _unknown_pipeline(proj: Project, name: str) -> PipelineError:
     )
 
 
+def open_executor(
+    proj: Project, name: str | None, address: str | None, workers: int | None
+) -> Executor:
+    """The executor ``--executor``/``--address``/``--workers`` name, else ``executor:`` of
+    ``opsloop.yaml``, else the local one."""
+    from opsloop.pipeline.executors import get_executor  # noqa: PLC0415
+    from opsloop.spec.executor import ExecutorSection  # noqa: PLC0415
+
+    declared = proj.spec.executor if proj.spec is not None else ExecutorSection()
+    chosen = name or declared.name
+    options = declared.options() if chosen == declared.name else {}
+    if address is not None:
+        if chosen != "ray":
+            raise ConfigError(f"--address is for the ray executor, not '{chosen}'")
+        options["address"] = address
+    return get_executor(chosen, max_workers=workers or declared.max_workers, **options)
+
+
 def run(
     pipeline: str | None = typer.Argument(
         None, help="Pipeline name from opsloop.yaml, or module:function. Default: the lifecycle."
     ),
     param: list[str] = typer.Option([], "--param", "-p", help="Pipeline parameter key=value."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Run every step, reuse nothing."),
-    executor: str = typer.Option("local", help="Executor: local (processes) or inline."),
+    executor: str | None = typer.Option(
+        None,
+        help="Executor: local (processes), inline or ray. Default: executor in opsloop.yaml, "
+        "else local.",
+    ),
+    address: str | None = typer.Option(
+        None, help="Ray cluster for --executor ray: auto or ray://host:10001."
+    ),
     workers: int | None = typer.Option(None, help="Steps run at once (default: CPU count)."),
     allow_rollback: bool = typer.Option(
         False,
@@ -163,13 +189,25 @@ def run(
     """
     proj = project()
     params = parse_params(param)
+    with open_executor(proj, executor, address, workers) as exe:
+        _run(proj, pipeline, params, exe, no_cache=no_cache, allow_rollback=allow_rollback)
+
+
+def _run(
+    proj: Project,
+    pipeline: str | None,
+    params: dict[str, Any],
+    exe: Executor,
+    *,
+    no_cache: bool,
+    allow_rollback: bool,
+) -> None:
     if pipeline is None:
         if proj.spec is not None and proj.spec.has_lifecycle:
             outcome = run_declared_lifecycle(
                 proj,
                 no_cache=no_cache,
-                executor=executor,
-                max_workers=workers,
+                executor=exe,
                 overrides=params,
                 allow_rollback=allow_rollback,
             )
@@ -189,9 +227,7 @@ def run(
     if ":" not in pipeline and pipeline not in (proj.spec.pipelines if proj.spec else {}):
         raise _unknown_pipeline(proj, pipeline)
     pipe = load_pipeline(pipeline, project_dir=proj.dir, spec=proj.spec)
-    result = run_pipeline(
-        pipe, params, no_cache=no_cache, executor=executor, max_workers=workers, progress=True
-    )
+    result = run_pipeline(pipe, params, no_cache=no_cache, executor=exe, progress=True)
     table = Table(title=f"pipeline {pipe.name} · run {result.run_id[:12]}", title_justify="left")
     for col in ("step", "status", "duration", "outputs"):
         table.add_column(col)

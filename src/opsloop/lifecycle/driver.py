@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from opsloop.spec.finops import FinopsSection
+    from opsloop.pipeline.executors import Executor
     from opsloop.store import Store
 
 PHASES = (
@@ -249,7 +250,7 @@ def run_lifecycle(
     project: Project,
     *,
     no_cache: bool = False,
-    executor: str = "local",
+    executor: str | Executor = "local",
     max_workers: int | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
@@ -262,7 +263,7 @@ def run_lifecycle(
     Args:
         project: The project (its spec declares the lifecycle).
         no_cache: Run every phase again.
-        executor: Pipeline executor name.
+        executor: Pipeline executor name, or an executor (left open).
         max_workers: Phases run at once.
         overrides: Pipeline parameters to override (``-p trials=5``).
         progress: Show the live phase display.
@@ -318,7 +319,7 @@ def _run(
     project: Project,
     params: dict[str, Any],
     no_cache: bool,
-    executor: str,
+    executor: str | Executor,
     max_workers: int | None,
     progress: bool,
 ) -> LifecycleOutcome:

@@ -11,6 +11,7 @@ re-runs ``train`` and what follows it, never ``ingest`` or ``validate``.
 from __future__ import annotations
 
 import io
+import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,6 +182,12 @@ def train(
     def on_trial(record: TrialRecord) -> None:
         report_progress(record.describe(metric))
 
+    backend = None
+    if os.environ.get("OPSLOOP_EXECUTOR") == "ray":
+        # Under the ray executor the trials run as Ray tasks across the cluster too.
+        from opsloop.ml.tune_ray import RayTrials  # noqa: PLC0415
+
+        backend = RayTrials
     result = tune_candidates(
         train,
         target=target,
@@ -197,6 +204,7 @@ def train(
         # From the command line (-p max_cost=0.5) an unset budget's value arrives as text.
         max_cost=None if max_cost is None else float(max_cost),
         vcpu_hour=float(vcpu_hour),
+        trial_backend=backend,
     )
     return result.model, result.summary()
 

@@ -17,7 +17,8 @@ import math
 import os
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import numpy as np
 import optuna
@@ -37,13 +38,15 @@ from opsloop.ml.metrics import ProblemType, check_problem_type, get_metric, scor
 from opsloop.ml.split import check_target
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-
     import pandas as pd
     from rich.console import Console
 
 __all__ = [
     "CandidateResult",
+    "FoldOutcome",
+    "InProcessTrials",
+    "TrialBackend",
+    "TrialBackendFactory",
     "TrialRecord",
     "TuneResult",
     "cost_curve",
@@ -189,6 +192,36 @@ def cost_curve(trials: Sequence[TrialRecord], *, higher_is_better: bool) -> list
 Fold = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]
 
 
+FoldOutcome = tuple[float, list[str]]
+"""The score of one fitted fold and the warnings the fit raised."""
+
+
+class TrialBackend(Protocol):
+    """Fits the folds of several trials at once, e.g. as Ray tasks across a cluster.
+
+    With a backend, each study asks the sampler for a batch of trials, fits them together and
+    tells the results back (Optuna's ask-and-tell). A batch is never larger than ``workers``
+    divided by the number of folds (at least one trial), so with no more workers than folds
+    the trials are sequential and the results are those of sequential tuning for any sampler.
+    Larger batches give the same results as long as the sampler does not learn from earlier
+    trials: the TPE sampler's first ten (random) trials, or a random sampler.
+    """
+
+    workers: int
+
+    def fit_many(
+        self, estimators: list[Any], metric: str, problem_type: str
+    ) -> list[list[FoldOutcome] | BaseException]:
+        """For each estimator, its outcome on every fold, or the error that failed it."""
+
+    def close(self) -> None:
+        """Release what the backend holds."""
+
+
+TrialBackendFactory = Callable[[list[Fold]], TrialBackend]
+"""Builds a backend for the folds of one tuning run."""
+
+
 def _warning_lines(caught: Sequence[warnings.WarningMessage]) -> list[str]:
     return sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught})
 
@@ -203,6 +236,30 @@ def _fit_fold(
         model = clone(estimator).fit(x_fit, y_fit)
         score = score_model(model, x_val, y_val, metric=metric, problem_type=problem_type)
     return score, _warning_lines(caught)
+
+
+class InProcessTrials:
+    """A :class:`TrialBackend` that fits every trial's folds in this process, one by one:
+    the reference the distributed backends are compared with."""
+
+    def __init__(self, folds: list[Fold], workers: int = 1) -> None:
+        self._folds = folds
+        self.workers = workers
+
+    def fit_many(
+        self, estimators: list[Any], metric: str, problem_type: str
+    ) -> list[list[FoldOutcome] | BaseException]:
+        out: list[list[FoldOutcome] | BaseException] = []
+        for estimator in estimators:
+            try:
+                with threadpool_limits(limits=1):
+                    out.append([_fit_fold(estimator, f, metric, problem_type) for f in self._folds])
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    def close(self) -> None:
+        return None
 
 
 # Set before the worker interpreters load numpy or OpenMP: one thread per worker process, so
@@ -340,6 +397,7 @@ def tune_candidates(
     console: Console | None = None,
     max_cost: float | None = None,
     vcpu_hour: float = 0.0,
+    trial_backend: TrialBackendFactory | None = None,
 ) -> TuneResult:
     """Tune every candidate and refit the best one on the whole training part.
 
@@ -370,6 +428,9 @@ def tune_candidates(
         max_cost: Stop tuning once the trials have cost this much (split across candidates
             like the time budget); None for no limit.
         vcpu_hour: Price of a vCPU-hour, by which each trial's cost is its CPU time.
+        trial_backend: Fits several trials at once (see :class:`TrialBackend`), e.g.
+            :class:`opsloop.ml.tune_ray.RayTrials` across a Ray cluster; ``n_jobs`` then
+            only sizes the final refit.
 
     Returns:
         The tuning result, with the refitted ``Pipeline(preprocess, model)`` in ``model``.
@@ -431,7 +492,8 @@ def tune_candidates(
     try:
         if bars is not None:
             bars.start()
-        pool = _FoldPool(folds, min(jobs, len(folds))) if jobs > 1 else None
+        backend = trial_backend(folds) if trial_backend is not None else None
+        pool = _FoldPool(folds, min(jobs, len(folds))) if jobs > 1 and backend is None else None
         try:
             for index, ((name, cand), budget) in enumerate(zip(resolved, budgets, strict=True)):
                 remaining = len(resolved) - index
@@ -459,12 +521,15 @@ def tune_candidates(
                     bars=bars,
                     budget_cost=budget_cost,
                     vcpu_hour=vcpu_hour,
+                    backend=backend,
                 )
                 summaries.append(summary)
                 all_trials.extend(records)
         finally:
             if pool is not None:
                 pool.close()
+            if backend is not None:
+                backend.close()
     finally:
         if bars is not None:
             bars.stop()
@@ -528,6 +593,7 @@ def _tune_one(
     bars: Progress | None,
     budget_cost: float | None = None,
     vcpu_hour: float = 0.0,
+    backend: TrialBackend | None = None,
 ) -> tuple[CandidateResult, list[TrialRecord]]:
     started = time.perf_counter()
     records: list[TrialRecord] = []
@@ -602,7 +668,29 @@ def _tune_one(
         sampler=optuna.samplers.TPESampler(seed=seed),
     )
     study.enqueue_trial(cand.defaults(ptype))
-    study.optimize(objective, n_trials=budget_trials, timeout=budget_s)
+    if backend is None:
+        study.optimize(objective, n_trials=budget_trials, timeout=budget_s)
+    else:
+        per_batch = max(1, backend.workers // max(1, len(folds)))
+        while (
+            len(records) < budget_trials
+            and (budget_s is None or time.perf_counter() - started < budget_s)
+            and (budget_cost is None or sum(r.cost for r in records) < budget_cost)
+        ):
+            batch = [study.ask() for _ in range(min(per_batch, budget_trials - len(records)))]
+            fitted = _fit_batch(
+                name, batch, cand, ptype, metric, seed, backend, len(folds) * vcpu_hour
+            )
+            for trial, record in zip(batch, fitted, strict=True):
+                study.tell(trial, record.score if record.score is not None else math.nan)
+                records.append(record)
+                if bars is not None and task is not None:
+                    done = [r.score for r in records if r.score is not None]
+                    best = (max if higher_is_better else min)(done) if done else None
+                    text = f"best {metric} {best:.4f}" if best is not None else ""
+                    bars.update(task, advance=1, best=text)
+                if on_trial is not None:
+                    on_trial(record)
 
     complete = [r for r in records if r.state == "complete" and r.score is not None]
     best_record = _best(complete, lambda r: r.score, higher_is_better)
@@ -622,6 +710,72 @@ def _tune_one(
         ),
         records,
     )
+
+
+def _fit_batch(
+    name: str,
+    batch: list[optuna.Trial],
+    cand: Candidate,
+    ptype: ProblemType,
+    metric: str,
+    seed: int,
+    backend: TrialBackend,
+    fold_cpu_hour: float = 0.0,
+) -> list[TrialRecord]:
+    """Suggest the parameters of a batch of asked trials (in order, as sequential tuning
+    would), fit them on the backend, and make their records.
+
+    A trial's cost is its folds' CPUs (one each, as the backend reserves them) for the batch's
+    wall time: ``fold_cpu_hour`` is the price of its folds' CPUs per hour."""
+    t0 = time.perf_counter()
+    params = [cand.suggest(trial, ptype) for trial in batch]
+    estimators: list[Any] = []
+    errors: dict[int, BaseException] = {}
+    for i, p in enumerate(params):
+        try:
+            estimators.append(cand.make(ptype, p, seed, 1))
+        except Exception as exc:
+            errors[i] = exc
+    fitted = iter(backend.fit_many(estimators, metric, ptype))
+    outcomes = [errors[i] if i in errors else next(fitted) for i in range(len(batch))]
+    wall = time.perf_counter() - t0
+    took = wall / max(1, len(batch))
+    cost = wall * fold_cpu_hour / 3600.0
+    records: list[TrialRecord] = []
+    for trial, p, fitted_or_error in zip(batch, params, outcomes, strict=True):
+        outcome = fitted_or_error
+        scores = [] if isinstance(outcome, BaseException) else [float(o[0]) for o in outcome]
+        if not isinstance(outcome, BaseException) and not all(math.isfinite(x) for x in scores):
+            outcome = MLError(f"{metric} is not finite on some fold: {scores}")
+        if isinstance(outcome, BaseException):
+            records.append(
+                TrialRecord(
+                    candidate=name,
+                    number=trial.number,
+                    params=p,
+                    score=None,
+                    duration_s=took,
+                    state="failed",
+                    error=f"{type(outcome).__name__}: {outcome}".splitlines()[0],
+                    cost=cost,
+                )
+            )
+            continue
+        records.append(
+            TrialRecord(
+                candidate=name,
+                number=trial.number,
+                params=p,
+                score=float(np.mean(scores)),
+                score_std=float(np.std(scores)),
+                fold_scores=scores,
+                duration_s=took,
+                state="complete",
+                warnings=sorted({w for o in outcome for w in o[1]}),
+                cost=cost,
+            )
+        )
+    return records
 
 
 def render_tune_table(result: TuneResult) -> Table:

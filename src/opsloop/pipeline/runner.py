@@ -551,6 +551,8 @@ class _Runner:
             attempt=self.attempts[name],
             module_file=step.source_file,
             log_limit=self.log_limit,
+            num_cpus=step.num_cpus,
+            memory=step.memory,
         )
         self.inflight[self.executor.submit(task)] = name
 

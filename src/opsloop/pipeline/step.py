@@ -9,6 +9,7 @@ call, which keeps steps easy to unit-test.
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 from functools import cached_property, update_wrapper
 from typing import TYPE_CHECKING, Any, overload
@@ -25,7 +26,40 @@ if TYPE_CHECKING:
 
     from opsloop.pipeline.runner import PipelineRunResult
 
-__all__ = ["Pipeline", "Step", "lookup_step", "pipeline", "step"]
+__all__ = ["Pipeline", "Step", "lookup_step", "parse_bytes", "pipeline", "step"]
+
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+def parse_bytes(value: int | str) -> int:
+    """Bytes from an int or a size such as ``"512MB"`` or ``"2GiB"`` (decimal and binary units).
+
+    Raises:
+        ValueError: Not a size.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a size")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{value} is negative")
+        return value
+    match = _SIZE.match(str(value))
+    unit = match.group(2).upper() if match else ""
+    if match is None or unit not in _UNITS:
+        raise ValueError(f"{value!r} is not a size such as 536870912, '512MB' or '2GiB'")
+    return int(float(match.group(1)) * _UNITS[unit])
 
 
 # Steps by (module, qualname), filled when a step is defined. A worker forked from the process
@@ -60,6 +94,10 @@ class Step:
         retries: How many times a failed execution is tried again.
         outputs: Names of the outputs; with more than one the function returns a tuple.
         cache: Whether an unchanged execution may be reused from an earlier run.
+        num_cpus: CPUs the step needs; an executor that schedules by resources (``ray``)
+            reserves them. None: the executor's default (one CPU).
+        memory: Memory the step needs, in bytes or with a unit (``"2GiB"``, ``"512MB"``);
+            reserved by an executor that schedules by resources. None: no reservation.
     """
 
     def __init__(
@@ -70,6 +108,8 @@ class Step:
         retries: int = 0,
         outputs: str | Sequence[str] = ("output",),
         cache: bool = True,
+        num_cpus: float | None = None,
+        memory: int | str | None = None,
     ) -> None:
         if not inspect.isfunction(func):
             raise PipelineError(f"@step needs a function, got {func!r}")
@@ -83,6 +123,15 @@ class Step:
         if not isinstance(retries, int) or retries < 0:
             raise PipelineError(f"step '{self.name}': retries must be an integer >= 0")
         self.retries = retries
+        if num_cpus is not None and (
+            isinstance(num_cpus, bool) or not isinstance(num_cpus, int | float) or num_cpus < 0
+        ):
+            raise PipelineError(f"step '{self.name}': num_cpus must be a number >= 0")
+        self.num_cpus: float | None = None if num_cpus is None else float(num_cpus)
+        try:
+            self.memory: int | None = None if memory is None else parse_bytes(memory)
+        except ValueError as exc:
+            raise PipelineError(f"step '{self.name}': memory: {exc}") from None
         names = (outputs,) if isinstance(outputs, str) else tuple(outputs)
         if not names:
             raise PipelineError(f"step '{self.name}' declares no outputs")
@@ -138,6 +187,8 @@ def step(
     retries: int = 0,
     outputs: str | Sequence[str] = ("output",),
     cache: bool = True,
+    num_cpus: float | None = None,
+    memory: int | str | None = None,
 ) -> Callable[[Callable[..., Any]], Step]: ...
 
 
@@ -149,8 +200,13 @@ def step(
     retries: int = 0,
     outputs: str | Sequence[str] = ("output",),
     cache: bool = True,
+    num_cpus: float | None = None,
+    memory: int | str | None = None,
 ) -> Step | Callable[[Callable[..., Any]], Step]:
     """Make a function a pipeline step: ``@step`` or ``@step(name=, retries=, outputs=, cache=)``.
+
+    ``num_cpus`` and ``memory`` declare what one execution needs; executors that schedule by
+    resources (``ray``) reserve them, the others ignore them. Neither is part of the cache key.
 
     Example:
         >>> @step(outputs=("train", "test"))
@@ -160,7 +216,15 @@ def step(
         return Step(func)
 
     def wrap(f: Callable[..., Any]) -> Step:
-        return Step(f, name=name, retries=retries, outputs=outputs, cache=cache)
+        return Step(
+            f,
+            name=name,
+            retries=retries,
+            outputs=outputs,
+            cache=cache,
+            num_cpus=num_cpus,
+            memory=memory,
+        )
 
     return wrap
 

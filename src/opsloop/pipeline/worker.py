@@ -39,6 +39,7 @@ __all__ = [
     "redirect_process_output",
     "remove_step_end_hook",
     "resolve_step",
+    "step_end_hooks",
 ]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -70,6 +71,12 @@ def add_step_end_hook(hook: StepEndHook) -> None:
     """
     if hook not in _END_HOOKS:
         _END_HOOKS.append(hook)
+
+
+def step_end_hooks() -> tuple[StepEndHook, ...]:
+    """The hooks :func:`add_step_end_hook` added, in order (for executors that ship them to
+    workers which are not forked from this process)."""
+    return tuple(_END_HOOKS)
 
 
 def remove_step_end_hook(hook: StepEndHook) -> None:

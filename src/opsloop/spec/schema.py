@@ -22,6 +22,7 @@ from pydantic import (
 from opsloop.names import check_name
 from opsloop.redact import redact_url
 from opsloop.spec.alerting import AlertsSection
+from opsloop.spec.executor import ExecutorSection
 from opsloop.spec.finops import FinopsSection
 from opsloop.spec.lineage import LineageSection
 from opsloop.spec.monitoring import DriftThresholds, Duration
@@ -400,6 +401,7 @@ class ProjectSpec(_Section):
     finops: FinopsSection = Field(default_factory=FinopsSection)
     schedules: dict[ScheduleName, ScheduleSpec] = Field(default_factory=dict)
     lineage: LineageSection = Field(default_factory=LineageSection)
+    executor: ExecutorSection = Field(default_factory=ExecutorSection)
 
     @field_validator("version")
     @classmethod

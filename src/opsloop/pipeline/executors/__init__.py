@@ -1,10 +1,12 @@
-"""Executors run pipeline steps; two are built in:
+"""Executors run pipeline steps; three are built in:
 
 * ``local`` (:class:`~opsloop.pipeline.executors.local.LocalExecutor`, the default) — a fresh
   worker process per step attempt, several at once: a crash fails only its step, and each
   step's CPU time and peak memory are its own;
 * ``inline`` (:class:`~opsloop.pipeline.executors.inline.InlineExecutor`) — every step in the
-  calling process, one after another, for debugging and fast tests.
+  calling process, one after another, for debugging and fast tests;
+* ``ray`` (:class:`~opsloop.pipeline.executors.ray.RayExecutor`, the ``ray`` extra) — each
+  step a Ray task on a cluster, with the CPUs and memory the step declares.
 
 Pick one by name with :func:`get_executor`; add a backend with :func:`register_executor`, or
 from another distribution with an entry point in the group ``opsloop.executors`` that names
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
-from opsloop.errors import ConfigError
+from opsloop.errors import ConfigError, MissingDependencyError, PluginError
 from opsloop.pipeline.executors.base import DEFAULT_LOG_LIMIT, Executor, StepResult, StepTask
 from opsloop.plugins import Registry
 
@@ -52,6 +54,7 @@ EXECUTORS: Registry[ExecutorFactory] = Registry("executor", "opsloop.executors",
 # Import references: a backend's module is imported only when the backend is used.
 EXECUTORS.register("local", "opsloop.pipeline.executors.local:LocalExecutor")
 EXECUTORS.register("inline", "opsloop.pipeline.executors.inline:InlineExecutor")
+EXECUTORS.register("ray", "opsloop.pipeline.executors.ray:RayExecutor")
 
 
 def register_executor(name: str, factory: ExecutorFactory | str, *, replace: bool = False) -> None:
@@ -80,8 +83,15 @@ def get_executor(name: str, **options: Any) -> Executor:
     Raises:
         ConfigError: No executor has that name, or its factory returned something else.
         PluginError: The executor's plugin cannot be imported.
+        MissingDependencyError: The executor needs an extra that is not installed.
     """
-    executor = EXECUTORS.get(name)(**options)
+    try:
+        factory = EXECUTORS.get(name)
+    except PluginError as exc:
+        if isinstance(exc.__cause__, MissingDependencyError):
+            raise exc.__cause__ from None
+        raise
+    executor = factory(**options)
     if not isinstance(executor, Executor):
         raise ConfigError(
             f"executor {name!r}: its factory returned a {type(executor).__name__}, not an Executor"

@@ -45,6 +45,9 @@ class StepTask:
         attempt: 1 for the first try, 2 for the first retry …
         module_file: File of the module, to import it by path when its name is not importable.
         log_limit: Bytes of captured output to keep.
+        num_cpus: CPUs the step declared (``@step(num_cpus=)``), for executors that
+            schedule by resources; None when it declared none.
+        memory: Bytes of memory the step declared (``@step(memory=)``), likewise.
     """
 
     run_id: str
@@ -59,6 +62,8 @@ class StepTask:
     attempt: int = 1
     module_file: str | None = None
     log_limit: int = DEFAULT_LOG_LIMIT
+    num_cpus: float | None = None
+    memory: int | None = None
 
 
 @dataclass(frozen=True)
