@@ -1,4 +1,5 @@
-"""A real two-node Ray cluster on this machine, one per test session.
+"""A real two-node Ray cluster on this machine, one per test session (the Ray tests are one
+module, tests/e2e/test_ray.py, so that one worker of a parallel test run starts it).
 
 ``ray start --head`` and ``ray start --address`` run in a process group of their own, each
 with one CPU, a 100 MB object store and no dashboard, in a temporary folder; the test

@@ -106,7 +106,7 @@ def test_executor_contract(name: str, check: Check[Callable[[], Executor]]) -> N
     check(FACTORIES[name])
 
 
-# Under contract on a two-node cluster in tests/pipeline/test_ray_executor.py.
+# Under contract on a two-node cluster in tests/e2e/test_ray.py.
 ELSEWHERE = {"ray"}
 
 
