@@ -252,10 +252,22 @@ def _fault(
         eps.append(_Episode(name, labels, onset, float(rng.uniform(30, 120)), sev, fid))
 
     if kind in ("dataset_drift", "feature_broken"):
-        dataset = sorted(estate.dataset_columns)[int(rng.integers(0, len(estate.dataset_columns)))]
+        # A dataset version that trained a model version some deployment serves.
+        live = sorted(
+            {estate.model_versions[v][0] for s, _ in estate.deployments.values() for v in s}
+        )
+        dataset = live[int(rng.integers(0, len(live)))]
         column = None
         if kind == "feature_broken":
-            cols = estate.dataset_columns[dataset]
+            cols = sorted(
+                {
+                    c
+                    for s, _ in estate.deployments.values()
+                    for v in s
+                    if estate.model_versions[v][0] == dataset
+                    for c in estate.model_versions[v][1]
+                }
+            )
             column = cols[int(rng.integers(0, len(cols)))]
         affected = [
             mv
