@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, get_args
@@ -52,6 +52,10 @@ __all__ = [
     "RootCause",
     "categorize",
     "correlate",
+    "correlation_key",
+    "max_lag",
+    "neighbourhood",
+    "rank_root_causes",
     "subject_of",
     "summarize",
 ]
@@ -151,7 +155,7 @@ _TOKEN = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+[a-z]*|[a-z]+\d+")
 
 SUBJECT_PREFERENCE: dict[str, tuple[str, ...]] = {
     "data_drift": ("feature", "dataset", "model", "deployment", "host"),
-    "data_quality": ("dataset", "feature", "model", "deployment", "host"),
+    "data_quality": ("feature", "dataset", "model", "deployment", "host"),
     "quality_drop": ("model", "deployment", "feature", "dataset", "host"),
     "error_rate": ("deployment", "model", "host"),
     "latency": ("deployment", "model", "host"),
@@ -393,9 +397,10 @@ def _pseudo_node(alert: AlertLike) -> str:
 
 MAX_HOPS = 3
 """How far upstream of an alert's node a cause may be (dataset → feature → model → deployment)."""
-HOP_DECAY = 0.85
+HOP_DECAY = 0.7
 OWN_COST = 1.0
-INFERRED_COST = 2.2
+INFERRED_COST = 1.5
+INFERRED_FIT = 1.0
 EARLY_FACTOR = 0.5
 EARLY_SLACK = timedelta(minutes=3)
 QUALITY_LAG = timedelta(minutes=90)
@@ -405,6 +410,8 @@ FLAP_GRACE = timedelta(minutes=10)
 
 _CAUSE_AFFINITY: dict[str, dict[str, float]] = {
     "data_drift": {"feature": 1.0, "dataset": 1.0, "model": 0.8, "deployment": 0.5},
+    # An alert on an input column (it has a ``feature`` label) has its cause in the data.
+    "feature": {"feature": 1.0, "dataset": 1.0},
     "data_quality": {"dataset": 1.0, "feature": 1.0},
     "quality_drop": {"model": 1.0, "dataset": 0.9, "feature": 0.9, "deployment": 0.7},
     "error_rate": {"host": 1.0, "deployment": 1.0, "model": 0.6},
@@ -440,22 +447,24 @@ class _Evidence:
         self.graph = graph
         self.nodes = [s or _pseudo_node(a) for a, s in zip(alerts, subjects, strict=True)]
         self._up: dict[str, dict[str, int]] = {}
+        self.owns: list[frozenset[str]] = [frozenset({n}) for n in self.nodes]
         self.fits: list[dict[str, float]] = [self._fits(i) for i in range(len(alerts))]
 
     def _upstream(self, node: str) -> dict[str, int]:
         """Nodes within MAX_HOPS upstream of ``node``, with their distance."""
         hit = self._up.get(node)
         if hit is None:
+            # A feature and its dataset version are two views of the same data: the step
+            # between them costs no hop (a dataset explains its model as well as a column).
             hit = {}
-            frontier = [node]
-            for depth in range(1, MAX_HOPS + 1):
-                nxt = []
-                for n in frontier:
-                    for p in self.graph.parents(n):
-                        if p not in hit and p != node:
-                            hit[p] = depth
-                            nxt.append(p)
-                frontier = nxt
+            queue = deque([(node, 0)])
+            while queue:
+                n, depth = queue.popleft()
+                for p in self.graph.parents(n):
+                    step = 0 if n.startswith("feature:") and p.startswith("dataset:") else 1
+                    if p != node and depth + step <= MAX_HOPS and depth + step < hit.get(p, 99):
+                        hit[p] = max(1, depth + step)
+                        queue.append((p, depth + step))
             self._up[node] = hit
         return hit
 
@@ -464,11 +473,16 @@ class _Evidence:
         out = {node: 1.0}
         if node.startswith("alert:"):
             return out
-        affinity = _CAUSE_AFFINITY.get(self.categories[i], _CAUSE_AFFINITY["other"])
+        labels = self.alerts[i].labels
+        column = labels.get("feature")
         anchors = {node: 0}
-        dep = self.alerts[i].labels.get("deployment")
-        if dep and not node.startswith(("deployment:", "host:")):
-            anchors[f"deployment:{dep}"] = 1
+        if column:
+            affinity = _CAUSE_AFFINITY["feature"]
+        else:
+            affinity = _CAUSE_AFFINITY.get(self.categories[i], _CAUSE_AFFINITY["other"])
+            dep = labels.get("deployment")
+            if dep and not node.startswith(("deployment:", "host:")):
+                anchors[f"deployment:{dep}"] = 1
         for anchor, base in anchors.items():
             if anchor != node:
                 weight = affinity.get("deployment", 0.0)
@@ -481,6 +495,19 @@ class _Evidence:
                 fit = weight * HOP_DECAY ** max(0, hops + base - 1)
                 if fit > out.get(up, 0.0):
                     out[up] = fit
+        if column and not node.startswith("feature:"):
+            # The labels did not say which dataset version's column it is (a canary serving
+            # versions trained on two): it is on each of them.
+            matching = [
+                up
+                for up in self._upstream(node)
+                if up.startswith("feature:") and up[8:].split("@", 1)[0] == column
+            ]
+            for up in matching:
+                out[up] = 1.0
+            if matching:
+                out[node] = 0.5
+                self.owns[i] = frozenset(matching)
         return out
 
 
@@ -507,15 +534,15 @@ def _units(ev: _Evidence, parts: Sequence[Sequence[int]], window: timedelta) -> 
         firsts: dict[str, datetime] = {}
         for i in members:
             t = ev.alerts[i].starts_at
-            node = ev.nodes[i]
-            if node not in firsts or t < firsts[node]:
-                firsts[node] = t
+            for node in ev.owns[i]:
+                if node not in firsts or t < firsts[node]:
+                    firsts[node] = t
         out.append(
             _Unit(
                 members=list(members),
                 start=min(ev.alerts[i].starts_at for i in members),
                 lag=max(_lag(ev.categories[i], window) for i in members),
-                own=frozenset(ev.nodes[i] for i in members),
+                own=frozenset(n for i in members for n in ev.owns[i]),
                 fits=fits,
                 firsts=firsts,
             )
@@ -549,14 +576,14 @@ def _facility(
     ]
     own_starts = [units[u].firsts[node] for u in covered if node in units[u].own]
     onset = min(own_starts, default=anchor)
+    inferred = not own_starts
     cover = []
     for u in covered:
         unit = units[u]
-        fit = unit.fits[node]
+        fit = unit.fits[node] * (INFERRED_FIT if inferred else 1.0)
         if node not in unit.own and unit.start < onset - EARLY_SLACK:
             fit *= EARLY_FACTOR
         cover.append((u, fit))
-    inferred = not own_starts
     return _Facility(node, anchor, cover, INFERRED_COST if inferred else OWN_COST)
 
 
@@ -564,14 +591,19 @@ def _choose(units: Sequence[_Unit]) -> list[tuple[str, list[int]]]:
     """Causes chosen greedily (lazy evaluation: gains only shrink), and the units each
     explains best; units no chosen cause explains stand alone, under their own node."""
     by_node: dict[str, list[int]] = {}
+    allowed: set[str] = set()
     for u, unit in enumerate(units):
+        allowed.update(unit.own)
         for node in unit.fits:
-            if node.startswith("alert:") or node in unit.own or node.split(":")[0] in _INFERABLE:
-                by_node.setdefault(node, []).append(u)
+            by_node.setdefault(node, []).append(u)
+            if node.split(":")[0] in _INFERABLE:
+                allowed.add(node)
     heap: list[tuple[float, int, _Facility]] = []
     serial = 0
     best = [0.0] * len(units)
     for node, cands in by_node.items():
+        if node not in allowed:
+            continue
         cands.sort(key=lambda u: units[u].start)
         for anchor in sorted({units[u].start for u in cands}):
             fac = _facility(node, anchor, units, cands)
@@ -626,7 +658,7 @@ def rank_root_causes(
     units = _units(ev, [[i] for i in range(len(alerts))], window or DEFAULT_WINDOW)
     nodes: set[str] = set()
     for i, fits in enumerate(ev.fits):
-        nodes.update(n for n in fits if n == ev.nodes[i] or n.split(":")[0] in _INFERABLE)
+        nodes.update(n for n in fits if n in ev.owns[i] or n.split(":")[0] in _INFERABLE)
     start = min(a.starts_at for a in alerts)
     scored: list[tuple[tuple[Any, ...], RootCause]] = []
     everyone = list(range(len(units)))
@@ -637,7 +669,7 @@ def rank_root_causes(
         )
         score = sum(f for _, f in fac.cover) - fac.cost
         covered = [u for u, _ in fac.cover]
-        direct = [i for i in range(len(alerts)) if ev.nodes[i] == node]
+        direct = [i for i in range(len(alerts)) if node in ev.owns[i]]
         inferred = not direct
         rc = _candidate(
             node,
@@ -861,3 +893,40 @@ def _parts(alerts: Sequence[AlertLike], groups: Sequence[Any] | None) -> list[li
     for i in range(len(alerts)):
         members.setdefault(find(i), []).append(i)
     return list(members.values())
+
+
+def neighbourhood(alerts: Sequence[AlertLike], graph: LineageGraph) -> set[str]:
+    """Every node whose alerts could share a cause with one of ``alerts``: the causes each
+    could have (see :data:`MAX_HOPS`) and what lies within that many hops downstream of them.
+
+    The store reads the recent alerts of these nodes only, so correlating a batch costs its
+    alerts times their neighbours, whatever the number of alerts stored.
+    """
+    cats = [categorize(a.name, a.labels) for a in alerts]
+    subs = [subject_of(a, graph, c) for a, c in zip(alerts, cats, strict=True)]
+    ev = _Evidence(alerts, subs, cats, graph)
+    causes = {n for fits in ev.fits for n in fits}
+    out = set(causes)
+    frontier = [c for c in causes if c in graph]
+    for _ in range(MAX_HOPS):
+        nxt = []
+        for n in frontier:
+            for child in graph.children(n):
+                if child not in out:
+                    out.add(child)
+                    nxt.append(child)
+        frontier = nxt
+    return out
+
+
+def correlation_key(alert: AlertLike, graph: LineageGraph) -> tuple[str, str | None]:
+    """The node an alert is about (its stand-in when it names none) and the deployment node
+    its labels name: what the store indexes to find an alert's neighbours."""
+    node = subject_of(alert, graph) or _pseudo_node(alert)
+    dep = alert.labels.get("deployment")
+    return node, (f"deployment:{dep}" if dep else None)
+
+
+def max_lag(window: timedelta) -> timedelta:
+    """The longest an effect may follow its cause and still be grouped with it."""
+    return max(_lag(c, window) for c in CATEGORIES)

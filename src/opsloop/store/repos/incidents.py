@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from opsloop.errors import AIOpsError, NotFoundError, StoreError
 from opsloop.store import models as m
@@ -234,10 +234,115 @@ class IncidentTx:
         )
         return [AlertInfo.model_validate(r) for r in self.s.scalars(q)]
 
-    def alerts_of(self, incident_id: int) -> builtins.list[AlertInfo]:
-        """Every alert of an incident, by id."""
-        q = select(m.Alert).where(m.Alert.incident_id == incident_id).order_by(m.Alert.id)
+    def alerts_of(self, incident_id: int, *, first: int | None = None) -> builtins.list[AlertInfo]:
+        """Every alert of an incident, by id; or only the ``first`` to start, by start."""
+        q = select(m.Alert).where(m.Alert.incident_id == incident_id)
+        if first is not None:
+            q = q.order_by(m.Alert.starts_at, m.Alert.id).limit(first)
+        else:
+            q = q.order_by(m.Alert.id)
         return [AlertInfo.model_validate(r) for r in self.s.scalars(q)]
+
+    def count_alerts(self, incident_id: int) -> int:
+        """How many alerts an incident holds."""
+        q = select(func.count()).select_from(m.Alert).where(m.Alert.incident_id == incident_id)
+        return int(self.s.scalar(q) or 0)
+
+    def set_keys(self, keys: dict[int, tuple[str | None, str | None]]) -> None:
+        """Record each alert's lineage node and deployment (``{id: (subject, deployment)}``)."""
+        for row in self.s.scalars(select(m.Alert).where(m.Alert.id.in_(list(keys)))):
+            row.subject, row.deployment = keys[row.id]
+        self.s.flush()
+
+    def neighbour_alerts(
+        self, subjects: Iterable[str], deployments: Iterable[str], seen_since: datetime
+    ) -> builtins.list[AlertInfo]:
+        """Alerts about one of ``subjects`` or labelled with one of ``deployments``, last seen at
+        ``seen_since`` or later, that are in an open incident or in none; by id.
+
+        Both lookups read an index on ``(subject, last_seen_at)`` or ``(deployment,
+        last_seen_at)``: the cost follows the neighbours, not the table.
+        """
+        found: dict[int, m.Alert] = {}
+        for column, values in (
+            (m.Alert.subject, sorted(set(subjects))),
+            (m.Alert.deployment, sorted(set(deployments))),
+        ):
+            for k in range(0, len(values), 500):
+                q = (
+                    select(m.Alert)
+                    .outerjoin(m.Incident, m.Alert.incident_id == m.Incident.id)
+                    .where(
+                        column.in_(values[k : k + 500]),
+                        m.Alert.last_seen_at >= seen_since,
+                        (m.Alert.incident_id.is_(None)) | (m.Incident.status == "open"),
+                    )
+                )
+                for row in self.s.scalars(q):
+                    found[row.id] = row
+        return [AlertInfo.model_validate(found[i]) for i in sorted(found)]
+
+    def firing_left(self, incident_id: int) -> bool:
+        """Whether an alert of the incident still fires."""
+        q = (
+            select(m.Alert.id)
+            .where(m.Alert.incident_id == incident_id, m.Alert.status == "firing")
+            .limit(1)
+        )
+        return self.s.scalar(q) is not None
+
+    def set_quiet(self, incident_id: int, since: datetime | None) -> None:
+        """Record when an incident's last firing alert ended (None: one fires again)."""
+        self._row(incident_id).quiet_since = since
+        self.s.flush()
+
+    def quiet_incidents(self, before: datetime) -> builtins.list[int]:
+        """Open incidents that fell quiet at ``before`` or earlier, by id."""
+        q = (
+            select(m.Incident.id)
+            .where(m.Incident.status == "open", m.Incident.quiet_since <= before)
+            .order_by(m.Incident.id)
+        )
+        return [int(i) for i in self.s.scalars(q)]
+
+    def merge(self, target: int, sources: Sequence[int], *, reason: str) -> None:
+        """Move the alerts and remediation actions of ``sources`` into ``target`` and close
+        the sources as merged (status ``resolved``, ``details["merged_into"]``), each with an
+        ``incident.merged`` event."""
+        for source in sources:
+            inc = self._row(source)
+            moved = [
+                r.id for r in self.s.scalars(select(m.Alert).where(m.Alert.incident_id == source))
+            ]
+            self.s.execute(
+                update(m.Alert).where(m.Alert.incident_id == source).values(incident_id=target)
+            )
+            self.s.execute(
+                update(m.IncidentAction)
+                .where(m.IncidentAction.incident_id == source)
+                .values(incident_id=target)
+            )
+            was = inc.status
+            inc.status = "resolved"
+            inc.resolved_at = inc.updated_at
+            inc.quiet_since = None
+            inc.details = {**(inc.details or {}), "merged_into": target}
+            self.event(
+                "incident.merged",
+                "incident",
+                str(source),
+                {
+                    "into": target,
+                    "alerts": moved,
+                    "reason": reason,
+                    "before": {"status": was},
+                    "after": {"status": "resolved", "merged_into": target},
+                },
+            )
+            self.event(
+                "incident.merged_in", "incident", str(target), {"from": source, "alerts": moved}
+            )
+        self.s.flush()
 
     # -- incidents ------------------------------------------------------------------------
 
@@ -339,6 +444,7 @@ class IncidentTx:
         was = inc.status
         inc.status = "resolved"
         inc.resolved_at = at or now
+        inc.quiet_since = None
         cancelled = []
         for act in self.s.scalars(
             select(m.IncidentAction).where(
