@@ -151,15 +151,7 @@ def ingest_alerts(
         rows = tx.record_alerts(alerts)
         result.opened, result.updated = _correlate(tx, graph, window, rows)
         rows = tx.alerts(r.id for r in rows)
-        touched = sorted({r.incident_id for r in rows if r.incident_id is not None})
-        for inc_id in touched:
-            inc = tx.incident(inc_id)
-            if inc is None or inc.status != "open":
-                continue
-            if tx.firing_left(inc_id):
-                tx.set_quiet(inc_id, None)
-            else:
-                tx.set_quiet(inc_id, tx.last_end(inc_id) or at)
+        tx.mark_quiet((r.incident_id for r in rows if r.incident_id is not None), at)
         if auto_resolve:
             for inc_id in tx.quiet_incidents(at - grace):
                 if tx.has_pending(inc_id, PENDING_ACTION_STATUSES):
@@ -167,7 +159,7 @@ def ingest_alerts(
                 tx.resolve(inc_id, at=tx.last_end(inc_id), reason="all alerts resolved", by=None)
                 result.resolved.append(inc_id)
         # One row per alert given, as it stands at the end of the transaction.
-        result.alerts = tx.alerts(r.id for r in rows)
+        result.alerts = tx.alerts(r.id for r in rows) if result.resolved else rows
     return result
 
 

@@ -291,9 +291,31 @@ class IncidentTx:
         )
         return self.s.scalar(q) is not None
 
-    def set_quiet(self, incident_id: int, since: datetime | None) -> None:
-        """Record when an incident's last firing alert ended (None: one fires again)."""
-        self._row(incident_id).quiet_since = since
+    def mark_quiet(self, incident_ids: Iterable[int], default: datetime) -> None:
+        """Record, for each open incident given, when its last firing alert ended (its latest
+        ``ends_at``, else ``default``), or None while one of its alerts fires."""
+        ids = sorted(set(incident_ids))
+        if not ids:
+            return
+        firing = set(
+            self.s.scalars(
+                select(m.Alert.incident_id)
+                .where(m.Alert.incident_id.in_(ids), m.Alert.status == "firing")
+                .distinct()
+            )
+        )
+        ends: dict[int, datetime | None] = {
+            int(inc_id): end
+            for inc_id, end in self.s.execute(
+                select(m.Alert.incident_id, func.max(m.Alert.ends_at))
+                .where(m.Alert.incident_id.in_([i for i in ids if i not in firing]))
+                .group_by(m.Alert.incident_id)
+            )
+        }
+        for inc in self.s.scalars(
+            select(m.Incident).where(m.Incident.id.in_(ids), m.Incident.status == "open")
+        ):
+            inc.quiet_since = None if inc.id in firing else (ends.get(inc.id) or default)
         self.s.flush()
 
     def quiet_incidents(self, before: datetime) -> builtins.list[int]:
