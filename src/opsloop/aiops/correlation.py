@@ -384,7 +384,7 @@ def _pseudo_node(alert: AlertLike) -> str:
 # * semantics: which node kinds can cause which alert categories (a host slows its deployments
 #   down but does not make a model's accuracy drop), see _CAUSE_AFFINITY;
 # * topology: the alert's own node explains it fully; an upstream node within MAX_HOPS explains
-#   it less the further away it is (each hop beyond the first multiplies by HOP_DECAY), and an
+#   it less the further away it is (each hop multiplies by HOP_DECAY), and an
 #   alert on a model served by a deployment is also about that deployment (its labels say so);
 # * timing: a cause comes first. Alerts whose start lies before the candidate's own first alert
 #   count less (EARLY_FACTOR), and an alert only fits a cause whose onset it follows within
@@ -397,10 +397,14 @@ def _pseudo_node(alert: AlertLike) -> str:
 
 MAX_HOPS = 3
 """How far upstream of an alert's node a cause may be (dataset → feature → model → deployment)."""
-HOP_DECAY = 0.7
+HOP_DECAY = 0.85
 OWN_COST = 1.0
 INFERRED_COST = 1.5
 INFERRED_FIT = 1.0
+STRONG = 0.8
+"""A node with no alert of its own explains only alerts it is a typical cause of (a host the
+latency of its deployments, not their accuracy; a model the accuracy of its deployments, not
+their latency): affinity at least this."""
 EARLY_FACTOR = 0.5
 EARLY_SLACK = timedelta(minutes=3)
 QUALITY_LAG = timedelta(minutes=90)
@@ -448,6 +452,7 @@ class _Evidence:
         self.nodes = [s or _pseudo_node(a) for a, s in zip(alerts, subjects, strict=True)]
         self._up: dict[str, dict[str, int]] = {}
         self.owns: list[frozenset[str]] = [frozenset({n}) for n in self.nodes]
+        self.strong: list[set[str]] = [set() for _ in self.nodes]
         self.fits: list[dict[str, float]] = [self._fits(i) for i in range(len(alerts))]
 
     def _upstream(self, node: str) -> dict[str, int]:
@@ -471,6 +476,7 @@ class _Evidence:
     def _fits(self, i: int) -> dict[str, float]:
         node = self.nodes[i]
         out = {node: 1.0}
+        strong = self.strong[i]
         if node.startswith("alert:"):
             return out
         labels = self.alerts[i].labels
@@ -492,9 +498,11 @@ class _Evidence:
                 weight = affinity.get(up.partition(":")[0], 0.0)
                 if weight <= 0:
                     continue
-                fit = weight * HOP_DECAY ** max(0, hops + base - 1)
+                fit = weight * HOP_DECAY ** (hops + base)
                 if fit > out.get(up, 0.0):
                     out[up] = fit
+                    if weight >= STRONG:
+                        strong.add(up)
         if column and not node.startswith("feature:"):
             # The labels did not say which dataset version's column it is (a canary serving
             # versions trained on two): it is on each of them.
@@ -505,6 +513,7 @@ class _Evidence:
             ]
             for up in matching:
                 out[up] = 1.0
+                strong.add(up)
             if matching:
                 out[node] = 0.5
                 self.owns[i] = frozenset(matching)
@@ -521,6 +530,7 @@ class _Unit:
     lag: timedelta
     own: frozenset[str]
     fits: dict[str, float]
+    strong: frozenset[str]
     firsts: dict[str, datetime]
 
 
@@ -544,6 +554,7 @@ def _units(ev: _Evidence, parts: Sequence[Sequence[int]], window: timedelta) -> 
                 lag=max(_lag(ev.categories[i], window) for i in members),
                 own=frozenset(n for i in members for n in ev.owns[i]),
                 fits=fits,
+                strong=frozenset(n for i in members for n in ev.strong[i]),
                 firsts=firsts,
             )
         )
@@ -580,6 +591,8 @@ def _facility(
     cover = []
     for u in covered:
         unit = units[u]
+        if inferred and node not in unit.strong:
+            continue
         fit = unit.fits[node] * (INFERRED_FIT if inferred else 1.0)
         if node not in unit.own and unit.start < onset - EARLY_SLACK:
             fit *= EARLY_FACTOR
@@ -670,6 +683,8 @@ def rank_root_causes(
         score = sum(f for _, f in fac.cover) - fac.cost
         covered = [u for u, _ in fac.cover]
         direct = [i for i in range(len(alerts)) if node in ev.owns[i]]
+        if not direct and not covered:
+            continue
         inferred = not direct
         rc = _candidate(
             node,
