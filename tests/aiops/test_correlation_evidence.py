@@ -33,7 +33,7 @@ def alert(
     return AlertIn(
         name=name,
         labels=labels,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         starts_at=at(minute),
         last_seen_at=end,
         ends_at=end if status == "resolved" else None,

@@ -29,15 +29,16 @@ from __future__ import annotations
 import heapq
 import re
 from collections import Counter, deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, Protocol, get_args
 
 from opsloop.errors import AIOpsError
 from opsloop.spec.alerting import INCIDENT_KINDS, SEVERITIES, AlertCategory
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from opsloop.aiops.lineage import LineageGraph
 
@@ -349,10 +350,19 @@ class IncidentSummary:
 
 @dataclass(frozen=True)
 class IncidentDraft:
-    """A group of correlated alerts (indices into the list given to :func:`correlate`)."""
+    """A group of correlated alerts (indices into the list given to :func:`correlate`).
+
+    Its :attr:`summary` is worked out on first use: the store reads it only for the groups
+    that open an incident.
+    """
 
     alert_indices: list[int]
-    summary: IncidentSummary
+    make_summary: Callable[[], IncidentSummary] = field(repr=False, compare=False)
+
+    @cached_property
+    def summary(self) -> IncidentSummary:
+        """Kind, severity, title and ranked root causes of the group."""
+        return self.make_summary()
 
 
 def _short(node: str) -> str:
@@ -644,11 +654,11 @@ def _choose(units: Sequence[_Unit]) -> list[tuple[str, list[int]]]:
                 owner[u], score[u] = n, f
     groups: dict[int, list[int]] = {}
     alone: list[tuple[str, list[int]]] = []
-    for u, n in enumerate(owner):
-        if n is None:
+    for u, chosen in enumerate(owner):
+        if chosen is None:
             alone.append((min(units[u].own), [u]))
         else:
-            groups.setdefault(n, []).append(u)
+            groups.setdefault(chosen, []).append(u)
     return [(opened[n].node, us) for n, us in groups.items()] + alone
 
 
@@ -854,15 +864,22 @@ def correlate(
     drafts = []
     for _, chosen in _choose(units):
         idx = sorted(i for u in chosen for i in units[u].members)
-        summary = summarize(
-            [alerts[i] for i in idx],
-            graph,
-            subjects=[subs[i] for i in idx],
-            categories=[cats[i] for i in idx],
-            window=window,
+        drafts.append(
+            IncidentDraft(
+                alert_indices=idx,
+                make_summary=partial(
+                    summarize,
+                    [alerts[i] for i in idx],
+                    graph,
+                    subjects=[subs[i] for i in idx],
+                    categories=[cats[i] for i in idx],
+                    window=window,
+                ),
+            )
         )
-        drafts.append(IncidentDraft(alert_indices=idx, summary=summary))
-    drafts.sort(key=lambda d: (d.summary.opened_at, d.alert_indices[0]))
+    drafts.sort(
+        key=lambda d: (min(alerts[i].starts_at for i in d.alert_indices), d.alert_indices[0])
+    )
     return drafts
 
 

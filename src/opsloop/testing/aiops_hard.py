@@ -39,7 +39,7 @@ from opsloop.aiops.alerts import AlertIn, parse_alertmanager
 from opsloop.aiops.lineage import LineageGraph
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 __all__ = [
     "FAULT_KINDS",
@@ -208,8 +208,8 @@ class _Estate:
             host = self.hosts[int(rng.integers(0, len(self.hosts)))]
             dep = f"{model}-{('prod', 'eu', 'us', 'canary')[i // len(names) % 4]}{i}"
             self.deployments[dep] = (served, host)
-            for v in served:
-                edges.append((f"model:{v}", f"deployment:{dep}"))
+            for mv in served:
+                edges.append((f"model:{mv}", f"deployment:{dep}"))
             edges.append((f"host:{host}", f"deployment:{dep}"))
         self.graph = LineageGraph(edges)
 
@@ -251,113 +251,143 @@ def _fault(
     def add(name: str, labels: dict[str, str], onset: datetime, sev: str = "warning") -> None:
         eps.append(_Episode(name, labels, onset, float(rng.uniform(30, 120)), sev, fid))
 
-    if kind in ("dataset_drift", "feature_broken"):
-        # A dataset version that trained a model version some deployment serves.
-        live = sorted(
-            {estate.model_versions[v][0] for s, _ in estate.deployments.values() for v in s}
+    make = {
+        "dataset_drift": _data_fault,
+        "feature_broken": _data_fault,
+        "host_degraded": _host_fault,
+        "bad_model": _model_fault,
+        "deployment_config": _config_fault,
+    }[kind]
+    root = make(estate, kind, start, missing, add)
+    return Fault(fid, kind, root, start, not missing), eps
+
+
+def _data_fault(
+    estate: _Estate, kind: str, start: datetime, missing: bool, add: Callable[..., None]
+) -> str:
+    rng = estate.rng
+    # A dataset version that trained a model version some deployment serves.
+    live = sorted({estate.model_versions[v][0] for s, _ in estate.deployments.values() for v in s})
+    dataset = live[int(rng.integers(0, len(live)))]
+    column = None
+    if kind == "feature_broken":
+        cols = sorted(
+            {
+                c
+                for s, _ in estate.deployments.values()
+                for v in s
+                if estate.model_versions[v][0] == dataset
+                for c in estate.model_versions[v][1]
+            }
         )
-        dataset = live[int(rng.integers(0, len(live)))]
-        column = None
-        if kind == "feature_broken":
-            cols = sorted(
-                {
-                    c
-                    for s, _ in estate.deployments.values()
-                    for v in s
-                    if estate.model_versions[v][0] == dataset
-                    for c in estate.model_versions[v][1]
-                }
-            )
-            column = cols[int(rng.integers(0, len(cols)))]
-        affected = [
-            mv
-            for mv in estate.versions_on(dataset)
-            if column is None or column in estate.model_versions[mv][1]
-        ]
-        deps = sorted({d for mv in affected for d in estate.deployments_of(mv)})
-        if kind == "dataset_drift":
-            root = f"dataset:{dataset}"
-            root_alert = _DATASET_ROOT_ALERTS[int(rng.integers(0, 3))]
-            root_labels = {"dataset": dataset[: int(rng.integers(19, 40))]}
+        column = cols[int(rng.integers(0, len(cols)))]
+    affected = [
+        mv
+        for mv in estate.versions_on(dataset)
+        if column is None or column in estate.model_versions[mv][1]
+    ]
+    deps = sorted({d for mv in affected for d in estate.deployments_of(mv)})
+    if kind == "dataset_drift":
+        root = f"dataset:{dataset}"
+        root_alert = _DATASET_ROOT_ALERTS[int(rng.integers(0, 3))]
+        root_labels = {"dataset": dataset[: int(rng.integers(19, 40))]}
+    else:
+        root = f"feature:{column}@{dataset}"
+        root_alert = "feature_null_rate"
+        root_labels = {"feature": str(column), "dataset": dataset[:24]}
+    if not missing:
+        add(root_alert, root_labels, _after(start, rng, 0, 5))
+    for n, dep in enumerate(deps):
+        if n > 0 and rng.random() < 0.2:
+            continue
+        mv = next(v for v in estate.deployments[dep][0][::-1] if v in affected)
+        used = estate.model_versions[mv][1]
+        if column is None:
+            k = int(rng.integers(2, min(5, len(used)) + 1))
+            cols = [str(c) for c in rng.choice(used, size=k, replace=False)]
         else:
-            root = f"feature:{column}@{dataset}"
-            root_alert = "feature_null_rate"
-            root_labels = {"feature": str(column), "dataset": dataset[:24]}
-        if not missing:
-            add(root_alert, root_labels, _after(start, rng, 0, 5))
-        for n, dep in enumerate(deps):
-            if n > 0 and rng.random() < 0.2:
-                continue
-            mv = next(v for v in estate.deployments[dep][0][::-1] if v in affected)
-            used = estate.model_versions[mv][1]
-            if column is None:
-                k = int(rng.integers(2, min(5, len(used)) + 1))
-                cols = [str(c) for c in rng.choice(used, size=k, replace=False)]
-            else:
-                cols = [column]
-            for col in cols:
-                add("feature_drift", {"feature": col, "deployment": dep}, _after(start, rng, 2, 15))
-            if column is None or rng.random() < 0.5:
-                add("prediction_drift", _mlabels(rng, dep, mv), _after(start, rng, 5, 25))
-            if rng.random() < (0.6 if column is None else 0.4):
-                add(
-                    "model_accuracy_drop",
-                    _mlabels(rng, dep, mv),
-                    _after(start, rng, 30, 90),
-                    "critical",
-                )
-    elif kind == "host_degraded":
-        crowded = [h for h in estate.hosts if any(v[1] == h for v in estate.deployments.values())]
-        host = crowded[int(rng.integers(0, len(crowded)))]
-        root = f"host:{host}"
-        if not missing:
-            key = "host" if rng.random() < 0.6 else "instance"
-            value = host if key == "host" else f"{host}:9100"
-            add(_HOST_ROOT_ALERTS[int(rng.integers(0, 3))], {key: value}, _after(start, rng, -3, 3))
-        for dep, (served, h) in sorted(estate.deployments.items()):
-            if h != host:
-                continue
-            labels = _mlabels(rng, dep, served[-1]) if rng.random() < 0.5 else {"deployment": dep}
-            add("latency_p99_high", labels, _after(start, rng, 0, 6))
-            if rng.random() < 0.7:
-                add("error_rate_high", dict(labels), _after(start, rng, 1, 8), "critical")
-    elif kind == "bad_model":
-        served = sorted({v for s, _ in estate.deployments.values() for v in s})
-        mv = served[int(rng.integers(0, len(served)))]
-        root = f"model:{mv}"
-        model, version = mv.rsplit("/", 1)
-        if not missing:
-            add(
-                "model_version_eval_regression",
-                {"model": model, "version": version},
-                _after(start, rng, -5, 2),
-            )
-        for dep in estate.deployments_of(mv):
-            labels = {"deployment": dep, "model": model, "version": version}
-            add("prediction_drift", labels, _after(start, rng, 3, 15))
-            if rng.random() < 0.8:
-                add("model_accuracy_drop", dict(labels), _after(start, rng, 20, 60), "critical")
-            if rng.random() < 0.3:
-                add("error_rate_high", {"deployment": dep}, _after(start, rng, 1, 10), "critical")
-    else:  # deployment_config
-        dep = sorted(estate.deployments)[int(rng.integers(0, len(estate.deployments)))]
-        root = f"deployment:{dep}"
-        if not missing:
-            add("deployment_replica_mismatch", {"deployment": dep}, _after(start, rng, 0, 3))
-        mv = estate.deployments[dep][0][-1]
-        add("latency_p99_high", {"deployment": dep}, _after(start, rng, 0, 5))
-        if rng.random() < 0.8:
-            add("error_rate_high", {"deployment": dep}, _after(start, rng, 0, 5), "critical")
-        if rng.random() < 0.5:
+            cols = [column]
+        for col in cols:
+            add("feature_drift", {"feature": col, "deployment": dep}, _after(start, rng, 2, 15))
+        if column is None or rng.random() < 0.5:
+            add("prediction_drift", _mlabels(rng, dep, mv), _after(start, rng, 5, 25))
+        if rng.random() < (0.6 if column is None else 0.4):
             add(
                 "model_accuracy_drop",
                 _mlabels(rng, dep, mv),
-                _after(start, rng, 15, 45),
+                _after(start, rng, 30, 90),
                 "critical",
             )
-        if rng.random() < 0.4:
-            add("prediction_drift", _mlabels(rng, dep, mv), _after(start, rng, 5, 20))
-    return Fault(fid, kind, root, start, not missing), eps
+    return root
+
+
+def _host_fault(
+    estate: _Estate, kind: str, start: datetime, missing: bool, add: Callable[..., None]
+) -> str:
+    rng = estate.rng
+    crowded = [h for h in estate.hosts if any(v[1] == h for v in estate.deployments.values())]
+    host = crowded[int(rng.integers(0, len(crowded)))]
+    root = f"host:{host}"
+    if not missing:
+        key = "host" if rng.random() < 0.6 else "instance"
+        value = host if key == "host" else f"{host}:9100"
+        add(_HOST_ROOT_ALERTS[int(rng.integers(0, 3))], {key: value}, _after(start, rng, -3, 3))
+    for dep, (served, h) in sorted(estate.deployments.items()):
+        if h != host:
+            continue
+        labels = _mlabels(rng, dep, served[-1]) if rng.random() < 0.5 else {"deployment": dep}
+        add("latency_p99_high", labels, _after(start, rng, 0, 6))
+        if rng.random() < 0.7:
+            add("error_rate_high", dict(labels), _after(start, rng, 1, 8), "critical")
+    return root
+
+
+def _model_fault(
+    estate: _Estate, kind: str, start: datetime, missing: bool, add: Callable[..., None]
+) -> str:
+    rng = estate.rng
+    served = sorted({v for s, _ in estate.deployments.values() for v in s})
+    mv = served[int(rng.integers(0, len(served)))]
+    root = f"model:{mv}"
+    model, version = mv.rsplit("/", 1)
+    if not missing:
+        add(
+            "model_version_eval_regression",
+            {"model": model, "version": version},
+            _after(start, rng, -5, 2),
+        )
+    for dep in estate.deployments_of(mv):
+        labels = {"deployment": dep, "model": model, "version": version}
+        add("prediction_drift", labels, _after(start, rng, 3, 15))
+        if rng.random() < 0.8:
+            add("model_accuracy_drop", dict(labels), _after(start, rng, 20, 60), "critical")
+        if rng.random() < 0.3:
+            add("error_rate_high", {"deployment": dep}, _after(start, rng, 1, 10), "critical")
+    return root
+
+
+def _config_fault(
+    estate: _Estate, kind: str, start: datetime, missing: bool, add: Callable[..., None]
+) -> str:
+    rng = estate.rng
+    dep = sorted(estate.deployments)[int(rng.integers(0, len(estate.deployments)))]
+    root = f"deployment:{dep}"
+    if not missing:
+        add("deployment_replica_mismatch", {"deployment": dep}, _after(start, rng, 0, 3))
+    mv = estate.deployments[dep][0][-1]
+    add("latency_p99_high", {"deployment": dep}, _after(start, rng, 0, 5))
+    if rng.random() < 0.8:
+        add("error_rate_high", {"deployment": dep}, _after(start, rng, 0, 5), "critical")
+    if rng.random() < 0.5:
+        add(
+            "model_accuracy_drop",
+            _mlabels(rng, dep, mv),
+            _after(start, rng, 15, 45),
+            "critical",
+        )
+    if rng.random() < 0.4:
+        add("prediction_drift", _mlabels(rng, dep, mv), _after(start, rng, 5, 20))
+    return root
 
 
 _NOISE = (
@@ -483,7 +513,7 @@ def _deliver(rng: np.random.Generator, ep: _Episode, flap: float) -> list[Notifi
                         name=ep.name,
                         labels=ep.labels,
                         severity=ep.severity,
-                        status=status,  # type: ignore[arg-type]
+                        status=status,
                         source="detector",
                         starts_at=start,
                         last_seen_at=when,

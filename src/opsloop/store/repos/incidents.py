@@ -136,6 +136,8 @@ class IncidentTx:
             for existing in rows:
                 firing[existing.fingerprint] = existing
         out: builtins.list[m.Alert] = []
+        # Events name the row's id: they are written after one flush gives every new row one.
+        events: builtins.list[tuple[str, m.Alert, dict[str, Any]]] = []
         for alert in alerts:
             fp = alert.fingerprint
             row = firing.get(fp)
@@ -143,17 +145,18 @@ class IncidentTx:
                 if row is None:
                     row = self._new_row(alert)
                     firing[fp] = row
-                    self.event(
-                        "alert.fired",
-                        "alert",
-                        str(row.id),
-                        {
-                            "name": row.name,
-                            "fingerprint": fp,
-                            "labels": row.labels,
-                            "before": None,
-                            "after": {"status": "firing"},
-                        },
+                    events.append(
+                        (
+                            "alert.fired",
+                            row,
+                            {
+                                "name": row.name,
+                                "fingerprint": fp,
+                                "labels": row.labels,
+                                "before": None,
+                                "after": {"status": "firing"},
+                            },
+                        )
                     )
                 elif alert.seen_at > row.last_seen_at:
                     # Repeats update the row but add no event: a detector repeating every
@@ -174,20 +177,23 @@ class IncidentTx:
                     row.ends_at = alert.ends_at or alert.seen_at
                     row.last_seen_at = max(row.last_seen_at, alert.seen_at)
                     del firing[fp]
-                self.event(
-                    "alert.resolved",
-                    "alert",
-                    str(row.id),
-                    {
-                        "name": row.name,
-                        "fingerprint": fp,
-                        "incident_id": row.incident_id,
-                        "before": was,
-                        "after": {"status": "resolved"},
-                    },
+                events.append(
+                    (
+                        "alert.resolved",
+                        row,
+                        {
+                            "name": row.name,
+                            "fingerprint": fp,
+                            "incident_id": row.incident_id,
+                            "before": was,
+                            "after": {"status": "resolved"},
+                        },
+                    )
                 )
             out.append(row)
         s.flush()
+        for kind, row, details in events:
+            self.event(kind, "alert", str(row.id), details)
         return [AlertInfo.model_validate(r) for r in out]
 
     def _new_row(self, alert: AlertWrite) -> m.Alert:
@@ -206,7 +212,6 @@ class IncidentTx:
             details=dict(alert.details),
         )
         self.s.add(row)
-        self.s.flush()
         return row
 
     def alerts(self, ids: Iterable[int]) -> builtins.list[AlertInfo]:
@@ -250,9 +255,12 @@ class IncidentTx:
 
     def set_keys(self, keys: dict[int, tuple[str | None, str | None]]) -> None:
         """Record each alert's lineage node and deployment (``{id: (subject, deployment)}``)."""
-        for row in self.s.scalars(select(m.Alert).where(m.Alert.id.in_(list(keys)))):
-            row.subject, row.deployment = keys[row.id]
-        self.s.flush()
+        if keys:
+            self.s.flush()
+            self.s.execute(
+                update(m.Alert),
+                [{"id": i, "subject": sub, "deployment": dep} for i, (sub, dep) in keys.items()],
+            )
 
     def neighbour_alerts(
         self, subjects: Iterable[str], deployments: Iterable[str], seen_since: datetime
@@ -305,7 +313,7 @@ class IncidentTx:
             )
         )
         ends: dict[int, datetime | None] = {
-            int(inc_id): end
+            int(inc_id or 0): end
             for inc_id, end in self.s.execute(
                 select(m.Alert.incident_id, func.max(m.Alert.ends_at))
                 .where(m.Alert.incident_id.in_([i for i in ids if i not in firing]))
@@ -402,10 +410,16 @@ class IncidentTx:
         return int(inc.id)
 
     def attach(self, incident_id: int, alert_ids: Sequence[int]) -> None:
-        """Put alerts into an incident."""
-        for row in self.s.scalars(select(m.Alert).where(m.Alert.id.in_(list(alert_ids)))):
-            row.incident_id = incident_id
+        """Put alerts into an incident (one statement, whatever their number)."""
         self.s.flush()
+        ids = list(alert_ids)
+        for k in range(0, len(ids), 500):
+            self.s.execute(
+                update(m.Alert)
+                .where(m.Alert.id.in_(ids[k : k + 500]))
+                .values(incident_id=incident_id)
+                .execution_options(synchronize_session="fetch")
+            )
 
     def update_incident(
         self,
