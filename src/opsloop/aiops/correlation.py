@@ -26,18 +26,21 @@ A seeded scenario simulator that measures noise reduction and root-cause accurac
 
 from __future__ import annotations
 
+import heapq
 import re
-from collections import Counter
-from dataclasses import asdict, dataclass
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, Protocol, get_args
 
-from opsloop.aiops.lineage import LineageGraph, split_node
 from opsloop.errors import AIOpsError
 from opsloop.spec.alerting import INCIDENT_KINDS, SEVERITIES, AlertCategory
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
+
+    from opsloop.aiops.lineage import LineageGraph
 
 __all__ = [
     "CATEGORIES",
@@ -50,6 +53,10 @@ __all__ = [
     "RootCause",
     "categorize",
     "correlate",
+    "correlation_key",
+    "max_lag",
+    "neighbourhood",
+    "rank_root_causes",
     "subject_of",
     "summarize",
 ]
@@ -149,7 +156,7 @@ _TOKEN = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+[a-z]*|[a-z]+\d+")
 
 SUBJECT_PREFERENCE: dict[str, tuple[str, ...]] = {
     "data_drift": ("feature", "dataset", "model", "deployment", "host"),
-    "data_quality": ("dataset", "feature", "model", "deployment", "host"),
+    "data_quality": ("feature", "dataset", "model", "deployment", "host"),
     "quality_drop": ("model", "deployment", "feature", "dataset", "host"),
     "error_rate": ("deployment", "model", "host"),
     "latency": ("deployment", "model", "host"),
@@ -283,6 +290,7 @@ class RootCause:
         alert_count: Firing notifications counted on those alerts.
         severity: Highest severity among them.
         reason: One line for people.
+        score: How well it explains the incident's alerts, less its cost (higher is better).
     """
 
     node: str
@@ -293,6 +301,7 @@ class RootCause:
     alert_count: int
     severity: str
     reason: str
+    score: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (times as ISO strings)."""
@@ -313,6 +322,7 @@ class RootCause:
             alert_count=int(data["alert_count"]),
             severity=str(data["severity"]),
             reason=str(data["reason"]),
+            score=float(data.get("score", 0.0)),
         )
 
 
@@ -340,10 +350,19 @@ class IncidentSummary:
 
 @dataclass(frozen=True)
 class IncidentDraft:
-    """A group of correlated alerts (indices into the list given to :func:`correlate`)."""
+    """A group of correlated alerts (indices into the list given to :func:`correlate`).
+
+    Its :attr:`summary` is worked out on first use: the store reads it only for the groups
+    that open an incident.
+    """
 
     alert_indices: list[int]
-    summary: IncidentSummary
+    make_summary: Callable[[], IncidentSummary] = field(repr=False, compare=False)
+
+    @cached_property
+    def summary(self) -> IncidentSummary:
+        """Kind, severity, title and ranked root causes of the group."""
+        return self.make_summary()
 
 
 def _short(node: str) -> str:
@@ -362,7 +381,285 @@ def _short_digest(value: str) -> str:
 
 
 def _pseudo_node(alert: AlertLike) -> str:
-    return f"alert:{alert.name}"
+    """The stand-in node of an alert whose labels name no lineage node: alerts with the same
+    labels (or, with none, the same fingerprint) share it."""
+    if alert.labels:
+        return "alert:" + ",".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
+    return f"alert:{alert.name}#{alert.fingerprint[:12]}"
+
+
+# -- evidence -------------------------------------------------------------------------------
+#
+# How well a node explains an alert ("fit", 0..1) is the product of three things:
+# * semantics: which node kinds can cause which alert categories (a host slows its deployments
+#   down but does not make a model's accuracy drop), see _CAUSE_AFFINITY;
+# * topology: the alert's own node explains it fully; an upstream node within MAX_HOPS explains
+#   it less the further away it is (each hop multiplies by HOP_DECAY), and an
+#   alert on a model served by a deployment is also about that deployment (its labels say so);
+# * timing: a cause comes first. Alerts whose start lies before the candidate's own first alert
+#   count less (EARLY_FACTOR), and an alert only fits a cause whose onset it follows within
+#   the window (longer for quality drops, whose labels arrive late: QUALITY_LAG).
+# Grouping then picks causes greedily by how much better they explain the alerts than the causes
+# picked before, minus a cost per cause that is higher for a node with no alert of its own
+# (the greedy algorithm for uncapacitated facility location; chosen over linkage clustering
+# because a group is then always what one cause explains: no chaining of unrelated alerts
+# through a shared upstream node).
+
+MAX_HOPS = 3
+"""How far upstream of an alert's node a cause may be (dataset → feature → model → deployment)."""
+HOP_DECAY = 0.85
+OWN_COST = 1.0
+INFERRED_COST = 1.5
+INFERRED_FIT = 1.0
+STRONG = 0.8
+"""A node with no alert of its own explains only alerts it is a typical cause of (a host the
+latency of its deployments, not their accuracy; a model the accuracy of its deployments, not
+their latency): affinity at least this."""
+EARLY_FACTOR = 0.5
+EARLY_SLACK = timedelta(minutes=3)
+QUALITY_LAG = timedelta(minutes=90)
+DRIFT_LAG = timedelta(minutes=15)
+FLAP_GRACE = timedelta(minutes=10)
+"""A firing that follows the end of the same alert within this is a flap of it, not news."""
+
+_CAUSE_AFFINITY: dict[str, dict[str, float]] = {
+    "data_drift": {"feature": 1.0, "dataset": 1.0, "model": 0.8, "deployment": 0.5},
+    # An alert on an input column (it has a ``feature`` label) has its cause in the data.
+    "feature": {"feature": 1.0, "dataset": 1.0},
+    "data_quality": {"dataset": 1.0, "feature": 1.0},
+    "quality_drop": {"model": 1.0, "dataset": 0.9, "feature": 0.9, "deployment": 0.7},
+    "error_rate": {"host": 1.0, "deployment": 1.0, "model": 0.6},
+    "latency": {"host": 1.0, "deployment": 1.0, "model": 0.3},
+    "cost": {"deployment": 1.0, "host": 0.6, "model": 0.3},
+    "infrastructure": {"host": 1.0, "deployment": 0.6},
+    "other": {"dataset": 0.7, "feature": 0.7, "model": 0.7, "deployment": 0.7, "host": 0.7},
+}
+# Kinds that may be blamed without an alert of their own (a feature never is: its dataset is).
+_INFERABLE = frozenset({"dataset", "model", "host"})
+
+
+def _lag(category: str, window: timedelta) -> timedelta:
+    if category == "quality_drop":
+        return window + QUALITY_LAG
+    if category == "data_drift":
+        return window + DRIFT_LAG
+    return window
+
+
+class _Evidence:
+    """The causes each alert could have, with how well each explains it (before timing)."""
+
+    def __init__(
+        self,
+        alerts: Sequence[AlertLike],
+        subjects: Sequence[str | None],
+        categories: Sequence[str],
+        graph: LineageGraph,
+    ) -> None:
+        self.alerts = alerts
+        self.categories = categories
+        self.graph = graph
+        self.nodes = [s or _pseudo_node(a) for a, s in zip(alerts, subjects, strict=True)]
+        self._up: dict[str, dict[str, int]] = {}
+        self.owns: list[frozenset[str]] = [frozenset({n}) for n in self.nodes]
+        self.strong: list[set[str]] = [set() for _ in self.nodes]
+        self.fits: list[dict[str, float]] = [self._fits(i) for i in range(len(alerts))]
+
+    def _upstream(self, node: str) -> dict[str, int]:
+        """Nodes within MAX_HOPS upstream of ``node``, with their distance."""
+        hit = self._up.get(node)
+        if hit is None:
+            # A feature and its dataset version are two views of the same data: the step
+            # between them costs no hop (a dataset explains its model as well as a column).
+            hit = {}
+            queue = deque([(node, 0)])
+            while queue:
+                n, depth = queue.popleft()
+                for p in self.graph.parents(n):
+                    step = 0 if n.startswith("feature:") and p.startswith("dataset:") else 1
+                    if p != node and depth + step <= MAX_HOPS and depth + step < hit.get(p, 99):
+                        hit[p] = max(1, depth + step)
+                        queue.append((p, depth + step))
+            self._up[node] = hit
+        return hit
+
+    def _fits(self, i: int) -> dict[str, float]:
+        node = self.nodes[i]
+        out = {node: 1.0}
+        strong = self.strong[i]
+        if node.startswith("alert:"):
+            return out
+        labels = self.alerts[i].labels
+        column = labels.get("feature")
+        anchors = {node: 0}
+        if column:
+            affinity = _CAUSE_AFFINITY["feature"]
+        else:
+            affinity = _CAUSE_AFFINITY.get(self.categories[i], _CAUSE_AFFINITY["other"])
+            dep = labels.get("deployment")
+            if dep and not node.startswith(("deployment:", "host:")):
+                anchors[f"deployment:{dep}"] = 1
+        for anchor, base in anchors.items():
+            if anchor != node:
+                weight = affinity.get("deployment", 0.0)
+                if weight > 0:
+                    out[anchor] = max(out.get(anchor, 0.0), weight)
+            for up, hops in self._upstream(anchor).items():
+                weight = affinity.get(up.partition(":")[0], 0.0)
+                if weight <= 0:
+                    continue
+                fit = weight * HOP_DECAY ** (hops + base)
+                if fit > out.get(up, 0.0):
+                    out[up] = fit
+                    if weight >= STRONG:
+                        strong.add(up)
+        if column and not node.startswith("feature:"):
+            # The labels did not say which dataset version's column it is (a canary serving
+            # versions trained on two): it is on each of them.
+            matching = [
+                up
+                for up in self._upstream(node)
+                if up.startswith("feature:") and up[8:].split("@", 1)[0] == column
+            ]
+            for up in matching:
+                out[up] = 1.0
+                strong.add(up)
+            if matching:
+                out[node] = 0.5
+                self.owns[i] = frozenset(matching)
+        return out
+
+
+@dataclass
+class _Unit:
+    """Alerts that go together whatever happens (one alert and its flaps, or the alerts of
+    one stored incident)."""
+
+    members: list[int]
+    start: datetime
+    lag: timedelta
+    own: frozenset[str]
+    fits: dict[str, float]
+    strong: frozenset[str]
+    firsts: dict[str, datetime]
+
+
+def _units(ev: _Evidence, parts: Sequence[Sequence[int]], window: timedelta) -> list[_Unit]:
+    out = []
+    for members in parts:
+        fits: dict[str, float] = {}
+        for i in members:
+            for node, fit in ev.fits[i].items():
+                fits[node] = fits.get(node, 0.0) + fit
+        firsts: dict[str, datetime] = {}
+        for i in members:
+            t = ev.alerts[i].starts_at
+            for node in ev.owns[i]:
+                if node not in firsts or t < firsts[node]:
+                    firsts[node] = t
+        out.append(
+            _Unit(
+                members=list(members),
+                start=min(ev.alerts[i].starts_at for i in members),
+                lag=max(_lag(ev.categories[i], window) for i in members),
+                own=frozenset(n for i in members for n in ev.owns[i]),
+                fits=fits,
+                strong=frozenset(n for i in members for n in ev.strong[i]),
+                firsts=firsts,
+            )
+        )
+    return out
+
+
+@dataclass
+class _Facility:
+    node: str
+    anchor: datetime
+    cover: list[tuple[int, float]]
+    cost: float
+
+
+def _facility(
+    node: str,
+    anchor: datetime,
+    units: Sequence[_Unit],
+    candidates: Sequence[int],
+    *,
+    bounded: bool = True,
+) -> _Facility:
+    """A cause at a time, with what it would explain: the units that start within their lag
+    after ``anchor`` (any time after it, unless ``bounded``), each with how well (timing
+    included)."""
+    covered = [
+        u
+        for u in candidates
+        if anchor <= units[u].start and (not bounded or units[u].start <= anchor + units[u].lag)
+    ]
+    own_starts = [units[u].firsts[node] for u in covered if node in units[u].own]
+    onset = min(own_starts, default=anchor)
+    inferred = not own_starts
+    cover = []
+    for u in covered:
+        unit = units[u]
+        if inferred and node not in unit.strong:
+            continue
+        fit = unit.fits[node] * (INFERRED_FIT if inferred else 1.0)
+        if node not in unit.own and unit.start < onset - EARLY_SLACK:
+            fit *= EARLY_FACTOR
+        cover.append((u, fit))
+    return _Facility(node, anchor, cover, INFERRED_COST if inferred else OWN_COST)
+
+
+def _choose(units: Sequence[_Unit]) -> list[tuple[str, list[int]]]:
+    """Causes chosen greedily (lazy evaluation: gains only shrink), and the units each
+    explains best; units no chosen cause explains stand alone, under their own node."""
+    by_node: dict[str, list[int]] = {}
+    allowed: set[str] = set()
+    for u, unit in enumerate(units):
+        allowed.update(unit.own)
+        for node in unit.fits:
+            by_node.setdefault(node, []).append(u)
+            if node.split(":")[0] in _INFERABLE:
+                allowed.add(node)
+    heap: list[tuple[float, int, _Facility]] = []
+    serial = 0
+    best = [0.0] * len(units)
+    for node, cands in by_node.items():
+        if node not in allowed:
+            continue
+        cands.sort(key=lambda u: units[u].start)
+        for anchor in sorted({units[u].start for u in cands}):
+            fac = _facility(node, anchor, units, cands)
+            gain = sum(f for _, f in fac.cover) - fac.cost
+            if gain > 0:
+                heapq.heappush(heap, (-gain, serial, fac))
+                serial += 1
+    opened: list[_Facility] = []
+    while heap:
+        _, k, fac = heapq.heappop(heap)
+        gain = sum(max(0.0, f - best[u]) for u, f in fac.cover) - fac.cost
+        if gain <= 1e-9:
+            continue
+        if heap and gain < -heap[0][0] - 1e-12:
+            heapq.heappush(heap, (-gain, k, fac))
+            continue
+        opened.append(fac)
+        for u, f in fac.cover:
+            best[u] = max(best[u], f)
+    owner: list[int | None] = [None] * len(units)
+    score = [0.0] * len(units)
+    for n, fac in enumerate(opened):
+        for u, f in fac.cover:
+            if f > score[u] + 1e-12:
+                owner[u], score[u] = n, f
+    groups: dict[int, list[int]] = {}
+    alone: list[tuple[str, list[int]]] = []
+    for u, chosen in enumerate(owner):
+        if chosen is None:
+            alone.append((min(units[u].own), [u]))
+        else:
+            groups.setdefault(chosen, []).append(u)
+    return [(opened[n].node, us) for n, us in groups.items()] + alone
 
 
 def rank_root_causes(
@@ -372,60 +669,57 @@ def rank_root_causes(
     graph: LineageGraph,
     *,
     limit: int = 5,
+    window: timedelta | None = None,
 ) -> list[RootCause]:
-    """Root-cause candidates of one incident's alerts, best first (see the module docstring)."""
-    by_node: dict[str, list[int]] = {}
-    for i, subject in enumerate(subjects):
-        by_node.setdefault(subject or _pseudo_node(alerts[i]), []).append(i)
-    mapped = [i for i, s in enumerate(subjects) if s is not None]
+    """Root-cause candidates of one incident's alerts, best first (see the module docstring).
 
-    def explained(node: str) -> list[int]:
-        if node.startswith("alert:"):
-            return by_node[node]
-        return [i for i in mapped if graph.is_upstream(node, subjects[i] or "")]
-
-    candidates: list[tuple[RootCause, tuple[Any, ...]]] = []
-    for node, direct in by_node.items():
-        covered = explained(node)
-        candidates.append((_candidate(node, covered, direct, alerts, inferred=False), (0, 0)))
-    best = max((c.explains for c, _ in candidates), default=0)
-    distinct = {s for s in subjects if s is not None}
-    if len(distinct) > 1 and best < len(mapped):
-        # No alerting node explains everything: nodes upstream of two or more alerting nodes
-        # become candidates too (a host under two failing deployments, a dataset under
-        # several drifting features), ranked by how much they explain like the others.
-        shared = Counter(a for s in distinct for a in graph.ancestors(s))
-        for node, n_subjects in sorted(shared.items()):
-            if n_subjects < 2 or node in by_node:
-                continue
-            covered = explained(node)
-            kind = split_node(node)[0]
-            cats = Counter(categories[i] for i in covered)
-            affinity = sum(
-                n * (len(_AFFINITY[c]) - _AFFINITY[c].index(kind))
-                for c, n in cats.items()
-                if kind in _AFFINITY[c]
-            )
-            below = {subjects[i] or "" for i in covered}
-            hops = sum(graph.hops(node, s) or 0 for s in below)
-            rc = _candidate(node, covered, covered, alerts, inferred=True, total=len(mapped))
-            candidates.append((rc, (-affinity, hops)))
-
-    def key(item: tuple[RootCause, tuple[Any, ...]]) -> tuple[Any, ...]:
-        rc, extra = item
-        # An alerting node goes before an inferred one that explains as much; inferred ones
-        # that explain the same alerts are told apart by affinity and distance (``extra``).
-        return (
-            -rc.explains,
-            rc.inferred,
-            rc.first_alert_at,
-            -rc.alert_count,
-            -_SEVERITY_RANK.get(rc.severity, 1),
-            *extra,
-            rc.node,
+    Each node that could cause one of the alerts is scored by how well it explains all of them
+    (semantics, distance, and whether its own first alert came first), less a cost that is
+    higher for a node with no alert of its own.
+    """
+    ev = _Evidence(alerts, subjects, categories, graph)
+    units = _units(ev, [[i] for i in range(len(alerts))], window or DEFAULT_WINDOW)
+    nodes: set[str] = set()
+    for i, fits in enumerate(ev.fits):
+        nodes.update(n for n in fits if n in ev.owns[i] or n.split(":")[0] in _INFERABLE)
+    start = min(a.starts_at for a in alerts)
+    scored: list[tuple[tuple[Any, ...], RootCause]] = []
+    everyone = list(range(len(units)))
+    for node in nodes:
+        # In one incident timing is judged from its first alert on, with no lag cut-off.
+        fac = _facility(
+            node, start, units, [u for u in everyone if node in units[u].fits], bounded=False
         )
-
-    return [rc for rc, _ in sorted(candidates, key=key)][:limit]
+        score = sum(f for _, f in fac.cover) - fac.cost
+        covered = [u for u, _ in fac.cover]
+        direct = [i for i in range(len(alerts)) if node in ev.owns[i]]
+        if not direct and not covered:
+            continue
+        inferred = not direct
+        rc = _candidate(
+            node,
+            covered,
+            direct or covered,
+            alerts,
+            inferred=inferred,
+            total=len(alerts),
+            score=score,
+        )
+        scored.append(
+            (
+                (
+                    -round(score, 9),
+                    inferred,
+                    rc.first_alert_at,
+                    -rc.alert_count,
+                    -_SEVERITY_RANK.get(rc.severity, 1),
+                    node,
+                ),
+                rc,
+            )
+        )
+    scored.sort(key=lambda x: x[0])
+    return [rc for _, rc in scored][:limit]
 
 
 def _candidate(
@@ -436,6 +730,7 @@ def _candidate(
     *,
     inferred: bool,
     total: int = 0,
+    score: float = 0.0,
 ) -> RootCause:
     kind = node.partition(":")[0]
     first = min(alerts[i].starts_at for i in direct)
@@ -444,11 +739,11 @@ def _candidate(
     n = len(covered)
     plural = "s" if n != 1 else ""
     if inferred:
-        reason = f"no alert of its own, but upstream of {n} of the {total} alerts"
+        reason = f"no alert of its own, but explains {n} of the {total} alerts"
     elif kind == "alert":
         reason = f"{n} alert{plural} that name no lineage node"
     else:
-        reason = f"upstream of {n} alert{plural} ({len(direct)} on it)"
+        reason = f"explains {n} alert{plural} ({len(direct)} on it)"
     return RootCause(
         node=node,
         kind=kind,
@@ -458,6 +753,7 @@ def _candidate(
         alert_count=count,
         severity=severity,
         reason=reason,
+        score=round(score, 3),
     )
 
 
@@ -467,6 +763,7 @@ def summarize(
     *,
     subjects: Sequence[str | None] | None = None,
     categories: Sequence[str] | None = None,
+    window: timedelta = DEFAULT_WINDOW,
 ) -> IncidentSummary:
     """Kind, severity, title and ranked root causes of one group of alerts."""
     if not alerts:
@@ -481,7 +778,7 @@ def summarize(
         if subjects is not None
         else [subject_of(a, graph, c) for a, c in zip(alerts, cats, strict=True)]
     )
-    roots = rank_root_causes(alerts, subs, cats, graph)
+    roots = rank_root_causes(alerts, subs, cats, graph, window=window)
     top = roots[0] if roots else None
     kind = _incident_kind(top, alerts, subs, cats, graph)
     severity = max((a.severity for a in alerts), key=lambda s: _SEVERITY_RANK.get(s, 1))
@@ -546,9 +843,10 @@ def correlate(
     Args:
         alerts: The alerts, in any order.
         graph: The lineage graph.
-        window: Largest gap between two alerts' firing intervals that still links them.
+        window: How long after a cause's onset its effects may start (quality drops and drift
+            get longer, see :data:`QUALITY_LAG` and :data:`DRIFT_LAG`).
         groups: Optional group key per alert (e.g. an incident id); alerts with the same key
-            (not None) start out in one group.
+            (not None) stay in one group.
 
     Returns:
         One draft per group, ordered by when the group opened.
@@ -560,7 +858,40 @@ def correlate(
         raise AIOpsError(f"{n} alerts but {len(groups)} group keys")
     cats = [categorize(a.name, a.labels) for a in alerts]
     subs = [subject_of(a, graph, c) for a, c in zip(alerts, cats, strict=True)]
-    parent = list(range(n))
+    parts = _parts(alerts, groups)
+    ev = _Evidence(alerts, subs, cats, graph)
+    units = _units(ev, parts, window)
+    drafts = []
+    for _, chosen in _choose(units):
+        idx = sorted(i for u in chosen for i in units[u].members)
+        drafts.append(
+            IncidentDraft(
+                alert_indices=idx,
+                make_summary=partial(
+                    summarize,
+                    [alerts[i] for i in idx],
+                    graph,
+                    subjects=[subs[i] for i in idx],
+                    categories=[cats[i] for i in idx],
+                    window=window,
+                ),
+            )
+        )
+    drafts.sort(
+        key=lambda d: (min(alerts[i].starts_at for i in d.alert_indices), d.alert_indices[0])
+    )
+    return drafts
+
+
+def _end(alert: AlertLike) -> datetime:
+    ended = getattr(alert, "ends_at", None)
+    return ended if isinstance(ended, datetime) else _last_seen(alert)
+
+
+def _parts(alerts: Sequence[AlertLike], groups: Sequence[Any] | None) -> list[list[int]]:
+    """Alerts that go together whatever the evidence: the same group key, or a flap (the same
+    fingerprint firing again within :data:`FLAP_GRACE` of its end)."""
+    parent = list(range(len(alerts)))
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -578,46 +909,56 @@ def correlate(
         for i, g in enumerate(groups):
             if g is not None:
                 union(i, first_of.setdefault(g, i))
-
-    related_cache: dict[tuple[str, str], bool] = {}
-
-    def related(i: int, j: int) -> bool:
-        si, sj = subs[i], subs[j]
-        if si is None or sj is None:
-            if si is None and sj is None:
-                a, b = alerts[i], alerts[j]
-                return a.fingerprint == b.fingerprint or (
-                    bool(a.labels) and dict(a.labels) == dict(b.labels)
-                )
-            return False
-        key = (si, sj) if si <= sj else (sj, si)
-        hit = related_cache.get(key)
-        if hit is None:
-            hit = related_cache[key] = graph.related(si, sj)
-        return hit
-
-    # Sweep in start order, keeping the alerts whose interval is still within the window.
-    order = sorted(range(n), key=lambda i: (alerts[i].starts_at, i))
-    active: list[int] = []
-    for i in order:
-        start = alerts[i].starts_at
-        active = [j for j in active if _last_seen(alerts[j]) + window >= start]
-        for j in active:
-            if find(i) != find(j) and related(i, j):
-                union(i, j)
-        active.append(i)
-
+    by_fp: dict[str, list[int]] = {}
+    for i, a in enumerate(alerts):
+        by_fp.setdefault(a.fingerprint, []).append(i)
+    for idx in by_fp.values():
+        idx.sort(key=lambda i: alerts[i].starts_at)
+        last = idx[0]
+        until = _end(alerts[last])
+        for i in idx[1:]:
+            if alerts[i].starts_at <= until + FLAP_GRACE:
+                union(i, last)
+            if _end(alerts[i]) >= until:
+                last, until = i, _end(alerts[i])
     members: dict[int, list[int]] = {}
-    for i in range(n):
+    for i in range(len(alerts)):
         members.setdefault(find(i), []).append(i)
-    drafts = []
-    for idx in members.values():
-        summary = summarize(
-            [alerts[i] for i in idx],
-            graph,
-            subjects=[subs[i] for i in idx],
-            categories=[cats[i] for i in idx],
-        )
-        drafts.append(IncidentDraft(alert_indices=idx, summary=summary))
-    drafts.sort(key=lambda d: (d.summary.opened_at, d.alert_indices[0]))
-    return drafts
+    return list(members.values())
+
+
+def neighbourhood(alerts: Sequence[AlertLike], graph: LineageGraph) -> set[str]:
+    """Every node whose alerts could share a cause with one of ``alerts``: the causes each
+    could have (see :data:`MAX_HOPS`) and what lies within that many hops downstream of them.
+
+    The store reads the recent alerts of these nodes only, so correlating a batch costs its
+    alerts times their neighbours, whatever the number of alerts stored.
+    """
+    cats = [categorize(a.name, a.labels) for a in alerts]
+    subs = [subject_of(a, graph, c) for a, c in zip(alerts, cats, strict=True)]
+    ev = _Evidence(alerts, subs, cats, graph)
+    causes = {n for fits in ev.fits for n in fits}
+    out = set(causes)
+    frontier = [c for c in causes if c in graph]
+    for _ in range(MAX_HOPS):
+        nxt = []
+        for n in frontier:
+            for child in graph.children(n):
+                if child not in out:
+                    out.add(child)
+                    nxt.append(child)
+        frontier = nxt
+    return out
+
+
+def correlation_key(alert: AlertLike, graph: LineageGraph) -> tuple[str, str | None]:
+    """The node an alert is about (its stand-in when it names none) and the deployment node
+    its labels name: what the store indexes to find an alert's neighbours."""
+    node = subject_of(alert, graph) or _pseudo_node(alert)
+    dep = alert.labels.get("deployment")
+    return node, (f"deployment:{dep}" if dep else None)
+
+
+def max_lag(window: timedelta) -> timedelta:
+    """The longest an effect may follow its cause and still be grouped with it."""
+    return max(_lag(c, window) for c in CATEGORIES)

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from opsloop.aiops.alerts import AlertIn, parse_alertmanager
-from opsloop.aiops.correlation import DEFAULT_WINDOW, IncidentSummary, correlate, summarize
+from opsloop.aiops.correlation import (
+    DEFAULT_WINDOW,
+    IncidentSummary,
+    correlate,
+    correlation_key,
+    max_lag,
+    neighbourhood,
+    summarize,
+)
 from opsloop.errors import AIOpsError
 from opsloop.store.types import ActionInfo, AlertInfo, IncidentInfo
 
@@ -28,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTION_STATUSES",
+    "DEFAULT_GRACE",
     "PENDING_ACTION_STATUSES",
     "ActionInfo",
     "IncidentInfo",
@@ -97,6 +106,15 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+DEFAULT_GRACE = timedelta(minutes=10)
+"""How long an incident whose alerts have all ended stays open: a flap in that time (the same
+alert, or a related one, firing again) joins it instead of opening a new incident."""
+
+REFRESH_ALERTS = 500
+"""Root causes of a large incident are ranked on its first alerts to start (a cause shows
+at the start of a storm, and the ranking then costs the same for any size)."""
+
+
 def ingest_alerts(
     store: Store,
     alerts: Sequence[AlertIn],
@@ -104,43 +122,50 @@ def ingest_alerts(
     *,
     window: timedelta = DEFAULT_WINDOW,
     auto_resolve: bool = True,
+    grace: timedelta = DEFAULT_GRACE,
+    now: datetime | None = None,
 ) -> IngestResult:
     """Store alerts (deduplicated), correlate them into incidents, resolve what has ended.
 
-    Alerts not yet in an incident are correlated with each other and with the recent alerts of
-    open incidents. A group that reaches an open incident is attached to it (to the oldest, if
-    it reaches several: an incident's identity stays stable for the people working on it) and
-    the incident's root causes, kind, severity and title are worked out again from all its
-    alerts; a group that reaches none opens a new incident. All of it is one transaction.
+    Alerts not yet in an incident are correlated with each other and with the recent alerts
+    of their lineage neighbours (see :func:`~opsloop.aiops.correlation.neighbourhood`) that
+    are in open incidents or in none. A group that reaches one open incident is attached to
+    it; a group that reaches several merges them into the oldest (an incident's identity
+    stays stable for the people working on it), and the incident's root causes, kind,
+    severity and title are worked out again; a group that reaches none opens a new incident.
+    All of it is one transaction.
 
     Args:
         store: The metadata store.
         alerts: Incoming alerts (from rules, detectors or Alertmanager).
         graph: The lineage graph.
         window: Correlation window (see :func:`~opsloop.aiops.correlation.correlate`).
-        auto_resolve: Resolve an open incident once all its alerts are resolved, unless a
-            remediation action of it is still pending.
+        auto_resolve: Resolve an open incident once all its alerts have ended and ``grace``
+            has passed since, unless a remediation action of it is still pending.
+        grace: How long a quiet incident stays open for flaps.
+        now: The current time (default: the clock); quiet incidents are resolved against it.
     """
     result = IngestResult()
+    at = _utc(now) if now is not None else datetime.now(UTC)
     with store.incidents.correlation() as tx:
         rows = tx.record_alerts(alerts)
         result.opened, result.updated = _correlate(tx, graph, window, rows)
         rows = tx.alerts(r.id for r in rows)
+        tx.mark_quiet((r.incident_id for r in rows if r.incident_id is not None), at)
         if auto_resolve:
-            touched = {r.incident_id for r in rows if r.incident_id is not None}
-            for inc_id in sorted(touched):
-                inc = tx.incident(inc_id)
-                if (
-                    inc is not None
-                    and inc.status == "open"
-                    and not tx.has_pending(inc_id, PENDING_ACTION_STATUSES)
-                ):
-                    at = tx.last_end(inc_id)
-                    tx.resolve(inc_id, at=at, reason="all alerts resolved", by=None)
-                    result.resolved.append(inc_id)
+            for inc_id in tx.quiet_incidents(at - grace):
+                if tx.has_pending(inc_id, PENDING_ACTION_STATUSES):
+                    continue
+                tx.resolve(inc_id, at=tx.last_end(inc_id), reason="all alerts resolved", by=None)
+                result.resolved.append(inc_id)
         # One row per alert given, as it stands at the end of the transaction.
-        result.alerts = tx.alerts(r.id for r in rows)
+        result.alerts = tx.alerts(r.id for r in rows) if result.resolved else rows
     return result
+
+
+def _key(alert: AlertInfo, graph: LineageGraph) -> tuple[str, str | None]:
+    subject, deployment = correlation_key(alert, graph)
+    return subject[:512], deployment.partition(":")[2][:128] if deployment else None
 
 
 def ingest_alertmanager(
@@ -173,9 +198,12 @@ def _correlate(
         loose.setdefault(r.id, r)
     if not loose:
         return [], []
+    tx.set_keys({r.id: _key(r, graph) for r in loose.values()})
     earliest = min(r.starts_at for r in loose.values())
-    context = tx.open_incident_alerts(earliest - window)
-    pool = context + sorted(loose.values(), key=lambda r: r.id)
+    near = neighbourhood(list(loose.values()), graph)
+    deployments = [n.partition(":")[2] for n in near if n.startswith("deployment:")]
+    context = tx.neighbour_alerts(near, deployments, earliest - max_lag(window))
+    pool = [r for r in context if r.id not in loose] + sorted(loose.values(), key=lambda r: r.id)
     drafts = correlate(pool, graph, window, groups=[r.incident_id for r in pool])
     opened: list[int] = []
     updated: list[int] = []
@@ -187,6 +215,13 @@ def _correlate(
         existing = sorted({r.incident_id for r in members if r.incident_id is not None})
         if existing:
             inc_id = existing[0]
+            if len(existing) > 1:
+                tx.merge(
+                    inc_id,
+                    existing[1:],
+                    reason="new alerts have one cause with it"
+                    + (f" ({draft.summary.root_cause.node})" if draft.summary.root_cause else ""),
+                )
             tx.attach(inc_id, [r.id for r in new])
             tx.event(
                 "incident.alerts_attached",
@@ -224,9 +259,11 @@ def _correlate(
     return opened, updated
 
 
-def _details(summary: IncidentSummary, window: timedelta) -> dict[str, Any]:
+def _details(
+    summary: IncidentSummary, window: timedelta, total: int | None = None
+) -> dict[str, Any]:
     return {
-        "alert_count": summary.alert_count,
+        "alert_count": total if total is not None else summary.alert_count,
         "categories": summary.categories,
         "subjects": summary.subjects,
         "deployments": summary.deployments,
@@ -236,21 +273,26 @@ def _details(summary: IncidentSummary, window: timedelta) -> dict[str, Any]:
 
 
 def _refresh(tx: IncidentTx, incident_id: int, graph: LineageGraph, window: timedelta) -> None:
-    """Work out an incident's summary again from all its alerts."""
+    """Work out an incident's summary again from its alerts (its first
+    :data:`REFRESH_ALERTS` to start, when it has more)."""
     inc = tx.incident(incident_id)
     if inc is None:  # pragma: no cover - the incident was read in this transaction
         raise AIOpsError(f"incident {incident_id} vanished while correlating")
-    summary = summarize(tx.alerts_of(incident_id), graph)
+    total = tx.count_alerts(incident_id)
+    alerts = tx.alerts_of(incident_id, first=REFRESH_ALERTS if total > REFRESH_ALERTS else None)
+    summary = summarize(alerts, graph, window=window)
     before = {"kind": inc.kind, "severity": inc.severity, "root_cause": inc.root_cause}
     tx.update_incident(
         incident_id,
-        title=summary.title,
+        title=summary.title
+        if total == summary.alert_count
+        else summary.title.rsplit(" (", 1)[0] + f" ({total} alerts)",
         kind=summary.kind,
         severity=summary.severity,
         opened_at=min(inc.opened_at, summary.opened_at),
         updated_at=max(inc.updated_at, summary.updated_at),
         root_causes=[rc.to_dict() for rc in summary.root_causes],
-        details=_details(summary, window),
+        details=_details(summary, window, total),
     )
     after = {
         "kind": summary.kind,

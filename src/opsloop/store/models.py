@@ -397,6 +397,7 @@ class Incident(Base):
     """Correlated alerts with a ranked root cause and the actions taken."""
 
     __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_status_quiet", "status", "quiet_since"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(512))
@@ -408,12 +409,18 @@ class Incident(Base):
     resolved_at: Mapped[datetime | None]
     root_causes: Mapped[JSONDict] = mapped_column(default=dict)
     details: Mapped[JSONDict] = mapped_column(default=dict)
+    # When the last firing alert of an open incident ended (None while one fires).
+    quiet_since: Mapped[datetime | None]
 
 
 class Alert(Base):
     """An alert from a detector, a threshold rule or Alertmanager; repeats are deduplicated."""
 
     __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_subject_seen", "subject", "last_seen_at"),
+        Index("ix_alerts_deployment_seen", "deployment", "last_seen_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(80), index=True)
@@ -431,6 +438,10 @@ class Alert(Base):
         ForeignKey("incidents.id", ondelete="SET NULL"), index=True
     )
     details: Mapped[JSONDict] = mapped_column(default=dict)
+    # The lineage node the alert is about and the deployment its labels name, as correlation
+    # saw them: what finds an alert's lineage neighbours.
+    subject: Mapped[str | None] = mapped_column(String(512))
+    deployment: Mapped[str | None] = mapped_column(String(128))
 
 
 class IncidentAction(Base):

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from opsloop.errors import AIOpsError, NotFoundError, StoreError
 from opsloop.store import models as m
@@ -136,6 +136,8 @@ class IncidentTx:
             for existing in rows:
                 firing[existing.fingerprint] = existing
         out: builtins.list[m.Alert] = []
+        # Events name the row's id: they are written after one flush gives every new row one.
+        events: builtins.list[tuple[str, m.Alert, dict[str, Any]]] = []
         for alert in alerts:
             fp = alert.fingerprint
             row = firing.get(fp)
@@ -143,17 +145,18 @@ class IncidentTx:
                 if row is None:
                     row = self._new_row(alert)
                     firing[fp] = row
-                    self.event(
-                        "alert.fired",
-                        "alert",
-                        str(row.id),
-                        {
-                            "name": row.name,
-                            "fingerprint": fp,
-                            "labels": row.labels,
-                            "before": None,
-                            "after": {"status": "firing"},
-                        },
+                    events.append(
+                        (
+                            "alert.fired",
+                            row,
+                            {
+                                "name": row.name,
+                                "fingerprint": fp,
+                                "labels": row.labels,
+                                "before": None,
+                                "after": {"status": "firing"},
+                            },
+                        )
                     )
                 elif alert.seen_at > row.last_seen_at:
                     # Repeats update the row but add no event: a detector repeating every
@@ -174,20 +177,23 @@ class IncidentTx:
                     row.ends_at = alert.ends_at or alert.seen_at
                     row.last_seen_at = max(row.last_seen_at, alert.seen_at)
                     del firing[fp]
-                self.event(
-                    "alert.resolved",
-                    "alert",
-                    str(row.id),
-                    {
-                        "name": row.name,
-                        "fingerprint": fp,
-                        "incident_id": row.incident_id,
-                        "before": was,
-                        "after": {"status": "resolved"},
-                    },
+                events.append(
+                    (
+                        "alert.resolved",
+                        row,
+                        {
+                            "name": row.name,
+                            "fingerprint": fp,
+                            "incident_id": row.incident_id,
+                            "before": was,
+                            "after": {"status": "resolved"},
+                        },
+                    )
                 )
             out.append(row)
         s.flush()
+        for kind, row, details in events:
+            self.event(kind, "alert", str(row.id), details)
         return [AlertInfo.model_validate(r) for r in out]
 
     def _new_row(self, alert: AlertWrite) -> m.Alert:
@@ -206,7 +212,6 @@ class IncidentTx:
             details=dict(alert.details),
         )
         self.s.add(row)
-        self.s.flush()
         return row
 
     def alerts(self, ids: Iterable[int]) -> builtins.list[AlertInfo]:
@@ -234,10 +239,140 @@ class IncidentTx:
         )
         return [AlertInfo.model_validate(r) for r in self.s.scalars(q)]
 
-    def alerts_of(self, incident_id: int) -> builtins.list[AlertInfo]:
-        """Every alert of an incident, by id."""
-        q = select(m.Alert).where(m.Alert.incident_id == incident_id).order_by(m.Alert.id)
+    def alerts_of(self, incident_id: int, *, first: int | None = None) -> builtins.list[AlertInfo]:
+        """Every alert of an incident, by id; or only the ``first`` to start, by start."""
+        q = select(m.Alert).where(m.Alert.incident_id == incident_id)
+        if first is not None:
+            q = q.order_by(m.Alert.starts_at, m.Alert.id).limit(first)
+        else:
+            q = q.order_by(m.Alert.id)
         return [AlertInfo.model_validate(r) for r in self.s.scalars(q)]
+
+    def count_alerts(self, incident_id: int) -> int:
+        """How many alerts an incident holds."""
+        q = select(func.count()).select_from(m.Alert).where(m.Alert.incident_id == incident_id)
+        return int(self.s.scalar(q) or 0)
+
+    def set_keys(self, keys: dict[int, tuple[str | None, str | None]]) -> None:
+        """Record each alert's lineage node and deployment (``{id: (subject, deployment)}``)."""
+        if keys:
+            self.s.flush()
+            self.s.execute(
+                update(m.Alert),
+                [{"id": i, "subject": sub, "deployment": dep} for i, (sub, dep) in keys.items()],
+            )
+
+    def neighbour_alerts(
+        self, subjects: Iterable[str], deployments: Iterable[str], seen_since: datetime
+    ) -> builtins.list[AlertInfo]:
+        """Alerts about one of ``subjects`` or labelled with one of ``deployments``, last seen at
+        ``seen_since`` or later, that are in an open incident or in none; by id.
+
+        Both lookups read an index on ``(subject, last_seen_at)`` or ``(deployment,
+        last_seen_at)``: the cost follows the neighbours, not the table.
+        """
+        found: dict[int, m.Alert] = {}
+        for column, values in (
+            (m.Alert.subject, sorted(set(subjects))),
+            (m.Alert.deployment, sorted(set(deployments))),
+        ):
+            for k in range(0, len(values), 500):
+                q = (
+                    select(m.Alert)
+                    .outerjoin(m.Incident, m.Alert.incident_id == m.Incident.id)
+                    .where(
+                        column.in_(values[k : k + 500]),
+                        m.Alert.last_seen_at >= seen_since,
+                        (m.Alert.incident_id.is_(None)) | (m.Incident.status == "open"),
+                    )
+                )
+                for row in self.s.scalars(q):
+                    found[row.id] = row
+        return [AlertInfo.model_validate(found[i]) for i in sorted(found)]
+
+    def firing_left(self, incident_id: int) -> bool:
+        """Whether an alert of the incident still fires."""
+        q = (
+            select(m.Alert.id)
+            .where(m.Alert.incident_id == incident_id, m.Alert.status == "firing")
+            .limit(1)
+        )
+        return self.s.scalar(q) is not None
+
+    def mark_quiet(self, incident_ids: Iterable[int], default: datetime) -> None:
+        """Record, for each open incident given, when its last firing alert ended (its latest
+        ``ends_at``, else ``default``), or None while one of its alerts fires."""
+        ids = sorted(set(incident_ids))
+        if not ids:
+            return
+        firing = set(
+            self.s.scalars(
+                select(m.Alert.incident_id)
+                .where(m.Alert.incident_id.in_(ids), m.Alert.status == "firing")
+                .distinct()
+            )
+        )
+        ends: dict[int, datetime | None] = {
+            int(inc_id or 0): end
+            for inc_id, end in self.s.execute(
+                select(m.Alert.incident_id, func.max(m.Alert.ends_at))
+                .where(m.Alert.incident_id.in_([i for i in ids if i not in firing]))
+                .group_by(m.Alert.incident_id)
+            )
+        }
+        for inc in self.s.scalars(
+            select(m.Incident).where(m.Incident.id.in_(ids), m.Incident.status == "open")
+        ):
+            inc.quiet_since = None if inc.id in firing else (ends.get(inc.id) or default)
+        self.s.flush()
+
+    def quiet_incidents(self, before: datetime) -> builtins.list[int]:
+        """Open incidents that fell quiet at ``before`` or earlier, by id."""
+        q = (
+            select(m.Incident.id)
+            .where(m.Incident.status == "open", m.Incident.quiet_since <= before)
+            .order_by(m.Incident.id)
+        )
+        return [int(i) for i in self.s.scalars(q)]
+
+    def merge(self, target: int, sources: Sequence[int], *, reason: str) -> None:
+        """Move the alerts and remediation actions of ``sources`` into ``target`` and close
+        the sources as merged (status ``resolved``, ``details["merged_into"]``), each with an
+        ``incident.merged`` event."""
+        for source in sources:
+            inc = self._row(source)
+            moved = [
+                r.id for r in self.s.scalars(select(m.Alert).where(m.Alert.incident_id == source))
+            ]
+            self.s.execute(
+                update(m.Alert).where(m.Alert.incident_id == source).values(incident_id=target)
+            )
+            self.s.execute(
+                update(m.IncidentAction)
+                .where(m.IncidentAction.incident_id == source)
+                .values(incident_id=target)
+            )
+            was = inc.status
+            inc.status = "resolved"
+            inc.resolved_at = inc.updated_at
+            inc.quiet_since = None
+            inc.details = {**(inc.details or {}), "merged_into": target}
+            self.event(
+                "incident.merged",
+                "incident",
+                str(source),
+                {
+                    "into": target,
+                    "alerts": moved,
+                    "reason": reason,
+                    "before": {"status": was},
+                    "after": {"status": "resolved", "merged_into": target},
+                },
+            )
+            self.event(
+                "incident.merged_in", "incident", str(target), {"from": source, "alerts": moved}
+            )
+        self.s.flush()
 
     # -- incidents ------------------------------------------------------------------------
 
@@ -275,10 +410,16 @@ class IncidentTx:
         return int(inc.id)
 
     def attach(self, incident_id: int, alert_ids: Sequence[int]) -> None:
-        """Put alerts into an incident."""
-        for row in self.s.scalars(select(m.Alert).where(m.Alert.id.in_(list(alert_ids)))):
-            row.incident_id = incident_id
+        """Put alerts into an incident (one statement, whatever their number)."""
         self.s.flush()
+        ids = list(alert_ids)
+        for k in range(0, len(ids), 500):
+            self.s.execute(
+                update(m.Alert)
+                .where(m.Alert.id.in_(ids[k : k + 500]))
+                .values(incident_id=incident_id)
+                .execution_options(synchronize_session="fetch")
+            )
 
     def update_incident(
         self,
@@ -339,6 +480,7 @@ class IncidentTx:
         was = inc.status
         inc.status = "resolved"
         inc.resolved_at = at or now
+        inc.quiet_since = None
         cancelled = []
         for act in self.s.scalars(
             select(m.IncidentAction).where(
