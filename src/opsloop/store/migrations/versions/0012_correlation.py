@@ -6,8 +6,8 @@ alert reads only the recent alerts of its lineage neighbours. ``incidents.quiet_
 the last firing alert of an open incident ended: an incident stays open through flaps for a
 grace period after it, and the sweep that resolves quiet incidents reads an index.
 
-Revision ID: 0010_correlation
-Revises: 0009_usage
+Revision ID: 0012_correlation
+Revises: 0011_detector_state
 Create Date: 2026-12-06 22:40:00.000000
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_correlation"
-down_revision: str | None = "0009_usage"
+revision: str = "0012_correlation"
+down_revision: str | None = "0011_detector_state"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
