@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from opsloop.spec.finops import FinopsSection
     from opsloop.pipeline.executors import Executor
+    from opsloop.spec.finops import FinopsSection
     from opsloop.store import Store
 
 PHASES = (
