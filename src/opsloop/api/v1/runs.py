@@ -15,7 +15,7 @@ from opsloop.api.problems import problems
 from opsloop.api.v1._common import Caller, Page, ProjectDep, StoreDep
 from opsloop.errors import NotFoundError
 from opsloop.secops.access import authorize
-from opsloop.store.types import ArtifactInfo, MetricPoint, RunInfo
+from opsloop.store.types import ArtifactInfo, MetricPoint, RunInfo, StepRunInfo
 
 __all__ = ["router"]
 
@@ -156,6 +156,25 @@ def list_runs(
     return Page[RunInfo](items=items, next_cursor=next_cursor)
 
 
+def downsample(points: list[tuple[int, float]], max_points: int) -> list[tuple[int, float]]:
+    """At most ``max_points`` of ``points`` (in order): the series cut into max_points/2
+    equal stretches, each kept as its lowest and highest point, so spikes survive (a plain
+    stride would drop them)."""
+    if len(points) <= max_points:
+        return points
+    buckets = max_points // 2
+    size = len(points) / buckets
+    out: list[tuple[int, float]] = []
+    for b in range(buckets):
+        chunk = points[int(b * size) : int((b + 1) * size)]
+        if not chunk:
+            continue
+        low = min(range(len(chunk)), key=lambda i: chunk[i][1])
+        high = max(range(len(chunk)), key=lambda i: chunk[i][1])
+        out.extend(chunk[i] for i in sorted({low, high}))
+    return out
+
+
 RunId = Annotated[str, Path(description="The run's id.")]
 
 
@@ -192,10 +211,30 @@ def metric_history(
     key: Annotated[str, Path(description="The metric's key.")],
     cursor: CursorParam = None,
     limit: LimitParam = 1000,
+    max_points: Annotated[
+        int | None,
+        Query(
+            ge=2,
+            le=100_000,
+            description="Downsample for a chart: at most this many points in one page, the "
+            "lowest and highest value of each of max_points/2 equal runs of steps (timestamps "
+            "are 0). Omit for every point, paged.",
+        ),
+    ] = None,
 ) -> Page[MetricPoint]:
-    """Every point of one metric of a run, by step then time."""
+    """Every point of one metric of a run, by step then time (or, with ``max_points``, a
+    downsampled history that keeps each stretch's extremes)."""
     authorize(caller, "read")
     store.runs.get(run_id)
+    if max_points is not None:
+        steps = store.runs.metric_steps(run_id, key)
+        return Page[MetricPoint](
+            items=[
+                MetricPoint(key=key, value=v, step=st, timestamp=0)
+                for st, v in downsample(steps, max_points)
+            ],
+            next_cursor=None,
+        )
     points = store.runs.metric_history(run_id, key)
     indexed = list(enumerate(points))
     items, next_cursor = page(
@@ -207,6 +246,20 @@ def metric_history(
         limit=limit,
     )
     return Page[MetricPoint](items=[p for _, p in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/runs/{run_id}/steps",
+    response_model=list[StepRunInfo],
+    responses=problems(404),
+    summary="A pipeline run's steps",
+)
+def list_steps(caller: Caller, store: StoreDep, run_id: RunId) -> list[StepRunInfo]:
+    """The steps of a pipeline run in the order they ran: status, cache hit (``cached_from``),
+    times, CPU seconds and peak memory (empty for a plain run)."""
+    authorize(caller, "read")
+    store.runs.get(run_id)
+    return store.steps.list(run_id)
 
 
 @router.get(

@@ -401,6 +401,18 @@ class RunRepository:
                 MetricPoint(key=k, value=v, step=st, timestamp=ts) for k, v, st, ts in s.execute(q)
             ]
 
+    def metric_steps(self, run_id: str, key: str) -> builtins.list[tuple[int, float]]:
+        """Every (step, value) of one metric of a run, by step then time: the history
+        without a record per point, for charts of long series."""
+        t = m.Metric
+        q = (
+            select(t.step, t.value)
+            .where(and_(t.run_id == run_id, t.key == key))
+            .order_by(t.step, t.id)
+        )
+        with self.db.read() as s:
+            return [(int(st), float(v)) for st, v in s.execute(q)]
+
     def count_metric_points(self, run_id: str) -> int:
         """How many metric points a run has."""
         with self.db.read() as s:
