@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from opsloop.aiops.remediation import RemediationEngine
+from opsloop.context import Project
 from opsloop.spec.remediation import RemediationPolicy
 from opsloop.ui import create_server_app
 from opsloop.ui.pages import COOKIE
@@ -20,12 +21,12 @@ __all__ = ["parked_incident"]
 
 
 def parked_incident(
-    populated: Populated,  # noqa: F811
+    project: Project,
     deployment: str = "churn-prod",
     webhook: str = "http://127.0.0.1:9/hook",
 ) -> int:
     """An incident on ``deployment`` whose 'notify' action (to ``webhook``) awaits approval."""
-    store = populated.project.store
+    store = project.store
     engine = RemediationEngine(
         store,
         RecordingExecutor(),
@@ -48,7 +49,7 @@ def parked_incident(
 
 @pytest.fixture
 def incident(populated: Populated) -> int:  # noqa: F811
-    return parked_incident(populated)
+    return parked_incident(populated.project)
 
 
 @pytest.fixture
