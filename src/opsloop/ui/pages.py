@@ -343,9 +343,9 @@ async def run_page(request: Request, run_id: str) -> Response:
         rid = run["id"]
         charts = []
         for key in sorted(run["metrics"]):
-            page = await api.get(f"/runs/{rid}/metrics/{quote(key, safe='')}", limit=2)
-            if len(page["items"]) > 1:
-                charts.append(await _metric_chart(api, rid, key))
+            chart = await _metric_chart(api, rid, key)
+            if len(chart["data"][0]["x"]) > 1:  # a single value is in the table already
+                charts.append(chart)
         artifacts = await api.get(f"/runs/{rid}/artifacts")
         steps = await api.get(f"/runs/{rid}/steps")
         for s in steps:
