@@ -678,12 +678,14 @@ async def incident_page(request: Request, incident_id: int, done: str = "") -> R
                         "type": "bar",
                         "orientation": "h",
                         "y": labels[::-1],
-                        "x": [float(c.get("score") or 0) for c in causes][::-1],
+                        "x": [float(c.get("explains") or 0) for c in causes][::-1],
+                        "hovertext": [str(c.get("reason") or "") for c in causes][::-1],
                     }
                 ],
                 "layout": {
-                    "height": 80 + 30 * len(causes),
-                    "margin": {"l": 220, "r": 20, "t": 10, "b": 30},
+                    "height": 90 + 30 * len(causes),
+                    "margin": {"l": 220, "r": 20, "t": 10, "b": 45},
+                    "xaxis": {"title": {"text": "alerts explained"}, "rangemode": "tozero"},
                     "paper_bgcolor": "rgba(0,0,0,0)",
                     "plot_bgcolor": "rgba(0,0,0,0)",
                 },
