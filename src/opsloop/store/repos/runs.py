@@ -485,6 +485,38 @@ class RunRepository:
         with self.db.read() as s:
             return [(int(st), float(v)) for st, v in s.execute(q)]
 
+    def metric_envelope(
+        self, run_id: str, key: str, buckets: int
+    ) -> builtins.list[tuple[int, float]] | None:
+        """One metric's history cut into about ``buckets`` equal runs of steps, each as its
+        lowest and highest value (at the stretch's first and last step), computed in the
+        database: a chart of a million points without reading them. None when the history
+        has no more than ``2 * buckets`` points (read them all instead)."""
+        t = m.Metric
+        mine = and_(t.run_id == run_id, t.key == key)
+        with self.db.read() as s:
+            count, lo, hi = s.execute(
+                select(func.count(), func.min(t.step), func.max(t.step)).where(mine)
+            ).one()
+            if not count or count <= 2 * buckets:
+                return None
+            width = max(1, -(-(int(hi) - int(lo) + 1) // buckets))
+            bucket = ((t.step - int(lo)) // width).label("bucket")
+            rows = s.execute(
+                select(
+                    bucket, func.min(t.step), func.max(t.step), func.min(t.value), func.max(t.value)
+                )
+                .where(mine)
+                .group_by(bucket)
+                .order_by(bucket)
+            ).all()
+        out: builtins.list[tuple[int, float]] = []
+        for _, first, last, low, high in rows:
+            out.append((int(first), float(low)))
+            if last != first or high != low:
+                out.append((int(last), float(high)))
+        return out
+
     def count_metric_points(self, run_id: str) -> int:
         """How many metric points a run has."""
         with self.db.read() as s:
