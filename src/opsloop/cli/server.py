@@ -103,8 +103,11 @@ def server_command(
     class _Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
-            console.print(f"opsloop dashboard of {proj.name} at {root}/")
-            console.print(f"control plane API at {url}  (docs: {url}/docs)")
+            console.print(
+                f"opsloop control plane of {proj.name} at {url}  (docs: {url}/docs)  "
+                f"dashboard: {root}/",
+                soft_wrap=True,
+            )
             who = "API tokens" if mode == "tokens" else "local single-user mode: callers act as you"
             console.print(f"access: {who}")
 
