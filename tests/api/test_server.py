@@ -43,6 +43,9 @@ def test_server_serves_the_project(project: Project, tmp_path: Path) -> None:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}/api/v1" in line, line
+        assert f"dashboard: http://127.0.0.1:{port}/" in line, line
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=30)
+        assert page.status_code == 200 and "<h1>Overview</h1>" in page.text
         base = f"http://127.0.0.1:{port}/api/v1"
         runs = httpx.get(f"{base}/runs", timeout=10).json()["items"]
         assert [(r["id"], r["metrics"]) for r in runs] == [(run.id, {"accuracy": 0.9})]

@@ -26,6 +26,7 @@ def test_quickstart_closes_the_loop_then_reruns_from_the_cache(quickstart: Quick
 
     # The lifecycle.
     assert "created project" in out
+    assert "server   # then open http://127.0.0.1:8700/" in out  # the dashboard, next
     assert "registered models:/churn/1 as champion (every gate passed)" in out
     for word in ("data checks", "candidates", "gates", "evaluation report:"):
         assert word in out

@@ -62,3 +62,8 @@ def quickstart(
     hint = activate_hint()
     if hint is not None:
         console.print(f"  (or '{hint}' first, then plain 'opsloop')", soft_wrap=True)
+    console.print("the dashboard, the whole loop on one screen:")
+    console.print(
+        f"  cd {directory} && {cli_command(folder)} server   # then open http://127.0.0.1:8700/",
+        soft_wrap=True,
+    )

@@ -1,5 +1,5 @@
-"""``opsloop server``: the control plane (REST API) over the project's store, artifact store
-and Git repository."""
+"""``opsloop server``: the control plane (REST API and the web dashboard) over the project's
+store, artifact store and Git repository."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from opsloop.cli._common import console, project
 EXAMPLES = """\
 Examples:
 
-  opsloop server                      # http://127.0.0.1:8700/api/v1
+  opsloop server                      # dashboard http://127.0.0.1:8700/, API /api/v1
   opsloop server --host 0.0.0.0       # a team server: every call needs an API token
   opsloop server --port 9000 --project ../churn
   curl -s http://127.0.0.1:8700/api/v1/runs?limit=5
@@ -46,8 +46,8 @@ def server_command(
         ),
     ] = None,
 ) -> None:
-    """Serve the control-plane REST API (/api/v1, its OpenAPI document at
-    /api/v1/openapi.json) and MLflow's tracking API (/api/2.0/mlflow) until Ctrl-C.
+    """Serve the web dashboard (/), the control-plane REST API (/api/v1, its OpenAPI document
+    at /api/v1/openapi.json) and MLflow's tracking API (/api/2.0/mlflow) until Ctrl-C.
 
     In local single-user mode every caller acts as you, so the server then listens only on
     this machine (a loopback address); with --auth tokens each call acts as the user or
@@ -70,8 +70,8 @@ def server_command(
 
     import uvicorn  # noqa: PLC0415
 
-    from opsloop.api import create_app  # noqa: PLC0415
     from opsloop.serve.server import bind_socket  # noqa: PLC0415
+    from opsloop.ui import create_server_app  # noqa: PLC0415
 
     if project_dir is not None:
         from opsloop.context import find_project, set_current_project  # noqa: PLC0415
@@ -83,7 +83,8 @@ def server_command(
     sock = bind_socket(host, port, advice="choose another with --port")
     bound_host, bound_port = sock.getsockname()[:2]
     where = f"[{bound_host}]" if ":" in str(bound_host) else str(bound_host)
-    url = f"http://{where}:{bound_port}/api/v1"
+    root = f"http://{where}:{bound_port}"
+    url = f"{root}/api/v1"
     if mode == "tokens":
         from opsloop.secops.identities import token_authenticator  # noqa: PLC0415
 
@@ -92,9 +93,9 @@ def server_command(
                 "[yellow]no users yet[/yellow]: every call will be refused until an admin "
                 "makes one: opsloop users add NAME --role admin && opsloop tokens create NAME"
             )
-        app = create_app(proj, authenticate=token_authenticator(proj.store))
+        app = create_server_app(proj, authenticate=token_authenticator(proj.store))
     else:
-        app = create_app(proj)
+        app = create_server_app(proj)
     config = uvicorn.Config(
         app, lifespan="off", access_log=False, log_level="warning", timeout_graceful_shutdown=10
     )
@@ -102,7 +103,11 @@ def server_command(
     class _Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
-            console.print(f"opsloop control plane of {proj.name} at {url}  (docs: {url}/docs)")
+            console.print(
+                f"opsloop control plane of {proj.name} at {url}  (docs: {url}/docs)  "
+                f"dashboard: {root}/",
+                soft_wrap=True,
+            )
             who = "API tokens" if mode == "tokens" else "local single-user mode: callers act as you"
             console.print(f"access: {who}")
 

@@ -4,18 +4,26 @@ artifacts (listed and downloaded)."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 
-from opsloop.api.pagination import CursorParam, LimitParam, page, scope_of, sort_value
+from opsloop.api.pagination import (
+    CursorParam,
+    LimitParam,
+    codec,
+    page,
+    scope_of,
+    sort_value,
+)
 from opsloop.api.problems import problems
 from opsloop.api.v1._common import Caller, Page, ProjectDep, StoreDep
 from opsloop.errors import NotFoundError
 from opsloop.secops.access import authorize
-from opsloop.store.types import ArtifactInfo, MetricPoint, RunInfo
+from opsloop.store.types import ArtifactInfo, MetricPoint, RunInfo, StepRunInfo
 
 __all__ = ["router"]
 
@@ -131,6 +139,39 @@ def list_runs(
     descending = order_by.startswith("-")
     field = order_by.lstrip("-+ ")
     _check_field(field, what=f"order_by {order_by!r}", plain=_ORDER_FIELDS)
+    scope = scope_of(
+        "runs",
+        kind=kind,
+        status=status,
+        name=name,
+        parent_id=parent_id,
+        filter=sorted(filters or []),
+        order_by=order_by,
+    )
+    if not conditions and field == "started_at":
+        # The common list (newest or oldest first, no metric or param filter): keyset paging
+        # in the database, so a page costs the same with ten runs or a million.
+        after = None
+        if cursor is not None:
+            key = codec(request).decode(scope, cursor)
+            try:
+                after = (datetime.fromisoformat(key[0][2]), str(key[1][2]))
+            except (TypeError, ValueError, IndexError):  # signed for this scope: never
+                raise HTTPException(400, "the cursor is not valid for this list") from None
+        got = store.runs.list_page(
+            kind=kind,
+            status=status,
+            name=name,
+            parent_id=parent_id,
+            descending=descending,
+            after=after,
+            limit=limit + 1,
+        )
+        chosen = got[:limit]
+        next_cursor = (
+            codec(request).encode(scope, _keyset_key(chosen[-1])) if len(got) > limit else None
+        )
+        return Page[RunInfo](items=chosen, next_cursor=next_cursor)
     total = sum(store.runs.count_by_kind().values())
     runs = store.runs.list(
         kind=kind, status=status, name=name, parent_id=parent_id, limit=max(total, 1)
@@ -140,20 +181,38 @@ def list_runs(
         request,
         found,
         key=lambda r: [sort_value(_field(r, field)), sort_value(r.id)],
-        scope=scope_of(
-            "runs",
-            kind=kind,
-            status=status,
-            name=name,
-            parent_id=parent_id,
-            filter=sorted(filters or []),
-            order_by=order_by,
-        ),
+        scope=scope,
         cursor=cursor,
         limit=limit,
         descending=descending,
     )
     return Page[RunInfo](items=items, next_cursor=next_cursor)
+
+
+def downsample(points: list[tuple[int, float]], max_points: int) -> list[tuple[int, float]]:
+    """At most ``max_points`` of ``points`` (in order): the series cut into max_points/2
+    equal stretches, each kept as its lowest and highest point, so spikes survive (a plain
+    stride would drop them)."""
+    if len(points) <= max_points:
+        return points
+    buckets = max_points // 2
+    size = len(points) / buckets
+    out: list[tuple[int, float]] = []
+    for b in range(buckets):
+        chunk = points[int(b * size) : int((b + 1) * size)]
+        if not chunk:
+            continue
+        low = min(range(len(chunk)), key=lambda i: chunk[i][1])
+        high = max(range(len(chunk)), key=lambda i: chunk[i][1])
+        out.extend(chunk[i] for i in sorted({low, high}))
+    return out
+
+
+def _keyset_key(run: RunInfo) -> list[Any]:
+    """The cursor key of a keyset page: the shape of the in-memory lists' keys, with the
+    exact start time (ISO text) beside its timestamp."""
+    when = sort_value(run.started_at)
+    return [[when[0], when[1], run.started_at.isoformat()], sort_value(run.id)]
 
 
 RunId = Annotated[str, Path(description="The run's id.")]
@@ -192,10 +251,36 @@ def metric_history(
     key: Annotated[str, Path(description="The metric's key.")],
     cursor: CursorParam = None,
     limit: LimitParam = 1000,
+    max_points: Annotated[
+        int | None,
+        Query(
+            ge=2,
+            le=100_000,
+            description="Downsample for a chart: at most this many points in one page, the "
+            "lowest and highest value of each of max_points/2 equal runs of steps (timestamps "
+            "are 0). Omit for every point, paged.",
+        ),
+    ] = None,
 ) -> Page[MetricPoint]:
-    """Every point of one metric of a run, by step then time."""
+    """Every point of one metric of a run, by step then time (or, with ``max_points``, a
+    downsampled history that keeps each stretch's extremes)."""
     authorize(caller, "read")
     store.runs.get(run_id)
+    if max_points is not None:
+        envelope = store.runs.metric_envelope(run_id, key, max_points // 2)
+        if envelope is not None:  # a long history: its envelope, computed by the database
+            return Page[MetricPoint](
+                items=[MetricPoint(key=key, value=v, step=st, timestamp=0) for st, v in envelope],
+                next_cursor=None,
+            )
+        steps = store.runs.metric_steps(run_id, key)
+        return Page[MetricPoint](
+            items=[
+                MetricPoint(key=key, value=v, step=st, timestamp=0)
+                for st, v in downsample(steps, max_points)
+            ],
+            next_cursor=None,
+        )
     points = store.runs.metric_history(run_id, key)
     indexed = list(enumerate(points))
     items, next_cursor = page(
@@ -207,6 +292,20 @@ def metric_history(
         limit=limit,
     )
     return Page[MetricPoint](items=[p for _, p in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/runs/{run_id}/steps",
+    response_model=list[StepRunInfo],
+    responses=problems(404),
+    summary="A pipeline run's steps",
+)
+def list_steps(caller: Caller, store: StoreDep, run_id: RunId) -> list[StepRunInfo]:
+    """The steps of a pipeline run in the order they ran: status, cache hit (``cached_from``),
+    times, CPU seconds and peak memory (empty for a plain run)."""
+    authorize(caller, "read")
+    store.runs.get(run_id)
+    return store.steps.list(run_id)
 
 
 @router.get(

@@ -7,7 +7,7 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from opsloop.errors import NotFoundError, StoreError, TrackingError, is_data_error
@@ -20,7 +20,9 @@ from opsloop.store.types import ArtifactInfo, MetricPoint, RunInfo
 if TYPE_CHECKING:
     import builtins
     from collections.abc import Sequence
+    from datetime import datetime
 
+    from sqlalchemy import Select
     from sqlalchemy.orm import Session
 
     from opsloop.store.db import Database
@@ -192,15 +194,85 @@ class RunRepository:
             q = q.where(m.Run.status == status)
         if name is not None:
             q = q.where(m.Run.name == name)
+        return self._listed(q)
+
+    def list_page(
+        self,
+        *,
+        kind: str | None = None,
+        parent_id: str | None = None,
+        status: str | None = None,
+        name: str | None = None,
+        descending: bool = True,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> builtins.list[RunInfo]:
+        """One page of runs by start time then id (both descending or both ascending),
+        starting after the run whose (started_at, id) is ``after``: keyset paging, so a page
+        costs the same however many runs there are."""
+        t = m.Run
+        order = (t.started_at.desc(), t.id.desc()) if descending else (t.started_at, t.id)
+        q = select(t).order_by(*order).limit(limit)
+        if kind is not None:
+            q = q.where(t.kind == kind)
+        if parent_id is not None:
+            q = q.where(t.parent_id == parent_id)
+        if status is not None:
+            q = q.where(t.status == status)
+        if name is not None:
+            q = q.where(t.name == name)
+        if after is not None:
+            when, run_id = after
+            if descending:
+                q = q.where(or_(t.started_at < when, and_(t.started_at == when, t.id < run_id)))
+            else:
+                q = q.where(or_(t.started_at > when, and_(t.started_at == when, t.id > run_id)))
+        return self._listed(q)
+
+    def _listed(self, q: Select[m.Run]) -> builtins.list[RunInfo]:
         with self.db.read() as s:
             runs = s.scalars(q).all()
             dead = self._dead_runs(runs, None)
             if not dead:
-                return [self._run_info(s, r) for r in runs]
+                return self._run_infos(s, runs)
         self._mark_killed(dead)
         # Runs just marked killed may no longer match a status filter: query again.
         with self.db.read() as s:
-            return [self._run_info(s, r) for r in s.scalars(q)]
+            return self._run_infos(s, s.scalars(q).all())
+
+    def _run_infos(self, s: Session, runs: Sequence[m.Run]) -> builtins.list[RunInfo]:
+        """Runs with their params, tags and latest metrics: three queries per 500 runs, not
+        three per run."""
+        params: dict[str, dict[str, Any]] = {r.id: {} for r in runs}
+        tags: dict[str, dict[str, Any]] = {r.id: {} for r in runs}
+        metrics: dict[str, dict[str, float]] = {r.id: {} for r in runs}
+        ids = list(params)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for p in s.scalars(select(m.Param).where(m.Param.run_id.in_(chunk))):
+                params[p.run_id][p.key] = p.value
+            for tg in s.scalars(select(m.RunTag).where(m.RunTag.run_id.in_(chunk))):
+                tags[tg.run_id][tg.key] = tg.value
+            t = m.Metric
+            last = (
+                select(func.max(t.id).label("last_id"))
+                .where(t.run_id.in_(chunk))
+                .group_by(t.run_id, t.key)
+            ).subquery()
+            rows = s.execute(select(t.run_id, t.key, t.value).join(last, t.id == last.c.last_id))
+            for run_id, key, value in rows:
+                metrics[run_id][key] = value
+        return [
+            RunInfo.model_validate(
+                {
+                    **{c: getattr(r, c) for c in RunInfo.model_fields if hasattr(r, c)},
+                    "params": params[r.id],
+                    "tags": tags[r.id],
+                    "metrics": metrics[r.id],
+                }
+            )
+            for r in runs
+        ]
 
     def heartbeat(self, run_id: str) -> None:
         """Record that the process writing ``run_id`` is alive; NotFoundError if absent."""
@@ -400,6 +472,50 @@ class RunRepository:
             return [
                 MetricPoint(key=k, value=v, step=st, timestamp=ts) for k, v, st, ts in s.execute(q)
             ]
+
+    def metric_steps(self, run_id: str, key: str) -> builtins.list[tuple[int, float]]:
+        """Every (step, value) of one metric of a run, by step then time: the history
+        without a record per point, for charts of long series."""
+        t = m.Metric
+        q = (
+            select(t.step, t.value)
+            .where(and_(t.run_id == run_id, t.key == key))
+            .order_by(t.step, t.id)
+        )
+        with self.db.read() as s:
+            return [(int(st), float(v)) for st, v in s.execute(q)]
+
+    def metric_envelope(
+        self, run_id: str, key: str, buckets: int
+    ) -> builtins.list[tuple[int, float]] | None:
+        """One metric's history cut into about ``buckets`` equal runs of steps, each as its
+        lowest and highest value (at the stretch's first and last step), computed in the
+        database: a chart of a million points without reading them. None when the history
+        has no more than ``2 * buckets`` points (read them all instead)."""
+        t = m.Metric
+        mine = and_(t.run_id == run_id, t.key == key)
+        with self.db.read() as s:
+            count, lo, hi = s.execute(
+                select(func.count(), func.min(t.step), func.max(t.step)).where(mine)
+            ).one()
+            if not count or count <= 2 * buckets:
+                return None
+            width = max(1, -(-(int(hi) - int(lo) + 1) // buckets))
+            bucket = ((t.step - int(lo)) // width).label("bucket")
+            rows = s.execute(
+                select(
+                    bucket, func.min(t.step), func.max(t.step), func.min(t.value), func.max(t.value)
+                )
+                .where(mine)
+                .group_by(bucket)
+                .order_by(bucket)
+            ).all()
+        out: builtins.list[tuple[int, float]] = []
+        for _, first, last, low, high in rows:
+            out.append((int(first), float(low)))
+            if last != first or high != low:
+                out.append((int(last), float(high)))
+        return out
 
     def count_metric_points(self, run_id: str) -> int:
         """How many metric points a run has."""
