@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
 from opsloop.api import create_app
+from opsloop.context import open_project
+from opsloop.store import UsageRecord
 from opsloop.ui import create_server_app
 from opsloop.ui.pages import COOKIE
 from tests.api.conftest import Populated
@@ -38,6 +41,9 @@ def _pages(populated: Populated, incident: int) -> list[str]:
         "/monitoring",
         "/data",
         f"/data/{digest}",
+        "/costs",
+        "/costs?by=deployment&days=7",
+        "/costs?by=colour&days=99999",
         "/audit",
         "/audit?kind=model.*",
     ]
@@ -118,3 +124,42 @@ def test_a_form_from_another_site_is_refused(
     got = admin.post("/deployments/churn-prod/rollback", headers=header)
     assert got.status_code == 403
     assert len(populated.project.store.events.list(kind="deployment.*", limit=1000)) >= 0
+
+
+COSTS_YAML = """\
+project: demo
+finops:
+  currency: EUR
+  rate_cards: [{name: card, vcpu_hour: 1.0, requests_per_million: 100.0}]
+  budgets:
+    - {deployment: churn-prod, monthly: 2, actual: [0.5, 1.0], forecast: [1.0]}
+"""
+
+
+def test_the_costs_page_shows_the_breakdown_the_days_and_the_budgets(
+    populated: Populated,
+) -> None:
+    root = populated.project.dir
+    (root / "opsloop.yaml").write_text(COSTS_YAML)
+    project = open_project(root)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    project.store.usage.add(
+        [
+            UsageRecord(
+                hour,
+                "replica",
+                {"deployment": "churn-prod", "model": "churn", "version": "1"},
+                {"reserved_cpu_s": 7200, "cpu_s": 3600, "requests": 10_000},
+            )
+        ]
+    )
+    with TestClient(create_server_app(project), follow_redirects=False) as client:
+        page = client.get("/costs", params={"by": "deployment"})
+    assert page.status_code == 200, page.text[-2000:]
+    text = page.text
+    assert "3.00 EUR" in text  # used 1 + idle 1 + requests 1
+    assert "<td>churn-prod</td>" in text
+    assert 'aria-current="page"' in text.split('href="/costs"')[1][:30]
+    assert "cost by what it paid for (EUR)" in text and "cost per day (EUR)" in text
+    # The budget of 2 EUR is spent past both thresholds.
+    assert "spent 50 %" in text and "spent 100 %" in text

@@ -6,7 +6,7 @@ the API decides the call anyway."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -16,7 +16,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from opsloop.ui.client import ApiClient, ApiError, LoginRequired
-from opsloop.ui.views import can, dag_figure, line_figure, sparkline, unified_diff
+from opsloop.ui.views import (
+    can,
+    cost_figure,
+    dag_figure,
+    line_figure,
+    sparkline,
+    unified_diff,
+)
 
 __all__ = ["COOKIE", "install", "router"]
 
@@ -879,6 +886,41 @@ def _lineage_figure(lineage: dict[str, Any], serving: list[dict[str, Any]]) -> d
             "plot_bgcolor": "rgba(0,0,0,0)",
         },
     }
+
+
+# -- costs ---------------------------------------------------------------------------------
+
+#: The dimensions the Costs page groups by (as ``GET /api/v1/costs`` takes them).
+COST_DIMENSIONS = ("team", "cost_centre", "model", "version", "deployment", "run", "kind")
+
+
+@router.get("/costs", response_class=HTMLResponse)
+async def costs(request: Request, by: str = "team", days: int = 30) -> Response:
+    by = by if by in COST_DIMENSIONS else "team"
+    days = min(max(days, 1), 366)
+    since = (datetime.now(UTC) - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
+    window = {"from": since.isoformat()}
+    async with _api(request) as api:
+        grouped = await api.get("/costs", by=by, **window)
+        daily = await api.get("/costs", by="day", **window)
+        budgets = await api.get("/costs/budgets")
+        return await _render(
+            request,
+            api,
+            "costs.html",
+            by=by,
+            days=days,
+            dimensions=COST_DIMENSIONS,
+            grouped=grouped,
+            budgets=budgets,
+            breakdown=cost_figure(grouped["rows"][:15], currency=grouped["currency"]),
+            daily=line_figure(
+                {"cost": ([r["key"] for r in daily["rows"]], [r["cost"] for r in daily["rows"]])},
+                title=f"cost per day ({daily['currency']})",
+            )
+            if daily["rows"]
+            else None,
+        )
 
 
 # -- audit ---------------------------------------------------------------------------------

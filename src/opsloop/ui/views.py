@@ -12,6 +12,7 @@ import yaml
 __all__ = [
     "ROLES",
     "can",
+    "cost_figure",
     "dag_figure",
     "line_figure",
     "sparkline",
@@ -44,6 +45,36 @@ def can(me: dict[str, Any], least: str, *, resource_type: str = "", resource: st
         and ROLES.index(g["role"]) >= rank
         for g in me.get("grants", [])
     )
+
+
+#: The parts of an allocated cost, as ``GET /api/v1/costs`` names them, in stacking order.
+COST_PARTS = ("used", "idle", "storage", "requests", "shared")
+
+
+def cost_figure(rows: list[dict[str, Any]], *, currency: str) -> dict[str, Any]:
+    """Horizontal bars of cost per value of a dimension, stacked by what it paid for (used,
+    idle reservation, storage, requests, share of the shared costs), the largest on top."""
+    ordered = list(reversed(rows))
+    keys = [r["key"] for r in ordered]
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": part,
+                "y": keys,
+                "x": [r[part] for r in ordered],
+            }
+            for part in COST_PARTS
+        ],
+        "layout": {
+            **_LAYOUT,
+            "barmode": "stack",
+            "title": {"text": f"cost by what it paid for ({currency})"},
+            "height": max(220, 60 + 26 * len(keys)),
+            "margin": {"l": 160, "r": 20, "t": 30, "b": 40},
+        },
+    }
 
 
 def line_figure(
