@@ -3,6 +3,7 @@ of the cost incident it causes."""
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -13,8 +14,10 @@ from opsloop.aiops.alerts import AlertIn, list_alerts
 from opsloop.aiops.incidents import get_incident, ingest_alerts, list_incidents
 from opsloop.aiops.lineage import LineageGraph
 from opsloop.context import use_project
+from opsloop.errors import AIOpsError, ConfigError
 from opsloop.gitops import parse_document
-from opsloop.loop.cost_actions import scale_to_minimum
+from opsloop.lifecycle.schedules import Scheduler
+from opsloop.loop.cost_actions import pause_schedules, scale_to_minimum
 from opsloop.loop.costs import cost_step
 from opsloop.spec.finops import FinopsSection
 from opsloop.store import UsageRecord, open_store
@@ -152,6 +155,9 @@ def test_budget_alerts_fire_at_their_thresholds_and_resolve_in_a_new_month(store
     january = cost_step(store, section, now=datetime(2027, 1, 1, 0, 30, tzinfo=UTC))
     assert january.budgets[0].actual == 0
     assert list_alerts(store, status="firing") == []
+    # The incident stays open through its grace period (a flap would reopen nothing), and a
+    # later step resolves it.
+    cost_step(store, section, now=datetime(2027, 1, 1, 1, 30, tzinfo=UTC))
     assert all(i.status == "resolved" for i in list_incidents(store))
     store.close()
 
@@ -191,3 +197,40 @@ def test_scale_to_minimum_commits_the_deployment_down(tmp_path: Path) -> None:
         # At its minimum already: nothing to commit.
         again = scale_to_minimum(context)
         assert again.commits == () and "left prod at 2" in again.did
+
+
+def test_pause_schedules_skips_due_runs_until_the_pause_ends(tmp_path: Path) -> None:
+    spec = (
+        "project: demo\nschedules:\n  nightly: {cron: '* * * * *'}\n  hourly: {cron: '0 * * * *'}\n"
+    )
+    (tmp_path / "opsloop.yaml").write_text(spec)
+    alert = AlertIn(name="cost.training", labels={"model": "churn", "category": "cost"})
+    with use_project(tmp_path) as proj:
+        (incident_id,) = ingest_alerts(proj.store, [alert], LineageGraph([])).opened
+        incident = get_incident(proj.store, incident_id)
+        assert "pause_schedules" in REMEDIATION_ACTIONS
+        scheduler = Scheduler(proj, command=lambda s: [sys.executable, "-c", "pass"])
+        now = datetime.now(UTC)
+        scheduler.tick(now)  # bearings
+        settings = {"schedules": ["nightly"], "hours": 2}
+        context = ActionContext.for_incident(incident, "pause_schedules", settings=settings)
+        result = pause_schedules(context)
+        assert result.did.startswith("paused nightly until ")
+        ticked = scheduler.tick(now + timedelta(seconds=61))
+        assert ticked.started == []
+        [skipped] = ticked.skipped
+        assert skipped.schedule == "nightly" and skipped.status == "skipped"
+        assert f"(incident {incident_id}: " in skipped.reason and "paused until" in skipped.reason
+        later = scheduler.tick(now + timedelta(hours=2, minutes=1))
+        assert [r.schedule for r in later.started] == ["nightly"]
+        scheduler.wait(timeout_s=60)
+        with pytest.raises(ConfigError, match=r"no schedule 'weekly' in opsloop.yaml"):
+            pause_schedules(
+                ActionContext.for_incident(
+                    incident, "pause_schedules", settings={"schedules": ["weekly"]}
+                )
+            )
+        with pytest.raises(AIOpsError, match="hours"):
+            pause_schedules(
+                ActionContext.for_incident(incident, "pause_schedules", settings={"hours": -1})
+            )

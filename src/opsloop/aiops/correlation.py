@@ -430,7 +430,9 @@ _CAUSE_AFFINITY: dict[str, dict[str, float]] = {
     "quality_drop": {"model": 1.0, "dataset": 0.9, "feature": 0.9, "deployment": 0.7},
     "error_rate": {"host": 1.0, "deployment": 1.0, "model": 0.6},
     "latency": {"host": 1.0, "deployment": 1.0, "model": 0.3},
-    "cost": {"deployment": 1.0, "host": 0.6, "model": 0.3},
+    # A retrain storm (a model version's training cost) drives the serving cost of the
+    # deployments that canary and serve it: a model is a typical cause of their cost alerts.
+    "cost": {"deployment": 1.0, "model": 0.9, "host": 0.6},
     "infrastructure": {"host": 1.0, "deployment": 0.6},
     "other": {"dataset": 0.7, "feature": 0.7, "model": 0.7, "deployment": 0.7, "host": 0.7},
 }

@@ -18,6 +18,10 @@ so that it outlives neither the controller's pass nor blocks it; its output goes
 file under ``.opsloop/runtime/schedules/``. Every due time, with what was done and why, is
 recorded in the store (``store.schedules``), and ``opsloop schedules history`` shows it.
 
+A paused schedule (:func:`pause_schedules`; the ``pause_schedules`` remediation action of a
+cost incident) records each due time before the pause ends as skipped, with why, and starts
+nothing.
+
 The first time the scheduler sees a schedule it only takes its bearings (now, the source's
 token, the newest incident): nothing that happened before the schedule existed starts a run.
 """
@@ -40,14 +44,14 @@ from opsloop.data.sources import probe_source
 from opsloop.errors import ConfigError, OpsloopError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
     from opsloop.context import Project
     from opsloop.spec.sources import ScheduleSpec
     from opsloop.store import ScheduleRunInfo
 
-__all__ = ["Scheduler", "TickResult", "run_command"]
+__all__ = ["Scheduler", "TickResult", "pause_schedules", "run_command"]
 
 # Cron times handled in one tick at most: a schedule of every minute after a month down
 # records its missed times as one row, and this bounds the work of counting them.
@@ -82,6 +86,29 @@ class TickResult:
         if self.errors:
             out["errors"] = list(self.errors)
         return out
+
+
+def pause_schedules(project: Project, names: Sequence[str], until: datetime, why: str) -> list[str]:
+    """Pause schedules until a time: each due time before it records a skipped run that
+    says why, and starts nothing (the remediation of a cost incident pauses retraining so).
+    Returns the schedules paused; a name ``opsloop.yaml`` does not declare is an error.
+
+    Raises:
+        ConfigError: A name is not a schedule of ``opsloop.yaml``.
+    """
+    declared = project.spec.schedules if project.spec is not None else {}
+    unknown = [n for n in names if n not in declared]
+    if unknown:
+        raise ConfigError(
+            f"no schedule {', '.join(repr(n) for n in unknown)} in opsloop.yaml "
+            f"(schedules: {', '.join(sorted(declared)) or 'none'})"
+        )
+    store = project.store.schedules
+    for name in names:
+        cursor = store.cursor(name)
+        cursor.update(paused_until=until.isoformat(), paused_by=why)
+        store.set_cursor(name, cursor)
+    return list(names)
 
 
 def run_command(schedule: ScheduleSpec) -> list[str]:
@@ -119,6 +146,7 @@ class Scheduler:
         self.command = command
         self.clock = clock or (lambda: datetime.now(UTC))
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._paused: tuple[datetime, str] | None = None
 
     def tick(self, now: datetime | None = None) -> TickResult:
         """Reap the runs that ended, then start what is due (see the module docstring)."""
@@ -151,6 +179,10 @@ class Scheduler:
     ) -> None:
         store = self.project.store.schedules
         cursor = store.cursor(name)
+        pause = cursor.get("paused_until")
+        self._paused = None
+        if pause is not None and now < _utc(pause):
+            self._paused = (_utc(pause), str(cursor.get("paused_by", "")))
         if schedule.cron is not None:
             self._cron(name, schedule, schedule.cron, now, cursor, result)
         elif schedule.new_data:
@@ -258,6 +290,20 @@ class Scheduler:
         result: TickResult,
     ) -> None:
         store = self.project.store.schedules
+        if self._paused is not None:
+            until, why = self._paused
+            result.skipped.append(
+                store.add_run(
+                    name,
+                    trigger=trigger,
+                    due_at=due_at,
+                    status="skipped",
+                    reason=f"paused until {until:%Y-%m-%d %H:%M} UTC"
+                    + (f" ({why})" if why else ""),
+                    details=details,
+                )
+            )
+            return
         running = [r for r in store.active(name) if self._alive(r)]
         if running and schedule.concurrency == "forbid":
             ids = ", ".join(f"#{r.id}" for r in running)

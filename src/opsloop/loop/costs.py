@@ -220,6 +220,8 @@ def cost_step(
     }
     alerts.extend(budget_alerts(result.budgets, now, currency=finops.currency, firing=firing))
     result.alerts = alerts
-    if alerts:
-        result.ingest = ingest_alerts(store, alerts, lineage_from_store(store), window=COST_WINDOW)
+    # Also without alerts: the quiet incidents past their grace period resolve at ``now``.
+    result.ingest = ingest_alerts(
+        store, alerts, lineage_from_store(store), window=COST_WINDOW, now=now
+    )
     return result
