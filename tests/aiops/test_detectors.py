@@ -30,7 +30,7 @@ def test_registry_names_every_detector_and_the_default_is_the_ensemble() -> None
 
 
 def test_registry_errors_name_the_problem() -> None:
-    with pytest.raises(AIOpsError, match="unknown detector .nope.; known detectors: context, "):
+    with pytest.raises(AIOpsError, match="unknown detector 'nope'; known detectors: context, "):
         get_detector("nope")
     with pytest.raises(AIOpsError, match="detector 'mad' has no parameter 'alpha'"):
         get_detector("mad", alpha=0.1)
