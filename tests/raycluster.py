@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -63,7 +64,22 @@ def _ray_start() -> list[str]:
 
 
 def _node_args(temp: Path) -> list[str]:
+    # Every port a node listens on is a free one: Ray's fixed defaults (52365 for the
+    # dashboard agent, 8085 for metrics …) collide with another cluster on the machine, or
+    # with an agent a killed cluster left behind, and the node then never starts.
+    ports = [
+        f"--{name}={_free_port()}"
+        for name in (
+            "node-manager-port",
+            "object-manager-port",
+            "dashboard-agent-listen-port",
+            "dashboard-agent-grpc-port",
+            "runtime-env-agent-port",
+            "metrics-export-port",
+        )
+    ]
     return [
+        *ports,
         "--num-cpus=1",
         "--object-store-memory=100000000",
         f"--temp-dir={temp}",
@@ -73,6 +89,12 @@ def _node_args(temp: Path) -> list[str]:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
+    # Every process the node started, also one that left the process group (Ray's agents
+    # must not outlive the test, holding ports and memory).
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        family = []
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
@@ -80,11 +102,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             continue
-        # The group may outlive its leader for a moment.
-        time.sleep(0.5)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        return
+        break
+    # The group may outlive its leader for a moment.
+    time.sleep(0.5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    for child in family:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    psutil.wait_procs(family, timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -142,33 +168,56 @@ def ray_cluster() -> Iterator[RayCluster]:
 def _start_node(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """``ray start … --block`` in a process group of its own, once it says its node runs.
 
-    Ray gives a new node's raylet a fixed 30 s to register; on a busy machine that can pass,
-    so a node that timed out is started again (up to three times).
+    On a busy machine a node can fail to start in Ray's fixed times: its raylet gives up on
+    registering (30 s) or aborts when its dashboard agent has not written its port within
+    about 15 s (a constant in Ray's raylet, no setting changes it). Such a node is stopped
+    and started again, up to four times, each once the machine had a moment.
     """
-    for attempt in range(3):
+    temp = log.parent
+    for attempt in range(4):
+        crashed_before = _raylet_crashes(temp)
         with log.open("wb") as out:
             proc = subprocess.Popen(args, env=env, stdout=out, stderr=out, start_new_session=True)
         try:
-            _wait_started(proc, log)
+            _wait_started(proc, log, temp, crashed_before)
             return proc
-        except RuntimeError:
+        except _RetryableStartError:
             _stop(proc)
-            if attempt == 2 or "timed out during startup" not in log.read_text(errors="replace"):
+            if attempt == 3:
                 raise
+            time.sleep(5)
         except BaseException:
-            _stop(proc)  # interrupted: leave no node behind
+            _stop(proc)  # failed or interrupted: leave no node behind
             raise
     raise AssertionError("unreachable")
 
 
-def _wait_started(proc: subprocess.Popen[bytes], log: Path) -> None:
+class _RetryableStartError(RuntimeError):
+    """The node did not start for a reason that a second try on a calmer machine cures."""
+
+
+def _raylet_crashes(temp: Path) -> int:
+    """How many raylets of the cluster's sessions aborted on startup so far."""
+    count = 0
+    for err in temp.glob("session_*/logs/raylet*.err"):
+        count += err.read_text(errors="replace").count("Timed out waiting for file")
+    return count
+
+
+def _wait_started(
+    proc: subprocess.Popen[bytes], log: Path, temp: Path, crashed_before: int
+) -> None:
     """Wait for ``ray start --block`` to say that its node runs."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         text = log.read_text(errors="replace")
         if "Ray runtime started" in text:
             return
+        if _raylet_crashes(temp) > crashed_before:
+            raise _RetryableStartError(f"the node's raylet aborted on startup: {text[-1000:]}")
         if proc.poll() is not None:
+            if "timed out during startup" in text:
+                raise _RetryableStartError(f"ray start timed out: {text[-2000:]}")
             raise RuntimeError(f"ray start exited: {text[-2000:]}")
         time.sleep(0.3)
-    raise RuntimeError(f"ray start did not finish: {log.read_text(errors='replace')[-2000:]}")
+    raise _RetryableStartError(f"ray start did not finish: {text[-2000:]}")
