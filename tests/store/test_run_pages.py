@@ -49,3 +49,35 @@ def test_metric_envelope_keeps_extremes(store: Store) -> None:
     assert max(v for _, v in envelope) == 99.0 and min(v for _, v in envelope) == 0.0
     assert [s for s, _ in envelope] == sorted(s for s, _ in envelope)
     assert store.runs.metric_envelope(run.id, "loss", 5000) is None  # short: read it all
+
+
+def test_latest_metrics_are_the_last_points_stored(store: Store) -> None:
+    run = store.runs.create("latest")
+    # Steps out of order, several keys: the latest value is the last point stored.
+    store.runs.log_metric_points(
+        run.id, [("b", 1.0, 5, 0), ("a", 2.0, 9, 0), ("b", 3.0, 2, 0), ("c", 4.0, 0, 0)]
+    )
+    store.runs.log_metric_points(run.id, [("a", 5.0, 1, 0)])
+    assert store.runs.get(run.id).metrics == {"a": 5.0, "b": 3.0, "c": 4.0}
+    assert store.runs.get(store.runs.create("empty").id).metrics == {}
+
+
+def test_envelope_of_an_ended_run_is_kept_until_a_point_is_added(store: Store) -> None:
+    run = store.runs.create("long")
+    store.runs.log_metric_points(run.id, [("loss", float(s), s, 0) for s in range(400)])
+    store.runs.finish(run.id, "finished")
+    first = store.runs.metric_envelope(run.id, "loss", 20)
+    assert first is not None and max(v for _, v in first) == 399.0
+    assert store.runs.metric_envelope(run.id, "loss", 20) == first
+    store.runs.log_metric_points(run.id, [("loss", 1000.0, 400, 0)])
+    again = store.runs.metric_envelope(run.id, "loss", 20)
+    assert again is not None and max(v for _, v in again) == 1000.0
+
+
+def test_runs_narrowed_by_text_fields(store: Store) -> None:
+    for name in ("sweep-9", "sweep-99", "Sweep-990", "other_99", "other%99"):
+        store.runs.create(name)
+    names = {r.name for r in store.runs.list(containing=[("name", "p-99")])}
+    assert {"sweep-99", "Sweep-990"} <= names and "sweep-9" not in names
+    assert {r.name for r in store.runs.list(containing=[("name", "%99")])} == {"other%99"}
+    assert {r.name for r in store.runs.list(equal=[("name", "sweep-9")])} == {"sweep-9"}

@@ -132,7 +132,12 @@ class Metric(Base):
     """One point of a metric series; timestamps are epoch milliseconds, NaN is stored as NULL."""
 
     __tablename__ = "metrics"
-    __table_args__ = (Index("ix_metrics_run_key_step", "run_id", "key", "step"),)
+    __table_args__ = (
+        # With the value, a chart's envelope of a long history reads this index alone.
+        Index("ix_metrics_run_key_step_value", "run_id", "key", "step", "value"),
+        # The latest value of each metric of a run is a seek, not a scan of its points.
+        Index("ix_metrics_run_key_id", "run_id", "key", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))

@@ -173,8 +173,17 @@ def list_runs(
         )
         return Page[RunInfo](items=chosen, next_cursor=next_cursor)
     total = sum(store.runs.count_by_kind().values())
+    # Conditions on the run's own text fields narrow the runs in the database (a search
+    # by name reads the runs it finds, not all of them); every condition is then checked
+    # exactly below (LIKE ignores case on some databases, the ~ filter does not).
     runs = store.runs.list(
-        kind=kind, status=status, name=name, parent_id=parent_id, limit=max(total, 1)
+        kind=kind,
+        status=status,
+        name=name,
+        parent_id=parent_id,
+        limit=max(total, 1),
+        equal=[(f, v) for f, op, v in conditions if op == "=" and f in _PLAIN_FIELDS],
+        containing=[(f, v) for f, op, v in conditions if op == "~" and f in _PLAIN_FIELDS],
     )
     found = [r for r in runs if all(_compare(_field(r, f), op, v) for f, op, v in conditions)]
     items, next_cursor = page(

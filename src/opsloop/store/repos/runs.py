@@ -4,10 +4,12 @@ processes writing them."""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from opsloop.errors import NotFoundError, StoreError, TrackingError, is_data_error
@@ -37,6 +39,8 @@ MetricRow = tuple[str, float, int, int]
 """(key, value, step, timestamp in epoch milliseconds)."""
 
 DEFAULT_HEARTBEAT_TIMEOUT_S = 300.0
+_ENVELOPES_KEPT = 64
+_TEXT_FIELDS = ("id", "name", "kind", "status", "user", "parent_id", "git_commit", "source")
 
 
 def _check_key(kind: str, key: str) -> None:
@@ -60,6 +64,11 @@ class RunRepository:
     ) -> None:
         self.db = db
         self.heartbeat_timeout_s = heartbeat_timeout_s
+        # Envelopes of ended runs' long histories, which no longer change: (run, key,
+        # buckets) -> (last point id, envelope), the least recently used dropped first.
+        self._envelopes: OrderedDict[tuple[str, str, int], tuple[int, list[tuple[int, float]]]]
+        self._envelopes = OrderedDict()
+        self._envelopes_lock = threading.Lock()
 
     def create(
         self,
@@ -168,12 +177,20 @@ class RunRepository:
         )
 
     def _latest_metrics(self, s: Session, run_id: str) -> dict[str, float]:
+        """The last value stored of each metric of a run, read by index seeks: the run's keys
+        one after another (the least key above the one before), then each key's highest id.
+        A GROUP BY would read every point of the run, a million for a long curve; this reads
+        two index entries per key. (Written out because neither SQLite nor SQLAlchemy offers
+        a loose index scan.)"""
         t = m.Metric
-        last = (
-            select(t.key, func.max(t.id).label("last_id")).where(t.run_id == run_id).group_by(t.key)
-        ).subquery()
-        rows = s.execute(select(t.key, t.value).join(last, t.id == last.c.last_id)).all()
-        return {k: v for k, v in rows}
+        mine = t.run_id == run_id
+        out: dict[str, float] = {}
+        key = s.scalar(select(func.min(t.key)).where(mine))
+        while key is not None:
+            last = select(t.value).where(mine, t.key == key).order_by(t.id.desc()).limit(1)
+            out[key] = s.execute(last).scalar_one()
+            key = s.scalar(select(func.min(t.key)).where(mine, t.key > key))
+        return out
 
     def list(
         self,
@@ -183,9 +200,18 @@ class RunRepository:
         status: str | None = None,
         name: str | None = None,
         limit: int = 100,
+        equal: Sequence[tuple[str, str]] = (),
+        containing: Sequence[tuple[str, str]] = (),
     ) -> builtins.list[RunInfo]:
-        """Runs, newest first, filtered by kind, parent, status or name."""
+        """Runs, newest first, filtered by kind, parent, status or name, and by text
+        fields of the run (``name``, ``user`` …): ``equal`` as (field, value) pairs, and
+        ``containing`` as (field, text) pairs matched by SQL LIKE (so case-insensitively on
+        SQLite and MariaDB: a caller wanting exact case filters the runs again)."""
         q = select(m.Run).order_by(m.Run.started_at.desc(), m.Run.id).limit(limit)
+        for field, value in equal:
+            q = q.where(self._text_field(field) == value)
+        for field, text in containing:
+            q = q.where(self._text_field(field).contains(text, autoescape=True))
         if kind is not None:
             q = q.where(m.Run.kind == kind)
         if parent_id is not None:
@@ -195,6 +221,14 @@ class RunRepository:
         if name is not None:
             q = q.where(m.Run.name == name)
         return self._listed(q)
+
+    @staticmethod
+    def _text_field(field: str) -> Any:
+        if field not in _TEXT_FIELDS:
+            raise TrackingError(
+                f"runs cannot be filtered by {field!r}: use one of {', '.join(_TEXT_FIELDS)}"
+            )
+        return getattr(m.Run, field)
 
     def list_page(
         self,
@@ -491,30 +525,52 @@ class RunRepository:
         """One metric's history cut into about ``buckets`` equal runs of steps, each as its
         lowest and highest value (at the stretch's first and last step), computed in the
         database: a chart of a million points without reading them. None when the history
-        has no more than ``2 * buckets`` points (read them all instead)."""
+        has no more than ``2 * buckets`` points (read them all instead).
+
+        Each stretch is one range query on the (run, key, step) index: the database reads
+        the stretch's points in step order and keeps four aggregates, where one GROUP BY on
+        a computed bucket would sort every point of the history first."""
         t = m.Metric
         mine = and_(t.run_id == run_id, t.key == key)
         with self.db.read() as s:
-            count, lo, hi = s.execute(
-                select(func.count(), func.min(t.step), func.max(t.step)).where(mine)
-            ).one()
-            if not count or count <= 2 * buckets:
+            run = s.get(m.Run, run_id)
+            last_id = s.scalar(select(t.id).where(mine).order_by(t.id.desc()).limit(1))
+            ended = run is not None and run.status != "running"
+            cached = (run_id, key, buckets)
+            with self._envelopes_lock:
+                hit = self._envelopes.get(cached)
+                if hit is not None and ended and hit[0] == last_id:
+                    self._envelopes.move_to_end(cached)
+                    return list(hit[1])
+            # Counting stops past 2 * buckets points: a long history is not counted whole.
+            some = select(t.id).where(mine).limit(2 * buckets + 1).subquery()
+            count = s.scalar(select(func.count()).select_from(some)) or 0
+            if count <= 2 * buckets:
                 return None
-            width = max(1, -(-(int(hi) - int(lo) + 1) // buckets))
-            bucket = ((t.step - int(lo)) // width).label("bucket")
-            rows = s.execute(
-                select(
-                    bucket, func.min(t.step), func.max(t.step), func.min(t.value), func.max(t.value)
-                )
-                .where(mine)
-                .group_by(bucket)
-                .order_by(bucket)
-            ).all()
+            # Separate queries, so that each is one index seek.
+            lo = int(s.scalar(select(func.min(t.step)).where(mine)) or 0)
+            hi = int(s.scalar(select(func.max(t.step)).where(mine)) or 0)
+            width = max(1, -(-(hi - lo + 1) // buckets))
+            stretch = select(
+                func.min(t.step), func.max(t.step), func.min(t.value), func.max(t.value)
+            ).where(mine, t.step >= bindparam("start"), t.step < bindparam("stop"))
+            rows = [
+                s.execute(stretch, {"start": start, "stop": start + width}).one()
+                for start in range(lo, hi + 1, width)
+            ]
         out: builtins.list[tuple[int, float]] = []
-        for _, first, last, low, high in rows:
+        for first, last, low, high in rows:
+            if first is None or low is None:  # no point, or only NaN, in this stretch
+                continue
             out.append((int(first), float(low)))
             if last != first or high != low:
                 out.append((int(last), float(high)))
+        if ended and last_id is not None:
+            with self._envelopes_lock:
+                self._envelopes[cached] = (int(last_id), list(out))
+                self._envelopes.move_to_end(cached)
+                while len(self._envelopes) > _ENVELOPES_KEPT:
+                    self._envelopes.popitem(last=False)
         return out
 
     def count_metric_points(self, run_id: str) -> int:
