@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from opsloop.monitor.report import _fmt, _png, draw_paired_bars, write_html
+from opsloop.monitor.report import REPORT_STYLE, _fmt, _png, draw_paired_bars, write_html
 
 if TYPE_CHECKING:
     import os
@@ -28,20 +28,15 @@ _OLD_COLOR = "#4c72b0"
 _NEW_COLOR = "#dd8452"
 _MAX_CHARTS = 40
 
-_TEMPLATE = """<!DOCTYPE html>
+_TEMPLATE = (
+    """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>Data diff: {{ diff.old }} → {{ diff.new }}</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-tr.drift td { background: #fde2e1; }
-td.text { text-align: left; }
-figure { margin: 1em 0; }
-figcaption { color: #555; font-size: 0.9em; }
+<style>"""
+    + REPORT_STYLE
+    + """td.text { text-align: left; }
 </style>
 </head>
 <body>
@@ -98,6 +93,7 @@ column(s) drift.</p>
 </body>
 </html>
 """
+)
 
 
 def render_diff(diff: DataDiff) -> list[Table]:

@@ -39,27 +39,33 @@ if TYPE_CHECKING:
 
     from opsloop.monitor.drift import Distribution, DriftResult, FeatureDrift
 
-__all__ = ["WindowTable", "draw_paired_bars", "write_drift_report", "write_html"]
+__all__ = ["REPORT_STYLE", "WindowTable", "draw_paired_bars", "write_drift_report", "write_html"]
 
 _REFERENCE_COLOR = "#4c72b0"
 _CURRENT_COLOR = "#dd8452"
 
-_TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{{ title }}</title>
-<style>
+REPORT_STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 tr.drift td { background: #fde2e1; }
-.verdict { font-size: 1.3em; padding: 0.5em 1em; display: inline-block; }
-.verdict.drift { background: #fde2e1; }
-.verdict.stable { background: #e1f5e4; }
 figure { margin: 1em 0; }
 figcaption { color: #555; font-size: 0.9em; }
+"""
+"""The style sheet the monitoring HTML reports share."""
+
+_TEMPLATE = (
+    """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{{ title }}</title>
+<style>"""
+    + REPORT_STYLE
+    + """.verdict { font-size: 1.3em; padding: 0.5em 1em; display: inline-block; }
+.verdict.drift { background: #fde2e1; }
+.verdict.stable { background: #e1f5e4; }
 </style>
 </head>
 <body>
@@ -120,6 +126,7 @@ figcaption { color: #555; font-size: 0.9em; }
 </body>
 </html>
 """
+)
 
 
 @dataclass(frozen=True)
