@@ -19,7 +19,7 @@ from opsloop.gitops import (
     rollback,
     set_traffic,
 )
-from opsloop.gitops.changes import FIRST_PORT
+from opsloop.gitops.changes import FIRST_PORT, resize
 from opsloop.store import models as m
 from tests.gitops.conftest import doc, git
 
@@ -138,6 +138,8 @@ def test_set_traffic_main_version_follows_the_largest_share(
 def test_set_traffic_errors(repo_project: Project, models: list[int]) -> None:
     with pytest.raises(NotFoundError, match="no document"):
         set_traffic("nobody", {1: 100}, project=repo_project)
+    with pytest.raises(NotFoundError, match="'nobody' has no document"):
+        resize("nobody", replicas=2, project=repo_project)
     promote("churn", to="churn-prod", project=repo_project)
     with pytest.raises(NotFoundError, match="version 7"):
         set_traffic("churn-prod", {2: 50, 7: 50}, project=repo_project)

@@ -279,6 +279,33 @@ def _score_row(
     )
 
 
+def chosen_profiles(corpus: NabCorpus, profiles: Sequence[str] | None) -> list[str]:
+    """The cost profiles to score: those named (default: all of the corpus), checked.
+
+    Raises:
+        AIOpsError: A named profile is not one of the corpus.
+    """
+    chosen = list(profiles) if profiles else list(corpus.profiles)
+    unknown = [p for p in chosen if p not in corpus.profiles]
+    if unknown:
+        raise AIOpsError(f"unknown profile {unknown[0]!r}; profiles: {', '.join(corpus.profiles)}")
+    return chosen
+
+
+def rows_progress(console: Console | None, progress: bool) -> Progress:
+    """The progress bar of a detector run over a corpus, counting rows scored."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not progress,
+        transient=False,
+    )
+
+
 def _is_published_subset(corpus: NabCorpus) -> bool:
     categories = {f.category for f in corpus.files.values()}
     return categories == PUBLISHED_SUBSET_CATEGORIES and len(corpus.files) == PUBLISHED_SUBSET_FILES
@@ -331,22 +358,10 @@ def run_nab_benchmark(
         AIOpsError: A detector or profile name is unknown.
     """
     corpus = NabCorpus.load(nab_dir)
-    chosen = list(profiles) if profiles else list(corpus.profiles)
-    unknown = [p for p in chosen if p not in corpus.profiles]
-    if unknown:
-        raise AIOpsError(f"unknown profile {unknown[0]!r}; profiles: {', '.join(corpus.profiles)}")
+    chosen = chosen_profiles(corpus, profiles)
     runs = _as_detectors(detectors)
     rows: list[ScoreboardRow] = []
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("rows"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not progress,
-        transient=False,
-    )
+    bar = rows_progress(console, progress)
     with bar:
         for name, detector in runs:
             task = bar.add_task(f"{name}", total=corpus.n_rows)
@@ -631,8 +646,7 @@ def cross_validate_nab(
     if repeats < 1:
         raise AIOpsError(f"repeats must be at least 1, got {repeats}")
     corpus = NabCorpus.load(nab_dir)
-    if profile not in corpus.profiles:
-        raise AIOpsError(f"unknown profile {profile!r}; profiles: {', '.join(corpus.profiles)}")
+    chosen_profiles(corpus, [profile])
     if not 2 <= folds <= len(corpus.files):
         raise AIOpsError(
             f"folds must be between 2 and the number of files ({len(corpus.files)}), got {folds}"
@@ -642,16 +656,7 @@ def cross_validate_nab(
     ref_path = Path(reference) if reference is not None else _find_reference(corpus.root)
     ref_results = load_results(ref_path, ref_path.name, corpus) if ref_path else None
 
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("rows"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not progress,
-        transient=False,
-    )
+    bar = rows_progress(console, progress)
     runs: list[dict[str, FloatArray]] = []
     with bar:
         task = bar.add_task(

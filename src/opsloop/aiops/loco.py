@@ -19,9 +19,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-from opsloop.aiops.benchmark import SOURCE_OPSLOOP, SOURCE_RESULTS, run_detector
+from opsloop.aiops.benchmark import (
+    SOURCE_OPSLOOP,
+    SOURCE_RESULTS,
+    chosen_profiles,
+    rows_progress,
+    run_detector,
+)
 from opsloop.aiops.detectors import get_detector
 from opsloop.aiops.nab.corpus import NabCorpus, load_results
 from opsloop.aiops.nab.scoring import CorpusScore, normalized_score, score_corpus
@@ -261,10 +265,7 @@ def cross_validate_loco(
         DataError: The folder or a results file is missing or malformed.
     """
     corpus = NabCorpus.load(nab_dir)
-    chosen = list(profiles) if profiles else list(corpus.profiles)
-    unknown = [p for p in chosen if p not in corpus.profiles]
-    if unknown:
-        raise AIOpsError(f"unknown profile {unknown[0]!r}; profiles: {', '.join(corpus.profiles)}")
+    chosen = chosen_profiles(corpus, profiles)
     categories = held_out_categories(corpus)
     if len(categories) < 2:
         raise AIOpsError(
@@ -274,16 +275,7 @@ def cross_validate_loco(
     grid = LOCO_CANDIDATES if candidates is None else candidates
     settings = {d: tuple(dict(c) for c in grid.get(d, ({},))) or ({},) for d in detectors}
     made = {d: [get_detector(d, **c) for c in settings[d]] for d in detectors}
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("rows"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not progress,
-        transient=False,
-    )
+    bar = rows_progress(console, progress)
     rows: list[LocoRow] = []
     with bar:
         for d in detectors:

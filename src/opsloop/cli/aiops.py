@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -101,9 +101,13 @@ def benchmark(
     if chart is not None:
         _out.print(f"chart: {write_chart(board, chart)}")
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(board.to_dict(), indent=2, default=str), encoding="utf-8")
-        _out.print(f"scoreboard: {json_out}")
+        _save_json(json_out, board.to_dict(), "scoreboard")
+
+
+def _save_json(path: Path, data: dict[str, Any], label: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    _out.print(f"{label}: {path}")
 
 
 def _loco(
@@ -132,9 +136,7 @@ def _loco(
         raise _fail(exc) from exc
     _out.print(render_loco_report(report))
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8")
-        _out.print(f"report: {json_out}")
+        _save_json(json_out, report.to_dict(), "report")
 
 
 @app.command("detectors")

@@ -109,6 +109,21 @@ class _Workspace:
             return str(rec.desired["file"]), None
         return f"{self.folder}/{name}.yaml", None
 
+    def locate_existing(self, name: str) -> tuple[str, DeploymentDocument]:
+        """The file and committed document of deployment ``name``, which must have one.
+
+        Raises:
+            NotFoundError: The deployment has no document.
+            GitOpsError: The document exists but is invalid.
+        """
+        path, doc = self.locate(name)
+        if doc is None:
+            raise NotFoundError(
+                f"deployment '{name}' has no document in {self.folder}/",
+                hint=f"create it with 'opsloop deploy promote MODEL --to {name}'",
+            )
+        return path, doc
+
     def write(
         self, name: str, path: str, doc: DeploymentDocument, subject: str, body: str
     ) -> str | None:
@@ -285,12 +300,7 @@ def set_traffic(
         SpecError: The split is invalid (weights not adding up to 100 …).
     """
     ws = _Workspace(project, folder)
-    path, doc = ws.locate(deployment)
-    if doc is None:
-        raise NotFoundError(
-            f"deployment '{deployment}' has no document in {ws.folder}/",
-            hint=f"create it with 'opsloop deploy promote MODEL --to {deployment}'",
-        )
+    path, doc = ws.locate_existing(deployment)
     if not weights:
         raise GitOpsError("give at least one VERSION=WEIGHT")
     for v in weights:
@@ -350,12 +360,7 @@ def resize(
         SpecError: A value is invalid (a quantity that does not parse …).
     """
     ws = _Workspace(project, folder)
-    path, doc = ws.locate(deployment)
-    if doc is None:
-        raise NotFoundError(
-            f"deployment '{deployment}' has no document in {ws.folder}/",
-            hint=f"create it with 'opsloop deploy promote MODEL --to {deployment}'",
-        )
+    path, doc = ws.locate_existing(deployment)
     data = doc.to_data()
     spec = data["spec"]
     before = _sizing(doc)

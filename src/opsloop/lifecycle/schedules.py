@@ -290,30 +290,24 @@ class Scheduler:
         result: TickResult,
     ) -> None:
         store = self.project.store.schedules
+        skip: str | None = None
+        running: list[ScheduleRunInfo] = []
         if self._paused is not None:
             until, why = self._paused
+            skip = f"paused until {until:%Y-%m-%d %H:%M} UTC" + (f" ({why})" if why else "")
+        else:
+            running = [r for r in store.active(name) if self._alive(r)]
+            if running and schedule.concurrency == "forbid":
+                ids = ", ".join(f"#{r.id}" for r in running)
+                skip = f"run {ids} still runs (concurrency: forbid)"
+        if skip is not None:
             result.skipped.append(
                 store.add_run(
                     name,
                     trigger=trigger,
                     due_at=due_at,
                     status="skipped",
-                    reason=f"paused until {until:%Y-%m-%d %H:%M} UTC"
-                    + (f" ({why})" if why else ""),
-                    details=details,
-                )
-            )
-            return
-        running = [r for r in store.active(name) if self._alive(r)]
-        if running and schedule.concurrency == "forbid":
-            ids = ", ".join(f"#{r.id}" for r in running)
-            result.skipped.append(
-                store.add_run(
-                    name,
-                    trigger=trigger,
-                    due_at=due_at,
-                    status="skipped",
-                    reason=f"run {ids} still runs (concurrency: forbid)",
+                    reason=skip,
                     details=details,
                 )
             )

@@ -607,49 +607,32 @@ def _tune_one(
         nonlocal use_pool
         t0 = time.perf_counter()
         params = cand.suggest(trial, ptype)
+        outcome: list[FoldOutcome] | BaseException
         try:
             estimator = cand.make(ptype, params, seed, 1)
             if use_pool and pool is not None:
-                outcomes = pool.fit(estimator, metric, ptype)
+                outcome = pool.fit(estimator, metric, ptype)
             else:
                 # One thread, as in the workers: OpenMP models spinning on a busy machine can be
                 # several times slower with more threads than free cores.
                 with threadpool_limits(limits=1):
-                    outcomes = [_fit_fold(estimator, f, metric, ptype) for f in folds]
-            scores = [float(o[0]) for o in outcomes]
-            if not all(math.isfinite(s) for s in scores):
-                raise MLError(f"{metric} is not finite on some fold: {scores}")
+                    outcome = [_fit_fold(estimator, f, metric, ptype) for f in folds]
         except Exception as exc:  # any model error fails this trial only, as Optuna would
-            duration = time.perf_counter() - t0
-            record = TrialRecord(
-                candidate=name,
-                number=trial.number,
-                params=params,
-                score=None,
-                duration_s=duration,
-                state="failed",
-                error=f"{type(exc).__name__}: {exc}".splitlines()[0],
-                cost=duration * processes() * vcpu_hour / 3600.0,
-            )
-            value = math.nan
-        else:
-            duration = time.perf_counter() - t0
-            record = TrialRecord(
-                candidate=name,
-                number=trial.number,
-                params=params,
-                score=float(np.mean(scores)),
-                score_std=float(np.std(scores)),
-                fold_scores=scores,
-                duration_s=duration,
-                state="complete",
-                warnings=sorted({w for o in outcomes for w in o[1]}),
-                cost=duration * processes() * vcpu_hour / 3600.0,
-            )
-            value = record.score if record.score is not None else math.nan
-            # Decide once, from the first (default-parameter) trial, whether workers pay off.
-            if trial.number == 0 and pool is not None:
-                use_pool = record.duration_s / len(folds) >= _PARALLEL_MIN_FOLD_S
+            outcome = exc
+        duration = time.perf_counter() - t0
+        record = _trial_record(
+            name,
+            trial.number,
+            params,
+            metric,
+            outcome,
+            duration,
+            duration * processes() * vcpu_hour / 3600.0,
+        )
+        value = record.score if record.score is not None else math.nan
+        # Decide once, from the first (default-parameter) trial, whether workers pay off.
+        if record.state == "complete" and trial.number == 0 and pool is not None:
+            use_pool = record.duration_s / len(folds) >= _PARALLEL_MIN_FOLD_S
         records.append(record)
         if bars is not None and task is not None:
             done = [r.score for r in records if r.score is not None]
@@ -741,41 +724,50 @@ def _fit_batch(
     wall = time.perf_counter() - t0
     took = wall / max(1, len(batch))
     cost = wall * fold_cpu_hour / 3600.0
-    records: list[TrialRecord] = []
-    for trial, p, fitted_or_error in zip(batch, params, outcomes, strict=True):
-        outcome = fitted_or_error
-        scores = [] if isinstance(outcome, BaseException) else [float(o[0]) for o in outcome]
-        if not isinstance(outcome, BaseException) and not all(math.isfinite(x) for x in scores):
-            outcome = MLError(f"{metric} is not finite on some fold: {scores}")
-        if isinstance(outcome, BaseException):
-            records.append(
-                TrialRecord(
-                    candidate=name,
-                    number=trial.number,
-                    params=p,
-                    score=None,
-                    duration_s=took,
-                    state="failed",
-                    error=f"{type(outcome).__name__}: {outcome}".splitlines()[0],
-                    cost=cost,
-                )
-            )
-            continue
-        records.append(
-            TrialRecord(
-                candidate=name,
-                number=trial.number,
-                params=p,
-                score=float(np.mean(scores)),
-                score_std=float(np.std(scores)),
-                fold_scores=scores,
-                duration_s=took,
-                state="complete",
-                warnings=sorted({w for o in outcome for w in o[1]}),
-                cost=cost,
-            )
+    return [
+        _trial_record(name, trial.number, p, metric, outcome, took, cost)
+        for trial, p, outcome in zip(batch, params, outcomes, strict=True)
+    ]
+
+
+def _trial_record(
+    name: str,
+    number: int,
+    params: dict[str, Any],
+    metric: str,
+    outcome: Sequence[FoldOutcome] | BaseException,
+    duration: float,
+    cost: float,
+) -> TrialRecord:
+    """The record of one trial from its fold outcomes, or the error that failed it.
+
+    A score that is not finite on some fold fails the trial."""
+    scores = [] if isinstance(outcome, BaseException) else [float(o[0]) for o in outcome]
+    if not isinstance(outcome, BaseException) and not all(math.isfinite(x) for x in scores):
+        outcome = MLError(f"{metric} is not finite on some fold: {scores}")
+    if isinstance(outcome, BaseException):
+        return TrialRecord(
+            candidate=name,
+            number=number,
+            params=params,
+            score=None,
+            duration_s=duration,
+            state="failed",
+            error=f"{type(outcome).__name__}: {outcome}".splitlines()[0],
+            cost=cost,
         )
-    return records
+    return TrialRecord(
+        candidate=name,
+        number=number,
+        params=params,
+        score=float(np.mean(scores)),
+        score_std=float(np.std(scores)),
+        fold_scores=scores,
+        duration_s=duration,
+        state="complete",
+        warnings=sorted({w for o in outcome for w in o[1]}),
+        cost=cost,
+    )
 
 
 def render_tune_table(result: TuneResult) -> Table:

@@ -10,11 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from rich.table import Table
 
-from opsloop.errors import MonitorError
-from opsloop.monitor.report import _fmt, _png
+from opsloop.monitor.report import REPORT_STYLE, _fmt, _png, draw_paired_bars, write_html
 
 if TYPE_CHECKING:
     import os
@@ -30,20 +28,15 @@ _OLD_COLOR = "#4c72b0"
 _NEW_COLOR = "#dd8452"
 _MAX_CHARTS = 40
 
-_TEMPLATE = """<!DOCTYPE html>
+_TEMPLATE = (
+    """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>Data diff: {{ diff.old }} → {{ diff.new }}</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-tr.drift td { background: #fde2e1; }
-td.text { text-align: left; }
-figure { margin: 1em 0; }
-figcaption { color: #555; font-size: 0.9em; }
+<style>"""
+    + REPORT_STYLE
+    + """td.text { text-align: left; }
 </style>
 </head>
 <body>
@@ -100,6 +93,7 @@ column(s) drift.</p>
 </body>
 </html>
 """
+)
 
 
 def render_diff(diff: DataDiff) -> list[Table]:
@@ -175,14 +169,7 @@ def write_diff_report(diff: DataDiff, path: str | os.PathLike[str]) -> Path:
         psi_chart=_psi_chart(diff),
         charts=charts,
     )
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial")
-        partial.write_text(html, encoding="utf-8")
-        partial.replace(target)
-    except OSError as exc:
-        raise MonitorError(f"cannot write the diff report to {target}: {exc.strerror}") from exc
-    return target
+    return write_html(target, html, "the diff report")
 
 
 def _rows_chart(diff: DataDiff) -> str:
@@ -228,13 +215,7 @@ def _column_chart(feature: FeatureDrift) -> dict[str, str]:
     assert dist is not None
     figure = Figure(figsize=(6, 3.2))
     ax = figure.add_subplot(1, 1, 1)
-    x = np.arange(len(dist.labels))
-    width = 0.4
-    ax.bar(x - width / 2, dist.reference, width, label="old", color=_OLD_COLOR)
-    ax.bar(x + width / 2, dist.current, width, label="new", color=_NEW_COLOR)
-    step = max(1, len(dist.labels) // 10)
-    ax.set_xticks(x[::step], dist.labels[::step], rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("share")
+    draw_paired_bars(ax, dist, ("old", "new"), (_OLD_COLOR, _NEW_COLOR))
     ax.legend(fontsize=8)
     verdict = "drifts" if feature.drift_detected else "stable"
     ax.set_title(f"{feature.name}: PSI {_fmt(feature.psi)}, {verdict}", fontsize=10)

@@ -37,29 +37,35 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from opsloop.monitor.drift import DriftResult, FeatureDrift
+    from opsloop.monitor.drift import Distribution, DriftResult, FeatureDrift
 
-__all__ = ["WindowTable", "write_drift_report"]
+__all__ = ["REPORT_STYLE", "WindowTable", "draw_paired_bars", "write_drift_report", "write_html"]
 
 _REFERENCE_COLOR = "#4c72b0"
 _CURRENT_COLOR = "#dd8452"
 
-_TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{{ title }}</title>
-<style>
+REPORT_STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 tr.drift td { background: #fde2e1; }
-.verdict { font-size: 1.3em; padding: 0.5em 1em; display: inline-block; }
-.verdict.drift { background: #fde2e1; }
-.verdict.stable { background: #e1f5e4; }
 figure { margin: 1em 0; }
 figcaption { color: #555; font-size: 0.9em; }
+"""
+"""The style sheet the monitoring HTML reports share."""
+
+_TEMPLATE = (
+    """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{{ title }}</title>
+<style>"""
+    + REPORT_STYLE
+    + """.verdict { font-size: 1.3em; padding: 0.5em 1em; display: inline-block; }
+.verdict.drift { background: #fde2e1; }
+.verdict.stable { background: #e1f5e4; }
 </style>
 </head>
 <body>
@@ -120,6 +126,7 @@ figcaption { color: #555; font-size: 0.9em; }
 </body>
 </html>
 """
+)
 
 
 @dataclass(frozen=True)
@@ -232,13 +239,22 @@ def write_drift_report(
         pct=_pct,
         status_text={"no_data": "no data", "too_few": "too few values"},
     )
+    return write_html(target, html, "drift report")
+
+
+def write_html(target: Path, html: str, what: str) -> Path:
+    """Write ``html`` to ``target`` whole or not at all (through a partial file beside it).
+
+    Raises:
+        MonitorError: The file cannot be written; the message names ``what`` it is.
+    """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.partial")
         partial.write_text(html, encoding="utf-8")
         partial.replace(target)
     except OSError as exc:
-        raise MonitorError(f"cannot write drift report to {target}: {exc.strerror}") from exc
+        raise MonitorError(f"cannot write {what} to {target}: {exc.strerror}") from exc
     return target
 
 
@@ -289,13 +305,7 @@ def _draw_distribution(ax: Axes, feature: FeatureDrift, ref: NumericProfile | No
     if dist is None:
         ax.text(0.5, 0.5, "no data", ha="center", va="center")
         return
-    x = np.arange(len(dist.labels))
-    width = 0.4
-    ax.bar(x - width / 2, dist.reference, width, label="reference", color=_REFERENCE_COLOR)
-    ax.bar(x + width / 2, dist.current, width, label="current", color=_CURRENT_COLOR)
-    step = max(1, len(dist.labels) // 10)
-    ax.set_xticks(x[::step], dist.labels[::step], rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("share")
+    draw_paired_bars(ax, dist, ("reference", "current"))
     if dist.kind == "histogram" and ref is not None and dist.edges is not None:
         # Mark the reference range: values beyond it count as out of range.
         edges = np.asarray(dist.edges)
@@ -304,6 +314,22 @@ def _draw_distribution(ax: Axes, feature: FeatureDrift, ref: NumericProfile | No
             if edges[0] <= bound <= edges[-1]:
                 ax.axvline((bound - edges[0]) / bin_width - 0.5, color="grey", ls="--", lw=1)
     ax.legend(fontsize=8)
+
+
+def draw_paired_bars(
+    ax: Axes,
+    dist: Distribution,
+    names: tuple[str, str],
+    colors: tuple[str, str] = (_REFERENCE_COLOR, _CURRENT_COLOR),
+) -> None:
+    """Side-by-side bars of a distribution's reference and current shares per bin."""
+    x = np.arange(len(dist.labels))
+    width = 0.4
+    ax.bar(x - width / 2, dist.reference, width, label=names[0], color=colors[0])
+    ax.bar(x + width / 2, dist.current, width, label=names[1], color=colors[1])
+    step = max(1, len(dist.labels) // 10)
+    ax.set_xticks(x[::step], dist.labels[::step], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("share")
 
 
 def _draw_cdf(ax: Axes, feature: FeatureDrift, ref: NumericProfile, column: pd.Series) -> None:

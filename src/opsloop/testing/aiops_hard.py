@@ -37,6 +37,7 @@ import numpy as np
 
 from opsloop.aiops.alerts import AlertIn, parse_alertmanager
 from opsloop.aiops.lineage import LineageGraph
+from opsloop.testing.aiops_scenarios import COLUMNS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -55,26 +56,8 @@ __all__ = [
 
 FAULT_KINDS = ("dataset_drift", "feature_broken", "host_degraded", "bad_model", "deployment_config")
 
-_COLUMNS = (
-    "tenure",
-    "age",
-    "monthly_charges",
-    "total_charges",
-    "contract",
-    "payment_method",
-    "region",
-    "plan",
-    "support_calls",
-    "usage_gb",
-    "devices",
-    "discount",
-    "late_payments",
-    "channel",
-    "income",
-    "household",
-    "amount",
-    "merchant",
-)
+# The simple simulation's columns and two more.
+_COLUMNS = (*COLUMNS, "amount", "merchant")
 _HOST_ROOT_ALERTS = ("node_cpu_saturation", "node_memory_pressure", "node_disk_pressure")
 _DATASET_ROOT_ALERTS = ("dataset_null_rate", "dataset_schema_violation", "dataset_freshness_stale")
 

@@ -30,9 +30,9 @@ from opsloop.errors import AIOpsError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["Scenario", "Simulation", "score_incidents", "simulate"]
+__all__ = ["COLUMNS", "Scenario", "Simulation", "score_incidents", "simulate"]
 
-_COLUMNS = (
+COLUMNS = (
     "tenure",
     "age",
     "monthly_charges",
@@ -50,6 +50,7 @@ _COLUMNS = (
     "income",
     "household",
 )
+"""Column names the simulated data sets draw from."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class _World:
         self.rng = rng
         self.datasets = [f"sha256:{rng.bytes(32).hex()}" for _ in range(4)]
         self.columns = {
-            d: sorted(rng.choice(_COLUMNS, size=int(rng.integers(8, 13)), replace=False).tolist())
+            d: sorted(rng.choice(COLUMNS, size=int(rng.integers(8, 13)), replace=False).tolist())
             for d in self.datasets
         }
         self.models: dict[str, tuple[str, list[str]]] = {}

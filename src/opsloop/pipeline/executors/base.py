@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
-    from datetime import datetime
     from types import TracebackType
 
 __all__ = ["DEFAULT_LOG_LIMIT", "Executor", "StepResult", "StepTask"]
@@ -97,6 +97,19 @@ class StepResult:
     error: str | None = None
     traceback: str | None = None
     crashed: bool = False
+
+    @classmethod
+    def crash(cls, task: StepTask, started_at: datetime | None, error: str) -> Self:
+        """The result of an attempt whose worker died before it reported, ended now."""
+        return cls(
+            step=task.step,
+            attempt=task.attempt,
+            ok=False,
+            started_at=started_at,
+            ended_at=datetime.now(UTC),
+            error=error,
+            crashed=True,
+        )
 
 
 class Executor(ABC):

@@ -230,17 +230,11 @@ class LocalExecutor(Executor):
             os.unlink(job.log_path)
         result = job.result
         if result is None:
-            result = StepResult(
-                step=job.task.step,
-                attempt=job.task.attempt,
-                ok=False,
-                started_at=job.started_at,
-                ended_at=datetime.now(UTC),
-                error=(
-                    f"the worker process of step '{job.task.step}' died "
-                    f"({_death(exitcode)}) before it reported a result"
-                ),
-                crashed=True,
+            result = StepResult.crash(
+                job.task,
+                job.started_at,
+                f"the worker process of step '{job.task.step}' died "
+                f"({_death(exitcode)}) before it reported a result",
             )
         result = replace(result, logs=logs)
         with self._lock:

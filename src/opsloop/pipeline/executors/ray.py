@@ -286,17 +286,11 @@ class RayExecutor(Executor):
             # The task did not report: its worker died, the node was lost, or it was
             # cancelled. Ray's message names the cause.
             message = str(exc).strip().splitlines()
-            result = StepResult(
-                step=job.task.step,
-                attempt=job.task.attempt,
-                ok=False,
-                started_at=job.started_at,
-                ended_at=datetime.now(UTC),
-                error=(
-                    f"the Ray task of step '{job.task.step}' failed before it reported a "
-                    f"result ({type(exc).__name__}: {message[0] if message else ''})"
-                ),
-                crashed=True,
+            result = StepResult.crash(
+                job.task,
+                job.started_at,
+                f"the Ray task of step '{job.task.step}' failed before it reported a "
+                f"result ({type(exc).__name__}: {message[0] if message else ''})",
             )
         with self._lock:
             self._running.pop(id(job), None)
