@@ -27,6 +27,29 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.pop("COLUMNS", None)
     os.environ.pop("LINES", None)
 
+# Under 'pytest -n auto --dist loadgroup' a test file's tests run on one worker, and the
+# end-to-end flows (with the tests that make the quickstart project) all on one: they start
+# model servers on the first free ports from 8601 and the loop service, which two workers
+# would contend for.
+_SERIAL_GROUP = "end-to-end"
+_SERIAL_FILES = (
+    "tests/e2e/",
+    "tests/cli/test_first_hour.py",
+    "tests/lifecycle/test_quickstart_command.py",
+    "tests/lifecycle/test_champion_guard.py",
+    "tests/loop/test_ci.py",
+    "tests/gitops/test_local_runtime.py",
+    "tests/loop/test_controller.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        group = _SERIAL_GROUP if path.startswith(_SERIAL_FILES) else path
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 PG_URL = os.environ.get(
     "OPSLOOP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

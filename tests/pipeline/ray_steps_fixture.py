@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from opsloop.pipeline import step
 
@@ -18,3 +19,11 @@ def resources() -> dict[str, float]:
 
     assigned = ray.get_runtime_context().get_assigned_resources()
     return {k: v for k, v in assigned.items() if k in ("CPU", "memory")}
+
+
+@step
+def nap(n: int) -> int:
+    """Holds its CPU for two seconds: tasks submitted together cannot all run on one node
+    of one CPU, whatever the scheduler's order."""
+    time.sleep(2)
+    return n

@@ -63,9 +63,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 os.environ[k] = v
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium (Playwright's own browser download cannot work here)."""
+    """Debian's Chromium (Playwright's own browser download cannot work here). One per
+    module: Playwright's synchronous API keeps an event loop running in the thread while it
+    is open, and a test of another module that runs asyncio would find it."""
     executable = shutil.which("chromium")
     if executable is None:
         reason = "Chromium is not installed (apt-get install -y chromium)"
