@@ -222,7 +222,7 @@ def test_pause_schedules_skips_due_runs_until_the_pause_ends(tmp_path: Path) -> 
         assert skipped.schedule == "nightly" and skipped.status == "skipped"
         assert f"(incident {incident_id}: " in skipped.reason and "paused until" in skipped.reason
         later = scheduler.tick(now + timedelta(hours=2, minutes=1))
-        assert [r.schedule for r in later.started] == ["nightly"]
+        assert "nightly" in [r.schedule for r in later.started]
         scheduler.wait(timeout_s=60)
         with pytest.raises(ConfigError, match=r"no schedule 'weekly' in opsloop.yaml"):
             pause_schedules(
