@@ -27,27 +27,14 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.pop("COLUMNS", None)
     os.environ.pop("LINES", None)
 
-# Under 'pytest -n auto --dist loadgroup' a test file's tests run on one worker, and the
-# end-to-end flows (with the tests that make the quickstart project) all on one: they start
-# model servers on the first free ports from 8601 and the loop service, which two workers
-# would contend for.
-_SERIAL_GROUP = "end-to-end"
-_SERIAL_FILES = (
-    "tests/e2e/",
-    "tests/cli/test_first_hour.py",
-    "tests/lifecycle/test_quickstart_command.py",
-    "tests/lifecycle/test_champion_guard.py",
-    "tests/loop/test_ci.py",
-    "tests/gitops/test_local_runtime.py",
-    "tests/loop/test_controller.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        group = _SERIAL_GROUP if path.startswith(_SERIAL_FILES) else path
-        item.add_marker(pytest.mark.xdist_group(group))
+# Parallel workers each run whole test files. Model servers of new deployments take the
+# first free port of OPSLOOP_PORTS; a port found free by one worker could be taken by the
+# other before its server binds it, so each worker gets a range of its own (8700, the
+# control-plane server's default, stays outside them).
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw") and _WORKER[2:].isdigit():
+    _first = 8601 + 100 * (int(_WORKER[2:]) % 4)
+    os.environ["OPSLOOP_PORTS"] = f"{_first}-{_first + 98}"
 
 
 PG_URL = os.environ.get(

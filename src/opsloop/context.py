@@ -30,6 +30,7 @@ from opsloop.settings import (
     Settings,
     default_artifact_url,
     default_store_url,
+    env_settings,
     load_settings,
     setting_name,
 )
@@ -197,7 +198,7 @@ def find_project(path: Path | None = None) -> Project:
             ``.opsloop/``.
         SpecError: Its ``opsloop.yaml`` is invalid.
     """
-    settings_env = Settings()
+    settings_env = env_settings()
     explicit = path or settings_env.project_dir
     if explicit is not None:
         folder = explicit.resolve()
@@ -216,7 +217,7 @@ def find_project(path: Path | None = None) -> Project:
 
 def open_project(path: Path | None = None) -> Project:
     """Open the project at ``path`` (or the discovered one); its spec is validated now."""
-    settings_env = Settings()
+    settings_env = env_settings()
     if path is None:
         path = settings_env.project_dir or find_project_dir(Path.cwd()) or Path.cwd()
     path = path.resolve()

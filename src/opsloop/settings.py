@@ -12,9 +12,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from opsloop.errors import ConfigError
 from opsloop.redact import redact_url, remember, remember_secret
 from opsloop.secretrefs import literal_secret_warning, resolve_secret
 
@@ -49,6 +50,8 @@ class Settings(BaseSettings):
         heartbeat_timeout_s: How long a run written on another host may stay silent before
             it is taken to be killed (a run on this host is checked by its process id).
         debug: Show tracebacks in the CLI.
+        ports: The range (``FIRST-LAST``) from which a new deployment gets the first free
+            port; set it where only some ports are open, or to keep two checkouts apart.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOP_", extra="ignore")
@@ -65,6 +68,22 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(default=10.0, gt=0, le=3600)
     heartbeat_timeout_s: float = Field(default=300.0, gt=0)
     debug: bool = False
+    ports: str = Field(default="8601-8999", pattern=r"^\s*\d{1,5}\s*-\s*\d{1,5}\s*$")
+
+    @field_validator("ports")
+    @classmethod
+    def _ordered_ports(cls, value: str) -> str:
+        first, last = (int(part) for part in value.split("-"))
+        if not 1024 <= first <= last <= 65535:
+            raise ValueError(
+                f"'{value}' is not a range FIRST-LAST with 1024 <= FIRST <= LAST <= 65535"
+            )
+        return f"{first}-{last}"
+
+    def port_range(self) -> tuple[int, int]:
+        """The first and last port a new deployment may get."""
+        first, last = (int(part) for part in self.ports.split("-"))
+        return first, last
 
     @classmethod
     def settings_customise_sources(
@@ -104,7 +123,7 @@ def load_settings(project_dir: Path | None = None, spec: ProjectSpec | None = No
             from_spec["store_url"] = spec.store.url
         if spec.artifacts is not None:
             from_spec["artifact_url"] = spec.artifacts.url
-    settings = Settings(**from_spec)
+    settings = env_settings(**from_spec)
     # env:NAME and file:PATH references are resolved here, when the project is opened: the
     # spec keeps the reference, so opsloop.yaml printed or diffed never shows the secret.
     for field in ("store_url", "artifact_url"):
@@ -131,6 +150,30 @@ def load_settings(project_dir: Path | None = None, spec: ProjectSpec | None = No
     if settings.token is not None:
         remember_secret(settings.token.get_secret_value())
     return settings
+
+
+def env_settings(**values: Any) -> Settings:
+    """The settings the environment (and ``values``) give, before any reference is resolved.
+
+    Raises:
+        ConfigError: A setting is invalid; the message names it as it was set.
+    """
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(_settings_problem(exc)) from None
+
+
+def _settings_problem(exc: ValidationError) -> str:
+    """One line per invalid setting, named as the user set it (``OPSLOOP_PORTS: ...``)."""
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "settings"
+        env = f"OPSLOOP_{field.upper()}"
+        named = env if any(name.upper() == env for name in os.environ) else field
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{named}: {message} (got {error.get('input')!r})")
+    return "invalid setting: " + "; ".join(lines)
 
 
 def default_store_url(project_dir: Path) -> str:

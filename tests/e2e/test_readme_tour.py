@@ -134,7 +134,8 @@ def _run(command: str, cwd: Path) -> str:
 def test_every_command_of_the_tour_runs_in_the_project_set_up_made(
     quickstart: Quickstart,
 ) -> None:
-    assert quickstart.result.returncode == 0, quickstart.result.stderr[-3000:]
+    result = quickstart.result
+    assert result.returncode == 0, result.stdout[-3000:] + "\n" + result.stderr[-3000:]
     cwd = quickstart.root
     said: dict[str, str] = {}
     for line in tour_commands(README.read_text(encoding="utf-8")):

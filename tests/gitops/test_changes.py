@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from opsloop.context import Project
-from opsloop.errors import GitOpsError, NotFoundError, SpecError
+from opsloop.errors import ConfigError, GitOpsError, NotFoundError, SpecError
 from opsloop.gitops import (
     DeploymentDocument,
     document_history,
@@ -20,6 +20,7 @@ from opsloop.gitops import (
     set_traffic,
 )
 from opsloop.gitops.changes import FIRST_PORT, resize
+from opsloop.settings import load_settings
 from opsloop.store import models as m
 from tests.gitops.conftest import doc, git
 
@@ -66,6 +67,30 @@ def test_promote_skips_ports_in_use(repo_project: Project, models: list[int]) ->
         promote("churn", to="second", project=repo_project)
     port = _doc(repo_project, "deploy/second.yaml").spec.port
     assert port not in (taken, taken + 1)
+
+
+def test_new_deployments_take_ports_from_the_configured_range(
+    repo_project: Project, models: list[int]
+) -> None:
+    repo_project.settings.ports = "9301-9302"
+    promote("churn", to="first", project=repo_project)
+    promote("churn", to="second", project=repo_project)
+    ports = {_doc(repo_project, f"deploy/{n}.yaml").spec.port for n in ("first", "second")}
+    assert ports == {9301, 9302}
+    with pytest.raises(GitOpsError, match="no free port between 9301 and 9302") as info:
+        promote("churn", to="third", project=repo_project)
+    assert info.value.hint is not None and "OPSLOOP_PORTS" in info.value.hint
+    # Nothing was committed for the deployment that found no port.
+    assert not (repo_project.dir / "deploy" / "third.yaml").exists()
+
+
+@pytest.mark.parametrize("value", ["8700", "9000-8999", "80-90", "8601-70000", "a-b"])
+def test_a_malformed_port_range_is_refused_naming_the_setting(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSLOOP_PORTS", value)
+    with pytest.raises(ConfigError, match="OPSLOOP_PORTS: "):
+        load_settings()
 
 
 def test_promote_pins_the_version_the_alias_names_now(

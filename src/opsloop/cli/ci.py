@@ -27,11 +27,11 @@ def ci(
     # Imported with the command, not the CLI (cli/main.py): the checks load the whole stack.
     from opsloop.errors import ConfigError  # noqa: PLC0415
     from opsloop.loop.ci import run_ci  # noqa: PLC0415
-    from opsloop.settings import Settings  # noqa: PLC0415
+    from opsloop.settings import env_settings  # noqa: PLC0415
     from opsloop.spec import find_project_dir  # noqa: PLC0415
 
     # The spec is the first check: the folder is found here, the spec is read by run_ci.
-    folder = State.project_dir or Settings().project_dir or find_project_dir(Path.cwd())
+    folder = State.project_dir or env_settings().project_dir or find_project_dir(Path.cwd())
     if folder is None:
         raise ConfigError(f"no opsloop.yaml in {Path.cwd()} or above: not an opsloop project")
     report = run_ci(folder, out_dir=out, train=not no_train)

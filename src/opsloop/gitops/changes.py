@@ -87,6 +87,11 @@ class _Workspace:
     def store(self) -> Any:
         return self.project.store
 
+    def free_port(self) -> int:
+        """The first free port of the configured range (``OPSLOOP_PORTS``) for a new document."""
+        first, last = self.project.settings.port_range()
+        return find_free_port(_used_ports(self), first=first, last=last)
+
     def locate(self, name: str) -> tuple[str, DeploymentDocument | None]:
         """The file of deployment ``name`` and its current (committed) document.
 
@@ -134,13 +139,19 @@ class _Workspace:
         return self.repo.commit_file(path, text.encode(), message, actor=self.actor)
 
 
-def find_free_port(used: set[int], *, host: str = "127.0.0.1") -> int:
-    """The first port from 8601 that no document uses and nothing listens on.
+def find_free_port(
+    used: set[int],
+    *,
+    host: str = "127.0.0.1",
+    first: int = FIRST_PORT,
+    last: int = LAST_PORT,
+) -> int:
+    """The first port from ``first`` (8601) that no document uses and nothing listens on.
 
     Raises:
-        GitOpsError: Every port up to 8999 is taken.
+        GitOpsError: Every port up to ``last`` (8999) is taken.
     """
-    for port in range(FIRST_PORT, LAST_PORT + 1):
+    for port in range(first, last + 1):
         if port in used:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -150,7 +161,10 @@ def find_free_port(used: set[int], *, host: str = "127.0.0.1") -> int:
             except OSError:
                 continue
         return port
-    raise GitOpsError(f"no free port between {FIRST_PORT} and {LAST_PORT}")
+    raise GitOpsError(
+        f"no free port between {first} and {last}",
+        hint="free one, give the deployment a port, or widen OPSLOOP_PORTS",
+    )
 
 
 def _used_ports(ws: _Workspace) -> set[int]:
@@ -235,7 +249,7 @@ def promote(
                 "model": model,
                 "version": info.version,
                 "replicas": 1,
-                "port": port if port is not None else find_free_port(_used_ports(ws)),
+                "port": port if port is not None else ws.free_port(),
                 "syncPolicy": {"automated": True, "selfHeal": True, "prune": True},
             },
         }
