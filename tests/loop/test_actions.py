@@ -71,11 +71,13 @@ def churn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
             set_current_project(None)
 
 
-def incident_on(project: Project, deployment: str = DEPLOYMENT) -> IncidentInfo:
+def incident_on(
+    project: Project, deployment: str = DEPLOYMENT, *, at: datetime | None = None
+) -> IncidentInfo:
     alert = AlertIn(
         name=f"quality-{uuid.uuid4().hex[:6]}",
         labels={"deployment": deployment},
-        starts_at=datetime.now(UTC),
+        starts_at=at or datetime.now(UTC),
         severity="critical",
     )
     (inc_id,) = ingest_alerts(project.store, [alert], LineageGraph([])).opened
@@ -170,6 +172,27 @@ def test_retrain_refused_by_the_gates_moves_no_alias(churn: Project) -> None:
         )
     assert churn.store.models.get_version_by_alias("churn", "champion").version == champion.version
     assert (churn.dir / "data" / "retrain" / f"incident-{incident.id}.parquet").is_file()
+
+
+def test_a_late_retrain_reads_the_traffic_before_the_incident_evidence(churn: Project) -> None:
+    # The alert's data is an hour old (an approval that waited, a slow pass): the window
+    # counts back from it, not from now, so the traffic that showed the problem is read.
+    deployment = "late-dep"
+    data = pd.read_parquet(churn.dir / "data" / "customers.parquet")
+    inputs, _ = drifted_sample(data, 1100, 1.0, seed=6)
+    noise = np.random.default_rng(6).integers(0, 2, len(inputs))
+    evidence = datetime.now(UTC) - timedelta(hours=1)
+    log_traffic(churn, deployment, inputs, noise, at=evidence - timedelta(minutes=2))
+    incident = incident_on(churn, deployment, at=evidence)
+
+    with pytest.raises(AIOpsError, match="the gates refused"):
+        LoopExecutor(churn).retrain(
+            ActionContext.for_incident(
+                incident, "retrain", settings=RetrainSettings(window_s=600, overrides=FAST)
+            )
+        )
+    table = pd.read_parquet(churn.dir / "data" / "retrain" / f"incident-{incident.id}.parquet")
+    assert len(table) == 1100
 
 
 @pytest.mark.slow

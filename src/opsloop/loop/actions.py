@@ -31,6 +31,7 @@ import pandas as pd
 
 from opsloop.aiops.actions import ActionContext, ActionResult
 from opsloop.aiops.executors import ActionExecutor, WebhookExecutor
+from opsloop.aiops.incidents import incident_alerts
 from opsloop.context import Project, current_project
 from opsloop.data import resolve_source
 from opsloop.data.sources import read_data
@@ -99,6 +100,11 @@ def _as_remediation(kind: Literal["register", "deploy"]) -> Callable[[_Action], 
         return run
 
     return wrap
+
+
+def _as_utc(value: datetime) -> datetime:
+    """A stored time (naive times are UTC) as an aware UTC time."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _utcnow() -> datetime:
@@ -289,7 +295,13 @@ class LoopExecutor:
         deployment = self._deployment(context)
         settings = context.settings_as(RetrainSettings)
         until = self.clock()
-        since = until - timedelta(seconds=settings.window_s)
+        # The window counts back from the incident's newest evidence (the data time of its
+        # latest alert), not from now: an action that runs late (a slow pass, an approval
+        # that took an hour) still reads the traffic that showed the problem, and what came
+        # after it.
+        newest = [a.last_seen_at for a in incident_alerts(self.project.store, context.incident.id)]
+        anchor = min(until, max(_as_utc(t) for t in newest)) if newest else until
+        since = anchor - timedelta(seconds=settings.window_s)
         table = build_retrain_table(
             self.project,
             deployment,

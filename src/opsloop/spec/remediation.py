@@ -97,7 +97,8 @@ class RetrainSettings(_Section):
     """How ``retrain`` builds its training table and runs the lifecycle.
 
     Attributes:
-        window_s: How far back the deployment's labelled predictions are read.
+        window_s: How far back the deployment's labelled predictions are read, counted from
+            the data time of the incident's newest alert (or now, if that is earlier).
         include_original: Put the original training data before them.
         overrides: Lifecycle parameters for the retraining run (e.g. ``{trials: 5}``).
     """
