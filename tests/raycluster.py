@@ -17,7 +17,6 @@ import importlib.util
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,14 +28,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.ports import free_port
+
 SRC = Path(__file__).resolve().parent.parent / "src"
 STARTUP_TIMEOUT_S = 180.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def require_ray() -> None:
@@ -74,7 +69,7 @@ def _node_args(temp: Path) -> list[str]:
     # dashboard agent, 8085 for metrics …) collide with another cluster on the machine, or
     # with an agent a killed cluster left behind, and the node then never starts.
     ports = [
-        f"--{name}={_free_port()}"
+        f"--{name}={free_port()}"
         for name in (
             "node-manager-port",
             "object-manager-port",
@@ -128,7 +123,7 @@ def ray_cluster() -> Iterator[RayCluster]:
     if ray.is_initialized():
         ray.shutdown()
     temp = Path(tempfile.mkdtemp(prefix="oray-"))  # short: Ray's socket paths must fit
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
@@ -148,7 +143,7 @@ def ray_cluster() -> Iterator[RayCluster]:
             f"--port={port}",
             "--include-dashboard=false",
             "--no-monitor",
-            f"--dashboard-port={_free_port()}",
+            f"--dashboard-port={free_port()}",
             *_node_args(temp),
         ]
         procs.append(_start_node(head, env, temp / "head.log"))

@@ -18,7 +18,7 @@ from opsloop.cli.server import server_command
 from opsloop.context import Project
 from opsloop.errors import ConfigError, ServingError
 from opsloop.tracking import start_run
-from tests.gitops.conftest import free_port
+from tests.ports import free_port
 
 
 def _opsloop(*args: str, cwd: Path) -> subprocess.Popen[str]:

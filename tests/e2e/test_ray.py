@@ -6,7 +6,6 @@ run (same tuning, same metrics, same registered model) with its steps on both no
 from __future__ import annotations
 
 import re
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from opsloop.testing import Check, yield_executor_checks
 from opsloop.testing import _steps as steps
 from tests.lifecycle.test_lifecycle import base_spec, make_frame
 from tests.pipeline import ray_steps_fixture as ray_steps
+from tests.ports import free_port
 from tests.raycluster import RayCluster
 
 pytestmark = pytest.mark.slow
@@ -95,9 +95,7 @@ def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A bucket on a moto server on 127.0.0.1; the S3 settings in the environment."""
     from moto.server import ThreadedMotoServer  # noqa: PLC0415
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"

@@ -13,7 +13,6 @@ import json
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pandas as pd
 import pytest
 
 from tests.e2e.conftest import Quickstart, opsloop_env
+from tests.ports import free_port
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -49,12 +49,6 @@ def test_the_tour_is_read_from_the_readme() -> None:
     assert not [c for c in commands if re.search(r"\b[A-Z][A-Z_]{2,}\b", c)], commands
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _stop(proc: subprocess.Popen[str], sig: signal.Signals) -> tuple[int, str, str]:
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
@@ -63,7 +57,7 @@ def _stop(proc: subprocess.Popen[str], sig: signal.Signals) -> tuple[int, str, s
 
 def _serve(command: str, cwd: Path) -> str:
     """Start ``opsloop serve``, ask it for a prediction, stop it with Ctrl-C."""
-    port = _free_port()
+    port = free_port()
     command = re.sub(r"--port \d+", f"--port {port}", command)
     proc = subprocess.Popen(
         shlex.split(command), cwd=cwd, env=opsloop_env(), stdout=subprocess.PIPE,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -105,14 +104,6 @@ def tiny_runtime(repo_project: Project) -> Iterator[LocalRuntime]:
         yield runtime
     finally:
         runtime.stop_all()
-
-
-def free_port() -> int:
-    """A port nothing listens on now (the kernel's choice, so parallel runs do not clash)."""
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def kill(pid: int) -> None:

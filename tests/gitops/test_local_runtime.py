@@ -20,7 +20,8 @@ from opsloop.gitops.runtime.kubernetes import KubernetesRuntime
 from opsloop.gitops.runtime.local import LocalRuntime, exit_reason
 from opsloop.gitops.types import HealthStatus, RuntimeSpec
 from opsloop.testing import yield_runtime_checks
-from tests.gitops.conftest import TINY_SERVER, free_port, kill
+from tests.gitops.conftest import TINY_SERVER, kill
+from tests.ports import free_port
 
 
 def spec(name: str = "web", port: int | None = None, **kw: object) -> RuntimeSpec:

@@ -19,7 +19,8 @@ from opsloop.gitops import (
 )
 from opsloop.gitops.runtime.local import LocalRuntime
 from opsloop.store import models as m
-from tests.gitops.conftest import doc, free_port, kill
+from tests.gitops.conftest import doc, kill
+from tests.ports import free_port
 
 AUTO = "  syncPolicy: {automated: true, selfHeal: true, prune: true}\n"
 MANUAL_ONLY = "  syncPolicy: {automated: false}\n"
