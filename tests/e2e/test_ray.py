@@ -154,10 +154,14 @@ def test_lifecycle_on_ray_equals_local(
         assert have.details["gates"] == want.details["gates"]
         assert have.dataset_digest == want.dataset_digest
         frame = make_frame(200, seed=7)
-        predictions = [
-            load_model("models:/lc@champion", store=p.store, artifacts=p.artifacts).predict(frame)
-            for p in (local, on_ray)
-        ]
+        predictions = []
+        for p in (local, on_ray):
+            # Verified with the keys of the project it belongs to, as the current project.
+            set_current_project(p)
+            try:
+                predictions.append(load_model("models:/lc@champion").predict(frame))
+            finally:
+                set_current_project(None)
         assert (predictions[0] == predictions[1]).all()
 
         # Every step says where it ran; the steps were spread over both nodes.

@@ -33,6 +33,7 @@ import resource
 import sys
 import tempfile
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -175,8 +176,19 @@ class _Pending:
     ref: Any = None
 
 
+_POLL_S = 0.5
+"""Longest wait of the collector thread for a task to end before it looks again."""
+
+_CANCEL_GRACE_S = 30.0
+"""How long a cancelling shutdown waits for cancelled tasks to report before it gives up."""
+
+
 class RayExecutor(Executor):
     """Runs each task as a Ray task, at most ``max_workers`` at once.
+
+    A collector thread waits for the tasks in flight with ``ray.wait`` and settles their
+    futures (rather than callbacks on Ray's own threads, which must not take the executor's
+    lock); it runs while tasks are in flight.
 
     Args:
         max_workers: Tasks in flight at once (default: the cluster's CPUs when connecting).
@@ -220,8 +232,9 @@ class RayExecutor(Executor):
         self.scheduling = scheduling
         self._lock = threading.Lock()
         self._queue: deque[_Pending] = deque()
-        self._running: dict[int, _Pending] = {}
+        self._running: dict[Any, _Pending] = {}
         self._closed = False
+        self._collector: threading.Thread | None = None
 
     def submit(self, task: StepTask) -> Future[StepResult]:
         future: Future[StepResult] = Future()
@@ -230,6 +243,11 @@ class RayExecutor(Executor):
                 raise PipelineError("the ray executor is shut down")
             self._queue.append(_Pending(task, future, datetime.now(UTC)))
             self._start_queued()
+            if self._collector is None or not self._collector.is_alive():
+                self._collector = threading.Thread(
+                    target=self._collect, name="opsloop-ray-collector", daemon=True
+                )
+                self._collector.start()
         return future
 
     def shutdown(self, *, cancel: bool = False) -> None:
@@ -238,13 +256,25 @@ class RayExecutor(Executor):
             if cancel:
                 while self._queue:
                     self._queue.popleft().future.cancel()
-                for job in self._running.values():
+                for ref in self._running:
                     with contextlib.suppress(Exception):
-                        ray.cancel(job.ref, force=True)
-            waiting = [job.future for job in self._running.values()]
+                        ray.cancel(ref, force=True)
+            waiting = [job.future for job in (*self._running.values(), *self._queue)]
+        deadline = time.monotonic() + _CANCEL_GRACE_S if cancel else None
         for future in waiting:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
             with contextlib.suppress(Exception):
-                future.result()
+                future.result(timeout=left)
+        if cancel:
+            # A cancelled task that never reports (its node gone) fails its step all the same.
+            with self._lock:
+                stuck = list(self._running.values())
+                self._running.clear()
+            for job in stuck:
+                self._settle(job, self._crash(job, "it was cancelled and did not stop in time"))
+        collector = self._collector
+        if collector is not None and collector is not threading.current_thread():
+            collector.join(timeout=_POLL_S * 4)
         if self._connected_here and ray.is_initialized():
             ray.shutdown()
             self._connected_here = False
@@ -276,25 +306,50 @@ class RayExecutor(Executor):
                     PipelineError(f"cannot submit step '{job.task.step}' to Ray: {exc}")
                 )
                 continue
-            self._running[id(job)] = job
-            job.ref.future().add_done_callback(lambda done, job=job: self._done(job, done))
+            self._running[job.ref] = job
 
-    def _done(self, job: _Pending, done: Future[Any]) -> None:
-        try:
-            result: StepResult = done.result()
-        except Exception as exc:
-            # The task did not report: its worker died, the node was lost, or it was
-            # cancelled. Ray's message names the cause.
-            message = str(exc).strip().splitlines()
-            result = StepResult.crash(
-                job.task,
-                job.started_at,
-                f"the Ray task of step '{job.task.step}' failed before it reported a "
-                f"result ({type(exc).__name__}: {message[0] if message else ''})",
-            )
-        with self._lock:
-            self._running.pop(id(job), None)
-            if not self._closed:
-                self._start_queued()
+    def _collect(self) -> None:
+        """Settle the futures of tasks that ended, until none is in flight."""
+        while True:
+            with self._lock:
+                refs = list(self._running)
+                if not refs:
+                    self._collector = None
+                    return
+            try:
+                ready, _ = ray.wait(refs, num_returns=1, timeout=_POLL_S)
+                if ready:
+                    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            except Exception:
+                # Ray shut down under us: settle what is left as crashed.
+                ready = refs
+            for ref in ready:
+                with self._lock:
+                    job = self._running.pop(ref, None)
+                if job is None:
+                    continue
+                try:
+                    result: StepResult = ray.get(ref)
+                except Exception as exc:
+                    # The task did not report: its worker died, the node was lost, or it was
+                    # cancelled. Ray's message names the cause.
+                    message = str(exc).strip().splitlines()
+                    first = message[0] if message else ""
+                    result = self._crash(job, f"{type(exc).__name__}: {first}")
+                self._settle(job, result)
+            with self._lock:
+                if not self._closed:
+                    self._start_queued()
+
+    @staticmethod
+    def _crash(job: _Pending, why: str) -> StepResult:
+        return StepResult.crash(
+            job.task,
+            job.started_at,
+            f"the Ray task of step '{job.task.step}' failed before it reported a result ({why})",
+        )
+
+    @staticmethod
+    def _settle(job: _Pending, result: StepResult) -> None:
         if not job.future.done():
             job.future.set_result(result)
