@@ -28,10 +28,10 @@ from opsloop.secops import scan_path
 from tests.gitops.conftest import (  # noqa: F401  (fixtures)
     commit_doc,
     doc,
-    free_port,
     repo_project,
     tiny_runtime,
 )
+from tests.ports import free_port
 
 SCAN_FAILED = "its model scan failed; its scan found 1 critical"
 

@@ -28,10 +28,10 @@ from opsloop.store import models as m
 from tests.gitops.conftest import (  # noqa: F401  (fixtures)
     commit_doc,
     doc,
-    free_port,
     repo_project,
     tiny_runtime,
 )
+from tests.ports import free_port
 
 
 @pytest.fixture
