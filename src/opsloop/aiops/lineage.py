@@ -98,6 +98,7 @@ class LineageGraph:
         self._parents: dict[str, set[str]] = {}
         self._children: dict[str, set[str]] = {}
         self._ancestors: dict[str, frozenset[str]] = {}
+        self._memos: dict[str, dict[Any, Any]] = {}
         for node in nodes:
             self.add_node(node)
         for i, edge in enumerate(edges):
@@ -121,6 +122,7 @@ class LineageGraph:
             self._parents[node] = set()
             self._children[node] = set()
             self._ancestors.clear()
+            self._memos.clear()
 
     def add_edge(self, upstream: str, downstream: str) -> None:
         """Add an edge from cause to effect; a deployment → host edge is stored reversed."""
@@ -135,6 +137,12 @@ class LineageGraph:
         self._children[upstream].add(downstream)
         self._parents[downstream].add(upstream)
         self._ancestors.clear()
+        self._memos.clear()
+
+    def memo(self, name: str) -> dict[Any, Any]:
+        """A cache named ``name`` for facts derived from the graph, emptied whenever the graph
+        changes."""
+        return self._memos.setdefault(name, {})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LineageGraph:
