@@ -32,7 +32,7 @@ import re
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property, partial
+from functools import cached_property, lru_cache, partial
 from typing import TYPE_CHECKING, Any, Protocol, get_args
 
 from opsloop.errors import AIOpsError
@@ -246,6 +246,11 @@ def categorize(name: str, labels: Mapping[str, str] | None = None) -> str:
     label = (labels or {}).get("category")
     if label in CATEGORIES:
         return label
+    return _category_of_name(name)
+
+
+@lru_cache(maxsize=4096)
+def _category_of_name(name: str) -> str:
     tokens = {t.lower() for t in _TOKEN.findall(name)}
     for category, words in _KEYWORDS:
         if not tokens.isdisjoint(words):
