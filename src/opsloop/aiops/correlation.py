@@ -886,6 +886,27 @@ class _Stand:
     count: int
 
 
+def _kind_cuts(
+    heads: Sequence[AlertLike], firsts: Sequence[datetime], graph: LineageGraph
+) -> list[list[datetime]]:
+    """Where the alerts of each kind (see :func:`summarize_kinds`) must be told apart: the
+    times at which a cause the kind fits, but is not on, has its own first alert, less
+    :data:`EARLY_SLACK` (the alerts before count for less). ``heads`` are one alert per
+    kind and ``firsts`` the earliest start of each kind; each list sorted."""
+    cats = [categorize(a.name, a.labels) for a in heads]
+    subs = [subject_of(a, graph, c) for a, c in zip(heads, cats, strict=True)]
+    ev = _Evidence(heads, subs, cats, graph)
+    onsets: dict[str, datetime] = {}
+    for i, first in enumerate(firsts):
+        for node in ev.owns[i]:
+            if node not in onsets or first < onsets[node]:
+                onsets[node] = first
+    return [
+        sorted({onsets[n] - EARLY_SLACK for n in ev.fits[i] if n in onsets and n not in own})
+        for i, own in enumerate(ev.owns)
+    ]
+
+
 def summarize_kinds(
     kinds: Sequence[tuple[AlertLike, Sequence[tuple[int, datetime, datetime, int]]]],
     graph: LineageGraph,
@@ -907,38 +928,59 @@ def summarize_kinds(
     if not kinds:
         raise AIOpsError("cannot summarize an incident without alerts")
     heads = [k for k, _ in kinds]
-    cats = [categorize(a.name, a.labels) for a in heads]
-    subs = [subject_of(a, graph, c) for a, c in zip(heads, cats, strict=True)]
-    ev = _Evidence(heads, subs, cats, graph)
-    onsets: dict[str, datetime] = {}
-    for i, (_, members) in enumerate(kinds):
-        first = min(start for _, start, _, _ in members)
-        for node in ev.owns[i]:
-            if node not in onsets or first < onsets[node]:
-                onsets[node] = first
-    cuts = sorted({t - EARLY_SLACK for t in onsets.values()})
-    parts: list[tuple[int, _Stand, str | None, str, int]] = []
-    for i, (head, members) in enumerate(kinds):
+    cuts = _kind_cuts(heads, [min(m[1] for m in members) for _, members in kinds], graph)
+    parts: list[tuple[int, AlertLike, datetime, datetime, int, int]] = []
+    for (head, members), at in zip(kinds, cuts, strict=True):
         split: dict[int, list[tuple[int, datetime, datetime, int]]] = {}
         for member in members:
-            split.setdefault(bisect.bisect_right(cuts, member[1]), []).append(member)
+            split.setdefault(bisect.bisect_right(at, member[1]), []).append(member)
         for part in split.values():
-            stand = _Stand(
+            parts.append(
+                (
+                    min(pos for pos, _, _, _ in part),
+                    head,
+                    min(start for _, start, _, _ in part),
+                    max(seen for _, _, seen, _ in part),
+                    sum(count for _, _, _, count in part),
+                    len(part),
+                )
+            )
+    parts.sort(key=lambda p: p[0])
+    return _summarize_parts([p[1:] for p in parts], graph, window=window)
+
+
+def _summarize_parts(
+    parts: Sequence[tuple[AlertLike, datetime, datetime, int, int]],
+    graph: LineageGraph,
+    *,
+    window: timedelta = DEFAULT_WINDOW,
+) -> IncidentSummary:
+    """The :func:`summarize` of alerts given as parts of kinds (see :func:`summarize_kinds`),
+    each ``(head, first start, last seen, summed count, number of alerts)``, in the order
+    of their first alert; no part of a kind may hold alerts on both sides of one of the
+    kind's :func:`_kind_cuts`."""
+    if not parts:
+        raise AIOpsError("cannot summarize an incident without alerts")
+    stands: list[AlertLike] = []
+    cats: list[str] = []
+    for head, start, seen, count, _ in parts:
+        stands.append(
+            _Stand(
                 name=head.name,
                 labels=head.labels,
                 severity=head.severity,
-                starts_at=min(start for _, start, _, _ in part),
+                starts_at=start,
                 fingerprint=head.fingerprint,
-                last_seen_at=max(seen for _, _, seen, _ in part),
-                count=sum(count for _, _, _, count in part),
+                last_seen_at=seen,
+                count=count,
             )
-            parts.append((min(pos for pos, _, _, _ in part), stand, subs[i], cats[i], len(part)))
-    parts.sort(key=lambda p: p[0])
+        )
+        cats.append(categorize(head.name, head.labels))
     return summarize(
-        [p[1] for p in parts],
+        stands,
         graph,
-        subjects=[p[2] for p in parts],
-        categories=[p[3] for p in parts],
+        subjects=[subject_of(a, graph, c) for a, c in zip(stands, cats, strict=True)],
+        categories=cats,
         window=window,
         weights=[p[4] for p in parts],
     )

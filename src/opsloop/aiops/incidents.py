@@ -209,7 +209,12 @@ def _correlate(
         earliest - max_lag(window),
         fingerprints={r.fingerprint for r in loose.values()},
     )
-    context = sorted([(r, 1) for r in single if r.id not in loose] + kinds, key=lambda rw: rw[0].id)
+    context = sorted(
+        [(r, 1) for r in single if r.id not in loose] + [(r, w) for r, w, _ in kinds],
+        key=lambda rw: rw[0].id,
+    )
+    # An alert of each kind of an incident: what its summary is read from, below.
+    heads = {what: r for r, _, what in kinds}
     pool = [r for r, _ in context] + sorted(loose.values(), key=lambda r: r.id)
     weights = [w for _, w in context] + [1] * len(loose)
     drafts = correlate(pool, graph, window, groups=[r.incident_id for r in pool], weights=weights)
@@ -256,7 +261,7 @@ def _correlate(
             str(inc_id),
             {"alerts": [r.id for r in new], "names": sorted({r.name for r in new})},
         )
-    _refresh(tx, attached, graph, window, merged)
+    _refresh(tx, attached, graph, window, merged, heads)
     ids = tx.open_incidents(opened) if opened else []
     for inc_id, d in zip(ids, opened, strict=True):
         tx.event(
@@ -292,14 +297,17 @@ def _refresh(
     graph: LineageGraph,
     window: timedelta,
     merged: set[int],
+    heads: Mapping[tuple[Any, ...], AlertInfo],
 ) -> None:
     """Work out the summaries of incidents again from their alerts (their first
     :data:`REFRESH_ALERTS` to start, when they have more) after alerts joined them
-    (``{incident id: the new alerts}``; ``merged``: the incidents others were merged into).
+    (``{incident id: the new alerts}``; ``merged``: the incidents others were merged into;
+    ``heads``: an alert of each kind already read, by incident id and kind).
 
     When an incident's first alerts were ranked before and the new ones start after them,
-    only its count changes: it is not read again. The others are read one alert per kind
-    (see :func:`~opsloop.aiops.correlation.summarize_kinds`), all in a few statements.
+    only its count changes: it is not read again. The others are read as a few columns per
+    alert and summarized by kind (see :func:`~opsloop.aiops.correlation.summarize_kinds`),
+    all in a few statements.
     """
     if not attached:
         return
@@ -307,7 +315,7 @@ def _refresh(
     totals = tx.count_alerts_of(attached)
     changes: dict[int, dict[str, Any]] = {}
     small: list[int] = []
-    kinds: dict[int, list[tuple[int, tuple[Any, ...], datetime, datetime, int]]] = {}
+    first_rows: dict[int, list[tuple[int, tuple[Any, ...], datetime, datetime, int]]] = {}
     for inc_id, new in attached.items():
         inc, total = incs[inc_id], totals[inc_id]
         if total <= REFRESH_ALERTS:
@@ -326,20 +334,21 @@ def _refresh(
                     "details": {"alert_count": total},
                 }
                 continue
-        kinds[inc_id] = tx.alert_kinds(inc_id, first=REFRESH_ALERTS)
-    kinds.update(tx.kinds_of(small))
-    heads: dict[int, dict[tuple[Any, ...], int]] = {}
-    for inc_id, rows in kinds.items():
-        heads[inc_id] = {}
+        first_rows[inc_id] = tx.alert_kinds(inc_id, first=REFRESH_ALERTS)
+    first_rows.update(tx.kinds_of(small))
+    wanted: dict[tuple[Any, ...], int] = {}
+    for inc_id, rows in first_rows.items():
         for alert_id, kind, _, _, _ in rows:
-            heads[inc_id].setdefault(kind, alert_id)
-    stored = {a.id: a for a in tx.alerts(sorted({i for h in heads.values() for i in h.values()}))}
-    for inc_id, rows in kinds.items():
+            if (inc_id, *kind) not in heads:
+                wanted.setdefault((inc_id, *kind), alert_id)
+    stored = {a.id: a for a in tx.alerts(sorted(set(wanted.values())))}
+    head = {**{k: stored[i] for k, i in wanted.items()}, **heads}
+    for inc_id, rows in first_rows.items():
         members: dict[tuple[Any, ...], list[tuple[int, datetime, datetime, int]]] = {}
         for pos, (_, kind, start, seen, count) in enumerate(rows):
             members.setdefault(kind, []).append((pos, start, seen, count))
         summary = summarize_kinds(
-            [(stored[heads[inc_id][k]], ms) for k, ms in members.items()], graph, window=window
+            [(head[(inc_id, *k)], ms) for k, ms in members.items()], graph, window=window
         )
         changes[inc_id] = _changes(
             tx, incs[inc_id], summary, window, totals[inc_id], attached[inc_id]

@@ -346,7 +346,7 @@ class IncidentTx:
         deployments: Iterable[str],
         seen_since: datetime,
         fingerprints: Iterable[str] = (),
-    ) -> tuple[builtins.list[AlertInfo], builtins.list[tuple[AlertInfo, int]]]:
+    ) -> tuple[builtins.list[AlertInfo], builtins.list[tuple[AlertInfo, int, tuple[Any, ...]]]]:
         """The alerts :meth:`neighbour_alerts` finds, with those of open incidents one of each
         kind: ``(alerts, kinds)``.
 
@@ -355,8 +355,8 @@ class IncidentTx:
         its earlier episode). ``kinds`` are the other alerts of open incidents, one per incident,
         node, deployment, name, severity and ``category``, ``feature`` and ``model`` label (what
         correlation reads of an alert): each the earliest alert of its kind with its earliest
-        start, and how many alerts it stands for. An incident in a storm then costs its kinds,
-        not its alerts.
+        start, how many alerts it stands for and its kind (the incident id first, then what
+        :meth:`alert_kinds` gives). An incident in a storm then costs its kinds, not its alerts.
         """
         subs, deps = sorted(set(subjects)), sorted(set(deployments))
         if not subs and not deps:
@@ -408,13 +408,13 @@ class IncidentTx:
                     got[0] = min(got[0], cells[-3])
                     got[1] += cells[-2]
                     got[2] = min(got[2], cells[-1])
-        heads: dict[int, tuple[int, datetime]] = {
-            int(g[0]): (int(g[1]), g[2]) for g in groups.values()
+        heads: dict[int, tuple[tuple[Any, ...], int, datetime]] = {
+            int(g[0]): (what, int(g[1]), g[2]) for what, g in groups.items()
         }
-        kinds: builtins.list[tuple[AlertInfo, int]] = []
+        kinds: builtins.list[tuple[AlertInfo, int, tuple[Any, ...]]] = []
         for r in self.alerts(sorted(heads)):
-            weight, start = heads[r.id]
-            kinds.append((r.model_copy(update={"starts_at": start}), weight))
+            what, weight, start = heads[r.id]
+            kinds.append((r.model_copy(update={"starts_at": start}), weight, what))
         alerts = [AlertInfo.model_validate(single[i]) for i in sorted(single)]
         return alerts, sorted(kinds, key=lambda kn: kn[0].id)
 
