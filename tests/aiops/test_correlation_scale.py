@@ -23,6 +23,7 @@ from opsloop.aiops.correlation import (
 from opsloop.aiops.incidents import ingest_alerts, list_incidents
 from opsloop.aiops.lineage import LineageGraph
 from opsloop.store import Store, open_store
+from opsloop.store.repos import incidents as repo
 from opsloop.testing.aiops_hard import generate
 
 
@@ -314,3 +315,28 @@ def test_an_incident_in_a_storm_costs_its_kinds_not_its_alerts(
         assert sum(i.details["alert_count"] for i in incidents) == n + 30
     assert figures[0] == figures[1]
     assert figures[0][1][0] < 60
+
+
+def test_a_neighbourhood_too_large_for_one_statement_gives_the_same_incidents(
+    stores: Callable[[str], Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a number of nodes the neighbours are found through their alert ids, in several
+    statements: the incidents are the same."""
+    graph = _estate()
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    alerts = _alerts(400, now, timedelta(minutes=40), range(40), "n")
+
+    def run(store: Store) -> set[frozenset[int]]:
+        for k in range(0, len(alerts), 50):
+            chunk = alerts[k : k + 50]
+            ingest_alerts(store, chunk, graph, now=chunk[-1].seen_at)
+        groups: dict[int, set[int]] = {}
+        for a in store.incidents.list_alerts(limit=10_000):
+            assert a.incident_id is not None
+            groups.setdefault(a.incident_id, set()).add(a.id)
+        return {frozenset(g) for g in groups.values()}
+
+    usual = run(stores("usual"))
+    monkeypatch.setattr(repo, "_MAX_SCOPE", 3)
+    assert run(stores("split")) == usual
+    assert len(usual) > 1
