@@ -26,12 +26,13 @@ A seeded scenario simulator that measures noise reduction and root-cause accurac
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import re
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property, partial
+from functools import cached_property, lru_cache, partial
 from typing import TYPE_CHECKING, Any, Protocol, get_args
 
 from opsloop.errors import AIOpsError
@@ -59,6 +60,7 @@ __all__ = [
     "rank_root_causes",
     "subject_of",
     "summarize",
+    "summarize_kinds",
 ]
 
 DEFAULT_WINDOW = timedelta(minutes=15)
@@ -244,6 +246,11 @@ def categorize(name: str, labels: Mapping[str, str] | None = None) -> str:
     label = (labels or {}).get("category")
     if label in CATEGORIES:
         return label
+    return _category_of_name(name)
+
+
+@lru_cache(maxsize=4096)
+def _category_of_name(name: str) -> str:
     tokens = {t.lower() for t in _TOKEN.findall(name)}
     for category, words in _KEYWORDS:
         if not tokens.isdisjoint(words):
@@ -305,9 +312,17 @@ class RootCause:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (times as ISO strings)."""
-        out = asdict(self)
-        out["first_alert_at"] = self.first_alert_at.isoformat()
-        return out
+        return {
+            "node": self.node,
+            "kind": self.kind,
+            "explains": self.explains,
+            "inferred": self.inferred,
+            "first_alert_at": self.first_alert_at.isoformat(),
+            "alert_count": self.alert_count,
+            "severity": self.severity,
+            "reason": self.reason,
+            "score": self.score,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RootCause:
@@ -448,6 +463,16 @@ def _lag(category: str, window: timedelta) -> timedelta:
     return window
 
 
+@dataclass(frozen=True)
+class _Fit:
+    """The causes an alert could have, how well each explains it, which of them it is a
+    typical effect of (``strong``), and the nodes it is on (``owns``)."""
+
+    fits: dict[str, float]
+    strong: frozenset[str]
+    owns: frozenset[str]
+
+
 class _Evidence:
     """The causes each alert could have, with how well each explains it (before timing)."""
 
@@ -462,10 +487,27 @@ class _Evidence:
         self.categories = categories
         self.graph = graph
         self.nodes = [s or _pseudo_node(a) for a, s in zip(alerts, subjects, strict=True)]
-        self._up: dict[str, dict[str, int]] = {}
-        self.owns: list[frozenset[str]] = [frozenset({n}) for n in self.nodes]
-        self.strong: list[set[str]] = [set() for _ in self.nodes]
-        self.fits: list[dict[str, float]] = [self._fits(i) for i in range(len(alerts))]
+        # What an alert's node, category and labels imply depends on the graph alone: it is
+        # worked out once per graph (the graph forgets it when it changes).
+        self._up: dict[str, dict[str, int]] = graph.memo("correlation.upstream")
+        known: dict[tuple[str, str, str | None, str | None], _Fit] = graph.memo("correlation.fits")
+        self.owns: list[frozenset[str]] = []
+        self.strong: list[frozenset[str]] = []
+        # Shared with the memo: read, never changed.
+        self.fits: list[dict[str, float]] = []
+        for i, a in enumerate(alerts):
+            key = (
+                self.nodes[i],
+                categories[i],
+                a.labels.get("feature"),
+                a.labels.get("deployment"),
+            )
+            hit = known.get(key)
+            if hit is None:
+                hit = known[key] = self._fits(i)
+            self.fits.append(hit.fits)
+            self.strong.append(hit.strong)
+            self.owns.append(hit.owns)
 
     def _upstream(self, node: str) -> dict[str, int]:
         """Nodes within MAX_HOPS upstream of ``node``, with their distance."""
@@ -485,12 +527,13 @@ class _Evidence:
             self._up[node] = hit
         return hit
 
-    def _fits(self, i: int) -> dict[str, float]:
+    def _fits(self, i: int) -> _Fit:
         node = self.nodes[i]
         out = {node: 1.0}
-        strong = self.strong[i]
+        strong: set[str] = set()
+        owns = frozenset({node})
         if node.startswith("alert:"):
-            return out
+            return _Fit(out, frozenset(strong), owns)
         labels = self.alerts[i].labels
         column = labels.get("feature")
         anchors = {node: 0}
@@ -528,8 +571,8 @@ class _Evidence:
                 strong.add(up)
             if matching:
                 out[node] = 0.5
-                self.owns[i] = frozenset(matching)
-        return out
+                owns = frozenset(matching)
+        return _Fit(out, frozenset(strong), owns)
 
 
 @dataclass
@@ -546,13 +589,19 @@ class _Unit:
     firsts: dict[str, datetime]
 
 
-def _units(ev: _Evidence, parts: Sequence[Sequence[int]], window: timedelta) -> list[_Unit]:
+def _units(
+    ev: _Evidence,
+    parts: Sequence[Sequence[int]],
+    window: timedelta,
+    weights: Sequence[int] | None = None,
+) -> list[_Unit]:
     out = []
     for members in parts:
         fits: dict[str, float] = {}
         for i in members:
+            w = 1 if weights is None else weights[i]
             for node, fit in ev.fits[i].items():
-                fits[node] = fits.get(node, 0.0) + fit
+                fits[node] = fits.get(node, 0.0) + fit * w
         firsts: dict[str, datetime] = {}
         for i in members:
             t = ev.alerts[i].starts_at
@@ -672,15 +721,18 @@ def rank_root_causes(
     *,
     limit: int = 5,
     window: timedelta | None = None,
+    weights: Sequence[int] | None = None,
 ) -> list[RootCause]:
     """Root-cause candidates of one incident's alerts, best first (see the module docstring).
 
     Each node that could cause one of the alerts is scored by how well it explains all of them
     (semantics, distance, and whether its own first alert came first), less a cost that is
-    higher for a node with no alert of its own.
+    higher for a node with no alert of its own. ``weights`` (see :func:`summarize`) say how
+    many alerts each one stands for.
     """
     ev = _Evidence(alerts, subjects, categories, graph)
-    units = _units(ev, [[i] for i in range(len(alerts))], window or DEFAULT_WINDOW)
+    w = list(weights) if weights is not None else [1] * len(alerts)
+    units = _units(ev, [[i] for i in range(len(alerts))], window or DEFAULT_WINDOW, w)
     nodes: set[str] = set()
     for i, fits in enumerate(ev.fits):
         nodes.update(n for n in fits if n in ev.owns[i] or n.split(":")[0] in _INFERABLE)
@@ -704,8 +756,9 @@ def rank_root_causes(
             direct or covered,
             alerts,
             inferred=inferred,
-            total=len(alerts),
+            total=sum(w),
             score=score,
+            weights=w,
         )
         scored.append(
             (
@@ -733,19 +786,21 @@ def _candidate(
     inferred: bool,
     total: int = 0,
     score: float = 0.0,
+    weights: Sequence[int] | None = None,
 ) -> RootCause:
     kind = node.partition(":")[0]
     first = min(alerts[i].starts_at for i in direct)
     count = sum(_count(alerts[i]) for i in direct)
     severity = max((alerts[i].severity for i in direct), key=lambda s: _SEVERITY_RANK.get(s, 1))
-    n = len(covered)
+    n = len(covered) if weights is None else sum(weights[i] for i in covered)
+    on = len(direct) if weights is None else sum(weights[i] for i in direct)
     plural = "s" if n != 1 else ""
     if inferred:
         reason = f"no alert of its own, but explains {n} of the {total} alerts"
     elif kind == "alert":
         reason = f"{n} alert{plural} that name no lineage node"
     else:
-        reason = f"explains {n} alert{plural} ({len(direct)} on it)"
+        reason = f"explains {n} alert{plural} ({on} on it)"
     return RootCause(
         node=node,
         kind=kind,
@@ -766,8 +821,15 @@ def summarize(
     subjects: Sequence[str | None] | None = None,
     categories: Sequence[str] | None = None,
     window: timedelta = DEFAULT_WINDOW,
+    weights: Sequence[int] | None = None,
 ) -> IncidentSummary:
-    """Kind, severity, title and ranked root causes of one group of alerts."""
+    """Kind, severity, title and ranked root causes of one group of alerts.
+
+    ``weights``, when given, say how many alerts each one given stands for: alerts with the
+    same node, category, severity and labels that correlation reads are interchangeable but
+    for their times, so a store can pass one of each kind with its earliest start, latest
+    sighting, summed ``count`` and their number, and get the summary of them all.
+    """
     if not alerts:
         raise AIOpsError("cannot summarize an incident without alerts")
     cats = (
@@ -780,9 +842,10 @@ def summarize(
         if subjects is not None
         else [subject_of(a, graph, c) for a, c in zip(alerts, cats, strict=True)]
     )
-    roots = rank_root_causes(alerts, subs, cats, graph, window=window)
+    w = list(weights) if weights is not None else [1] * len(alerts)
+    roots = rank_root_causes(alerts, subs, cats, graph, window=window, weights=w)
     top = roots[0] if roots else None
-    kind = _incident_kind(top, alerts, subs, cats, graph)
+    kind = _incident_kind(top, subs, cats, graph, w)
     severity = max((a.severity for a in alerts), key=lambda s: _SEVERITY_RANK.get(s, 1))
     deployments = sorted(
         {a.labels["deployment"] for a in alerts if a.labels.get("deployment")}
@@ -792,7 +855,7 @@ def summarize(
         {a.labels["model"] for a in alerts if a.labels.get("model")}
         | {s[6:].rsplit("/", 1)[0] for s in subs if s and s.startswith("model:")}
     )
-    n = len(alerts)
+    n = sum(w)
     where = _short(top.node) if top is not None and top.kind != "alert" else alerts[0].name
     title = f"{_KIND_TITLES[kind]}: {where} ({n} alert{'s' if n != 1 else ''})"
     return IncidentSummary(
@@ -803,33 +866,152 @@ def summarize(
         updated_at=max(_last_seen(a) for a in alerts),
         root_causes=roots,
         subjects=sorted({s for s in subs if s}),
-        categories=dict(Counter(cats)),
+        categories=dict(_weighted(cats, w)),
         deployments=deployments,
         models=models,
         alert_count=n,
     )
 
 
+@dataclass(frozen=True)
+class _Stand:
+    """An alert standing for several of one kind (see :func:`summarize_kinds`)."""
+
+    name: str
+    labels: Mapping[str, str]
+    severity: str
+    starts_at: datetime
+    fingerprint: str
+    last_seen_at: datetime
+    count: int
+
+
+def _kind_cuts(
+    heads: Sequence[AlertLike], firsts: Sequence[datetime], graph: LineageGraph
+) -> list[list[datetime]]:
+    """Where the alerts of each kind (see :func:`summarize_kinds`) must be told apart: the
+    times at which a cause the kind fits, but is not on, has its own first alert, less
+    :data:`EARLY_SLACK` (the alerts before count for less). ``heads`` are one alert per
+    kind and ``firsts`` the earliest start of each kind; each list sorted."""
+    cats = [categorize(a.name, a.labels) for a in heads]
+    subs = [subject_of(a, graph, c) for a, c in zip(heads, cats, strict=True)]
+    ev = _Evidence(heads, subs, cats, graph)
+    onsets: dict[str, datetime] = {}
+    for i, first in enumerate(firsts):
+        for node in ev.owns[i]:
+            if node not in onsets or first < onsets[node]:
+                onsets[node] = first
+    return [
+        sorted({onsets[n] - EARLY_SLACK for n in ev.fits[i] if n in onsets and n not in own})
+        for i, own in enumerate(ev.owns)
+    ]
+
+
+def summarize_kinds(
+    kinds: Sequence[tuple[AlertLike, Sequence[tuple[int, datetime, datetime, int]]]],
+    graph: LineageGraph,
+    *,
+    window: timedelta = DEFAULT_WINDOW,
+) -> IncidentSummary:
+    """The :func:`summarize` of many alerts given one per kind: the same figures, at a cost
+    that follows the kinds and not the alerts.
+
+    Each kind is an alert (its name, labels, severity and fingerprint stand for all of the
+    kind: alerts with the same node, category, severity and ``feature``, ``deployment`` and
+    ``model`` labels are interchangeable) with its members as ``(position, start, last seen,
+    count)``, ``position`` being where the alert comes in the order :func:`summarize` would
+    get them. Timing is the only thing that tells members apart: a cause counts an alert
+    that started before its own first alert (less :data:`EARLY_SLACK`) for less. Members are
+    therefore split where one of those onsets falls and each part is passed on as one alert
+    with a weight, so that the ranking is the one of all the alerts.
+    """
+    if not kinds:
+        raise AIOpsError("cannot summarize an incident without alerts")
+    heads = [k for k, _ in kinds]
+    cuts = _kind_cuts(heads, [min(m[1] for m in members) for _, members in kinds], graph)
+    parts: list[tuple[int, AlertLike, datetime, datetime, int, int]] = []
+    for (head, members), at in zip(kinds, cuts, strict=True):
+        split: dict[int, list[tuple[int, datetime, datetime, int]]] = {}
+        for member in members:
+            split.setdefault(bisect.bisect_right(at, member[1]), []).append(member)
+        for part in split.values():
+            parts.append(
+                (
+                    min(pos for pos, _, _, _ in part),
+                    head,
+                    min(start for _, start, _, _ in part),
+                    max(seen for _, _, seen, _ in part),
+                    sum(count for _, _, _, count in part),
+                    len(part),
+                )
+            )
+    parts.sort(key=lambda p: p[0])
+    return _summarize_parts([p[1:] for p in parts], graph, window=window)
+
+
+def _summarize_parts(
+    parts: Sequence[tuple[AlertLike, datetime, datetime, int, int]],
+    graph: LineageGraph,
+    *,
+    window: timedelta = DEFAULT_WINDOW,
+) -> IncidentSummary:
+    """The :func:`summarize` of alerts given as parts of kinds (see :func:`summarize_kinds`),
+    each ``(head, first start, last seen, summed count, number of alerts)``, in the order
+    of their first alert; no part of a kind may hold alerts on both sides of one of the
+    kind's :func:`_kind_cuts`."""
+    if not parts:
+        raise AIOpsError("cannot summarize an incident without alerts")
+    stands: list[AlertLike] = []
+    cats: list[str] = []
+    for head, start, seen, count, _ in parts:
+        stands.append(
+            _Stand(
+                name=head.name,
+                labels=head.labels,
+                severity=head.severity,
+                starts_at=start,
+                fingerprint=head.fingerprint,
+                last_seen_at=seen,
+                count=count,
+            )
+        )
+        cats.append(categorize(head.name, head.labels))
+    return summarize(
+        stands,
+        graph,
+        subjects=[subject_of(a, graph, c) for a, c in zip(stands, cats, strict=True)],
+        categories=cats,
+        window=window,
+        weights=[p[4] for p in parts],
+    )
+
+
+def _weighted(items: Sequence[str], weights: Sequence[int]) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for item, w in zip(items, weights, strict=True):
+        out[item] += w
+    return out
+
+
 def _incident_kind(
     top: RootCause | None,
-    alerts: Sequence[AlertLike],
     subjects: Sequence[str | None],
     categories: Sequence[str],
     graph: LineageGraph,
+    weights: Sequence[int],
 ) -> str:
     if top is not None and top.kind == "host":
         return "infrastructure"
     if top is not None and top.kind in ("dataset", "feature"):
         return "data_drift"
-    if top is not None and top.kind != "alert":
-        explained = [
-            categories[i]
-            for i, s in enumerate(subjects)
-            if s is not None and graph.is_upstream(top.node, s)
-        ]
-    else:
-        explained = list(categories)
-    counts = Counter(_KIND_OF_CATEGORY[c] for c in explained or categories)
+    explained = [
+        i
+        for i, s in enumerate(subjects)
+        if top is None or top.kind == "alert" or (s is not None and graph.is_upstream(top.node, s))
+    ] or list(range(len(categories)))
+    counts = _weighted(
+        [_KIND_OF_CATEGORY[categories[i]] for i in explained], [weights[i] for i in explained]
+    )
     return min(counts, key=lambda k: (-counts[k], _KIND_PRIORITY.index(k)))
 
 
@@ -839,6 +1021,7 @@ def correlate(
     window: timedelta = DEFAULT_WINDOW,
     *,
     groups: Sequence[Any] | None = None,
+    weights: Sequence[int] | None = None,
 ) -> list[IncidentDraft]:
     """Group alerts into incident drafts (see the module docstring).
 
@@ -849,6 +1032,8 @@ def correlate(
             get longer, see :data:`QUALITY_LAG` and :data:`DRIFT_LAG`).
         groups: Optional group key per alert (e.g. an incident id); alerts with the same key
             (not None) stay in one group.
+        weights: Optional number of alerts each one stands for (see :func:`summarize`):
+            a store passes the alerts of an open incident one of each kind.
 
     Returns:
         One draft per group, ordered by when the group opened.
@@ -858,11 +1043,13 @@ def correlate(
     n = len(alerts)
     if groups is not None and len(groups) != n:
         raise AIOpsError(f"{n} alerts but {len(groups)} group keys")
+    if weights is not None and len(weights) != n:
+        raise AIOpsError(f"{n} alerts but {len(weights)} weights")
     cats = [categorize(a.name, a.labels) for a in alerts]
     subs = [subject_of(a, graph, c) for a, c in zip(alerts, cats, strict=True)]
     parts = _parts(alerts, groups)
     ev = _Evidence(alerts, subs, cats, graph)
-    units = _units(ev, parts, window)
+    units = _units(ev, parts, window, weights)
     drafts = []
     for _, chosen in _choose(units):
         idx = sorted(i for u in chosen for i in units[u].members)
@@ -876,6 +1063,7 @@ def correlate(
                     subjects=[subs[i] for i in idx],
                     categories=[cats[i] for i in idx],
                     window=window,
+                    weights=None if weights is None else [weights[i] for i in idx],
                 ),
             )
         )

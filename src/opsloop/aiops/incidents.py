@@ -22,9 +22,8 @@ from opsloop.aiops.correlation import (
     correlation_key,
     max_lag,
     neighbourhood,
-    summarize,
+    summarize_kinds,
 )
-from opsloop.errors import AIOpsError
 from opsloop.store.types import ActionInfo, AlertInfo, IncidentInfo
 
 if TYPE_CHECKING:
@@ -202,11 +201,26 @@ def _correlate(
     earliest = min(r.starts_at for r in loose.values())
     near = neighbourhood(list(loose.values()), graph)
     deployments = [n.partition(":")[2] for n in near if n.startswith("deployment:")]
-    context = tx.neighbour_alerts(near, deployments, earliest - max_lag(window))
-    pool = [r for r in context if r.id not in loose] + sorted(loose.values(), key=lambda r: r.id)
-    drafts = correlate(pool, graph, window, groups=[r.incident_id for r in pool])
-    opened: list[int] = []
-    updated: list[int] = []
+    # Open incidents come one alert of each kind, weighted by how many it stands for: the
+    # grouping is the same as with all their alerts, at a cost that does not grow with them.
+    single, kinds = tx.neighbours(
+        near,
+        deployments,
+        earliest - max_lag(window),
+        fingerprints={r.fingerprint for r in loose.values()},
+    )
+    context = sorted(
+        [(r, 1) for r in single if r.id not in loose] + [(r, w) for r, w, _ in kinds],
+        key=lambda rw: rw[0].id,
+    )
+    # An alert of each kind of an incident: what its summary is read from, below.
+    heads = {what: r for r, _, what in kinds}
+    pool = [r for r, _ in context] + sorted(loose.values(), key=lambda r: r.id)
+    weights = [w for _, w in context] + [1] * len(loose)
+    drafts = correlate(pool, graph, window, groups=[r.incident_id for r in pool], weights=weights)
+    opened: list[dict[str, Any]] = []
+    attached: dict[int, list[AlertInfo]] = {}
+    merged: set[int] = set()
     for draft in drafts:
         members = [pool[i] for i in draft.alert_indices]
         new = [r for r in members if r.incident_id is None]
@@ -222,41 +236,46 @@ def _correlate(
                     reason="new alerts have one cause with it"
                     + (f" ({draft.summary.root_cause.node})" if draft.summary.root_cause else ""),
                 )
-            tx.attach(inc_id, [r.id for r in new])
-            tx.event(
-                "incident.alerts_attached",
-                "incident",
-                str(inc_id),
-                {"alerts": [r.id for r in new], "names": sorted({r.name for r in new})},
-            )
-            _refresh(tx, inc_id, graph, window)
-            updated.append(inc_id)
+                merged.add(inc_id)
+            attached.setdefault(inc_id, []).extend(new)
         else:
             summary = draft.summary
-            inc_id = tx.open_incident(
-                title=summary.title,
-                kind=summary.kind,
-                severity=summary.severity,
-                opened_at=summary.opened_at,
-                updated_at=summary.updated_at,
-                root_causes=[rc.to_dict() for rc in summary.root_causes],
-                details=_details(summary, window),
-                alert_ids=[r.id for r in new],
-            )
-            inc = tx.incident(inc_id)
-            tx.event(
-                "incident.opened",
-                "incident",
-                str(inc_id),
+            opened.append(
                 {
-                    "title": inc.title if inc is not None else summary.title,
+                    "title": summary.title,
                     "kind": summary.kind,
+                    "severity": summary.severity,
+                    "opened_at": summary.opened_at,
+                    "updated_at": summary.updated_at,
+                    "root_causes": [rc.to_dict() for rc in summary.root_causes],
+                    "details": _details(summary, window),
+                    "alert_ids": [r.id for r in new],
                     "root_cause": summary.root_cause.node if summary.root_cause else None,
-                    "alerts": [r.id for r in new],
-                },
+                }
             )
-            opened.append(inc_id)
-    return opened, updated
+    tx.attach_many({inc_id: [r.id for r in new] for inc_id, new in attached.items()})
+    for inc_id, new in attached.items():
+        tx.event(
+            "incident.alerts_attached",
+            "incident",
+            str(inc_id),
+            {"alerts": [r.id for r in new], "names": sorted({r.name for r in new})},
+        )
+    _refresh(tx, attached, graph, window, merged, heads)
+    ids = tx.open_incidents(opened) if opened else []
+    for inc_id, d in zip(ids, opened, strict=True):
+        tx.event(
+            "incident.opened",
+            "incident",
+            str(inc_id),
+            {
+                "title": d["title"][:512],
+                "kind": d["kind"],
+                "root_cause": d["root_cause"],
+                "alerts": d["alert_ids"],
+            },
+        )
+    return ids, list(attached)
 
 
 def _details(
@@ -272,28 +291,82 @@ def _details(
     }
 
 
-def _refresh(tx: IncidentTx, incident_id: int, graph: LineageGraph, window: timedelta) -> None:
-    """Work out an incident's summary again from its alerts (its first
-    :data:`REFRESH_ALERTS` to start, when it has more)."""
-    inc = tx.incident(incident_id)
-    if inc is None:  # pragma: no cover - the incident was read in this transaction
-        raise AIOpsError(f"incident {incident_id} vanished while correlating")
-    total = tx.count_alerts(incident_id)
-    alerts = tx.alerts_of(incident_id, first=REFRESH_ALERTS if total > REFRESH_ALERTS else None)
-    summary = summarize(alerts, graph, window=window)
+def _refresh(
+    tx: IncidentTx,
+    attached: Mapping[int, Sequence[AlertInfo]],
+    graph: LineageGraph,
+    window: timedelta,
+    merged: set[int],
+    heads: Mapping[tuple[Any, ...], AlertInfo],
+) -> None:
+    """Work out the summaries of incidents again from their alerts (their first
+    :data:`REFRESH_ALERTS` to start, when they have more) after alerts joined them
+    (``{incident id: the new alerts}``; ``merged``: the incidents others were merged into;
+    ``heads``: an alert of each kind already read, by incident id and kind).
+
+    When an incident's first alerts were ranked before and the new ones start after them,
+    only its count changes: it is not read again. The others are read as a few columns per
+    alert and summarized by kind (see :func:`~opsloop.aiops.correlation.summarize_kinds`),
+    all in a few statements.
+    """
+    if not attached:
+        return
+    incs = tx.incidents(attached)
+    totals = tx.count_alerts_of(attached)
+    changes: dict[int, dict[str, Any]] = {}
+    small: list[int] = []
+    first_rows: dict[int, list[tuple[int, tuple[Any, ...], datetime, datetime, int]]] = {}
+    for inc_id, new in attached.items():
+        inc, total = incs[inc_id], totals[inc_id]
+        if total <= REFRESH_ALERTS:
+            small.append(inc_id)
+            continue
+        if inc_id not in merged and total - len(new) >= REFRESH_ALERTS:
+            cutoff = tx.nth_start(inc_id, REFRESH_ALERTS)
+            if cutoff is not None and all((r.starts_at, r.id) > cutoff for r in new):
+                changes[inc_id] = {
+                    "title": inc.title.rsplit(" (", 1)[0] + f" ({total} alerts)",
+                    "kind": inc.kind,
+                    "severity": inc.severity,
+                    "opened_at": inc.opened_at,
+                    "updated_at": max(inc.updated_at, *(r.last_seen_at for r in new)),
+                    "root_causes": inc.root_causes,
+                    "details": {"alert_count": total},
+                }
+                continue
+        first_rows[inc_id] = tx.alert_kinds(inc_id, first=REFRESH_ALERTS)
+    first_rows.update(tx.kinds_of(small))
+    wanted: dict[tuple[Any, ...], int] = {}
+    for inc_id, rows in first_rows.items():
+        for alert_id, kind, _, _, _ in rows:
+            if (inc_id, *kind) not in heads:
+                wanted.setdefault((inc_id, *kind), alert_id)
+    stored = {a.id: a for a in tx.alerts(sorted(set(wanted.values())))}
+    head = {**{k: stored[i] for k, i in wanted.items()}, **heads}
+    for inc_id, rows in first_rows.items():
+        members: dict[tuple[Any, ...], list[tuple[int, datetime, datetime, int]]] = {}
+        for pos, (_, kind, start, seen, count) in enumerate(rows):
+            members.setdefault(kind, []).append((pos, start, seen, count))
+        summary = summarize_kinds(
+            [(head[(inc_id, *k)], ms) for k, ms in members.items()], graph, window=window
+        )
+        changes[inc_id] = _changes(
+            tx, incs[inc_id], summary, window, totals[inc_id], attached[inc_id]
+        )
+    tx.update_incidents(changes)
+
+
+def _changes(
+    tx: IncidentTx,
+    inc: IncidentInfo,
+    summary: IncidentSummary,
+    window: timedelta,
+    total: int,
+    new: Sequence[AlertInfo],
+) -> dict[str, Any]:
+    """An incident's new summary fields, with an ``incident.updated`` event when its kind,
+    severity or first root cause change."""
     before = {"kind": inc.kind, "severity": inc.severity, "root_cause": inc.root_cause}
-    tx.update_incident(
-        incident_id,
-        title=summary.title
-        if total == summary.alert_count
-        else summary.title.rsplit(" (", 1)[0] + f" ({total} alerts)",
-        kind=summary.kind,
-        severity=summary.severity,
-        opened_at=min(inc.opened_at, summary.opened_at),
-        updated_at=max(inc.updated_at, summary.updated_at),
-        root_causes=[rc.to_dict() for rc in summary.root_causes],
-        details=_details(summary, window, total),
-    )
     after = {
         "kind": summary.kind,
         "severity": summary.severity,
@@ -301,7 +374,18 @@ def _refresh(tx: IncidentTx, incident_id: int, graph: LineageGraph, window: time
     }
     changed = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
     if changed:
-        tx.event("incident.updated", "incident", str(incident_id), changed)
+        tx.event("incident.updated", "incident", str(inc.id), changed)
+    return {
+        "title": summary.title
+        if total == summary.alert_count
+        else summary.title.rsplit(" (", 1)[0] + f" ({total} alerts)",
+        "kind": summary.kind,
+        "severity": summary.severity,
+        "opened_at": min(inc.opened_at, summary.opened_at),
+        "updated_at": max(inc.updated_at, summary.updated_at, *(r.last_seen_at for r in new)),
+        "root_causes": [rc.to_dict() for rc in summary.root_causes],
+        "details": _details(summary, window, total),
+    }
 
 
 # -- reading -----------------------------------------------------------------------------------

@@ -45,6 +45,19 @@ NODE_KINDS = ("dataset", "feature", "model", "deployment", "host")
 
 # Label keys that name a host; Prometheus' ``instance`` is ``host:port``.
 _HOST_LABELS = ("host", "node", "instance")
+MEMO_SIZE = 100_000
+"""Entries a cache of :meth:`LineageGraph.memo` holds at most (it starts again past that)."""
+
+# Every label resolve() reads: what it found for them is remembered until the graph changes.
+_READ_LABELS = (
+    "feature",
+    "dataset",
+    "model_version",
+    "model",
+    "version",
+    "deployment",
+    *_HOST_LABELS,
+)
 
 
 def node_id(kind: str, name: str) -> str:
@@ -98,6 +111,7 @@ class LineageGraph:
         self._parents: dict[str, set[str]] = {}
         self._children: dict[str, set[str]] = {}
         self._ancestors: dict[str, frozenset[str]] = {}
+        self._memos: dict[str, dict[Any, Any]] = {}
         for node in nodes:
             self.add_node(node)
         for i, edge in enumerate(edges):
@@ -121,6 +135,7 @@ class LineageGraph:
             self._parents[node] = set()
             self._children[node] = set()
             self._ancestors.clear()
+            self._memos.clear()
 
     def add_edge(self, upstream: str, downstream: str) -> None:
         """Add an edge from cause to effect; a deployment → host edge is stored reversed."""
@@ -135,6 +150,15 @@ class LineageGraph:
         self._children[upstream].add(downstream)
         self._parents[downstream].add(upstream)
         self._ancestors.clear()
+        self._memos.clear()
+
+    def memo(self, name: str) -> dict[Any, Any]:
+        """A cache named ``name`` for facts derived from the graph, emptied whenever the graph
+        changes (and when it has grown past :data:`MEMO_SIZE` entries)."""
+        out = self._memos.setdefault(name, {})
+        if len(out) > MEMO_SIZE:
+            out.clear()
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LineageGraph:
@@ -261,12 +285,18 @@ class LineageGraph:
         ``version`` (or ``model_version: name/3``), ``deployment``, ``host`` (or ``node``, or
         ``instance`` without its port).
         """
+        key = (tuple(prefer), *(labels.get(k) for k in _READ_LABELS))
+        known: dict[tuple[Any, ...], str | None] = self.memo("resolve")
+        if key in known:
+            return known[key]
         anchors = self._anchors(labels)
+        found = None
         for kind in prefer:
-            node = self._resolve_kind(kind, labels, anchors)
-            if node is not None:
-                return node
-        return None
+            found = self._resolve_kind(kind, labels, anchors)
+            if found is not None:
+                break
+        known[key] = found
+        return found
 
     def _anchors(self, labels: Mapping[str, str]) -> list[str]:
         out = []

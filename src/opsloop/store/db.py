@@ -17,7 +17,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -191,10 +191,14 @@ class Database:
             )
         seq, prev = head.seq, head.hash
         now = m.utcnow()
+        rows = []
         for entry in pending:
             seq += 1
             digest = entry_hash(seq=seq, prev_hash=prev, time=now, **entry)
-            s.add(m.Event(seq=seq, prev_hash=prev, hash=digest, time=now, **entry))
+            rows.append({"seq": seq, "prev_hash": prev, "hash": digest, "time": now, **entry})
             prev = digest
+        s.flush()
+        # One statement for all of them (a storm of alerts writes thousands).
+        s.execute(insert(m.Event), rows)
         head.seq, head.hash = seq, prev
         s.flush()

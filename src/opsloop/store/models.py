@@ -425,6 +425,8 @@ class Alert(Base):
     __table_args__ = (
         Index("ix_alerts_subject_seen", "subject", "last_seen_at"),
         Index("ix_alerts_deployment_seen", "deployment", "last_seen_at"),
+        Index("ix_alerts_incident_start", "incident_id", "starts_at"),
+        Index("ix_alerts_status_incident", "status", "incident_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, or_, select, text, update
 
 from opsloop.errors import AIOpsError, NotFoundError, StoreError
 from opsloop.store import models as m
@@ -36,6 +36,11 @@ SEVERITY_ORDER = ("info", "warning", "critical")
 
 # Key of the transaction-scoped advisory lock that serialises correlation on PostgreSQL.
 _CORRELATION_LOCK = 0x6F70736C6F6F7031
+
+# Values bound in one IN list at most (SQLite and PostgreSQL both take far more).
+_CHUNK = 500
+# Nodes and deployments looked up in one statement at most; more go through alert ids.
+_MAX_SCOPE = 5000
 
 
 class AlertWrite(Protocol):
@@ -97,6 +102,32 @@ def _lock_fingerprints(s: Session, fingerprints: Iterable[str]) -> None:
     for fp in sorted(set(fingerprints)):
         key = struct.unpack(">q", bytes.fromhex(fp[:16]))[0]
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+# What tells alerts apart for correlation, beyond their times (see IncidentTx.neighbours).
+_KIND = (
+    m.Alert.subject,
+    m.Alert.deployment,
+    m.Alert.name,
+    m.Alert.severity,
+    m.Alert.labels["category"].as_string(),
+    m.Alert.labels["feature"].as_string(),
+    m.Alert.labels["model"].as_string(),
+)
+
+
+# The columns of an alert that make its AlertInfo.
+_INFO = tuple(getattr(m.Alert, name) for name in AlertInfo.model_fields)
+
+
+def _infos(s: Session, *where: Any) -> list[AlertInfo]:
+    """Alerts as AlertInfo, read as plain rows (the column types already give the values
+    AlertInfo holds: no ORM object is built, nothing is validated again)."""
+    names = [*AlertInfo.model_fields]
+    return [
+        AlertInfo.model_construct(**dict(zip(names, row, strict=True)))
+        for row in s.execute(select(*_INFO).where(*where))
+    ]
 
 
 class IncidentTx:
@@ -217,8 +248,12 @@ class IncidentTx:
     def alerts(self, ids: Iterable[int]) -> builtins.list[AlertInfo]:
         """Alerts by id, in the order given (ids that do not exist are left out)."""
         wanted = list(ids)
-        rows = {r.id: r for r in self.s.scalars(select(m.Alert).where(m.Alert.id.in_(wanted)))}
-        return [AlertInfo.model_validate(rows[i]) for i in wanted if i in rows]
+        self.s.flush()
+        rows: dict[int, AlertInfo] = {}
+        for k in range(0, len(wanted), _CHUNK):
+            chunk = sorted(set(wanted[k : k + _CHUNK]))
+            rows.update((r.id, r) for r in _infos(self.s, m.Alert.id.in_(chunk)))
+        return [rows[i] for i in wanted if i in rows]
 
     def loose_firing(self) -> builtins.list[AlertInfo]:
         """Firing alerts that are in no incident, by id."""
@@ -247,6 +282,21 @@ class IncidentTx:
         else:
             q = q.order_by(m.Alert.id)
         return [AlertInfo.model_validate(r) for r in self.s.scalars(q)]
+
+    def alert_kinds(
+        self, incident_id: int, *, first: int | None = None
+    ) -> builtins.list[tuple[int, tuple[Any, ...], datetime, datetime, int]]:
+        """What :meth:`alerts_of` gives, as ``(id, kind, starts_at, last_seen_at, count)``:
+        ``kind`` is the node, deployment, name, severity and ``category``, ``feature`` and
+        ``model`` label (alerts of one kind are alike to correlation). One statement; no alert
+        is loaded."""
+        q = select(m.Alert.id, *_KIND, m.Alert.starts_at, m.Alert.last_seen_at, m.Alert.count)
+        q = q.where(m.Alert.incident_id == incident_id)
+        if first is not None:
+            q = q.order_by(m.Alert.starts_at, m.Alert.id).limit(first)
+        else:
+            q = q.order_by(m.Alert.id)
+        return [(int(r[0]), tuple(r[1:-3]), r[-3], r[-2], int(r[-1])) for r in self.s.execute(q)]
 
     def count_alerts(self, incident_id: int) -> int:
         """How many alerts an incident holds."""
@@ -289,6 +339,97 @@ class IncidentTx:
                 for row in self.s.scalars(q):
                     found[row.id] = row
         return [AlertInfo.model_validate(found[i]) for i in sorted(found)]
+
+    def neighbours(
+        self,
+        subjects: Iterable[str],
+        deployments: Iterable[str],
+        seen_since: datetime,
+        fingerprints: Iterable[str] = (),
+    ) -> tuple[builtins.list[AlertInfo], builtins.list[tuple[AlertInfo, int, tuple[Any, ...]]]]:
+        """The alerts :meth:`neighbour_alerts` finds, with those of open incidents one of each
+        kind: ``(alerts, kinds)``.
+
+        ``alerts`` are, by id, the ones in no incident and the ones of open incidents that share
+        a fingerprint with one of ``fingerprints`` or with an alert in no incident (a flap joins
+        its earlier episode). ``kinds`` are the other alerts of open incidents, one per incident,
+        node, deployment, name, severity and ``category``, ``feature`` and ``model`` label (what
+        correlation reads of an alert): each the earliest alert of its kind with its earliest
+        start, how many alerts it stands for and its kind (the incident id first, then what
+        :meth:`alert_kinds` gives). An incident in a storm then costs its kinds, not its alerts.
+        """
+        subs, deps = sorted(set(subjects)), sorted(set(deployments))
+        if not subs and not deps:
+            return [], []
+        seen = m.Alert.last_seen_at >= seen_since
+        scopes: builtins.list[Any]
+        if len(subs) + len(deps) <= _MAX_SCOPE:
+            scopes = [or_(m.Alert.subject.in_(subs), m.Alert.deployment.in_(deps))]
+        else:
+            ids: set[int] = set()
+            for column, values in ((m.Alert.subject, subs), (m.Alert.deployment, deps)):
+                for k in range(0, len(values), _CHUNK):
+                    chunk = values[k : k + _CHUNK]
+                    ids.update(self.s.scalars(select(m.Alert.id).where(column.in_(chunk), seen)))
+            found = sorted(ids)
+            scopes = [m.Alert.id.in_(found[k : k + _CHUNK]) for k in range(0, len(found), _CHUNK)]
+        single: dict[int, m.Alert] = {}
+        for scope in scopes:
+            q = select(m.Alert).where(scope, seen, m.Alert.incident_id.is_(None))
+            single.update((r.id, r) for r in self.s.scalars(q))
+        fps = sorted(set(fingerprints) | {r.fingerprint for r in single.values()})
+        is_open = m.Incident.status == "open"
+        for scope in scopes:
+            for k in range(0, len(fps), _CHUNK):
+                q = (
+                    select(m.Alert)
+                    .join(m.Incident, m.Alert.incident_id == m.Incident.id)
+                    .where(scope, seen, is_open, m.Alert.fingerprint.in_(fps[k : k + _CHUNK]))
+                )
+                single.update((r.id, r) for r in self.s.scalars(q))
+        key = (m.Alert.incident_id, *_KIND)
+        groups: dict[tuple[Any, ...], builtins.list[Any]] = {}
+        for scope in scopes:
+            q = (
+                select(*key, func.min(m.Alert.id), func.count(), func.min(m.Alert.starts_at))
+                .join(m.Incident, m.Alert.incident_id == m.Incident.id)
+                .where(scope, seen, is_open)
+                .group_by(*key)
+            )
+            if fps:
+                q = q.where(m.Alert.fingerprint.not_in(fps))
+            for row in self.s.execute(q):
+                cells: tuple[Any, ...] = tuple(row)
+                what = cells[:-3]
+                got = groups.get(what)
+                if got is None:
+                    groups[what] = list(cells[-3:])
+                else:
+                    got[0] = min(got[0], cells[-3])
+                    got[1] += cells[-2]
+                    got[2] = min(got[2], cells[-1])
+        heads: dict[int, tuple[tuple[Any, ...], int, datetime]] = {
+            int(g[0]): (what, int(g[1]), g[2]) for what, g in groups.items()
+        }
+        kinds: builtins.list[tuple[AlertInfo, int, tuple[Any, ...]]] = []
+        for r in self.alerts(sorted(heads)):
+            what, weight, start = heads[r.id]
+            kinds.append((r.model_copy(update={"starts_at": start}), weight, what))
+        alerts = [AlertInfo.model_validate(single[i]) for i in sorted(single)]
+        return alerts, sorted(kinds, key=lambda kn: kn[0].id)
+
+    def nth_start(self, incident_id: int, n: int) -> tuple[datetime, int] | None:
+        """Start and id of an incident's ``n``-th alert to start (1-based), if it has that
+        many (an index on ``(incident_id, starts_at)`` reads it)."""
+        q = (
+            select(m.Alert.starts_at, m.Alert.id)
+            .where(m.Alert.incident_id == incident_id)
+            .order_by(m.Alert.starts_at, m.Alert.id)
+            .offset(n - 1)
+            .limit(1)
+        )
+        row = self.s.execute(q).first()
+        return None if row is None else (row[0], int(row[1]))
 
     def firing_left(self, incident_id: int) -> bool:
         """Whether an alert of the incident still fires."""
@@ -409,6 +550,98 @@ class IncidentTx:
         self.attach(inc.id, alert_ids)
         return int(inc.id)
 
+    def incidents(self, ids: Iterable[int]) -> dict[int, IncidentInfo]:
+        """Incidents by id (ids that do not exist are left out)."""
+        wanted = sorted(set(ids))
+        out: dict[int, IncidentInfo] = {}
+        for k in range(0, len(wanted), _CHUNK):
+            q = select(m.Incident).where(m.Incident.id.in_(wanted[k : k + _CHUNK]))
+            out.update((r.id, _incident(r)) for r in self.s.scalars(q))
+        return out
+
+    def count_alerts_of(self, ids: Iterable[int]) -> dict[int, int]:
+        """How many alerts each incident holds (one statement per 500 incidents)."""
+        wanted = sorted(set(ids))
+        out = dict.fromkeys(wanted, 0)
+        for k in range(0, len(wanted), _CHUNK):
+            q = (
+                select(m.Alert.incident_id, func.count())
+                .where(m.Alert.incident_id.in_(wanted[k : k + _CHUNK]))
+                .group_by(m.Alert.incident_id)
+            )
+            out.update((int(i or 0), int(n)) for i, n in self.s.execute(q))
+        return out
+
+    def kinds_of(
+        self, ids: Iterable[int]
+    ) -> dict[int, builtins.list[tuple[int, tuple[Any, ...], datetime, datetime, int]]]:
+        """:meth:`alert_kinds` of every alert of several incidents, by incident."""
+        wanted = sorted(set(ids))
+        out: dict[int, builtins.list[tuple[int, tuple[Any, ...], datetime, datetime, int]]] = {
+            i: [] for i in wanted
+        }
+        for k in range(0, len(wanted), _CHUNK):
+            q = (
+                select(
+                    m.Alert.incident_id,
+                    m.Alert.id,
+                    *_KIND,
+                    m.Alert.starts_at,
+                    m.Alert.last_seen_at,
+                    m.Alert.count,
+                )
+                .where(m.Alert.incident_id.in_(wanted[k : k + _CHUNK]))
+                .order_by(m.Alert.incident_id, m.Alert.id)
+            )
+            for r in self.s.execute(q):
+                out[int(r[0])].append((int(r[1]), tuple(r[2:-3]), r[-3], r[-2], int(r[-1])))
+        return out
+
+    def update_incidents(self, changes: dict[int, dict[str, Any]]) -> None:
+        """:meth:`update_incident` of several incidents (``{id: its keyword arguments}``),
+        in one flush."""
+        rows: dict[int, m.Incident] = {}
+        ids = sorted(changes)
+        for k in range(0, len(ids), _CHUNK):
+            q = select(m.Incident).where(m.Incident.id.in_(ids[k : k + _CHUNK]))
+            rows.update((r.id, r) for r in self.s.scalars(q))
+        for inc_id, change in changes.items():
+            self._set_summary(rows[inc_id], **change)
+        self.s.flush()
+
+    def attach_many(self, alerts: dict[int, Sequence[int]]) -> None:
+        """Put alerts into incidents (``{incident id: alert ids}``) in one statement."""
+        moved = {a: inc for inc, ids in alerts.items() for a in ids}
+        if not moved:
+            return
+        self.s.flush()
+        self.s.execute(update(m.Alert), [{"id": a, "incident_id": i} for a, i in moved.items()])
+        # The statement above bypasses the session: loaded rows learn their incident.
+        for obj in [*self.s.identity_map.values()]:
+            if isinstance(obj, m.Alert) and obj.id in moved:
+                self.s.expire(obj, ["incident_id"])
+
+    def open_incidents(self, drafts: Sequence[dict[str, Any]]) -> builtins.list[int]:
+        """Create open incidents, each holding its ``alert_ids`` (the other keys are those of
+        :meth:`open_incident`); their ids, in order. A few statements, whatever their number."""
+        rows = [
+            m.Incident(
+                title=d["title"][:512],
+                kind=d["kind"],
+                status="open",
+                severity=d["severity"],
+                opened_at=d["opened_at"],
+                updated_at=d["updated_at"],
+                root_causes={"ranked": list(d["root_causes"])},
+                details=dict(d["details"]),
+            )
+            for d in drafts
+        ]
+        self.s.add_all(rows)
+        self.s.flush()
+        self.attach_many({int(row.id): d["alert_ids"] for row, d in zip(rows, drafts, strict=True)})
+        return [int(row.id) for row in rows]
+
     def attach(self, incident_id: int, alert_ids: Sequence[int]) -> None:
         """Put alerts into an incident (one statement, whatever their number)."""
         self.s.flush()
@@ -434,7 +667,30 @@ class IncidentTx:
         details: dict[str, Any],
     ) -> None:
         """Replace an incident's summary (``details`` are merged into the stored ones)."""
-        inc = self._row(incident_id)
+        self._set_summary(
+            self._row(incident_id),
+            title=title,
+            kind=kind,
+            severity=severity,
+            opened_at=opened_at,
+            updated_at=updated_at,
+            root_causes=root_causes,
+            details=details,
+        )
+        self.s.flush()
+
+    @staticmethod
+    def _set_summary(
+        inc: m.Incident,
+        *,
+        title: str,
+        kind: str,
+        severity: str,
+        opened_at: datetime,
+        updated_at: datetime,
+        root_causes: builtins.list[dict[str, Any]],
+        details: dict[str, Any],
+    ) -> None:
         inc.title = title[:512]
         inc.kind = kind
         inc.severity = severity
@@ -442,7 +698,6 @@ class IncidentTx:
         inc.updated_at = updated_at
         inc.root_causes = {"ranked": list(root_causes)}
         inc.details = {**(inc.details or {}), **details}
-        self.s.flush()
 
     def has_pending(self, incident_id: int, statuses: Sequence[str]) -> bool:
         """Whether a firing alert, or an action in one of ``statuses``, keeps an incident open."""
