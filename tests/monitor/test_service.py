@@ -100,7 +100,9 @@ def _features(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.DataFr
     return df
 
 
-def _register(store: Store, artifacts: ArtifactStore, *, profile: bool = True) -> None:
+def _register(store: Store, artifacts: ArtifactStore, *, profile: bool = True) -> str:
+    """Register a version of MODEL (with its reference profile) that DEPLOYMENT serves; its
+    number."""
     rng = np.random.default_rng(7)
     ref = _features(rng, 3000)
     built = build_reference_profile(
@@ -116,7 +118,7 @@ def _register(store: Store, artifacts: ArtifactStore, *, profile: bool = True) -
     }
     if profile:
         details["reference_profile"] = artifacts.put_bytes(built.model_dump_json().encode())
-    store.models.create_version(
+    created = store.models.create_version(
         MODEL,
         artifact_digest="sha256:" + "0" * 64,
         dataset_digest="sha256:" + "d" * 64,
@@ -125,12 +127,13 @@ def _register(store: Store, artifacts: ArtifactStore, *, profile: bool = True) -
     store.deployments.save_status(
         DEPLOYMENT,
         revision=None,
-        desired={"model": MODEL, "version": 1},
+        desired={"model": MODEL, "version": created.version},
         live={},
         sync_status="Synced",
         health_status="Healthy",
         reason="",
     )
+    return str(created.version)
 
 
 @dataclass
@@ -152,8 +155,10 @@ def _serve(
     shifted_from: int = 4,
     missing: tuple[int, str, int] | None = None,
     served: Served | None = None,
+    version: str = "1",
 ) -> Served:
-    """Log REQUESTS requests of ROWS rows per window; features shift from ``shifted_from``."""
+    """Log REQUESTS requests of ROWS rows per window of MODEL ``version``; features shift from
+    ``shifted_from``."""
     served = served or Served(start, {}, {}, {}, {})
     for w in windows:
         rng = np.random.default_rng(100 + w)
@@ -176,7 +181,7 @@ def _serve(
                     "request_id": request_id,
                     "deployment": DEPLOYMENT,
                     "model_name": MODEL,
-                    "model_version": "1",
+                    "model_version": version,
                     "time": start + w * STEP + timedelta(seconds=float(offsets[i])),
                     "latency_ms": float(latency[i]),
                     "shadow": False,
