@@ -22,13 +22,15 @@ from opsloop.artifacts import ArtifactStore, open_artifact_store
 from opsloop.cli.monitor import app, parse_window
 from opsloop.context import Project
 from opsloop.errors import MonitorError
-from opsloop.monitor import build_reference_profile
+from opsloop.monitor import FeatureDrift, build_reference_profile
 from opsloop.monitor.service import (
     CURSOR_SERIES,
     DEFAULT_WINDOW,
     MonitorRunResult,
     monitored_until,
     run_monitors,
+    severity,
+    window_drift,
     write_monitor_report,
 )
 from opsloop.monitor.windows import (
@@ -655,3 +657,46 @@ def test_report_without_predictions_says_so(stores: tuple[Store, ArtifactStore])
     store, artifacts = stores
     with pytest.raises(MonitorError, match="no predictions"):
         write_monitor_report(store, artifacts, "ghost", "x.html", until=T0)
+
+
+def _judged(name: str, method: str, score: float, threshold: float, drifts: bool) -> FeatureDrift:
+    return FeatureDrift(
+        name=name,
+        kind="numeric",
+        method=method,
+        score=score,
+        threshold=threshold,
+        drift_detected=drifts,
+        rows=10,
+        count=10,
+        missing_rate=0.0,
+        reference_missing_rate=0.0,
+    )
+
+
+def test_severity_reads_p_values_and_distances_alike() -> None:
+    # A p-value drifts below its threshold, a distance above it: 1 at the threshold either way.
+    assert severity(_judged("a", "ks", 0.01, 0.05, True)) == pytest.approx(5.0)
+    assert severity(_judged("a", "chisquare", 0.5, 0.05, False)) == pytest.approx(0.1)
+    assert severity(_judged("a", "wasserstein", 0.3, 0.1, True)) == pytest.approx(3.0)
+    assert severity(_judged("a", "ks", 0.0, 0.05, True)) == float("inf")
+    assert severity(_judged("a", "psi", 0.1, 0.0, False)) is None
+
+
+def test_window_drift_is_what_the_report_checks(stores: tuple[Store, ArtifactStore]) -> None:
+    store, artifacts = stores
+    _register(store, artifacts)
+    _serve(store, T0, range(6))
+    checked = window_drift(store, artifacts, DEPLOYMENT, window=STEP, until=T0 + 5 * STEP)
+    assert (checked.model, checked.version) == (MODEL, "1")
+    assert (checked.since, checked.window, checked.rows) == (T0 + 4 * STEP, STEP, REQUESTS * ROWS)
+    assert checked.answered == ((MODEL, "1", REQUESTS * ROWS),)
+    assert sorted(checked.drift.drifted_features) == sorted(SHIFTED)
+    assert checked.most_drifted in SHIFTED
+    for feature in checked.drift.features.values():
+        dist = feature.distribution
+        assert dist is not None and len(dist.reference) == len(dist.current) == len(dist.labels)
+        assert sum(dist.reference) == pytest.approx(1.0)
+        assert sum(dist.current) == pytest.approx(1.0)
+    # The latest window with requests by default.
+    assert window_drift(store, artifacts, DEPLOYMENT, window=STEP).until == T0 + 6 * STEP
