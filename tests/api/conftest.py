@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -23,10 +24,13 @@ from opsloop.api import create_app
 from opsloop.context import Project
 from opsloop.errors import AuthenticationError
 from opsloop.gitops import promote
+from opsloop.monitor.service import run_monitors
+from opsloop.monitor.windows import align
 from opsloop.registry import register_model
 from opsloop.secops.access import Grant, Identity
 from opsloop.tracking import start_run
 from tests.gitops.conftest import git
+from tests.monitor.test_service import STEP, _register, _serve
 
 DIGEST = "sha256:" + "ab" * 32
 TOKENS: dict[str, Identity] = {
@@ -104,6 +108,48 @@ def populated(project: Project) -> Populated:
     project.store.models.set_alias("churn", "champion", 1)
     promote("churn", to="churn-prod", alias="champion", project=project)
     return Populated(project, runs, runs[0])
+
+
+@dataclass
+class Drifting:
+    """Traffic of 'churn-prod' in the populated project, monitored.
+
+    Attributes:
+        start: Start of the first window with predictions.
+        windows: How many windows (of ``STEP``) hold predictions; f1 and f2 shift from
+            window ``shifted_from`` on.
+        version: The version of 'churn' that answered (with a reference profile).
+    """
+
+    start: datetime
+    windows: int
+    shifted_from: int
+    version: str
+
+    def end(self, k: int) -> datetime:
+        """End of window ``k``."""
+        return self.start + (k + 1) * STEP
+
+    @property
+    def until(self) -> datetime:
+        """End of the last window with predictions."""
+        return self.end(self.windows - 1)
+
+
+@pytest.fixture
+def drifting(populated: Populated) -> Drifting:
+    """The populated project whose 'churn-prod' logged 6 windows of 15 minutes of predictions
+    with their inputs (f0..f3, plan; f1 and f2 shift from the fourth window on) by a version
+    of 'churn' registered with a reference profile, and monitored up to the last."""
+    store, artifacts = populated.project.store, populated.project.artifacts
+    start = align(datetime.now(UTC), STEP) - 8 * STEP
+    version = _register(store, artifacts)
+    _serve(store, start, range(6), shifted_from=3, version=version)
+    found = Drifting(start, 6, 3, version)
+    run_monitors(
+        store, artifacts, deployments=["churn-prod"], window=STEP, now=found.until + STEP / 2
+    )
+    return found
 
 
 @contextmanager

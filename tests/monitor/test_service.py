@@ -22,13 +22,15 @@ from opsloop.artifacts import ArtifactStore, open_artifact_store
 from opsloop.cli.monitor import app, parse_window
 from opsloop.context import Project
 from opsloop.errors import MonitorError
-from opsloop.monitor import build_reference_profile
+from opsloop.monitor import FeatureDrift, build_reference_profile
 from opsloop.monitor.service import (
     CURSOR_SERIES,
     DEFAULT_WINDOW,
     MonitorRunResult,
     monitored_until,
     run_monitors,
+    severity,
+    window_drift,
     write_monitor_report,
 )
 from opsloop.monitor.windows import (
@@ -100,7 +102,9 @@ def _features(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.DataFr
     return df
 
 
-def _register(store: Store, artifacts: ArtifactStore, *, profile: bool = True) -> None:
+def _register(store: Store, artifacts: ArtifactStore, *, profile: bool = True) -> str:
+    """Register a version of MODEL (with its reference profile) that DEPLOYMENT serves; its
+    number."""
     rng = np.random.default_rng(7)
     ref = _features(rng, 3000)
     built = build_reference_profile(
@@ -116,7 +120,7 @@ def _register(store: Store, artifacts: ArtifactStore, *, profile: bool = True) -
     }
     if profile:
         details["reference_profile"] = artifacts.put_bytes(built.model_dump_json().encode())
-    store.models.create_version(
+    created = store.models.create_version(
         MODEL,
         artifact_digest="sha256:" + "0" * 64,
         dataset_digest="sha256:" + "d" * 64,
@@ -125,12 +129,13 @@ def _register(store: Store, artifacts: ArtifactStore, *, profile: bool = True) -
     store.deployments.save_status(
         DEPLOYMENT,
         revision=None,
-        desired={"model": MODEL, "version": 1},
+        desired={"model": MODEL, "version": created.version},
         live={},
         sync_status="Synced",
         health_status="Healthy",
         reason="",
     )
+    return str(created.version)
 
 
 @dataclass
@@ -152,8 +157,10 @@ def _serve(
     shifted_from: int = 4,
     missing: tuple[int, str, int] | None = None,
     served: Served | None = None,
+    version: str = "1",
 ) -> Served:
-    """Log REQUESTS requests of ROWS rows per window; features shift from ``shifted_from``."""
+    """Log REQUESTS requests of ROWS rows per window of MODEL ``version``; features shift from
+    ``shifted_from``."""
     served = served or Served(start, {}, {}, {}, {})
     for w in windows:
         rng = np.random.default_rng(100 + w)
@@ -176,7 +183,7 @@ def _serve(
                     "request_id": request_id,
                     "deployment": DEPLOYMENT,
                     "model_name": MODEL,
-                    "model_version": "1",
+                    "model_version": version,
                     "time": start + w * STEP + timedelta(seconds=float(offsets[i])),
                     "latency_ms": float(latency[i]),
                     "shadow": False,
@@ -650,3 +657,46 @@ def test_report_without_predictions_says_so(stores: tuple[Store, ArtifactStore])
     store, artifacts = stores
     with pytest.raises(MonitorError, match="no predictions"):
         write_monitor_report(store, artifacts, "ghost", "x.html", until=T0)
+
+
+def _judged(name: str, method: str, score: float, threshold: float, drifts: bool) -> FeatureDrift:
+    return FeatureDrift(
+        name=name,
+        kind="numeric",
+        method=method,
+        score=score,
+        threshold=threshold,
+        drift_detected=drifts,
+        rows=10,
+        count=10,
+        missing_rate=0.0,
+        reference_missing_rate=0.0,
+    )
+
+
+def test_severity_reads_p_values_and_distances_alike() -> None:
+    # A p-value drifts below its threshold, a distance above it: 1 at the threshold either way.
+    assert severity(_judged("a", "ks", 0.01, 0.05, True)) == pytest.approx(5.0)
+    assert severity(_judged("a", "chisquare", 0.5, 0.05, False)) == pytest.approx(0.1)
+    assert severity(_judged("a", "wasserstein", 0.3, 0.1, True)) == pytest.approx(3.0)
+    assert severity(_judged("a", "ks", 0.0, 0.05, True)) == float("inf")
+    assert severity(_judged("a", "psi", 0.1, 0.0, False)) is None
+
+
+def test_window_drift_is_what_the_report_checks(stores: tuple[Store, ArtifactStore]) -> None:
+    store, artifacts = stores
+    _register(store, artifacts)
+    _serve(store, T0, range(6))
+    checked = window_drift(store, artifacts, DEPLOYMENT, window=STEP, until=T0 + 5 * STEP)
+    assert (checked.model, checked.version) == (MODEL, "1")
+    assert (checked.since, checked.window, checked.rows) == (T0 + 4 * STEP, STEP, REQUESTS * ROWS)
+    assert checked.answered == ((MODEL, "1", REQUESTS * ROWS),)
+    assert sorted(checked.drift.drifted_features) == sorted(SHIFTED)
+    assert checked.most_drifted in SHIFTED
+    for feature in checked.drift.features.values():
+        dist = feature.distribution
+        assert dist is not None and len(dist.reference) == len(dist.current) == len(dist.labels)
+        assert sum(dist.reference) == pytest.approx(1.0)
+        assert sum(dist.current) == pytest.approx(1.0)
+    # The latest window with requests by default.
+    assert window_drift(store, artifacts, DEPLOYMENT, window=STEP).until == T0 + 6 * STEP

@@ -15,7 +15,7 @@ from opsloop.spec.remediation import RemediationPolicy
 from opsloop.ui import create_server_app
 from opsloop.ui.pages import COOKIE
 from tests.aiops.test_remediation import RecordingExecutor, open_incident
-from tests.api.conftest import Populated, populated, token_authenticator  # noqa: F401
+from tests.api.conftest import Populated, drifting, populated, token_authenticator  # noqa: F401
 
 __all__ = ["parked_incident"]
 

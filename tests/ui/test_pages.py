@@ -39,6 +39,7 @@ def _pages(populated: Populated, incident: int) -> list[str]:
         "/incidents",
         f"/incidents/{incident}",
         "/monitoring",
+        "/monitoring?deployment=churn-prod&feature=f1&until=2026-01-01T00:15:00Z",
         "/data",
         f"/data/{digest}",
         "/costs",

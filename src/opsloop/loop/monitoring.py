@@ -23,8 +23,10 @@ from opsloop.monitor.service import (
     DEFAULT_GRACE,
     DEFAULT_WINDOW,
     MonitorRunResult,
+    WindowDrift,
     known_deployments,
     run_monitors,
+    window_drift,
     write_monitor_report,
 )
 from opsloop.spec.alerting import AlertsSection
@@ -38,10 +40,12 @@ if TYPE_CHECKING:
     from opsloop.store import AlertInfo
 
 __all__ = [
+    "DeploymentDrift",
     "MonitorReport",
     "MonitorSettings",
     "MonitorStepResult",
     "deployment_documents",
+    "deployment_drift",
     "monitor_settings",
     "monitor_step",
     "report_window",
@@ -176,16 +180,20 @@ class MonitorReport:
 
 
 def report_window(
-    project: Project, deployment: str, *, window: timedelta | None = None
+    project: Project,
+    deployment: str,
+    *,
+    window: timedelta | None = None,
+    given: str = "given with --window",
 ) -> tuple[timedelta, str]:
     """The monitoring window of ``deployment`` and where it comes from, in words.
 
-    The window given wins; else the deployment's own (``spec.monitoring.window`` of its
-    document at ``HEAD``), else the project's (``monitoring.window`` of ``opsloop.yaml``),
-    else the default.
+    The window given wins (its source is ``given``); else the deployment's own
+    (``spec.monitoring.window`` of its document at ``HEAD``), else the project's
+    (``monitoring.window`` of ``opsloop.yaml``), else the default.
     """
     if window is not None:
-        return window, "given with --window"
+        return window, given
     try:
         repo = GitRepo(project.dir)
         state = load_desired_state(repo, repo.relpath(project.dir / DEFAULT_FOLDER))
@@ -202,6 +210,59 @@ def report_window(
     return default, "the default: neither the deployment's document nor opsloop.yaml sets one"
 
 
+@dataclass(frozen=True)
+class DeploymentDrift:
+    """The drift of a window of a deployment, checked with the deployment's own settings.
+
+    Attributes:
+        checked: The window, the version checked and its drift.
+        window_source: Where the window's length comes from, in words.
+    """
+
+    checked: WindowDrift
+    window_source: str
+
+
+def _own_settings(
+    project: Project, deployment: str, window: timedelta | None, given: str
+) -> tuple[timedelta, str, DriftThresholds | None]:
+    """The window (given, else the deployment's own, see :func:`report_window`), where it
+    comes from, and the drift thresholds of the deployment's document."""
+    length, source = report_window(project, deployment, window=window, given=given)
+    settings, _off = monitor_settings(
+        project, deployment_documents(project), [deployment], window=length
+    )
+    own = settings.get(deployment)
+    return length, source, own.thresholds if own is not None else None
+
+
+def deployment_drift(
+    project: Project,
+    deployment: str,
+    *,
+    window: timedelta | None = None,
+    until: datetime | None = None,
+    given: str = "given with --window",
+) -> DeploymentDrift:
+    """The drift of ``deployment``'s window ending at ``until`` (default: its latest window
+    with requests), with its own monitoring window and drift thresholds, as
+    :func:`write_report` checks it.
+
+    Raises:
+        MonitorError: As :func:`~opsloop.monitor.service.window_drift`.
+    """
+    length, source, thresholds = _own_settings(project, deployment, window, given)
+    checked = window_drift(
+        project.store,
+        project.artifacts,
+        deployment,
+        window=length,
+        until=until,
+        thresholds=thresholds,
+    )
+    return DeploymentDrift(checked, source)
+
+
 def write_report(
     project: Project,
     deployment: str,
@@ -216,11 +277,7 @@ def write_report(
     Raises:
         MonitorError: As :func:`~opsloop.monitor.service.write_monitor_report`.
     """
-    length, source = report_window(project, deployment, window=window)
-    settings, _off = monitor_settings(
-        project, deployment_documents(project), [deployment], window=length
-    )
-    own = settings.get(deployment)
+    length, source, thresholds = _own_settings(project, deployment, window, "given with --window")
     written = write_monitor_report(
         project.store,
         project.artifacts,
@@ -229,7 +286,7 @@ def write_report(
         window=length,
         window_source=source,
         until=until,
-        thresholds=own.thresholds if own is not None else None,
+        thresholds=thresholds,
     )
     return MonitorReport(written, length, source)
 

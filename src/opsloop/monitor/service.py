@@ -87,11 +87,14 @@ __all__ = [
     "DEFAULT_WINDOW",
     "MonitorRunResult",
     "Serving",
+    "WindowDrift",
     "WindowSummary",
     "known_deployments",
     "monitored_until",
     "run_monitors",
     "serving_now",
+    "severity",
+    "window_drift",
     "write_monitor_report",
 ]
 
@@ -643,6 +646,151 @@ def serving_now(store: Store, deployment: str) -> Serving | None:
     return None
 
 
+#: Methods whose score is a p-value: the smaller, the stronger the evidence of drift.
+_PVALUE_METHODS = frozenset({"ks", "chisquare", "z"})
+
+
+@dataclass(frozen=True)
+class WindowDrift:
+    """The drift of one window of a deployment, for the model version a report checks.
+
+    Attributes:
+        deployment: The deployment.
+        model: The model checked.
+        version: Its version checked (see :func:`window_drift`).
+        since: Start of the window (inclusive).
+        until: End of the window (exclusive).
+        drift: Drift of the version's rows against its reference profile; each feature
+            carries its ``distribution`` (reference and current shares per bin or category).
+        profile: The version's reference profile.
+        current: The version's rows of the window, the profile's features as drift read them.
+        serving: What the deployment serves now, as the reconciler recorded it.
+        answered: Every version that answered in the window, with its rows, most rows first.
+    """
+
+    deployment: str
+    model: str
+    version: str
+    since: datetime
+    until: datetime
+    drift: DriftResult
+    profile: ReferenceProfile
+    current: pd.DataFrame
+    serving: Serving | None
+    answered: tuple[tuple[str, str, int], ...]
+
+    @property
+    def window(self) -> timedelta:
+        """The window's length."""
+        return self.until - self.since
+
+    @property
+    def rows(self) -> int:
+        """Rows of the checked version in the window."""
+        return len(self.current)
+
+    @property
+    def most_drifted(self) -> str | None:
+        """The feature furthest past its threshold (a drifting one first); None when no
+        feature could be judged."""
+        judged = [f for f in self.drift.features.values() if severity(f) is not None]
+        if not judged:
+            return None
+        return max(judged, key=lambda f: (f.drift_detected, severity(f))).name
+
+
+def severity(feature: FeatureDrift) -> float | None:
+    """How far ``feature``'s score is past its threshold: 1 at the threshold, above 1 beyond
+    it (the threshold over the score for a p-value, the score over the threshold for a
+    distance); None without a score or a positive threshold."""
+    score, limit = feature.score, feature.threshold
+    if feature.status != "ok" or score is None or not limit or limit <= 0 or math.isnan(score):
+        return None
+    if feature.method in _PVALUE_METHODS:
+        return limit / score if score > 0 else math.inf
+    return score / limit
+
+
+def window_drift(
+    store: Store,
+    artifacts: ArtifactStore,
+    deployment: str,
+    *,
+    window: timedelta = DEFAULT_WINDOW,
+    until: datetime | None = None,
+    thresholds: DriftThresholds | None = None,
+) -> WindowDrift:
+    """The drift of the window ``[until - window, until)`` of ``deployment``.
+
+    It checks the serving version with the most traffic that answered in the window (else
+    the version that answered most rows) against that version's reference profile.
+
+    Args:
+        store: The metadata store.
+        artifacts: The artifact store holding the reference profile.
+        deployment: The deployment.
+        window: Length of the window: the deployment's monitoring window.
+        until: End of the window (default: the end of the latest window, before the one
+            where monitoring of the deployment stopped, that holds requests).
+        thresholds: Drift thresholds (Evidently's defaults when None).
+
+    Raises:
+        MonitorError: The window has no predictions, the model version has no reference
+            profile, or no input columns were logged.
+    """
+    if window <= timedelta(0):
+        raise MonitorError(f"window length must be positive, got {window}")
+    if until is None:
+        # The latest monitored window that holds requests: monitoring goes on through quiet
+        # windows, and an empty window has nothing to report.
+        until = monitored_until(store, deployment) or align(datetime.now(UTC), window)
+        newest = store.predictions.newest_time(deployment, utc(until))
+        if newest is not None:
+            until = align(utc(newest), window) + window
+    try:
+        until = utc(until)
+        since = until - window
+    except OverflowError:
+        raise MonitorError(
+            f"a window of {_length(window)} ending at {until} is out of range"
+        ) from None
+    win = load_window(store, deployment, since, until, artifacts=artifacts)
+    versions = win.versions()
+    if not versions:
+        raise MonitorError(
+            f"deployment '{deployment}' has no predictions in [{since:%Y-%m-%d %H:%M:%S}, "
+            f"{until:%Y-%m-%d %H:%M:%S}) UTC (window {_length(window)})",
+            hint="pass a longer --window, or check the deployment's name",
+        )
+    serving = serving_now(store, deployment)
+    model, version = _checked_version(versions, serving)
+    ctx = _Contexts(store, artifacts, None).get(model, version)
+    if ctx.profile is None:
+        raise MonitorError(
+            f"{model}/{version} has no reference profile to compare with: " + "; ".join(ctx.notes)
+        )
+    current = drift_frame(ctx.profile, win.of_version(model, version))
+    if current is None:
+        raise MonitorError(
+            f"deployment '{deployment}' logged no input columns; drift cannot be reported",
+            hint="enable input logging on the model server",
+        )
+    drift = _drift(ctx.profile, win, model, version, thresholds)
+    assert drift is not None  # drift_frame found columns above
+    return WindowDrift(
+        deployment=deployment,
+        model=model,
+        version=version,
+        since=since,
+        until=until,
+        drift=drift,
+        profile=ctx.profile,
+        current=current,
+        serving=serving,
+        answered=tuple((m, v, len(win.of_version(m, v))) for m, v in versions),
+    )
+
+
 def write_monitor_report(
     store: Store,
     artifacts: ArtifactStore,
@@ -680,40 +828,11 @@ def write_monitor_report(
         MonitorError: The window has no predictions, or the model version has no reference
             profile.
     """
-
-    if until is None:
-        # The latest monitored window that holds requests: monitoring goes on through quiet
-        # windows, and an empty window has nothing to report.
-        until = monitored_until(store, deployment) or align(datetime.now(UTC), window)
-        newest = store.predictions.newest_time(deployment, utc(until))
-        if newest is not None:
-            until = align(utc(newest), window) + window
-    until = utc(until)
-    since = until - window
-    win = load_window(store, deployment, since, until, artifacts=artifacts)
-    versions = win.versions()
-    if not versions:
-        raise MonitorError(
-            f"deployment '{deployment}' has no predictions in [{since:%Y-%m-%d %H:%M:%S}, "
-            f"{until:%Y-%m-%d %H:%M:%S}) UTC (window {_length(window)})",
-            hint="pass a longer --window, or check the deployment's name",
-        )
-    serving = serving_now(store, deployment)
-    model, version = _checked_version(versions, serving)
-    ctx = _Contexts(store, artifacts, None).get(model, version)
-    if ctx.profile is None:
-        raise MonitorError(
-            f"{model}/{version} has no reference profile to compare with: " + "; ".join(ctx.notes)
-        )
-    rows = win.of_version(model, version)
-    current = drift_frame(ctx.profile, rows)
-    if current is None:
-        raise MonitorError(
-            f"deployment '{deployment}' logged no input columns; drift cannot be reported",
-            hint="enable input logging on the model server",
-        )
-    drift = _drift(ctx.profile, win, model, version, thresholds)
-    assert drift is not None  # drift_frame found columns above
+    checked = window_drift(
+        store, artifacts, deployment, window=window, until=until, thresholds=thresholds
+    )
+    model, version, since, until = checked.model, checked.version, checked.since, checked.until
+    drift, serving = checked.drift, checked.serving
 
     labels = {"deployment": deployment, "model": model, "version": version}
     wanted: list[tuple[str, str, dict[str, str]]] = []
@@ -732,7 +851,7 @@ def write_monitor_report(
         if points:
             series[title] = [(utc(p.time), p.value) for p in points]
 
-    answered = ", ".join(f"{m} v{v} ({len(win.of_version(m, v))} rows)" for m, v in versions)
+    answered = ", ".join(f"{m} v{v} ({rows} rows)" for m, v, rows in checked.answered)
     source = f": {window_source}" if window_source else ""
     details = [
         f"Serving now: {serving.describe()}."
@@ -740,14 +859,14 @@ def write_monitor_report(
         else "Serving now: not recorded (the deployment is not reconciled from Git).",
         f"Window checked: [{since:%Y-%m-%d %H:%M:%S}, {until:%Y-%m-%d %H:%M:%S}) UTC, "
         f"{_length(window)} long{source}. Answered in it: {answered}.",
-        f"Drift below is that of {model} v{version} on the {len(rows)} rows it answered.",
+        f"Drift below is that of {model} v{version} on the {checked.rows} rows it answered.",
     ]
     title = f"{deployment}: {serving.describe() if serving is not None else f'{model} v{version}'}"
     return write_drift_report(
         drift,
         path,
-        profile=ctx.profile,
-        current=current,
+        profile=checked.profile,
+        current=checked.current,
         series=series,
         title=title,
         details=details,

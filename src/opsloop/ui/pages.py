@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 
 from opsloop.ui.client import ApiClient, ApiError, LoginRequired
 from opsloop.ui.views import (
+    bars_figure,
     can,
     cost_figure,
     dag_figure,
@@ -738,13 +739,17 @@ _HEALTH = (
 
 
 @router.get("/monitoring", response_class=HTMLResponse)
-async def monitoring(request: Request, deployment: str = "") -> Response:
+async def monitoring(
+    request: Request, deployment: str = "", feature: str = "", until: str = ""
+) -> Response:
     async with _api(request) as api:
         monitors = await api.get("/monitors")
         names = [m["deployment"] for m in monitors]
         chosen = deployment or (names[0] if names else "")
         sections: list[tuple[str, list[dict[str, Any]]]] = []
+        window: dict[str, Any] | None = None
         if chosen:
+            window = await _window_view(api, chosen, feature, until)
             monitor = next((m for m in monitors if m["deployment"] == chosen), None)
             drift_cfg = (monitor or {}).get("monitoring", {}).get("drift") or {}
             psi = float(drift_cfg.get("psi_threshold", 0.2)) if isinstance(drift_cfg, dict) else 0.2
@@ -780,8 +785,81 @@ async def monitoring(request: Request, deployment: str = "") -> Response:
                     health.append(line_figure(traces, title=series, x_title="window"))
             sections.append(("Service health", health))
         return await _render(
-            request, api, "monitoring.html", monitors=monitors, chosen=chosen, sections=sections
+            request,
+            api,
+            "monitoring.html",
+            monitors=monitors,
+            chosen=chosen,
+            sections=sections,
+            window=window,
         )
+
+
+async def _window_view(api: ApiClient, deployment: str, feature: str, until: str) -> dict[str, Any]:
+    """Reference against current shares of one feature in the window ending at ``until``
+    (default: the deployment's latest window with requests), the windows to choose from
+    (newest first), and the API's problem when there is nothing to compare."""
+    view: dict[str, Any] = {"problem": None, "drift": None, "feature": None, "figure": None}
+    try:
+        drift = await api.get(f"/monitors/{quote(deployment, safe='')}/drift", until=until or None)
+    except ApiError as exc:
+        if exc.status not in (404, 422):
+            raise
+        view["problem"] = exc.detail
+        drift = None
+    if drift is not None:
+        length: float | None = drift["window_s"]
+    else:
+        cursor = await api.get(
+            "/series/points", name="monitor.window", label=[f"deployment={deployment}"], last=1
+        )
+        length = cursor[-1]["value"] if cursor else None
+    view["until"] = _instant(drift["until"]) if drift is not None else _instant(until)
+    view["ends"] = await _window_ends(api, deployment, length, view["until"])
+    if drift is None:
+        return view
+    features = {f["name"]: f for f in drift["features"]}
+    name = feature if feature in features else drift["most_drifted"] or next(iter(features), "")
+    view["drift"] = drift
+    chosen = features.get(name)
+    view["feature"] = chosen
+    if chosen is not None and chosen["distribution"] is not None:
+        dist = chosen["distribution"]
+        view["figure"] = bars_figure(
+            dist["labels"],
+            {"reference": dist["reference"], "current": dist["current"]},
+            title=f"{name}: reference vs current",
+            x_title="bin (lower edge)" if dist["kind"] == "histogram" else "category",
+            y_title="share of values",
+        )
+    return view
+
+
+def _instant(text: str | None) -> str:
+    """An ISO time as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC (naive: UTC); "" when absent or not one."""
+    if not text:
+        return ""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return ""
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
+
+
+async def _window_ends(
+    api: ApiClient, deployment: str, length: float | None, current: str
+) -> list[str]:
+    """Ends of the windows that have a ``drift.share`` point (stamped with the window's
+    start), newest first, with ``current`` among them."""
+    ends: set[str] = {current} if current else set()
+    if length:
+        for xs, _ys in (await _series(api, "drift.share", deployment)).values():
+            for start in xs:
+                if start_at := _instant(start):
+                    end = datetime.fromisoformat(start_at) + timedelta(seconds=length)
+                    ends.add(_instant(end.isoformat()))
+    return sorted(ends, reverse=True)
 
 
 def _feature(key: str) -> str:

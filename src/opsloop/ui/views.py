@@ -11,6 +11,7 @@ import yaml
 
 __all__ = [
     "ROLES",
+    "bars_figure",
     "can",
     "cost_figure",
     "dag_figure",
@@ -130,6 +131,30 @@ def line_figure(
         "annotations": annotations,
     }
     return {"data": data, "layout": layout}
+
+
+def bars_figure(
+    labels: list[str],
+    groups: dict[str, list[float]],
+    *,
+    title: str = "",
+    x_title: str = "",
+    y_title: str = "",
+) -> dict[str, Any]:
+    """Grouped bars: one bar per label for each group (e.g. reference and current shares)."""
+    return {
+        "data": [
+            {"type": "bar", "name": name, "x": labels, "y": values}
+            for name, values in groups.items()
+        ],
+        "layout": {
+            **_LAYOUT,
+            "barmode": "group",
+            "title": {"text": title, "font": {"size": 14}},
+            "xaxis": {"title": {"text": x_title}, "type": "category"},
+            "yaxis": {"title": {"text": y_title}},
+        },
+    }
 
 
 def sparkline(xs: list[Any], ys: list[float]) -> dict[str, Any]:
