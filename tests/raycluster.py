@@ -1,4 +1,4 @@
-"""A real two-node Ray cluster on this machine, one per test session (the Ray tests are one
+"""A real two-node Ray cluster on this machine, one per test module (the Ray tests are one
 module, tests/e2e/test_ray.py, so that one worker of a parallel test run starts it).
 
 ``ray start --head`` and ``ray start --address`` run in a process group of their own, each
@@ -112,7 +112,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     psutil.wait_procs(family, timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[RayCluster]:
     """Two Ray nodes of one CPU each; the test process is connected as the driver."""
     require_ray()

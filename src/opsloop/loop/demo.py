@@ -73,11 +73,12 @@ def loop_sections(window_s: float, *, min_rows: int) -> str:
     """The ``alerts`` and ``remediation`` sections the demo adds to ``opsloop.yaml``.
 
     Args:
-        window_s: The monitoring window, in seconds: the retrain reads the last two and a
-            quarter windows of labelled traffic, the drifted ones.
+        window_s: The monitoring window, in seconds: the retrain reads the labelled traffic
+            from a window and a quarter before the newest alert's point (a point is stamped
+            with the start of its window), that is the two drifted windows.
         min_rows: Unused by the policy; stated in the comment for the reader.
     """
-    retrain_window = round(2.25 * window_s)
+    retrain_window = round(1.25 * window_s)
     return f"""
 # Added by 'opsloop quickstart': a quality alert on the deployment, and the policy that
 # heals it (the retrain reads the recent labelled traffic, at least {min_rows} rows).
