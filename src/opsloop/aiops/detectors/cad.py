@@ -34,7 +34,9 @@ beyond it: extra bits above, a fact of its own below.
 Bounded, unlike the original: at most ``max_contexts`` contexts are stored; once full, a
 candidate that is not stored still counts as new in the score, but nothing more is learnt
 except the counts of the stored contexts (halved when they grow large, which keeps their
-ratios).
+ratios); and since the candidates of partly covered left sides could not be stored, they are
+no longer looked for (the costliest part of a step), so only those of fully covered left sides
+count.
 """
 
 from __future__ import annotations
@@ -222,7 +224,7 @@ class CADDetector(Detector):
         # selected, and the present facts say how well their contexts predicted; after a new
         # zero-level context, partly covered ones (and the failed full ones) yield candidates.
         selected = 0
-        if new_flag:
+        if new_flag and len(self._seen) < self.max_contexts:
             previous = set(self._left_facts)
             covered = [
                 (lid, tuple(f for f in left if f in previous))
@@ -338,7 +340,7 @@ class CADDetector(Detector):
         full: list[int] = []
         for f in self._left_facts:
             for lid in self._left_index.get(f, ()):
-                if all(g in present for g in self._left_of[lid]):
+                if present.issuperset(self._left_of[lid]):
                     full.append(lid)
         full.sort()
         self._full = full
