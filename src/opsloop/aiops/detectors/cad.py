@@ -79,7 +79,6 @@ class _Step:
         "candidates",
         "facts",
         "raw",
-        "selected",
         "updates",
         "zero",
         "zero_new",
@@ -90,7 +89,6 @@ class _Step:
         self.raw = 0.0
         self.zero: Pair | None = None
         self.zero_new = False
-        self.selected: list[int] = []
         self.updates: list[tuple[int, int, bool]] = []
         self.active: list[tuple[int, int, int, int]] = []
         self.candidates: list[Pair] = []
