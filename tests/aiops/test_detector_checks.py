@@ -40,4 +40,4 @@ def test_detector_contract(name: str, check: Check[Callable[[], Detector]]) -> N
 
 def test_every_check_runs_on_every_detector() -> None:
     assert len(CASES) == len(NAMES) * 10
-    assert NAMES == ["context", "ensemble", "ewma", "likelihood", "mad", "seasonal"]
+    assert NAMES == ["cad", "context", "ensemble", "ewma", "likelihood", "mad", "seasonal"]

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from opsloop.aiops.detectors import DETECTORS, Detector, get_detector
 from opsloop.aiops.nab.corpus import NabCorpus, load_results
-from opsloop.aiops.nab.scoring import CorpusScore, score_corpus
+from opsloop.aiops.nab.scoring import CorpusScore, probationary_length, score_corpus
 from opsloop.errors import AIOpsError
 
 if TYPE_CHECKING:
@@ -203,7 +203,15 @@ def _detector_name(detector: Detector) -> str:
 def _run_file(
     detector: Detector, times: npt.NDArray[np.datetime64], values: FloatArray
 ) -> FloatArray:
-    return detector.clone().score_many(values, times)
+    fresh = detector.clone()
+    # As NAB does for every detector: the file's range and its probationary length.
+    finite = values[np.isfinite(values)]
+    if finite.size:
+        fresh.hint(
+            value_range=(float(finite.min()), float(finite.max())),
+            probation=probationary_length(len(values)),
+        )
+    return fresh.score_many(values, times)
 
 
 def run_detector(

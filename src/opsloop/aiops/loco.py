@@ -53,6 +53,7 @@ LOCO_CANDIDATES: dict[str, tuple[dict[str, Any], ...]] = {
     "ensemble": ({}, {"suppress_factor": 0.6}, {"seasonal_weight": 1.0}),
     "context": ({}, {"rest_points": 60}, {"value_bits": 4}, {"max_order": 2}),
     "likelihood": ({}, {"short_window": 3}, {"base": "context"}),
+    "cad": ({},),
 }
 """The small search grid per detector (``{}`` is the defaults); others get their defaults."""
 

@@ -1,6 +1,7 @@
 """Streaming anomaly detectors with one small contract (``learn_one`` / ``score_one``)."""
 
 from opsloop.aiops.detectors.base import Detector, to_seconds
+from opsloop.aiops.detectors.cad import CADDetector
 from opsloop.aiops.detectors.contextual import ContextDetector
 from opsloop.aiops.detectors.ensemble import EnsembleDetector
 from opsloop.aiops.detectors.likelihood import LikelihoodDetector
@@ -16,6 +17,7 @@ from opsloop.aiops.detectors.seasonal import SeasonalDetector
 __all__ = [
     "DEFAULT_DETECTOR",
     "DETECTORS",
+    "CADDetector",
     "ContextDetector",
     "Detector",
     "EWMADetector",

@@ -77,6 +77,21 @@ class Detector(ABC):
             A score in [0, 1]; higher is more anomalous.
         """
 
+    def hint(  # noqa: B027 - an optional hook, deliberately a no-op by default
+        self, *, value_range: tuple[float, float] | None = None, probation: int | None = None
+    ) -> None:
+        """Tell a fresh detector what is known about its series before it starts.
+
+        A benchmark that hands every detector the same facts calls this on each fresh
+        detector (the NAB benchmark passes each file's minimum and maximum and its
+        probationary length, as NAB does); the monitoring loop does not, so a detector must
+        work without it. Most detectors ignore it.
+
+        Args:
+            value_range: Lowest and highest value the series will take.
+            probation: Leading points that are never judged (warm-up).
+        """
+
     def score_learn_one(self, x: float, t: datetime | None = None) -> float:
         """Score an observation, then learn from it (the usual streaming step)."""
         score = self.score_one(x, t)

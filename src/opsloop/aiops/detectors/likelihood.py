@@ -96,6 +96,12 @@ class LikelihoodDetector(Detector):
         tail = 0.5 * math.erfc((avg - mean) / (std * math.sqrt(2.0)))
         return log_tail_score(tail)
 
+    def hint(
+        self, *, value_range: tuple[float, float] | None = None, probation: int | None = None
+    ) -> None:
+        """Pass the hints on to the wrapped detector."""
+        self._base.hint(value_range=value_range, probation=probation)
+
     def score_one(self, x: float, t: datetime | None = None) -> float:
         """Likelihood score of ``x``'s raw score under the series' raw-score distribution."""
         if is_missing(x):

@@ -11,6 +11,7 @@ import inspect
 from typing import Any
 
 from opsloop.aiops.detectors.base import Detector
+from opsloop.aiops.detectors.cad import CADDetector
 from opsloop.aiops.detectors.contextual import ContextDetector
 from opsloop.aiops.detectors.ensemble import EnsembleDetector
 from opsloop.aiops.detectors.robust import EWMADetector, MADDetector
@@ -37,6 +38,7 @@ DETECTORS.register("ewma", EWMADetector)
 DETECTORS.register("seasonal", SeasonalDetector)
 DETECTORS.register("ensemble", EnsembleDetector)
 DETECTORS.register("context", ContextDetector)
+DETECTORS.register("cad", CADDetector)
 
 DEFAULT_DETECTOR = "ensemble"
 """Name of the detector :func:`default_detector` returns."""
