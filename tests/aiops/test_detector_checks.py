@@ -26,8 +26,12 @@ def factory(name: str) -> Callable[[], Detector]:
     return make
 
 
+# A slow check streams 200,000 points: the slowest detector (cad) needs minutes for it on a
+# busy machine, beyond the default time limit of a test.
+_SLOW = [pytest.mark.slow, pytest.mark.timeout(1200)]
+
 CASES = [
-    pytest.param(name, check, id=f"{name}-{check.name}", marks=[pytest.mark.slow] * check.slow)
+    pytest.param(name, check, id=f"{name}-{check.name}", marks=_SLOW if check.slow else [])
     for name in NAMES
     for check in yield_detector_checks()
 ]
