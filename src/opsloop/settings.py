@@ -30,6 +30,18 @@ _log = logging.getLogger(__name__)
 _URL_FIELDS = {"store_url": "store.url", "artifact_url": "artifacts.url", "s3_endpoint_url": ""}
 
 
+def _split_ports(value: str) -> tuple[int, int]:
+    first, last = (int(part) for part in value.split("-"))
+    return first, last
+
+
+def _set_in_environment(field: str) -> str | None:
+    """``OPSLOOP_<FIELD>`` when the environment sets it (names match without regard to case,
+    as pydantic-settings matches them), else None."""
+    env = f"OPSLOOP_{field.upper()}"
+    return env if any(name.upper() == env for name in os.environ) else None
+
+
 class Settings(BaseSettings):
     """opsloop's configuration.
 
@@ -73,7 +85,7 @@ class Settings(BaseSettings):
     @field_validator("ports")
     @classmethod
     def _ordered_ports(cls, value: str) -> str:
-        first, last = (int(part) for part in value.split("-"))
+        first, last = _split_ports(value)
         if not 1024 <= first <= last <= 65535:
             raise ValueError(
                 f"'{value}' is not a range FIRST-LAST with 1024 <= FIRST <= LAST <= 65535"
@@ -82,8 +94,7 @@ class Settings(BaseSettings):
 
     def port_range(self) -> tuple[int, int]:
         """The first and last port a new deployment may get."""
-        first, last = (int(part) for part in self.ports.split("-"))
-        return first, last
+        return _split_ports(self.ports)
 
     @classmethod
     def settings_customise_sources(
@@ -169,8 +180,7 @@ def _settings_problem(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "settings"
-        env = f"OPSLOOP_{field.upper()}"
-        named = env if any(name.upper() == env for name in os.environ) else field
+        named = _set_in_environment(field) or field
         message = str(error["msg"]).removeprefix("Value error, ")
         lines.append(f"{named}: {message} (got {error.get('input')!r})")
     return "invalid setting: " + "; ".join(lines)
@@ -200,9 +210,8 @@ def setting_name(field: str, settings: Settings, project_dir: Path | None = None
     """
     if getattr(settings, field, None) is None:
         return f"the default {field}"
-    env = f"OPSLOOP_{field.upper()}"
-    # pydantic-settings matches environment names without regard to case.
-    if any(name.upper() == env for name in os.environ):
+    env = _set_in_environment(field)
+    if env is not None:
         return env
     key = _URL_FIELDS.get(field) or field
     if project_dir is not None:

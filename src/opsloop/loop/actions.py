@@ -55,6 +55,7 @@ from opsloop.monitor.windows import (
     REQUEST_TIME,
     VERSION,
     load_window,
+    utc,
 )
 from opsloop.secops.access import authorize
 from opsloop.secops.policy import access_policy, deployment_action, remediation_identity
@@ -100,11 +101,6 @@ def _as_remediation(kind: Literal["register", "deploy"]) -> Callable[[_Action], 
         return run
 
     return wrap
-
-
-def _as_utc(value: datetime) -> datetime:
-    """A stored time (naive times are UTC) as an aware UTC time."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _utcnow() -> datetime:
@@ -300,7 +296,7 @@ class LoopExecutor:
         # that took an hour) still reads the traffic that showed the problem, and what came
         # after it.
         newest = [a.last_seen_at for a in incident_alerts(self.project.store, context.incident.id)]
-        anchor = min(until, max(_as_utc(t) for t in newest)) if newest else until
+        anchor = min(until, max(utc(t) for t in newest)) if newest else until
         since = anchor - timedelta(seconds=settings.window_s)
         table = build_retrain_table(
             self.project,
