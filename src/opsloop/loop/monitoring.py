@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING
 from opsloop.aiops.alerting import raise_alerts
 from opsloop.aiops.incidents import IngestResult
 from opsloop.errors import GitOpsError
-from opsloop.gitops import DEFAULT_FOLDER, DeploymentDocument, GitRepo, load_desired_state
+from opsloop.gitops import (
+    DEFAULT_FOLDER,
+    DeploymentDocument,
+    DesiredState,
+    GitRepo,
+    load_desired_state,
+)
 from opsloop.monitor.scrape import scrape_deployments
 from opsloop.monitor.service import (
     DEFAULT_BACKFILL,
@@ -122,10 +128,20 @@ def deployment_documents(
     project: Project, folder: str = DEFAULT_FOLDER
 ) -> dict[str, DeploymentDocument]:
     """The valid deployment documents at ``HEAD``; none outside a Git repository."""
+    return _documents(_desired(project, folder))
+
+
+def _desired(project: Project, folder: str = DEFAULT_FOLDER) -> DesiredState | None:
+    """What Git holds at ``HEAD`` (None outside a Git repository)."""
     try:
         repo = GitRepo(project.dir)
-        state = load_desired_state(repo, repo.relpath(project.dir / folder))
+        return load_desired_state(repo, repo.relpath(project.dir / folder))
     except GitOpsError:
+        return None
+
+
+def _documents(state: DesiredState | None) -> dict[str, DeploymentDocument]:
+    if state is None:
         return {}
     return {name: loaded.document for name, loaded in state.documents.items()}
 
@@ -194,11 +210,12 @@ def report_window(
     """
     if window is not None:
         return window, given
-    try:
-        repo = GitRepo(project.dir)
-        state = load_desired_state(repo, repo.relpath(project.dir / DEFAULT_FOLDER))
-    except GitOpsError:
-        state = None
+    return _own_window(project, deployment, _desired(project))
+
+
+def _own_window(
+    project: Project, deployment: str, state: DesiredState | None
+) -> tuple[timedelta, str]:
     loaded = state.documents.get(deployment) if state is not None else None
     own = loaded.document.spec.monitoring if loaded is not None else None
     if loaded is not None and own is not None and own.window:
@@ -228,10 +245,12 @@ def _own_settings(
 ) -> tuple[timedelta, str, DriftThresholds | None]:
     """The window (given, else the deployment's own, see :func:`report_window`), where it
     comes from, and the drift thresholds of the deployment's document."""
-    length, source = report_window(project, deployment, window=window, given=given)
-    settings, _off = monitor_settings(
-        project, deployment_documents(project), [deployment], window=length
+    # Git is read once for both.
+    state = _desired(project)
+    length, source = (
+        (window, given) if window is not None else _own_window(project, deployment, state)
     )
+    settings, _off = monitor_settings(project, _documents(state), [deployment], window=length)
     own = settings.get(deployment)
     return length, source, own.thresholds if own is not None else None
 

@@ -598,8 +598,9 @@ class IncidentTx:
         return out
 
     def update_incidents(self, changes: dict[int, dict[str, Any]]) -> None:
-        """:meth:`update_incident` of several incidents (``{id: its keyword arguments}``),
-        in one flush."""
+        """Replace the summaries of several incidents in one flush: ``{id: {title, kind,
+        severity, opened_at, updated_at, root_causes, details}}`` (``details`` are merged into
+        the stored ones)."""
         rows: dict[int, m.Incident] = {}
         ids = sorted(changes)
         for k in range(0, len(ids), _CHUNK):
@@ -653,31 +654,6 @@ class IncidentTx:
                 .values(incident_id=incident_id)
                 .execution_options(synchronize_session="fetch")
             )
-
-    def update_incident(
-        self,
-        incident_id: int,
-        *,
-        title: str,
-        kind: str,
-        severity: str,
-        opened_at: datetime,
-        updated_at: datetime,
-        root_causes: builtins.list[dict[str, Any]],
-        details: dict[str, Any],
-    ) -> None:
-        """Replace an incident's summary (``details`` are merged into the stored ones)."""
-        self._set_summary(
-            self._row(incident_id),
-            title=title,
-            kind=kind,
-            severity=severity,
-            opened_at=opened_at,
-            updated_at=updated_at,
-            root_causes=root_causes,
-            details=details,
-        )
-        self.s.flush()
 
     @staticmethod
     def _set_summary(
