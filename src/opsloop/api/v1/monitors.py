@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
@@ -237,7 +237,7 @@ def monitor_drift(
     if (
         deployment not in desired_state(proj).documents
         and store.deployments.get(deployment) is None
-        and store.predictions.newest_time(deployment, datetime(9000, 1, 1, tzinfo=UTC)) is None
+        and store.predictions.newest_time(deployment) is None
     ):
         raise NotFoundError(
             f"no deployment '{deployment}': not in Git, not reconciled, no predictions logged",

@@ -67,10 +67,13 @@ class PredictionRepository:
                 names.update(str(d) for d in s.scalars(select(table.deployment).distinct()))
         return sorted(names)
 
-    def newest_time(self, deployment: str, before: datetime) -> datetime | None:
-        """When the newest request of ``deployment`` before ``before`` came, or None."""
+    def newest_time(self, deployment: str, before: datetime | None = None) -> datetime | None:
+        """When the newest request of ``deployment`` (before ``before``, if given) came, or
+        None when it has none."""
         p = m.Prediction
-        q = select(func.max(p.time)).where(p.deployment == deployment, p.time < before)
+        q = select(func.max(p.time)).where(p.deployment == deployment)
+        if before is not None:
+            q = q.where(p.time < before)
         with self.db.read() as s:
             found = s.scalar(q)
         return found if isinstance(found, datetime) else None
