@@ -22,8 +22,9 @@ from opsloop.aiops.benchmark import (
     stratified_folds,
 )
 from opsloop.aiops.benchmark_render import render_cv_report, render_scoreboard, write_chart
-from opsloop.aiops.detectors import EnsembleDetector
+from opsloop.aiops.detectors import CADDetector, EnsembleDetector
 from opsloop.aiops.nab import NabCorpus, load_results, score_corpus
+from opsloop.aiops.nab.scoring import probationary_length
 from opsloop.errors import AIOpsError, DataError
 
 from .test_nab_scoring import SLICE_EXPECTED
@@ -77,6 +78,19 @@ def test_parallel_run_gives_the_same_scores(nab_slice: Path) -> None:
     assert list(serial) == list(parallel)
     for name in serial:
         assert np.array_equal(serial[name], parallel[name])
+
+
+def test_without_the_range_hint_detectors_learn_only_the_probation(nab_slice: Path) -> None:
+    """As NAB does, every detector is told its file's range and probation; without the range
+    (as in the monitoring loop) a detector that uses it scores differently."""
+    corpus = NabCorpus.load(nab_slice)
+    hinted = run_detector(CADDetector(), corpus)
+    unhinted = run_detector(CADDetector(), corpus, range_hint=False, workers=2)
+    for name, f in corpus.files.items():
+        d = CADDetector()
+        d.hint(probation=probationary_length(len(f.values)))
+        assert np.array_equal(unhinted[name], d.score_many(f.values, f.timestamps))
+    assert any(not np.array_equal(hinted[n], unhinted[n]) for n in corpus.files)
 
 
 def test_table_and_chart(nab_slice: Path, tmp_path: Path) -> None:
