@@ -65,14 +65,14 @@ def _speed(name: str, nab_dir: Path, files: int = 4) -> tuple[float, int]:
 
 
 def _loco(args: argparse.Namespace, nab_dir: Path, console: Console) -> int:
-    detectors = args.detector or ["fusion", "ensemble", "context", "cad", "likelihood"]
+    detectors = args.detector or ["ensemble", "context", "cad", "likelihood"]
     report = cross_validate_loco(
         nab_dir,
         detectors,
         results=_results_folders(nab_dir),
         workers=args.workers,
         console=console,
-        range_hint=args.range_hint,
+        hints=args.hints,
     )
     console.print(render_loco_report(report))
     for name in detectors:
@@ -106,10 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the splits (with --cv)")
     parser.add_argument("--loco", action="store_true", help="leave-one-category-out only")
     parser.add_argument(
-        "--no-range-hint",
-        dest="range_hint",
+        "--no-hints",
+        dest="hints",
         action="store_false",
-        help="with --loco: do not tell detectors each file's range (as in the monitoring loop)",
+        help="with --loco: tell detectors neither a file's range nor its probationary length "
+        "(as the monitoring loop runs them)",
     )
     args = parser.parse_args(argv)
     if not args.nab_dir:

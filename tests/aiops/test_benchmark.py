@@ -80,16 +80,20 @@ def test_parallel_run_gives_the_same_scores(nab_slice: Path) -> None:
         assert np.array_equal(serial[name], parallel[name])
 
 
-def test_without_the_range_hint_detectors_learn_only_the_probation(nab_slice: Path) -> None:
-    """As NAB does, every detector is told its file's range and probation; without the range
-    (as in the monitoring loop) a detector that uses it scores differently."""
+def test_without_hints_detectors_run_as_in_the_monitoring_loop(nab_slice: Path) -> None:
+    """As NAB does, every detector is told its file's range and probation; without hints (as
+    in the monitoring loop) a detector that uses them scores differently."""
     corpus = NabCorpus.load(nab_slice)
     hinted = run_detector(CADDetector(), corpus)
-    unhinted = run_detector(CADDetector(), corpus, range_hint=False, workers=2)
+    unhinted = run_detector(CADDetector(), corpus, hints=False, workers=2)
     for name, f in corpus.files.items():
+        assert np.array_equal(unhinted[name], CADDetector().score_many(f.values, f.timestamps))
         d = CADDetector()
-        d.hint(probation=probationary_length(len(f.values)))
-        assert np.array_equal(unhinted[name], d.score_many(f.values, f.timestamps))
+        d.hint(
+            value_range=(float(f.values.min()), float(f.values.max())),
+            probation=probationary_length(len(f.values)),
+        )
+        assert np.array_equal(hinted[name], d.score_many(f.values, f.timestamps))
     assert any(not np.array_equal(hinted[n], unhinted[n]) for n in corpus.files)
 
 

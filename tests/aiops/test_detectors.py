@@ -24,16 +24,7 @@ from ._series import POINTS_PER_DAY, daily_series, five_minute_stamps
 
 
 def test_registry_names_every_detector_and_the_default_is_the_ensemble() -> None:
-    assert set(DETECTORS) == {
-        "mad",
-        "ewma",
-        "seasonal",
-        "ensemble",
-        "context",
-        "cad",
-        "likelihood",
-        "fusion",
-    }
+    assert set(DETECTORS) == {"mad", "ewma", "seasonal", "ensemble", "context", "cad", "likelihood"}
     assert isinstance(default_detector(), EnsembleDetector)
     assert get_detector("mad", window=50).window == 50
 

@@ -204,14 +204,14 @@ def _run_file(
     detector: Detector,
     times: npt.NDArray[np.datetime64],
     values: FloatArray,
-    range_hint: bool = True,
+    hints: bool = True,
 ) -> FloatArray:
     fresh = detector.clone()
     # As NAB does for every detector: the file's range and its probationary length.
     finite = values[np.isfinite(values)]
-    if finite.size:
+    if hints and finite.size:
         fresh.hint(
-            value_range=(float(finite.min()), float(finite.max())) if range_hint else None,
+            value_range=(float(finite.min()), float(finite.max())),
             probation=probationary_length(len(values)),
         )
     return fresh.score_many(values, times)
@@ -223,7 +223,7 @@ def run_detector(
     *,
     workers: int = 1,
     on_file: Callable[[str, int], None] | None = None,
-    range_hint: bool = True,
+    hints: bool = True,
 ) -> dict[str, FloatArray]:
     """Stream every file of a corpus through a fresh clone of ``detector``.
 
@@ -232,9 +232,9 @@ def run_detector(
         corpus: The corpus.
         workers: Processes to spread files over (1 runs in this process).
         on_file: Called with each finished file's name and row count (for progress).
-        range_hint: Tell each fresh detector its file's minimum and maximum, as NAB does
-            (False: only its probationary length, as in the monitoring loop, which cannot
-            know a series' range beforehand).
+        hints: Tell each fresh detector its file's minimum and maximum and its probationary
+            length, as NAB does (False: nothing, as in the monitoring loop, which cannot know
+            a series' range or length beforehand).
 
     Returns:
         Anomaly scores per file.
@@ -244,7 +244,7 @@ def run_detector(
     if workers <= 1:
         for name in names:
             f = corpus.files[name]
-            out[name] = _run_file(detector, f.timestamps, f.values, range_hint)
+            out[name] = _run_file(detector, f.timestamps, f.values, hints)
             if on_file:
                 on_file(name, f.labels.n_rows)
         return out
@@ -260,7 +260,7 @@ def run_detector(
                 detector,
                 corpus.files[name].timestamps,
                 corpus.files[name].values,
-                range_hint,
+                hints,
             )
             for name in names
         }

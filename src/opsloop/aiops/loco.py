@@ -54,9 +54,6 @@ LOCO_CANDIDATES: dict[str, tuple[dict[str, Any], ...]] = {
     "context": ({}, {"rest_points": 60}, {"value_bits": 4}, {"max_order": 2}),
     "likelihood": ({}, {"short_window": 3}, {"base": "context"}),
     "cad": ({},),
-    "fusion": tuple(
-        {"context_weight": w} if w != 0.6 else {} for w in (0.6, 0.5, 0.7, 0.8, 0.9, 1.0)
-    ),
 }
 """The small search grid per detector (``{}`` is the defaults); others get their defaults."""
 
@@ -246,7 +243,7 @@ def cross_validate_loco(
     workers: int = 1,
     progress: bool = True,
     console: Console | None = None,
-    range_hint: bool = True,
+    hints: bool = True,
 ) -> LocoReport:
     """Leave-one-category-out scores of detectors (and precomputed results) on an NAB folder.
 
@@ -260,9 +257,9 @@ def cross_validate_loco(
         workers: Processes per detector run (at most the machine's cores).
         progress: Show a progress bar.
         console: Where the progress bar goes.
-        range_hint: Give each detector its file's range, as NAB does (see
-            :func:`~opsloop.aiops.benchmark.run_detector`); False measures a detector as the
-            monitoring loop runs it.
+        hints: Give each detector its file's range and probationary length, as NAB does
+            (see :func:`~opsloop.aiops.benchmark.run_detector`); False measures a detector as
+            the monitoring loop runs it.
 
     Returns:
         The report.
@@ -294,7 +291,7 @@ def cross_validate_loco(
                 bar.advance(task, n_rows)
 
             runs = [
-                run_detector(det, corpus, workers=workers, on_file=advance, range_hint=range_hint)
+                run_detector(det, corpus, workers=workers, on_file=advance, hints=hints)
                 for det in made[d]
             ]
             seconds = time.perf_counter() - start

@@ -4,7 +4,6 @@ from opsloop.aiops.detectors.base import Detector, to_seconds
 from opsloop.aiops.detectors.cad import CADDetector
 from opsloop.aiops.detectors.contextual import ContextDetector
 from opsloop.aiops.detectors.ensemble import EnsembleDetector
-from opsloop.aiops.detectors.fusion import FusionDetector
 from opsloop.aiops.detectors.likelihood import LikelihoodDetector
 from opsloop.aiops.detectors.registry import (
     DEFAULT_DETECTOR,
@@ -23,7 +22,6 @@ __all__ = [
     "Detector",
     "EWMADetector",
     "EnsembleDetector",
-    "FusionDetector",
     "LikelihoodDetector",
     "MADDetector",
     "SeasonalDetector",
