@@ -1,5 +1,6 @@
 """Streaming anomaly detectors with one small contract (``learn_one`` / ``score_one``)."""
 
+from opsloop.aiops.detectors.artime import ARTimeDetector
 from opsloop.aiops.detectors.base import Detector, to_seconds
 from opsloop.aiops.detectors.cad import CADDetector
 from opsloop.aiops.detectors.contextual import ContextDetector
@@ -17,6 +18,7 @@ from opsloop.aiops.detectors.seasonal import SeasonalDetector
 __all__ = [
     "DEFAULT_DETECTOR",
     "DETECTORS",
+    "ARTimeDetector",
     "CADDetector",
     "ContextDetector",
     "Detector",

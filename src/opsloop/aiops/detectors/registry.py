@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from opsloop.aiops.detectors.artime import ARTimeDetector
 from opsloop.aiops.detectors.base import Detector
 from opsloop.aiops.detectors.cad import CADDetector
 from opsloop.aiops.detectors.contextual import ContextDetector
@@ -39,6 +40,7 @@ DETECTORS.register("seasonal", SeasonalDetector)
 DETECTORS.register("ensemble", EnsembleDetector)
 DETECTORS.register("context", ContextDetector)
 DETECTORS.register("cad", CADDetector)
+DETECTORS.register("artime", ARTimeDetector)
 
 DEFAULT_DETECTOR = "ensemble"
 """Name of the detector :func:`default_detector` returns."""
