@@ -50,6 +50,7 @@ def test_every_check_runs_on_every_detector() -> None:
         "context",
         "ensemble",
         "ewma",
+        "fused",
         "likelihood",
         "mad",
         "seasonal",

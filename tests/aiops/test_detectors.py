@@ -32,6 +32,7 @@ def test_registry_names_every_detector_and_the_default_is_the_ensemble() -> None
         "context",
         "cad",
         "artime",
+        "fused",
         "likelihood",
     }
     assert isinstance(default_detector(), EnsembleDetector)

@@ -55,6 +55,7 @@ LOCO_CANDIDATES: dict[str, tuple[dict[str, Any], ...]] = {
     "likelihood": ({}, {"short_window": 3}, {"base": "context"}),
     "cad": ({},),
     "artime": ({},),
+    "fused": ({},),
 }
 """The small search grid per detector (``{}`` is the defaults); others get their defaults."""
 

@@ -5,6 +5,7 @@ from opsloop.aiops.detectors.base import Detector, to_seconds
 from opsloop.aiops.detectors.cad import CADDetector
 from opsloop.aiops.detectors.contextual import ContextDetector
 from opsloop.aiops.detectors.ensemble import EnsembleDetector
+from opsloop.aiops.detectors.fused import FusedDetector
 from opsloop.aiops.detectors.likelihood import LikelihoodDetector
 from opsloop.aiops.detectors.registry import (
     DEFAULT_DETECTOR,
@@ -24,6 +25,7 @@ __all__ = [
     "Detector",
     "EWMADetector",
     "EnsembleDetector",
+    "FusedDetector",
     "LikelihoodDetector",
     "MADDetector",
     "SeasonalDetector",

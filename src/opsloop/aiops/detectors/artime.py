@@ -41,9 +41,9 @@ range fixes the levels, and they are replayed: the original reports nothing duri
 period either. Values outside the range are clipped to it. Without a probation hint, the
 probation is ``warmup_points`` (150, so every point is a sample).
 
-Bounded, unlike the original: at most ``max_categories`` categories (once full, an input
-that resonates with none is still judged but not stored), and running means instead of the
-full histories of matches and anomalies.
+Bounded, unlike the original: at most ``max_categories`` categories (once full, a new one
+replaces the category unused the longest: neither the best match nor resonant), and running
+means instead of the full histories of matches and anomalies.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 __all__ = ["ARTimeDetector"]
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 # Vigilance adaptation constants of the published detector.
 _RHO_UB_CAP = 0.97
@@ -123,9 +124,19 @@ def _match(weights: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray, 
 class _Art:
     """Result of presenting one input to the categories (nothing changed yet)."""
 
-    __slots__ = ("energy", "learn", "match", "new_cluster", "new_row", "rows", "updated")
+    __slots__ = (
+        "best",
+        "energy",
+        "learn",
+        "match",
+        "new_cluster",
+        "new_row",
+        "rows",
+        "updated",
+    )
 
     def __init__(self) -> None:
+        self.best = -1
         self.match = 0.0
         self.energy = 0.0
         self.new_cluster = True
@@ -148,6 +159,7 @@ def _present(
         return out
     match, energy, inter = _match(weights, x)
     best = int(np.argmax(match))
+    out.best = best
     if match[best] > 0.0:
         out.match = float(match[best])
         out.energy = float(energy[best])
@@ -164,14 +176,33 @@ def _present(
     return out
 
 
-def _commit(weights: FloatArray | None, art: _Art, cap: int) -> FloatArray | None:
-    """The categories after an input (``weights`` is changed in place when rows learn)."""
-    if art.new_row is not None and (weights is None or weights.shape[0] < cap):
-        row = art.new_row[np.newaxis, :]
-        return row.copy() if weights is None else np.vstack([weights, row])
-    if art.rows is not None and weights is not None:
+def _commit(
+    weights: FloatArray | None, used: IntArray | None, art: _Art, cap: int, i: int
+) -> tuple[FloatArray | None, IntArray | None]:
+    """The categories, and the sample each was last used at, after an input (changed in
+    place when rows learn or one is replaced).
+
+    Once ``cap`` categories are stored, a new one replaces the one unused the longest (never
+    the first, all-ones category).
+    """
+    if weights is None or used is None:
+        if art.new_row is None:
+            return weights, used
+        return art.new_row[np.newaxis, :].copy(), np.array([i], dtype=np.int64)
+    if art.best >= 0:
+        used[art.best] = i
+    if art.rows is not None:
         weights[art.rows] = art.updated
-    return weights
+        used[art.rows] = i
+    if art.new_row is not None:
+        if weights.shape[0] < cap:
+            weights = np.vstack([weights, art.new_row[np.newaxis, :]])
+            used = np.append(used, i)
+        elif weights.shape[0] > 1:
+            oldest = int(np.argmin(used[1:])) + 1
+            weights[oldest] = art.new_row
+            used[oldest] = i
+    return weights, used
 
 
 def _complement(f: FloatArray) -> FloatArray:
@@ -219,6 +250,7 @@ class _State:
         "rho_lb",
         "rho_ub",
         "sim_win",
+        "used",
         "weights",
     )
 
@@ -232,6 +264,7 @@ class _State:
         self.f_window = [0.0] * window
         self.feats: list[FloatArray] = []
         self.weights: FloatArray | None = None
+        self.used: IntArray | None = None
         self.pending: _Art | None = None
         self.rho_lb = 0.0
         self.rho_ub = 0.0
@@ -279,7 +312,7 @@ class ARTimeDetector(Detector):
         levels: int = 80,
         chomp: float = 0.075,
         initial_rho: float = 0.80,
-        max_categories: int = 2_000,
+        max_categories: int = 256,
         warmup_points: int = 150,
     ) -> None:
         self.window = window
@@ -418,19 +451,19 @@ class ARTimeDetector(Detector):
         s.rho_lb = s.rho_ub = rho
         for i, f in enumerate(feats, start=1):
             self._detect(s, f, i)
-            s.weights = _commit(s.weights, s.pending, self.max_categories)  # type: ignore[arg-type]
-            s.pending = None
+            self._commit(s, i)
 
     def _initial_rho(self, feats: FloatArray) -> float:
         order = np.argsort(_similarity(feats).sum(axis=0), kind="stable")
         weights: FloatArray | None = None
+        used: IntArray | None = None
         matches = []
-        for f in feats[order]:
+        for i, f in enumerate(feats[order], start=1):
             art = _present(
                 weights, _complement(f), self.initial_rho, self.initial_rho, learning=True
             )
             matches.append(art.match)
-            weights = _commit(weights, art, self.max_categories)
+            weights, used = _commit(weights, used, art, self.max_categories, i)
         start = min(self._trend // 2 - 1, len(matches) - 1)
         return float(np.mean(matches[start:]))
 
@@ -545,10 +578,13 @@ class ARTimeDetector(Detector):
             self._block.append(x)
             return
         self._block = []
-        if s.pending is not None:
-            s.weights = _commit(s.weights, s.pending, self.max_categories)
-            s.pending = None
+        self._commit(s, s.dsi - 1)
         self._state = s
+
+    def _commit(self, s: _State, i: int) -> None:
+        if s.pending is not None:
+            s.weights, s.used = _commit(s.weights, s.used, s.pending, self.max_categories, i)
+            s.pending = None
 
 
 _HAAR: dict[int, FloatArray] = {}
