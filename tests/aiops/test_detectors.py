@@ -12,6 +12,7 @@ from opsloop.aiops import (
     DETECTORS,
     EnsembleDetector,
     EWMADetector,
+    FusedDetector,
     MADDetector,
     SeasonalDetector,
     default_detector,
@@ -23,7 +24,7 @@ from opsloop.errors import AIOpsError
 from ._series import POINTS_PER_DAY, daily_series, five_minute_stamps
 
 
-def test_registry_names_every_detector_and_the_default_is_the_ensemble() -> None:
+def test_registry_names_every_detector_and_the_default_is_fused() -> None:
     assert set(DETECTORS) == {
         "mad",
         "ewma",
@@ -35,7 +36,7 @@ def test_registry_names_every_detector_and_the_default_is_the_ensemble() -> None
         "fused",
         "likelihood",
     }
-    assert isinstance(default_detector(), EnsembleDetector)
+    assert isinstance(default_detector(), FusedDetector)
     assert get_detector("mad", window=50).window == 50
 
 

@@ -44,7 +44,7 @@ DETECTORS.register("cad", CADDetector)
 DETECTORS.register("artime", ARTimeDetector)
 DETECTORS.register("fused", FusedDetector)
 
-DEFAULT_DETECTOR = "ensemble"
+DEFAULT_DETECTOR = "fused"
 """Name of the detector :func:`default_detector` returns."""
 
 
