@@ -65,7 +65,7 @@ def _speed(name: str, nab_dir: Path, files: int = 4) -> tuple[float, int]:
 
 
 def _loco(args: argparse.Namespace, nab_dir: Path, console: Console) -> int:
-    detectors = args.detector or ["ensemble", "context", "cad", "likelihood"]
+    detectors = args.detector or ["ensemble", "artime", "fused", "context", "cad", "likelihood"]
     report = cross_validate_loco(
         nab_dir,
         detectors,

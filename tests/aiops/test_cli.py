@@ -54,5 +54,5 @@ def test_benchmark_reports_errors_with_status_1(tmp_path: Path) -> None:
 def test_detectors_lists_the_registry() -> None:
     result = runner.invoke(app, ["detectors"])
     assert result.exit_code == 0
-    for name in ("ensemble (default)", "mad", "ewma", "seasonal"):
+    for name in ("fused (default)", "ensemble", "artime", "mad", "ewma", "seasonal"):
         assert name in result.output

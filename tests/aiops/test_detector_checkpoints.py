@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from opsloop.aiops.alerts import detect_anomalies
-from opsloop.aiops.detectors import EnsembleDetector, get_detector
+from opsloop.aiops.detectors import FusedDetector, get_detector
 from opsloop.aiops.detectors.state import detector_digest, dump_state
 from opsloop.store import Store, open_store
 
@@ -46,12 +46,12 @@ def test_passes_resume_and_score_exactly_as_one_uninterrupted_run(store_of: Stor
     for a, b in pairwise(cuts):
         store.series.append([("latency", labels, at(i), values[i]) for i in range(a, b)])
         alerts += detect_anomalies(store, threshold=0.7, since=at(a), last=None)
-    digest = detector_digest(EnsembleDetector())
+    digest = detector_digest(FusedDetector())
     saved = store.detector_states.get("latency", labels, digest)
     assert saved is not None
     assert saved.points == 900 and saved.last_time == at(899)
     # The stored state is that of one detector that saw the whole series at once.
-    whole = EnsembleDetector()
+    whole = FusedDetector()
     scores = whole.score_many(values, [at(i) for i in range(900)])
     state = json.loads(saved.state)
     assert state["detector"] == dump_state(whole)
@@ -80,7 +80,7 @@ def test_a_changed_setting_or_a_broken_checkpoint_replays(store_of: Store) -> No
         store, threshold=0.7, detector=lambda: get_detector("ensemble", suppress_factor=0.6)
     )
     assert other, "a different setting starts afresh and still finds the spike"
-    digest = detector_digest(EnsembleDetector())
+    digest = detector_digest(FusedDetector())
     store.detector_states.put("latency", {}, digest, last_time=at(799), points=800, state="{broken")
     assert detect_anomalies(store, threshold=0.7), "a broken checkpoint is replayed over"
     assert json.loads(store.detector_states.get("latency", {}, digest).state)["recent"]  # type: ignore[union-attr]
@@ -93,7 +93,7 @@ def test_the_scored_tail_kept_for_alerts_is_bounded(store_of: Store) -> None:
     detect_anomalies(store, threshold=0.7, last=100)
     store.series.append([("latency", {}, at(800 + i), 100.0) for i in range(10)])
     detect_anomalies(store, threshold=0.7, last=100)
-    saved = store.detector_states.get("latency", {}, detector_digest(EnsembleDetector()))
+    saved = store.detector_states.get("latency", {}, detector_digest(FusedDetector()))
     assert saved is not None and saved.points == 110
     recent = json.loads(saved.state)["recent"]
     assert len(recent) == 100

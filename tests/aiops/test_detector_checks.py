@@ -44,4 +44,14 @@ def test_detector_contract(name: str, check: Check[Callable[[], Detector]]) -> N
 
 def test_every_check_runs_on_every_detector() -> None:
     assert len(CASES) == len(NAMES) * 10
-    assert NAMES == ["cad", "context", "ensemble", "ewma", "likelihood", "mad", "seasonal"]
+    assert NAMES == [
+        "artime",
+        "cad",
+        "context",
+        "ensemble",
+        "ewma",
+        "fused",
+        "likelihood",
+        "mad",
+        "seasonal",
+    ]

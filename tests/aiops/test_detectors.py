@@ -12,6 +12,7 @@ from opsloop.aiops import (
     DETECTORS,
     EnsembleDetector,
     EWMADetector,
+    FusedDetector,
     MADDetector,
     SeasonalDetector,
     default_detector,
@@ -23,14 +24,24 @@ from opsloop.errors import AIOpsError
 from ._series import POINTS_PER_DAY, daily_series, five_minute_stamps
 
 
-def test_registry_names_every_detector_and_the_default_is_the_ensemble() -> None:
-    assert set(DETECTORS) == {"mad", "ewma", "seasonal", "ensemble", "context", "cad", "likelihood"}
-    assert isinstance(default_detector(), EnsembleDetector)
+def test_registry_names_every_detector_and_the_default_is_fused() -> None:
+    assert set(DETECTORS) == {
+        "mad",
+        "ewma",
+        "seasonal",
+        "ensemble",
+        "context",
+        "cad",
+        "artime",
+        "fused",
+        "likelihood",
+    }
+    assert isinstance(default_detector(), FusedDetector)
     assert get_detector("mad", window=50).window == 50
 
 
 def test_registry_errors_name_the_problem() -> None:
-    with pytest.raises(AIOpsError, match="unknown detector 'nope'; known detectors: cad, "):
+    with pytest.raises(AIOpsError, match="unknown detector 'nope'; known detectors: artime, cad, "):
         get_detector("nope")
     with pytest.raises(AIOpsError, match="detector 'mad' has no parameter 'alpha'"):
         get_detector("mad", alpha=0.1)

@@ -31,10 +31,12 @@ The detectors are re-exported here.
 
 from opsloop.aiops.detectors import (
     DETECTORS,
+    ARTimeDetector,
     ContextDetector,
     Detector,
     EnsembleDetector,
     EWMADetector,
+    FusedDetector,
     LikelihoodDetector,
     MADDetector,
     SeasonalDetector,
@@ -44,10 +46,12 @@ from opsloop.aiops.detectors import (
 
 __all__ = [
     "DETECTORS",
+    "ARTimeDetector",
     "ContextDetector",
     "Detector",
     "EWMADetector",
     "EnsembleDetector",
+    "FusedDetector",
     "LikelihoodDetector",
     "MADDetector",
     "SeasonalDetector",

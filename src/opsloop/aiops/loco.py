@@ -54,6 +54,8 @@ LOCO_CANDIDATES: dict[str, tuple[dict[str, Any], ...]] = {
     "context": ({}, {"rest_points": 60}, {"value_bits": 4}, {"max_order": 2}),
     "likelihood": ({}, {"short_window": 3}, {"base": "context"}),
     "cad": ({},),
+    "artime": ({},),
+    "fused": ({},),
 }
 """The small search grid per detector (``{}`` is the defaults); others get their defaults."""
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from opsloop.aiops.detectors.artime import ARTimeDetector
 from opsloop.aiops.detectors.base import Detector
 from opsloop.aiops.detectors.cad import CADDetector
 from opsloop.aiops.detectors.contextual import ContextDetector
 from opsloop.aiops.detectors.ensemble import EnsembleDetector
+from opsloop.aiops.detectors.fused import FusedDetector
 from opsloop.aiops.detectors.robust import EWMADetector, MADDetector
 from opsloop.aiops.detectors.seasonal import SeasonalDetector
 from opsloop.errors import AIOpsError
@@ -39,8 +41,10 @@ DETECTORS.register("seasonal", SeasonalDetector)
 DETECTORS.register("ensemble", EnsembleDetector)
 DETECTORS.register("context", ContextDetector)
 DETECTORS.register("cad", CADDetector)
+DETECTORS.register("artime", ARTimeDetector)
+DETECTORS.register("fused", FusedDetector)
 
-DEFAULT_DETECTOR = "ensemble"
+DEFAULT_DETECTOR = "fused"
 """Name of the detector :func:`default_detector` returns."""
 
 
