@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from opsloop.aiops.detectors import DETECTORS, Detector, get_detector
+from opsloop.aiops.detectors import DEFAULT_DETECTOR, DETECTORS, Detector, get_detector
 from opsloop.aiops.nab.corpus import NabCorpus, load_results
 from opsloop.aiops.nab.scoring import CorpusScore, probationary_length, score_corpus
 from opsloop.errors import AIOpsError
@@ -346,7 +346,7 @@ def _as_detectors(detectors: Iterable[str | Detector]) -> list[tuple[str, Detect
 
 def run_nab_benchmark(
     nab_dir: str | Path,
-    detectors: Sequence[str | Detector] = ("ensemble",),
+    detectors: Sequence[str | Detector] = (DEFAULT_DETECTOR,),
     profiles: Sequence[str] | None = None,
     *,
     results: Sequence[str | Path] = (),

@@ -26,7 +26,7 @@ from opsloop.aiops.benchmark import (
     rows_progress,
     run_detector,
 )
-from opsloop.aiops.detectors import get_detector
+from opsloop.aiops.detectors import DEFAULT_DETECTOR, get_detector
 from opsloop.aiops.nab.corpus import NabCorpus, load_results
 from opsloop.aiops.nab.scoring import CorpusScore, normalized_score, score_corpus
 from opsloop.errors import AIOpsError
@@ -237,7 +237,7 @@ def _row(
 
 def cross_validate_loco(
     nab_dir: str | Path,
-    detectors: Sequence[str] = ("ensemble",),
+    detectors: Sequence[str] = (DEFAULT_DETECTOR,),
     profiles: Sequence[str] | None = None,
     *,
     candidates: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,

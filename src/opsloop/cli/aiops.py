@@ -37,7 +37,11 @@ def benchmark(
     ],
     detector: Annotated[
         list[str] | None,
-        typer.Option("--detector", "-d", help="Detector to run (repeatable; default: ensemble)."),
+        typer.Option(
+            "--detector",
+            "-d",
+            help="Detector to run (repeatable; default: the default detector, fused).",
+        ),
     ] = None,
     profile: Annotated[
         list[str] | None,
@@ -80,6 +84,7 @@ def benchmark(
     # needs it, not with every CLI call.
     from opsloop.aiops.benchmark import find_result_folders, run_nab_benchmark  # noqa: PLC0415
     from opsloop.aiops.benchmark_render import render_scoreboard, write_chart  # noqa: PLC0415
+    from opsloop.aiops.detectors import DEFAULT_DETECTOR  # noqa: PLC0415
 
     folders = list(results) if results else (find_result_folders(nab) if others else [])
     if cv:
@@ -88,7 +93,7 @@ def benchmark(
     try:
         board = run_nab_benchmark(
             nab,
-            detectors=detector or ["ensemble"],
+            detectors=detector or [DEFAULT_DETECTOR],
             profiles=profile or None,
             results=folders,
             workers=workers,
@@ -120,12 +125,13 @@ def _loco(
     json_out: Path | None,
 ) -> None:
     from opsloop.aiops.benchmark_render import render_loco_report  # noqa: PLC0415
+    from opsloop.aiops.detectors import DEFAULT_DETECTOR  # noqa: PLC0415
     from opsloop.aiops.loco import cross_validate_loco  # noqa: PLC0415
 
     try:
         report = cross_validate_loco(
             nab,
-            detector or ["ensemble"],
+            detector or [DEFAULT_DETECTOR],
             profile or None,
             results=folders,
             workers=workers,
