@@ -539,12 +539,15 @@ class IncidentTx:
                 .group_by(m.Alert.incident_id)
             )
         }
-        changes = [
-            {"id": i, "quiet_since": None if i in firing else (ends.get(i) or default)}
-            for i in self.s.scalars(
-                select(m.Incident.id).where(m.Incident.id.in_(ids), m.Incident.status == "open")
+        changes = []
+        for i, was in self.s.execute(
+            select(m.Incident.id, m.Incident.quiet_since).where(
+                m.Incident.id.in_(ids), m.Incident.status == "open"
             )
-        ]
+        ):
+            quiet = None if i in firing else (ends.get(i) or default)
+            if quiet != was:
+                changes.append({"id": i, "quiet_since": quiet})
         if changes:
             touched = {c["id"] for c in changes}
             self.s.execute(update(m.Incident), changes)
