@@ -19,6 +19,7 @@ from opsloop.aiops.correlation import (
     correlation_key,
     summarize,
     summarize_kinds,
+    summarize_totals,
 )
 from opsloop.aiops.incidents import ingest_alerts, list_incidents
 from opsloop.aiops.lineage import LineageGraph
@@ -97,6 +98,49 @@ def test_summary_by_kind_is_the_summary_of_all_alerts(seed: int, level: str) -> 
             want.models,
         )
     assert compressed > 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_summary_by_kind_totals_is_the_summary_by_kind(seed: int) -> None:
+    """Kinds given by their totals sum up as the kinds given with their members, unless a
+    kind's members must be told apart: then there is no summary (the store reads them)."""
+    sc = generate(seed, "hard")
+    alerts, _ = sc.episodes()
+    # Each alert again, a minute to two hours later: kinds that span a cause's onset.
+    alerts = alerts + [
+        a.model_copy(
+            update={
+                "starts_at": a.starts_at + timedelta(minutes=1 + k % 120),
+                "last_seen_at": a.last_seen_at + timedelta(minutes=1 + k % 120),
+            }
+        )
+        for k, a in enumerate(alerts)
+    ]
+    summed = split = 0
+    for draft in correlate(alerts, sc.graph):
+        kinds = _by_kind([alerts[i] for i in draft.alert_indices], sc.graph)
+        totals = [
+            (
+                head,
+                (
+                    min(pos for pos, _, _, _ in ms),
+                    min(start for _, start, _, _ in ms),
+                    max(start for _, start, _, _ in ms),
+                    max(seen for _, _, seen, _ in ms),
+                    sum(count for _, _, _, count in ms),
+                    len(ms),
+                ),
+            )
+            for head, ms in kinds
+        ]
+        got = summarize_totals(totals, sc.graph)
+        if got is None:
+            split += 1
+            continue
+        summed += 1
+        assert got == summarize_kinds(kinds, sc.graph)
+    assert summed > 0
+    assert split > 0
 
 
 @pytest.mark.parametrize("seed", range(6))

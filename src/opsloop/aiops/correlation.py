@@ -61,6 +61,7 @@ __all__ = [
     "subject_of",
     "summarize",
     "summarize_kinds",
+    "summarize_totals",
 ]
 
 DEFAULT_WINDOW = timedelta(minutes=15)
@@ -945,6 +946,32 @@ def summarize_kinds(
                     len(part),
                 )
             )
+    parts.sort(key=lambda p: p[0])
+    return _summarize_parts([p[1:] for p in parts], graph, window=window)
+
+
+def summarize_totals(
+    kinds: Sequence[tuple[AlertLike, tuple[int, datetime, datetime, datetime, int, int]]],
+    graph: LineageGraph,
+    *,
+    window: timedelta = DEFAULT_WINDOW,
+) -> IncidentSummary | None:
+    """:func:`summarize_kinds` of kinds given by their totals instead of their members: each
+    ``(first position, first start, last start, last seen, summed count, number of alerts)``.
+
+    None when a kind's alerts must be told apart (one of the kind's cuts falls between its
+    first and last start): :func:`summarize_kinds` with the members gives the summary then.
+    Otherwise each kind is one part, as :func:`summarize_kinds` would make it: a store can
+    sum an incident up from a few aggregates per kind, without reading its alerts.
+    """
+    if not kinds:
+        raise AIOpsError("cannot summarize an incident without alerts")
+    cuts = _kind_cuts([k for k, _ in kinds], [t[1] for _, t in kinds], graph)
+    parts: list[tuple[int, AlertLike, datetime, datetime, int, int]] = []
+    for (head, (pos, first, last, seen, count, n)), at in zip(kinds, cuts, strict=True):
+        if bisect.bisect_right(at, first) != bisect.bisect_right(at, last):
+            return None
+        parts.append((pos, head, first, seen, count, n))
     parts.sort(key=lambda p: p[0])
     return _summarize_parts([p[1:] for p in parts], graph, window=window)
 

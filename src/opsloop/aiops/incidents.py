@@ -23,6 +23,7 @@ from opsloop.aiops.correlation import (
     max_lag,
     neighbourhood,
     summarize_kinds,
+    summarize_totals,
 )
 from opsloop.store.types import ActionInfo, AlertInfo, IncidentInfo
 
@@ -305,9 +306,12 @@ def _refresh(
     ``heads``: an alert of each kind already read, by incident id and kind).
 
     When an incident's first alerts were ranked before and the new ones start after them,
-    only its count changes: it is not read again. The others are read as a few columns per
-    alert and summarized by kind (see :func:`~opsloop.aiops.correlation.summarize_kinds`),
-    all in a few statements.
+    only its count changes: it is not read again. An incident of at most that many alerts is
+    read as a few totals per kind, summed up in the database (see
+    :func:`~opsloop.aiops.correlation.summarize_totals`); only one with a kind whose alerts
+    must be told apart by their starts, and the first alerts of a larger one, are read as a
+    few columns per alert (see :func:`~opsloop.aiops.correlation.summarize_kinds`). All of it
+    takes a few statements.
     """
     if not attached:
         return
@@ -335,23 +339,45 @@ def _refresh(
                 }
                 continue
         first_rows[inc_id] = tx.alert_kinds(inc_id, first=REFRESH_ALERTS)
-    first_rows.update(tx.kinds_of(small))
+    # Summaries change (and their events are written) large incidents first, then by id.
+    order = [*first_rows, *sorted(small)]
+    # Small incidents are summed up from a few totals per kind (see summarize_totals); only
+    # those with a kind whose alerts must be told apart are read alert by alert.
+    kind_totals = tx.kind_totals(small)
     wanted: dict[tuple[Any, ...], int] = {}
+    for inc_id, kinds in kind_totals.items():
+        for kind, first_id, *_ in kinds:
+            if (inc_id, *kind) not in heads:
+                wanted.setdefault((inc_id, *kind), first_id)
     for inc_id, rows in first_rows.items():
         for alert_id, kind, _, _, _ in rows:
             if (inc_id, *kind) not in heads:
                 wanted.setdefault((inc_id, *kind), alert_id)
     stored = {a.id: a for a in tx.alerts(sorted(set(wanted.values())))}
     head = {**{k: stored[i] for k, i in wanted.items()}, **heads}
+    summaries: dict[int, IncidentSummary] = {}
+    for inc_id, kinds in kind_totals.items():
+        got = summarize_totals(
+            [
+                (head[(inc_id, *kind)], (first, start, last, seen, count, n))
+                for kind, first, start, last, seen, count, n in kinds
+            ],
+            graph,
+            window=window,
+        )
+        if got is not None:
+            summaries[inc_id] = got
+    first_rows.update(tx.kinds_of(i for i in kind_totals if i not in summaries))
     for inc_id, rows in first_rows.items():
         members: dict[tuple[Any, ...], list[tuple[int, datetime, datetime, int]]] = {}
         for pos, (_, kind, start, seen, count) in enumerate(rows):
             members.setdefault(kind, []).append((pos, start, seen, count))
-        summary = summarize_kinds(
+        summaries[inc_id] = summarize_kinds(
             [(head[(inc_id, *k)], ms) for k, ms in members.items()], graph, window=window
         )
+    for inc_id in order:
         changes[inc_id] = _changes(
-            tx, incs[inc_id], summary, window, totals[inc_id], attached[inc_id]
+            tx, incs[inc_id], summaries[inc_id], window, totals[inc_id], attached[inc_id]
         )
     tx.update_incidents(changes)
 

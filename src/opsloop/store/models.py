@@ -449,6 +449,11 @@ class Alert(Base):
     # saw them: what finds an alert's lineage neighbours.
     subject: Mapped[str | None] = mapped_column(String(512))
     deployment: Mapped[str | None] = mapped_column(String(128))
+    # Its category, feature and model labels: with the node, deployment, name and severity,
+    # what tells alerts apart for correlation (their kind), readable without the labels.
+    label_category: Mapped[str | None] = mapped_column(Text)
+    label_feature: Mapped[str | None] = mapped_column(Text)
+    label_model: Mapped[str | None] = mapped_column(Text)
 
 
 class IncidentAction(Base):

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy.orm import aliased
 
 from opsloop.errors import AIOpsError, NotFoundError, StoreError
 from opsloop.store import models as m
@@ -70,7 +71,23 @@ class AlertWrite(Protocol):
     def details(self) -> dict[str, Any]: ...
 
 
-def _incident(row: m.Incident) -> IncidentInfo:
+# The columns of an incident that make its IncidentInfo.
+_INCIDENT = (
+    m.Incident.id,
+    m.Incident.title,
+    m.Incident.kind,
+    m.Incident.status,
+    m.Incident.severity,
+    m.Incident.opened_at,
+    m.Incident.updated_at,
+    m.Incident.resolved_at,
+    m.Incident.root_causes,
+    m.Incident.details,
+)
+
+
+def _incident(row: Any) -> IncidentInfo:
+    """An incident row (a loaded one, or the :data:`_INCIDENT` columns) as IncidentInfo."""
     return IncidentInfo(
         id=row.id,
         title=row.title,
@@ -83,6 +100,31 @@ def _incident(row: m.Incident) -> IncidentInfo:
         root_causes=list((row.root_causes or {}).get("ranked", [])),
         details=dict(row.details or {}),
     )
+
+
+def _summary_values(
+    incident_id: int,
+    stored_details: dict[str, Any],
+    *,
+    title: str,
+    kind: str,
+    severity: str,
+    opened_at: datetime,
+    updated_at: datetime,
+    root_causes: builtins.list[dict[str, Any]],
+    details: dict[str, Any],
+) -> dict[str, Any]:
+    """The columns of an incident's new summary (see :meth:`IncidentTx.update_incidents`)."""
+    return {
+        "id": incident_id,
+        "title": title[:512],
+        "kind": kind,
+        "severity": severity,
+        "opened_at": opened_at,
+        "updated_at": updated_at,
+        "root_causes": {"ranked": list(root_causes)},
+        "details": {**stored_details, **details},
+    }
 
 
 def _max_severity(a: str, b: str) -> str:
@@ -105,14 +147,14 @@ def _lock_fingerprints(s: Session, fingerprints: Iterable[str]) -> None:
 
 
 # What tells alerts apart for correlation, beyond their times (see IncidentTx.neighbours).
-_KIND = (
+_KIND: tuple[Any, ...] = (
     m.Alert.subject,
     m.Alert.deployment,
     m.Alert.name,
     m.Alert.severity,
-    m.Alert.labels["category"].as_string(),
-    m.Alert.labels["feature"].as_string(),
-    m.Alert.labels["model"].as_string(),
+    m.Alert.label_category,
+    m.Alert.label_feature,
+    m.Alert.label_model,
 )
 
 
@@ -128,6 +170,56 @@ def _infos(s: Session, *where: Any) -> list[AlertInfo]:
         AlertInfo.model_construct(**dict(zip(names, row, strict=True)))
         for row in s.execute(select(*_INFO).where(*where))
     ]
+
+
+def _with_fingerprints(fingerprints: Iterable[str]) -> Any:
+    """Alerts with one of ``fingerprints``, written so that the fingerprint index finds them
+    (a planner without statistics, as SQLite's, would otherwise scan the status or incident
+    index: every firing alert, or every alert of open incidents)."""
+    return m.Alert.id.in_(select(m.Alert.id).where(m.Alert.fingerprint.in_(sorted(fingerprints))))
+
+
+class _NewAlert:
+    """An alert row not yet written (see :meth:`IncidentTx.record_alerts`): its columns, which
+    repeats and ends in the same batch change before the rows are written at once."""
+
+    COLUMNS = (
+        "annotations",
+        "count",
+        "details",
+        "ends_at",
+        "fingerprint",
+        "label_category",
+        "label_feature",
+        "label_model",
+        "labels",
+        "last_seen_at",
+        "name",
+        "severity",
+        "source",
+        "starts_at",
+        "status",
+    )
+    __slots__ = (*COLUMNS, "id", "incident_id")
+
+    def __init__(self, alert: AlertWrite) -> None:
+        self.fingerprint = alert.fingerprint
+        self.source = alert.source
+        self.name = alert.name
+        self.severity = alert.severity
+        self.status = alert.status
+        self.labels = dict(alert.labels)
+        self.label_category = self.labels.get("category")
+        self.label_feature = self.labels.get("feature")
+        self.label_model = self.labels.get("model")
+        self.annotations = dict(alert.annotations)
+        self.starts_at = alert.starts_at
+        self.last_seen_at = alert.seen_at
+        self.ends_at = alert.ends_at
+        self.count = 1
+        self.details = dict(alert.details)
+        self.id = 0
+        self.incident_id: int | None = None
 
 
 class IncidentTx:
@@ -157,24 +249,26 @@ class IncidentTx:
         s = self.s
         fps = {a.fingerprint for a in alerts}
         _lock_fingerprints(s, fps)
-        firing: dict[str, m.Alert] = {}
+        firing: dict[str, m.Alert | _NewAlert] = {}
         if fps:
             rows = s.scalars(
                 select(m.Alert)
-                .where(m.Alert.fingerprint.in_(sorted(fps)), m.Alert.status == "firing")
+                .where(_with_fingerprints(fps), m.Alert.status == "firing")
                 .order_by(m.Alert.id)
             )
             for existing in rows:
                 firing[existing.fingerprint] = existing
-        out: builtins.list[m.Alert] = []
-        # Events name the row's id: they are written after one flush gives every new row one.
-        events: builtins.list[tuple[str, m.Alert, dict[str, Any]]] = []
+        out: builtins.list[m.Alert | _NewAlert] = []
+        new: builtins.list[_NewAlert] = []
+        # Events name the row's id: they are written once every new row has one.
+        events: builtins.list[tuple[str, m.Alert | _NewAlert, dict[str, Any]]] = []
         for alert in alerts:
             fp = alert.fingerprint
             row = firing.get(fp)
             if alert.status == "firing":
                 if row is None:
-                    row = self._new_row(alert)
+                    row = _NewAlert(alert)
+                    new.append(row)
                     firing[fp] = row
                     events.append(
                         (
@@ -201,7 +295,8 @@ class IncidentTx:
             else:
                 was: dict[str, str] | None = None
                 if row is None:
-                    row = self._new_row(alert)
+                    row = _NewAlert(alert)
+                    new.append(row)
                 else:
                     was = {"status": row.status}
                     row.status = "resolved"
@@ -223,27 +318,16 @@ class IncidentTx:
                 )
             out.append(row)
         s.flush()
+        if new:
+            # One statement for the new rows (the ORM would write them one by one), their ids
+            # in the order given.
+            q = insert(m.Alert).returning(m.Alert.id, sort_by_parameter_order=True)
+            ids = s.scalars(q, [{k: getattr(r, k) for k in _NewAlert.COLUMNS} for r in new])
+            for r, alert_id in zip(new, ids, strict=True):
+                r.id = int(alert_id)
         for kind, row, details in events:
             self.event(kind, "alert", str(row.id), details)
         return [AlertInfo.model_validate(r) for r in out]
-
-    def _new_row(self, alert: AlertWrite) -> m.Alert:
-        row = m.Alert(
-            fingerprint=alert.fingerprint,
-            source=alert.source,
-            name=alert.name,
-            severity=alert.severity,
-            status=alert.status,
-            labels=dict(alert.labels),
-            annotations=dict(alert.annotations),
-            starts_at=alert.starts_at,
-            last_seen_at=alert.seen_at,
-            ends_at=alert.ends_at,
-            count=1,
-            details=dict(alert.details),
-        )
-        self.s.add(row)
-        return row
 
     def alerts(self, ids: Iterable[int]) -> builtins.list[AlertInfo]:
         """Alerts by id, in the order given (ids that do not exist are left out)."""
@@ -257,22 +341,9 @@ class IncidentTx:
 
     def loose_firing(self) -> builtins.list[AlertInfo]:
         """Firing alerts that are in no incident, by id."""
-        q = (
-            select(m.Alert)
-            .where(m.Alert.incident_id.is_(None), m.Alert.status == "firing")
-            .order_by(m.Alert.id)
-        )
-        return [AlertInfo.model_validate(r) for r in self.s.scalars(q)]
-
-    def open_incident_alerts(self, seen_since: datetime) -> builtins.list[AlertInfo]:
-        """The alerts of open incidents last seen at ``seen_since`` or later, by id."""
-        q = (
-            select(m.Alert)
-            .join(m.Incident, m.Alert.incident_id == m.Incident.id)
-            .where(m.Incident.status == "open", m.Alert.last_seen_at >= seen_since)
-            .order_by(m.Alert.id)
-        )
-        return [AlertInfo.model_validate(r) for r in self.s.scalars(q)]
+        self.s.flush()
+        found = _infos(self.s, m.Alert.incident_id.is_(None), m.Alert.status == "firing")
+        return sorted(found, key=lambda r: r.id)
 
     def alerts_of(self, incident_id: int, *, first: int | None = None) -> builtins.list[AlertInfo]:
         """Every alert of an incident, by id; or only the ``first`` to start, by start."""
@@ -373,49 +444,65 @@ class IncidentTx:
                     ids.update(self.s.scalars(select(m.Alert.id).where(column.in_(chunk), seen)))
             found = sorted(ids)
             scopes = [m.Alert.id.in_(found[k : k + _CHUNK]) for k in range(0, len(found), _CHUNK)]
-        single: dict[int, m.Alert] = {}
+        single: dict[int, AlertInfo] = {}
         for scope in scopes:
-            q = select(m.Alert).where(scope, seen, m.Alert.incident_id.is_(None))
-            single.update((r.id, r) for r in self.s.scalars(q))
+            single.update(
+                (r.id, r) for r in _infos(self.s, scope, seen, m.Alert.incident_id.is_(None))
+            )
         fps = sorted(set(fingerprints) | {r.fingerprint for r in single.values()})
         is_open = m.Incident.status == "open"
         for scope in scopes:
             for k in range(0, len(fps), _CHUNK):
-                q = (
-                    select(m.Alert)
-                    .join(m.Incident, m.Alert.incident_id == m.Incident.id)
-                    .where(scope, seen, is_open, m.Alert.fingerprint.in_(fps[k : k + _CHUNK]))
+                hits = _infos(
+                    self.s,
+                    _with_fingerprints(fps[k : k + _CHUNK]),
+                    scope,
+                    seen,
+                    m.Alert.incident_id.in_(select(m.Incident.id).where(is_open)),
                 )
-                single.update((r.id, r) for r in self.s.scalars(q))
+                single.update((r.id, r) for r in hits)
+        # One row per kind: its figures, and the columns of its first alert (joined).
         key = (m.Alert.incident_id, *_KIND)
-        groups: dict[tuple[Any, ...], builtins.list[Any]] = {}
+        groups: dict[tuple[Any, ...], tuple[AlertInfo, int]] = {}
+        names = [*AlertInfo.model_fields]
+        head = aliased(m.Alert)
         for scope in scopes:
-            q = (
-                select(*key, func.min(m.Alert.id), func.count(), func.min(m.Alert.starts_at))
+            agg = (
+                select(
+                    *key,
+                    func.min(m.Alert.id).label("first"),
+                    func.count().label("n"),
+                    func.min(m.Alert.starts_at).label("start"),
+                )
                 .join(m.Incident, m.Alert.incident_id == m.Incident.id)
                 .where(scope, seen, is_open)
                 .group_by(*key)
             )
             if fps:
-                q = q.where(m.Alert.fingerprint.not_in(fps))
+                agg = agg.where(m.Alert.fingerprint.not_in(fps))
+            sub = agg.subquery()
+            cols = [getattr(head, n) for n in names]
+            q = select(*sub.c, *cols).join(head, head.id == sub.c.first)
+            width = len(key) + 3
             for row in self.s.execute(q):
                 cells: tuple[Any, ...] = tuple(row)
-                what = cells[:-3]
+                what = cells[: len(key)]
+                columns = dict(zip(names, cells[width:], strict=True))
+                columns["starts_at"] = cells[width - 1]
                 got = groups.get(what)
                 if got is None:
-                    groups[what] = list(cells[-3:])
+                    groups[what] = (AlertInfo.model_construct(**columns), int(cells[width - 2]))
                 else:
-                    got[0] = min(got[0], cells[-3])
-                    got[1] += cells[-2]
-                    got[2] = min(got[2], cells[-1])
-        heads: dict[int, tuple[tuple[Any, ...], int, datetime]] = {
-            int(g[0]): (what, int(g[1]), g[2]) for what, g in groups.items()
-        }
-        kinds: builtins.list[tuple[AlertInfo, int, tuple[Any, ...]]] = []
-        for r in self.alerts(sorted(heads)):
-            what, weight, start = heads[r.id]
-            kinds.append((r.model_copy(update={"starts_at": start}), weight, what))
-        alerts = [AlertInfo.model_validate(single[i]) for i in sorted(single)]
+                    # Another chunk of scope: the kind's first alert and start of both.
+                    was, n = got
+                    first = was if was.id < columns["id"] else AlertInfo.model_construct(**columns)
+                    start = min(was.starts_at, columns["starts_at"])
+                    groups[what] = (
+                        first.model_copy(update={"starts_at": start}),
+                        n + int(cells[width - 2]),
+                    )
+        kinds = [(r, weight, what) for what, (r, weight) in groups.items()]
+        alerts = [single[i] for i in sorted(single)]
         return alerts, sorted(kinds, key=lambda kn: kn[0].id)
 
     def nth_start(self, incident_id: int, n: int) -> tuple[datetime, int] | None:
@@ -430,15 +517,6 @@ class IncidentTx:
         )
         row = self.s.execute(q).first()
         return None if row is None else (row[0], int(row[1]))
-
-    def firing_left(self, incident_id: int) -> bool:
-        """Whether an alert of the incident still fires."""
-        q = (
-            select(m.Alert.id)
-            .where(m.Alert.incident_id == incident_id, m.Alert.status == "firing")
-            .limit(1)
-        )
-        return self.s.scalar(q) is not None
 
     def mark_quiet(self, incident_ids: Iterable[int], default: datetime) -> None:
         """Record, for each open incident given, when its last firing alert ended (its latest
@@ -461,11 +539,22 @@ class IncidentTx:
                 .group_by(m.Alert.incident_id)
             )
         }
-        for inc in self.s.scalars(
-            select(m.Incident).where(m.Incident.id.in_(ids), m.Incident.status == "open")
+        changes = []
+        for i, was in self.s.execute(
+            select(m.Incident.id, m.Incident.quiet_since).where(
+                m.Incident.id.in_(ids), m.Incident.status == "open"
+            )
         ):
-            inc.quiet_since = None if inc.id in firing else (ends.get(inc.id) or default)
-        self.s.flush()
+            quiet = None if i in firing else (ends.get(i) or default)
+            if quiet != was:
+                changes.append({"id": i, "quiet_since": quiet})
+        if changes:
+            touched = {c["id"] for c in changes}
+            self.s.execute(update(m.Incident), changes)
+            # The statement above bypasses the session: loaded incidents read theirs again.
+            for obj in [*self.s.identity_map.values()]:
+                if isinstance(obj, m.Incident) and obj.id in touched:
+                    self.s.expire(obj, ["quiet_since"])
 
     def quiet_incidents(self, before: datetime) -> builtins.list[int]:
         """Open incidents that fell quiet at ``before`` or earlier, by id."""
@@ -483,7 +572,8 @@ class IncidentTx:
         for source in sources:
             inc = self._row(source)
             moved = [
-                r.id for r in self.s.scalars(select(m.Alert).where(m.Alert.incident_id == source))
+                int(i)
+                for i in self.s.scalars(select(m.Alert.id).where(m.Alert.incident_id == source))
             ]
             self.s.execute(
                 update(m.Alert).where(m.Alert.incident_id == source).values(incident_id=target)
@@ -555,8 +645,8 @@ class IncidentTx:
         wanted = sorted(set(ids))
         out: dict[int, IncidentInfo] = {}
         for k in range(0, len(wanted), _CHUNK):
-            q = select(m.Incident).where(m.Incident.id.in_(wanted[k : k + _CHUNK]))
-            out.update((r.id, _incident(r)) for r in self.s.scalars(q))
+            q = select(*_INCIDENT).where(m.Incident.id.in_(wanted[k : k + _CHUNK]))
+            out.update((r.id, _incident(r)) for r in self.s.execute(q))
         return out
 
     def count_alerts_of(self, ids: Iterable[int]) -> dict[int, int]:
@@ -597,18 +687,65 @@ class IncidentTx:
                 out[int(r[0])].append((int(r[1]), tuple(r[2:-3]), r[-3], r[-2], int(r[-1])))
         return out
 
+    def kind_totals(
+        self, ids: Iterable[int]
+    ) -> dict[
+        int, builtins.list[tuple[tuple[Any, ...], int, datetime, datetime, datetime, int, int]]
+    ]:
+        """The alerts of several incidents summed up by kind (see :meth:`alert_kinds`), by
+        incident id: ``(kind, first id, first start, last start, last seen, summed count,
+        number of alerts)`` per kind. One statement per 500 incidents; no alert is read."""
+        wanted = sorted(set(ids))
+        out: dict[
+            int, builtins.list[tuple[tuple[Any, ...], int, datetime, datetime, datetime, int, int]]
+        ] = {i: [] for i in wanted}
+        for k in range(0, len(wanted), _CHUNK):
+            q = (
+                select(
+                    m.Alert.incident_id,
+                    *_KIND,
+                    func.min(m.Alert.id),
+                    func.min(m.Alert.starts_at),
+                    func.max(m.Alert.starts_at),
+                    func.max(m.Alert.last_seen_at),
+                    func.sum(m.Alert.count),
+                    func.count(),
+                )
+                .where(m.Alert.incident_id.in_(wanted[k : k + _CHUNK]))
+                .group_by(m.Alert.incident_id, *_KIND)
+            )
+            for r in self.s.execute(q):
+                first, start, last, seen, count, n = r[-6:]
+                out[int(r[0])].append(
+                    (tuple(r[1:-6]), int(first), start, last, seen, int(count), int(n))
+                )
+        return out
+
     def update_incidents(self, changes: dict[int, dict[str, Any]]) -> None:
-        """Replace the summaries of several incidents in one flush: ``{id: {title, kind,
+        """Replace the summaries of several incidents in one statement: ``{id: {title, kind,
         severity, opened_at, updated_at, root_causes, details}}`` (``details`` are merged into
         the stored ones)."""
-        rows: dict[int, m.Incident] = {}
+        if not changes:
+            return
         ids = sorted(changes)
-        for k in range(0, len(ids), _CHUNK):
-            q = select(m.Incident).where(m.Incident.id.in_(ids[k : k + _CHUNK]))
-            rows.update((r.id, r) for r in self.s.scalars(q))
-        for inc_id, change in changes.items():
-            self._set_summary(rows[inc_id], **change)
+        stored: dict[int, dict[str, Any]] = {}
         self.s.flush()
+        for k in range(0, len(ids), _CHUNK):
+            q = select(m.Incident.id, m.Incident.details).where(
+                m.Incident.id.in_(ids[k : k + _CHUNK])
+            )
+            stored.update((int(i), d or {}) for i, d in self.s.execute(q))
+        self.s.execute(
+            update(m.Incident),
+            [
+                _summary_values(inc_id, stored[inc_id], **change)
+                for inc_id, change in changes.items()
+            ],
+        )
+        # The statement above bypasses the session: loaded incidents read theirs again.
+        for obj in [*self.s.identity_map.values()]:
+            if isinstance(obj, m.Incident) and obj.id in changes:
+                self.s.expire(obj)
 
     def attach_many(self, alerts: dict[int, Sequence[int]]) -> None:
         """Put alerts into incidents (``{incident id: alert ids}``) in one statement."""
@@ -654,26 +791,6 @@ class IncidentTx:
                 .values(incident_id=incident_id)
                 .execution_options(synchronize_session="fetch")
             )
-
-    @staticmethod
-    def _set_summary(
-        inc: m.Incident,
-        *,
-        title: str,
-        kind: str,
-        severity: str,
-        opened_at: datetime,
-        updated_at: datetime,
-        root_causes: builtins.list[dict[str, Any]],
-        details: dict[str, Any],
-    ) -> None:
-        inc.title = title[:512]
-        inc.kind = kind
-        inc.severity = severity
-        inc.opened_at = opened_at
-        inc.updated_at = updated_at
-        inc.root_causes = {"ranked": list(root_causes)}
-        inc.details = {**(inc.details or {}), **details}
 
     def has_pending(self, incident_id: int, statuses: Sequence[str]) -> bool:
         """Whether a firing alert, or an action in one of ``statuses``, keeps an incident open."""
