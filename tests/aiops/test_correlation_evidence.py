@@ -186,6 +186,24 @@ def test_an_incident_stays_open_through_a_flap(store: Store) -> None:
     assert [i.status for i in list_incidents(store)] == ["open", "resolved"]
 
 
+def test_a_late_copy_of_an_ended_alert_neither_fires_again_nor_keeps_an_incident_open(
+    store: Store,
+) -> None:
+    g = estate()
+    (inc,) = ingest_alerts(
+        store, [alert("latency_p99_high", 0, 2, deployment="dep1")], g, now=at(2)
+    ).opened
+    end = alert("latency_p99_high", 0, 5, status="resolved", deployment="dep1")
+    ingest_alerts(store, [end, end], g, now=at(6))  # resent: Alertmanager sends some twice
+    # A sighting from before the end, delivered after it.
+    late = ingest_alerts(store, [alert("latency_p99_high", 0, 4, deployment="dep1")], g, now=at(7))
+    assert late.opened == [] and [a.status for a in late.alerts] == ["resolved"]
+    (row,) = list_alerts(store)
+    assert row.status == "resolved" and row.incident_id == inc
+    later = ingest_alerts(store, [alert("cpu_high", 30, host="elsewhere")], g, now=at(30))
+    assert later.resolved == [inc]
+
+
 # -- the hard scenarios ------------------------------------------------------------------------
 
 
