@@ -117,6 +117,61 @@ def test_flaps_stay_one_group_and_late_alerts_do_not_join() -> None:
     assert groups == [[0, 1], [2]]
 
 
+def test_an_alert_firing_again_after_a_quiet_spell_is_no_new_evidence() -> None:
+    g = estate()
+    again = [
+        alert("deployment_replica_mismatch", 0, 2, status="resolved", deployment="dep1"),
+        # Quiet for 11 minutes (longer than a flap): the same alert again is not corroboration.
+        alert("deployment_replica_mismatch", 13, 14, deployment="dep1"),
+    ]
+    assert sorted(sorted(d.alert_indices) for d in correlate(again, g)) == [[0], [1]]
+    # With another alert on the deployment there is evidence, and the repeat joins it.
+    groups = [
+        d.alert_indices
+        for d in correlate([*again, alert("latency_p99_high", 3, 9, deployment="dep1")], g)
+    ]
+    assert sorted(sorted(x) for x in groups) == [[0, 1, 2]]
+
+
+def test_a_late_effect_needs_an_earlier_symptom_on_its_path() -> None:
+    g = estate(deployments=3)
+    drift = [
+        alert("feature_drift", k, 30, feature=c, deployment="dep1") for k, c in enumerate("abc")
+    ]
+    # An hour later (labels arrive late) accuracy drops where the drift was seen: one incident.
+    there = alert("model_accuracy_drop", 60, deployment="dep1", model="m", version="2")
+    assert [sorted(d.alert_indices) for d in correlate([*drift, there], g)] == [[0, 1, 2, 3]]
+    # On a deployment that showed nothing of the drift, the late drop is news.
+    elsewhere = alert("model_accuracy_drop", 60, deployment="dep2", model="m", version="2")
+    groups = sorted(sorted(d.alert_indices) for d in correlate([*drift, elsewhere], g))
+    assert groups == [[0, 1, 2], [3]]
+
+
+def test_a_weak_link_is_no_evidence() -> None:
+    g = estate()
+    # A model rarely slows a deployment down: its accuracy drop and another deployment's
+    # latency two minutes later are two incidents.
+    alerts = [
+        alert("model_accuracy_drop", 0, deployment="dep1", model="m", version="2"),
+        alert("latency_p99_high", 2, deployment="dep0"),
+    ]
+    assert sorted(sorted(d.alert_indices) for d in correlate(alerts, g)) == [[0], [1]]
+
+
+def test_a_group_times_its_effects_from_its_onset() -> None:
+    g = estate()
+    # A store passes an open incident's recent alerts only: here one from minute 100 of an
+    # incident that opened at minute 0. A new alert ten minutes later is close to that alert
+    # but 110 minutes after the incident began: it does not join.
+    alerts = [
+        alert("latency_p99_high", 100, 105, deployment="dep1"),
+        alert("error_rate_high", 110, deployment="dep1"),
+    ]
+    groups = ["incident-1", None]
+    assert len(correlate(alerts, g, groups=groups)) == 1
+    assert len(correlate(alerts, g, groups=groups, onsets={"incident-1": at(0)})) == 2
+
+
 def test_neighbourhood_is_bounded() -> None:
     g = estate(deployments=6, hosts=3)
     near = neighbourhood([alert("latency_p99_high", 0, deployment="dep1")], g)
@@ -184,6 +239,24 @@ def test_an_incident_stays_open_through_a_flap(store: Store) -> None:
     assert later.resolved == [inc]
     assert get_incident(store, inc).resolved_at == at(14)
     assert [i.status for i in list_incidents(store)] == ["open", "resolved"]
+
+
+def test_a_late_copy_of_an_ended_alert_neither_fires_again_nor_keeps_an_incident_open(
+    store: Store,
+) -> None:
+    g = estate()
+    (inc,) = ingest_alerts(
+        store, [alert("latency_p99_high", 0, 2, deployment="dep1")], g, now=at(2)
+    ).opened
+    end = alert("latency_p99_high", 0, 5, status="resolved", deployment="dep1")
+    ingest_alerts(store, [end, end], g, now=at(6))  # resent: Alertmanager sends some twice
+    # A sighting from before the end, delivered after it.
+    late = ingest_alerts(store, [alert("latency_p99_high", 0, 4, deployment="dep1")], g, now=at(7))
+    assert late.opened == [] and [a.status for a in late.alerts] == ["resolved"]
+    (row,) = list_alerts(store)
+    assert row.status == "resolved" and row.incident_id == inc
+    later = ingest_alerts(store, [alert("cpu_high", 30, host="elsewhere")], g, now=at(30))
+    assert later.resolved == [inc]
 
 
 # -- the hard scenarios ------------------------------------------------------------------------

@@ -7,15 +7,34 @@ and returns incident drafts; :mod:`opsloop.aiops.incidents` stores them.
    label wins depends on what the alert signals: a feature-drift alert labelled with a feature
    and a deployment is about the feature; a latency alert labelled with a deployment and the
    model version it serves is about the deployment (see :data:`SUBJECT_PREFERENCE`).
-2. Two alerts are linked when they are close in time (the gap between their firing intervals
-   is at most ``window``) and their subjects are related in the lineage graph (one is upstream
-   of the other, or they share an upstream node). Linked alerts form one incident (single
-   linkage: a chain of links is enough).
-3. Root-cause candidates are the subjects, ranked by how many of the incident's alerts they
-   are upstream of (the most upstream anomalous node first), then by their earliest alert,
-   then by their alert count and severity. When no alerting node is upstream of every alert,
-   the closest common upstream nodes are added as *inferred* candidates: two deployments that
-   slow down together on one host point at the host even when the host raised nothing.
+2. How well a node explains an alert (its *fit*, 0 to 1) follows from what the alert signals
+   (a host slows its deployments down but does not make a model's accuracy drop), from how far
+   upstream the node is (at most :data:`MAX_HOPS`, each hop discounting) and from timing (an
+   effect starts within the window after its cause's onset, drift and quality drops later;
+   alerts that started before the node's own first alert count less). A node explains an
+   alert at all only with a fit of at least :data:`MIN_FIT`: a weak link is no evidence.
+3. Grouping is evidence-based, not linkage: causes are chosen greedily by how much better they
+   explain their alerts than the alerts stand alone (:data:`ALONE_FIT` each), less a cost that
+   is higher for a node with no alert of its own, and each alert goes to the cause that
+   explains it best. A group is therefore always what one cause explains: nothing is chained
+   through a node that never alerted, and two faults whose symptoms are lineage-related stay
+   apart unless one cause explains both better. Three rules keep the evidence honest:
+
+   * an effect later than the window after its cause's onset (a quality drop as labels arrive)
+     joins only when an earlier alert of the group is on its path (its node or deployment):
+     a late quality drop on a deployment that showed nothing of the drift is news;
+   * the same alert firing again after a quiet spell longer than :data:`FLAP_GRACE` may join
+     the cause that holds it but is no further evidence for it (a chronic alert does not make
+     an incident of its own repeats); within the grace it is a flap of the same episode;
+   * a group given with an onset (a store's open incident, of which only the recent alerts are
+     read) times its effects from that onset, so an incident cannot chain on for as long as
+     related alerts keep coming.
+
+   Root-cause candidates of a group are the nodes that explain its alerts, ranked by the same
+   score (how well they explain all of them, less the cost), then by their earliest alert,
+   alert count and severity. A node that never alerted (a host under two slow deployments, a
+   dataset under three drifting columns) is a candidate only for alerts it typically causes,
+   and pays a higher cost than one with alerts of its own.
 4. The incident kind follows from the first root cause and its alerts: a dataset or feature
    means ``data_drift``, a host ``infrastructure``; otherwise the alerts' most common category
    (``quality_drop``, ``error_rate``, ``latency``, ``cost_anomaly`` …).
@@ -425,7 +444,10 @@ MAX_HOPS = 3
 """How far upstream of an alert's node a cause may be (dataset → feature → model → deployment)."""
 HOP_DECAY = 0.85
 OWN_COST = 1.0
-INFERRED_COST = 1.5
+INFERRED_COST = 1.1
+"""The cost of blaming a node with no alert of its own: above :data:`OWN_COST`, yet low enough
+that two deployments slowing down together (each explained with fit 0.85, one hop) are enough
+to blame their silent host: ``2 * (0.85 - ALONE_FIT) > INFERRED_COST``."""
 INFERRED_FIT = 1.0
 STRONG = 0.8
 """A node with no alert of its own explains only alerts it is a typical cause of (a host the
@@ -435,6 +457,12 @@ EARLY_FACTOR = 0.5
 EARLY_SLACK = timedelta(minutes=3)
 QUALITY_LAG = timedelta(minutes=90)
 DRIFT_LAG = timedelta(minutes=15)
+ALONE_FIT = 0.25
+"""What an alert left on its own is worth: a cause takes an alert only by explaining it better
+than that, and is chosen only when it explains its alerts better than they stand alone, by
+more than its cost."""
+MIN_FIT = 0.35
+"""The weakest fit with which a cause counts an alert at all (a weak link is no evidence)."""
 FLAP_GRACE = timedelta(minutes=10)
 """A firing that follows the end of the same alert within this is a flap of it, not news."""
 
@@ -588,6 +616,17 @@ class _Unit:
     fits: dict[str, float]
     strong: frozenset[str]
     firsts: dict[str, datetime]
+    weight: int = 1
+    paths: frozenset[str] = frozenset()
+    prints: frozenset[str] = frozenset()
+
+
+def _path_keys(ev: _Evidence, i: int) -> frozenset[str]:
+    dep = ev.alerts[i].labels.get("deployment")
+    keys = {ev.nodes[i], *ev.owns[i]}
+    if dep:
+        keys.add(f"deployment:{dep}")
+    return frozenset(keys)
 
 
 def _units(
@@ -595,9 +634,13 @@ def _units(
     parts: Sequence[Sequence[int]],
     window: timedelta,
     weights: Sequence[int] | None = None,
+    onsets: Sequence[datetime | None] | None = None,
 ) -> list[_Unit]:
     out = []
     for members in parts:
+        start = min(ev.alerts[i].starts_at for i in members)
+        if onsets is not None:
+            start = min([start, *(t for i in members if (t := onsets[i]) is not None)])
         fits: dict[str, float] = {}
         for i in members:
             w = 1 if weights is None else weights[i]
@@ -612,12 +655,15 @@ def _units(
         out.append(
             _Unit(
                 members=list(members),
-                start=min(ev.alerts[i].starts_at for i in members),
+                start=start,
                 lag=max(_lag(ev.categories[i], window) for i in members),
                 own=frozenset(n for i in members for n in ev.owns[i]),
                 fits=fits,
                 strong=frozenset(n for i in members for n in ev.strong[i]),
                 firsts=firsts,
+                weight=sum(1 if weights is None else weights[i] for i in members),
+                paths=frozenset(k for i in members for k in _path_keys(ev, i)),
+                prints=frozenset(ev.alerts[i].fingerprint for i in members),
             )
         )
     return out
@@ -629,6 +675,11 @@ class _Facility:
     anchor: datetime
     cover: list[tuple[int, float]]
     cost: float
+    echoes: set[int] = field(default_factory=set)
+
+    def gain(self, best: Sequence[float]) -> float:
+        """How much better it explains its alerts than ``best`` does, less its cost."""
+        return sum(max(0.0, f - best[u]) for u, f in self.cover if u not in self.echoes) - self.cost
 
 
 def _facility(
@@ -638,6 +689,7 @@ def _facility(
     candidates: Sequence[int],
     *,
     bounded: bool = True,
+    late: timedelta | None = None,
 ) -> _Facility:
     """A cause at a time, with what it would explain: the units that start within their lag
     after ``anchor`` (any time after it, unless ``bounded``), each with how well (timing
@@ -647,10 +699,14 @@ def _facility(
         for u in candidates
         if anchor <= units[u].start and (not bounded or units[u].start <= anchor + units[u].lag)
     ]
+    if late is not None:
+        covered = _on_path(covered, units, anchor + late)
     own_starts = [units[u].firsts[node] for u in covered if node in units[u].own]
     onset = min(own_starts, default=anchor)
     inferred = not own_starts
     cover = []
+    prints: set[str] = set()
+    echoes: set[int] = set()
     for u in covered:
         unit = units[u]
         if inferred and node not in unit.strong:
@@ -658,11 +714,32 @@ def _facility(
         fit = unit.fits[node] * (INFERRED_FIT if inferred else 1.0)
         if node not in unit.own and unit.start < onset - EARLY_SLACK:
             fit *= EARLY_FACTOR
+        if fit < MIN_FIT * unit.weight:
+            continue
+        if bounded and unit.prints <= prints:
+            # The same alerts firing again after a quiet spell longer than FLAP_GRACE may
+            # join the cause that holds them, but are no further evidence for it.
+            echoes.add(u)
+        prints.update(unit.prints)
         cover.append((u, fit))
-    return _Facility(node, anchor, cover, INFERRED_COST if inferred else OWN_COST)
+    return _Facility(node, anchor, cover, INFERRED_COST if inferred else OWN_COST, echoes)
 
 
-def _choose(units: Sequence[_Unit]) -> list[tuple[str, list[int]]]:
+def _on_path(covered: Sequence[int], units: Sequence[_Unit], after: datetime) -> list[int]:
+    """``covered`` (by start) less the units starting after ``after`` that follow no earlier
+    covered unit on their path (their node or deployment)."""
+    keep: list[int] = []
+    seen: set[str] = set()
+    for u in sorted(covered, key=lambda u: units[u].start):
+        unit = units[u]
+        if unit.start > after and seen.isdisjoint(unit.paths):
+            continue
+        keep.append(u)
+        seen.update(unit.paths)
+    return keep
+
+
+def _choose(units: Sequence[_Unit], window: timedelta) -> list[tuple[str, list[int]]]:
     """Causes chosen greedily (lazy evaluation: gains only shrink), and the units each
     explains best; units no chosen cause explains stand alone, under their own node."""
     by_node: dict[str, list[int]] = {}
@@ -675,21 +752,21 @@ def _choose(units: Sequence[_Unit]) -> list[tuple[str, list[int]]]:
                 allowed.add(node)
     heap: list[tuple[float, int, _Facility]] = []
     serial = 0
-    best = [0.0] * len(units)
+    best = [ALONE_FIT * unit.weight for unit in units]
     for node, cands in by_node.items():
         if node not in allowed:
             continue
         cands.sort(key=lambda u: units[u].start)
         for anchor in sorted({units[u].start for u in cands}):
-            fac = _facility(node, anchor, units, cands)
-            gain = sum(f for _, f in fac.cover) - fac.cost
+            fac = _facility(node, anchor, units, cands, late=window)
+            gain = fac.gain(best)
             if gain > 0:
                 heapq.heappush(heap, (-gain, serial, fac))
                 serial += 1
     opened: list[_Facility] = []
     while heap:
         _, k, fac = heapq.heappop(heap)
-        gain = sum(max(0.0, f - best[u]) for u, f in fac.cover) - fac.cost
+        gain = fac.gain(best)
         if gain <= 1e-9:
             continue
         if heap and gain < -heap[0][0] - 1e-12:
@@ -699,7 +776,7 @@ def _choose(units: Sequence[_Unit]) -> list[tuple[str, list[int]]]:
         for u, f in fac.cover:
             best[u] = max(best[u], f)
     owner: list[int | None] = [None] * len(units)
-    score = [0.0] * len(units)
+    score = [ALONE_FIT * unit.weight for unit in units]
     for n, fac in enumerate(opened):
         for u, f in fac.cover:
             if f > score[u] + 1e-12:
@@ -1049,6 +1126,7 @@ def correlate(
     *,
     groups: Sequence[Any] | None = None,
     weights: Sequence[int] | None = None,
+    onsets: Mapping[Any, datetime] | None = None,
 ) -> list[IncidentDraft]:
     """Group alerts into incident drafts (see the module docstring).
 
@@ -1061,6 +1139,9 @@ def correlate(
             (not None) stay in one group.
         weights: Optional number of alerts each one stands for (see :func:`summarize`):
             a store passes the alerts of an open incident one of each kind.
+        onsets: Optional start of a group (by its key), when it began before the alerts
+            given: a store passes only the recent alerts of an open incident, and the
+            incident's effects are timed from when it opened, not from its latest alerts.
 
     Returns:
         One draft per group, ordered by when the group opened.
@@ -1076,9 +1157,14 @@ def correlate(
     subs = [subject_of(a, graph, c) for a, c in zip(alerts, cats, strict=True)]
     parts = _parts(alerts, groups)
     ev = _Evidence(alerts, subs, cats, graph)
-    units = _units(ev, parts, window, weights)
+    starts = (
+        None
+        if onsets is None or groups is None
+        else [None if g is None else onsets.get(g) for g in groups]
+    )
+    units = _units(ev, parts, window, weights, starts)
     drafts = []
-    for _, chosen in _choose(units):
+    for _, chosen in _choose(units, window):
         idx = sorted(i for u in chosen for i in units[u].members)
         drafts.append(
             IncidentDraft(

@@ -218,7 +218,11 @@ def _correlate(
     heads = {what: r for r, _, what in kinds}
     pool = [r for r, _ in context] + sorted(loose.values(), key=lambda r: r.id)
     weights = [w for _, w in context] + [1] * len(loose)
-    drafts = correlate(pool, graph, window, groups=[r.incident_id for r in pool], weights=weights)
+    groups = [r.incident_id for r in pool]
+    # An open incident's effects are timed from when it opened: its recent alerts alone would
+    # let it chain on for as long as related alerts keep coming.
+    onsets = {i: inc.opened_at for i, inc in tx.incidents({g for g in groups if g}).items()}
+    drafts = correlate(pool, graph, window, groups=groups, weights=weights, onsets=onsets)
     opened: list[dict[str, Any]] = []
     attached: dict[int, list[AlertInfo]] = {}
     merged: set[int] = set()

@@ -24,7 +24,7 @@ from opsloop.store.types import ActionInfo, AlertInfo, IncidentInfo
 
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
 
     from sqlalchemy.orm import Session
 
@@ -238,13 +238,34 @@ class IncidentTx:
 
     # -- alerts ---------------------------------------------------------------------------
 
+    def _ended(
+        self, alerts: Sequence[AlertWrite], firing: Mapping[str, m.Alert | _NewAlert]
+    ) -> dict[tuple[str, datetime], m.Alert | _NewAlert]:
+        """Ended rows of the episodes (fingerprint and start) of ``alerts`` that have no
+        firing row."""
+        wanted = {(a.fingerprint, a.starts_at) for a in alerts if a.fingerprint not in firing}
+        if not wanted:
+            return {}
+        rows = self.s.scalars(
+            select(m.Alert)
+            .where(
+                _with_fingerprints({fp for fp, _ in wanted}),
+                m.Alert.status == "resolved",
+                m.Alert.starts_at.in_(sorted({at for _, at in wanted})),
+            )
+            .order_by(m.Alert.id)
+        )
+        return {(r.fingerprint, r.starts_at): r for r in rows}
+
     def record_alerts(self, alerts: Sequence[AlertWrite]) -> builtins.list[AlertInfo]:
         """Deduplicate and write alerts; the stored row of each alert given, in order.
 
         Firing: a row already firing with the same fingerprint counts the repeat (when it was
         seen later than the row's ``last_seen_at``, so replaying the same observation does not
-        count twice); otherwise a new row opens. Resolved: the firing row gets ``ends_at``;
-        with no firing row, a resolved row is written so the end is not lost.
+        count twice); otherwise a new row opens, unless the episode (fingerprint and start) has
+        ended already and this is a late or second copy of an earlier sighting. Resolved: the
+        firing row gets ``ends_at``; with no firing row and no ended row of the episode, a
+        resolved row is written so the end is not lost.
         """
         s = self.s
         fps = {a.fingerprint for a in alerts}
@@ -258,6 +279,7 @@ class IncidentTx:
             )
             for existing in rows:
                 firing[existing.fingerprint] = existing
+        ended = self._ended(alerts, firing)
         out: builtins.list[m.Alert | _NewAlert] = []
         new: builtins.list[_NewAlert] = []
         # Events name the row's id: they are written once every new row has one.
@@ -265,6 +287,14 @@ class IncidentTx:
         for alert in alerts:
             fp = alert.fingerprint
             row = firing.get(fp)
+            done = ended.get((fp, alert.starts_at)) if row is None else None
+            if done is not None and (
+                alert.status != "firing" or done.ends_at is None or alert.seen_at <= done.ends_at
+            ):
+                # A repeat of an episode that has ended, delivered late (or twice): it neither
+                # opens a new row nor fires again.
+                out.append(done)
+                continue
             if alert.status == "firing":
                 if row is None:
                     row = _NewAlert(alert)
@@ -303,6 +333,7 @@ class IncidentTx:
                     row.ends_at = alert.ends_at or alert.seen_at
                     row.last_seen_at = max(row.last_seen_at, alert.seen_at)
                     del firing[fp]
+                ended[(fp, alert.starts_at)] = row
                 events.append(
                     (
                         "alert.resolved",
