@@ -376,19 +376,11 @@ class IncidentTx:
         found = _infos(self.s, m.Alert.incident_id.is_(None), m.Alert.status == "firing")
         return sorted(found, key=lambda r: r.id)
 
-    def alerts_of(self, incident_id: int, *, first: int | None = None) -> builtins.list[AlertInfo]:
-        """Every alert of an incident, by id; or only the ``first`` to start, by start."""
-        q = select(m.Alert).where(m.Alert.incident_id == incident_id)
-        if first is not None:
-            q = q.order_by(m.Alert.starts_at, m.Alert.id).limit(first)
-        else:
-            q = q.order_by(m.Alert.id)
-        return [AlertInfo.model_validate(r) for r in self.s.scalars(q)]
-
     def alert_kinds(
         self, incident_id: int, *, first: int | None = None
     ) -> builtins.list[tuple[int, tuple[Any, ...], datetime, datetime, int]]:
-        """What :meth:`alerts_of` gives, as ``(id, kind, starts_at, last_seen_at, count)``:
+        """The alerts of an incident (by id; or only the ``first`` to start, by start), as
+        ``(id, kind, starts_at, last_seen_at, count)``:
         ``kind`` is the node, deployment, name, severity and ``category``, ``feature`` and
         ``model`` label (alerts of one kind are alike to correlation). One statement; no alert
         is loaded."""
@@ -400,11 +392,6 @@ class IncidentTx:
             q = q.order_by(m.Alert.id)
         return [(int(r[0]), tuple(r[1:-3]), r[-3], r[-2], int(r[-1])) for r in self.s.execute(q)]
 
-    def count_alerts(self, incident_id: int) -> int:
-        """How many alerts an incident holds."""
-        q = select(func.count()).select_from(m.Alert).where(m.Alert.incident_id == incident_id)
-        return int(self.s.scalar(q) or 0)
-
     def set_keys(self, keys: dict[int, tuple[str | None, str | None]]) -> None:
         """Record each alert's lineage node and deployment (``{id: (subject, deployment)}``)."""
         if keys:
@@ -414,34 +401,6 @@ class IncidentTx:
                 [{"id": i, "subject": sub, "deployment": dep} for i, (sub, dep) in keys.items()],
             )
 
-    def neighbour_alerts(
-        self, subjects: Iterable[str], deployments: Iterable[str], seen_since: datetime
-    ) -> builtins.list[AlertInfo]:
-        """Alerts about one of ``subjects`` or labelled with one of ``deployments``, last seen at
-        ``seen_since`` or later, that are in an open incident or in none; by id.
-
-        Both lookups read an index on ``(subject, last_seen_at)`` or ``(deployment,
-        last_seen_at)``: the cost follows the neighbours, not the table.
-        """
-        found: dict[int, m.Alert] = {}
-        for column, values in (
-            (m.Alert.subject, sorted(set(subjects))),
-            (m.Alert.deployment, sorted(set(deployments))),
-        ):
-            for k in range(0, len(values), 500):
-                q = (
-                    select(m.Alert)
-                    .outerjoin(m.Incident, m.Alert.incident_id == m.Incident.id)
-                    .where(
-                        column.in_(values[k : k + 500]),
-                        m.Alert.last_seen_at >= seen_since,
-                        (m.Alert.incident_id.is_(None)) | (m.Incident.status == "open"),
-                    )
-                )
-                for row in self.s.scalars(q):
-                    found[row.id] = row
-        return [AlertInfo.model_validate(found[i]) for i in sorted(found)]
-
     def neighbours(
         self,
         subjects: Iterable[str],
@@ -449,8 +408,11 @@ class IncidentTx:
         seen_since: datetime,
         fingerprints: Iterable[str] = (),
     ) -> tuple[builtins.list[AlertInfo], builtins.list[tuple[AlertInfo, int, tuple[Any, ...]]]]:
-        """The alerts :meth:`neighbour_alerts` finds, with those of open incidents one of each
-        kind: ``(alerts, kinds)``.
+        """Alerts about one of ``subjects`` or labelled with one of ``deployments``, last seen at
+        ``seen_since`` or later, in an open incident or in none, with those of open incidents
+        one of each kind: ``(alerts, kinds)``. The lookups read an index on ``(subject,
+        last_seen_at)`` or ``(deployment, last_seen_at)``: the cost follows the neighbours,
+        not the table.
 
         ``alerts`` are, by id, the ones in no incident and the ones of open incidents that share
         a fingerprint with one of ``fingerprints`` or with an alert in no incident (a flap joins
