@@ -54,7 +54,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from opsloop.aiops.detectors.base import Detector, is_missing
+from opsloop.aiops.detectors._ranged import RangedDetector
+from opsloop.aiops.detectors.base import is_missing
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -289,7 +290,7 @@ class _State:
         return new
 
 
-class ARTimeDetector(Detector):
+class ARTimeDetector(RangedDetector):
     """ARTime: anomalies where window features fail to resonate with learnt categories.
 
     Args:
@@ -343,14 +344,11 @@ class ARTimeDetector(Detector):
 
         Only a fresh detector takes hints; a trained one ignores them.
         """
-        if self._n or self._warmup:
+        if not self._fresh():
             return
         if probation is not None and probation > 0:
             self._probation = int(probation)
-        if value_range is not None:
-            lo, hi = (float(v) for v in value_range)
-            if math.isfinite(lo) and math.isfinite(hi) and hi >= lo:
-                self._set_range(lo, hi)
+        self._hint_range(value_range)
         if self._lo is not None:
             self._start()
 
@@ -554,23 +552,14 @@ class ARTimeDetector(Detector):
             return 0.0
         return self._step(x)[0]
 
-    def learn_one(self, x: float, t: datetime | None = None) -> None:
-        """Learn ``x``: add it to its block, and learn the block's sample when it ends."""
-        if is_missing(x):
-            return
-        if self._lo is None:
-            self._warmup.append(x)
-            if len(self._warmup) < max(1, self._probation_length()):
-                return
-            points, self._warmup = self._warmup, []
-            self._set_range(min(points), max(points))
-            self._start()
-            for p in points:
-                self._learn(p)
-            return
-        self._learn(x)
+    def _warmup_length(self) -> int:
+        return self._probation_length()
+
+    def _range_fixed(self) -> None:
+        self._start()
 
     def _learn(self, x: float) -> None:
+        """Learn ``x``: add it to its block, and learn the block's sample when it ends."""
         _, s = self._step(x)
         self._n += 1
         self._cache = None

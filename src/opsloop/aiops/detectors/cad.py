@@ -41,11 +41,11 @@ count.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from typing import TYPE_CHECKING
 
-from opsloop.aiops.detectors.base import Detector, is_missing
+from opsloop.aiops.detectors._ranged import RangedDetector
+from opsloop.aiops.detectors.base import is_missing
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -94,7 +94,7 @@ class _Step:
         self.candidates: list[Pair] = []
 
 
-class CADDetector(Detector):
+class CADDetector(RangedDetector):
     """CAD-OSE: anomaly score from the failure of learnt contexts to predict the present facts.
 
     Args:
@@ -166,15 +166,12 @@ class CADDetector(Detector):
 
         Only a fresh detector takes hints; a trained one ignores them.
         """
-        if self._n or self._warmup:
+        if not self._fresh():
             return
         if probation is not None:
             self._probation = int(probation)
             self._history = deque([1.0], maxlen=self._rest())
-        if value_range is not None:
-            lo, hi = (float(v) for v in value_range)
-            if math.isfinite(lo) and math.isfinite(hi) and hi >= lo:
-                self._set_range(lo, hi)
+        self._hint_range(value_range)
 
     def _rest(self) -> int:
         if self.rest_points is not None:
@@ -374,22 +371,11 @@ class CADDetector(Detector):
             return 0.0
         return min(1.0, max(0.0, raw))
 
-    def learn_one(self, x: float, t: datetime | None = None) -> None:
-        """Learn ``x``: its contexts, the next left side and the next prediction."""
-        if is_missing(x):
-            return
-        if self._lo is None:
-            self._warmup.append(x)
-            if len(self._warmup) < max(1, self.warmup_points):
-                return
-            points, self._warmup = self._warmup, []
-            self._set_range(min(points), max(points))
-            for p in points:
-                self._learn(p)
-            return
-        self._learn(x)
+    def _warmup_length(self) -> int:
+        return self.warmup_points
 
     def _learn(self, x: float) -> None:
+        """Learn ``x``: its contexts, the next left side and the next prediction."""
         s = self._step_cached(x)
         self._apply(s)
         self._history.append(s.raw)
