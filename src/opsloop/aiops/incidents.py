@@ -221,7 +221,8 @@ def _correlate(
     groups = [r.incident_id for r in pool]
     # An open incident's effects are timed from when it opened: its recent alerts alone would
     # let it chain on for as long as related alerts keep coming.
-    onsets = {i: inc.opened_at for i, inc in tx.incidents({g for g in groups if g}).items()}
+    known = tx.incidents({g for g in groups if g})
+    onsets = {i: inc.opened_at for i, inc in known.items()}
     drafts = correlate(pool, graph, window, groups=groups, weights=weights, onsets=onsets)
     opened: list[dict[str, Any]] = []
     attached: dict[int, list[AlertInfo]] = {}
@@ -266,7 +267,7 @@ def _correlate(
             str(inc_id),
             {"alerts": [r.id for r in new], "names": sorted({r.name for r in new})},
         )
-    _refresh(tx, attached, graph, window, merged, heads)
+    _refresh(tx, attached, graph, window, merged, heads, known)
     ids = tx.open_incidents(opened) if opened else []
     for inc_id, d in zip(ids, opened, strict=True):
         tx.event(
@@ -303,11 +304,14 @@ def _refresh(
     window: timedelta,
     merged: set[int],
     heads: Mapping[tuple[Any, ...], AlertInfo],
+    incs: Mapping[int, IncidentInfo],
 ) -> None:
     """Work out the summaries of incidents again from their alerts (their first
     :data:`REFRESH_ALERTS` to start, when they have more) after alerts joined them
     (``{incident id: the new alerts}``; ``merged``: the incidents others were merged into;
-    ``heads``: an alert of each kind already read, by incident id and kind).
+    ``heads``: an alert of each kind already read, by incident id and kind; ``incs``: the
+    incidents as read before the batch, at least those alerts joined; a merge changes only the
+    incidents merged away).
 
     When an incident's first alerts were ranked before and the new ones start after them,
     only its count changes: it is not read again. An incident of at most that many alerts is
@@ -319,7 +323,6 @@ def _refresh(
     """
     if not attached:
         return
-    incs = tx.incidents(attached)
     totals = tx.count_alerts_of(attached)
     changes: dict[int, dict[str, Any]] = {}
     small: list[int] = []

@@ -532,7 +532,7 @@ class IncidentTx:
                 .group_by(m.Alert.incident_id)
             )
         }
-        changes = []
+        changes: dict[int, datetime | None] = {}
         for i, was in self.s.execute(
             select(m.Incident.id, m.Incident.quiet_since).where(
                 m.Incident.id.in_(ids), m.Incident.status == "open"
@@ -540,14 +540,12 @@ class IncidentTx:
         ):
             quiet = None if i in firing else (ends.get(i) or default)
             if quiet != was:
-                changes.append({"id": i, "quiet_since": quiet})
+                changes[i] = quiet
         if changes:
-            touched = {c["id"] for c in changes}
-            self.s.execute(update(m.Incident), changes)
-            # The statement above bypasses the session: loaded incidents read theirs again.
-            for obj in [*self.s.identity_map.values()]:
-                if isinstance(obj, m.Incident) and obj.id in touched:
-                    self.s.expire(obj, ["quiet_since"])
+            self.s.execute(
+                update(m.Incident), [{"id": i, "quiet_since": q} for i, q in changes.items()]
+            )
+            self._expire_incidents(set(changes), ["quiet_since"])
 
     def quiet_incidents(self, before: datetime) -> builtins.list[int]:
         """Open incidents that fell quiet at ``before`` or earlier, by id."""
@@ -735,10 +733,16 @@ class IncidentTx:
                 for inc_id, change in changes.items()
             ],
         )
-        # The statement above bypasses the session: loaded incidents read theirs again.
+        self._expire_incidents(set(changes))
+
+    def _expire_incidents(
+        self, ids: set[int], attributes: builtins.list[str] | None = None
+    ) -> None:
+        """After a bulk update, which bypasses the session: loaded incidents among ``ids``
+        read their ``attributes`` (all by default) again."""
         for obj in [*self.s.identity_map.values()]:
-            if isinstance(obj, m.Incident) and obj.id in changes:
-                self.s.expire(obj)
+            if isinstance(obj, m.Incident) and obj.id in ids:
+                self.s.expire(obj, attributes)
 
     def attach_many(self, alerts: dict[int, Sequence[int]]) -> None:
         """Put alerts into incidents (``{incident id: alert ids}``) in one statement."""
