@@ -555,6 +555,16 @@ def _drift(
     current = drift_frame(profile, rows)
     if current is None:
         return None
+    return _drift_of(profile, rows, current, thresholds)
+
+
+def _drift_of(
+    profile: ReferenceProfile,
+    rows: pd.DataFrame,
+    current: pd.DataFrame,
+    thresholds: DriftThresholds | None,
+) -> DriftResult:
+    """The drift of a version's rows, whose :func:`drift_frame` is ``current``."""
     predictions = None
     if profile.prediction is not None:
         scores = rows[PREDICTION]
@@ -769,14 +779,14 @@ def window_drift(
         raise MonitorError(
             f"{model}/{version} has no reference profile to compare with: " + "; ".join(ctx.notes)
         )
-    current = drift_frame(ctx.profile, win.of_version(model, version))
+    rows = win.of_version(model, version)
+    current = drift_frame(ctx.profile, rows)
     if current is None:
         raise MonitorError(
             f"deployment '{deployment}' logged no input columns; drift cannot be reported",
             hint="enable input logging on the model server",
         )
-    drift = _drift(ctx.profile, win, model, version, thresholds)
-    assert drift is not None  # drift_frame found columns above
+    drift = _drift_of(ctx.profile, rows, current, thresholds)
     return WindowDrift(
         deployment=deployment,
         model=model,
