@@ -22,6 +22,7 @@ from opsloop.aiops.alerts import (
     parse_alertmanager,
     record_alerts,
 )
+from opsloop.aiops.detectors import MADDetector
 from opsloop.aiops.rules import (
     AlertsSection,
     ThresholdRule,
@@ -454,3 +455,23 @@ def test_detector_scope_exclusions_and_bounded_replay(sqlite_store: Store) -> No
     assert firing and all(at(589) <= a.starts_at <= at(592) for a in firing)
     with pytest.raises(AIOpsError, match="last must be at least 1"):
         detect_anomalies(store, last=0)
+
+
+class _Halves(MADDetector):
+    """Scores every point 0.5: only its threshold decides whether that is anomalous."""
+
+    alert_threshold = 0.4
+
+    def score_one(self, x: float, t: datetime | None = None) -> float:
+        return 0.5
+
+
+def test_a_detector_alerts_at_its_own_threshold_unless_told_otherwise(
+    sqlite_store: Store,
+) -> None:
+    store = sqlite_store
+    store.series.append([("latency_p99_ms", {"deployment": "a"}, at(i), 1.0) for i in range(5)])
+    assert detect_anomalies(store, detector=_Halves, checkpoint=False)
+    assert detect_anomalies(store, detector=_Halves, threshold=0.6, checkpoint=False) == []
+    section = AlertsSection.model_validate({"detector": {"series": ["latency"]}})
+    assert section.detector is not None and section.detector.threshold is None

@@ -159,3 +159,20 @@ def test_default_detector_beats_the_best_published_subset_score_out_of_sample(
             nab_full, [DEFAULT_DETECTOR], profiles=["standard"], progress=False, hints=hints
         )
         assert report.row(DEFAULT_DETECTOR).loco["standard"] > 67.85, hints
+
+
+@pytest.mark.slow
+def test_the_default_detector_alerts_at_the_threshold_its_benchmark_chose(
+    nab_full: Path,
+) -> None:
+    """The loop's default threshold is the one NAB's standard profile picks on the whole
+    subset for the default detector run as the loop runs it: the benchmark measures the
+    operating point the loop alerts at."""
+    corpus = NabCorpus.load(nab_full)
+    detector = get_detector(DEFAULT_DETECTOR)
+    run = run_detector(detector, corpus, hints=False)
+    cost = corpus.profiles["standard"]
+    best = score_corpus(run, corpus.labels, cost)
+    shipped = score_corpus(run, corpus.labels, cost, threshold=detector.alert_threshold)
+    assert detector.alert_threshold == pytest.approx(best.threshold, abs=0.005)
+    assert shipped.score == pytest.approx(best.score, abs=0.2)

@@ -351,7 +351,7 @@ def detect_anomalies(
     store: Store,
     *,
     series_prefix: str = "",
-    threshold: float = 0.75,
+    threshold: float | None = None,
     detector: Callable[[], Detector] | None = None,
     since: datetime | None = None,
     severity: str = "warning",
@@ -376,7 +376,8 @@ def detect_anomalies(
     Args:
         store: The metadata store holding the series.
         series_prefix: Only series whose name starts with this.
-        threshold: Score in [0, 1] from which a point is anomalous.
+        threshold: Score in (0, 1] from which a point is anomalous; default the detector's
+            own :attr:`~opsloop.aiops.detectors.base.Detector.alert_threshold`.
         detector: Makes a fresh detector; default :func:`~opsloop.aiops.default_detector`.
         since: Learn from every point but raise alerts only for points from this time on.
         severity: Severity of the alerts.
@@ -387,7 +388,7 @@ def detect_anomalies(
             is bounded, so a long enough replay rebuilds their state at a bounded cost).
         checkpoint: Save and resume the detector's state in the store between passes.
     """
-    if not 0 < threshold <= 1:
+    if threshold is not None and not 0 < threshold <= 1:
         raise AIOpsError(f"detector threshold must be in (0, 1], got {threshold}")
     if last is not None and last < 1:
         raise AIOpsError(f"last must be at least 1, got {last}")
@@ -397,6 +398,8 @@ def detect_anomalies(
         from opsloop.aiops.detectors import default_detector  # noqa: PLC0415
 
         detector = default_detector
+    if threshold is None:
+        threshold = detector().alert_threshold
     since_utc = _utc(since) if since is not None else None
     # A remote store keeps no checkpoints: its detectors replay their history each pass.
     states = getattr(store, "detector_states", None) if checkpoint else None

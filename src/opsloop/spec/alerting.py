@@ -230,14 +230,15 @@ class DetectorAlerting(_Section):
     Attributes:
         series: Series name prefixes to watch (empty: every series).
         detector: Registry name of the detector (default: the default detector).
-        threshold: Anomaly score in [0, 1] from which a point is anomalous.
+        threshold: Anomaly score in (0, 1] from which a point is anomalous (default: the
+            detector's own, the corpus-wide threshold its NAB benchmark chose).
         for_points: Anomalous points in a row it takes to fire (YAML key ``for``).
         severity: Severity of the alerts.
     """
 
     series: list[str] = Field(default_factory=list)
     detector: str | None = None
-    threshold: float = Field(default=0.75, gt=0, le=1)
+    threshold: float | None = Field(default=None, gt=0, le=1)
     for_points: int = Field(default=1, ge=1, alias="for")
     severity: Severity = "warning"
 

@@ -222,13 +222,14 @@ class CostAnomalies(_Section):
 
     Attributes:
         enabled: Look for cost anomalies at all.
-        threshold: Detector score in (0, 1] from which an hour is anomalous.
+        threshold: Detector score in (0, 1] from which an hour is anomalous (default: the
+            default detector's own, the corpus-wide threshold its NAB benchmark chose).
         min_cost: Hours that cost less than this are never anomalous (a rise from nothing
             to very little is not worth an incident).
     """
 
     enabled: bool = True
-    threshold: float = Field(default=0.75, gt=0, le=1)
+    threshold: float | None = Field(default=None, gt=0, le=1)
     min_cost: float = Field(default=0.0, ge=0)
 
 

@@ -49,7 +49,7 @@ means instead of the full histories of matches and anomalies.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -304,6 +304,8 @@ class ARTimeDetector(RangedDetector):
         warmup_points: Probationary length without a probation hint; without a range hint,
             the points held back to fix the range when no probation is hinted either.
     """
+
+    alert_threshold: ClassVar[float] = 0.438
 
     def __init__(
         self,

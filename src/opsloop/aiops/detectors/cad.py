@@ -42,7 +42,7 @@ count.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from opsloop.aiops.detectors._ranged import RangedDetector
 from opsloop.aiops.detectors.base import is_missing
@@ -108,6 +108,8 @@ class CADDetector(RangedDetector):
         max_contexts: Contexts stored at most (bounds memory and time per point).
         warmup_points: Points whose range fixes the quantisation when no range is hinted.
     """
+
+    alert_threshold: ClassVar[float] = 0.777
 
     def __init__(
         self,

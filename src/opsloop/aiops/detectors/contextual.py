@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from opsloop.aiops.detectors.base import Detector, is_missing
 
@@ -49,6 +49,8 @@ class ContextDetector(Detector):
         base_threshold: Raw score that starts a rest period.
         min_points: Points learnt before anything scores above 0.
     """
+
+    alert_threshold: ClassVar[float] = 0.757
 
     def __init__(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from opsloop.aiops.detectors._clocked import ClockedDetector
 from opsloop.aiops.detectors._parts import (
@@ -70,6 +71,8 @@ class EnsembleDetector(ClockedDetector):
         max_window_points: Cap on every window (and on the seasonal history), which bounds
             memory and time per point on finely sampled series.
     """
+
+    alert_threshold: ClassVar[float] = 0.565
 
     def __init__(
         self,

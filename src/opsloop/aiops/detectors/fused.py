@@ -14,7 +14,7 @@ detector takes 150 so that it judges every point; here the ensemble does.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from opsloop.aiops.detectors.artime import ARTimeDetector
 from opsloop.aiops.detectors.base import Detector
@@ -32,6 +32,8 @@ class FusedDetector(Detector):
     Args:
         warmup_points: ARTime's probationary length (and range warm-up) without hints.
     """
+
+    alert_threshold: ClassVar[float] = 0.602
 
     def __init__(self, *, warmup_points: int = 750) -> None:
         self.warmup_points = warmup_points

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from opsloop.aiops.detectors.base import Detector, is_missing
 from opsloop.aiops.detectors.registry import DETECTORS, get_detector
@@ -46,6 +46,8 @@ class LikelihoodDetector(Detector):
             does not make the first small raw score infinitely unlikely.
         std_floor: Lower bound of the fitted standard deviation, for the same reason.
     """
+
+    alert_threshold: ClassVar[float] = 0.821
 
     def __init__(
         self,

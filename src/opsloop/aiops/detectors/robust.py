@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from opsloop.aiops.detectors._window import RollingExtremes, RollingMedian
 from opsloop.aiops.detectors.base import Detector, is_missing
@@ -35,6 +35,8 @@ class MADDetector(Detector):
         z_mid: Robust z-score that maps to an anomaly score of 0.5.
         min_points: Points needed before anything scores above 0.
     """
+
+    alert_threshold: ClassVar[float] = 0.962
 
     def __init__(self, window: int = 288, z_mid: float = 4.0, min_points: int = 20) -> None:
         self.window = window
@@ -79,6 +81,8 @@ class EWMADetector(Detector):
         z_mid: z-score that maps to an anomaly score of 0.5.
         min_points: Points needed before anything scores above 0.
     """
+
+    alert_threshold: ClassVar[float] = 0.641
 
     def __init__(self, alpha: float = 0.02, z_mid: float = 4.0, min_points: int = 20) -> None:
         self.alpha = alpha

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from opsloop.aiops.detectors._clocked import ClockedDetector
 from opsloop.aiops.detectors._parts import SeasonalResidual, seasonal_lags_within
 from opsloop.aiops.detectors.robust import z_to_score
@@ -27,6 +29,8 @@ class SeasonalDetector(ClockedDetector):
         max_window_points: Cap on the seasonal history and the spread window; on series so
             finely sampled that a day exceeds it, the previous point stands in for the profile.
     """
+
+    alert_threshold: ClassVar[float] = 0.9615
 
     def __init__(
         self,
