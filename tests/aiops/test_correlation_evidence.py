@@ -12,7 +12,13 @@ from opsloop.aiops.correlation import correlate, neighbourhood
 from opsloop.aiops.incidents import get_incident, ingest_alerts, list_incidents
 from opsloop.aiops.lineage import LineageGraph
 from opsloop.store import Store, open_store
-from opsloop.testing.aiops_hard import generate, pairwise_counts, root_hits
+from opsloop.testing.aiops_hard import (
+    Level,
+    generate,
+    indistinguishable_bound,
+    pairwise_counts,
+    root_hits,
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 D1 = "sha256:" + "c3" * 32
@@ -302,3 +308,30 @@ def test_held_out_single_faults_offline() -> None:
         ranks += [r for _, r in root_hits(sc, truths, inc, ranked)]
     assert tp / (tp + fp) >= 0.7 and tp / (tp + fn) >= 0.7
     assert sum(r is not None and r < 3 for r in ranks) / len(ranks) >= 0.9
+
+
+def _f1(tp: int, fp: int, fn: int) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def test_the_bound_is_perfect_without_noise_and_above_correlation_with_it() -> None:
+    quiet = Level("quiet", (2, 3), (0.5, 0.5), 0.0, 0.0, 0, 0.3)
+    for seed in range(3):
+        truths, groups = indistinguishable_bound(generate(seed, quiet))
+        assert pairwise_counts(truths, groups)[1:] == (0, 0)
+    for level in ("concurrent", "hard"):
+        bound = [0, 0, 0]
+        ours = [0, 0, 0]
+        for seed in range(20):
+            sc = generate(seed, level)
+            truths, groups = indistinguishable_bound(sc)
+            bound = [x + y for x, y in zip(bound, pairwise_counts(truths, groups), strict=True)]
+            alerts, truths = sc.episodes()
+            inc = [0] * len(alerts)
+            for k, d in enumerate(correlate(alerts, sc.graph)):
+                for i in d.alert_indices:
+                    inc[i] = k
+            ours = [x + y for x, y in zip(ours, pairwise_counts(truths, inc), strict=True)]
+        # Noise it cannot tell from symptoms costs even the oracle precision, never recall.
+        assert bound[2] == 0 or bound[2] / (bound[0] + bound[2]) < 0.02
+        assert _f1(*bound) > _f1(*ours), level

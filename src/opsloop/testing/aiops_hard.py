@@ -22,7 +22,10 @@ alerts on random nodes, a share of them close to the faults) and chronic (the sa
 firing again and again all scenario long).
 
 :func:`generate` returns the notifications in delivery order with the truth of each;
-:func:`pairwise_counts` and :func:`root_hits` score an incident assignment of them.
+:func:`pairwise_counts` and :func:`root_hits` score an incident assignment of them, and
+:func:`indistinguishable_bound` is the grouping of an oracle that knows the faults but, like any
+correlation that reads labels, lineage and timing, cannot tell a noise alert from a symptom its
+fault would have raised there and then: a bound on what such a method can score.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ __all__ = [
     "Level",
     "Notification",
     "generate",
+    "indistinguishable_bound",
     "pairwise_counts",
     "root_hits",
 ]
@@ -564,3 +568,86 @@ def root_hits(
         roots = list(ranked.get(main, ()))
         out.append((f.kind, roots.index(f.root) if f.root in roots else None))
     return out
+
+
+# What each fault kind raises (by alert name), and when, in minutes after the fault's start: the
+# generators above, read as a table (each window widened by a minute for delivery).
+_EFFECTS: dict[str, dict[str, tuple[float, float]]] = {
+    "dataset_drift": {
+        **dict.fromkeys(_DATASET_ROOT_ALERTS, (-1.0, 6.0)),
+        "feature_drift": (1.0, 16.0),
+        "prediction_drift": (4.0, 26.0),
+        "model_accuracy_drop": (29.0, 91.0),
+    },
+    "feature_broken": {
+        "feature_null_rate": (-1.0, 6.0),
+        "feature_drift": (1.0, 16.0),
+        "prediction_drift": (4.0, 26.0),
+        "model_accuracy_drop": (29.0, 91.0),
+    },
+    "host_degraded": {
+        **dict.fromkeys(_HOST_ROOT_ALERTS, (-4.0, 4.0)),
+        "latency_p99_high": (-1.0, 7.0),
+        "error_rate_high": (0.0, 9.0),
+    },
+    "bad_model": {
+        "model_version_eval_regression": (-6.0, 3.0),
+        "prediction_drift": (2.0, 16.0),
+        "model_accuracy_drop": (19.0, 61.0),
+        "error_rate_high": (0.0, 11.0),
+    },
+    "deployment_config": {
+        "deployment_replica_mismatch": (-1.0, 4.0),
+        "latency_p99_high": (-1.0, 6.0),
+        "error_rate_high": (-1.0, 6.0),
+        "prediction_drift": (4.0, 21.0),
+        "model_accuracy_drop": (14.0, 46.0),
+    },
+}
+
+
+def _on_path(scenario: HardScenario, alert: AlertIn, root: str) -> bool:
+    """Whether an alert is about the root or a node downstream of it (by its resolved node,
+    or by the deployment it names)."""
+    graph = scenario.graph
+    nodes = [graph.resolve(alert.labels)]
+    if alert.labels.get("deployment"):
+        nodes.append(f"deployment:{alert.labels['deployment']}")
+    return any(
+        n is not None and n in graph and (n == root or root in graph.ancestors(n)) for n in nodes
+    )
+
+
+def indistinguishable_bound(scenario: HardScenario) -> tuple[list[str], list[str]]:
+    """Truths and an incident assignment of :meth:`HardScenario.episodes` that bound what a
+    correlation reading labels, lineage and timing can score.
+
+    Every fault is one incident, and nothing else joins it except noise it cannot be told
+    from: an alert its fault kind raises, on the fault's root or downstream of it, started
+    within the window in which the fault raises it. Other noise stands alone, except that an
+    alert firing again within ten minutes of its own end joins its earlier episode (a flap looks
+    the same whoever caused it). The bound is generous (the oracle knows each fault's start and
+    separates concurrent faults perfectly), so no such method should score above it.
+    """
+    alerts, truths = scenario.episodes()
+    faults = {f.id: f for f in scenario.faults}
+    incidents: list[str] = []
+    last_of: dict[str, tuple[datetime, str]] = {}
+    for alert, truth in zip(alerts, truths, strict=True):
+        group = truth
+        if truth not in faults:
+            for f in scenario.faults:
+                window = _EFFECTS[f.kind].get(alert.name)
+                after = (alert.starts_at - f.start).total_seconds() / 60
+                if window and window[0] <= after <= window[1] and _on_path(scenario, alert, f.root):
+                    group = f.id
+                    break
+            else:
+                prev = last_of.get(alert.fingerprint)
+                if prev is not None and alert.starts_at - prev[0] <= timedelta(minutes=10):
+                    group = prev[1]
+        incidents.append(group)
+        end = alert.ends_at or alert.seen_at
+        known = last_of.get(alert.fingerprint)
+        last_of[alert.fingerprint] = (max(end, known[0]) if known else end, group)
+    return truths, incidents
