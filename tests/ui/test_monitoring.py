@@ -112,3 +112,25 @@ def test_an_empty_window_shows_the_problem_not_an_error_page(
     ends = [v for v, _ in _options(page.text, "until")]
     assert ends[0] == _iso(drifting.until)
     assert _iso(early) in ends
+
+
+def test_windows_are_listed_with_their_own_length_when_it_changed(
+    ui_as: Callable[[str | None], TestClient], populated: Populated, drifting: Drifting
+) -> None:
+    # The deployment's window grew to half an hour after the six windows of a quarter: the
+    # monitor's cursor holds each window's own length, and the older windows keep their ends.
+    start = drifting.until + timedelta(minutes=15)
+    end = start + timedelta(minutes=30)
+    labels = {"deployment": "churn-prod", "model": "churn", "version": drifting.version}
+    populated.project.store.series.append(
+        [
+            ("drift.share", labels, start, 0.0),
+            ("monitor.window", {"deployment": "churn-prod"}, end, 1800.0),
+        ]
+    )
+    page = ui_as("viewer-token").get(
+        "/monitoring", params={"deployment": "churn-prod", "until": _iso(drifting.until)}
+    )
+    assert page.status_code == 200, page.text[-2000:]
+    ends = [v for v, _ in _options(page.text, "until")]
+    assert ends == [_iso(end)] + [_iso(drifting.end(k)) for k in reversed(range(6))]

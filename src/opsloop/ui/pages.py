@@ -811,7 +811,7 @@ async def _window_view(api: ApiClient, deployment: str, feature: str, until: str
         length: float | None = drift["window_s"]
     else:
         cursor = await api.get(
-            "/series/points", name="monitor.window", label=[f"deployment={deployment}"], last=1
+            "/series/points", name=_CURSOR, label=[f"deployment={deployment}"], last=1
         )
         length = cursor[-1]["value"] if cursor else None
     view["until"] = _instant(drift["until"]) if drift is not None else _instant(until)
@@ -847,18 +847,44 @@ def _instant(text: str | None) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
+_CURSOR = "monitor.window"
+"""The monitor's cursor series (``opsloop.monitor.service.CURSOR_SERIES``), named here so the
+dashboard does not load the monitoring stack to read it."""
+
+
 async def _window_ends(
     api: ApiClient, deployment: str, length: float | None, current: str
 ) -> list[str]:
     """Ends of the windows that have a ``drift.share`` point (stamped with the window's
-    start), newest first, with ``current`` among them."""
+    start), newest first, with ``current`` among them.
+
+    Each window is measured with its own length: the monitor's cursor (``monitor.window``) is
+    stamped with the end of every window it covered and holds that window's length, so a
+    deployment whose window length changed lists its older windows where they really ended.
+    ``length`` (the latest) is used only for windows the cursor no longer holds.
+    """
     ends: set[str] = {current} if current else set()
+    starts = {
+        _instant(start)
+        for xs, _ys in (await _series(api, "drift.share", deployment)).values()
+        for start in xs
+    }
+    starts.discard("")
+    for xs, ys in (await _series(api, _CURSOR, deployment)).values():
+        for end, seconds in zip(xs, ys, strict=True):
+            if not (end_at := _instant(end)) or not seconds:
+                continue
+            start = _instant(
+                (datetime.fromisoformat(end_at) - timedelta(seconds=seconds)).isoformat()
+            )
+            if start in starts:
+                ends.add(end_at)
+                starts.discard(start)
     if length:
-        for xs, _ys in (await _series(api, "drift.share", deployment)).values():
-            for start in xs:
-                if start_at := _instant(start):
-                    end = datetime.fromisoformat(start_at) + timedelta(seconds=length)
-                    ends.add(_instant(end.isoformat()))
+        for start in starts:
+            ends.add(
+                _instant((datetime.fromisoformat(start) + timedelta(seconds=length)).isoformat())
+            )
     return sorted(ends, reverse=True)
 
 
