@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from opsloop.store.db import Database
 
-__all__ = ["SEVERITY_ORDER", "AlertWrite", "IncidentRepository", "IncidentTx"]
+__all__ = ["SEVERITY_ORDER", "AlertHead", "AlertWrite", "IncidentRepository", "IncidentTx"]
 
 SEVERITY_ORDER = ("info", "warning", "critical")
 """Severities, least to most severe: a repeat of a firing alert keeps the higher one."""
@@ -156,6 +156,53 @@ _KIND: tuple[Any, ...] = (
     m.Alert.label_feature,
     m.Alert.label_model,
 )
+
+
+class AlertHead:
+    """An alert standing for the alerts of its kind (see :meth:`IncidentTx.neighbours`): the
+    columns correlation reads of it, with the kind's earliest start as ``starts_at``."""
+
+    COLUMNS = (
+        "id",
+        "fingerprint",
+        "name",
+        "severity",
+        "status",
+        "labels",
+        "last_seen_at",
+        "ends_at",
+        "count",
+        "incident_id",
+    )
+    __slots__ = (*COLUMNS, "starts_at")
+
+    id: int
+    fingerprint: str
+    name: str
+    severity: str
+    status: str
+    labels: dict[str, str]
+    last_seen_at: datetime
+    ends_at: datetime | None
+    count: int
+    incident_id: int | None
+    starts_at: datetime
+
+    def __init__(self, columns: Sequence[Any], starts_at: datetime) -> None:
+        """``columns``: the values of :attr:`COLUMNS`, in their order."""
+        (
+            self.id,
+            self.fingerprint,
+            self.name,
+            self.severity,
+            self.status,
+            self.labels,
+            self.last_seen_at,
+            self.ends_at,
+            self.count,
+            self.incident_id,
+        ) = columns
+        self.starts_at = starts_at
 
 
 # The columns of an alert that make its AlertInfo.
@@ -407,7 +454,7 @@ class IncidentTx:
         deployments: Iterable[str],
         seen_since: datetime,
         fingerprints: Iterable[str] = (),
-    ) -> tuple[builtins.list[AlertInfo], builtins.list[tuple[AlertInfo, int, tuple[Any, ...]]]]:
+    ) -> tuple[builtins.list[AlertInfo], builtins.list[tuple[AlertHead, int, tuple[Any, ...]]]]:
         """Alerts about one of ``subjects`` or labelled with one of ``deployments``, last seen at
         ``seen_since`` or later, in an open incident or in none, with those of open incidents
         one of each kind: ``(alerts, kinds)``. The lookups read an index on ``(subject,
@@ -456,9 +503,9 @@ class IncidentTx:
                 single.update((r.id, r) for r in hits)
         # One row per kind: its figures, and the columns of its first alert (joined).
         key = (m.Alert.incident_id, *_KIND)
-        groups: dict[tuple[Any, ...], tuple[AlertInfo, int]] = {}
-        names = [*AlertInfo.model_fields]
+        groups: dict[tuple[Any, ...], tuple[AlertHead, int]] = {}
         head = aliased(m.Alert)
+        width = len(key) + 3
         for scope in scopes:
             agg = (
                 select(
@@ -474,26 +521,21 @@ class IncidentTx:
             if fps:
                 agg = agg.where(m.Alert.fingerprint.not_in(fps))
             sub = agg.subquery()
-            cols = [getattr(head, n) for n in names]
+            cols = [getattr(head, n) for n in AlertHead.COLUMNS]
             q = select(*sub.c, *cols).join(head, head.id == sub.c.first)
-            width = len(key) + 3
-            for row in self.s.execute(q):
-                cells: tuple[Any, ...] = tuple(row)
+            for cells in self.s.execute(q):
                 what = cells[: len(key)]
-                columns = dict(zip(names, cells[width:], strict=True))
-                columns["starts_at"] = cells[width - 1]
-                got = groups.get(what)
-                if got is None:
-                    groups[what] = (AlertInfo.model_construct(**columns), int(cells[width - 2]))
-                else:
+                # The kind's earliest start stands for its first alert's own.
+                got = AlertHead(cells[width:], cells[width - 1])
+                n = int(cells[width - 2])
+                was = groups.get(what)
+                if was is not None:
                     # Another chunk of scope: the kind's first alert and start of both.
-                    was, n = got
-                    first = was if was.id < columns["id"] else AlertInfo.model_construct(**columns)
-                    start = min(was.starts_at, columns["starts_at"])
-                    groups[what] = (
-                        first.model_copy(update={"starts_at": start}),
-                        n + int(cells[width - 2]),
-                    )
+                    first = was[0] if was[0].id < got.id else got
+                    start = min(was[0].starts_at, got.starts_at)
+                    got = AlertHead([getattr(first, c) for c in AlertHead.COLUMNS], start)
+                    n += was[1]
+                groups[what] = (got, n)
         kinds = [(r, weight, what) for what, (r, weight) in groups.items()]
         alerts = [single[i] for i in sorted(single)]
         return alerts, sorted(kinds, key=lambda kn: kn[0].id)
@@ -638,6 +680,17 @@ class IncidentTx:
         for k in range(0, len(wanted), _CHUNK):
             q = select(*_INCIDENT).where(m.Incident.id.in_(wanted[k : k + _CHUNK]))
             out.update((r.id, _incident(r)) for r in self.s.execute(q))
+        return out
+
+    def opened_at(self, ids: Iterable[int]) -> dict[int, datetime]:
+        """When each incident opened, by id (ids that do not exist are left out)."""
+        wanted = sorted(set(ids))
+        out: dict[int, datetime] = {}
+        for k in range(0, len(wanted), _CHUNK):
+            q = select(m.Incident.id, m.Incident.opened_at).where(
+                m.Incident.id.in_(wanted[k : k + _CHUNK])
+            )
+            out.update((int(i), at) for i, at in self.s.execute(q))
         return out
 
     def count_alerts_of(self, ids: Iterable[int]) -> dict[int, int]:
