@@ -392,7 +392,7 @@ def _refresh(
         changes[inc_id] = _changes(
             tx, incs[inc_id], summaries[inc_id], window, totals[inc_id], attached[inc_id]
         )
-    tx.update_incidents(changes)
+    tx.update_incidents(changes, {i: incs[i].details for i in changes})
 
 
 def _changes(

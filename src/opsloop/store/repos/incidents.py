@@ -405,7 +405,9 @@ class IncidentTx:
                 r.id = int(alert_id)
         for kind, row, details in events:
             self.event(kind, "alert", str(row.id), details)
-        return [AlertInfo.model_validate(r) for r in out]
+        # The rows' columns already hold the values AlertInfo holds (see _infos).
+        names = [*AlertInfo.model_fields]
+        return [AlertInfo.model_construct(**{n: getattr(r, n) for n in names}) for r in out]
 
     def alerts(self, ids: Iterable[int]) -> builtins.list[AlertInfo]:
         """Alerts by id, in the order given (ids that do not exist are left out)."""
@@ -765,20 +767,21 @@ class IncidentTx:
                 )
         return out
 
-    def update_incidents(self, changes: dict[int, dict[str, Any]]) -> None:
+    def update_incidents(
+        self,
+        changes: dict[int, dict[str, Any]],
+        stored: Mapping[int, dict[str, Any]] | None = None,
+    ) -> None:
         """Replace the summaries of several incidents in one statement: ``{id: {title, kind,
         severity, opened_at, updated_at, root_causes, details}}`` (``details`` are merged into
-        the stored ones)."""
+        the stored ones; ``stored``: those, by id, when the caller has read them in this
+        transaction already)."""
         if not changes:
             return
         ids = sorted(changes)
-        stored: dict[int, dict[str, Any]] = {}
         self.s.flush()
-        for k in range(0, len(ids), _CHUNK):
-            q = select(m.Incident.id, m.Incident.details).where(
-                m.Incident.id.in_(ids[k : k + _CHUNK])
-            )
-            stored.update((int(i), d or {}) for i, d in self.s.execute(q))
+        if stored is None or not stored.keys() >= changes.keys():
+            stored = self._stored_details(ids)
         self.s.execute(
             update(m.Incident),
             [
@@ -787,6 +790,15 @@ class IncidentTx:
             ],
         )
         self._expire_incidents(set(changes))
+
+    def _stored_details(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        stored: dict[int, dict[str, Any]] = {}
+        for k in range(0, len(ids), _CHUNK):
+            q = select(m.Incident.id, m.Incident.details).where(
+                m.Incident.id.in_(ids[k : k + _CHUNK])
+            )
+            stored.update((int(i), d or {}) for i, d in self.s.execute(q))
+        return stored
 
     def _expire_incidents(
         self, ids: set[int], attributes: builtins.list[str] | None = None
