@@ -824,23 +824,28 @@ class IncidentTx:
     def open_incidents(self, drafts: Sequence[dict[str, Any]]) -> builtins.list[int]:
         """Create open incidents, each holding its ``alert_ids`` (the other keys are those of
         :meth:`open_incident`); their ids, in order. A few statements, whatever their number."""
+        if not drafts:
+            return []
         rows = [
-            m.Incident(
-                title=d["title"][:512],
-                kind=d["kind"],
-                status="open",
-                severity=d["severity"],
-                opened_at=d["opened_at"],
-                updated_at=d["updated_at"],
-                root_causes={"ranked": list(d["root_causes"])},
-                details=dict(d["details"]),
-            )
+            {
+                "title": d["title"][:512],
+                "kind": d["kind"],
+                "status": "open",
+                "severity": d["severity"],
+                "opened_at": d["opened_at"],
+                "updated_at": d["updated_at"],
+                "root_causes": {"ranked": list(d["root_causes"])},
+                "details": dict(d["details"]),
+            }
             for d in drafts
         ]
-        self.s.add_all(rows)
         self.s.flush()
-        self.attach_many({int(row.id): d["alert_ids"] for row, d in zip(rows, drafts, strict=True)})
-        return [int(row.id) for row in rows]
+        # One statement for the new rows (the ORM would write them one by one), their ids in
+        # the order given.
+        q = insert(m.Incident).returning(m.Incident.id, sort_by_parameter_order=True)
+        ids = [int(i) for i in self.s.scalars(q, rows)]
+        self.attach_many({i: d["alert_ids"] for i, d in zip(ids, drafts, strict=True)})
+        return ids
 
     def attach(self, incident_id: int, alert_ids: Sequence[int]) -> None:
         """Put alerts into an incident (one statement, whatever their number)."""
