@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "API_TOKEN",
@@ -147,7 +150,12 @@ def redact(text: str, *urls: str | None) -> str:
     for url in urls:
         if url:
             secrets.update(_loose(url))
-    for secret in sorted(secrets, key=len, reverse=True):
+    return _redact_text(text, sorted(secrets, key=len, reverse=True))
+
+
+def _redact_text(text: str, secrets: Sequence[str]) -> str:
+    """:func:`redact` with its secrets given, longest first."""
+    for secret in secrets:
         text = text.replace(secret, MASK)
     if API_TOKEN_PREFIX in text:
         text = API_TOKEN.sub(MASK, text)
@@ -159,10 +167,17 @@ def redact(text: str, *urls: str | None) -> str:
 def redact_value(value: Any) -> Any:
     """``value`` with :func:`redact` applied to every string in it (dict values, list items);
     other values as they are. For what is written to the store: events, params, tags."""
+    # The remembered secrets are read once for all the strings of the value.
+    with _lock:
+        secrets = set(_known)
+    return _redact_in(value, sorted(secrets, key=len, reverse=True))
+
+
+def _redact_in(value: Any, secrets: Sequence[str]) -> Any:
     if isinstance(value, str):
-        return redact(value)
+        return _redact_text(value, secrets)
     if isinstance(value, dict):
-        return {k: redact_value(v) for k, v in value.items()}
+        return {k: _redact_in(v, secrets) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [redact_value(v) for v in value]
+        return [_redact_in(v, secrets) for v in value]
     return value

@@ -520,10 +520,14 @@ class _Evidence:
         # worked out once per graph (the graph forgets it when it changes).
         self._up: dict[str, dict[str, int]] = graph.memo("correlation.upstream")
         known: dict[tuple[str, str, str | None, str | None], _Fit] = graph.memo("correlation.fits")
+        known_paths: dict[tuple[str, str, str | None, str | None], frozenset[str]] = graph.memo(
+            "correlation.paths"
+        )
         self.owns: list[frozenset[str]] = []
         self.strong: list[frozenset[str]] = []
         # Shared with the memo: read, never changed.
         self.fits: list[dict[str, float]] = []
+        self.paths: list[frozenset[str]] = []
         for i, a in enumerate(alerts):
             key = (
                 self.nodes[i],
@@ -537,6 +541,10 @@ class _Evidence:
             self.fits.append(hit.fits)
             self.strong.append(hit.strong)
             self.owns.append(hit.owns)
+            path = known_paths.get(key)
+            if path is None:
+                path = known_paths[key] = _path_keys(self, i)
+            self.paths.append(path)
 
     def _upstream(self, node: str) -> dict[str, int]:
         """Nodes within MAX_HOPS upstream of ``node``, with their distance."""
@@ -662,7 +670,7 @@ def _units(
                 strong=frozenset(n for i in members for n in ev.strong[i]),
                 firsts=firsts,
                 weight=sum(1 if weights is None else weights[i] for i in members),
-                paths=frozenset(k for i in members for k in _path_keys(ev, i)),
+                paths=frozenset(k for i in members for k in ev.paths[i]),
                 prints=frozenset(ev.alerts[i].fingerprint for i in members),
             )
         )

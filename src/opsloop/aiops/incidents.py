@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from opsloop.aiops.lineage import LineageGraph
     from opsloop.store import Store
-    from opsloop.store.repos.incidents import IncidentTx
+    from opsloop.store.repos.incidents import AlertHead, IncidentTx
 
 __all__ = [
     "ACTION_STATUSES",
@@ -221,15 +221,15 @@ def _correlate(
     groups = [r.incident_id for r in pool]
     # An open incident's effects are timed from when it opened: its recent alerts alone would
     # let it chain on for as long as related alerts keep coming.
-    known = tx.incidents({g for g in groups if g})
-    onsets = {i: inc.opened_at for i, inc in known.items()}
+    onsets = tx.opened_at({g for g in groups if g})
     drafts = correlate(pool, graph, window, groups=groups, weights=weights, onsets=onsets)
     opened: list[dict[str, Any]] = []
     attached: dict[int, list[AlertInfo]] = {}
     merged: set[int] = set()
     for draft in drafts:
         members = [pool[i] for i in draft.alert_indices]
-        new = [r for r in members if r.incident_id is None]
+        # (An alert standing for its kind is in an incident.)
+        new = [r for r in members if isinstance(r, AlertInfo) and r.incident_id is None]
         if not new:
             continue
         existing = sorted({r.incident_id for r in members if r.incident_id is not None})
@@ -259,6 +259,9 @@ def _correlate(
                     "root_cause": summary.root_cause.node if summary.root_cause else None,
                 }
             )
+    # The incidents alerts join, as they stood before the batch (a merge changes only the
+    # incidents merged away, and an incident is in one draft at most).
+    known = tx.incidents(attached)
     tx.attach_many({inc_id: [r.id for r in new] for inc_id, new in attached.items()})
     for inc_id, new in attached.items():
         tx.event(
@@ -303,7 +306,7 @@ def _refresh(
     graph: LineageGraph,
     window: timedelta,
     merged: set[int],
-    heads: Mapping[tuple[Any, ...], AlertInfo],
+    heads: Mapping[tuple[Any, ...], AlertHead],
     incs: Mapping[int, IncidentInfo],
 ) -> None:
     """Work out the summaries of incidents again from their alerts (their first
@@ -361,7 +364,10 @@ def _refresh(
             if (inc_id, *kind) not in heads:
                 wanted.setdefault((inc_id, *kind), alert_id)
     stored = {a.id: a for a in tx.alerts(sorted(set(wanted.values())))}
-    head = {**{k: stored[i] for k, i in wanted.items()}, **heads}
+    head: dict[tuple[Any, ...], AlertInfo | AlertHead] = {
+        **{k: stored[i] for k, i in wanted.items()},
+        **heads,
+    }
     summaries: dict[int, IncidentSummary] = {}
     for inc_id, kinds in kind_totals.items():
         got = summarize_totals(
@@ -386,7 +392,7 @@ def _refresh(
         changes[inc_id] = _changes(
             tx, incs[inc_id], summaries[inc_id], window, totals[inc_id], attached[inc_id]
         )
-    tx.update_incidents(changes)
+    tx.update_incidents(changes, {i: incs[i].details for i in changes})
 
 
 def _changes(

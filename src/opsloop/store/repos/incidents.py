@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from opsloop.store.db import Database
 
-__all__ = ["SEVERITY_ORDER", "AlertWrite", "IncidentRepository", "IncidentTx"]
+__all__ = ["SEVERITY_ORDER", "AlertHead", "AlertWrite", "IncidentRepository", "IncidentTx"]
 
 SEVERITY_ORDER = ("info", "warning", "critical")
 """Severities, least to most severe: a repeat of a firing alert keeps the higher one."""
@@ -156,6 +156,53 @@ _KIND: tuple[Any, ...] = (
     m.Alert.label_feature,
     m.Alert.label_model,
 )
+
+
+class AlertHead:
+    """An alert standing for the alerts of its kind (see :meth:`IncidentTx.neighbours`): the
+    columns correlation reads of it, with the kind's earliest start as ``starts_at``."""
+
+    COLUMNS = (
+        "id",
+        "fingerprint",
+        "name",
+        "severity",
+        "status",
+        "labels",
+        "last_seen_at",
+        "ends_at",
+        "count",
+        "incident_id",
+    )
+    __slots__ = (*COLUMNS, "starts_at")
+
+    id: int
+    fingerprint: str
+    name: str
+    severity: str
+    status: str
+    labels: dict[str, str]
+    last_seen_at: datetime
+    ends_at: datetime | None
+    count: int
+    incident_id: int | None
+    starts_at: datetime
+
+    def __init__(self, columns: Sequence[Any], starts_at: datetime) -> None:
+        """``columns``: the values of :attr:`COLUMNS`, in their order."""
+        (
+            self.id,
+            self.fingerprint,
+            self.name,
+            self.severity,
+            self.status,
+            self.labels,
+            self.last_seen_at,
+            self.ends_at,
+            self.count,
+            self.incident_id,
+        ) = columns
+        self.starts_at = starts_at
 
 
 # The columns of an alert that make its AlertInfo.
@@ -358,7 +405,9 @@ class IncidentTx:
                 r.id = int(alert_id)
         for kind, row, details in events:
             self.event(kind, "alert", str(row.id), details)
-        return [AlertInfo.model_validate(r) for r in out]
+        # The rows' columns already hold the values AlertInfo holds (see _infos).
+        names = [*AlertInfo.model_fields]
+        return [AlertInfo.model_construct(**{n: getattr(r, n) for n in names}) for r in out]
 
     def alerts(self, ids: Iterable[int]) -> builtins.list[AlertInfo]:
         """Alerts by id, in the order given (ids that do not exist are left out)."""
@@ -407,7 +456,7 @@ class IncidentTx:
         deployments: Iterable[str],
         seen_since: datetime,
         fingerprints: Iterable[str] = (),
-    ) -> tuple[builtins.list[AlertInfo], builtins.list[tuple[AlertInfo, int, tuple[Any, ...]]]]:
+    ) -> tuple[builtins.list[AlertInfo], builtins.list[tuple[AlertHead, int, tuple[Any, ...]]]]:
         """Alerts about one of ``subjects`` or labelled with one of ``deployments``, last seen at
         ``seen_since`` or later, in an open incident or in none, with those of open incidents
         one of each kind: ``(alerts, kinds)``. The lookups read an index on ``(subject,
@@ -456,9 +505,9 @@ class IncidentTx:
                 single.update((r.id, r) for r in hits)
         # One row per kind: its figures, and the columns of its first alert (joined).
         key = (m.Alert.incident_id, *_KIND)
-        groups: dict[tuple[Any, ...], tuple[AlertInfo, int]] = {}
-        names = [*AlertInfo.model_fields]
+        groups: dict[tuple[Any, ...], tuple[AlertHead, int]] = {}
         head = aliased(m.Alert)
+        width = len(key) + 3
         for scope in scopes:
             agg = (
                 select(
@@ -474,26 +523,21 @@ class IncidentTx:
             if fps:
                 agg = agg.where(m.Alert.fingerprint.not_in(fps))
             sub = agg.subquery()
-            cols = [getattr(head, n) for n in names]
+            cols = [getattr(head, n) for n in AlertHead.COLUMNS]
             q = select(*sub.c, *cols).join(head, head.id == sub.c.first)
-            width = len(key) + 3
-            for row in self.s.execute(q):
-                cells: tuple[Any, ...] = tuple(row)
+            for cells in self.s.execute(q):
                 what = cells[: len(key)]
-                columns = dict(zip(names, cells[width:], strict=True))
-                columns["starts_at"] = cells[width - 1]
-                got = groups.get(what)
-                if got is None:
-                    groups[what] = (AlertInfo.model_construct(**columns), int(cells[width - 2]))
-                else:
+                # The kind's earliest start stands for its first alert's own.
+                got = AlertHead(cells[width:], cells[width - 1])
+                n = int(cells[width - 2])
+                was = groups.get(what)
+                if was is not None:
                     # Another chunk of scope: the kind's first alert and start of both.
-                    was, n = got
-                    first = was if was.id < columns["id"] else AlertInfo.model_construct(**columns)
-                    start = min(was.starts_at, columns["starts_at"])
-                    groups[what] = (
-                        first.model_copy(update={"starts_at": start}),
-                        n + int(cells[width - 2]),
-                    )
+                    first = was[0] if was[0].id < got.id else got
+                    start = min(was[0].starts_at, got.starts_at)
+                    got = AlertHead([getattr(first, c) for c in AlertHead.COLUMNS], start)
+                    n += was[1]
+                groups[what] = (got, n)
         kinds = [(r, weight, what) for what, (r, weight) in groups.items()]
         alerts = [single[i] for i in sorted(single)]
         return alerts, sorted(kinds, key=lambda kn: kn[0].id)
@@ -640,6 +684,17 @@ class IncidentTx:
             out.update((r.id, _incident(r)) for r in self.s.execute(q))
         return out
 
+    def opened_at(self, ids: Iterable[int]) -> dict[int, datetime]:
+        """When each incident opened, by id (ids that do not exist are left out)."""
+        wanted = sorted(set(ids))
+        out: dict[int, datetime] = {}
+        for k in range(0, len(wanted), _CHUNK):
+            q = select(m.Incident.id, m.Incident.opened_at).where(
+                m.Incident.id.in_(wanted[k : k + _CHUNK])
+            )
+            out.update((int(i), at) for i, at in self.s.execute(q))
+        return out
+
     def count_alerts_of(self, ids: Iterable[int]) -> dict[int, int]:
         """How many alerts each incident holds (one statement per 500 incidents)."""
         wanted = sorted(set(ids))
@@ -712,20 +767,21 @@ class IncidentTx:
                 )
         return out
 
-    def update_incidents(self, changes: dict[int, dict[str, Any]]) -> None:
+    def update_incidents(
+        self,
+        changes: dict[int, dict[str, Any]],
+        stored: Mapping[int, dict[str, Any]] | None = None,
+    ) -> None:
         """Replace the summaries of several incidents in one statement: ``{id: {title, kind,
         severity, opened_at, updated_at, root_causes, details}}`` (``details`` are merged into
-        the stored ones)."""
+        the stored ones; ``stored``: those, by id, when the caller has read them in this
+        transaction already)."""
         if not changes:
             return
         ids = sorted(changes)
-        stored: dict[int, dict[str, Any]] = {}
         self.s.flush()
-        for k in range(0, len(ids), _CHUNK):
-            q = select(m.Incident.id, m.Incident.details).where(
-                m.Incident.id.in_(ids[k : k + _CHUNK])
-            )
-            stored.update((int(i), d or {}) for i, d in self.s.execute(q))
+        if stored is None or not stored.keys() >= changes.keys():
+            stored = self._stored_details(ids)
         self.s.execute(
             update(m.Incident),
             [
@@ -734,6 +790,15 @@ class IncidentTx:
             ],
         )
         self._expire_incidents(set(changes))
+
+    def _stored_details(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        stored: dict[int, dict[str, Any]] = {}
+        for k in range(0, len(ids), _CHUNK):
+            q = select(m.Incident.id, m.Incident.details).where(
+                m.Incident.id.in_(ids[k : k + _CHUNK])
+            )
+            stored.update((int(i), d or {}) for i, d in self.s.execute(q))
+        return stored
 
     def _expire_incidents(
         self, ids: set[int], attributes: builtins.list[str] | None = None
@@ -759,23 +824,28 @@ class IncidentTx:
     def open_incidents(self, drafts: Sequence[dict[str, Any]]) -> builtins.list[int]:
         """Create open incidents, each holding its ``alert_ids`` (the other keys are those of
         :meth:`open_incident`); their ids, in order. A few statements, whatever their number."""
+        if not drafts:
+            return []
         rows = [
-            m.Incident(
-                title=d["title"][:512],
-                kind=d["kind"],
-                status="open",
-                severity=d["severity"],
-                opened_at=d["opened_at"],
-                updated_at=d["updated_at"],
-                root_causes={"ranked": list(d["root_causes"])},
-                details=dict(d["details"]),
-            )
+            {
+                "title": d["title"][:512],
+                "kind": d["kind"],
+                "status": "open",
+                "severity": d["severity"],
+                "opened_at": d["opened_at"],
+                "updated_at": d["updated_at"],
+                "root_causes": {"ranked": list(d["root_causes"])},
+                "details": dict(d["details"]),
+            }
             for d in drafts
         ]
-        self.s.add_all(rows)
         self.s.flush()
-        self.attach_many({int(row.id): d["alert_ids"] for row, d in zip(rows, drafts, strict=True)})
-        return [int(row.id) for row in rows]
+        # One statement for the new rows (the ORM would write them one by one), their ids in
+        # the order given.
+        q = insert(m.Incident).returning(m.Incident.id, sort_by_parameter_order=True)
+        ids = [int(i) for i in self.s.scalars(q, rows)]
+        self.attach_many({i: d["alert_ids"] for i, d in zip(ids, drafts, strict=True)})
+        return ids
 
     def attach(self, incident_id: int, alert_ids: Sequence[int]) -> None:
         """Put alerts into an incident (one statement, whatever their number)."""
