@@ -627,7 +627,9 @@ def indistinguishable_bound(scenario: HardScenario) -> tuple[list[str], list[str
     within the window in which the fault raises it. Other noise stands alone, except that an
     alert firing again within ten minutes of its own end joins its earlier episode (a flap looks
     the same whoever caused it). The bound is generous (the oracle knows each fault's start and
-    separates concurrent faults perfectly), so no such method should score above it.
+    separates concurrent faults perfectly), so no such method should score above it. Severity
+    is left out on purpose: here noise is always a warning and some symptoms are critical, a
+    tell of this simulator rather than of real incidents.
     """
     alerts, truths = scenario.episodes()
     faults = {f.id: f for f in scenario.faults}
