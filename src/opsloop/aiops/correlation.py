@@ -495,11 +495,13 @@ def _lag(category: str, window: timedelta) -> timedelta:
 @dataclass(frozen=True)
 class _Fit:
     """The causes an alert could have, how well each explains it, which of them it is a
-    typical effect of (``strong``), and the nodes it is on (``owns``)."""
+    typical effect of (``strong``), the nodes it is on (``owns``), and its path: those, its
+    node and its deployment (``paths``)."""
 
     fits: dict[str, float]
     strong: frozenset[str]
     owns: frozenset[str]
+    paths: frozenset[str]
 
 
 class _Evidence:
@@ -520,9 +522,6 @@ class _Evidence:
         # worked out once per graph (the graph forgets it when it changes).
         self._up: dict[str, dict[str, int]] = graph.memo("correlation.upstream")
         known: dict[tuple[str, str, str | None, str | None], _Fit] = graph.memo("correlation.fits")
-        known_paths: dict[tuple[str, str, str | None, str | None], frozenset[str]] = graph.memo(
-            "correlation.paths"
-        )
         self.owns: list[frozenset[str]] = []
         self.strong: list[frozenset[str]] = []
         # Shared with the memo: read, never changed.
@@ -541,10 +540,7 @@ class _Evidence:
             self.fits.append(hit.fits)
             self.strong.append(hit.strong)
             self.owns.append(hit.owns)
-            path = known_paths.get(key)
-            if path is None:
-                path = known_paths[key] = _path_keys(self, i)
-            self.paths.append(path)
+            self.paths.append(hit.paths)
 
     def _upstream(self, node: str) -> dict[str, int]:
         """Nodes within MAX_HOPS upstream of ``node``, with their distance."""
@@ -569,9 +565,11 @@ class _Evidence:
         out = {node: 1.0}
         strong: set[str] = set()
         owns = frozenset({node})
-        if node.startswith("alert:"):
-            return _Fit(out, frozenset(strong), owns)
         labels = self.alerts[i].labels
+        if node.startswith("alert:"):
+            return _Fit(
+                out, frozenset(strong), owns, _path_keys(node, owns, labels.get("deployment"))
+            )
         column = labels.get("feature")
         anchors = {node: 0}
         if column:
@@ -609,7 +607,7 @@ class _Evidence:
             if matching:
                 out[node] = 0.5
                 owns = frozenset(matching)
-        return _Fit(out, frozenset(strong), owns)
+        return _Fit(out, frozenset(strong), owns, _path_keys(node, owns, labels.get("deployment")))
 
 
 @dataclass
@@ -629,9 +627,8 @@ class _Unit:
     prints: frozenset[str] = frozenset()
 
 
-def _path_keys(ev: _Evidence, i: int) -> frozenset[str]:
-    dep = ev.alerts[i].labels.get("deployment")
-    keys = {ev.nodes[i], *ev.owns[i]}
+def _path_keys(node: str, owns: frozenset[str], dep: str | None) -> frozenset[str]:
+    keys = {node, *owns}
     if dep:
         keys.add(f"deployment:{dep}")
     return frozenset(keys)
