@@ -398,8 +398,6 @@ def detect_anomalies(
         from opsloop.aiops.detectors import default_detector  # noqa: PLC0415
 
         detector = default_detector
-    if threshold is None:
-        threshold = detector().alert_threshold
     since_utc = _utc(since) if since is not None else None
     # A remote store keeps no checkpoints: its detectors replay their history each pass.
     states = getattr(store, "detector_states", None) if checkpoint else None
@@ -429,6 +427,7 @@ def detect_anomalies(
             _save(states, det, series, labels, tail, learnt + len(fresh))
         times = [p.time for p in points]
         scores = [p.score for p in points]
+        limit = det.alert_threshold if threshold is None else threshold
         first = 0
         if since_utc is not None:
             first = next((i for i, t in enumerate(times) if t >= since_utc), len(times))
@@ -436,7 +435,7 @@ def detect_anomalies(
             f"{series} anomaly",
             {**labels, "series": series},
             times[first:],
-            [bool(sc >= threshold) for sc in scores[first:]],
+            [bool(sc >= limit) for sc in scores[first:]],
             for_points=for_points,
             severity=severity,
             source="detector",
