@@ -807,13 +807,7 @@ async def _window_view(api: ApiClient, deployment: str, feature: str, until: str
             raise
         view["problem"] = exc.detail
         drift = None
-    if drift is not None:
-        length: float | None = drift["window_s"]
-    else:
-        cursor = await api.get(
-            "/series/points", name=_CURSOR, label=[f"deployment={deployment}"], last=1
-        )
-        length = cursor[-1]["value"] if cursor else None
+    length: float | None = drift["window_s"] if drift is not None else None
     view["until"] = _instant(drift["until"]) if drift is not None else _instant(until)
     view["ends"] = await _window_ends(api, deployment, length, view["until"])
     if drift is None:
@@ -861,7 +855,8 @@ async def _window_ends(
     Each window is measured with its own length: the monitor's cursor (``monitor.window``) is
     stamped with the end of every window it covered and holds that window's length, so a
     deployment whose window length changed lists its older windows where they really ended.
-    ``length`` (the latest) is used only for windows the cursor no longer holds.
+    ``length`` (default: the cursor's latest) is used only for windows the cursor no longer
+    holds.
     """
     ends: set[str] = {current} if current else set()
     starts = {
@@ -871,21 +866,22 @@ async def _window_ends(
     }
     starts.discard("")
     for xs, ys in (await _series(api, _CURSOR, deployment)).values():
+        if length is None and xs:
+            length = max(zip(xs, ys, strict=True))[1]  # the newest window's
         for end, seconds in zip(xs, ys, strict=True):
             if not (end_at := _instant(end)) or not seconds:
                 continue
-            start = _instant(
-                (datetime.fromisoformat(end_at) - timedelta(seconds=seconds)).isoformat()
-            )
-            if start in starts:
+            if (start := _shifted(end_at, -seconds)) in starts:
                 ends.add(end_at)
                 starts.discard(start)
     if length:
-        for start in starts:
-            ends.add(
-                _instant((datetime.fromisoformat(start) + timedelta(seconds=length)).isoformat())
-            )
+        ends.update(_shifted(start, length) for start in starts)
     return sorted(ends, reverse=True)
+
+
+def _shifted(instant: str, seconds: float) -> str:
+    """An instant of :func:`_instant`'s form, ``seconds`` later."""
+    return _instant((datetime.fromisoformat(instant) + timedelta(seconds=seconds)).isoformat())
 
 
 def _feature(key: str) -> str:
