@@ -52,6 +52,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache, partial
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Protocol, get_args
 
 from opsloop.errors import AIOpsError
@@ -643,6 +644,11 @@ def _units(
 ) -> list[_Unit]:
     out = []
     for members in parts:
+        if len(members) == 1:
+            # Most units are one alert (every unit of a ranking is): the same unit, built
+            # without the loops over members.
+            out.append(_single_unit(ev, members[0], window, weights, onsets))
+            continue
         start = min(ev.alerts[i].starts_at for i in members)
         if onsets is not None:
             start = min([start, *(t for i in members if (t := onsets[i]) is not None)])
@@ -674,6 +680,33 @@ def _units(
     return out
 
 
+def _single_unit(
+    ev: _Evidence,
+    i: int,
+    window: timedelta,
+    weights: Sequence[int] | None,
+    onsets: Sequence[datetime | None] | None,
+) -> _Unit:
+    """What :func:`_units` makes of the one alert ``i``."""
+    alert = ev.alerts[i]
+    start = alert.starts_at
+    if onsets is not None and (t := onsets[i]) is not None:
+        start = min(start, t)
+    w = 1 if weights is None else weights[i]
+    return _Unit(
+        members=[i],
+        start=start,
+        lag=_lag(ev.categories[i], window),
+        own=ev.owns[i],
+        fits={node: fit * w for node, fit in ev.fits[i].items()},
+        strong=ev.strong[i],
+        firsts=dict.fromkeys(ev.owns[i], alert.starts_at),
+        weight=w,
+        paths=ev.paths[i],
+        prints=frozenset((alert.fingerprint,)),
+    )
+
+
 @dataclass
 class _Facility:
     node: str
@@ -698,17 +731,19 @@ def _facility(
 ) -> _Facility:
     """A cause at a time, with what it would explain: the units that start within their lag
     after ``anchor`` (any time after it, unless ``bounded``), each with how well (timing
-    included)."""
+    included). With ``late``, ``candidates`` come by start."""
     covered = [
         u
         for u in candidates
-        if anchor <= units[u].start and (not bounded or units[u].start <= anchor + units[u].lag)
+        if anchor <= (start := units[u].start) and (not bounded or start <= anchor + units[u].lag)
     ]
     if late is not None:
         covered = _on_path(covered, units, anchor + late)
     own_starts = [units[u].firsts[node] for u in covered if node in units[u].own]
     onset = min(own_starts, default=anchor)
     inferred = not own_starts
+    early = onset - EARLY_SLACK
+    factor = INFERRED_FIT if inferred else 1.0
     cover = []
     prints: set[str] = set()
     echoes: set[int] = set()
@@ -716,8 +751,8 @@ def _facility(
         unit = units[u]
         if inferred and node not in unit.strong:
             continue
-        fit = unit.fits[node] * (INFERRED_FIT if inferred else 1.0)
-        if node not in unit.own and unit.start < onset - EARLY_SLACK:
+        fit = unit.fits[node] * factor
+        if unit.start < early and node not in unit.own:
             fit *= EARLY_FACTOR
         if fit < MIN_FIT * unit.weight:
             continue
@@ -733,15 +768,25 @@ def _facility(
 def _on_path(covered: Sequence[int], units: Sequence[_Unit], after: datetime) -> list[int]:
     """``covered`` (by start) less the units starting after ``after`` that follow no earlier
     covered unit on their path (their node or deployment)."""
+    # ``covered`` already comes by start (see _facility): when none starts after ``after``
+    # (most often), nothing is left out.
+    if not covered or units[covered[-1]].start <= after:
+        return list(covered)
     keep: list[int] = []
     seen: set[str] = set()
-    for u in sorted(covered, key=lambda u: units[u].start):
+    for u in covered:
         unit = units[u]
         if unit.start > after and seen.isdisjoint(unit.paths):
             continue
         keep.append(u)
         seen.update(unit.paths)
     return keep
+
+
+# What :func:`_choose` may take a cause to cost at least (fits are never raised above what
+# the evidence gives: INFERRED_FIT and EARLY_FACTOR are at most 1).
+_LOWEST_COST = min(OWN_COST, INFERRED_COST)
+assert INFERRED_FIT <= 1.0 and EARLY_FACTOR <= 1.0
 
 
 def _choose(units: Sequence[_Unit], window: timedelta) -> list[tuple[str, list[int]]]:
@@ -758,12 +803,27 @@ def _choose(units: Sequence[_Unit], window: timedelta) -> list[tuple[str, list[i
     heap: list[tuple[float, int, _Facility]] = []
     serial = 0
     best = [ALONE_FIT * unit.weight for unit in units]
+    longest = max((unit.lag for unit in units), default=timedelta(0))
     for node, cands in by_node.items():
         if node not in allowed:
             continue
         cands.sort(key=lambda u: units[u].start)
-        for anchor in sorted({units[u].start for u in cands}):
-            fac = _facility(node, anchor, units, cands, late=window)
+        starts = [units[u].start for u in cands]
+        # What each candidate could add at most: timing only lowers a fit, and no cause has
+        # been opened yet. A cause whose candidates could not add more than the lowest cost
+        # (with room for rounding) has no gain, and is not worked out.
+        most = list(
+            accumulate((max(0.0, units[u].fits[node] - best[u]) for u in cands), initial=0.0)
+        )
+        for k, anchor in enumerate(starts):
+            if k and anchor == starts[k - 1]:
+                continue
+            # Only the candidates from the anchor on, up to the longest lag after it, can be
+            # covered (candidates come by start): the others need not be looked at.
+            end = bisect.bisect_right(starts, anchor + longest, k)
+            if most[end] - most[k] < _LOWEST_COST - 1e-6:
+                continue
+            fac = _facility(node, anchor, units, cands[k:end], late=window)
             gain = fac.gain(best)
             if gain > 0:
                 heapq.heappush(heap, (-gain, serial, fac))
@@ -821,15 +881,21 @@ def rank_root_causes(
         nodes.update(n for n in fits if n in ev.owns[i] or n.split(":")[0] in _INFERABLE)
     start = min(a.starts_at for a in alerts)
     scored: list[tuple[tuple[Any, ...], RootCause]] = []
-    everyone = list(range(len(units)))
+    # The units each node fits and the alerts on it, in their order, indexed once.
+    fitting: dict[str, list[int]] = {}
+    for u, unit in enumerate(units):
+        for node in unit.fits:
+            fitting.setdefault(node, []).append(u)
+    on: dict[str, list[int]] = {}
+    for i, owns in enumerate(ev.owns):
+        for node in owns:
+            on.setdefault(node, []).append(i)
     for node in nodes:
         # In one incident timing is judged from its first alert on, with no lag cut-off.
-        fac = _facility(
-            node, start, units, [u for u in everyone if node in units[u].fits], bounded=False
-        )
+        fac = _facility(node, start, units, fitting.get(node, []), bounded=False)
         score = sum(f for _, f in fac.cover) - fac.cost
         covered = [u for u, _ in fac.cover]
-        direct = [i for i in range(len(alerts)) if node in ev.owns[i]]
+        direct = on.get(node, [])
         if not direct and not covered:
             continue
         inferred = not direct
