@@ -249,8 +249,9 @@ class _NewAlert:
     )
     __slots__ = (*COLUMNS, "id", "incident_id")
 
-    def __init__(self, alert: AlertWrite) -> None:
-        self.fingerprint = alert.fingerprint
+    def __init__(self, alert: AlertWrite, fingerprint: str) -> None:
+        """``fingerprint``: the alert's, worked out once by the caller."""
+        self.fingerprint = fingerprint
         self.source = alert.source
         self.name = alert.name
         self.severity = alert.severity
@@ -286,11 +287,16 @@ class IncidentTx:
     # -- alerts ---------------------------------------------------------------------------
 
     def _ended(
-        self, alerts: Sequence[AlertWrite], firing: Mapping[str, m.Alert | _NewAlert]
+        self,
+        alerts: Sequence[AlertWrite],
+        prints: Sequence[str],
+        firing: Mapping[str, m.Alert | _NewAlert],
     ) -> dict[tuple[str, datetime], m.Alert | _NewAlert]:
-        """Ended rows of the episodes (fingerprint and start) of ``alerts`` that have no
-        firing row."""
-        wanted = {(a.fingerprint, a.starts_at) for a in alerts if a.fingerprint not in firing}
+        """Ended rows of the episodes (fingerprint and start) of ``alerts`` (whose
+        fingerprints are ``prints``) that have no firing row."""
+        wanted = {
+            (fp, a.starts_at) for a, fp in zip(alerts, prints, strict=True) if fp not in firing
+        }
         if not wanted:
             return {}
         rows = self.s.scalars(
@@ -315,7 +321,10 @@ class IncidentTx:
         resolved row is written so the end is not lost.
         """
         s = self.s
-        fps = {a.fingerprint for a in alerts}
+        # An incoming alert works its fingerprint out (a hash of its name and labels) each
+        # time it is asked: it is asked once here.
+        prints = [a.fingerprint for a in alerts]
+        fps = set(prints)
         _lock_fingerprints(s, fps)
         firing: dict[str, m.Alert | _NewAlert] = {}
         if fps:
@@ -326,13 +335,12 @@ class IncidentTx:
             )
             for existing in rows:
                 firing[existing.fingerprint] = existing
-        ended = self._ended(alerts, firing)
+        ended = self._ended(alerts, prints, firing)
         out: builtins.list[m.Alert | _NewAlert] = []
         new: builtins.list[_NewAlert] = []
         # Events name the row's id: they are written once every new row has one.
         events: builtins.list[tuple[str, m.Alert | _NewAlert, dict[str, Any]]] = []
-        for alert in alerts:
-            fp = alert.fingerprint
+        for alert, fp in zip(alerts, prints, strict=True):
             row = firing.get(fp)
             done = ended.get((fp, alert.starts_at)) if row is None else None
             if done is not None and (
@@ -344,7 +352,7 @@ class IncidentTx:
                 continue
             if alert.status == "firing":
                 if row is None:
-                    row = _NewAlert(alert)
+                    row = _NewAlert(alert, fp)
                     new.append(row)
                     firing[fp] = row
                     events.append(
@@ -372,7 +380,7 @@ class IncidentTx:
             else:
                 was: dict[str, str] | None = None
                 if row is None:
-                    row = _NewAlert(alert)
+                    row = _NewAlert(alert, fp)
                     new.append(row)
                 else:
                     was = {"status": row.status}
