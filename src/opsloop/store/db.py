@@ -198,7 +198,8 @@ class Database:
             rows.append({"seq": seq, "prev_hash": prev, "hash": digest, "time": now, **entry})
             prev = digest
         s.flush()
-        # One statement for all of them (a storm of alerts writes thousands).
-        s.execute(insert(m.Event), rows)
+        # One statement for all of them (a storm of alerts writes thousands), on the table
+        # itself: the ORM's bulk insert would only convert every row again first.
+        s.execute(insert(m.Base.metadata.tables[m.Event.__tablename__]), rows)
         head.seq, head.hash = seq, prev
         s.flush()
