@@ -438,6 +438,8 @@ def _monitor_labels(
 
 # -- episodes --------------------------------------------------------------------------------
 
+_SERVING_ALERTS = {"HighRequestLatency", "HighErrorRate", "InferenceQueueBacklog"}
+
 
 def _add(
     ctx: _Ctx,
@@ -445,22 +447,86 @@ def _add(
     labels: dict[str, str],
     subject: str,
     truth: str,
-    start: datetime,
-    end: datetime | None,
+    span: tuple[datetime, datetime | None],
     *,
     source: str = "alertmanager",
     for_: float = 0.0,
     severity: str | None = None,
 ) -> None:
+    """Record an episode, unless it clears before its rule fires or fires after the end."""
+    start, end = span
     ready = start + timedelta(minutes=for_)
-    if end is not None and end <= ready:
-        return  # cleared before the rule fired
-    if ready >= START + HORIZON:
+    if (end is not None and end <= ready) or ready >= START + HORIZON:
         return
     if end is not None and end >= START + HORIZON:
         end = None
     sev = severity or _SEVERITY.get(name, _DATA_SEVERITY)
     ctx.episodes.append(Episode(name, labels, sev, source, start, ready, end, truth, subject))
+
+
+def _on_deployment(
+    ctx: _Ctx,
+    truth: str,
+    dep: str,
+    name: str,
+    span: tuple[datetime, datetime | None],
+    *,
+    for_: float = 0.0,
+    model: str | None = None,
+) -> None:
+    """An alert on a deployment, labelled as the tool raising it does; ``model``: the server
+    tags its metrics with the model version it loaded, which the alert is then about."""
+    if name in _SERVING_ALERTS:
+        labels = _serving_labels(ctx, dep, name, model)
+    elif name == "CanaryAnalysisFailed":
+        labels = {"namespace": NAMESPACE, "rollout": dep, "deployment": dep}
+        labels |= {"job": "argo-rollouts", "severity": "critical"}
+    elif name == "ModelServerOOMKilled":
+        labels = _kube_labels(ctx, dep, "CPUThrottlingHigh") | {"reason": "OOMKilled"}
+        labels["severity"] = _SEVERITY[name]
+    else:
+        labels = _kube_labels(ctx, dep, name)
+    subject = model if model is not None and name in _SERVING_ALERTS else f"deployment:{dep}"
+    _add(ctx, name, labels, subject, truth, span, for_=for_)
+
+
+def _on_host(
+    ctx: _Ctx, truth: str, host: str, name: str, span: tuple[datetime, datetime | None], for_: float
+) -> None:
+    _add(ctx, name, _node_labels(ctx, host, name), f"host:{host}", truth, span, for_=for_)
+
+
+def _on_dataset(
+    ctx: _Ctx,
+    truth: str,
+    digest: str,
+    name: str,
+    span: tuple[datetime, datetime | None],
+    *,
+    column: str | None = None,
+    extra: dict[str, str] | None = None,
+    severity: str | None = None,
+) -> None:
+    labels = _dq_labels(ctx, digest, column) | (extra or {})
+    _add(ctx, name, labels, f"dataset:{digest}", truth, span, source="api", severity=severity)
+
+
+def _on_model(
+    ctx: _Ctx,
+    truth: str,
+    model: str,
+    name: str,
+    span: tuple[datetime, datetime | None],
+    *,
+    column: str | None = None,
+    severity: str = "warning",
+) -> None:
+    """A model monitor's alert on a model version, or on one of its input columns."""
+    subject = model
+    if column is not None:
+        subject = f"feature:{column}@{ctx.estate.trained_on[model][0]}"
+    labels = _monitor_labels(ctx, model, column)
+    _add(ctx, name, labels, subject, truth, span, source="api", severity=severity)
 
 
 def _m(lo: float, hi: float, rng: random.Random) -> timedelta:
@@ -469,482 +535,197 @@ def _m(lo: float, hi: float, rng: random.Random) -> timedelta:
 
 @dataclass(frozen=True)
 class _FaultRun:
-    """What a fault's symptom writer needs."""
+    """One fault being written: its truth, root, start, and when it is mitigated."""
 
     id: str
     root: str
     t0: datetime
-    fixed: datetime  # mitigated at
-    drop_root: bool
+    fixed: datetime
+    drop_root: bool  # the root's own alerts are missing (nobody monitors it)
+    rng: random.Random
 
+    def span(
+        self, lo: float, hi: float, lag: tuple[float, float] = (0, 8), *, lasting: bool = True
+    ) -> tuple[datetime, datetime | None]:
+        """Starts ``lo``..``hi`` minutes into the fault, clears ``lag`` minutes after the fix
+        (or never, for monitors that only clear on the next retraining)."""
+        start = self.t0 + _m(lo, hi, self.rng)
+        return start, (self.fixed + _m(*lag, self.rng) if lasting else None)
 
-def _end(ctx: _Ctx, run: _FaultRun, lag: tuple[float, float] = (0, 8)) -> datetime:
-    return run.fixed + _m(*lag, ctx.rng)
-
-
-def _root_alert(ctx: _Ctx, run: _FaultRun, *args: object, **kwargs: object) -> None:
-    if not run.drop_root:
-        _add(ctx, *args, **kwargs)  # type: ignore[arg-type]
+    def chance(self, p: float) -> bool:
+        return self.rng.random() < p
 
 
 def _model_symptoms(
-    ctx: _Ctx,
-    run: _FaultRun,
-    model: str,
-    drift_delay: tuple[float, float],
-    perf_p: float,
-    drift_p: float = 0.85,
+    ctx: _Ctx, run: _FaultRun, model: str, drift: tuple[float, float], perf: float, p: float = 0.85
 ) -> None:
-    rng = ctx.rng
-    if rng.random() < drift_p:
-        s = run.t0 + _m(*drift_delay, rng)
-        _add(
-            ctx,
-            "prediction_drift",
-            _monitor_labels(ctx, model),
-            model,
-            run.id,
-            s,
-            _end(ctx, run, (10, 40)),
-            source="api",
-            severity="warning",
-        )
-    if rng.random() < perf_p:
-        s = run.t0 + _m(60, 130, rng)
-        _add(
-            ctx,
-            "model_performance_degraded",
-            _monitor_labels(ctx, model),
-            model,
-            run.id,
-            s,
-            None,
-            source="api",
-            severity="critical",
-        )
+    """Prediction drift (``p``), and performance once labels arrive, an hour or more late."""
+    if run.chance(p):
+        _on_model(ctx, run.id, model, "prediction_drift", run.span(*drift, (10, 40)))
+    if run.chance(perf):
+        span = run.span(60, 130, lasting=False)
+        _on_model(ctx, run.id, model, "model_performance_degraded", span, severity="critical")
 
 
 def _feature_symptoms(
-    ctx: _Ctx, run: _FaultRun, model: str, cols: list[str], name: str, delay: tuple[float, float]
+    ctx: _Ctx, run: _FaultRun, model: str, cols: list[str], name: str, at: tuple[float, float]
 ) -> None:
-    digest, used = ctx.estate.trained_on[model]
-    for col in (c for c in cols if c in used):
-        s = run.t0 + _m(*delay, ctx.rng)
-        _add(
-            ctx,
-            name,
-            _monitor_labels(ctx, model, col),
-            f"feature:{col}@{digest}",
-            run.id,
-            s,
-            _end(ctx, run, (5, 30)),
-            source="api",
-            severity="warning",
-        )
+    """A per-column monitor alert on each of ``cols`` the model uses."""
+    for col in (c for c in cols if c in ctx.estate.trained_on[model][1]):
+        _on_model(ctx, run.id, model, name, run.span(*at, (5, 30)), column=col)
 
 
 def _bad_data(ctx: _Ctx, run: _FaultRun, variant: str) -> None:
     rng, est = ctx.rng, ctx.estate
     digest = run.root[8:]
-    consumers = est.consumers(digest)
-    cols = sorted({c for m in consumers for c in est.trained_on[m][1]})
+    users = est.consumers(digest)
+    cols = sorted({c for m in users for c in est.trained_on[m][1]})
     hit = rng.sample(cols, min(len(cols), rng.randint(1, 3)))
-    if variant == "schema":
-        _root_alert(
-            ctx,
-            run,
-            "expect_table_columns_to_match_set",
-            _dq_labels(ctx, digest),
-            run.root,
-            run.id,
-            run.t0 + _m(5, 20, rng),
-            _end(ctx, run),
-            source="api",
-        )
-        for m in consumers:
+    root = not run.drop_root
+    if variant == "schema":  # a renamed or retyped column: requests fail fast, checks run later
+        if root:
+            _on_dataset(ctx, run.id, digest, "expect_table_columns_to_match_set", run.span(5, 20))
+        for m in users:
             for dep in est.deployments_of(m):
-                if rng.random() < 0.7:
-                    _add(
-                        ctx,
-                        "HighErrorRate",
-                        _serving_labels(ctx, dep, "HighErrorRate"),
-                        f"deployment:{dep}",
-                        run.id,
-                        run.t0 + _m(1, 4, rng),
-                        _end(ctx, run),
-                        for_=2,
-                    )
+                if run.chance(0.7):
+                    _on_deployment(ctx, run.id, dep, "HighErrorRate", run.span(1, 4), for_=2)
             _feature_symptoms(ctx, run, m, hit, "missing_values_share_high", (10, 30))
             _model_symptoms(ctx, run, m, (15, 45), 0.3)
     elif variant == "nulls":
-        for col in hit:
-            _root_alert(
-                ctx,
-                run,
-                "expect_column_values_to_not_be_null",
-                _dq_labels(ctx, digest, col),
-                run.root,
-                run.id,
-                run.t0 + _m(10, 35, rng),
-                _end(ctx, run),
-                source="api",
-            )
-        for m in consumers:
-            _feature_symptoms(
-                ctx,
-                run,
-                m,
-                [c for c in hit if c in est.trained_on[m][1]],
-                "missing_values_share_high",
-                (8, 25),
-            )
+        for col in hit if root else []:
+            name = "expect_column_values_to_not_be_null"
+            _on_dataset(ctx, run.id, digest, name, run.span(10, 35), column=col)
+        for m in users:
+            _feature_symptoms(ctx, run, m, hit, "missing_values_share_high", (8, 25))
             _model_symptoms(ctx, run, m, (20, 50), 0.5)
-    elif variant == "late_load":
-        _root_alert(
-            ctx,
-            run,
-            "source_freshness_error",
-            _dq_labels(ctx, digest) | {"source": "raw", "loaded_at_field": "_loaded_at"},
-            run.root,
-            run.id,
-            run.t0 + _m(0, 10, rng),
-            _end(ctx, run),
-            source="api",
-        )
-        if rng.random() < 0.5:
-            _root_alert(
-                ctx,
-                run,
-                "dataset_row_count_anomaly",
-                _dq_labels(ctx, digest),
-                run.root,
-                run.id,
-                run.t0 + _m(10, 30, rng),
-                _end(ctx, run),
-                source="api",
-                severity="warning",
-            )
-        for m in consumers:
+    elif variant == "late_load":  # the load missed its slot: stale features downstream
+        extra = {"source": "raw", "loaded_at_field": "_loaded_at"}
+        if root:
+            _on_dataset(ctx, run.id, digest, "source_freshness_error", run.span(0, 10), extra=extra)
+        if root and run.chance(0.5):
+            name, sev = "dataset_row_count_anomaly", "warning"
+            _on_dataset(ctx, run.id, digest, name, run.span(10, 30), severity=sev)
+        for m in users:
             _feature_symptoms(ctx, run, m, hit, "feature_freshness_violation", (5, 20))
-            if rng.random() < 0.4:
+            if run.chance(0.4):
                 _model_symptoms(ctx, run, m, (30, 60), 0.2)
-    else:  # drifting inputs
-        _root_alert(
-            ctx,
-            run,
-            "dataset_drift_detected",
-            _dq_labels(ctx, digest) | {"reference": "training"},
-            run.root,
-            run.id,
-            run.t0 + _m(15, 45, rng),
-            _end(ctx, run, (20, 60)),
-            source="api",
-            severity="warning",
-        )
+    else:  # the inputs drift: a new upstream population or a changed unit
+        if root:
+            span = run.span(15, 45, (20, 60))
+            name, extra = "dataset_drift_detected", {"reference": "training"}
+            _on_dataset(ctx, run.id, digest, name, span, extra=extra, severity="warning")
         more = rng.sample(cols, min(len(cols), rng.randint(2, 4)))
-        for m in consumers:
-            _feature_symptoms(
-                ctx,
-                run,
-                m,
-                [c for c in more if c in est.trained_on[m][1]],
-                "feature_drift",
-                (10, 40),
-            )
+        for m in users:
+            _feature_symptoms(ctx, run, m, more, "feature_drift", (10, 40))
             _model_symptoms(ctx, run, m, (20, 60), 0.4)
 
 
 def _feature_pipeline(ctx: _Ctx, run: _FaultRun, variant: str) -> None:
-    rng, est = ctx.rng, ctx.estate
+    est = ctx.estate
     col, digest = run.root[8:].split("@", 1)
     view = f"{est.dataset_name[digest]}_features"
-    # The materialization job names the feature by its column and the data set version it
-    # is computed from (the job's own identifiers), as the contract requires.
-    root_labels = {"feature": f"{col}@{digest}", "feature_view": view, "job": f"materialize-{view}"}
-    name = (
-        "feature_materialization_failed"
-        if variant == "job_failed"
-        else "feature_value_out_of_range"
-    )
-    _root_alert(
-        ctx,
-        run,
-        name,
-        root_labels,
-        run.root,
-        run.id,
-        run.t0 + _m(0, 5, rng),
-        _end(ctx, run),
-        source="api",
-    )
+    if not run.drop_root:
+        # The materialization job names the feature by its column and the data set version
+        # it computes it from: its own identifiers, and the contract's explicit node name.
+        labels = {"feature": f"{col}@{digest}", "feature_view": view}
+        labels["job"] = f"materialize-{view}"
+        failed = variant == "job_failed"
+        name = "feature_materialization_failed" if failed else "feature_value_out_of_range"
+        _add(ctx, name, labels, run.root, run.id, run.span(0, 5), source="api")
     symptom = "feature_freshness_violation" if variant == "job_failed" else "feature_drift"
     for m in est.consumers(digest):
         if col in est.trained_on[m][1]:
             _feature_symptoms(ctx, run, m, [col], symptom, (10, 30))
-            if rng.random() < 0.6:
+            if run.chance(0.6):
                 _model_symptoms(ctx, run, m, (20, 50), 0.3)
 
 
+_NODE_FIRST = {
+    "memory": "NodeMemoryPressure",
+    "disk": "NodeFilesystemAlmostOutOfSpace",
+    "not_ready": "KubeNodeNotReady",
+}
+
+
 def _host_degraded(ctx: _Ctx, run: _FaultRun, variant: str) -> None:
-    rng, est = ctx.rng, ctx.estate
+    rng = ctx.rng
     host = run.root[5:]
-    first = {
-        "memory": "NodeMemoryPressure",
-        "disk": "NodeFilesystemAlmostOutOfSpace",
-        "not_ready": "KubeNodeNotReady",
-    }[variant]
-    _root_alert(
-        ctx,
-        run,
-        first,
-        _node_labels(ctx, host, first),
-        run.root,
-        run.id,
-        run.t0 + _m(0, 2, rng),
-        _end(ctx, run),
-        for_=2,
-    )
-    if variant == "memory" and rng.random() < 0.6:
-        _root_alert(
-            ctx,
-            run,
-            "NodeMemoryHighUtilization",
-            _node_labels(ctx, host, "NodeMemoryHighUtilization"),
-            run.root,
-            run.id,
-            run.t0 - _m(0, 5, rng),
-            _end(ctx, run),
-            for_=15,
-        )
-    if variant == "not_ready" and rng.random() < 0.5:
-        _root_alert(
-            ctx,
-            run,
-            "KubeletPodStartUpLatencyHigh",
-            _node_labels(ctx, host, "KubeletPodStartUpLatencyHigh"),
-            run.root,
-            run.id,
-            run.t0 + _m(2, 6, rng),
-            _end(ctx, run),
-            for_=15,
-        )
-    for dep in est.deployments_on(host):
-        node = f"deployment:{dep}"
+    if not run.drop_root:
+        _on_host(ctx, run.id, host, _NODE_FIRST[variant], run.span(0, 2), 2)
+        if variant == "memory" and run.chance(0.6):  # usage climbed before the pressure
+            _on_host(ctx, run.id, host, "NodeMemoryHighUtilization", run.span(-5, 0), 15)
+        if variant == "not_ready" and run.chance(0.5):
+            _on_host(ctx, run.id, host, "KubeletPodStartUpLatencyHigh", run.span(2, 6), 15)
+    for dep in ctx.estate.deployments_on(host):
         for _ in range(rng.randint(1, 2)):
             name = rng.choice(["KubePodCrashLooping", "KubePodNotReady"])
-            _add(
-                ctx,
-                name,
-                _kube_labels(ctx, dep, name),
-                node,
-                run.id,
-                run.t0 + _m(1, 5, rng),
-                _end(ctx, run),
-                for_=rng.choice([5, 15]),
-            )
-        if rng.random() < 0.7:
-            _add(
-                ctx,
-                "KubeDeploymentReplicasMismatch",
-                _kube_labels(ctx, dep, "KubeDeploymentReplicasMismatch"),
-                node,
-                run.id,
-                run.t0 + _m(1, 5, rng),
-                _end(ctx, run),
-                for_=15,
-            )
-        if rng.random() < 0.8:
-            _add(
-                ctx,
-                "HighRequestLatency",
-                _serving_labels(ctx, dep, "HighRequestLatency"),
-                node,
-                run.id,
-                run.t0 + _m(0, 3, rng),
-                _end(ctx, run),
-                for_=5,
-            )
-        if rng.random() < 0.5:
-            _add(
-                ctx,
-                "HighErrorRate",
-                _serving_labels(ctx, dep, "HighErrorRate"),
-                node,
-                run.id,
-                run.t0 + _m(0, 3, rng),
-                _end(ctx, run),
-                for_=2,
-            )
+            _on_deployment(ctx, run.id, dep, name, run.span(1, 5), for_=rng.choice([5, 15]))
+        if run.chance(0.7):
+            name = "KubeDeploymentReplicasMismatch"
+            _on_deployment(ctx, run.id, dep, name, run.span(1, 5), for_=15)
+        if run.chance(0.8):
+            _on_deployment(ctx, run.id, dep, "HighRequestLatency", run.span(0, 3), for_=5)
+        if run.chance(0.5):
+            _on_deployment(ctx, run.id, dep, "HighErrorRate", run.span(0, 3), for_=2)
 
 
 def _bad_rollout(ctx: _Ctx, run: _FaultRun, variant: str) -> None:
-    rng, est = ctx.rng, ctx.estate
+    est = ctx.estate
     model = run.root
-    # The model version itself only shows through its monitors.
-    if not run.drop_root:
+    if not run.drop_root:  # the version itself only shows through its monitors
         _model_symptoms(ctx, run, model, (10, 30), 0.5 if variant == "quality" else 0.2, 1.0)
     for dep in est.deployments_of(model):
-        node = f"deployment:{dep}"
-        tagged = model if len(est.serves[dep]) > 1 and rng.random() < 0.5 else None
-        if variant == "errors" and rng.random() < 0.9:
-            _add(
-                ctx,
-                "HighErrorRate",
-                _serving_labels(ctx, dep, "HighErrorRate", tagged),
-                node if tagged is None else model,
-                run.id,
-                run.t0 + _m(1, 4, rng),
-                _end(ctx, run, (0, 3)),
-                for_=2,
-            )
-        if variant in {"errors", "slow"} and rng.random() < 0.6:
-            _add(
-                ctx,
-                "HighRequestLatency",
-                _serving_labels(ctx, dep, "HighRequestLatency", tagged),
-                node if tagged is None else model,
-                run.id,
-                run.t0 + _m(1, 5, rng),
-                _end(ctx, run, (0, 3)),
-                for_=5,
-            )
-        if variant == "slow" and rng.random() < 0.4:
-            _add(
-                ctx,
-                "ModelServerOOMKilled",
-                _kube_labels(ctx, dep, "CPUThrottlingHigh") | {"reason": "OOMKilled"},
-                node,
-                run.id,
-                run.t0 + _m(2, 10, rng),
-                _end(ctx, run, (0, 3)),
-            )
-        if dep.endswith("-canary") and rng.random() < 0.6:
-            _add(
-                ctx,
-                "CanaryAnalysisFailed",
-                {
-                    "namespace": NAMESPACE,
-                    "deployment": dep,
-                    "rollout": dep,
-                    "job": "argo-rollouts",
-                    "severity": "critical",
-                },
-                node,
-                run.id,
-                run.t0 + _m(5, 12, rng),
-                _end(ctx, run, (0, 2)),
-            )
+        # A canary serving two versions tags its request metrics with the version, sometimes.
+        tagged = model if len(est.serves[dep]) > 1 and run.chance(0.5) else None
+        if variant == "errors" and run.chance(0.9):
+            span = run.span(1, 4, (0, 3))
+            _on_deployment(ctx, run.id, dep, "HighErrorRate", span, for_=2, model=tagged)
+        if variant in {"errors", "slow"} and run.chance(0.6):
+            span = run.span(1, 5, (0, 3))
+            _on_deployment(ctx, run.id, dep, "HighRequestLatency", span, for_=5, model=tagged)
+        if variant == "slow" and run.chance(0.4):
+            _on_deployment(ctx, run.id, dep, "ModelServerOOMKilled", run.span(2, 10, (0, 3)))
+        if dep.endswith("-canary") and run.chance(0.6):
+            _on_deployment(ctx, run.id, dep, "CanaryAnalysisFailed", run.span(5, 12, (0, 2)))
+
+
+_MISCONFIG_ALERTS = {
+    "bad_config": ["KubeContainerWaiting", "KubePodCrashLooping", "KubeDeploymentRolloutStuck"],
+    "low_memory_limit": ["KubePodCrashLooping", "ModelServerOOMKilled", "HighErrorRate"],
+    "replicas": ["KubeDeploymentReplicasMismatch", "HighRequestLatency", "InferenceQueueBacklog"],
+}
 
 
 def _deploy_misconfig(ctx: _Ctx, run: _FaultRun, variant: str) -> None:
-    rng = ctx.rng
     dep = run.root[11:]
-    t0 = run.t0
-    if variant == "bad_config":
-        names = ["KubeContainerWaiting", "KubePodCrashLooping", "KubeDeploymentRolloutStuck"]
-    elif variant == "low_memory_limit":
-        names = ["KubePodCrashLooping", "ModelServerOOMKilled", "HighErrorRate"]
-    else:  # replicas scaled down by a bad manifest
-        names = ["KubeDeploymentReplicasMismatch", "HighRequestLatency", "InferenceQueueBacklog"]
-    for k, name in enumerate(names):
-        if k == 0 or rng.random() < 0.85:
-            if name in {"HighErrorRate", "HighRequestLatency", "InferenceQueueBacklog"}:
-                labels = _serving_labels(ctx, dep, name)
-            elif name == "ModelServerOOMKilled":
-                labels = _kube_labels(ctx, dep, "CPUThrottlingHigh") | {
-                    "reason": "OOMKilled",
-                    "severity": "warning",
-                }
-            else:
-                labels = _kube_labels(ctx, dep, name)
-            _add(
-                ctx,
-                name,
-                labels,
-                run.root,
-                run.id,
-                t0 + _m(1, 6, rng),
-                _end(ctx, run, (0, 4)),
-                for_=rng.choice([2, 5, 15]),
-            )
+    for k, name in enumerate(_MISCONFIG_ALERTS[variant]):
+        if k == 0 or run.chance(0.85):
+            for_ = ctx.rng.choice([2, 5, 15])
+            _on_deployment(ctx, run.id, dep, name, run.span(1, 6, (0, 4)), for_=for_)
     # A wrong setting in the serving config (a preprocessing flag, a threshold) also shifts
     # what the model predicts.
     for m in ctx.estate.serves[dep]:
-        if variant == "bad_config" and rng.random() < 0.4:
+        if variant == "bad_config" and run.chance(0.4):
             _model_symptoms(ctx, run, m, (15, 40), 0.0)
 
 
 def _traffic_surge(ctx: _Ctx, run: _FaultRun, variant: str) -> None:
-    rng, est = ctx.rng, ctx.estate
+    est = ctx.estate
     dep = run.root[11:]
-    _add(
-        ctx,
-        "HighRequestLatency",
-        _serving_labels(ctx, dep, "HighRequestLatency"),
-        run.root,
-        run.id,
-        run.t0 + _m(0, 3, rng),
-        _end(ctx, run),
-        for_=5,
-    )
-    if rng.random() < 0.7:
-        _add(
-            ctx,
-            "KubeHpaMaxedOut",
-            _kube_labels(ctx, dep, "KubeHpaMaxedOut"),
-            run.root,
-            run.id,
-            run.t0 + _m(3, 10, rng),
-            _end(ctx, run),
-            for_=15,
-        )
-    if rng.random() < 0.6:
-        _add(
-            ctx,
-            "CPUThrottlingHigh",
-            _kube_labels(ctx, dep, "CPUThrottlingHigh"),
-            run.root,
-            run.id,
-            run.t0 + _m(2, 8, rng),
-            _end(ctx, run),
-            for_=15,
-        )
-    if variant == "with_errors" and rng.random() < 0.8:
-        _add(
-            ctx,
-            "HighErrorRate",
-            _serving_labels(ctx, dep, "HighErrorRate"),
-            run.root,
-            run.id,
-            run.t0 + _m(2, 6, rng),
-            _end(ctx, run),
-            for_=2,
-        )
+    _on_deployment(ctx, run.id, dep, "HighRequestLatency", run.span(0, 3), for_=5)
+    if run.chance(0.7):
+        _on_deployment(ctx, run.id, dep, "KubeHpaMaxedOut", run.span(3, 10), for_=15)
+    if run.chance(0.6):
+        _on_deployment(ctx, run.id, dep, "CPUThrottlingHigh", run.span(2, 8), for_=15)
+    if variant == "with_errors" and run.chance(0.8):
+        _on_deployment(ctx, run.id, dep, "HighErrorRate", run.span(2, 6), for_=2)
     # The replicas' nodes run hot, and their other tenants slow down.
     for host in est.runs_on[dep]:
-        if rng.random() < 0.6:
-            _add(
-                ctx,
-                "NodeCPUHighUsage",
-                _node_labels(ctx, host, "NodeCPUHighUsage"),
-                f"host:{host}",
-                run.id,
-                run.t0 + _m(3, 10, rng),
-                _end(ctx, run),
-                for_=15,
-            )
+        if run.chance(0.6):
+            _on_host(ctx, run.id, host, "NodeCPUHighUsage", run.span(3, 10), 15)
         for other in est.deployments_on(host):
-            if other != dep and rng.random() < 0.3:
-                _add(
-                    ctx,
-                    "HighRequestLatency",
-                    _serving_labels(ctx, other, "HighRequestLatency"),
-                    f"deployment:{other}",
-                    run.id,
-                    run.t0 + _m(5, 15, rng),
-                    _end(ctx, run),
-                    for_=5,
-                )
+            if other != dep and run.chance(0.3):
+                _on_deployment(ctx, run.id, other, "HighRequestLatency", run.span(5, 15), for_=5)
 
 
 _WRITERS: dict[str, tuple[Callable[[_Ctx, _FaultRun, str], None], tuple[str, ...]]] = {
@@ -1003,7 +784,7 @@ def _faults(ctx: _Ctx, level: int, missing_roots: bool) -> list[Fault]:
         variant = rng.choice(variants)
         t0 = first if not faults else first + _m(0, spread, rng)
         drop = missing_roots and kind in _ROOT_CAN_BE_MISSING and rng.random() < 0.25
-        run = _FaultRun(f"fault-{len(faults)}", root, t0, t0 + _m(40, 110, rng), drop)
+        run = _FaultRun(f"fault-{len(faults)}", root, t0, t0 + _m(40, 110, rng), drop, rng)
         before = len(ctx.episodes)
         writer(ctx, run, variant)
         if not any(e.ready_at + GROUP_WAIT < START + HORIZON for e in ctx.episodes[before:]):
@@ -1017,84 +798,48 @@ def _faults(ctx: _Ctx, level: int, missing_roots: bool) -> list[Fault]:
 
 # -- noise -----------------------------------------------------------------------------------
 
+_HOST_NOISE = [
+    "NodeFilesystemSpaceFillingUp",
+    "NodeClockNotSynchronising",
+    "NodeNetworkReceiveErrs",
+    "NodeMemoryHighUtilization",
+    "NodeCPUHighUsage",
+]
+_DEPLOYMENT_NOISE = [
+    "CPUThrottlingHigh",
+    "KubePodCrashLooping",
+    "HighRequestLatency",
+    "KubePodNotReady",
+    "HighErrorRate",
+]
+_DATASET_NOISE = [
+    "dataset_row_count_anomaly",
+    "expect_column_values_to_be_between",
+    "source_freshness_warn",
+]
 
-def _noise_alert(ctx: _Ctx, node: str, truth: str, start: datetime, end: datetime) -> None:
+
+def _noise_alert(ctx: _Ctx, node: str, truth: str, span: tuple[datetime, datetime]) -> None:
+    """One unrelated alert on ``node``: a blip, a false alarm, a slow disk filling up."""
     rng, est = ctx.rng, ctx.estate
     kind, name = node.split(":", 1)
     if kind == "host":
-        alert = rng.choice(
-            [
-                "NodeFilesystemSpaceFillingUp",
-                "NodeClockNotSynchronising",
-                "NodeNetworkReceiveErrs",
-                "NodeMemoryHighUtilization",
-                "NodeCPUHighUsage",
-            ]
-        )
-        _add(ctx, alert, _node_labels(ctx, name, alert), node, truth, start, end, for_=5)
+        _on_host(ctx, truth, name, rng.choice(_HOST_NOISE), span, 5)
     elif kind == "deployment":
-        alert = rng.choice(
-            [
-                "CPUThrottlingHigh",
-                "KubePodCrashLooping",
-                "HighRequestLatency",
-                "KubePodNotReady",
-                "HighErrorRate",
-            ]
-        )
-        labels = (
-            _serving_labels(ctx, name, alert)
-            if alert.startswith("High")
-            else _kube_labels(ctx, name, alert)
-        )
-        _add(ctx, alert, labels, node, truth, start, end, for_=rng.choice([0, 2, 5]))
+        alert = rng.choice(_DEPLOYMENT_NOISE)
+        _on_deployment(ctx, truth, name, alert, span, for_=rng.choice([0, 2, 5]))
     elif kind == "feature":
         col, digest = name.split("@", 1)
         users = [m for m in est.consumers(digest) if col in est.trained_on[m][1]]
         if users:
-            _add(
-                ctx,
-                rng.choice(["feature_drift", "missing_values_share_high"]),
-                _monitor_labels(ctx, rng.choice(users), col),
-                node,
-                truth,
-                start,
-                end,
-                source="api",
-                severity="warning",
-            )
+            alert = rng.choice(["feature_drift", "missing_values_share_high"])
+            _on_model(ctx, truth, rng.choice(users), alert, span, column=col)
     elif kind == "dataset":
-        alert = rng.choice(
-            [
-                "dataset_row_count_anomaly",
-                "expect_column_values_to_be_between",
-                "source_freshness_warn",
-            ]
-        )
+        alert = rng.choice(_DATASET_NOISE)
         column = rng.choice(est.columns[name]) if alert.startswith("expect") else None
-        _add(
-            ctx,
-            alert,
-            _dq_labels(ctx, name, column),
-            node,
-            truth,
-            start,
-            end,
-            source="api",
-            severity="warning",
-        )
+        _on_dataset(ctx, truth, name, alert, span, column=column, severity="warning")
     elif kind == "model" and node in est.served_models():
-        _add(
-            ctx,
-            "prediction_drift",
-            _monitor_labels(ctx, node),
-            node,
-            truth,
-            start,
-            end,
-            source="api",
-            severity="warning",
-        )
+        _on_model(ctx, truth, node, "prediction_drift", span)
 
 
 def _noise(ctx: _Ctx, level: int, faults: list[Fault], graph: LineageGraph) -> None:
@@ -1104,43 +849,37 @@ def _noise(ctx: _Ctx, level: int, faults: list[Fault], graph: LineageGraph) -> N
     n = 0
     for _ in range(rng.randint(*background)):
         start = START + _m(0, HORIZON.total_seconds() / 60 - 10, rng)
-        _noise_alert(ctx, rng.choice(nodes), f"noise-{n}", start, start + _m(4, 40, rng))
+        _noise_alert(ctx, rng.choice(nodes), f"noise-{n}", (start, start + _m(4, 40, rng)))
         n += 1
     if level == 3:
         # Unrelated trouble next to a fault: close in time, a hop or two away in the graph.
         for _ in range(rng.randint(2, 4)):
             fault = rng.choice(faults)
-            near = sorted(
-                x for x in nodes if x != fault.root and (graph.hops(x, fault.root) or 99) <= 2
-            )
+            near = [x for x in nodes if x != fault.root and (graph.hops(x, fault.root) or 9) <= 2]
             if near:
                 start = fault.started_at + _m(-10, 15, rng)
-                _noise_alert(ctx, rng.choice(near), f"noise-{n}", start, start + _m(5, 30, rng))
+                span = (start, start + _m(5, 30, rng))
+                _noise_alert(ctx, rng.choice(near), f"noise-{n}", span)
                 n += 1
     if level >= 2:
         _flapper(ctx)
 
 
 def _flapper(ctx: _Ctx) -> None:
+    """One alert that fires for a few minutes and clears, all day long (one fingerprint)."""
     rng, est = ctx.rng, ctx.estate
     if rng.random() < 0.5:
         host = rng.choice([h for h in est.hosts if est.deployments_on(h)])
-        name, labels, node = (
-            "NodeClockNotSynchronising",
-            _node_labels(ctx, host, "NodeClockNotSynchronising"),
-            f"host:{host}",
-        )
+        name, node = "NodeClockNotSynchronising", f"host:{host}"
+        labels = _node_labels(ctx, host, name)
     else:
         dep = rng.choice(sorted(est.serves))
-        name, labels, node = (
-            "CPUThrottlingHigh",
-            _kube_labels(ctx, dep, "CPUThrottlingHigh"),
-            f"deployment:{dep}",
-        )
+        name, node = "CPUThrottlingHigh", f"deployment:{dep}"
+        labels = _kube_labels(ctx, dep, name)
     t = START + _m(0, 10, rng)
     while t < START + HORIZON:
         end = t + _m(2, 8, rng)
-        _add(ctx, name, labels, node, "flapper", t, end)
+        _add(ctx, name, labels, node, "flapper", (t, end))
         t = end + _m(5, 25, rng)
 
 
