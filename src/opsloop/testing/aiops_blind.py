@@ -52,6 +52,7 @@ __all__ = [
     "Fault",
     "Notification",
     "Scenario",
+    "draw_estate",
     "generate",
 ]
 
