@@ -1,9 +1,8 @@
 """Scoring alert correlation on :mod:`opsloop.testing.aiops_blind` scenarios, by either path.
 
-* Offline: every notification of a scenario, in delivery order, goes to
-  :func:`~opsloop.aiops.correlation.correlate` at once. The unit scored is the alert episode
-  (one fingerprint from start to end); an episode whose notifications land in several drafts
-  counts in the draft holding most of them.
+* Offline: every alert episode of a scenario (one fingerprint from start to end), as its latest
+  notification, goes to :func:`~opsloop.aiops.correlation.correlate` at once. The unit scored
+  is the episode.
 * Store: notifications go through :func:`~opsloop.aiops.incidents.ingest_alerts` in one-minute
   delivery batches, into SQLite. The unit scored is the stored alert row.
 
@@ -139,20 +138,24 @@ def _score(
 
 
 def run_offline(scenario: Scenario) -> Score:
-    """Correlate every notification at once and score the drafts by alert episode."""
-    notifications = scenario.notifications
-    drafts = correlate([n.alert for n in notifications], scenario.graph())
+    """Correlate every alert episode at once, each as its latest notification (what a store
+    holds once the resends are deduplicated: ``correlate`` takes distinct alerts), and score
+    the drafts by episode."""
+    latest: dict[int, int] = {}
+    for i, n in enumerate(scenario.notifications):
+        was = latest.get(n.episode)
+        if was is None or n.alert.seen_at >= scenario.notifications[was].alert.seen_at:
+            latest[n.episode] = i
+    order = sorted(latest, key=lambda e: latest[e])
+    drafts = correlate([scenario.notifications[latest[e]].alert for e in order], scenario.graph())
     where: dict[int, int] = {}
     for d, draft in enumerate(drafts):
         for i in draft.alert_indices:
-            where[i] = d
-    by_episode: dict[int, Counter[int | None]] = defaultdict(Counter)
-    for i, n in enumerate(notifications):
-        by_episode[n.episode][where.get(i)] += 1
+            where[order[i]] = d
     units: list[tuple[Hashable | None, str, list[str]]] = []
-    for e, held in by_episode.items():
+    for e in order:
         episode = scenario.episodes[e]
-        units.append((held.most_common(1)[0][0], episode.truth, [episode.name]))
+        units.append((where.get(e), episode.truth, [episode.name]))
     roots: dict[Hashable, list[str]] = {
         d: [rc.node for rc in draft.summary.root_causes] for d, draft in enumerate(drafts)
     }
