@@ -758,7 +758,7 @@ def _choose(units: Sequence[_Unit], window: timedelta) -> list[tuple[str, list[i
     heap: list[tuple[float, int, _Facility]] = []
     serial = 0
     best = [ALONE_FIT * unit.weight for unit in units]
-    for node, cands in by_node.items():
+    for node, cands in sorted(by_node.items()):
         if node not in allowed:
             continue
         cands.sort(key=lambda u: units[u].start)
