@@ -156,6 +156,22 @@ def test_a_late_effect_needs_an_earlier_symptom_on_its_path() -> None:
     assert groups == [[0, 1, 2], [3]]
 
 
+def test_a_late_effect_follows_the_alert_of_a_feature_it_reads() -> None:
+    g = estate(deployments=3)
+    # A broken feature raises its own alert (a data job's, tied to no deployment); the drift
+    # of the predictions of a model reading it shows 25 minutes later, past the window.
+    broken = alert("feature_value_out_of_range", 0, 40, feature="a")
+    drift = alert("prediction_drift", 25, deployment="dep2", model="m", version="2")
+    groups = [sorted(d.alert_indices) for d in correlate([broken, drift], g)]
+    assert groups == [[0, 1]]
+    # A model that does not read the feature (a lone deployment's own model) shows news.
+    lone = estate(deployments=3)
+    lone.add_edge("model:other/1", "deployment:dep9")
+    other = alert("prediction_drift", 25, deployment="dep9", model="other", version="1")
+    groups = sorted(sorted(d.alert_indices) for d in correlate([broken, other], lone))
+    assert groups == [[0], [1]]
+
+
 def test_a_weak_link_is_no_evidence() -> None:
     g = estate()
     # A model rarely slows a deployment down: its accuracy drop and another deployment's

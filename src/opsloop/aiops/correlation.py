@@ -760,15 +760,20 @@ def _facility(
 
 def _on_path(covered: Sequence[int], units: Sequence[_Unit], after: datetime) -> list[int]:
     """``covered`` (by start) less the units starting after ``after`` that follow no earlier
-    covered unit on their path (their node or deployment)."""
+    covered unit on their path: their node or deployment, or a node upstream that could cause
+    them when that unit's alert is tied to no deployment (a late prediction drift follows a
+    broken feature's own alert; drift seen on one deployment says nothing of another's)."""
     keep: list[int] = []
     seen: set[str] = set()
+    unbound: set[str] = set()
     for u in sorted(covered, key=lambda u: units[u].start):
         unit = units[u]
-        if unit.start > after and seen.isdisjoint(unit.paths):
+        if unit.start > after and seen.isdisjoint(unit.paths) and unbound.isdisjoint(unit.fits):
             continue
         keep.append(u)
         seen.update(unit.paths)
+        if not any(k.startswith("deployment:") for k in unit.paths):
+            unbound.update(unit.paths)
     return keep
 
 
