@@ -115,8 +115,10 @@ def test_both_paths_score_in_range(seed: int, level: int) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the offline path splits a single fault with no noise and every root alerted "
-    "into several incidents (recall below 1.0)",
+    reason="known limits, kept visible: seed 0 is a traffic surge whose load reaches other "
+    "deployments through shared hosts (no lineage edge runs from a deployment to its hosts), "
+    "seed 1 a dataset whose own check fires after its features' alerts, so the dataset is "
+    "chosen twice as a cause, one incident each",
 )
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_fault_without_noise_is_one_incident_offline(seed: int) -> None:
