@@ -183,6 +183,8 @@ def test_lineage_from_the_store(tmp_path: Path) -> None:
         ("cost_per_hour_anomaly", "cost"),
         ("NodeCPUSaturation", "infrastructure"),
         ("dataset_null_rate", "data_quality"),
+        ("model_performance_degraded", "quality_drop"),
+        ("p99_performance_slow", "latency"),
         ("something", "other"),
     ],
 )
@@ -194,6 +196,27 @@ def test_category_label_wins() -> None:
     assert categorize("weird", {"category": "latency"}) == "latency"
 
 
+@pytest.mark.parametrize(
+    ("name", "labels", "category"),
+    [
+        # A failed or slow data job, labelled with data alone, is about data.
+        ("feature_materialization_failed", {"feature": "age"}, "data_quality"),
+        ("source_freshness_error", {"dataset": "sha256:a1a1", "job": "dbt"}, "data_quality"),
+        ("DataLoadSlow", {"dataset": "sha256:a1a1"}, "data_quality"),
+        ("row_count_anomaly", {"dataset": "sha256:a1a1"}, "data_quality"),
+        # Served somewhere, the same words keep their meaning.
+        ("feature_lookup_failed", {"feature": "age", "deployment": "d"}, "error_rate"),
+        ("HighLatency", {"dataset": "sha256:a1a1", "instance": "10.0.0.1:9100"}, "latency"),
+        # What the name says of data is kept.
+        ("feature_drift", {"feature": "age"}, "data_drift"),
+    ],
+)
+def test_an_alert_labelled_with_data_alone_is_about_data(
+    name: str, labels: dict[str, str], category: str
+) -> None:
+    assert categorize(name, labels) == category
+
+
 def test_subject_depends_on_what_the_alert_signals() -> None:
     g = estate()
     labels = {"deployment": "churn-prod", "model": "churn", "version": "3", "feature": "age"}
@@ -201,6 +224,14 @@ def test_subject_depends_on_what_the_alert_signals() -> None:
     assert subject_of(alert("model_accuracy_drop", 0, **labels), g) == "model:churn/3"
     assert subject_of(alert("latency_p99_high", 0, **labels), g) == "deployment:churn-prod"
     assert subject_of(alert("unknown", 0, team="x"), g) is None
+
+
+def test_an_alert_is_about_the_node_its_labels_name_even_one_its_category_does_not_prefer() -> None:
+    g = estate()
+    # Latency is looked for on a deployment, model or host first; a feature is all it names.
+    slow = alert("feature_store_read", 0, category="latency", feature="age")
+    assert subject_of(slow, g) == f"feature:age@{D1}"
+    assert subject_of(alert("dataset_load_failed", 0, dataset=D1[:20]), g) == f"dataset:{D1}"
 
 
 # -- correlation and ranking -------------------------------------------------------------------

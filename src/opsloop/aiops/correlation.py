@@ -139,6 +139,9 @@ _KEYWORDS: tuple[tuple[str, frozenset[str]], ...] = (
         frozenset(
             {
                 "quality",
+                # A model's performance is its quality in model monitoring's words (speed is
+                # latency, checked first).
+                "performance",
                 "accuracy",
                 "auc",
                 "roc",
@@ -262,12 +265,32 @@ def _count(alert: AlertLike) -> int:
     return count if isinstance(count, int) else 1
 
 
+# Labels that name where a model serves (a deployment, a model version, a host or node).
+_SERVING_LABELS = ("deployment", "model", "model_version", "host", "node", "instance")
+# Categories read from a name that only serving can signal: an alert named so but labelled with
+# data alone (a dataset or a feature, no serving label) is a data job's failure or slowness.
+_SERVING_CATEGORIES = frozenset({"error_rate", "latency", "infrastructure", "other"})
+
+
 def categorize(name: str, labels: Mapping[str, str] | None = None) -> str:
-    """The category of an alert: its ``category`` label, else read from words of its name."""
-    label = (labels or {}).get("category")
+    """The category of an alert: its ``category`` label, else read from words of its name.
+
+    An alert whose labels name a dataset or a feature and nothing that serves
+    (``feature_materialization_failed``, ``source_freshness_error`` on a dataset) is about
+    data: ``data_quality``, whatever serving word its name holds.
+    """
+    labels = labels or {}
+    label = labels.get("category")
     if label in CATEGORIES:
         return label
-    return _category_of_name(name)
+    category = _category_of_name(name)
+    if (
+        category in _SERVING_CATEGORIES
+        and (labels.get("dataset") or labels.get("feature"))
+        and not any(labels.get(k) for k in _SERVING_LABELS)
+    ):
+        return "data_quality"
+    return category
 
 
 @lru_cache(maxsize=4096)
@@ -288,8 +311,13 @@ def subject_of(alert: AlertLike, graph: LineageGraph, category: str | None = Non
     """
     cat = category or categorize(alert.name, alert.labels)
     prefer = SUBJECT_PREFERENCE.get(cat, SUBJECT_PREFERENCE["other"])
-    node = graph.resolve(alert.labels, prefer)
-    return node if node is not None else _implicit_node(alert.labels, prefer)
+    node = graph.resolve(alert.labels, prefer) or _implicit_node(alert.labels, prefer)
+    if node is None and prefer != SUBJECT_PREFERENCE["other"]:
+        # The labels name a node of a kind the category does not prefer (a failed job on a
+        # feature): the alert is still about that node, not about no node at all.
+        other = SUBJECT_PREFERENCE["other"]
+        node = graph.resolve(alert.labels, other) or _implicit_node(alert.labels, other)
+    return node
 
 
 def _implicit_node(labels: Mapping[str, str], prefer: Sequence[str]) -> str | None:
@@ -767,19 +795,24 @@ def _facility(
 
 def _on_path(covered: Sequence[int], units: Sequence[_Unit], after: datetime) -> list[int]:
     """``covered`` (by start) less the units starting after ``after`` that follow no earlier
-    covered unit on their path (their node or deployment)."""
+    covered unit on their path: their node or deployment, or a node upstream that could cause
+    them when that unit's alert is tied to no deployment (a late prediction drift follows a
+    broken feature's own alert; drift seen on one deployment says nothing of another's)."""
     # ``covered`` already comes by start (see _facility): when none starts after ``after``
     # (most often), nothing is left out.
     if not covered or units[covered[-1]].start <= after:
         return list(covered)
     keep: list[int] = []
     seen: set[str] = set()
+    unbound: set[str] = set()
     for u in covered:
         unit = units[u]
-        if unit.start > after and seen.isdisjoint(unit.paths):
+        if unit.start > after and seen.isdisjoint(unit.paths) and unbound.isdisjoint(unit.fits):
             continue
         keep.append(u)
         seen.update(unit.paths)
+        if not any(k.startswith("deployment:") for k in unit.paths):
+            unbound.update(unit.paths)
     return keep
 
 
@@ -804,7 +837,7 @@ def _choose(units: Sequence[_Unit], window: timedelta) -> list[tuple[str, list[i
     serial = 0
     best = [ALONE_FIT * unit.weight for unit in units]
     longest = max((unit.lag for unit in units), default=timedelta(0))
-    for node, cands in by_node.items():
+    for node, cands in sorted(by_node.items()):
         if node not in allowed:
             continue
         cands.sort(key=lambda u: units[u].start)

@@ -18,7 +18,8 @@ checks), so a test suite can make one test per check::
 
 The checks are plain functions with ``assert`` statements: nothing here imports pytest.
 :mod:`opsloop.testing.aiops_scenarios` holds seeded incident scenarios that measure
-correlation (noise reduction, root-cause accuracy).
+correlation (noise reduction, root-cause accuracy); :mod:`opsloop.testing.aiops_blind` holds a
+second, independent generator of them, scored by :mod:`opsloop.testing.aiops_blind_score`.
 """
 
 from opsloop.testing._core import Check, raises
