@@ -13,7 +13,10 @@ whose true root is ranked first, or in the top 3, by the incident holding most o
 alerts (see :mod:`opsloop.testing.aiops_blind_score`). Per-fault details (the ranking, the
 alerts of the incident) go to ``benchmarks/out/correlation_blind.json``.
 
-Run from the repository root (about two minutes on two cores)::
+The default seeds, 100-129, are held out: seeds 0-29 were read while mending what the first
+run showed (see the README), so figures on them are no longer out of sample.
+
+Run from the repository root (about a minute on two cores)::
 
     .venv/bin/python benchmarks/correlation_blind.py
     .venv/bin/python benchmarks/correlation_blind.py --seeds 0-4 --levels 1 3  # quicker
@@ -77,7 +80,11 @@ def _by_kind(score: Score) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="0-29", help="seeds, e.g. 0-29 or 0,3,7 (0-29)")
+    parser.add_argument(
+        "--seeds",
+        default="100-129",
+        help="seeds, e.g. 100-129 or 0,3,7 (default 100-129: seeds 0-29 were read while mending)",
+    )
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS), choices=LEVELS)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
