@@ -174,6 +174,12 @@ _KEYWORDS: tuple[tuple[str, frozenset[str]], ...] = (
                 "saturation",
                 "gpu",
                 "unreachable",
+                # Kubernetes' own alerts about pods, autoscalers and CPU limits.
+                "kube",
+                "pod",
+                "pods",
+                "hpa",
+                "throttling",
             }
         ),
     ),
