@@ -667,21 +667,22 @@ class IncidentTx:
         details: dict[str, Any],
         alert_ids: Sequence[int],
     ) -> int:
-        """Create an open incident holding ``alert_ids``; its id."""
-        inc = m.Incident(
-            title=title[:512],
-            kind=kind,
-            status="open",
-            severity=severity,
-            opened_at=opened_at,
-            updated_at=updated_at,
-            root_causes={"ranked": list(root_causes)},
-            details=dict(details),
+        """Create an open incident holding ``alert_ids``; its id (see :meth:`open_incidents`)."""
+        (inc_id,) = self.open_incidents(
+            [
+                {
+                    "title": title,
+                    "kind": kind,
+                    "severity": severity,
+                    "opened_at": opened_at,
+                    "updated_at": updated_at,
+                    "root_causes": root_causes,
+                    "details": details,
+                    "alert_ids": alert_ids,
+                }
+            ]
         )
-        self.s.add(inc)
-        self.s.flush()
-        self.attach(inc.id, alert_ids)
-        return int(inc.id)
+        return inc_id
 
     def incidents(self, ids: Iterable[int]) -> dict[int, IncidentInfo]:
         """Incidents by id (ids that do not exist are left out)."""
@@ -854,18 +855,6 @@ class IncidentTx:
         ids = [int(i) for i in self.s.scalars(q, rows)]
         self.attach_many({i: d["alert_ids"] for i, d in zip(ids, drafts, strict=True)})
         return ids
-
-    def attach(self, incident_id: int, alert_ids: Sequence[int]) -> None:
-        """Put alerts into an incident (one statement, whatever their number)."""
-        self.s.flush()
-        ids = list(alert_ids)
-        for k in range(0, len(ids), 500):
-            self.s.execute(
-                update(m.Alert)
-                .where(m.Alert.id.in_(ids[k : k + 500]))
-                .values(incident_id=incident_id)
-                .execution_options(synchronize_session="fetch")
-            )
 
     def has_pending(self, incident_id: int, statuses: Sequence[str]) -> bool:
         """Whether a firing alert, or an action in one of ``statuses``, keeps an incident open."""
