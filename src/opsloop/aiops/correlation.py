@@ -678,40 +678,36 @@ def _units(
 ) -> list[_Unit]:
     out = []
     for members in parts:
-        if len(members) == 1:
-            # Most units are one alert (every unit of a ranking is): the same unit, built
-            # without the loops over members.
-            out.append(_single_unit(ev, members[0], window, weights, onsets))
-            continue
-        start = min(ev.alerts[i].starts_at for i in members)
-        if onsets is not None:
-            start = min([start, *(t for i in members if (t := onsets[i]) is not None)])
-        fits: dict[str, float] = {}
-        for i in members:
-            w = 1 if weights is None else weights[i]
-            for node, fit in ev.fits[i].items():
-                fits[node] = fits.get(node, 0.0) + fit * w
-        firsts: dict[str, datetime] = {}
-        for i in members:
-            t = ev.alerts[i].starts_at
-            for node in ev.owns[i]:
-                if node not in firsts or t < firsts[node]:
-                    firsts[node] = t
-        out.append(
-            _Unit(
-                members=list(members),
-                start=start,
-                lag=max(_lag(ev.categories[i], window) for i in members),
-                own=frozenset(n for i in members for n in ev.owns[i]),
-                fits=fits,
-                strong=frozenset(n for i in members for n in ev.strong[i]),
-                firsts=firsts,
-                weight=sum(1 if weights is None else weights[i] for i in members),
-                paths=frozenset(k for i in members for k in ev.paths[i]),
-                prints=frozenset(ev.alerts[i].fingerprint for i in members),
-            )
-        )
+        # Most units are one alert (every unit of a ranking is); a unit of several is theirs
+        # joined.
+        singles = [_single_unit(ev, i, window, weights, onsets) for i in members]
+        out.append(singles[0] if len(singles) == 1 else _joined(singles))
     return out
+
+
+def _joined(units: Sequence[_Unit]) -> _Unit:
+    """One unit of the alerts of several (alerts that go together whatever the evidence):
+    their fits and weights summed, each node's first start and the widest lag."""
+    fits: dict[str, float] = {}
+    firsts: dict[str, datetime] = {}
+    for unit in units:
+        for node, fit in unit.fits.items():
+            fits[node] = fits.get(node, 0.0) + fit
+        for node, t in unit.firsts.items():
+            if node not in firsts or t < firsts[node]:
+                firsts[node] = t
+    return _Unit(
+        members=[i for unit in units for i in unit.members],
+        start=min(unit.start for unit in units),
+        lag=max(unit.lag for unit in units),
+        own=frozenset(n for unit in units for n in unit.own),
+        fits=fits,
+        strong=frozenset(n for unit in units for n in unit.strong),
+        firsts=firsts,
+        weight=sum(unit.weight for unit in units),
+        paths=frozenset(k for unit in units for k in unit.paths),
+        prints=frozenset(p for unit in units for p in unit.prints),
+    )
 
 
 def _single_unit(
@@ -721,7 +717,8 @@ def _single_unit(
     weights: Sequence[int] | None,
     onsets: Sequence[datetime | None] | None,
 ) -> _Unit:
-    """What :func:`_units` makes of the one alert ``i``."""
+    """The unit of the one alert ``i`` (its fits weighted, its start no later than its
+    group's onset)."""
     alert = ev.alerts[i]
     start = alert.starts_at
     if onsets is not None and (t := onsets[i]) is not None:
