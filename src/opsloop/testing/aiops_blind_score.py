@@ -24,6 +24,7 @@ from opsloop.aiops.alerts import list_alerts
 from opsloop.aiops.correlation import correlate
 from opsloop.aiops.incidents import ingest_alerts, list_incidents
 from opsloop.store import open_store
+from opsloop.testing.aiops_hard import pairwise_counts
 
 if TYPE_CHECKING:
     from collections.abc import Hashable, Sequence
@@ -85,22 +86,13 @@ class Score:
         return self.top3 / self.faults if self.faults else 0.0
 
 
-def _pairs(n: int) -> int:
-    return n * (n - 1) // 2
-
-
 def pair_counts(units: Sequence[tuple[Hashable | None, str]]) -> tuple[int, int, int]:
     """``(true positive, predicted, actual)`` pair counts of ``(incident, truth)`` units; a
-    unit in no incident (None) is in a group of its own."""
-    grouped = [(g, t) for g, t in units if g is not None]
-    by_group = Counter(g for g, _ in grouped)
-    by_cell = Counter(grouped)
-    by_truth = Counter(t for _, t in units)
-    return (
-        sum(_pairs(n) for n in by_cell.values()),
-        sum(_pairs(n) for n in by_group.values()),
-        sum(_pairs(n) for n in by_truth.values()),
-    )
+    unit in no incident (None) is in a group of its own (counted as
+    :func:`~opsloop.testing.aiops_hard.pairwise_counts` counts them)."""
+    groups = [(g,) if g is not None else ("alone", k) for k, (g, _) in enumerate(units)]
+    tp, fp, fn = pairwise_counts([t for _, t in units], groups)
+    return tp, tp + fp, tp + fn
 
 
 def _score(
