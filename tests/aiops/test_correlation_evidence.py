@@ -130,16 +130,31 @@ def test_an_alert_firing_again_after_a_quiet_spell_is_no_new_evidence() -> None:
     g = estate()
     again = [
         alert("deployment_replica_mismatch", 0, 2, status="resolved", deployment="dep1"),
-        # Quiet for 11 minutes (longer than a flap): the same alert again is not corroboration.
-        alert("deployment_replica_mismatch", 13, 14, deployment="dep1"),
+        # Quiet for 31 minutes (longer than a flap): the same alert again is not corroboration.
+        alert("deployment_replica_mismatch", 33, 34, deployment="dep1"),
     ]
     assert sorted(sorted(d.alert_indices) for d in correlate(again, g)) == [[0], [1]]
-    # With another alert on the deployment there is evidence, and the repeat joins it.
+    # With another alert on the deployment there is evidence, and the repeat joins it (the
+    # first firing, 18 minutes before it, is past the window).
     groups = [
         d.alert_indices
-        for d in correlate([*again, alert("latency_p99_high", 3, 9, deployment="dep1")], g)
+        for d in correlate([*again, alert("latency_p99_high", 20, 40, deployment="dep1")], g)
     ]
-    assert sorted(sorted(x) for x in groups) == [[0, 1, 2]]
+    assert sorted(sorted(x) for x in groups) == [[0], [1, 2]]
+
+
+def test_an_alert_flapping_all_day_is_one_episode() -> None:
+    g = estate()
+    # Up for 2-8 minutes, down for 5-25, for three hours: one problem, not eight.
+    flaps, t = [], 0
+    for up, down in [(3, 20), (8, 25), (2, 5), (6, 24), (4, 18), (5, 22), (7, 12), (3, 9)]:
+        flaps.append(alert("cpu_throttling", t, t + up, status="resolved", deployment="dep1"))
+        t += up + down
+    assert [sorted(d.alert_indices) for d in correlate(flaps, g)] == [list(range(8))]
+    # Quiet for longer than a flap, it is news again.
+    later = alert("cpu_throttling", t + 31, deployment="dep1")
+    groups = sorted(sorted(d.alert_indices) for d in correlate([*flaps, later], g))
+    assert groups == [list(range(8)), [8]]
 
 
 def test_a_late_effect_needs_an_earlier_symptom_on_its_path() -> None:
@@ -248,21 +263,24 @@ def test_an_incident_stays_open_through_a_flap(store: Store) -> None:
         store, [alert("latency_p99_high", 0, 6, status="resolved", deployment="dep1")], g, now=at(6)
     )
     assert ended.resolved == [] and get_incident(store, inc).status == "open"
-    # It fires again 4 minutes later: the same incident, not a new one.
+    # It fires again 20 minutes later: the same incident, not a new one.
     again = ingest_alerts(
-        store, [alert("latency_p99_high", 10, 11, deployment="dep1")], g, now=at(11)
+        store, [alert("latency_p99_high", 26, 27, deployment="dep1")], g, now=at(27)
     )
     assert again.opened == [] and again.updated == [inc]
     ingest_alerts(
         store,
-        [alert("latency_p99_high", 10, 14, status="resolved", deployment="dep1")],
+        [alert("latency_p99_high", 26, 30, status="resolved", deployment="dep1")],
         g,
-        now=at(14),
+        now=at(30),
     )
-    # Quiet for the grace period (10 minutes): resolved, at the last end.
-    later = ingest_alerts(store, [alert("cpu_high", 40, host="elsewhere")], g, now=at(40))
+    # Not yet quiet for the grace period (as long as a flap may be: 30 minutes): still open.
+    early = ingest_alerts(store, [alert("cpu_high", 55, host="elsewhere")], g, now=at(55))
+    assert early.resolved == [] and get_incident(store, inc).status == "open"
+    # Quiet for the grace period: resolved, at the last end.
+    later = ingest_alerts(store, [alert("cpu_high", 61, host="elsewhere")], g, now=at(61))
     assert later.resolved == [inc]
-    assert get_incident(store, inc).resolved_at == at(14)
+    assert get_incident(store, inc).resolved_at == at(30)
     assert [i.status for i in list_incidents(store)] == ["open", "resolved"]
 
 
@@ -280,7 +298,7 @@ def test_a_late_copy_of_an_ended_alert_neither_fires_again_nor_keeps_an_incident
     assert late.opened == [] and [a.status for a in late.alerts] == ["resolved"]
     (row,) = list_alerts(store)
     assert row.status == "resolved" and row.incident_id == inc
-    later = ingest_alerts(store, [alert("cpu_high", 30, host="elsewhere")], g, now=at(30))
+    later = ingest_alerts(store, [alert("cpu_high", 36, host="elsewhere")], g, now=at(36))
     assert later.resolved == [inc]
 
 

@@ -106,12 +106,13 @@ def test_summary_by_kind_totals_is_the_summary_by_kind(seed: int) -> None:
     kind's members must be told apart: then there is no summary (the store reads them)."""
     sc = generate(seed, "hard")
     alerts, _ = sc.episodes()
-    # Each alert again, a minute to two hours later: kinds that span a cause's onset.
+    # Each alert again, past a flap's length (half an hour) and up to two and a half hours
+    # later: kinds that span a cause's onset.
     alerts = alerts + [
         a.model_copy(
             update={
-                "starts_at": a.starts_at + timedelta(minutes=1 + k % 120),
-                "last_seen_at": a.last_seen_at + timedelta(minutes=1 + k % 120),
+                "starts_at": a.starts_at + timedelta(minutes=31 + k % 120),
+                "last_seen_at": a.last_seen_at + timedelta(minutes=31 + k % 120),
             }
         )
         for k, a in enumerate(alerts)

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CATEGORIES",
     "DEFAULT_WINDOW",
+    "FLAP_GRACE",
     "INCIDENT_KINDS",
     "SUBJECT_PREFERENCE",
     "AlertLike",
@@ -498,8 +499,10 @@ than that, and is chosen only when it explains its alerts better than they stand
 more than its cost."""
 MIN_FIT = 0.35
 """The weakest fit with which a cause counts an alert at all (a weak link is no evidence)."""
-FLAP_GRACE = timedelta(minutes=10)
-"""A firing that follows the end of the same alert within this is a flap of it, not news."""
+FLAP_GRACE = timedelta(minutes=30)
+"""A firing that follows the end of the same alert within this is a flap of it, not news: the
+condition behind an alert that fires for minutes and clears for a quarter of an hour, all day,
+is one problem, and paging for each firing is the alert fatigue correlation is there to end."""
 
 _CAUSE_AFFINITY: dict[str, dict[str, float]] = {
     "data_drift": {"feature": 1.0, "dataset": 1.0, "model": 0.8, "deployment": 0.5},

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from opsloop.aiops.alerts import AlertIn, parse_alertmanager
 from opsloop.aiops.correlation import (
     DEFAULT_WINDOW,
+    FLAP_GRACE,
     IncidentSummary,
     correlate,
     correlation_key,
@@ -106,9 +107,11 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-DEFAULT_GRACE = timedelta(minutes=10)
+DEFAULT_GRACE = FLAP_GRACE
 """How long an incident whose alerts have all ended stays open: a flap in that time (the same
-alert, or a related one, firing again) joins it instead of opening a new incident."""
+alert, or a related one, firing again) joins it instead of opening a new incident. It is as
+long as a flap may be (:data:`~opsloop.aiops.correlation.FLAP_GRACE`); the incident is still
+resolved at the end of its last alert."""
 
 REFRESH_ALERTS = 500
 """Root causes of a large incident are ranked on its first alerts to start (a cause shows

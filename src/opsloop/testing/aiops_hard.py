@@ -19,7 +19,7 @@ was silenced). Notifications come as a monitor or Alertmanager sends them: repea
 alert fires (Alertmanager resends some twice), flapping alerts that resolve and fire again
 minutes later, delivery delays that put notifications out of order. Noise is heavy (random
 alerts on random nodes, a share of them close to the faults) and chronic (the same alert
-firing again and again all scenario long).
+firing again and again all scenario long: one problem, so all its firings share one truth).
 
 :func:`generate` returns the notifications in delivery order with the truth of each;
 :func:`pairwise_counts` and :func:`root_hits` score an incident assignment of them, and
@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from opsloop.aiops.alerts import AlertIn, parse_alertmanager
+from opsloop.aiops.correlation import FLAP_GRACE
 from opsloop.aiops.lineage import LineageGraph
 from opsloop.testing.aiops_scenarios import COLUMNS
 
@@ -443,7 +444,6 @@ def generate(seed: int, level: str | Level = "concurrent") -> HardScenario:
     for c in range(lv.chronic):
         name, labels = _noise_labels(estate)
         at = span[0] + float(rng.uniform(0, 30))
-        j = 0
         while at < span[1]:
             episodes.append(
                 _Episode(
@@ -452,11 +452,10 @@ def generate(seed: int, level: str | Level = "concurrent") -> HardScenario:
                     t0 + timedelta(minutes=at),
                     float(rng.uniform(3, 10)),
                     "warning",
-                    f"chronic-{c}-{j}",
+                    f"chronic-{c}",
                 )
             )
             at += float(rng.uniform(15, 45))
-            j += 1
     notes: list[Notification] = []
     for ep in episodes:
         notes += _deliver(rng, ep, lv.flap)
@@ -624,9 +623,11 @@ def indistinguishable_bound(scenario: HardScenario) -> tuple[list[str], list[str
 
     Every fault is one incident, and nothing else joins it except noise it cannot be told
     from: an alert its fault kind raises, on the fault's root or downstream of it, started
-    within the window in which the fault raises it. Other noise stands alone, except that an
-    alert firing again within ten minutes of its own end joins its earlier episode (a flap looks
-    the same whoever caused it). The bound is generous (the oracle knows each fault's start and
+    within the window in which the fault raises it. Other noise is an incident of its own
+    episode (the firings of a chronic alert, one), except that an alert firing again within
+    :data:`~opsloop.aiops.correlation.FLAP_GRACE` of its own end joins its earlier episode (a
+    flap looks the same whoever caused it); a noise episode stays where its first alert went.
+    The bound is generous (the oracle knows each fault's start and each noise episode, and
     separates concurrent faults perfectly), so no such method should score above it. Severity
     is left out on purpose: here noise is always a warning and some symptoms are critical, a
     tell of this simulator rather than of real incidents.
@@ -635,9 +636,12 @@ def indistinguishable_bound(scenario: HardScenario) -> tuple[list[str], list[str
     faults = {f.id: f for f in scenario.faults}
     incidents: list[str] = []
     last_of: dict[str, tuple[datetime, str]] = {}
+    noise_at: dict[str, str] = {}  # where each noise episode went with its first alert
     for alert, truth in zip(alerts, truths, strict=True):
         group = truth
-        if truth not in faults:
+        if truth in noise_at:
+            group = noise_at[truth]
+        elif truth not in faults:
             for f in scenario.faults:
                 window = _EFFECTS[f.kind].get(alert.name)
                 after = (alert.starts_at - f.start).total_seconds() / 60
@@ -646,8 +650,9 @@ def indistinguishable_bound(scenario: HardScenario) -> tuple[list[str], list[str
                     break
             else:
                 prev = last_of.get(alert.fingerprint)
-                if prev is not None and alert.starts_at - prev[0] <= timedelta(minutes=10):
+                if prev is not None and alert.starts_at - prev[0] <= FLAP_GRACE:
                     group = prev[1]
+            noise_at[truth] = group
         incidents.append(group)
         end = alert.ends_at or alert.seen_at
         known = last_of.get(alert.fingerprint)
