@@ -104,6 +104,47 @@ def test_no_chaining_through_nodes_that_never_alerted() -> None:
     assert {d.summary.root_causes[0].node for d in drafts} == {f"host:h{h}" for h in range(20)}
 
 
+def _tenants() -> LineageGraph:
+    """Three deployments of three models sharing host h0; dep2 also runs on h1."""
+    edges = [("host:h1", "deployment:dep2")]
+    for d in range(3):
+        edges += [(f"model:m{d}/1", f"deployment:dep{d}"), ("host:h0", f"deployment:dep{d}")]
+    return LineageGraph(edges)
+
+
+def test_a_surge_on_one_deployment_is_blamed_on_it_not_on_the_host_it_shares() -> None:
+    # Its traffic surges: it slows down and saturates first, then its host's CPU runs hot and
+    # its neighbours there slow down.
+    alerts = [
+        alert("HighRequestLatency", 0, 30, deployment="dep0"),
+        alert("CPUThrottlingHigh", 2, 30, deployment="dep0"),
+        alert("KubeHpaMaxedOut", 4, 30, deployment="dep0"),
+        alert("NodeCPUHighUsage", 6, 30, host="h0"),
+        alert("HighRequestLatency", 8, 30, deployment="dep1"),
+        alert("HighRequestLatency", 11, 30, deployment="dep2"),
+    ]
+    (draft,) = correlate(alerts, _tenants())
+    assert draft.summary.root_causes[0].node == "deployment:dep0"
+    # Without the host's alert its neighbours' latency still follows it.
+    (draft,) = correlate([a for a in alerts if a.name != "NodeCPUHighUsage"], _tenants())
+    assert draft.summary.root_causes[0].node == "deployment:dep0"
+
+
+def test_a_host_whose_memory_runs_out_is_blamed_for_its_tenants() -> None:
+    alerts = [
+        alert("NodeMemoryPressure", 0, 30, host="h0"),
+        alert("HighRequestLatency", 1, 30, deployment="dep0"),
+        alert("KubePodCrashLooping", 2, 30, deployment="dep0"),
+        alert("HighErrorRate", 2, 30, deployment="dep1"),
+    ]
+    (draft,) = correlate(alerts, _tenants())
+    assert draft.summary.root_causes[0].node == "host:h0"
+    # Two tenants slowing down together, the host silent: the host.
+    both = [alert("HighRequestLatency", 0, 30, deployment=d) for d in ("dep0", "dep1")]
+    (draft,) = correlate(both, _tenants())
+    assert draft.summary.root_causes[0].node == "host:h0"
+
+
 def test_a_silent_dataset_is_blamed_only_with_evidence_below_it() -> None:
     g = estate()
     drift = [alert("feature_drift", k, feature=c, deployment="dep1") for k, c in enumerate("abc")]

@@ -13,6 +13,10 @@ and returns incident drafts; :mod:`opsloop.aiops.incidents` stores them.
    effect starts within the window after its cause's onset, drift and quality drops later;
    alerts that started before the node's own first alert count less). A node explains an
    alert at all only with a fit of at least :data:`MIN_FIT`: a weak link is no evidence.
+   One path runs against lineage: a busy deployment slows the other deployments on its hosts
+   and drives the hosts' CPU, so it explains their latency and CPU alerts, less well than the
+   host would and only once its own trouble has shown (tenants slowing down together point
+   at their host).
 3. Grouping is evidence-based, not linkage: causes are chosen greedily by how much better they
    explain their alerts than the alerts stand alone (:data:`ALONE_FIT` each), less a cost that
    is higher for a node with no alert of its own, and each alert goes to the cause that
@@ -300,6 +304,15 @@ def categorize(name: str, labels: Mapping[str, str] | None = None) -> str:
     return category
 
 
+_LOAD_WORDS = frozenset({"cpu", "load", "saturation", "saturated"})
+
+
+@lru_cache(maxsize=4096)
+def _is_load(name: str) -> bool:
+    """Whether an alert's name speaks of CPU load (what a busy tenant does to its host)."""
+    return not _LOAD_WORDS.isdisjoint(t.lower() for t in _TOKEN.findall(name))
+
+
 @lru_cache(maxsize=4096)
 def _category_of_name(name: str) -> str:
     tokens = {t.lower() for t in _TOKEN.findall(name)}
@@ -534,12 +547,14 @@ def _lag(category: str, window: timedelta) -> timedelta:
 class _Fit:
     """The causes an alert could have, how well each explains it, which of them it is a
     typical effect of (``strong``), the nodes it is on (``owns``), and its path: those, its
-    node and its deployment (``paths``)."""
+    node and its deployment (``paths``); the causes that reach it against lineage (``lagged``:
+    a busy neighbour, whose effect takes time to show)."""
 
     fits: dict[str, float]
     strong: frozenset[str]
     owns: frozenset[str]
     paths: frozenset[str]
+    lagged: frozenset[str] = frozenset()
 
 
 class _Evidence:
@@ -559,18 +574,22 @@ class _Evidence:
         # What an alert's node, category and labels imply depends on the graph alone: it is
         # worked out once per graph (the graph forgets it when it changes).
         self._up: dict[str, dict[str, int]] = graph.memo("correlation.upstream")
-        known: dict[tuple[str, str, str | None, str | None], _Fit] = graph.memo("correlation.fits")
+        known: dict[tuple[str, str, str | None, str | None, bool], _Fit] = graph.memo(
+            "correlation.fits"
+        )
         self.owns: list[frozenset[str]] = []
         self.strong: list[frozenset[str]] = []
         # Shared with the memo: read, never changed.
         self.fits: list[dict[str, float]] = []
         self.paths: list[frozenset[str]] = []
+        self.lagged: list[frozenset[str]] = []
         for i, a in enumerate(alerts):
             key = (
                 self.nodes[i],
                 categories[i],
                 a.labels.get("feature"),
                 a.labels.get("deployment"),
+                self.nodes[i].startswith("host:") and _is_load(a.name),
             )
             hit = known.get(key)
             if hit is None:
@@ -579,6 +598,7 @@ class _Evidence:
             self.strong.append(hit.strong)
             self.owns.append(hit.owns)
             self.paths.append(hit.paths)
+            self.lagged.append(hit.lagged)
 
     def _upstream(self, node: str) -> dict[str, int]:
         """Nodes within MAX_HOPS upstream of ``node``, with their distance."""
@@ -645,7 +665,38 @@ class _Evidence:
             if matching:
                 out[node] = 0.5
                 owns = frozenset(matching)
-        return _Fit(out, frozenset(strong), owns, _path_keys(node, owns, labels.get("deployment")))
+        lagged = self._neighbour_fits(node, self.categories[i], self.alerts[i].name, out)
+        paths = _path_keys(node, owns, labels.get("deployment"))
+        return _Fit(out, frozenset(strong), owns, paths, lagged)
+
+    def _neighbour_fits(
+        self, node: str, category: str, name: str, out: dict[str, float]
+    ) -> frozenset[str]:
+        """A deployment's load is the load of the hosts it runs on: a surge of its traffic
+        slows the other deployments there (their latency) and drives the hosts' CPU (their
+        CPU alerts, not their memory or disks). Lineage runs from a host to its deployments
+        only, so these are paths against it: each explains less than the host would, and only
+        what follows the busy deployment's own first alert (see :func:`_facility`). Adds
+        them to ``out`` and returns them."""
+        graph = self.graph
+        added: dict[str, float] = {}
+        if category == "latency" and node.startswith("deployment:"):
+            fit = _CAUSE_AFFINITY["latency"]["deployment"] * HOP_DECAY**2
+            for host in graph.parents(node):
+                if host.startswith("host:"):
+                    for other in graph.children(host):
+                        if other != node and other.startswith("deployment:"):
+                            added[other] = fit
+        elif node.startswith("host:") and _is_load(name):
+            fit = _CAUSE_AFFINITY["infrastructure"]["deployment"] * HOP_DECAY
+            for dep in graph.children(node):
+                if dep.startswith("deployment:"):
+                    added[dep] = fit
+        # A node that lineage already lets explain the alert keeps that path.
+        lagged = frozenset(n for n in added if n not in out)
+        for n in lagged:
+            out[n] = added[n]
+        return lagged
 
 
 @dataclass
@@ -663,6 +714,7 @@ class _Unit:
     weight: int = 1
     paths: frozenset[str] = frozenset()
     prints: frozenset[str] = frozenset()
+    lagged: frozenset[str] = frozenset()
 
 
 def _path_keys(node: str, owns: frozenset[str], dep: str | None) -> frozenset[str]:
@@ -710,6 +762,7 @@ def _joined(units: Sequence[_Unit]) -> _Unit:
         weight=sum(unit.weight for unit in units),
         paths=frozenset(k for unit in units for k in unit.paths),
         prints=frozenset(p for unit in units for p in unit.prints),
+        lagged=frozenset(n for unit in units for n in unit.lagged),
     )
 
 
@@ -738,6 +791,7 @@ def _single_unit(
         weight=w,
         paths=ev.paths[i],
         prints=frozenset((alert.fingerprint,)),
+        lagged=ev.lagged[i],
     )
 
 
@@ -787,6 +841,10 @@ def _facility(
             continue
         fit = unit.fits[node] * factor
         if unit.start < early and node not in unit.own:
+            fit *= EARLY_FACTOR
+        elif node in unit.lagged and unit.start < onset + EARLY_SLACK:
+            # A busy neighbour slows the others only once its own trouble has shown: tenants
+            # slowing down together point at their host.
             fit *= EARLY_FACTOR
         if fit < MIN_FIT * unit.weight:
             continue
@@ -1079,8 +1137,10 @@ def _kind_cuts(
 ) -> list[list[datetime]]:
     """Where the alerts of each kind (see :func:`summarize_kinds`) must be told apart: the
     times at which a cause the kind fits, but is not on, has its own first alert, less
-    :data:`EARLY_SLACK` (the alerts before count for less). ``heads`` are one alert per
-    kind and ``firsts`` the earliest start of each kind; each list sorted."""
+    :data:`EARLY_SLACK` (the alerts before count for less), and, for a cause that reaches
+    the kind against lineage, that time plus :data:`EARLY_SLACK` (the alerts until then
+    count for less). ``heads`` are one alert per kind and ``firsts`` the earliest start of
+    each kind; each list sorted."""
     cats = [categorize(a.name, a.labels) for a in heads]
     subs = [subject_of(a, graph, c) for a, c in zip(heads, cats, strict=True)]
     ev = _Evidence(heads, subs, cats, graph)
@@ -1090,7 +1150,10 @@ def _kind_cuts(
             if node not in onsets or first < onsets[node]:
                 onsets[node] = first
     return [
-        sorted({onsets[n] - EARLY_SLACK for n in ev.fits[i] if n in onsets and n not in own})
+        sorted(
+            {onsets[n] - EARLY_SLACK for n in ev.fits[i] if n in onsets and n not in own}
+            | {onsets[n] + EARLY_SLACK for n in ev.lagged[i] if n in onsets}
+        )
         for i, own in enumerate(ev.owns)
     ]
 
@@ -1109,7 +1172,8 @@ def summarize_kinds(
     ``model`` labels are interchangeable) with its members as ``(position, start, last seen,
     count)``, ``position`` being where the alert comes in the order :func:`summarize` would
     get them. Timing is the only thing that tells members apart: a cause counts an alert
-    that started before its own first alert (less :data:`EARLY_SLACK`) for less. Members are
+    that started before its own first alert (less :data:`EARLY_SLACK`) for less, and one it
+    reaches against lineage that started within :data:`EARLY_SLACK` after it. Members are
     therefore split where one of those onsets falls and each part is passed on as one alert
     with a weight, so that the ranking is the one of all the alerts.
     """
