@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from opsloop.aiops import correlation as correlation_module
 from opsloop.aiops import incidents as incidents_module
 from opsloop.aiops.alerts import AlertIn
 from opsloop.aiops.correlation import (
@@ -193,6 +194,46 @@ def test_grouping_with_weights_is_the_grouping_of_all_alerts(seed: int) -> None:
         }
 
     assert placement(few, groups) == placement(full, [incident_of[i] for i in range(half)])
+
+
+def test_choosing_causes_grows_with_a_hosts_tenants_not_with_their_square(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each slow deployment may be the busy neighbour of the others on its host, but what that
+    costs grows with the tenants, not with their square (which ran a storm over a host of 200
+    deployments out of memory)."""
+    work: list[int] = []
+
+    def counting(node: str, anchor: datetime, units: Any, cands: Any, **kw: Any) -> Any:
+        work.append(len(cands))
+        return real(node, anchor, units, cands, **kw)
+
+    real = correlation_module._facility
+    monkeypatch.setattr(correlation_module, "_facility", counting)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    alerts = [
+        AlertIn(
+            name="latency_p99_high",
+            labels={"deployment": f"d{k % 60}", "n": str(k)},
+            starts_at=t0 + timedelta(seconds=k),
+            last_seen_at=t0 + timedelta(seconds=k),
+        )
+        for k in range(600)
+    ]
+    cost: dict[int, tuple[int, int]] = {}
+    for hosts in (10, 1):  # six tenants each, or sixty on one host
+        edges = []
+        for d in range(60):
+            edges += [
+                (f"model:m{d}/1", f"deployment:d{d}"),
+                (f"host:h{d % hosts}", f"deployment:d{d}"),
+            ]
+        work.clear()
+        correlate(alerts, LineageGraph(edges))
+        cost[hosts] = (len(work), sum(work))
+    # As many causes worked out; each reads the alerts of ten times as many tenants.
+    assert cost[1][0] <= 1.5 * cost[10][0]
+    assert cost[1][1] <= 15 * cost[10][1]
 
 
 # -- work per ingest ------------------------------------------------------------------------------

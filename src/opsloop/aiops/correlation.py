@@ -912,9 +912,12 @@ def _choose(units: Sequence[_Unit], window: timedelta) -> list[tuple[str, list[i
         most = list(
             accumulate((max(0.0, units[u].fits[node] - best[u]) for u in cands), initial=0.0)
         )
-        for k, anchor in enumerate(starts):
-            if k and anchor == starts[k - 1]:
-                continue
+        # A busy neighbour's trouble starts with its own alerts: the alerts it reaches against
+        # lineage never open its window (else choosing would grow with the square of a host's
+        # tenants).
+        anchors = sorted({starts[k] for k, u in enumerate(cands) if node not in units[u].lagged})
+        for anchor in anchors:
+            k = bisect.bisect_left(starts, anchor)
             # Only the candidates from the anchor on, up to the longest lag after it, can be
             # covered (candidates come by start): the others need not be looked at.
             end = bisect.bisect_right(starts, anchor + longest, k)
