@@ -308,14 +308,19 @@ _LOAD_WORDS = frozenset({"cpu", "load", "saturation", "saturated"})
 
 
 @lru_cache(maxsize=4096)
+def _words(name: str) -> frozenset[str]:
+    """The words of an alert's name, lower case (``NodeCPUHighUsage``: node, cpu, high, usage)."""
+    return frozenset(t.lower() for t in _TOKEN.findall(name))
+
+
 def _is_load(name: str) -> bool:
     """Whether an alert's name speaks of CPU load (what a busy tenant does to its host)."""
-    return not _LOAD_WORDS.isdisjoint(t.lower() for t in _TOKEN.findall(name))
+    return not _LOAD_WORDS.isdisjoint(_words(name))
 
 
 @lru_cache(maxsize=4096)
 def _category_of_name(name: str) -> str:
-    tokens = {t.lower() for t in _TOKEN.findall(name)}
+    tokens = _words(name)
     for category, words in _KEYWORDS:
         if not tokens.isdisjoint(words):
             return category
@@ -584,16 +589,18 @@ class _Evidence:
         self.paths: list[frozenset[str]] = []
         self.lagged: list[frozenset[str]] = []
         for i, a in enumerate(alerts):
+            # A host's alert of CPU load also has the host's deployments as causes.
+            load = self.nodes[i].startswith("host:") and _is_load(a.name)
             key = (
                 self.nodes[i],
                 categories[i],
                 a.labels.get("feature"),
                 a.labels.get("deployment"),
-                self.nodes[i].startswith("host:") and _is_load(a.name),
+                load,
             )
             hit = known.get(key)
             if hit is None:
-                hit = known[key] = self._fits(i)
+                hit = known[key] = self._fits(i, load)
             self.fits.append(hit.fits)
             self.strong.append(hit.strong)
             self.owns.append(hit.owns)
@@ -618,7 +625,7 @@ class _Evidence:
             self._up[node] = hit
         return hit
 
-    def _fits(self, i: int) -> _Fit:
+    def _fits(self, i: int, load: bool) -> _Fit:
         node = self.nodes[i]
         out = {node: 1.0}
         strong: set[str] = set()
@@ -665,19 +672,19 @@ class _Evidence:
             if matching:
                 out[node] = 0.5
                 owns = frozenset(matching)
-        lagged = self._neighbour_fits(node, self.categories[i], self.alerts[i].name, out)
+        lagged = self._neighbour_fits(node, self.categories[i], load, out)
         paths = _path_keys(node, owns, labels.get("deployment"))
         return _Fit(out, frozenset(strong), owns, paths, lagged)
 
     def _neighbour_fits(
-        self, node: str, category: str, name: str, out: dict[str, float]
+        self, node: str, category: str, load: bool, out: dict[str, float]
     ) -> frozenset[str]:
         """A deployment's load is the load of the hosts it runs on: a surge of its traffic
         slows the other deployments there (their latency) and drives the hosts' CPU (their
         CPU alerts, not their memory or disks). Lineage runs from a host to its deployments
         only, so these are paths against it: each explains less than the host would, and only
-        what follows the busy deployment's own first alert (see :func:`_facility`). Adds
-        them to ``out`` and returns them."""
+        what follows the busy deployment's own first alert (see :func:`_facility`). ``load``
+        says the alert is a host's CPU alert. Adds them to ``out`` and returns them."""
         graph = self.graph
         added: dict[str, float] = {}
         if category == "latency" and node.startswith("deployment:"):
@@ -687,7 +694,7 @@ class _Evidence:
                     for other in graph.children(host):
                         if other != node and other.startswith("deployment:"):
                             added[other] = fit
-        elif node.startswith("host:") and _is_load(name):
+        elif load:
             fit = _CAUSE_AFFINITY["infrastructure"]["deployment"] * HOP_DECAY
             for dep in graph.children(node):
                 if dep.startswith("deployment:"):
