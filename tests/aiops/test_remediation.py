@@ -308,6 +308,7 @@ def test_chain_runs_in_order_and_records_everything(store: Store, hook: tuple[st
     assert actions[0].approved_by == "policy:churn-remediation"
     assert actions[0].params["settings"] == {
         "window_s": 600.0,
+        "since_incident": False,
         "include_original": False,
         "overrides": {},
     }

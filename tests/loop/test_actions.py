@@ -195,6 +195,37 @@ def test_a_late_retrain_reads_the_traffic_before_the_incident_evidence(churn: Pr
     assert len(table) == 1100
 
 
+def test_a_retrain_since_the_incident_reads_no_traffic_from_before_its_first_alert(
+    churn: Project,
+) -> None:
+    # Traffic before the problem began (old relation), a gap with none (a pass that ran
+    # late), then the drifted traffic the alert saw: a window long enough to reach over the
+    # gap stops at the alert's first bad point.
+    deployment = "since-dep"
+    data = pd.read_parquet(churn.dir / "data" / "customers.parquet")
+    old, _ = drifted_sample(data, 300, 0.0, seed=8)
+    new, _ = drifted_sample(data, 1100, 1.0, seed=9)
+    began = datetime.now(UTC) - timedelta(minutes=10)
+    log_traffic(churn, deployment, old, np.zeros(len(old)), at=began - timedelta(minutes=3))
+    log_traffic(churn, deployment, new, np.ones(len(new)), at=began)
+    incident = incident_on(churn, deployment, at=began)
+    settings = {"window_s": 3600, "overrides": FAST}
+    path = churn.dir / "data" / "retrain" / f"incident-{incident.id}.parquet"
+    context = ActionContext.for_incident
+
+    # Labels all alike: nothing to learn, the gates refuse; the table is what is read.
+    with pytest.raises(AIOpsError):
+        LoopExecutor(churn).retrain(
+            context(incident, "retrain", settings=RetrainSettings(since_incident=True, **settings))
+        )
+    assert len(pd.read_parquet(path)) == 1100
+    with pytest.raises(AIOpsError):
+        LoopExecutor(churn).retrain(
+            context(incident, "retrain", settings=RetrainSettings(**settings))
+        )
+    assert len(pd.read_parquet(path)) == 1400
+
+
 @pytest.mark.slow
 def test_retrain_trains_on_the_drifted_labels_and_registers_a_champion(churn: Project) -> None:
     deployment = "drift-dep"

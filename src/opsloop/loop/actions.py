@@ -280,7 +280,8 @@ class LoopExecutor:
         """Retrain on the deployment's recent labelled predictions through the lifecycle.
 
         Its :class:`~opsloop.spec.remediation.RetrainSettings` say how far back the labelled
-        predictions go (``window_s``), whether the original training data comes first
+        predictions go (``window_s``, and no further than the incident's first alert with
+        ``since_incident``), whether the original training data comes first
         (``include_original``) and the lifecycle parameters to override (``overrides``).
 
         Raises:
@@ -295,9 +296,11 @@ class LoopExecutor:
         # latest alert), not from now: an action that runs late (a slow pass, an approval
         # that took an hour) still reads the traffic that showed the problem, and what came
         # after it.
-        newest = [a.last_seen_at for a in incident_alerts(self.project.store, context.incident.id)]
-        anchor = min(until, max(utc(t) for t in newest)) if newest else until
+        alerts = incident_alerts(self.project.store, context.incident.id)
+        anchor = min(until, max(utc(a.last_seen_at) for a in alerts)) if alerts else until
         since = anchor - timedelta(seconds=settings.window_s)
+        if settings.since_incident and alerts:
+            since = max(since, min(utc(a.starts_at) for a in alerts))
         table = build_retrain_table(
             self.project,
             deployment,

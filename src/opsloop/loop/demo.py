@@ -74,11 +74,13 @@ def loop_sections(window_s: float, *, min_rows: int) -> str:
 
     Args:
         window_s: The monitoring window, in seconds: the retrain reads the labelled traffic
-            from a window and a quarter before the newest alert's point (a point is stamped
-            with the start of its window), that is the two drifted windows.
+            since the alert's first bad point (a point is stamped with the start of its
+            window), that is the two drifted windows. Its window reaches further back, so
+            that a window the demo skipped (a pass that ran late on a busy machine) leaves
+            the second drifted window in.
         min_rows: Unused by the policy; stated in the comment for the reader.
     """
-    retrain_window = round(1.25 * window_s)
+    retrain_window = round(4.25 * window_s)
     return f"""
 # Added by 'opsloop quickstart': a quality alert on the deployment, and the policy that
 # heals it (the retrain reads the recent labelled traffic, at least {min_rows} rows).
@@ -100,7 +102,10 @@ remediation:
       actions: [retrain, canary, promote]
       cooldown_s: 600
       max_actions_per_day: 3
-      retrain: {{window_s: {retrain_window}, overrides: {{trials: 4, timeout_s: 30}}}}
+      retrain:
+        window_s: {retrain_window}
+        since_incident: true
+        overrides: {{trials: 4, timeout_s: 30}}
       canary: {{weight: 30, hold_s: 6, min_requests: 30, max_metric_drop: 0.02}}
 """
 

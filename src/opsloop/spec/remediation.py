@@ -99,11 +99,15 @@ class RetrainSettings(_Section):
     Attributes:
         window_s: How far back the deployment's labelled predictions are read, counted from
             the data time of the incident's newest alert (or now, if that is earlier).
+        since_incident: Read nothing older than the start of the incident's first alert (the
+            data time of its first bad point): traffic from before the problem began follows
+            the relation the serving model already learned.
         include_original: Put the original training data before them.
         overrides: Lifecycle parameters for the retraining run (e.g. ``{trials: 5}``).
     """
 
     window_s: float = Field(default=86_400, gt=0)
+    since_incident: bool = False
     include_original: bool = False
     overrides: dict[str, Any] = Field(default_factory=dict)
 
