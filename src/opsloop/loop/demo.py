@@ -75,9 +75,9 @@ def loop_sections(window_s: float, *, min_rows: int) -> str:
     Args:
         window_s: The monitoring window, in seconds: the retrain reads the labelled traffic
             since the alert's first bad point (a point is stamped with the start of its
-            window), that is the two drifted windows. Its window reaches further back, so
-            that a window the demo skipped (a pass that ran late on a busy machine) leaves
-            the second drifted window in.
+            window), that is the two drifted windows. Its window reaches back four windows,
+            so that both are read even when the demo skipped a window between them (a pass
+            that ran late on a busy machine).
         min_rows: Unused by the policy; stated in the comment for the reader.
     """
     retrain_window = round(4.25 * window_s)
