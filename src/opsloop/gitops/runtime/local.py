@@ -115,6 +115,8 @@ class LocalRuntime(Runtime):
             ``<project>/.opsloop/runtime``).
         ready_timeout_s: Longest wait for a new server's ``/v2/health/ready``.
         stop_timeout_s: Longest wait for a server to exit on SIGTERM before SIGKILL.
+        port_wait_s: Longest wait for a deployment's port that another process holds before
+            a server is started on it (one that just died may still be letting it go).
         env: Extra environment variables for the servers (``OPSLOOP_SERVE_TOKEN``,
             ``OPSLOOP_ADMIN_TOKEN`` … go here or in this process' environment).
     """
@@ -130,6 +132,7 @@ class LocalRuntime(Runtime):
         state_dir: Path | None = None,
         ready_timeout_s: float = 90.0,
         stop_timeout_s: float = 15.0,
+        port_wait_s: float = 2.0,
         env: dict[str, str] | None = None,
     ) -> None:
         self.project_dir = Path(project_dir).resolve()
@@ -140,6 +143,7 @@ class LocalRuntime(Runtime):
         )
         self.ready_timeout_s = ready_timeout_s
         self.stop_timeout_s = stop_timeout_s
+        self.port_wait_s = port_wait_s
         self.env = dict(env or {})
         admin_token = self.env.get(_ADMIN_TOKEN_ENV, os.environ.get(_ADMIN_TOKEN_ENV, "")).strip()
         self._admin_headers = {"authorization": f"Bearer {admin_token}"} if admin_token else {}
@@ -250,11 +254,7 @@ class LocalRuntime(Runtime):
             if not self.alive(replica):
                 if not self.port_free(port):
                     # Taken between the check and the server's bind: the same one line.
-                    raise GitOpsError(
-                        f"deployment '{name}': port {port} on {self.host} is in use by "
-                        "another process",
-                        hint="free the port or change spec.port in the deployment document",
-                    )
+                    raise self._taken(name, port)
                 raise GitOpsError(
                     f"deployment '{name}': the server on port {port} exited before it was "
                     f"ready: {exit_reason(log)}",
@@ -477,11 +477,30 @@ class LocalRuntime(Runtime):
                         f"deployment '{name}': port {port} is in use by deployment '{other}'",
                         hint="give each deployment its own spec.port",
                     )
-            if not self.port_free(port):
-                raise GitOpsError(
-                    f"deployment '{name}': port {port} on {self.host} is in use by another process",
-                    hint="free the port or change spec.port in the deployment document",
-                )
+            # A port held for a moment (a process that is going, another one trying it) is
+            # waited for before the start is refused.
+            deadline = time.monotonic() + self.port_wait_s
+            while not self.port_free(port):
+                if time.monotonic() >= deadline:
+                    raise self._taken(name, port)
+                time.sleep(0.1)
+
+    def _taken(self, name: str, port: int) -> GitOpsError:
+        """The error of a port another process listens on, naming that process where the
+        system tells (its pid and command line)."""
+        holder = ""
+        with contextlib.suppress(psutil.Error, OSError):
+            for conn in psutil.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                    if conn.pid:
+                        command = " ".join(psutil.Process(conn.pid).cmdline())
+                        holder = f" (pid {conn.pid}: {command[:200]})"
+                    break
+        return GitOpsError(
+            f"deployment '{name}': port {port} on {self.host} is in use by another process"
+            + holder,
+            hint="free the port or change spec.port in the deployment document",
+        )
 
     def stop(self, name: str) -> None:
         """Stop every replica of ``name`` and forget it."""
