@@ -368,6 +368,9 @@ def test_an_incident_in_a_storm_costs_its_kinds_not_its_alerts(
     when an open incident holds 200 alerts of its kinds as when it holds 2,000."""
     graph = _estate()
     now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    # Every incident the batch joins is ranked again here, whatever it grew by since it last
+    # was (see test_a_large_incident_is_ranked_again_only_when_new_alerts_could_change_it).
+    monkeypatch.setattr(incidents_module, "RERANK_FROM", 10**9)
     pools: list[int] = []
     real = incidents_module.correlate
 
@@ -426,3 +429,56 @@ def test_a_neighbourhood_too_large_for_one_statement_gives_the_same_incidents(
     monkeypatch.setattr(repo, "_MAX_SCOPE", 3)
     assert run(stores("split")) == usual
     assert len(usual) > 1
+
+
+def test_a_large_incident_is_ranked_again_only_when_new_alerts_could_change_it(
+    stores: Callable[[str], Store],
+) -> None:
+    graph = _estate()
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    store = stores("rerank")
+    clock = now
+
+    def latency(k: int, at: datetime) -> AlertIn:
+        return AlertIn(
+            name="latency_p99_high",
+            labels={"deployment": "dep0", "n": str(k)},
+            starts_at=at,
+            last_seen_at=at,
+        )
+
+    def ingest(alerts: list[AlertIn]) -> Any:
+        nonlocal clock
+        clock = max(a.seen_at for a in alerts)
+        ingest_alerts(store, alerts, graph, now=clock)
+        (inc,) = list_incidents(store, status="open")
+        return inc
+
+    second = timedelta(seconds=1)
+    storm = [latency(k, now + k * 5 * second) for k in range(60)]
+    first = ingest(storm)
+    assert first.details["ranked_alerts"] == first.details["alert_count"] == 60
+    # Ten more of its one kind, starting after the first of it: only the count changes.
+    inc = ingest([latency(100 + k, clock + (k + 1) * second) for k in range(10)])
+    assert (inc.details["alert_count"], inc.details["ranked_alerts"]) == (70, 60)
+    assert inc.root_causes == first.root_causes and inc.title.endswith("(70 alerts)")
+    # A kind new to it (the deployment's errors): ranked again.
+    inc = ingest(
+        [
+            AlertIn(
+                name="error_rate_high",
+                labels={"deployment": "dep0"},
+                starts_at=clock + second,
+                last_seen_at=clock + second,
+            )
+        ]
+    )
+    assert (inc.details["alert_count"], inc.details["ranked_alerts"]) == (71, 71)
+    # Grown by less than a quarter since (88 < 71 x 1.25): not ranked again; by a quarter: ranked.
+    inc = ingest([latency(200 + k, clock + (k + 1) * second) for k in range(17)])
+    assert (inc.details["alert_count"], inc.details["ranked_alerts"]) == (88, 71)
+    inc = ingest([latency(300, clock + second)])
+    assert (inc.details["alert_count"], inc.details["ranked_alerts"]) == (89, 89)
+    # One of its kind starting before the first of that kind (a late delivery): ranked again.
+    inc = ingest([latency(400, now - 30 * second)])
+    assert (inc.details["alert_count"], inc.details["ranked_alerts"]) == (90, 90)

@@ -117,6 +117,18 @@ REFRESH_ALERTS = 500
 """Root causes of a large incident are ranked on its first alerts to start (a cause shows
 at the start of a storm, and the ranking then costs the same for any size)."""
 
+RERANK_FROM = 20
+"""An incident of at least this many alerts is ranked again only when the alerts joining it
+could change its ranking: a kind of alert new to it, an alert starting before the first of
+its kind, or the incident grown by :data:`RERANK_GROWTH` since it was last ranked. Otherwise
+only its count changes, so an incident growing in a storm is ranked a few times, not at every
+batch."""
+
+RERANK_GROWTH = 1.25
+"""How much an incident of :data:`RERANK_FROM` alerts or more grows, with alerts of kinds it
+has, before it is ranked again (the weight of a kind can shift the ranking, a little at a
+time)."""
+
 
 def ingest_alerts(
     store: Store,
@@ -201,7 +213,8 @@ def _correlate(
         loose.setdefault(r.id, r)
     if not loose:
         return [], []
-    tx.set_keys({r.id: _key(r, graph) for r in loose.values()})
+    keys: dict[int, tuple[str | None, str | None]] = {r.id: _key(r, graph) for r in loose.values()}
+    tx.set_keys(keys)
     earliest = min(r.starts_at for r in loose.values())
     near = neighbourhood(list(loose.values()), graph)
     deployments = [n.partition(":")[2] for n in near if n.startswith("deployment:")]
@@ -273,7 +286,7 @@ def _correlate(
             str(inc_id),
             {"alerts": [r.id for r in new], "names": sorted({r.name for r in new})},
         )
-    _refresh(tx, attached, graph, window, merged, heads, known)
+    _refresh(tx, attached, graph, window, merged, heads, known, keys)
     ids = tx.open_incidents(opened) if opened else []
     for inc_id, d in zip(ids, opened, strict=True):
         tx.event(
@@ -293,8 +306,11 @@ def _correlate(
 def _details(
     summary: IncidentSummary, window: timedelta, total: int | None = None
 ) -> dict[str, Any]:
+    count = total if total is not None else summary.alert_count
     return {
-        "alert_count": total if total is not None else summary.alert_count,
+        "alert_count": count,
+        # How many alerts the incident had when its root causes were last ranked.
+        "ranked_alerts": count,
         "categories": summary.categories,
         "subjects": summary.subjects,
         "deployments": summary.deployments,
@@ -311,6 +327,7 @@ def _refresh(
     merged: set[int],
     heads: Mapping[tuple[Any, ...], AlertHead],
     incs: Mapping[int, IncidentInfo],
+    keys: Mapping[int, tuple[str | None, str | None]],
 ) -> None:
     """Work out the summaries of incidents again from their alerts (their first
     :data:`REFRESH_ALERTS` to start, when they have more) after alerts joined them
@@ -335,21 +352,16 @@ def _refresh(
     first_rows: dict[int, list[tuple[int, tuple[Any, ...], datetime, datetime, int]]] = {}
     for inc_id, new in attached.items():
         inc, total = incs[inc_id], totals[inc_id]
+        if inc_id not in merged and _settled(inc, total, new, heads, keys):
+            changes[inc_id] = _count_only(inc, total, new)
+            continue
         if total <= REFRESH_ALERTS:
             small.append(inc_id)
             continue
         if inc_id not in merged and total - len(new) >= REFRESH_ALERTS:
             cutoff = tx.nth_start(inc_id, REFRESH_ALERTS)
             if cutoff is not None and all((r.starts_at, r.id) > cutoff for r in new):
-                changes[inc_id] = {
-                    "title": inc.title.rsplit(" (", 1)[0] + f" ({total} alerts)",
-                    "kind": inc.kind,
-                    "severity": inc.severity,
-                    "opened_at": inc.opened_at,
-                    "updated_at": max(inc.updated_at, *(r.last_seen_at for r in new)),
-                    "root_causes": inc.root_causes,
-                    "details": {"alert_count": total},
-                }
+                changes[inc_id] = _count_only(inc, total, new)
                 continue
         first_rows[inc_id] = tx.alert_kinds(inc_id, first=REFRESH_ALERTS)
     # Summaries change (and their events are written) large incidents first, then by id.
@@ -396,6 +408,52 @@ def _refresh(
             tx, incs[inc_id], summaries[inc_id], window, totals[inc_id], attached[inc_id]
         )
     tx.update_incidents(changes, {i: incs[i].details for i in changes})
+
+
+def _settled(
+    inc: IncidentInfo,
+    total: int,
+    new: Sequence[AlertInfo],
+    heads: Mapping[tuple[Any, ...], AlertHead],
+    keys: Mapping[int, tuple[str | None, str | None]],
+) -> bool:
+    """Whether ``new`` alerts joining an incident (``total`` alerts with them) leave its
+    ranking as it is (see :data:`RERANK_FROM`): it is that large, it has not grown by
+    :data:`RERANK_GROWTH` since it was last ranked, and each new alert is of a kind it has
+    (among the recent alerts read, ``heads``) and starts no earlier than that kind's first."""
+    ranked = inc.details.get("ranked_alerts")
+    if total < RERANK_FROM or not isinstance(ranked, int) or total >= ranked * RERANK_GROWTH:
+        return False
+    for r in new:
+        node, dep = keys.get(r.id, (None, None))
+        labels = r.labels
+        kind = (
+            inc.id,
+            node,
+            dep,
+            r.name,
+            r.severity,
+            labels.get("category"),
+            labels.get("feature"),
+            labels.get("model"),
+        )
+        head = heads.get(kind)
+        if head is None or r.starts_at < head.starts_at:
+            return False
+    return True
+
+
+def _count_only(inc: IncidentInfo, total: int, new: Sequence[AlertInfo]) -> dict[str, Any]:
+    """An incident's summary with only its count and last update changed."""
+    return {
+        "title": inc.title.rsplit(" (", 1)[0] + f" ({total} alerts)",
+        "kind": inc.kind,
+        "severity": inc.severity,
+        "opened_at": inc.opened_at,
+        "updated_at": max(inc.updated_at, *(r.last_seen_at for r in new)),
+        "root_causes": inc.root_causes,
+        "details": {"alert_count": total},
+    }
 
 
 def _changes(
