@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DETECTOR_HISTORY",
+    "MAX_ANNOTATION_CHARS",
+    "MAX_CLOCK_SKEW",
+    "MAX_LABELS",
+    "MAX_LABEL_CHARS",
+    "MAX_WEBHOOK_ALERTS",
     "NOT_DETECTED",
     "SEVERITIES",
     "AlertIn",
@@ -47,6 +52,26 @@ __all__ = [
 
 # Alertmanager marks an unset end time with Go's zero time.
 _GO_ZERO_YEAR = 1
+
+MAX_WEBHOOK_ALERTS = 10_000
+"""The most alerts one webhook payload may carry (Alertmanager sends a group's alerts at
+once; a larger body is refused, so that one request cannot hold the store for minutes)."""
+
+# AlertIn.name's limit.
+_MAX_NAME = 256
+
+MAX_LABELS = 128
+"""The most labels (and the most annotations) an alert from a webhook may have."""
+
+MAX_LABEL_CHARS = 4_096
+"""The longest a label's name or value may be (Alertmanager's own labels are short)."""
+
+MAX_ANNOTATION_CHARS = 65_536
+"""The longest an annotation's value may be (a description, a runbook link)."""
+
+MAX_CLOCK_SKEW = timedelta(days=1)
+"""How far ahead of the receiver's clock a webhook's time may be: a sender's clock may run
+ahead a little, but an alert from the year 9999 would hold an incident open for ever."""
 
 
 def fingerprint(name: str, labels: Mapping[str, str]) -> str:
@@ -81,7 +106,7 @@ class AlertIn(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(min_length=1, max_length=256)
+    name: str = Field(min_length=1, max_length=_MAX_NAME)
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     severity: Severity = "warning"
@@ -166,7 +191,7 @@ def get_alert(store: Store, alert_id: int) -> AlertInfo:
 # -- Alertmanager webhooks ---------------------------------------------------------------------
 
 
-def _parse_time(value: object, field: str) -> datetime | None:
+def _parse_time(value: object, field: str, now: datetime) -> datetime | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
@@ -177,19 +202,36 @@ def _parse_time(value: object, field: str) -> datetime | None:
         raise WebhookPayloadError(f"{value!r} is not an RFC 3339 time", field=field) from None
     if parsed.year == _GO_ZERO_YEAR:
         return None
-    return _utc(parsed)
+    parsed = _utc(parsed)
+    if parsed > now + MAX_CLOCK_SKEW:
+        raise WebhookPayloadError(
+            f"{value!r} is more than {MAX_CLOCK_SKEW} ahead of the receiver's clock", field=field
+        )
+    return parsed
 
 
-def _str_map(value: object, field: str) -> dict[str, str]:
+def _str_map(value: object, field: str, longest: int = MAX_LABEL_CHARS) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise WebhookPayloadError("expected an object of strings", field=field)
+    if len(value) > MAX_LABELS:
+        raise WebhookPayloadError(f"{len(value)} entries, at most {MAX_LABELS}", field=field)
     out = {}
     for k, v in value.items():
+        key = str(k)
+        if len(key) > MAX_LABEL_CHARS:
+            raise WebhookPayloadError(
+                f"a name of {len(key)} characters, at most {MAX_LABEL_CHARS}",
+                field=f"{field}.{key[:64]}...",
+            )
         if not isinstance(v, str):
-            raise WebhookPayloadError(f"expected a string, got {v!r}", field=f"{field}.{k}")
-        out[str(k)] = v
+            raise WebhookPayloadError(f"expected a string, got {v!r:.80}", field=f"{field}.{key}")
+        if len(v) > longest:
+            raise WebhookPayloadError(
+                f"{len(v)} characters, at most {longest}", field=f"{field}.{key}"
+            )
+        out[key] = v
     return out
 
 
@@ -211,7 +253,8 @@ def parse_alertmanager(
     if isinstance(payload, str | bytes):
         try:
             payload = json.loads(payload)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
+            # (Nesting deep enough to exhaust the parser is not JSON an Alertmanager sends.)
             raise WebhookPayloadError(f"body is not JSON: {exc}") from None
     if not isinstance(payload, Mapping):
         raise WebhookPayloadError("body must be a JSON object")
@@ -223,6 +266,10 @@ def parse_alertmanager(
     items = payload.get("alerts")
     if not isinstance(items, list):
         raise WebhookPayloadError("missing or not a list", field="alerts")
+    if len(items) > MAX_WEBHOOK_ALERTS:
+        raise WebhookPayloadError(
+            f"{len(items)} alerts, at most {MAX_WEBHOOK_ALERTS} in one payload", field="alerts"
+        )
     now = _utc(received_at) if received_at is not None else _now()
     group = {k: payload[k] for k in ("receiver", "groupKey", "externalURL") if k in payload}
     out = []
@@ -239,9 +286,13 @@ def parse_alertmanager(
         name = labels.pop("alertname", "")
         if not name:
             raise WebhookPayloadError("required label is missing", field=f"{at}.labels.alertname")
+        if len(name) > _MAX_NAME:
+            raise WebhookPayloadError(
+                f"{len(name)} characters, at most {_MAX_NAME}", field=f"{at}.labels.alertname"
+            )
         severity = labels.pop("severity", None)
-        starts = _parse_time(item.get("startsAt"), f"{at}.startsAt") or now
-        ends = _parse_time(item.get("endsAt"), f"{at}.endsAt")
+        starts = _parse_time(item.get("startsAt"), f"{at}.startsAt", now) or now
+        ends = _parse_time(item.get("endsAt"), f"{at}.endsAt", now)
         details: dict[str, Any] = {"alertmanager": group} if group else {}
         for key in ("fingerprint", "generatorURL"):
             if isinstance(item.get(key), str) and item[key]:
@@ -252,7 +303,9 @@ def parse_alertmanager(
             AlertIn(
                 name=name,
                 labels=labels,
-                annotations=_str_map(item.get("annotations"), f"{at}.annotations"),
+                annotations=_str_map(
+                    item.get("annotations"), f"{at}.annotations", MAX_ANNOTATION_CHARS
+                ),
                 severity=normalize_severity(severity),
                 status=status,
                 source="alertmanager",

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from opsloop import __version__
+from opsloop.aiops.receiver import AlertReceiver
 from opsloop.api import mlflow, v1
 from opsloop.api.deps import Authenticator, local_authenticator
 from opsloop.api.pagination import CursorCodec
@@ -47,6 +48,8 @@ def create_app(project: Project, *, authenticate: Authenticator | None = None) -
     app.state.project = project
     app.state.authenticate = authenticate or local_authenticator()
     app.state.cursors = CursorCodec()
+    # Alert deliveries that arrive together are correlated in one transaction.
+    app.state.alert_receiver = AlertReceiver(project.store)
     install_problem_handlers(app)
     app.include_router(v1.router, prefix="/api/v1")
     app.include_router(mlflow.router)

@@ -9,6 +9,7 @@ How opsloop's errors map to statuses:
     AlreadyExistsError                          409
     AuthenticationError                         401 (with ``WWW-Authenticate: Bearer``)
     PermissionDeniedError                       403
+    WebhookPayloadError                         400
     RegistryError (RollbackError …), GitOpsError,
     AIOpsError, other SecurityError             409: refused in the present state of the object
                                                 (an alias moving back unasked, a document with
@@ -75,6 +76,7 @@ _STATUS: tuple[tuple[type[errors.OpsloopError], int], ...] = (
     (errors.AlreadyExistsError, 409),
     (errors.AuthenticationError, 401),
     (errors.PermissionDeniedError, 403),
+    (errors.WebhookPayloadError, 400),
     (errors.RegistryError, 409),
     (errors.GitOpsError, 409),
     (errors.AIOpsError, 409),
@@ -223,7 +225,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 _DESCRIPTIONS = {
-    400: "The request is malformed: a body that is not JSON, a forged or foreign cursor.",
+    400: "The request is malformed: a body that is not JSON, a forged or foreign cursor, a "
+    "webhook payload that is not Alertmanager's.",
+    413: "The request body is too large.",
     401: "No valid bearer token.",
     403: "The caller's roles do not allow the action.",
     404: "The object does not exist.",

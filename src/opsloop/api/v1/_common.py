@@ -17,7 +17,17 @@ from opsloop.spec.schema import AccessSection
 from opsloop.store import Store
 from opsloop.store.acting import Actor, acting
 
-__all__ = ["Caller", "Page", "PolicyDep", "ProjectDep", "StoreDep", "git_lock", "writing"]
+__all__ = [
+    "BodyTooLargeError",
+    "Caller",
+    "Page",
+    "PolicyDep",
+    "ProjectDep",
+    "StoreDep",
+    "git_lock",
+    "read_body",
+    "writing",
+]
 
 T = TypeVar("T")
 
@@ -50,3 +60,30 @@ def writing(request: Request, caller: Identity) -> Iterator[Actor]:
     client's address."""
     with acting(caller.name, source=deps.client_source(request)) as actor:
         yield actor
+
+
+class BodyTooLargeError(Exception):
+    """A request body is larger than a route takes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is larger than {limit:,} bytes")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """A request body read whole, refused as soon as it is larger than ``limit`` bytes (by
+    its declared length, or while it streams in).
+
+    Raises:
+        BodyTooLargeError: It is.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLargeError(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,23 +1,39 @@
-"""Alerts and incidents: list, show (alerts, remediation actions, timeline), and approve or
-reject the remediation an incident waits on."""
+"""Alerts and incidents: receive Alertmanager's webhooks; list, show (alerts, remediation
+actions, timeline), and approve or reject the remediation an incident waits on."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
+from opsloop.aiops.alerts import parse_alertmanager
 from opsloop.aiops.incidents import TimelineEntry, incident_alerts, list_actions, timeline
+from opsloop.aiops.receiver import AlertReceiver
 from opsloop.aiops.remediation import approve, reject
 from opsloop.api.pagination import CursorParam, LimitParam, page, scope_of, sort_value
 from opsloop.api.problems import problems
-from opsloop.api.v1._common import Caller, Page, ProjectDep, StoreDep, git_lock, writing
+from opsloop.api.v1._common import (
+    BodyTooLargeError,
+    Caller,
+    Page,
+    ProjectDep,
+    StoreDep,
+    git_lock,
+    read_body,
+    writing,
+)
 from opsloop.loop.actions import default_executor
 from opsloop.secops.access import authorize
 from opsloop.store.types import ActionInfo, AlertInfo, IncidentInfo
 
-__all__ = ["router"]
+__all__ = ["MAX_WEBHOOK_BYTES", "router"]
+
+MAX_WEBHOOK_BYTES = 16 * 1024 * 1024
+"""The largest Alertmanager webhook body taken (a payload of
+:data:`~opsloop.aiops.alerts.MAX_WEBHOOK_ALERTS` alerts with ordinary labels fits)."""
 
 router = APIRouter(tags=["incidents"])
 
@@ -37,6 +53,48 @@ class RejectRequest(BaseModel):
     """Why the remediation is rejected."""
 
     reason: str = Field(default="", max_length=2000, description="For the timeline.")
+
+
+class WebhookAnswer(BaseModel):
+    """What an Alertmanager webhook delivery did."""
+
+    alerts: list[int] = Field(
+        description="The stored alert of each alert of the payload, in order (a repeat of a "
+        "firing alert is counted on its row)."
+    )
+    opened: list[int] = Field(description="Incidents opened by these alerts.")
+    updated: list[int] = Field(description="Incidents these alerts joined.")
+    resolved: list[int] = Field(description="Incidents of these alerts resolved.")
+
+
+@router.post(
+    "/alerts/alertmanager",
+    response_model=WebhookAnswer,
+    responses=problems(400, 413),
+    summary="Receive an Alertmanager webhook",
+)
+async def alertmanager_webhook(request: Request, caller: Caller) -> WebhookAnswer:
+    """Alerts from Prometheus Alertmanager (a `webhook_configs` receiver, payload version 4):
+    deduplicated, correlated over the lineage graph into incidents, and committed before the
+    answer. Deliveries that arrive while others are ingested are correlated together, in one
+    transaction. A body that is not a version 4 payload is refused whole (400, naming the
+    field), and nothing of it is stored. Needs the `developer` role (a service account's
+    token in Alertmanager's `http_config.authorization`)."""
+    authorize(caller, "log")
+    try:
+        body = await read_body(request, MAX_WEBHOOK_BYTES)
+    except BodyTooLargeError as exc:
+        raise HTTPException(413, str(exc)) from None
+    alerts = parse_alertmanager(body)
+    receiver: AlertReceiver = request.app.state.alert_receiver
+    with writing(request, caller):
+        result = await run_in_threadpool(receiver.submit, alerts)
+    return WebhookAnswer(
+        alerts=[a.id for a in result.alerts],
+        opened=result.opened,
+        updated=result.updated,
+        resolved=result.resolved,
+    )
 
 
 @router.get(

@@ -35,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 
 from opsloop.api import deps
 from opsloop.api.problems import problems
+from opsloop.api.v1._common import BodyTooLargeError, read_body
 from opsloop.artifacts.base import DIGEST_PREFIX, check_digest
 from opsloop.errors import (
     AlreadyExistsError,
@@ -99,11 +100,6 @@ _STORE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class _BodyTooLargeError(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the request body is larger than {limit:,} bytes")
-
-
 def _status(exc: OpsloopError) -> int:
     for cls, status in (
         (NotFoundError, 404),
@@ -143,20 +139,6 @@ def problem(exc: OpsloopError, status: int | None = None) -> JSONResponse:
 
 def _source(request: Request) -> str | None:
     return request.client.host if request.client is not None else None
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _BodyTooLargeError(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLargeError(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _invalid(found: RemoteMethod, exc: ValidationError) -> StoreError:
@@ -278,8 +260,8 @@ async def store_call(repository: str, method: str, request: Request) -> Response
                 hint="remote mode serves the methods listed in opsloop.store.remote",
             )
         try:
-            body = await _read_body(request, MAX_BODY_BYTES)
-        except _BodyTooLargeError as exc:
+            body = await read_body(request, MAX_BODY_BYTES)
+        except BodyTooLargeError as exc:
             too_large = StoreError(str(exc), hint="send it in smaller batches")
             # The same body is refused again: a metric buffer splits such a batch.
             too_large.__cause__ = ValueError(too_large.message)
@@ -435,7 +417,7 @@ async def blob_put(digest: Digest, request: Request) -> Response:
         artifacts = deps.project(request).artifacts
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BLOB_BYTES:
-            raise _BodyTooLargeError(MAX_BLOB_BYTES)
+            raise BodyTooLargeError(MAX_BLOB_BYTES)
         fd, name = tempfile.mkstemp(prefix="opsloop-upload-")
         try:
             h = hashlib.sha256()
@@ -444,7 +426,7 @@ async def blob_put(digest: Digest, request: Request) -> Response:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > MAX_BLOB_BYTES:
-                        raise _BodyTooLargeError(MAX_BLOB_BYTES)
+                        raise BodyTooLargeError(MAX_BLOB_BYTES)
                     h.update(chunk)
                     out.write(chunk)
             actual = DIGEST_PREFIX + h.hexdigest()
@@ -456,7 +438,7 @@ async def blob_put(digest: Digest, request: Request) -> Response:
                 await run_in_threadpool(artifacts.put_file, Path(name))
         finally:
             os.unlink(name)
-    except _BodyTooLargeError as exc:
+    except BodyTooLargeError as exc:
         return problem(ConfigError(str(exc)), 413)
     except OpsloopError as exc:
         return problem(exc)
