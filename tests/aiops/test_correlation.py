@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from opsloop.aiops import incidents as incidents_module
 from opsloop.aiops.alerts import AlertIn, WebhookPayloadError, list_alerts, record_alerts
 from opsloop.aiops.correlation import RootCause, categorize, correlate, subject_of
 from opsloop.aiops.incidents import (
@@ -26,6 +28,7 @@ from opsloop.cli.incidents import app
 from opsloop.context import Project
 from opsloop.errors import AIOpsError, NotFoundError
 from opsloop.store import Store, open_store
+from opsloop.testing.aiops_blind import generate as blind_generate
 from opsloop.testing.aiops_scenarios import score_incidents, simulate
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -619,3 +622,149 @@ def test_cli_list_show_resolve(project: Project) -> None:
     assert "host:node-1" in runner.invoke(app, ["list", "--status", "all"], env=env).output
     missing = runner.invoke(app, ["show", "12345"], env=env)
     assert missing.exit_code == 1 and isinstance(missing.exception, NotFoundError)
+
+
+# -- young incidents: alerts that later evidence explains otherwise move ------------------------
+
+
+def _two_hosts() -> LineageGraph:
+    """dep-a on host h1; dep-b on h1 and h2; dep-c and dep-d on h2."""
+    return LineageGraph(
+        [
+            ("host:h1", "deployment:dep-a"),
+            ("host:h1", "deployment:dep-b"),
+            ("host:h2", "deployment:dep-b"),
+            ("host:h2", "deployment:dep-c"),
+            ("host:h2", "deployment:dep-d"),
+        ]
+    )
+
+
+def _host_fault_after_a_first_guess(store: Store) -> tuple[int, list[Any]]:
+    """dep-a and dep-b fail together first (h1 explains both); then h2's memory alert and its
+    other tenants' latency, which started as early, arrive: h2 explains dep-b better."""
+    g = _two_hosts()
+    first = ingest_alerts(
+        store,
+        [
+            alert("error_rate_high", 0, deployment="dep-a"),
+            alert("error_rate_high", 1, deployment="dep-b"),
+        ],
+        g,
+        now=at(2),
+    )
+    (guess,) = first.opened
+    later = ingest_alerts(
+        store,
+        [
+            alert("NodeMemoryPressure", 0.5, severity="critical", node="h2"),
+            alert("latency_p99_high", 1, deployment="dep-c"),
+            alert("latency_p99_high", 1.5, deployment="dep-d"),
+            alert("latency_p99_high", 1.2, deployment="dep-b"),
+        ],
+        g,
+        now=at(8),
+    )
+    return guess, [first, later]
+
+
+def test_an_alert_of_a_young_incident_moves_to_the_cause_that_explains_it_better(
+    store: Store,
+) -> None:
+    guess, _ = _host_fault_after_a_first_guess(store)
+    rows = {a.labels.get("deployment") or a.labels.get("node"): a for a in list_alerts(store)}
+    host = rows["h2"].incident_id
+    assert host is not None and host != guess
+    # dep-b's error rate left the first guess for h2's incident; dep-a's stayed.
+    assert rows["dep-a"].incident_id == guess
+    assert {rows[k].incident_id for k in ("dep-c", "dep-d")} == {host}
+    b_alerts = [a for a in list_alerts(store) if a.labels.get("deployment") == "dep-b"]
+    assert {a.incident_id for a in b_alerts} == {host}
+    assert get_incident(store, host).root_cause == "host:h2"
+    moved = store.events.list(kind="incident.alerts_moved")
+    assert [(e.object_id, e.details["to"]) for e in moved] == [(str(guess), host)]
+    left = get_incident(store, guess)
+    assert left.status == "open" and left.details["alert_count"] == 1
+
+
+def test_an_older_incident_keeps_its_alerts(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(incidents_module, "PROVISIONAL", timedelta(0))
+    guess, _ = _host_fault_after_a_first_guess(store)
+    b_alerts = [a for a in list_alerts(store) if a.labels.get("deployment") == "dep-b"]
+    assert guess in {a.incident_id for a in b_alerts}
+    assert store.events.list(kind="incident.alerts_moved") == []
+
+
+def test_an_incident_a_remediation_touched_keeps_its_alerts(store: Store) -> None:
+    g = _two_hosts()
+    (guess,) = ingest_alerts(
+        store,
+        [
+            alert("error_rate_high", 0, deployment="dep-a"),
+            alert("error_rate_high", 1, deployment="dep-b"),
+        ],
+        g,
+        now=at(2),
+    ).opened
+    store.incidents.create_action(
+        guess,
+        action="notify",
+        status="succeeded",
+        policy="page",
+        created_at=at(3),
+        params={},
+        event="remediation.succeeded",
+    )
+    ingest_alerts(
+        store,
+        [
+            alert("NodeMemoryPressure", 0.5, severity="critical", node="h2"),
+            alert("latency_p99_high", 1, deployment="dep-c"),
+            alert("latency_p99_high", 1.5, deployment="dep-d"),
+            alert("latency_p99_high", 1.2, deployment="dep-b"),
+        ],
+        g,
+        now=at(8),
+    )
+    b_error = next(
+        a
+        for a in list_alerts(store)
+        if a.labels.get("deployment") == "dep-b" and a.name == "error_rate_high"
+    )
+    assert b_error.incident_id == guess
+    assert store.events.list(kind="incident.alerts_moved") == []
+
+
+def test_moves_in_a_generated_scenario_leave_every_alert_in_one_live_incident(
+    store: Store,
+) -> None:
+    """A blind scenario (two faults, noise, late delivery) whose store path moves alerts out of
+    a young incident and closes one left empty: every alert ends in exactly one incident, no
+    closed one holds alerts, no open one is empty, and the counts add up."""
+    scenario = blind_generate(4, 2)
+    graph = scenario.graph()
+    for now, indices in scenario.batches():
+        ingest_alerts(store, [scenario.notifications[i].alert for i in indices], graph, now=now)
+    closed = [
+        e
+        for e in store.events.list(kind="incident.merged")
+        if e.details["reason"] == "its alerts have other causes"
+    ]
+    assert closed and store.events.list(kind="incident.alerts_moved")
+    alerts = list_alerts(store, limit=100_000)
+    incidents = {i.id: i for i in list_incidents(store, limit=100_000)}
+    held = Counter(a.incident_id for a in alerts)
+    assert None not in held and set(held) <= set(incidents)
+    for inc in incidents.values():
+        if "merged_into" in inc.details:
+            assert held[inc.id] == 0 and inc.status == "resolved"
+        else:
+            assert held[inc.id] == inc.details["alert_count"] >= 1
+    for event in store.events.list(kind="incident.alerts_moved"):
+        into = event.details["to"]
+        while "merged_into" in incidents[into].details:
+            into = incidents[into].details["merged_into"]
+        assert all(
+            next(a for a in alerts if a.id == i).incident_id == into
+            for i in event.details["alerts"]
+        )

@@ -371,6 +371,8 @@ def test_an_incident_in_a_storm_costs_its_kinds_not_its_alerts(
     # Every incident the batch joins is ranked again here, whatever it grew by since it last
     # was (see test_a_large_incident_is_ranked_again_only_when_new_alerts_could_change_it).
     monkeypatch.setattr(incidents_module, "RERANK_FROM", 10**9)
+    # And the alerts of young incidents (of 50 alerts or fewer) come one by one: none is young.
+    monkeypatch.setattr(incidents_module, "PROVISIONAL", timedelta(0))
     pools: list[int] = []
     real = incidents_module.correlate
 

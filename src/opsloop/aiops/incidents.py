@@ -8,6 +8,7 @@ ended — all in one transaction, each change with its audit event.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -18,6 +19,7 @@ from opsloop.aiops.alerts import AlertIn, parse_alertmanager
 from opsloop.aiops.correlation import (
     DEFAULT_WINDOW,
     FLAP_GRACE,
+    IncidentDraft,
     IncidentSummary,
     correlate,
     correlation_key,
@@ -117,6 +119,24 @@ REFRESH_ALERTS = 500
 """Root causes of a large incident are ranked on its first alerts to start (a cause shows
 at the start of a storm, and the ranking then costs the same for any size)."""
 
+PROVISIONAL = timedelta(minutes=45)
+"""How long an incident's alerts may still move: in a young incident (opened less than this
+before the batch, of at most :data:`PROVISIONAL_ALERTS` alerts, and no remediation action on
+it), alerts are correlated again with each batch, one by one, as if in no incident. A root
+alert delivered late, or the next alerts of a second fault, can then take the alerts they
+explain better out of the incident that took them first (an ``incident.alerts_moved`` event;
+an incident left with no alert is closed as merged into the one that took most of them). The
+order alerts arrive in then matters less; an older incident keeps its alerts."""
+
+PROVISIONAL_ALERTS = 50
+"""The most alerts a young incident may have for its alerts to move (a larger one is an
+ongoing storm: its alerts come to correlation one of each kind, see :func:`ingest_alerts`)."""
+
+PROVISIONAL_BUDGET = 100
+"""The most alerts of young incidents a batch correlates again. More than that near one batch
+is a storm: correlating them one by one would cost each batch the storm so far, and a storm's
+incidents keep their alerts (they come one of each kind, as an older incident's do)."""
+
 RERANK_FROM = 20
 """An incident of at least this many alerts is ranked again only when the alerts joining it
 could change its ranking: a kind of alert new to it, an alert starting before the first of
@@ -148,7 +168,9 @@ def ingest_alerts(
     it; a group that reaches several merges them into the oldest (an incident's identity
     stays stable for the people working on it), and the incident's root causes, kind,
     severity and title are worked out again; a group that reaches none opens a new incident.
-    All of it is one transaction.
+    The alerts of young incidents near the batch are correlated again with it, one by one (see
+    :data:`PROVISIONAL`): those the new evidence groups with another cause move there. All of
+    it is one transaction.
 
     Args:
         store: The metadata store.
@@ -164,7 +186,7 @@ def ingest_alerts(
     at = _utc(now) if now is not None else datetime.now(UTC)
     with store.incidents.correlation() as tx:
         rows = tx.record_alerts(alerts)
-        result.opened, result.updated = _correlate(tx, graph, window, rows)
+        result.opened, result.updated = _correlate(tx, graph, window, rows, at)
         rows = tx.alerts(r.id for r in rows)
         tx.mark_quiet((r.incident_id for r in rows if r.incident_id is not None), at)
         if auto_resolve:
@@ -206,6 +228,7 @@ def _correlate(
     graph: LineageGraph,
     window: timedelta,
     batch: Sequence[AlertInfo],
+    at: datetime,
 ) -> tuple[list[int], list[int]]:
     loose = {r.id: r for r in batch if r.incident_id is None}
     # Firing alerts left out of any incident earlier (recorded without correlation) too.
@@ -226,42 +249,77 @@ def _correlate(
         earliest - max_lag(window),
         fingerprints={r.fingerprint for r in loose.values()},
     )
-    context = sorted(
+    context: list[tuple[AlertInfo | AlertHead, int]] = sorted(
         [(r, 1) for r in single if r.id not in loose] + [(r, w) for r, w, _ in kinds],
         key=lambda rw: rw[0].id,
     )
+    # The alerts of young incidents near the batch come one by one, tied to no incident: the
+    # evidence that came since they opened may group them otherwise (see PROVISIONAL).
+    young = tx.young(
+        {r.incident_id for r, _ in context if r.incident_id is not None},
+        at - PROVISIONAL,
+        PROVISIONAL_ALERTS,
+    )
+    if sum(young.values()) > PROVISIONAL_BUDGET:
+        # A storm: every incident near it is young. Its incidents keep their alerts.
+        young = {}
+    youngs: list[AlertInfo] = []
+    if young:
+        youngs = [r for r in tx.alerts_in(young) if r.id not in loose]
+        context = [(r, w) for r, w in context if r.incident_id not in young]
+        kinds = [k for k in kinds if k[0].incident_id not in young]
     # An alert of each kind of an incident: what its summary is read from, below.
     heads = {what: r for r, _, what in kinds}
-    pool = [r for r, _ in context] + sorted(loose.values(), key=lambda r: r.id)
-    weights = [w for _, w in context] + [1] * len(loose)
-    groups = [r.incident_id for r in pool]
+    pool = [r for r, _ in context] + youngs + sorted(loose.values(), key=lambda r: r.id)
+    weights = [w for _, w in context] + [1] * (len(youngs) + len(loose))
+    groups = [r.incident_id for r, _ in context] + [None] * (len(youngs) + len(loose))
     # An open incident's effects are timed from when it opened: its recent alerts alone would
     # let it chain on for as long as related alerts keep coming.
     onsets = tx.opened_at({g for g in groups if g})
     drafts = correlate(pool, graph, window, groups=groups, weights=weights, onsets=onsets)
+    young_of = {r.id: r.incident_id for r in youngs if r.incident_id is not None}
+    home = _homes(drafts, pool, young_of)
     opened: list[dict[str, Any]] = []
     attached: dict[int, list[AlertInfo]] = {}
     merged: set[int] = set()
-    for draft in drafts:
+    # Alerts of young incidents that move, by the incident they leave: (alert, destination
+    # incident, or the index of a draft opened below).
+    moving: dict[int, list[tuple[AlertInfo, int | None, int | None]]] = {}
+    for n, draft in enumerate(drafts):
         members = [pool[i] for i in draft.alert_indices]
         # (An alert standing for its kind is in an incident.)
         new = [r for r in members if isinstance(r, AlertInfo) and r.incident_id is None]
-        if not new:
+        loose_young = [r for r in members if isinstance(r, AlertInfo) and r.id in young_of]
+        pinned = sorted(
+            {
+                r.incident_id
+                for r in members
+                if r.incident_id is not None and not (isinstance(r, AlertInfo) and r.id in young_of)
+            }
+        )
+        homed = sorted(p for p, h in home.items() if h == n)
+        target = pinned[0] if pinned else (homed[0] if homed else None)
+        moved = [r for r in loose_young if young_of[r.id] != target]
+        if not new and not moved:
             continue
-        existing = sorted({r.incident_id for r in members if r.incident_id is not None})
-        if existing:
-            inc_id = existing[0]
-            if len(existing) > 1:
+        if target is not None:
+            if len(pinned) > 1:
                 tx.merge(
-                    inc_id,
-                    existing[1:],
+                    target,
+                    pinned[1:],
                     reason="new alerts have one cause with it"
                     + (f" ({draft.summary.root_cause.node})" if draft.summary.root_cause else ""),
                 )
-                merged.add(inc_id)
-            attached.setdefault(inc_id, []).extend(new)
+                merged.add(target)
+            if moved:
+                merged.add(target)
+            attached.setdefault(target, []).extend([*new, *moved])
+            for r in moved:
+                moving.setdefault(young_of[r.id], []).append((r, target, None))
         else:
             summary = draft.summary
+            for r in moved:
+                moving.setdefault(young_of[r.id], []).append((r, None, len(opened)))
             opened.append(
                 {
                     "title": summary.title,
@@ -270,8 +328,9 @@ def _correlate(
                     "opened_at": summary.opened_at,
                     "updated_at": summary.updated_at,
                     "root_causes": [rc.to_dict() for rc in summary.root_causes],
-                    "details": _details(summary, window),
-                    "alert_ids": [r.id for r in new],
+                    # When the store opened it: its alerts may move for a while.
+                    "details": {**_details(summary, window), "received_at": at.isoformat()},
+                    "alert_ids": [r.id for r in [*new, *moved]],
                     "root_cause": summary.root_cause.node if summary.root_cause else None,
                 }
             )
@@ -300,7 +359,57 @@ def _correlate(
                 "alerts": d["alert_ids"],
             },
         )
+    if moving:
+        _moved_out(tx, moving, ids, graph, window, keys)
     return ids, list(attached)
+
+
+def _homes(
+    drafts: Sequence[IncidentDraft], pool: Sequence[Any], young_of: Mapping[int, int]
+) -> dict[int, int]:
+    """Each young incident's draft: the one holding most of its alerts (the first of those)."""
+    votes: dict[int, Counter[int]] = {}
+    for d, draft in enumerate(drafts):
+        for i in draft.alert_indices:
+            r = pool[i]
+            if isinstance(r, AlertInfo) and r.id in young_of:
+                votes.setdefault(young_of[r.id], Counter())[d] += 1
+    return {p: min(c, key=lambda d: (-c[d], d)) for p, c in votes.items()}
+
+
+def _moved_out(
+    tx: IncidentTx,
+    moving: Mapping[int, Sequence[tuple[AlertInfo, int | None, int | None]]],
+    opened: Sequence[int],
+    graph: LineageGraph,
+    window: timedelta,
+    keys: Mapping[int, tuple[str | None, str | None]],
+) -> None:
+    """After alerts of young incidents moved (``{incident left: [(alert, incident joined or
+    None, index of the incident opened for it)]}``, ``opened``: the ids of those opened): an
+    event on each incident left; one left with no alert is closed as merged into the incident
+    that took most of its alerts, one left with some is summed up again."""
+    left = tx.count_alerts_of(moving)
+    kept: dict[int, list[AlertInfo]] = {}
+    for source, moves in moving.items():
+        by_target: dict[int, list[int]] = {}
+        for r, t, k in moves:
+            dest = t if t is not None else opened[k if k is not None else 0]
+            by_target.setdefault(dest, []).append(r.id)
+        for target, ids in by_target.items():
+            tx.event(
+                "incident.alerts_moved",
+                "incident",
+                str(source),
+                {"to": target, "alerts": ids, "reason": "later alerts showed another cause"},
+            )
+        if left.get(source, 0) == 0:
+            into = min(by_target, key=lambda t: (-len(by_target[t]), t))
+            tx.merge(into, [source], reason="its alerts have other causes")
+        else:
+            kept[source] = []
+    if kept:
+        _refresh(tx, kept, graph, window, set(kept), {}, tx.incidents(kept), keys)
 
 
 def _details(

@@ -85,7 +85,8 @@ async def alertmanager_webhook(request: Request, caller: Caller) -> WebhookAnswe
         body = await read_body(request, MAX_WEBHOOK_BYTES)
     except BodyTooLargeError as exc:
         raise HTTPException(413, str(exc)) from None
-    alerts = parse_alertmanager(body)
+    # Parsing a large body takes a while: off the event loop, as the ingest.
+    alerts = await run_in_threadpool(parse_alertmanager, body)
     receiver: AlertReceiver = request.app.state.alert_receiver
     with writing(request, caller):
         result = await run_in_threadpool(receiver.submit, alerts)

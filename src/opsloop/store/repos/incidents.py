@@ -226,6 +226,11 @@ def _with_fingerprints(fingerprints: Iterable[str]) -> Any:
     return m.Alert.id.in_(select(m.Alert.id).where(m.Alert.fingerprint.in_(sorted(fingerprints))))
 
 
+def _utc_time(text: str) -> datetime:
+    at = datetime.fromisoformat(text)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+
 class _NewAlert:
     """An alert row not yet written (see :meth:`IncidentTx.record_alerts`): its columns, which
     repeats and ends in the same batch change before the rows are written at once."""
@@ -855,6 +860,49 @@ class IncidentTx:
         ids = [int(i) for i in self.s.scalars(q, rows)]
         self.attach_many({i: d["alert_ids"] for i, d in zip(ids, drafts, strict=True)})
         return ids
+
+    def young(self, ids: Iterable[int], opened_since: datetime, most: int) -> dict[int, int]:
+        """Of ``ids``, the open incidents opened (``details["received_at"]``, the clock of the
+        ingest that opened them) at ``opened_since`` or later, of at most ``most`` alerts, that
+        no remediation action has touched (their alerts may still move to another incident,
+        see :func:`~opsloop.aiops.incidents.ingest_alerts`), with how many alerts each holds."""
+        wanted = sorted(set(ids))
+        out: dict[int, int] = {}
+        for k in range(0, len(wanted), _CHUNK):
+            chunk = wanted[k : k + _CHUNK]
+            acted = select(m.IncidentAction.incident_id).where(
+                m.IncidentAction.incident_id.in_(chunk)
+            )
+            counts = (
+                select(m.Alert.incident_id, func.count().label("n"))
+                .where(m.Alert.incident_id.in_(chunk))
+                .group_by(m.Alert.incident_id)
+                .subquery()
+            )
+            q = (
+                select(m.Incident.id, m.Incident.details, counts.c.n)
+                .join(counts, counts.c.incident_id == m.Incident.id)
+                .where(
+                    m.Incident.id.in_(chunk),
+                    m.Incident.status == "open",
+                    counts.c.n <= most,
+                    m.Incident.id.not_in(acted),
+                )
+            )
+            for inc_id, details, n in self.s.execute(q):
+                received = (details or {}).get("received_at")
+                if isinstance(received, str) and _utc_time(received) >= opened_since:
+                    out[int(inc_id)] = int(n)
+        return out
+
+    def alerts_in(self, ids: Iterable[int]) -> builtins.list[AlertInfo]:
+        """The alerts of several incidents, by id."""
+        wanted = sorted(set(ids))
+        self.s.flush()
+        out: builtins.list[AlertInfo] = []
+        for k in range(0, len(wanted), _CHUNK):
+            out.extend(_infos(self.s, m.Alert.incident_id.in_(wanted[k : k + _CHUNK])))
+        return sorted(out, key=lambda r: r.id)
 
     def has_pending(self, incident_id: int, statuses: Sequence[str]) -> bool:
         """Whether a firing alert, or an action in one of ``statuses``, keeps an incident open."""
