@@ -640,9 +640,10 @@ def _two_hosts() -> LineageGraph:
     )
 
 
-def _host_fault_after_a_first_guess(store: Store) -> tuple[int, list[Any]]:
+def _host_fault_after_a_first_guess(store: Store, act: bool = False) -> tuple[int, list[Any]]:
     """dep-a and dep-b fail together first (h1 explains both); then h2's memory alert and its
-    other tenants' latency, which started as early, arrive: h2 explains dep-b better."""
+    other tenants' latency, which started as early, arrive: h2 explains dep-b better. With
+    ``act``, a remediation action touched the first incident in between."""
     g = _two_hosts()
     first = ingest_alerts(
         store,
@@ -654,6 +655,16 @@ def _host_fault_after_a_first_guess(store: Store) -> tuple[int, list[Any]]:
         now=at(2),
     )
     (guess,) = first.opened
+    if act:
+        store.incidents.create_action(
+            guess,
+            action="notify",
+            status="succeeded",
+            policy="page",
+            created_at=at(3),
+            params={},
+            event="remediation.succeeded",
+        )
     later = ingest_alerts(
         store,
         [
@@ -696,36 +707,7 @@ def test_an_older_incident_keeps_its_alerts(store: Store, monkeypatch: pytest.Mo
 
 
 def test_an_incident_a_remediation_touched_keeps_its_alerts(store: Store) -> None:
-    g = _two_hosts()
-    (guess,) = ingest_alerts(
-        store,
-        [
-            alert("error_rate_high", 0, deployment="dep-a"),
-            alert("error_rate_high", 1, deployment="dep-b"),
-        ],
-        g,
-        now=at(2),
-    ).opened
-    store.incidents.create_action(
-        guess,
-        action="notify",
-        status="succeeded",
-        policy="page",
-        created_at=at(3),
-        params={},
-        event="remediation.succeeded",
-    )
-    ingest_alerts(
-        store,
-        [
-            alert("NodeMemoryPressure", 0.5, severity="critical", node="h2"),
-            alert("latency_p99_high", 1, deployment="dep-c"),
-            alert("latency_p99_high", 1.5, deployment="dep-d"),
-            alert("latency_p99_high", 1.2, deployment="dep-b"),
-        ],
-        g,
-        now=at(8),
-    )
+    guess, _ = _host_fault_after_a_first_guess(store, act=True)
     b_error = next(
         a
         for a in list_alerts(store)
