@@ -138,6 +138,12 @@ def test_bombs_and_absurd_values_are_refused_naming_the_field(
         (payload({**good, "startsAt": "9999-12-31T23:59:59Z"}), "alerts[0].startsAt"),
         (payload({**good, "startsAt": 1e308}), "alerts[0].startsAt"),
         (payload({**good, "annotations": {"summary": ["a", "list"]}}), "alerts[0].annotations"),
+        # What a database cannot hold: a NUL, a lone surrogate.
+        (payload({**good, "labels": {"alertname": "A", "x": "a\u0000b"}}), "alerts[0].labels.x"),
+        (b'{"alerts": [{"status": "firing", "labels": {"alertname": "\\ud800"}}]}', "alertname"),
+        # The group's fields are copied into every alert: they are bounded too.
+        (payload(good) | {"groupKey": "g" * (MAX_LABEL_CHARS + 1)}, "groupKey"),
+        (payload(good) | {"receiver": {"nested": 1}}, "receiver"),
     ]
     for body, field in cases:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()

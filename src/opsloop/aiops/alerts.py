@@ -210,6 +210,21 @@ def _parse_time(value: object, field: str, now: datetime) -> datetime | None:
     return parsed
 
 
+def _text(value: object, field: str, longest: int) -> str:
+    """A string a store can hold (no NUL, no lone surrogate), at most ``longest`` long."""
+    if not isinstance(value, str):
+        raise WebhookPayloadError(f"expected a string, got {value!r:.80}", field=field)
+    if len(value) > longest:
+        raise WebhookPayloadError(f"{len(value)} characters, at most {longest}", field=field)
+    if "\x00" in value:
+        raise WebhookPayloadError("a NUL character", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise WebhookPayloadError("not valid Unicode (a lone surrogate)", field=field) from None
+    return value
+
+
 def _str_map(value: object, field: str, longest: int = MAX_LABEL_CHARS) -> dict[str, str]:
     if value is None:
         return {}
@@ -225,13 +240,8 @@ def _str_map(value: object, field: str, longest: int = MAX_LABEL_CHARS) -> dict[
                 f"a name of {len(key)} characters, at most {MAX_LABEL_CHARS}",
                 field=f"{field}.{key[:64]}...",
             )
-        if not isinstance(v, str):
-            raise WebhookPayloadError(f"expected a string, got {v!r:.80}", field=f"{field}.{key}")
-        if len(v) > longest:
-            raise WebhookPayloadError(
-                f"{len(v)} characters, at most {longest}", field=f"{field}.{key}"
-            )
-        out[key] = v
+        _text(key, f"{field}.{key!r}", MAX_LABEL_CHARS)
+        out[key] = _text(v, f"{field}.{key}", longest)
     return out
 
 
@@ -271,7 +281,10 @@ def parse_alertmanager(
             f"{len(items)} alerts, at most {MAX_WEBHOOK_ALERTS} in one payload", field="alerts"
         )
     now = _utc(received_at) if received_at is not None else _now()
-    group = {k: payload[k] for k in ("receiver", "groupKey", "externalURL") if k in payload}
+    group = {}
+    for key in ("receiver", "groupKey", "externalURL"):
+        if payload.get(key) is not None:
+            group[key] = _text(payload[key], key, MAX_LABEL_CHARS)
     out = []
     for i, item in enumerate(items):
         at = f"alerts[{i}]"

@@ -186,9 +186,10 @@ def ingest_alerts(
     at = _utc(now) if now is not None else datetime.now(UTC)
     with store.incidents.correlation() as tx:
         rows = tx.record_alerts(alerts)
-        result.opened, result.updated = _correlate(tx, graph, window, rows, at)
+        result.opened, result.updated, moved = _correlate(tx, graph, window, rows, at)
         rows = tx.alerts(r.id for r in rows)
-        tx.mark_quiet((r.incident_id for r in rows if r.incident_id is not None), at)
+        # (And the incidents alerts moved between, whose alerts may all have ended.)
+        tx.mark_quiet({r.incident_id for r in rows if r.incident_id is not None} | moved, at)
         if auto_resolve:
             for inc_id in tx.quiet_incidents(at - grace):
                 if tx.has_pending(inc_id, PENDING_ACTION_STATUSES):
@@ -229,13 +230,15 @@ def _correlate(
     window: timedelta,
     batch: Sequence[AlertInfo],
     at: datetime,
-) -> tuple[list[int], list[int]]:
+) -> tuple[list[int], list[int], set[int]]:
+    """Correlate a batch's loose alerts (see :func:`ingest_alerts`): the incidents opened,
+    those alerts joined, and those alerts moved between."""
     loose = {r.id: r for r in batch if r.incident_id is None}
     # Firing alerts left out of any incident earlier (recorded without correlation) too.
     for r in tx.loose_firing():
         loose.setdefault(r.id, r)
     if not loose:
-        return [], []
+        return [], [], set()
     keys: dict[int, tuple[str | None, str | None]] = {r.id: _key(r, graph) for r in loose.values()}
     tx.set_keys(keys)
     earliest = min(r.starts_at for r in loose.values())
@@ -278,7 +281,7 @@ def _correlate(
     onsets = tx.opened_at({g for g in groups if g})
     drafts = correlate(pool, graph, window, groups=groups, weights=weights, onsets=onsets)
     young_of = {r.id: r.incident_id for r in youngs if r.incident_id is not None}
-    home = _homes(drafts, pool, young_of)
+    home = _homes(drafts, pool, young_of, groups)
     opened: list[dict[str, Any]] = []
     attached: dict[int, list[AlertInfo]] = {}
     merged: set[int] = set()
@@ -359,17 +362,25 @@ def _correlate(
                 "alerts": d["alert_ids"],
             },
         )
-    if moving:
-        _moved_out(tx, moving, ids, graph, window, keys)
-    return ids, list(attached)
+    if not moving:
+        return ids, list(attached), set()
+    _moved_out(tx, moving, ids, graph, window, keys)
+    targets = {t if t is not None else ids[k or 0] for ms in moving.values() for _, t, k in ms}
+    return ids, list(attached), set(moving) | targets
 
 
 def _homes(
-    drafts: Sequence[IncidentDraft], pool: Sequence[Any], young_of: Mapping[int, int]
+    drafts: Sequence[IncidentDraft],
+    pool: Sequence[Any],
+    young_of: Mapping[int, int],
+    groups: Sequence[int | None],
 ) -> dict[int, int]:
-    """Each young incident's draft: the one holding most of its alerts (the first of those)."""
+    """Each young incident's draft: of those holding no older incident (where it could stay
+    itself), the one holding most of its alerts (the first of those)."""
     votes: dict[int, Counter[int]] = {}
     for d, draft in enumerate(drafts):
+        if any(groups[i] is not None for i in draft.alert_indices):
+            continue
         for i in draft.alert_indices:
             r = pool[i]
             if isinstance(r, AlertInfo) and r.id in young_of:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +30,10 @@ from opsloop.loop.actions import default_executor
 from opsloop.secops.access import authorize
 from opsloop.store.types import ActionInfo, AlertInfo, IncidentInfo
 
-__all__ = ["MAX_WEBHOOK_BYTES", "router"]
+__all__ = ["MAX_WEBHOOK_BYTES", "WEBHOOK_THREADS", "router"]
+
+WEBHOOK_THREADS = 64
+"""Threads webhook deliveries run and wait in, apart from those of the other routes."""
 
 MAX_WEBHOOK_BYTES = 16 * 1024 * 1024
 """The largest Alertmanager webhook body taken (a payload of
@@ -88,8 +92,13 @@ async def alertmanager_webhook(request: Request, caller: Caller) -> WebhookAnswe
     # Parsing a large body takes a while: off the event loop, as the ingest.
     alerts = await run_in_threadpool(parse_alertmanager, body)
     receiver: AlertReceiver = request.app.state.alert_receiver
+    # Deliveries waiting for a shared transaction wait in threads of their own: a storm of
+    # webhooks does not take the threads every other route runs in.
+    limiter = getattr(request.app.state, "webhook_threads", None)
+    if limiter is None:
+        limiter = request.app.state.webhook_threads = CapacityLimiter(WEBHOOK_THREADS)
     with writing(request, caller):
-        result = await run_in_threadpool(receiver.submit, alerts)
+        result = await to_thread.run_sync(receiver.submit, alerts, limiter=limiter)
     return WebhookAnswer(
         alerts=[a.id for a in result.alerts],
         opened=result.opened,
