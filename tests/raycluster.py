@@ -62,12 +62,22 @@ def _ray_start() -> list[str]:
     return [sys.executable, str(Path(__file__).with_name("ray_start.py")), "start"]
 
 
-def _node_args(temp: Path) -> list[str]:
+def _port(taken: set[int]) -> int:
+    """A free port none of the cluster's other components was given (two draws of a free
+    port can be the same one: Ray then refuses to start the node)."""
+    port = free_port()
+    while port in taken:
+        port = free_port()
+    taken.add(port)
+    return port
+
+
+def _node_args(temp: Path, taken: set[int]) -> list[str]:
     # Every port a node listens on is a free one: Ray's fixed defaults (52365 for the
     # dashboard agent, 8085 for metrics …) collide with another cluster on the machine, or
     # with an agent a killed cluster left behind, and the node then never starts.
     ports = [
-        f"--{name}={free_port()}"
+        f"--{name}={_port(taken)}"
         for name in (
             "node-manager-port",
             "object-manager-port",
@@ -121,7 +131,8 @@ def ray_cluster() -> Iterator[RayCluster]:
     if ray.is_initialized():
         ray.shutdown()
     temp = Path(tempfile.mkdtemp(prefix="oray-"))  # short: Ray's socket paths must fit
-    port = free_port()
+    taken: set[int] = set()
+    port = _port(taken)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
@@ -141,12 +152,12 @@ def ray_cluster() -> Iterator[RayCluster]:
             f"--port={port}",
             "--include-dashboard=false",
             "--no-monitor",
-            f"--dashboard-port={free_port()}",
-            *_node_args(temp),
+            f"--dashboard-port={_port(taken)}",
+            *_node_args(temp, taken),
         ]
         procs.append(_start_node(head, env, temp / "head.log"))
         address = f"127.0.0.1:{port}"
-        worker = [*_ray_start(), f"--address={address}", *_node_args(temp)]
+        worker = [*_ray_start(), f"--address={address}", *_node_args(temp, taken)]
         procs.append(_start_node(worker, env, temp / "node.log"))
         ray.init(address=address, log_to_driver=False, configure_logging=False)
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
