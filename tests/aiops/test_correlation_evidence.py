@@ -130,6 +130,101 @@ def test_a_surge_on_one_deployment_is_blamed_on_it_not_on_the_host_it_shares() -
     assert draft.summary.root_causes[0].node == "deployment:dep0"
 
 
+def _rollout(canary_versions: tuple[str, ...] = ("m/2",)) -> LineageGraph:
+    """Model m: version 1 serves ``stable``; ``canary`` serves ``canary_versions`` (a canary
+    of its own, or a split of traffic between versions); both on host h0."""
+    edges = [("model:m/1", "deployment:stable"), ("host:h0", "deployment:stable")]
+    edges += [(f"model:{v}", "deployment:canary") for v in canary_versions]
+    edges.append(("host:h0", "deployment:canary"))
+    return LineageGraph(edges)
+
+
+def _canary_symptoms(verdict: str | None = "CanaryAnalysisFailed") -> list[AlertIn]:
+    # The canary's errors and latency come first, the controller's verdict minutes later.
+    alerts = [
+        alert("HighErrorRate", 0, 20, deployment="canary", model="m", version="2"),
+        alert("HighRequestLatency", 2, 20, deployment="canary", model="m", version="2"),
+    ]
+    if verdict is not None:
+        alerts.append(alert(verdict, 5, 20, deployment="canary", rollout="canary"))
+    return alerts
+
+
+def test_a_failed_canary_analysis_blames_the_version_rolled_out() -> None:
+    (draft,) = correlate(_canary_symptoms(), _rollout())
+    top = draft.summary.root_causes[0]
+    assert top.node == "model:m/2" and not top.inferred
+    assert "canary analysis" in top.reason
+    # The canary's own symptoms alone point at the canary itself: the verdict is what moves
+    # the blame to the version.
+    (draft,) = correlate(_canary_symptoms(None), _rollout())
+    assert draft.summary.root_causes[0].node == "deployment:canary"
+    # A rollout that is stuck is what a bad config does too: no verdict on the version.
+    (draft,) = correlate(_canary_symptoms("KubeDeploymentRolloutStuck"), _rollout())
+    assert draft.summary.root_causes[0].node == "deployment:canary"
+
+
+def test_a_canary_splitting_traffic_blames_its_newest_version() -> None:
+    # The canary serves the stable version and the new one; versions compare as numbers.
+    (draft,) = correlate(_canary_symptoms(), _rollout(("m/1", "m/9", "m/10")))
+    assert draft.summary.root_causes[0].node == "model:m/10"
+    ranked = [rc.node for rc in draft.summary.root_causes]
+    assert ranked.count("model:m/10") == 1 and "deployment:canary" in ranked
+    # Analysis runs and aborted rollouts say the same; a synthetic "canary" probe does not.
+    for name in ("AnalysisRunFailed", "RolloutAborted"):
+        (draft,) = correlate(_canary_symptoms(name), _rollout())
+        assert draft.summary.root_causes[0].node == "model:m/2", name
+    probe = [*_canary_symptoms(None), alert("BlackboxCanaryFailed", 5, 20, deployment="canary")]
+    (draft,) = correlate(probe, _rollout())
+    assert draft.summary.root_causes[0].node == "deployment:canary"
+
+
+def test_a_deployment_at_its_autoscaling_limit_is_the_load_not_the_hosts_victim() -> None:
+    # The host's CPU runs hot almost as soon as the surge shows: timing alone cannot tell
+    # them apart, and the host, upstream of every tenant, would explain more.
+    alerts = [
+        alert("HighRequestLatency", 0, 30, deployment="dep0"),
+        alert("NodeCPUHighUsage", 2.5, 30, host="h0"),
+        alert("CPUThrottlingHigh", 3, 30, deployment="dep0"),
+        alert("KubeHpaMaxedOut", 3, 30, deployment="dep0"),
+        alert("HighRequestLatency", 8, 30, deployment="dep1"),
+        alert("HighRequestLatency", 9, 30, deployment="dep2"),
+    ]
+    (draft,) = correlate(alerts, _tenants())
+    assert draft.summary.root_causes[0].node == "deployment:dep0"
+    # Without the autoscaler's word, the host is blamed.
+    (draft,) = correlate([a for a in alerts if a.name != "KubeHpaMaxedOut"], _tenants())
+    assert draft.summary.root_causes[0].node == "host:h0"
+
+
+def _spec_symptoms(*names: str, host_alert: str = "NodeNetworkReceiveErrs") -> list[AlertIn]:
+    # A deployment's own trouble, with an unrelated alert of its host at the same time.
+    alerts = [alert(name, k, 30, deployment="dep0") for k, name in enumerate(names)]
+    return [*alerts, alert(host_alert, 1.5, 30, host="h0")]
+
+
+def test_a_stuck_rollout_is_the_deployments_own_not_its_hosts() -> None:
+    spec = _spec_symptoms(
+        "KubeContainerWaiting", "KubeDeploymentRolloutStuck", "KubePodCrashLooping"
+    )
+    (draft,) = correlate(spec, _tenants())
+    assert draft.summary.root_causes[0].node == "deployment:dep0"
+    # Pods that are not ready or crash are what a bad host does too: the host is blamed.
+    host = _spec_symptoms(
+        "KubePodNotReady", "KubeDeploymentReplicasMismatch", "KubePodCrashLooping"
+    )
+    (draft,) = correlate(host, _tenants())
+    assert draft.summary.root_causes[0].node == "host:h0"
+
+
+def test_a_container_killed_for_memory_hit_its_own_limit_unless_its_host_ran_short() -> None:
+    names = ("HighErrorRate", "ModelServerOOMKilled", "KubePodCrashLooping")
+    (draft,) = correlate(_spec_symptoms(*names, host_alert="NodeCPUHighUsage"), _tenants())
+    assert draft.summary.root_causes[0].node == "deployment:dep0"
+    (draft,) = correlate(_spec_symptoms(*names, host_alert="NodeMemoryPressure"), _tenants())
+    assert draft.summary.root_causes[0].node == "host:h0"
+
+
 def test_a_host_whose_memory_runs_out_is_blamed_for_its_tenants() -> None:
     alerts = [
         alert("NodeMemoryPressure", 0, 30, host="h0"),
@@ -293,6 +388,19 @@ def test_open_incidents_merge_when_evidence_links_them(store: Store) -> None:
     assert {x.incident_id for x in list_alerts(store)} == {a}
     (event,) = store.events.list(kind="incident.merged")
     assert event.object_id == str(b) and event.details["into"] == a
+
+
+def test_a_failed_canary_analysis_blames_the_version_through_the_store(store: Store) -> None:
+    g = _rollout()
+    symptoms = _canary_symptoms()
+    (inc,) = ingest_alerts(store, symptoms[:2], g, now=at(3)).opened
+    assert get_incident(store, inc).root_cause == "deployment:canary"
+    # The verdict arrives in a later delivery: the incident is ranked again, with an event.
+    got = ingest_alerts(store, symptoms[2:], g, now=at(6))
+    assert got.updated == [inc] and got.opened == []
+    assert get_incident(store, inc).root_cause == "model:m/2"
+    (event,) = store.events.list(kind="incident.updated")
+    assert event.details["root_cause"] == {"from": "deployment:canary", "to": "model:m/2"}
 
 
 def test_an_incident_stays_open_through_a_flap(store: Store) -> None:

@@ -16,7 +16,12 @@ and returns incident drafts; :mod:`opsloop.aiops.incidents` stores them.
    One path runs against lineage: a busy deployment slows the other deployments on its hosts
    and drives the hosts' CPU, so it explains their latency and CPU alerts, less well than the
    host would and only once its own trouble has shown (tenants slowing down together point
-   at their host).
+   at their host). A deployment whose autoscaler is at its limit (``KubeHpaMaxedOut``) says
+   its demand is more than it can scale to: a host does not explain that alert, and the
+   deployment explains its hosts' CPU and its neighbours' latency as well as the host would.
+   Nor does a host explain a deployment's stuck rollout or containers waiting to start (its
+   spec's failures), or a container killed at its memory limit unless the host reports its
+   memory short.
 3. Grouping is evidence-based, not linkage: causes are chosen greedily by how much better they
    explain their alerts than the alerts stand alone (:data:`ALONE_FIT` each), less a cost that
    is higher for a node with no alert of its own, and each alert goes to the cause that
@@ -38,7 +43,10 @@ and returns incident drafts; :mod:`opsloop.aiops.incidents` stores them.
    score (how well they explain all of them, less the cost), then by their earliest alert,
    alert count and severity. A node that never alerted (a host under two slow deployments, a
    dataset under three drifting columns) is a candidate only for alerts it typically causes,
-   and pays a higher cost than one with alerts of its own.
+   and pays a higher cost than one with alerts of its own. One alert is a verdict rather than
+   a symptom: a progressive rollout's failed analysis (``CanaryAnalysisFailed``) compares the
+   canary with the stable deployment on the same traffic, so the version the canary rolls out
+   is ranked first, whatever the canary's own symptoms point at.
 4. The incident kind follows from the first root cause and its alerts: a dataset or feature
    means ``data_drift``, a host ``infrastructure``; otherwise the alerts' most common category
    (``quality_drop``, ``error_rate``, ``latency``, ``cost_anomaly`` …).
@@ -53,7 +61,7 @@ import bisect
 import heapq
 import re
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache, partial
 from itertools import accumulate
@@ -981,6 +989,8 @@ def rank_root_causes(
     many alerts each one stands for.
     """
     ev = _Evidence(alerts, subjects, categories, graph)
+    _load_sources(ev)
+    _spec_failures(ev)
     w = list(weights) if weights is not None else [1] * len(alerts)
     units = _units(ev, [[i] for i in range(len(alerts))], window or DEFAULT_WINDOW, w)
     nodes: set[str] = set()
@@ -1030,7 +1040,137 @@ def rank_root_causes(
             )
         )
     scored.sort(key=lambda x: x[0])
-    return [rc for _, rc in scored][:limit]
+    ranked = [rc for _, rc in scored]
+    verdict = _canary_verdict(alerts, subjects, graph)
+    if verdict is not None:
+        # The version a failed canary analysis names goes first, the verdict its evidence.
+        version, said = verdict
+        was = next((rc for rc in ranked if rc.node == version), None)
+        first = was or _candidate(version, said, said, alerts, inferred=False, weights=w)
+        n = sum(w[i] for i in said)
+        reason = f"a failed canary analysis names the version it rolls out ({n} alert"
+        ranked = [
+            replace(first, inferred=False, reason=reason + ("s)" if n != 1 else ")")),
+            *(rc for rc in ranked if rc.node != version),
+        ]
+    return ranked[:limit]
+
+
+_AUTOSCALER_WORDS = frozenset({"hpa", "autoscaler", "autoscaling"})
+_AT_LIMIT_WORDS = frozenset({"maxed", "max", "maximum", "limit"})
+
+
+def _load_sources(ev: _Evidence) -> None:
+    """Deployments whose autoscaler is at its limit (``KubeHpaMaxedOut``) are a load source,
+    not a victim: their demand is more than they can scale to. A host does not explain that
+    alert; the deployment explains the load it puts on its hosts (their CPU alerts) and on the
+    other deployments there (their latency) as well as those hosts would, only once its own
+    trouble has shown (see :func:`_facility`). Changes ``ev.fits`` of those alerts (new dicts:
+    the memo shared with other alerts stays as it was)."""
+    at_limit = [
+        i
+        for i, a in enumerate(ev.alerts)
+        if ev.nodes[i].startswith("deployment:")
+        and not _AUTOSCALER_WORDS.isdisjoint(words := _words(a.name))
+        and not _AT_LIMIT_WORDS.isdisjoint(words)
+    ]
+    if not at_limit:
+        return
+    for i in at_limit:
+        ev.fits[i] = {n: f for n, f in ev.fits[i].items() if not n.startswith("host:")}
+    saturated = {ev.nodes[i] for i in at_limit}
+    for i, lagged in enumerate(ev.lagged):
+        busy = saturated & lagged
+        if not busy:
+            continue
+        fits = dict(ev.fits[i])
+        for dep in busy:
+            hosts = [fits[h] for h in ev.graph.parents(dep) if h.startswith("host:") and h in fits]
+            fits[dep] = max(fits[dep], *hosts, 0.0)
+        ev.fits[i] = fits
+
+
+_MEMORY_WORDS = frozenset({"memory", "oom"})
+
+
+def _spec_failures(ev: _Evidence) -> None:
+    """A deployment whose rollout is stuck or whose containers wait to start (an image that
+    cannot be pulled, a config that cannot be read) has its cause in its own spec, not in a
+    host: hosts do not explain those alerts. A container killed for running out of memory
+    hit its own limit, unless a host it runs on reports its memory short (then that host still
+    explains it). Changes ``ev.fits`` of those alerts (new dicts, as :func:`_load_sources`)."""
+    short = {
+        ev.nodes[i]
+        for i, a in enumerate(ev.alerts)
+        if ev.nodes[i].startswith("host:") and not _MEMORY_WORDS.isdisjoint(_words(a.name))
+    }
+    for i, a in enumerate(ev.alerts):
+        if not ev.nodes[i].startswith("deployment:"):
+            continue
+        words = _words(a.name)
+        if "waiting" in words or {"rollout", "stuck"} <= words:
+            keep: set[str] = set()
+        elif "oom" in words:
+            keep = short
+        else:
+            continue
+        if any(n.startswith("host:") and n not in keep for n in ev.fits[i]):
+            ev.fits[i] = {
+                n: f for n, f in ev.fits[i].items() if not n.startswith("host:") or n in keep
+            }
+
+
+_FAILED_WORDS = frozenset({"failed", "failure", "failing", "aborted", "error", "inconclusive"})
+
+
+def _is_canary_verdict(name: str, labels: Mapping[str, str]) -> bool:
+    """Whether an alert says a progressive rollout's analysis failed: a failure of an analysis
+    (``CanaryAnalysisFailed``, ``AnalysisRunFailed``), a rollout aborted (``RolloutAborted``;
+    not one stuck, which a bad config does as well), or a canary failing with a ``rollout``
+    label (a synthetic "canary" probe has none)."""
+    words = _words(name)
+    if _FAILED_WORDS.isdisjoint(words):
+        return False
+    return (
+        "analysis" in words
+        or {"rollout", "aborted"} <= words
+        or ("canary" in words and "rollout" in labels)
+    )
+
+
+def _canary_verdict(
+    alerts: Sequence[AlertLike], subjects: Sequence[str | None], graph: LineageGraph
+) -> tuple[str, list[int]] | None:
+    """The model version a failed canary analysis blames, and the alerts saying so.
+
+    A progressive-delivery controller (Argo Rollouts, Flagger) compares a canary, serving the
+    version being rolled out, with the stable deployment on the same traffic; an alert that
+    its analysis failed (``CanaryAnalysisFailed``, ``AnalysisRunFailed``) is a verdict that
+    the new version is worse, whatever the canary's own symptoms point at. The version rolled
+    out is the newest the alert's deployment serves (by version number; without numbers, the
+    one fewest deployments serve)."""
+    found: dict[str, list[int]] = {}
+    for i, a in enumerate(alerts):
+        if not _is_canary_verdict(a.name, a.labels):
+            continue
+        dep = a.labels.get("deployment") or a.labels.get("rollout")
+        node = f"deployment:{dep}" if dep else subjects[i]
+        if not node or not node.startswith("deployment:") or node not in graph:
+            continue
+        versions = [p for p in graph.parents(node) if p.startswith("model:")]
+        if versions:
+            newest = max(versions, key=lambda v: _version_order(v, graph))
+            found.setdefault(newest, []).append(i)
+    if not found:
+        return None
+    version = min(found, key=lambda v: (min(alerts[i].starts_at for i in found[v]), v))
+    return version, found[version]
+
+
+def _version_order(node: str, graph: LineageGraph) -> tuple[int, int, str]:
+    version = node.rpartition("/")[2]
+    serving = sum(1 for c in graph.children(node) if c.startswith("deployment:"))
+    return (int(version) if version.isdigit() else -1, -serving, node)
 
 
 def _candidate(
