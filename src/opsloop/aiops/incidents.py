@@ -251,6 +251,7 @@ def _correlate(
         deployments,
         earliest - max_lag(window),
         fingerprints={r.fingerprint for r in loose.values()},
+        known=loose,
     )
     context: list[tuple[AlertInfo | AlertHead, int]] = sorted(
         [(r, 1) for r in single if r.id not in loose] + [(r, w) for r, w, _ in kinds],

@@ -469,6 +469,7 @@ class IncidentTx:
         deployments: Iterable[str],
         seen_since: datetime,
         fingerprints: Iterable[str] = (),
+        known: Iterable[int] = (),
     ) -> tuple[builtins.list[AlertInfo], builtins.list[tuple[AlertHead, int, tuple[Any, ...]]]]:
         """Alerts about one of ``subjects`` or labelled with one of ``deployments``, last seen at
         ``seen_since`` or later, in an open incident or in none, with those of open incidents
@@ -483,6 +484,8 @@ class IncidentTx:
         correlation reads of an alert): each the earliest alert of its kind with its earliest
         start, how many alerts it stands for and its kind (the incident id first, then what
         :meth:`alert_kinds` gives). An incident in a storm then costs its kinds, not its alerts.
+        Alerts in no incident whose id is in ``known`` (the caller has them) may be left out of
+        ``alerts``.
         """
         subs, deps = sorted(set(subjects)), sorted(set(deployments))
         if not subs and not deps:
@@ -500,10 +503,13 @@ class IncidentTx:
             found = sorted(ids)
             scopes = [m.Alert.id.in_(found[k : k + _CHUNK]) for k in range(0, len(found), _CHUNK)]
         single: dict[int, AlertInfo] = {}
+        loose = [m.Alert.incident_id.is_(None)]
+        skip = sorted(set(known))
+        if 0 < len(skip) <= _CHUNK:
+            # (More would be too many parameters for one statement: they are read, then.)
+            loose.append(m.Alert.id.not_in(skip))
         for scope in scopes:
-            single.update(
-                (r.id, r) for r in _infos(self.s, scope, seen, m.Alert.incident_id.is_(None))
-            )
+            single.update((r.id, r) for r in _infos(self.s, scope, seen, *loose))
         fps = sorted(set(fingerprints) | {r.fingerprint for r in single.values()})
         is_open = m.Incident.status == "open"
         for scope in scopes:
