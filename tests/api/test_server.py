@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from opsloop.context import Project
 from opsloop.errors import ConfigError, ServingError
 from opsloop.tracking import start_run
 from tests.ports import free_port
+from tests.processes import stop
 
 
 def _opsloop(*args: str, cwd: Path) -> subprocess.Popen[str]:
@@ -54,13 +54,7 @@ def test_server_serves_the_project(project: Project, tmp_path: Path) -> None:
         r = httpx.get(f"{base}/runs/nope", timeout=10)
         assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            raise
+        err = stop(proc)
     assert proc.returncode in (0, 130), err
 
 
@@ -119,11 +113,5 @@ def test_with_tokens_every_call_acts_as_its_token_holder(project: Project, tmp_p
         paths = httpx.get(f"{base}/openapi.json", headers=as_vic, timeout=10).json()["paths"]
         assert any(p.startswith("/api/v1/models") for p in paths)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            raise
+        err = stop(proc)
     assert proc.returncode in (0, 130), err

@@ -5,7 +5,6 @@ the CLI then lists."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from opsloop.context import Project
 from tests.api.test_alert_webhook import am_alert, payload
 from tests.ports import free_port
+from tests.processes import stop
 
 
 def _opsloop(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -65,13 +65,7 @@ def test_an_alertmanager_delivery_through_the_team_server_opens_an_incident(
         opened = sent.json()["opened"]
         assert len(opened) == 1
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            raise
+        err = stop(proc)
     assert proc.returncode in (0, 130), err
     listed = _opsloop("incidents", "list", cwd=here)
     assert listed.returncode == 0, listed.stderr

@@ -30,6 +30,7 @@ from opsloop.gitops.runtime.local import LocalRuntime
 from opsloop.lifecycle import run_lifecycle
 from opsloop.lifecycle.quickstart import prepare_project
 from tests.gitops.conftest import git
+from tests.processes import stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -196,12 +197,7 @@ def test_opsloop_up_heals_a_drifted_deployment(trained: Project, tmp_path: Path)
                 )
                 time.sleep(1)
     finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            _, err = up.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            _, err = up.communicate()
+        err = stop(up, signal.SIGTERM, timeout=120)
         # Model servers outlive the service that started them (by design): stop them here,
         # so that none is left holding the deployment's port after the test.
         LocalRuntime(trained.dir).stop_all()

@@ -4,7 +4,6 @@ with labels and chunks, and never before the monitors have read a window."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from opsloop.serve.base import PredictionRecord
 from opsloop.serve.store_sink import StorePredictionSink
 from opsloop.spec.schema import PredictionLogSection, RetentionSection
 from opsloop.store import Store, open_store
+from tests.processes import stop
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -309,12 +309,7 @@ def test_opsloop_up_applies_retention_after_its_monitor_pass(project: Project) -
             assert time.monotonic() < deadline, "opsloop up did not apply the retention"
             time.sleep(0.3)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        stop(proc)
     assert [
         e.details["predictions"] for e in project.store.events.list(kind="predictions.pruned")
     ] == [1]

@@ -28,6 +28,7 @@ from opsloop.aiops.correlation import (
     summarize_kinds,
     summarize_totals,
 )
+from opsloop.store.repos.incidents import alert_kind
 from opsloop.store.types import ActionInfo, AlertInfo, IncidentInfo
 
 if TYPE_CHECKING:
@@ -547,18 +548,7 @@ def _settled(
         return False
     for r in new:
         node, dep = keys.get(r.id, (None, None))
-        labels = r.labels
-        kind = (
-            inc.id,
-            node,
-            dep,
-            r.name,
-            r.severity,
-            labels.get("category"),
-            labels.get("feature"),
-            labels.get("model"),
-        )
-        head = heads.get(kind)
+        head = heads.get(alert_kind(inc.id, node, dep, r.name, r.severity, r.labels))
         if head is None or r.starts_at < head.starts_at:
             return False
     return True

@@ -146,16 +146,31 @@ def _lock_fingerprints(s: Session, fingerprints: Iterable[str]) -> None:
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
+# The labels correlation reads, each kept in a column of its own (``label_<name>``).
+KIND_LABELS = ("category", "feature", "model")
+
 # What tells alerts apart for correlation, beyond their times (see IncidentTx.neighbours).
 _KIND: tuple[Any, ...] = (
     m.Alert.subject,
     m.Alert.deployment,
     m.Alert.name,
     m.Alert.severity,
-    m.Alert.label_category,
-    m.Alert.label_feature,
-    m.Alert.label_model,
+    *(getattr(m.Alert, f"label_{k}") for k in KIND_LABELS),
 )
+
+
+def alert_kind(
+    incident_id: int | None,
+    subject: str | None,
+    deployment: str | None,
+    name: str,
+    severity: str,
+    labels: Mapping[str, str],
+) -> tuple[Any, ...]:
+    """An alert's kind as :meth:`IncidentTx.neighbours` gives it: its incident's id, then
+    the values of what tells alerts apart for correlation (its lineage node and deployment,
+    name, severity and :data:`KIND_LABELS`)."""
+    return (incident_id, subject, deployment, name, severity, *(labels.get(k) for k in KIND_LABELS))
 
 
 class AlertHead:
@@ -262,9 +277,9 @@ class _NewAlert:
         self.severity = alert.severity
         self.status = alert.status
         self.labels = dict(alert.labels)
-        self.label_category = self.labels.get("category")
-        self.label_feature = self.labels.get("feature")
-        self.label_model = self.labels.get("model")
+        self.label_category, self.label_feature, self.label_model = (
+            self.labels.get(k) for k in KIND_LABELS
+        )
         self.annotations = dict(alert.annotations)
         self.starts_at = alert.starts_at
         self.last_seen_at = alert.seen_at
