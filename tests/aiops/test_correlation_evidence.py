@@ -7,12 +7,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from opsloop.aiops.alerts import AlertIn, list_alerts
-from opsloop.aiops.correlation import correlate, neighbourhood
-from opsloop.aiops.incidents import get_incident, ingest_alerts, list_incidents
+from opsloop.aiops.correlation import Change, correlate, neighbourhood
+from opsloop.aiops.incidents import _rollouts, get_incident, ingest_alerts, list_incidents
 from opsloop.aiops.lineage import LineageGraph
 from opsloop.store import Store, open_store
 from opsloop.testing.aiops_hard import (
@@ -225,6 +226,63 @@ def test_a_container_killed_for_memory_hit_its_own_limit_unless_its_host_ran_sho
     assert draft.summary.root_causes[0].node == "host:h0"
 
 
+def _rolled(minute: float, deployment: str = "dep1") -> Change:
+    return Change(node="model:m/2", deployment=deployment, at=at(minute))
+
+
+def test_a_version_rolled_out_just_before_a_deployments_trouble_is_ranked_first() -> None:
+    g = estate()
+    alerts = [
+        alert("HighRequestLatency", 0, 20, deployment="dep1"),
+        alert("HighErrorRate", 2, 20, deployment="dep1"),
+    ]
+    (draft,) = correlate(alerts, g, changes=[_rolled(-4)])
+    top = draft.summary.root_causes[0]
+    assert top.node == "model:m/2"
+    assert top.reason == (
+        "rolled out to dep1 4 min 0 s before its first alert; 2 of the 2 alerts follow on that "
+        "deployment"
+    )
+    # Without the rollout, and with one that came after the trouble began, or long before it,
+    # or on another deployment, the deployment's own alerts blame it.
+    for changes in ([], [_rolled(1)], [_rolled(-30)], [_rolled(-4, "dep0")]):
+        (draft,) = correlate(alerts, g, changes=changes)
+        assert draft.summary.root_causes[0].node == "deployment:dep1", changes
+
+
+def test_a_rollout_does_not_take_the_blame_for_its_hosts_trouble() -> None:
+    # Three tenants of one host slow down; one of them had just been rolled out.
+    alerts = [alert("HighRequestLatency", k, 20, deployment=f"dep{k}") for k in range(3)]
+    (draft,) = correlate(alerts, estate(deployments=3), changes=[_rolled(-2)])
+    assert draft.summary.root_causes[0].node == "host:h0"
+
+
+def test_the_versions_a_sync_put_live() -> None:
+    g = estate()
+    t = at(0)
+
+    def sync(before: dict[str, Any], after: dict[str, Any], **details: Any) -> Any:
+        return ("dep0", t, {"result": "Succeeded", "before": before, "after": after, **details})
+
+    syncs = [
+        # A new main version, named by the event's model.
+        sync({"version": 1}, {"version": 2}, model="m", version=2),
+        # Traffic given to a version that had none; the model read from lineage.
+        sync({"traffic": {"1": 100.0}}, {"traffic": {"1": 90.0, "2": 10.0}}),
+        # A new deployment: what it serves.
+        sync({"deployment": None}, {"deployment": "running"}, model="m", version=1),
+        # Replicas only, a failed sync, and traffic taken away: nothing went live.
+        sync({"replicas": 1}, {"replicas": 2}, model="m", version=2),
+        ("dep0", t, {"result": "Failed", "before": {"version": 1}, "after": {"version": 1}}),
+        sync({"traffic": {"1": 90.0, "2": 10.0}}, {"traffic": {"1": 100.0, "2": 0.0}}),
+    ]
+    assert _rollouts(syncs, g) == [
+        Change("model:m/2", "dep0", t),
+        Change("model:m/2", "dep0", t),
+        Change("model:m/1", "dep0", t),
+    ]
+
+
 def test_a_host_whose_memory_runs_out_is_blamed_for_its_tenants() -> None:
     alerts = [
         alert("NodeMemoryPressure", 0, 30, host="h0"),
@@ -401,6 +459,28 @@ def test_a_failed_canary_analysis_blames_the_version_through_the_store(store: St
     assert get_incident(store, inc).root_cause == "model:m/2"
     (event,) = store.events.list(kind="incident.updated")
     assert event.details["root_cause"] == {"from": "deployment:canary", "to": "model:m/2"}
+
+
+def test_a_sync_that_put_a_version_live_is_evidence_through_the_store(store: Store) -> None:
+    g = estate()
+    # The reconciler records what it put live as it syncs; the alerts follow.
+    store.deployments.record_sync(
+        "dep1",
+        revision="abc123",
+        started_at=datetime.now(UTC),
+        result="Succeeded",
+        diff={"version": {"live": 1, "desired": 2}},
+        details={"model": "m", "version": 2, "trigger": "manual"},
+    )
+    now = datetime.now(UTC)
+    later = [
+        AlertIn(name=name, labels={"deployment": "dep1"}, starts_at=now + timedelta(minutes=k))
+        for k, name in ((1, "HighRequestLatency"), (2, "HighErrorRate"))
+    ]
+    (inc,) = ingest_alerts(store, later, g, now=now + timedelta(minutes=3)).opened
+    got = get_incident(store, inc)
+    assert got.root_cause == "model:m/2"
+    assert got.root_causes[0]["reason"].startswith("rolled out to dep1 ")
 
 
 def test_an_incident_stays_open_through_a_flap(store: Store) -> None:

@@ -6,10 +6,14 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
+from opsloop.aiops.alerts import AlertIn
+from opsloop.aiops.incidents import ingest_alerts
+from opsloop.aiops.lineage import lineage_from_store
 from opsloop.context import Project
 from opsloop.errors import GitOpsError
 from opsloop.gitops import (
@@ -282,3 +286,24 @@ def test_run_forever_reports_every_pass(
         0.01, stop=stop, on_pass=lambda r: seen.append(r.outcome("a").action), max_passes=2
     )
     assert seen == ["synced", "none"]
+
+
+def test_a_version_a_sync_rolled_out_is_blamed_for_the_trouble_that_follows(
+    rec: Reconciler, commit_doc: Callable[..., str], tiny_runtime: LocalRuntime
+) -> None:
+    port = free_port()
+    commit_doc("b.yaml", doc("b", port, version=2))
+    rec.sync()
+    commit_doc("b.yaml", doc("b", port, version=3))
+    assert rec.sync().outcome("b").action == "synced"
+    # Minutes after version 3 went live, the deployment slows down and fails requests.
+    now = datetime.now(UTC)
+    alerts = [
+        AlertIn(name=name, labels={"deployment": "b"}, starts_at=now + timedelta(minutes=k))
+        for k, name in ((1, "HighRequestLatency"), (2, "HighErrorRate"))
+    ]
+    store = rec.store
+    got = ingest_alerts(store, alerts, lineage_from_store(store), now=now + timedelta(minutes=3))
+    incident = store.incidents.get(got.opened[0])
+    assert incident.root_cause == "model:churn/3"
+    assert incident.root_causes[0]["reason"].startswith("rolled out to b ")

@@ -82,6 +82,7 @@ __all__ = [
     "INCIDENT_KINDS",
     "SUBJECT_PREFERENCE",
     "AlertLike",
+    "Change",
     "IncidentDraft",
     "IncidentSummary",
     "RootCause",
@@ -980,13 +981,16 @@ def rank_root_causes(
     limit: int = 5,
     window: timedelta | None = None,
     weights: Sequence[int] | None = None,
+    changes: Sequence[Change] = (),
 ) -> list[RootCause]:
     """Root-cause candidates of one incident's alerts, best first (see the module docstring).
 
     Each node that could cause one of the alerts is scored by how well it explains all of them
     (semantics, distance, and whether its own first alert came first), less a cost that is
     higher for a node with no alert of its own. ``weights`` (see :func:`summarize`) say how
-    many alerts each one stands for.
+    many alerts each one stands for. A failed canary analysis puts the version it names first;
+    else a model version rolled out (``changes``) shortly before most of the alerts, on the
+    deployment they are on, is put first (see :func:`_rollout_verdict`).
     """
     ev = _Evidence(alerts, subjects, categories, graph)
     _load_sources(ev)
@@ -1053,7 +1057,72 @@ def rank_root_causes(
             replace(first, inferred=False, reason=reason + ("s)" if n != 1 else ")")),
             *(rc for rc in ranked if rc.node != version),
         ]
+    elif changes:
+        rollout = _rollout_verdict(alerts, subjects, changes, window or DEFAULT_WINDOW, w)
+        if rollout is not None:
+            change, after = rollout
+            was = next((rc for rc in ranked if rc.node == change.node), None)
+            first = was or _candidate(
+                change.node, after, after, alerts, inferred=True, total=sum(w), weights=w
+            )
+            lead = int((min(alerts[i].starts_at for i in after) - change.at).total_seconds())
+            n = sum(w[i] for i in after)
+            reason = (
+                f"rolled out to {change.deployment} {lead // 60} min {lead % 60} s before its "
+                f"first alert; {n} of the {sum(w)} alerts follow on that deployment"
+            )
+            ranked = [
+                replace(first, reason=reason),
+                *(rc for rc in ranked if rc.node != change.node),
+            ]
     return ranked[:limit]
+
+
+@dataclass(frozen=True)
+class Change:
+    """A model version that went live on a deployment (a sync that rolled it out, or sent
+    it traffic): ``node`` is the version (``model:NAME/VERSION``), ``at`` when it went live."""
+
+    node: str
+    deployment: str
+    at: datetime
+
+
+def _rollout_verdict(
+    alerts: Sequence[AlertLike],
+    subjects: Sequence[str | None],
+    changes: Sequence[Change],
+    window: timedelta,
+    weights: Sequence[int],
+) -> tuple[Change, list[int]] | None:
+    """The rollout that most of an incident's alerts follow, and those alerts.
+
+    Most incidents follow a change. A version rolled out to a deployment explains the alerts
+    on that deployment when the first of them starts within ``window`` after it (none before
+    it: a deployment already in trouble was not put there by the rollout) and they are at
+    least half of the incident's alerts (a host failing under several deployments, one of
+    which was just rolled out, is not that rollout's doing). Of several, the one most alerts
+    follow, then the latest."""
+    total = sum(weights)
+    best: tuple[int, datetime, Change, list[int]] | None = None
+    for change in changes:
+        dep = change.deployment
+        on = [
+            i
+            for i, a in enumerate(alerts)
+            if a.labels.get("deployment") == dep or subjects[i] == f"deployment:{dep}"
+        ]
+        if not on:
+            continue
+        first = min(alerts[i].starts_at for i in on)
+        if not change.at <= first <= change.at + window:
+            continue
+        n = sum(weights[i] for i in on)
+        if 2 * n < total:
+            continue
+        if best is None or (n, change.at) > best[:2]:
+            best = (n, change.at, change, on)
+    return None if best is None else (best[2], best[3])
 
 
 _AUTOSCALER_WORDS = frozenset({"hpa", "autoscaler", "autoscaling"})
@@ -1218,6 +1287,7 @@ def summarize(
     categories: Sequence[str] | None = None,
     window: timedelta = DEFAULT_WINDOW,
     weights: Sequence[int] | None = None,
+    changes: Sequence[Change] = (),
 ) -> IncidentSummary:
     """Kind, severity, title and ranked root causes of one group of alerts.
 
@@ -1225,6 +1295,7 @@ def summarize(
     same node, category, severity and labels that correlation reads are interchangeable but
     for their times, so a store can pass one of each kind with its earliest start, latest
     sighting, summed ``count`` and their number, and get the summary of them all.
+    ``changes``: model versions rolled out lately (see :func:`rank_root_causes`).
     """
     if not alerts:
         raise AIOpsError("cannot summarize an incident without alerts")
@@ -1239,7 +1310,7 @@ def summarize(
         else [subject_of(a, graph, c) for a, c in zip(alerts, cats, strict=True)]
     )
     w = list(weights) if weights is not None else [1] * len(alerts)
-    roots = rank_root_causes(alerts, subs, cats, graph, window=window, weights=w)
+    roots = rank_root_causes(alerts, subs, cats, graph, window=window, weights=w, changes=changes)
     top = roots[0] if roots else None
     kind = _incident_kind(top, subs, cats, graph, w)
     severity = max((a.severity for a in alerts), key=lambda s: _SEVERITY_RANK.get(s, 1))
@@ -1313,6 +1384,7 @@ def summarize_kinds(
     graph: LineageGraph,
     *,
     window: timedelta = DEFAULT_WINDOW,
+    changes: Sequence[Change] = (),
 ) -> IncidentSummary:
     """The :func:`summarize` of many alerts given one per kind: the same figures, at a cost
     that follows the kinds and not the alerts.
@@ -1348,7 +1420,7 @@ def summarize_kinds(
                 )
             )
     parts.sort(key=lambda p: p[0])
-    return _summarize_parts([p[1:] for p in parts], graph, window=window)
+    return _summarize_parts([p[1:] for p in parts], graph, window=window, changes=changes)
 
 
 def summarize_totals(
@@ -1356,6 +1428,7 @@ def summarize_totals(
     graph: LineageGraph,
     *,
     window: timedelta = DEFAULT_WINDOW,
+    changes: Sequence[Change] = (),
 ) -> IncidentSummary | None:
     """:func:`summarize_kinds` of kinds given by their totals instead of their members: each
     ``(first position, first start, last start, last seen, summed count, number of alerts)``.
@@ -1374,7 +1447,7 @@ def summarize_totals(
             return None
         parts.append((pos, head, first, seen, count, n))
     parts.sort(key=lambda p: p[0])
-    return _summarize_parts([p[1:] for p in parts], graph, window=window)
+    return _summarize_parts([p[1:] for p in parts], graph, window=window, changes=changes)
 
 
 def _summarize_parts(
@@ -1382,6 +1455,7 @@ def _summarize_parts(
     graph: LineageGraph,
     *,
     window: timedelta = DEFAULT_WINDOW,
+    changes: Sequence[Change] = (),
 ) -> IncidentSummary:
     """The :func:`summarize` of alerts given as parts of kinds (see :func:`summarize_kinds`),
     each ``(head, first start, last seen, summed count, number of alerts)``, in the order
@@ -1411,6 +1485,7 @@ def _summarize_parts(
         categories=cats,
         window=window,
         weights=[p[4] for p in parts],
+        changes=changes,
     )
 
 
@@ -1451,6 +1526,7 @@ def correlate(
     groups: Sequence[Any] | None = None,
     weights: Sequence[int] | None = None,
     onsets: Mapping[Any, datetime] | None = None,
+    changes: Sequence[Change] = (),
 ) -> list[IncidentDraft]:
     """Group alerts into incident drafts (see the module docstring).
 
@@ -1466,6 +1542,8 @@ def correlate(
         onsets: Optional start of a group (by its key), when it began before the alerts
             given: a store passes only the recent alerts of an open incident, and the
             incident's effects are timed from when it opened, not from its latest alerts.
+        changes: Model versions rolled out lately: evidence for ranking root causes (see
+            :func:`rank_root_causes`), not for grouping.
 
     Returns:
         One draft per group, ordered by when the group opened.
@@ -1501,6 +1579,7 @@ def correlate(
                     categories=[cats[i] for i in idx],
                     window=window,
                     weights=None if weights is None else [weights[i] for i in idx],
+                    changes=changes,
                 ),
             )
         )

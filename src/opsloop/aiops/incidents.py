@@ -19,6 +19,7 @@ from opsloop.aiops.alerts import AlertIn, parse_alertmanager
 from opsloop.aiops.correlation import (
     DEFAULT_WINDOW,
     FLAP_GRACE,
+    Change,
     IncidentDraft,
     IncidentSummary,
     correlate,
@@ -170,8 +171,10 @@ def ingest_alerts(
     stays stable for the people working on it), and the incident's root causes, kind,
     severity and title are worked out again; a group that reaches none opens a new incident.
     The alerts of young incidents near the batch are correlated again with it, one by one (see
-    :data:`PROVISIONAL`): those the new evidence groups with another cause move there. All of
-    it is one transaction.
+    :data:`PROVISIONAL`): those the new evidence groups with another cause move there. The
+    model versions syncs put live on the deployments near the batch lately are evidence for
+    ranking root causes (see :func:`~opsloop.aiops.correlation.rank_root_causes`). All of it
+    is one transaction.
 
     Args:
         store: The metadata store.
@@ -281,7 +284,15 @@ def _correlate(
     # An open incident's effects are timed from when it opened: its recent alerts alone would
     # let it chain on for as long as related alerts keep coming.
     onsets = tx.opened_at({g for g in groups if g})
-    drafts = correlate(pool, graph, window, groups=groups, weights=weights, onsets=onsets)
+    # What went live near the batch lately: evidence for ranking (see rank_root_causes).
+    changes = (
+        _rollouts(tx.rollouts(deployments, min([earliest, *onsets.values()]) - window), graph)
+        if deployments
+        else []
+    )
+    drafts = correlate(
+        pool, graph, window, groups=groups, weights=weights, onsets=onsets, changes=changes
+    )
     young_of = {r.id: r.incident_id for r in youngs if r.incident_id is not None}
     home = _homes(drafts, pool, young_of, groups)
     opened: list[dict[str, Any]] = []
@@ -350,7 +361,7 @@ def _correlate(
             str(inc_id),
             {"alerts": [r.id for r in new], "names": sorted({r.name for r in new})},
         )
-    _refresh(tx, attached, graph, window, merged, heads, known, keys)
+    _refresh(tx, attached, graph, window, merged, heads, known, keys, changes)
     ids = tx.open_incidents(opened) if opened else []
     for inc_id, d in zip(ids, opened, strict=True):
         tx.event(
@@ -366,9 +377,50 @@ def _correlate(
         )
     if not moving:
         return ids, list(attached), set()
-    _moved_out(tx, moving, ids, graph, window, keys)
+    _moved_out(tx, moving, ids, graph, window, keys, changes)
     targets = {t if t is not None else ids[k or 0] for ms in moving.values() for _, t, k in ms}
     return ids, list(attached), set(moving) | targets
+
+
+def _rollouts(
+    syncs: Sequence[tuple[str, datetime, Mapping[str, Any]]], graph: LineageGraph
+) -> list[Change]:
+    """The model versions the syncs ``(deployment, time, event details)`` put live: a new
+    deployment's versions, a new main version, a version given traffic it had none of.
+    A sync that failed, or changed no version (replicas, resources), put none live."""
+    out: list[Change] = []
+    for dep, at, details in syncs:
+        if details.get("result") != "Succeeded":
+            continue
+        before, after = details.get("before") or {}, details.get("after") or {}
+        if not isinstance(before, dict) or not isinstance(after, dict):
+            continue
+        live: set[str] = set()
+        if "deployment" in after or "version" in after:
+            live.add(str(after.get("version", details.get("version"))))
+            if "deployment" in after:
+                live.update(str(v) for v in _weighted_versions(details.get("traffic")))
+        had = _weighted_versions(before.get("traffic")) | {str(before.get("version"))}
+        live.update(_weighted_versions(after.get("traffic")) - had)
+        live.discard("None")
+        model = after.get("model") or details.get("model")
+        served = {p for p in graph.parents(f"deployment:{dep}") if p.startswith("model:")}
+        for version in sorted(live):
+            node = (
+                f"model:{model}/{version}"
+                if isinstance(model, str)
+                else next((p for p in sorted(served) if p.rpartition("/")[2] == version), None)
+            )
+            if node is not None:
+                out.append(Change(node=node, deployment=dep, at=_utc(at)))
+    return out
+
+
+def _weighted_versions(traffic: object) -> set[str]:
+    """The versions a traffic table (``{version: percent}``) sends requests to."""
+    if not isinstance(traffic, dict):
+        return set()
+    return {str(v) for v, w in traffic.items() if isinstance(w, int | float) and w > 0}
 
 
 def _homes(
@@ -397,6 +449,7 @@ def _moved_out(
     graph: LineageGraph,
     window: timedelta,
     keys: Mapping[int, tuple[str | None, str | None]],
+    changes: Sequence[Change],
 ) -> None:
     """After alerts of young incidents moved (``{incident left: [(alert, incident joined or
     None, index of the incident opened for it)]}``, ``opened``: the ids of those opened): an
@@ -422,7 +475,7 @@ def _moved_out(
         else:
             kept[source] = []
     if kept:
-        _refresh(tx, kept, graph, window, set(kept), {}, tx.incidents(kept), keys)
+        _refresh(tx, kept, graph, window, set(kept), {}, tx.incidents(kept), keys, changes)
 
 
 def _details(
@@ -450,13 +503,15 @@ def _refresh(
     heads: Mapping[tuple[Any, ...], AlertHead],
     incs: Mapping[int, IncidentInfo],
     keys: Mapping[int, tuple[str | None, str | None]],
+    rollouts: Sequence[Change] = (),
 ) -> None:
     """Work out the summaries of incidents again from their alerts (their first
     :data:`REFRESH_ALERTS` to start, when they have more) after alerts joined them
     (``{incident id: the new alerts}``; ``merged``: the incidents others were merged into;
     ``heads``: an alert of each kind already read, by incident id and kind; ``incs``: the
     incidents as read before the batch, at least those alerts joined; a merge changes only the
-    incidents merged away).
+    incidents merged away; ``rollouts``: model versions put live lately, see
+    :func:`~opsloop.aiops.correlation.rank_root_causes`).
 
     When an incident's first alerts were ranked before and the new ones start after them,
     only its count changes: it is not read again. An incident of at most that many alerts is
@@ -514,6 +569,7 @@ def _refresh(
             ],
             graph,
             window=window,
+            changes=rollouts,
         )
         if got is not None:
             summaries[inc_id] = got
@@ -523,7 +579,10 @@ def _refresh(
         for pos, (_, kind, start, seen, count) in enumerate(rows):
             members.setdefault(kind, []).append((pos, start, seen, count))
         summaries[inc_id] = summarize_kinds(
-            [(head[(inc_id, *k)], ms) for k, ms in members.items()], graph, window=window
+            [(head[(inc_id, *k)], ms) for k, ms in members.items()],
+            graph,
+            window=window,
+            changes=rollouts,
         )
     for inc_id in order:
         changes[inc_id] = _changes(

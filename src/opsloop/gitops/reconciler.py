@@ -522,6 +522,7 @@ class Reconciler:
             "file": loaded.file,
             "trigger": trigger,
             "runtime": self.runtime.name,
+            "model": spec.model,
             "version": spec.version,
         }
         try:

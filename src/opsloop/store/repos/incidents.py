@@ -576,6 +576,25 @@ class IncidentTx:
         alerts = [single[i] for i in sorted(single)]
         return alerts, sorted(kinds, key=lambda kn: kn[0].id)
 
+    def rollouts(
+        self, deployments: Iterable[str], since: datetime
+    ) -> builtins.list[tuple[str, datetime, dict[str, Any]]]:
+        """Syncs of the named deployments that succeeded at ``since`` or later, as
+        ``(deployment, time, event details)`` by time: what went live on them lately (the
+        ``deployment.synced`` and ``deployment.healed`` events; an index on the events'
+        object finds them)."""
+        names = sorted(set(deployments))
+        out: builtins.list[tuple[str, datetime, dict[str, Any]]] = []
+        for k in range(0, len(names), _CHUNK):
+            q = select(m.Event.object_id, m.Event.time, m.Event.details).where(
+                m.Event.object_type == "deployment",
+                m.Event.object_id.in_(names[k : k + _CHUNK]),
+                m.Event.kind.in_(("deployment.synced", "deployment.healed")),
+                m.Event.time >= since,
+            )
+            out.extend((str(d), t, dict(det or {})) for d, t, det in self.s.execute(q))
+        return sorted(out, key=lambda r: (r[1], r[0]))
+
     def nth_start(self, incident_id: int, n: int) -> tuple[datetime, int] | None:
         """Start and id of an incident's ``n``-th alert to start (1-based), if it has that
         many (an index on ``(incident_id, starts_at)`` reads it)."""
