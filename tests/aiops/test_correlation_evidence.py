@@ -113,17 +113,24 @@ def _tenants() -> LineageGraph:
     return LineageGraph(edges)
 
 
-def test_a_surge_on_one_deployment_is_blamed_on_it_not_on_the_host_it_shares() -> None:
-    # Its traffic surges: it slows down and saturates first, then its host's CPU runs hot and
-    # its neighbours there slow down.
-    alerts = [
+def _surge(throttled: float, at_limit: float, host: float, neighbours: float) -> list[AlertIn]:
+    """dep0's traffic surges: it slows down at minute 0, its CPU is throttled and its
+    autoscaler reaches its limit, its host's CPU runs hot, and its two neighbours there slow
+    down (the second three minutes after the first), at the minutes given."""
+    return [
         alert("HighRequestLatency", 0, 30, deployment="dep0"),
-        alert("CPUThrottlingHigh", 2, 30, deployment="dep0"),
-        alert("KubeHpaMaxedOut", 4, 30, deployment="dep0"),
-        alert("NodeCPUHighUsage", 6, 30, host="h0"),
-        alert("HighRequestLatency", 8, 30, deployment="dep1"),
-        alert("HighRequestLatency", 11, 30, deployment="dep2"),
+        alert("CPUThrottlingHigh", throttled, 30, deployment="dep0"),
+        alert("KubeHpaMaxedOut", at_limit, 30, deployment="dep0"),
+        alert("NodeCPUHighUsage", host, 30, host="h0"),
+        alert("HighRequestLatency", neighbours, 30, deployment="dep1"),
+        alert("HighRequestLatency", neighbours + 3, 30, deployment="dep2"),
     ]
+
+
+def test_a_surge_on_one_deployment_is_blamed_on_it_not_on_the_host_it_shares() -> None:
+    # It slows down and saturates first, then its host's CPU runs hot and its neighbours
+    # there slow down.
+    alerts = _surge(throttled=2, at_limit=4, host=6, neighbours=8)
     (draft,) = correlate(alerts, _tenants())
     assert draft.summary.root_causes[0].node == "deployment:dep0"
     # Without the host's alert its neighbours' latency still follows it.
@@ -183,14 +190,7 @@ def test_a_canary_splitting_traffic_blames_its_newest_version() -> None:
 def test_a_deployment_at_its_autoscaling_limit_is_the_load_not_the_hosts_victim() -> None:
     # The host's CPU runs hot almost as soon as the surge shows: timing alone cannot tell
     # them apart, and the host, upstream of every tenant, would explain more.
-    alerts = [
-        alert("HighRequestLatency", 0, 30, deployment="dep0"),
-        alert("NodeCPUHighUsage", 2.5, 30, host="h0"),
-        alert("CPUThrottlingHigh", 3, 30, deployment="dep0"),
-        alert("KubeHpaMaxedOut", 3, 30, deployment="dep0"),
-        alert("HighRequestLatency", 8, 30, deployment="dep1"),
-        alert("HighRequestLatency", 9, 30, deployment="dep2"),
-    ]
+    alerts = _surge(throttled=3, at_limit=3, host=2.5, neighbours=8)
     (draft,) = correlate(alerts, _tenants())
     assert draft.summary.root_causes[0].node == "deployment:dep0"
     # Without the autoscaler's word, the host is blamed.
