@@ -283,6 +283,34 @@ def test_the_versions_a_sync_put_live() -> None:
     ]
 
 
+def _two_hosts(host_alert: str) -> list[tuple[list[int], str]]:
+    """depA runs on hosts hA and hB, depB on hB alone; hA raises ``host_alert`` as depA
+    fails, and depB's config breaks at the same time: the groups and their first causes."""
+    g = LineageGraph(
+        [
+            ("host:hA", "deployment:depA"),
+            ("host:hB", "deployment:depA"),
+            ("host:hB", "deployment:depB"),
+        ]
+    )
+    alerts = [
+        alert("HighErrorRate", 0, 20, deployment="depA"),
+        alert(host_alert, 0.5, 20, host="hA"),
+        alert("KubeContainerWaiting", 3, 20, deployment="depB"),
+        alert("KubePodCrashLooping", 3, 20, deployment="depA"),
+        alert("KubePodCrashLooping", 5, 20, deployment="depB"),
+    ]
+    drafts = correlate(alerts, g)
+    return sorted((sorted(d.alert_indices), d.summary.root_causes[0].node) for d in drafts)
+
+
+def test_a_failing_host_claims_its_tenants_trouble_from_their_silent_hosts() -> None:
+    # hA, not ready, explains depA; hB, which raised nothing, would chain depA and depB.
+    assert _two_hosts("KubeNodeNotReady") == [([0, 1, 3], "host:hA"), ([2, 4], "deployment:depB")]
+    # A clock out of sync fails no tenant: hB is inferred under both deployments.
+    assert _two_hosts("NodeClockNotSynchronising") == [([0, 2, 3, 4], "host:hB"), ([1], "host:hA")]
+
+
 def test_a_host_whose_memory_runs_out_is_blamed_for_its_tenants() -> None:
     alerts = [
         alert("NodeMemoryPressure", 0, 30, host="h0"),

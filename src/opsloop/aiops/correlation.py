@@ -21,7 +21,10 @@ and returns incident drafts; :mod:`opsloop.aiops.incidents` stores them.
    deployment explains its hosts' CPU and its neighbours' latency as well as the host would.
    Nor does a host explain a deployment's stuck rollout or containers waiting to start (its
    spec's failures), or a container killed at its memory limit unless the host reports its
-   memory short.
+   memory short. A host that reports itself failing (not ready, short of memory, disk, CPU
+   or network) explains its tenants' trouble better than their other hosts that raised
+   nothing: those are not inferred from it (a deployment on two hosts does not chain its
+   trouble to another deployment through the silent one).
 3. Grouping is evidence-based, not linkage: causes are chosen greedily by how much better they
    explain their alerts than the alerts stand alone (:data:`ALONE_FIT` each), less a cost that
    is higher for a node with no alert of its own, and each alert goes to the cause that
@@ -993,6 +996,7 @@ def rank_root_causes(
     deployment they are on, is put first (see :func:`_rollout_verdict`).
     """
     ev = _Evidence(alerts, subjects, categories, graph)
+    _hosts_claim(ev)
     _load_sources(ev)
     _spec_failures(ev)
     w = list(weights) if weights is not None else [1] * len(alerts)
@@ -1123,6 +1127,37 @@ def _rollout_verdict(
         if best is None or (n, change.at) > best[:2]:
             best = (n, change.at, change, on)
     return None if best is None else (best[2], best[3])
+
+
+# What a host's alert says when the host is failing its tenants (not ready, short of memory,
+# disk, CPU or network); a clock out of sync or a certificate about to expire does not.
+_DEGRADING_WORDS = frozenset(
+    {"ready", "unreachable", "down", "memory", "oom", "pressure", "disk", "filesystem", "cpu"}
+    | {"load", "saturation", "network", "kubelet", "pid", "pids"}
+)
+
+
+def _hosts_claim(ev: _Evidence) -> None:
+    """A host with an alert of its own explains its tenants' trouble better than their other
+    hosts that raised none: where an alerting host explains an alert, a silent host explains
+    it no better than it (it is dropped from the alert's causes when it would explain it as
+    well or better). Changes ``ev.fits`` of those alerts (new dicts)."""
+    alerting = {
+        n
+        for n, a in zip(ev.nodes, ev.alerts, strict=True)
+        if n.startswith("host:") and not _DEGRADING_WORDS.isdisjoint(_words(a.name))
+    }
+    if not alerting:
+        return
+    for i, fits in enumerate(ev.fits):
+        claim = max((f for n, f in fits.items() if n in alerting and n != ev.nodes[i]), default=0.0)
+        if claim <= 0.0:
+            continue
+        silent = [
+            n for n, f in fits.items() if n.startswith("host:") and n not in alerting and f <= claim
+        ]
+        if silent:
+            ev.fits[i] = {n: f for n, f in fits.items() if n not in silent}
 
 
 _AUTOSCALER_WORDS = frozenset({"hpa", "autoscaler", "autoscaling"})
@@ -1559,6 +1594,7 @@ def correlate(
     subs = [subject_of(a, graph, c) for a, c in zip(alerts, cats, strict=True)]
     parts = _parts(alerts, groups)
     ev = _Evidence(alerts, subs, cats, graph)
+    _hosts_claim(ev)
     starts = (
         None
         if onsets is None or groups is None
